@@ -1,0 +1,635 @@
+//! labwire's topology model: containerlab topology text in, a normalised [`Lab`] out.
+//!
+//! `load` runs the whole pipeline: YAML with positions → environment expansion → schema reading
+//! (unknown keys are errors) → resolution node → group → kind → defaults → validation (all errors at
+//! once, each with file:line:col) → normalisation (long names, directories, MACs, management
+//! addresses). The crate is pure apart from reading the topology and its `env-files`: it never
+//! touches the host's network, processes or lab directories.
+
+pub mod diag;
+pub mod env;
+pub mod kinds;
+pub mod link;
+pub mod mac;
+pub mod mgmt;
+pub mod model;
+pub mod node;
+pub mod read;
+pub mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+pub use diag::{Diagnostic, Diagnostics, LoadError, Severity};
+pub use model::*;
+
+use node::{Def, Levels};
+use yaml::Span;
+
+/// Topology text and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file, made absolute; `None` for standard input.
+    pub path: Option<PathBuf>,
+    /// How messages name it (the path as given, or `<stdin>`).
+    pub display: String,
+    pub text: String,
+    /// Directory that relative paths and the lab directory are relative to.
+    pub base_dir: PathBuf,
+}
+
+impl Source {
+    pub fn from_file(path: &Path) -> std::io::Result<Source> {
+        let text = std::fs::read_to_string(path)?;
+        let abs = std::path::absolute(path)?;
+        let base_dir = abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        Ok(Source {
+            path: Some(abs),
+            display: path.display().to_string(),
+            text,
+            base_dir,
+        })
+    }
+
+    /// Text not from a file (standard input, tests); `base_dir` stands in for the file's directory.
+    pub fn from_text(display: &str, text: impl Into<String>, base_dir: &Path) -> Source {
+        Source {
+            path: None,
+            display: display.to_string(),
+            text: text.into(),
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+}
+
+/// Find the topology file when none is named: the one `*.clab.yml`/`*.clab.yaml` in `dir`.
+pub fn find_topology(dir: &Path) -> Result<PathBuf, String> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".clab.yml") || n.ends_with(".clab.yaml"))
+        })
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!(
+            "no topology file given and no *.clab.yml in {}; pass one with -t FILE",
+            dir.display()
+        )),
+        _ => Err(format!(
+            "no topology file given and {} *.clab.yml files in {} ({}); pass one with -t FILE",
+            found.len(),
+            dir.display(),
+            found
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Knobs of a load.
+pub struct Options<'a> {
+    /// Environment lookup for `${VAR}` (the process environment in the binary).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// `-r RUNTIME`: the runtime of nodes that do not name one.
+    pub runtime: Option<Runtime>,
+    /// Reads `env-files` (the real file system in the binary).
+    pub read_file: &'a dyn Fn(&Path) -> std::io::Result<String>,
+}
+
+fn process_env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+fn fs_read(p: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(p)
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            env: &process_env,
+            runtime: None,
+            read_file: &fs_read,
+        }
+    }
+}
+
+/// A loaded lab and the warnings met on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub lab: Lab,
+    pub warnings: Diagnostics,
+}
+
+/// Fields the native runtime acts on; others draw a one-line warning when set.
+const NATIVE_ACTS_ON: &[&str] = &[
+    "kind",
+    "group",
+    "type",
+    "image",
+    "image-pull-policy",
+    "startup-delay",
+    "exec",
+    "binds",
+    "mgmt-ipv4",
+    "mgmt-ipv6",
+    "env",
+    "env-files",
+    "labels",
+    "network-mode",
+    "runtime",
+    "sysctls",
+    "cmd",
+    "entrypoint",
+    "healthcheck",
+    "stages",
+    "wait-for",
+    "hostname",
+];
+
+const TOP_KEYS: [&str; 5] = ["name", "prefix", "mgmt", "settings", "topology"];
+const TOPOLOGY_KEYS: [&str; 5] = ["defaults", "kinds", "groups", "nodes", "links"];
+
+/// Load, validate and normalise a topology.
+pub fn load(src: &Source, opts: &Options<'_>) -> Result<Loaded, LoadError> {
+    let mut d = Diagnostics::new(src.display.clone(), src.text.clone());
+    let lab = load_into(src, opts, &mut d);
+    d.sort();
+    match lab {
+        Some(lab) if !d.has_errors() => Ok(Loaded { lab, warnings: d }),
+        _ => {
+            if !d.has_errors() {
+                d.error(None, "the topology could not be read");
+            }
+            Err(LoadError(d))
+        }
+    }
+}
+
+fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<Lab> {
+    let mut root = match yaml::parse(&src.text) {
+        Ok(v) => v,
+        Err(e) => {
+            d.error(
+                Some(Span {
+                    start: e.pos,
+                    end: e.pos,
+                }),
+                format!("YAML syntax: {}", e.message),
+            );
+            return None;
+        }
+    };
+
+    // Environment expansion, scalar by scalar, so positions stay exact.
+    let mut env = env::Env::new(opts.env);
+    let mut env_errors = Vec::new();
+    root.map_scalars(&mut |s, span| {
+        if s.text.contains('$') {
+            match env.expand(&s.text) {
+                Ok(t) => s.text = t,
+                Err(e) => env_errors.push((span, e)),
+            }
+        }
+    });
+    for (span, e) in env_errors {
+        d.error(Some(span), format!("variable {} is required: {}", e.name, e.message));
+    }
+
+    let top = read::map(&root, "the topology file", &TOP_KEYS, d)?;
+    if root.is_null() {
+        d.error(None, "the topology file is empty")
+            .help("a topology needs at least `name:` and `topology: {nodes: …}`");
+        return None;
+    }
+    let name = match top.get("name") {
+        Some(v) => read::string(v, "name", d).map(|n| (n, v.span)),
+        None => {
+            d.error(Some(root.span), "the topology has no `name`")
+                .help("add a top-level `name: mylab`");
+            None
+        }
+    };
+    let name = match name {
+        Some((n, span)) => match node::check_node_name(&n) {
+            Ok(()) => n,
+            Err(e) => {
+                d.error(Some(span), format!("lab name `{n}`: {e}"));
+                return None;
+            }
+        },
+        None => return None,
+    };
+    let prefix = match top.some("prefix") {
+        Some(v) => read::string(v, "prefix", d).unwrap_or_else(|| "clab".into()),
+        None if top.get("prefix").is_some() => String::new(),
+        None => "clab".into(),
+    };
+    if !prefix.is_empty() && prefix != "__lab-name" && node::check_node_name(&prefix).is_err() {
+        d.error(top.get("prefix").map(|v| v.span), format!("prefix `{prefix}` may only contain letters, digits, `.`, `_` and `-`"));
+    }
+    let mgmt = mgmt::decode(top.get("mgmt"), d);
+    if let Some(s) = top.some("settings") {
+        read::map(s, "settings", &["certificate-authority"], d);
+        d.warning(Some(s.span), "`settings` is accepted but labwire does not act on it yet");
+    }
+
+    let Some(topo_v) = top.get("topology") else {
+        d.error(Some(root.span), "the topology has no `topology` section")
+            .help("add `topology: {nodes: {…}, links: […]}`");
+        return None;
+    };
+    let topo = read::map(topo_v, "topology", &TOPOLOGY_KEYS, d)?;
+    let defaults = topo.get("defaults").map(|v| Def::read(v, "topology.defaults", d)).unwrap_or_default();
+    let named_defs = |key: &str, d: &mut Diagnostics| -> BTreeMap<String, (Span, Def)> {
+        let mut out = BTreeMap::new();
+        if let Some(v) = topo.get(key) {
+            for (k, span, val) in read::entries(v, &format!("topology.{key}"), d).unwrap_or_default() {
+                out.insert(k.to_string(), (span, Def::read(val, &format!("{key}.{k}"), d)));
+            }
+        }
+        out
+    };
+    let kinds_defs = named_defs("kinds", d);
+    for (k, (span, _)) in &kinds_defs {
+        if kinds::lookup(k).is_none() {
+            let e = d.error(Some(*span), format!("unknown kind `{k}` in topology.kinds"));
+            if let Some(s) = diag::did_you_mean(k, kinds::all_names()) {
+                e.help(format!("did you mean `{s}`?"));
+            }
+        }
+    }
+    let groups = named_defs("groups", d);
+    let node_defs: Vec<(String, Span, Def)> = match topo.get("nodes") {
+        Some(v) => read::entries(v, "topology.nodes", d)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, span, val)| (k.to_string(), span, Def::read(val, &format!("node {k}"), d)))
+            .collect(),
+        None => Vec::new(),
+    };
+    if node_defs.is_empty() {
+        d.warning(topo.get("nodes").map(|v| v.span), "the topology has no nodes");
+    }
+
+    let lab_dir = src.base_dir.join(format!("clab-{name}"));
+    let cx = node::NodeCtx {
+        lab: &name,
+        prefix: &prefix,
+        lab_dir: &lab_dir,
+        base_dir: &src.base_dir,
+        runtime_override: opts.runtime,
+        read_file: opts.read_file,
+    };
+    let mut nodes = Vec::with_capacity(node_defs.len());
+    let mut node_spans: HashMap<String, (Span, &Def)> = HashMap::new();
+    let mut unacted: BTreeMap<&str, (Span, Vec<String>)> = BTreeMap::new();
+    for (n, span, def) in &node_defs {
+        if let Err(e) = node::check_node_name(n) {
+            d.error(Some(*span), format!("node name `{n}`: {e}"));
+            continue;
+        }
+        let group_name = def.get("group").or(defaults.get("group")).and_then(|g| g.as_str().map(str::to_string));
+        let group = match &group_name {
+            Some(g) => match groups.get(g) {
+                Some((_, def)) => Some(def),
+                None => {
+                    let gv = def.get("group").or(defaults.get("group"));
+                    let e = d.error(gv.map(|v| v.span), format!("node {n} is in group `{g}`, which topology.groups does not define"));
+                    if let Some(s) = diag::did_you_mean(g, groups.keys().map(String::as_str)) {
+                        e.help(format!("did you mean `{s}`?"));
+                    }
+                    None
+                }
+            },
+            None => None,
+        };
+        let kind_name = def
+            .get("kind")
+            .or(group.and_then(|g| g.get("kind")))
+            .or(defaults.get("kind"))
+            .and_then(|k| k.as_str().map(str::to_string));
+        let kind = kind_name.as_ref().and_then(|k| kinds_defs.get(k)).map(|(_, d)| d);
+        let mut levels = vec![def];
+        levels.extend(group);
+        levels.extend(kind);
+        levels.push(&defaults);
+        let levels = Levels { levels };
+        if let Some(node) = node::decode(n, *span, &levels, &cx, d) {
+            if node.runtime == Runtime::Native && node.is_workload() {
+                for (field, _) in node::FIELDS {
+                    if NATIVE_ACTS_ON.contains(field) {
+                        continue;
+                    }
+                    if let Some(v) = levels.resolve(field) {
+                        let entry = unacted.entry(field).or_insert((v.span, Vec::new()));
+                        entry.1.push(n.clone());
+                    }
+                }
+            }
+            if let Some(k) = kinds::lookup(&node.kind) {
+                if matches!(k, kinds::Known::Foreign) {
+                    let kv = levels.resolve("kind");
+                    d.warning(kv.map(|v| v.span), format!("kind `{}` (node {n}) runs as a generic Linux node in labwire", node.kind));
+                }
+            }
+            node_spans.insert(n.clone(), (*span, def));
+            nodes.push(node);
+        }
+    }
+    for (field, (span, names)) in unacted {
+        let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+        let more = if names.len() > 5 { format!(" and {} more", names.len() - 5) } else { String::new() };
+        d.warning(Some(span), format!("`{field}` (nodes {}{more}) is accepted but the native runtime does not act on it yet", shown.join(", ")));
+    }
+    // Deduplicate messages caused by a shared group/kind/defaults level.
+    let mut seen = HashSet::new();
+    d.items.retain(|i| seen.insert((i.span.map(|s| s.start), i.message.clone())));
+
+    let mut lab = Lab {
+        name: name.clone(),
+        prefix,
+        topology_file: src.path.clone(),
+        dir: lab_dir,
+        mgmt,
+        nodes,
+        links: Vec::new(),
+    };
+
+    check_network_modes(&lab, d, &node_spans);
+    let defined: HashSet<String> = node_defs.iter().map(|(n, _, _)| n.clone()).collect();
+    let mut decoded = Vec::new();
+    if let Some(v) = topo.get("links") {
+        for (i, item) in read::seq(v, "topology.links", d).iter().enumerate() {
+            if let Some(l) = link::decode(item, i, &|n| defined.contains(n), d) {
+                decoded.push(l);
+            }
+        }
+    }
+    check_links(&lab, &decoded, &defined, d);
+    check_stages(&lab, d, &node_spans);
+    let spans_of = |node: &str, key: &str| node_spans.get(node).and_then(|(_, def)| def.get(key).map(|v| v.span));
+    mgmt::check_static(&lab, &spans_of, d);
+
+    lab.links = decoded.into_iter().map(|x| x.link).collect();
+    assign_macs(&mut lab);
+    if !d.has_errors() {
+        if let Err(e) = mgmt::assign(&mut lab, &BTreeSet::new()) {
+            d.error(top.get("mgmt").map(|v| v.span), e);
+        }
+    }
+    Some(lab)
+}
+
+fn check_network_modes(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>) {
+    for n in &lab.nodes {
+        if let NetworkMode::Container(other) = &n.network_mode {
+            if lab.node(other).is_none() {
+                let span = spans.get(&n.name).and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
+                d.error(span, format!("node {} shares the network of `{other}`, which is not a node of this lab", n.name));
+            }
+        }
+    }
+}
+
+fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d: &mut Diagnostics) {
+    // (node, iface) → span of first use; host-side names share one namespace.
+    let mut used: HashMap<(String, String), Span> = HashMap::new();
+    let mut host_used: HashMap<String, Span> = HashMap::new();
+    let mut claim = |key: (String, String), span: Span, host: bool, d: &mut Diagnostics| {
+        if host {
+            if let Some(first) = host_used.get(&key.1) {
+                d.error(Some(span), format!("host interface `{}` is used by two links (first at line {})", key.1, first.start.line));
+                return;
+            }
+            host_used.insert(key.1.clone(), span);
+        }
+        if let Some(first) = used.get(&key) {
+            d.error(Some(span), format!("endpoint `{}:{}` is used twice (first at line {})", key.0, key.1, first.start.line))
+                .help("each interface joins one link");
+            return;
+        }
+        used.insert(key, span);
+    };
+    for l in links {
+        for (ep, span) in l.link.endpoints().zip(&l.spans) {
+            if let Err(e) = node::check_iface_name(&ep.iface) {
+                d.error(Some(*span), format!("interface `{}` of node {}: {e}", ep.iface, ep.node));
+                continue;
+            }
+            if !defined.contains(&ep.node) {
+                let e = d.error(Some(*span), format!("link endpoint `{}:{}` names node `{}`, which is not defined", ep.node, ep.iface, ep.node));
+                match diag::did_you_mean(&ep.node, defined.iter().map(String::as_str)) {
+                    Some(s) => e.help(format!("did you mean `{s}`?")),
+                    None => e.help("define it under topology.nodes"),
+                };
+                continue;
+            }
+            let Some(node) = lab.node(&ep.node) else { continue };
+            let host_side = matches!(node.class, KindClass::Bridge | KindClass::Host);
+            if ep.iface == "eth0" && node.is_workload() && node.network_mode == NetworkMode::Bridged {
+                d.error(Some(*span), format!("`{}:eth0` is node {}'s management interface", ep.node, ep.node))
+                    .help("use eth1 and up for data links, or set `network-mode: none` on the node");
+                continue;
+            }
+            if node.network_mode == NetworkMode::Host && node.is_workload() {
+                d.error(Some(*span), format!("node {} uses the host's network (`network-mode: host`) and cannot have links", ep.node));
+                continue;
+            }
+            claim((ep.node.clone(), ep.iface.clone()), *span, host_side, d);
+        }
+        match &l.link.peer {
+            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } => {
+                if let Err(e) = node::check_iface_name(host_iface) {
+                    d.error(l.spans.get(1).copied().or(Some(l.span)), format!("host interface `{host_iface}`: {e}"));
+                } else {
+                    claim(("host".into(), host_iface.clone()), l.spans.get(1).copied().unwrap_or(l.span), true, d);
+                }
+            }
+            Peer::Macvlan { parent, .. } => {
+                if let Err(e) = node::check_iface_name(parent) {
+                    d.error(Some(l.span), format!("macvlan parent interface `{parent}`: {e}"));
+                }
+            }
+            Peer::Veth { b } if b.node == l.link.a.node && b.iface == l.link.a.iface => {}
+            _ => {}
+        }
+        if let Peer::Veth { b } = &l.link.peer {
+            let both_host = [&l.link.a, b].iter().all(|e| {
+                lab.node(&e.node)
+                    .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host))
+            });
+            if both_host {
+                d.error(Some(l.span), "both ends of this link are in the host (bridge or host nodes)")
+                    .help("link a bridge or host node to a node of the lab");
+            }
+        }
+    }
+}
+
+/// Wait-for must name nodes of the lab and must not form a cycle across nodes and stages.
+fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>) {
+    let span_of = |n: &str| {
+        spans.get(n).map(|(s, def)| def.get("stages").or(def.get("wait-for")).map_or(*s, |v| v.span))
+    };
+    let mut edges: HashMap<(usize, Stage), Vec<(usize, Stage)>> = HashMap::new();
+    let index: HashMap<&str, usize> = lab.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    for (i, n) in lab.nodes.iter().enumerate() {
+        for (prev, next) in Stage::ALL.iter().zip(Stage::ALL.iter().skip(1)) {
+            edges.entry((i, *next)).or_default().push((i, *prev));
+        }
+        for (stage, spec) in &n.stages {
+            for w in &spec.wait_for {
+                match index.get(w.node.as_str()) {
+                    Some(&j) if j == i => {
+                        d.error(span_of(&n.name), format!("node {} waits for itself in stage {}", n.name, stage.as_str()));
+                    }
+                    Some(&j) => edges.entry((i, *stage)).or_default().push((j, w.stage)),
+                    None => {
+                        let e = d.error(span_of(&n.name), format!("node {} waits for `{}`, which is not a node of this lab", n.name, w.node));
+                        if let Some(s) = diag::did_you_mean(&w.node, index.keys().copied()) {
+                            e.help(format!("did you mean `{s}`?"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Iterative DFS for a cycle.
+    let mut state: HashMap<(usize, Stage), u8> = HashMap::new();
+    for start in edges.keys().copied().collect::<Vec<_>>() {
+        if state.get(&start).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        let mut stack = vec![(start, 0usize)];
+        state.insert(start, 1);
+        while let Some((v, i)) = stack.pop() {
+            let next = edges.get(&v).and_then(|e| e.get(i)).copied();
+            match next {
+                Some(w) => {
+                    stack.push((v, i + 1));
+                    match state.get(&w).copied().unwrap_or(0) {
+                        0 => {
+                            state.insert(w, 1);
+                            stack.push((w, 0));
+                        }
+                        1 => {
+                            let path: Vec<String> = stack
+                                .iter()
+                                .map(|((n, s), _)| format!("{}:{}", lab.nodes[*n].name, s.as_str()))
+                                .collect();
+                            d.error(span_of(&lab.nodes[v.0].name), format!("stage wait-for forms a cycle: {}", path.join(" → ")))
+                                .help("remove one of the wait-for entries in the cycle");
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                None => {
+                    state.insert(v, 2);
+                }
+            }
+        }
+    }
+}
+
+/// Fill every derived MAC, keeping explicit ones; unique within the lab.
+fn assign_macs(lab: &mut Lab) {
+    let mut used: HashSet<Mac> = HashSet::new();
+    for l in &lab.links {
+        for ep in l.endpoints() {
+            if ep.mac != Mac([0; 6]) {
+                used.insert(ep.mac);
+            }
+        }
+    }
+    let name = lab.name.clone();
+    let mut fresh = |node: &str, iface: &str| -> Mac {
+        let mut salt = 0;
+        loop {
+            let m = mac::derive(&name, node, iface, salt);
+            if used.insert(m) {
+                return m;
+            }
+            salt += 1;
+        }
+    };
+    for n in &mut lab.nodes {
+        n.mgmt_mac = fresh(&n.name, "eth0");
+    }
+    for l in &mut lab.links {
+        if l.a.mac == Mac([0; 6]) {
+            l.a.mac = fresh(&l.a.node, &l.a.iface);
+        }
+        match &mut l.peer {
+            Peer::Veth { b } if b.mac == Mac([0; 6]) => b.mac = fresh(&b.node, &b.iface),
+            Peer::Host { host_iface, host_mac } | Peer::MgmtNet { host_iface, host_mac } => {
+                *host_mac = fresh("host", host_iface);
+            }
+            Peer::VxlanStitch { host_iface, host_mac, .. } => {
+                let h = mac::hash64(&[&name, &l.a.node, &l.a.iface, "stitch"]);
+                *host_iface = format!("vxs-{:08x}", h as u32);
+                *host_mac = fresh("host", host_iface);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Re-run management address assignment with addresses taken by other labs on the same network.
+pub fn reassign_mgmt(lab: &mut Lab, taken: &BTreeSet<std::net::IpAddr>, static_only: &HashSet<String>) -> Result<(), String> {
+    for n in &mut lab.nodes {
+        if !static_only.contains(&n.name) {
+            n.mgmt_ipv4 = None;
+            n.mgmt_ipv6 = None;
+        }
+    }
+    mgmt::assign(lab, taken)
+}
+
+/// Summary counts for `validate`.
+pub fn summary(lab: &Lab) -> String {
+    let mut by_kind: BTreeMap<(String, Runtime), usize> = BTreeMap::new();
+    for n in &lab.nodes {
+        *by_kind.entry((n.kind.clone(), n.runtime)).or_default() += 1;
+    }
+    let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in &lab.links {
+        *by_type.entry(l.peer.type_name()).or_default() += 1;
+    }
+    let mut out = format!(
+        "lab {}: {} node{}, {} link{}\n",
+        lab.name,
+        lab.nodes.len(),
+        if lab.nodes.len() == 1 { "" } else { "s" },
+        lab.links.len(),
+        if lab.links.len() == 1 { "" } else { "s" }
+    );
+    out.push_str("  nodes:\n");
+    for ((k, r), c) in &by_kind {
+        out.push_str(&format!("    {c:>6}  {k} ({r})\n"));
+    }
+    if !by_type.is_empty() {
+        out.push_str("  links:\n");
+        for (t, c) in &by_type {
+            out.push_str(&format!("    {c:>6}  {t}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "  management: network {} bridge {} {} {}\n",
+        lab.mgmt.network,
+        lab.mgmt.bridge,
+        lab.mgmt.ipv4_subnet.map(|s| s.to_string()).unwrap_or_default(),
+        lab.mgmt.ipv6_subnet.map(|s| s.to_string()).unwrap_or_default()
+    ));
+    out.push_str(&format!("  lab directory: {}\n", lab.dir.display()));
+    out
+}

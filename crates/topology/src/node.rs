@@ -1,0 +1,834 @@
+//! Node definitions: the schema of a node's fields, resolution node → group → kind → defaults, and
+//! decoding the resolved fields into a typed [`Node`].
+//!
+//! Owns every per-node check (names, addresses, sizes, ports, stages). It does not assign management
+//! addresses or MACs to links; `mgmt` and `link` do.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use crate::diag::{did_you_mean, Diagnostics};
+use crate::kinds::{self, Known};
+use crate::model::*;
+use crate::read;
+use crate::yaml::{Kind, Span, Value};
+
+/// How a field resolves across node, group, kind and defaults.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// The most specific level that sets it wins.
+    First,
+    /// Lists are concatenated, defaults first, duplicates dropped (binds: the most specific per target).
+    List,
+    /// Mappings are merged key by key, the most specific level winning.
+    Map,
+}
+
+/// Every node field containerlab has, plus labwire's `kernel` and `vmm`.
+pub const FIELDS: &[(&str, Merge)] = &[
+    ("kind", Merge::First),
+    ("group", Merge::First),
+    ("type", Merge::First),
+    ("image", Merge::First),
+    ("image-pull-policy", Merge::First),
+    ("license", Merge::First),
+    ("position", Merge::First),
+    ("startup-config", Merge::First),
+    ("startup-delay", Merge::First),
+    ("enforce-startup-config", Merge::First),
+    ("suppress-startup-config", Merge::First),
+    ("auto-remove", Merge::First),
+    ("restart-policy", Merge::First),
+    ("config", Merge::First),
+    ("entrypoint", Merge::First),
+    ("cmd", Merge::First),
+    ("exec", Merge::First),
+    ("binds", Merge::List),
+    ("ports", Merge::List),
+    ("publish", Merge::List),
+    ("mgmt-ipv4", Merge::First),
+    ("mgmt-ipv6", Merge::First),
+    ("env", Merge::Map),
+    ("env-files", Merge::List),
+    ("user", Merge::First),
+    ("labels", Merge::Map),
+    ("network-mode", Merge::First),
+    ("runtime", Merge::First),
+    ("cpu", Merge::First),
+    ("cpu-set", Merge::First),
+    ("memory", Merge::First),
+    ("shm-size", Merge::First),
+    ("sysctls", Merge::Map),
+    ("extras", Merge::First),
+    ("wait-for", Merge::First),
+    ("dns", Merge::First),
+    ("certificate", Merge::First),
+    ("healthcheck", Merge::First),
+    ("aliases", Merge::List),
+    ("devices", Merge::List),
+    ("cap-add", Merge::List),
+    ("stages", Merge::First),
+    ("components", Merge::First),
+    ("hostname", Merge::First),
+    ("sandbox", Merge::First),
+    ("kernel", Merge::First),
+    ("vmm", Merge::First),
+];
+
+pub fn field_names() -> Vec<&'static str> {
+    FIELDS.iter().map(|(n, _)| *n).collect()
+}
+
+/// One level of definition (a node, a group, a kind entry or the defaults), keys already checked.
+#[derive(Debug, Clone, Default)]
+pub struct Def {
+    pub span: Option<Span>,
+    pub fields: Vec<(String, Value)>,
+}
+
+impl Def {
+    pub fn read(v: &Value, what: &str, d: &mut Diagnostics) -> Def {
+        let names = field_names();
+        let Some(m) = read::map(v, what, &names, d) else {
+            return Def::default();
+        };
+        Def {
+            span: Some(v.span),
+            fields: m
+                .entries
+                .into_iter()
+                .filter(|(_, _, v)| !v.is_null())
+                .map(|(k, _, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
+/// The levels that apply to one node, most specific first.
+pub struct Levels<'a> {
+    pub levels: Vec<&'a Def>,
+}
+
+impl Levels<'_> {
+    /// The resolved value of `key`, merged as its [`Merge`] says.
+    pub fn resolve(&self, key: &str) -> Option<Value> {
+        let merge = FIELDS
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map_or(Merge::First, |(_, m)| *m);
+        let mut found = self.levels.iter().filter_map(|l| l.get(key));
+        match merge {
+            Merge::First => found.next().cloned(),
+            Merge::List => {
+                let mut items: Vec<Value> = Vec::new();
+                let mut span = None;
+                // Defaults first, so the node's own items come last.
+                let all: Vec<&Value> = found.collect();
+                for v in all.iter().rev() {
+                    span.get_or_insert(v.span);
+                    match &v.kind {
+                        Kind::Seq(s) => {
+                            for item in s {
+                                if !items.iter().any(|i| i.as_str() == item.as_str() && item.as_str().is_some()) {
+                                    items.push(item.clone());
+                                }
+                            }
+                        }
+                        // Not a list: keep it so the typed reader reports it.
+                        _ => return Some((*v).clone()),
+                    }
+                }
+                span.map(|span| Value {
+                    kind: Kind::Seq(items),
+                    span,
+                })
+            }
+            Merge::Map => {
+                let mut entries: Vec<(Value, Value)> = Vec::new();
+                let mut span = None;
+                let all: Vec<&Value> = found.collect();
+                for v in all.iter().rev() {
+                    span.get_or_insert(v.span);
+                    match &v.kind {
+                        Kind::Map(m) => {
+                            for (k, val) in m {
+                                match entries.iter_mut().find(|(e, _)| e.as_str() == k.as_str()) {
+                                    Some(slot) => slot.1 = val.clone(),
+                                    None => entries.push((k.clone(), val.clone())),
+                                }
+                            }
+                        }
+                        _ => return Some((*v).clone()),
+                    }
+                }
+                span.map(|span| Value {
+                    kind: Kind::Map(entries),
+                    span,
+                })
+            }
+        }
+    }
+}
+
+/// Node names: a letter or digit first, then letters, digits, `.`, `_`, `-`; never `..`.
+pub fn check_node_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !ok_first || !ok_rest || name.contains("..") {
+        return Err("names start with a letter or digit and contain only letters, digits, `.`, `_` and `-` (no `..`)".into());
+    }
+    if name.len() > 128 {
+        return Err("names are at most 128 characters".into());
+    }
+    Ok(())
+}
+
+/// Linux interface names: 1 to 15 bytes, no `/`, no white space, not `.` or `..`.
+pub fn check_iface_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("an interface name cannot be empty".into());
+    }
+    if name.len() > 15 {
+        return Err(format!(
+            "interface names are at most 15 bytes; this one has {}",
+            name.len()
+        ));
+    }
+    if name.contains('/') || name.chars().any(|c| c.is_whitespace() || c.is_control()) || name.contains(':') {
+        return Err("interface names cannot contain `/`, `:` or white space".into());
+    }
+    if name == "." || name == ".." {
+        return Err("`.` and `..` are not interface names".into());
+    }
+    Ok(())
+}
+
+/// Sizes such as `512m`, `1GB`, `2GiB`, `1024` (bytes), as docker's `--memory` accepts them.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.trim_end_matches('b');
+    let unit = unit.trim_end_matches('i');
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        _ => return None,
+    };
+    let bytes = num * mult as f64;
+    (bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// `[ip:][host_port[-end]:]container_port[-end][/proto]`.
+pub fn parse_port(s: &str) -> Option<PortMap> {
+    let (body, protocol) = match s.rsplit_once('/') {
+        Some((b, p)) if matches!(p, "tcp" | "udp" | "sctp") => (b, p.to_string()),
+        Some(_) => return None,
+        None => (s, "tcp".to_string()),
+    };
+    fn range(s: &str) -> Option<(u16, u16)> {
+        let (a, b) = match s.split_once('-') {
+            Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+            None => {
+                let p = s.parse().ok()?;
+                (p, p)
+            }
+        };
+        (a >= 1 && a <= b).then_some((a, b))
+    }
+    // An IPv6 host address is bracketed: [::1]:8080:80.
+    let (host_ip, rest) = if let Some(r) = body.strip_prefix('[') {
+        let (ip, rest) = r.split_once("]:")?;
+        (Some(ip.parse::<IpAddr>().ok()?), rest)
+    } else {
+        let parts: Vec<&str> = body.split(':').collect();
+        match parts.len() {
+            3 => (Some(parts[0].parse::<IpAddr>().ok()?), &body[parts[0].len() + 1..]),
+            1 | 2 => (None, body),
+            _ => return None,
+        }
+    };
+    let (host_port, container) = match rest.split_once(':') {
+        Some((h, c)) if h.is_empty() => (None, c),
+        Some((h, c)) => (Some(range(h)?), c),
+        None => (None, rest),
+    };
+    let container_port = range(container)?;
+    if let Some(h) = host_port {
+        if h.1 - h.0 != container_port.1 - container_port.0 {
+            return None;
+        }
+    }
+    Some(PortMap {
+        host_ip,
+        host_port,
+        container_port,
+        protocol,
+    })
+}
+
+/// Context for decoding one node.
+pub struct NodeCtx<'a> {
+    pub lab: &'a str,
+    pub prefix: &'a str,
+    pub lab_dir: &'a Path,
+    pub base_dir: &'a Path,
+    pub runtime_override: Option<Runtime>,
+    pub read_file: &'a dyn Fn(&Path) -> std::io::Result<String>,
+}
+
+/// Decode a node whose levels are known. `name_span` locates the node's key.
+pub fn decode(
+    name: &str,
+    name_span: Span,
+    levels: &Levels<'_>,
+    cx: &NodeCtx<'_>,
+    d: &mut Diagnostics,
+) -> Option<Node> {
+    let node_dir = cx.lab_dir.join(name);
+    let magic = |s: &str| -> String {
+        if !s.contains("__clab") {
+            return s.to_string();
+        }
+        s.replace("__clabNodeName__", name)
+            .replace("__clabNodeDir__", &node_dir.to_string_lossy())
+            .replace("__clabDir__", &cx.lab_dir.to_string_lossy())
+            .replace("__clabLabName__", cx.lab)
+    };
+    let get = |key: &str| -> Option<Value> {
+        let mut v = levels.resolve(key)?;
+        v.map_scalars(&mut |s, _| s.text = magic(&s.text));
+        Some(v)
+    };
+    let text = |key: &str, d: &mut Diagnostics| get(key).and_then(|v| read::string(&v, &format!("`{key}` of node {name}"), d));
+    let what = |key: &str| format!("`{key}` of node {name}");
+
+    let kind_v = get("kind");
+    let kind = kind_v
+        .as_ref()
+        .and_then(|v| read::string(v, &what("kind"), d))
+        .unwrap_or_else(|| "linux".into());
+    let class = match kinds::lookup(&kind) {
+        Some(Known::Own(c)) => c,
+        Some(Known::Foreign) => KindClass::Linux,
+        None => {
+            let span = kind_v.as_ref().map(|v| v.span).or(Some(name_span));
+            let e = d.error(span, format!("unknown kind `{kind}` for node {name}"));
+            match did_you_mean(&kind, kinds::all_names()) {
+                Some(s) => e.help(format!("did you mean `{s}`?")),
+                None => e.help("labwire's kinds: linux, bridge, host, ext-container, cvx, cumulus_cvx (and containerlab's kinds, run as generic nodes)"),
+            };
+            return None;
+        }
+    };
+
+    let mut runtime = match get("runtime") {
+        Some(v) => match read::string(&v, &what("runtime"), d) {
+            Some(s) => match Runtime::parse(&s) {
+                Some(r) => Some(r),
+                None => {
+                    let e = d.error(Some(v.span), format!("unknown runtime `{s}` for node {name}"));
+                    e.help(format!("accepted: {}", Runtime::NAMES.join(", ")));
+                    None
+                }
+            },
+            None => None,
+        },
+        None => None,
+    };
+    if runtime.is_none() {
+        runtime = cx.runtime_override;
+    }
+    let runtime = runtime.unwrap_or(if class == KindClass::Cvx {
+        Runtime::Vm
+    } else {
+        Runtime::Native
+    });
+
+    let network_mode = match get("network-mode") {
+        Some(v) => match read::string(&v, &what("network-mode"), d).as_deref() {
+            None | Some("") | Some("bridge") | Some("default") => NetworkMode::Bridged,
+            Some("none") => NetworkMode::None,
+            Some("host") => NetworkMode::Host,
+            Some(s) if s.starts_with("container:") => NetworkMode::Container(s["container:".len()..].to_string()),
+            Some(s) => {
+                d.error(Some(v.span), format!("unknown network-mode `{s}` for node {name}"))
+                    .help("accepted: none, host, container:<node>");
+                NetworkMode::Bridged
+            }
+        },
+        None => NetworkMode::Bridged,
+    };
+
+    let mgmt_ipv4 = get("mgmt-ipv4").and_then(|v| {
+        let s = read::string(&v, &what("mgmt-ipv4"), d)?;
+        match s.parse::<Ipv4Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                d.error(Some(v.span), format!("mgmt-ipv4 `{s}` of node {name} is not an IPv4 address"))
+                    .help("write an address without a prefix, e.g. 172.20.20.10");
+                None
+            }
+        }
+    });
+    let mgmt_ipv6 = get("mgmt-ipv6").and_then(|v| {
+        let s = read::string(&v, &what("mgmt-ipv6"), d)?;
+        match s.parse::<Ipv6Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                d.error(Some(v.span), format!("mgmt-ipv6 `{s}` of node {name} is not an IPv6 address"))
+                    .help("write an address without a prefix, e.g. 3fff:172:20:20::10");
+                None
+            }
+        }
+    });
+
+    let mut env = BTreeMap::new();
+    for f in get("env-files")
+        .map(|v| read::strings(&v, &what("env-files"), d))
+        .unwrap_or_default()
+    {
+        let path = resolve_path(cx.base_dir, &f.0);
+        match (cx.read_file)(&path) {
+            Ok(text) => {
+                for line in text.lines() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    let line = line.strip_prefix("export ").unwrap_or(line);
+                    match line.split_once('=') {
+                        Some((k, v)) => {
+                            let v = v.trim();
+                            let v = v
+                                .strip_prefix('"')
+                                .and_then(|v| v.strip_suffix('"'))
+                                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                                .unwrap_or(v);
+                            env.insert(k.trim().to_string(), v.to_string());
+                        }
+                        None => {
+                            d.error(Some(f.1), format!("env file {} has a line without `=`: `{line}`", path.display()));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                d.error(Some(f.1), format!("cannot read env file {}: {e}", path.display()));
+            }
+        }
+    }
+    if let Some(v) = get("env") {
+        for (k, (val, _)) in read::string_map(&v, &what("env"), d) {
+            env.insert(k, val);
+        }
+    }
+    let labels = get("labels")
+        .map(|v| read::string_map(&v, &what("labels"), d))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, (v, _))| (k, v))
+        .collect();
+    let sysctls = get("sysctls")
+        .map(|v| read::string_map(&v, &what("sysctls"), d))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, (v, _))| (k, v))
+        .collect();
+
+    let mut binds: Vec<Bind> = Vec::new();
+    for (b, span) in get("binds").map(|v| read::strings(&v, &what("binds"), d)).unwrap_or_default() {
+        let parts: Vec<&str> = b.splitn(3, ':').collect();
+        if parts.len() < 2 || parts[0].is_empty() || !parts[1].starts_with('/') {
+            d.error(Some(span), format!("bind `{b}` of node {name} is not `source:/target[:options]`"))
+                .help("e.g. `config/frr.conf:/etc/frr/frr.conf:ro` (a relative source is relative to the topology file)");
+            continue;
+        }
+        let bind = Bind {
+            source: resolve_path(cx.base_dir, parts[0]),
+            target: parts[1].to_string(),
+            options: parts.get(2).map(|o| o.split(',').map(str::to_string).collect()).unwrap_or_default(),
+        };
+        // The most specific level wins for one target.
+        binds.retain(|x| x.target != bind.target);
+        binds.push(bind);
+    }
+
+    let mut ports = Vec::new();
+    for (p, span) in get("ports").map(|v| read::strings(&v, &what("ports"), d)).unwrap_or_default() {
+        match parse_port(&p) {
+            Some(pm) => ports.push(pm),
+            None => {
+                d.error(Some(span), format!("port mapping `{p}` of node {name} is malformed"))
+                    .help("use [host-ip:][host-port:]port[/tcp|udp|sctp], e.g. 8080:80/tcp");
+            }
+        }
+    }
+
+    let memory_bytes = get("memory").and_then(|v| {
+        let s = read::string(&v, &what("memory"), d)?;
+        match parse_size(&s) {
+            Some(b) => Some(b),
+            None => {
+                d.error(Some(v.span), format!("memory size `{s}` of node {name} is malformed"))
+                    .help("use a number with an optional unit: 512m, 1g, 2GiB");
+                None
+            }
+        }
+    });
+    if let Some(v) = get("shm-size") {
+        if let Some(s) = read::string(&v, &what("shm-size"), d) {
+            if parse_size(&s).is_none() {
+                d.error(Some(v.span), format!("shm-size `{s}` of node {name} is malformed"))
+                    .help("use a number with an optional unit: 64m, 1g");
+            }
+        }
+    }
+    let cpu = get("cpu").and_then(|v| read::float(&v, &what("cpu"), d));
+    let startup_delay_s = get("startup-delay")
+        .and_then(|v| read::uint(&v, &what("startup-delay"), 86_400, d))
+        .unwrap_or(0);
+    let auto_remove = get("auto-remove")
+        .and_then(|v| read::boolean(&v, &what("auto-remove"), d))
+        .unwrap_or(false);
+    for key in ["enforce-startup-config", "suppress-startup-config"] {
+        if let Some(v) = get(key) {
+            read::boolean(&v, &what(key), d);
+        }
+    }
+    let image_pull_policy = text("image-pull-policy", d).map(|p| p.to_ascii_lowercase());
+    if let (Some(p), Some(v)) = (&image_pull_policy, get("image-pull-policy")) {
+        if !matches!(p.as_str(), "always" | "never" | "ifnotpresent") {
+            d.error(Some(v.span), format!("image-pull-policy `{p}` of node {name} is not known"))
+                .help("accepted: always, never, IfNotPresent");
+        }
+    }
+    let restart_policy = text("restart-policy", d);
+    if let (Some(p), Some(v)) = (&restart_policy, get("restart-policy")) {
+        if !matches!(p.as_str(), "no" | "always" | "on-failure" | "unless-stopped") {
+            d.error(Some(v.span), format!("restart-policy `{p}` of node {name} is not known"))
+                .help("accepted: no, always, on-failure, unless-stopped");
+        }
+    }
+    let vmm = text("vmm", d);
+    if let (Some(p), Some(v)) = (&vmm, get("vmm")) {
+        if !matches!(p.as_str(), "qemu" | "firecracker") {
+            d.error(Some(v.span), format!("vmm `{p}` of node {name} is not known"))
+                .help("accepted: qemu, firecracker");
+        }
+    }
+
+    let exec = get("exec")
+        .map(|v| read::strings(&v, &what("exec"), d).into_iter().map(|(s, _)| s).collect())
+        .unwrap_or_default();
+    let list = |key: &str, d: &mut Diagnostics| -> Vec<String> {
+        get(key)
+            .map(|v| read::strings(&v, &what(key), d).into_iter().map(|(s, _)| s).collect())
+            .unwrap_or_default()
+    };
+    let cap_add = list("cap-add", d);
+    let devices = list("devices", d);
+    let aliases = list("aliases", d);
+    list("publish", d);
+
+    let dns = get("dns").and_then(|v| decode_dns(&v, name, d));
+    let healthcheck = get("healthcheck").and_then(|v| decode_healthcheck(&v, name, d));
+    let mut stages = get("stages").map(|v| decode_stages(&v, name, d)).unwrap_or_default();
+    if let Some(v) = get("wait-for") {
+        d.warning(Some(v.span), format!("`wait-for` of node {name} is deprecated"))
+            .help("use `stages: {create: {wait-for: [{node: N, stage: healthy}]}}`");
+        for (n, _) in read::strings(&v, &what("wait-for"), d) {
+            stages.entry(Stage::Create).or_default().wait_for.push(WaitFor {
+                node: n,
+                stage: Stage::Healthy,
+            });
+        }
+    }
+
+    let mut extras = BTreeMap::new();
+    for key in ["extras", "certificate", "config", "components", "position", "sandbox"] {
+        if let Some(v) = get(key) {
+            if key == "extras" || key == "certificate" {
+                read::entries(&v, &what(key), d);
+            }
+            extras.insert(key.to_string(), read::to_json(&v));
+        }
+    }
+
+    let path_field = |key: &str, d: &mut Diagnostics| text(key, d).map(|s| resolve_path(cx.base_dir, &s));
+
+    Some(Node {
+        name: name.to_string(),
+        long_name: long_name(cx.prefix, cx.lab, name),
+        kind,
+        class,
+        node_type: text("type", d),
+        group: text("group", d),
+        runtime,
+        image: text("image", d),
+        image_pull_policy,
+        dir: node_dir.clone(),
+        hostname: text("hostname", d).unwrap_or_else(|| name.to_string()),
+        network_mode,
+        mgmt_ipv4,
+        mgmt_ipv6,
+        mgmt_mac: Mac([0; 6]),
+        cmd: text("cmd", d),
+        entrypoint: text("entrypoint", d),
+        exec,
+        env,
+        labels,
+        binds,
+        ports,
+        sysctls,
+        user: text("user", d),
+        cpu,
+        cpu_set: text("cpu-set", d),
+        memory_bytes,
+        cap_add,
+        devices,
+        dns,
+        healthcheck,
+        stages,
+        startup_config: path_field("startup-config", d),
+        startup_delay_s,
+        restart_policy,
+        auto_remove,
+        aliases,
+        license: path_field("license", d),
+        kernel: text("kernel", d),
+        vmm,
+        extras,
+    })
+}
+
+/// A path as written, relative to the topology file's directory; `~/` is the home directory.
+pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn decode_dns(v: &Value, name: &str, d: &mut Diagnostics) -> Option<Dns> {
+    let m = read::map(v, &format!("`dns` of node {name}"), &["servers", "search", "options"], d)?;
+    let mut dns = Dns::default();
+    if let Some(s) = m.get("servers") {
+        for (a, span) in read::strings(s, "dns servers", d) {
+            match a.parse() {
+                Ok(ip) => dns.servers.push(ip),
+                Err(_) => {
+                    d.error(Some(span), format!("dns server `{a}` of node {name} is not an IP address"));
+                }
+            }
+        }
+    }
+    if let Some(s) = m.get("search") {
+        dns.search = read::strings(s, "dns search", d).into_iter().map(|x| x.0).collect();
+    }
+    if let Some(s) = m.get("options") {
+        dns.options = read::strings(s, "dns options", d).into_iter().map(|x| x.0).collect();
+    }
+    Some(dns)
+}
+
+/// Durations in seconds, as a number or with a unit (`5s`, `1m`).
+fn seconds(v: &Value, what: &str, d: &mut Diagnostics) -> Option<u64> {
+    let s = read::string(v, what, d)?;
+    let t = s.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600)
+    } else {
+        (t, 1)
+    };
+    match num.parse::<u64>() {
+        Ok(n) => Some(n * mult),
+        Err(_) => {
+            d.error(Some(v.span), format!("{what} `{s}` is not a duration"))
+                .help("use seconds (10) or a unit (10s, 1m)");
+            None
+        }
+    }
+}
+
+fn decode_healthcheck(v: &Value, name: &str, d: &mut Diagnostics) -> Option<Healthcheck> {
+    let what = format!("`healthcheck` of node {name}");
+    let m = read::map(v, &what, &["test", "start-period", "interval", "timeout", "retries"], d)?;
+    let mut h = Healthcheck {
+        test: Vec::new(),
+        start_period_s: 0,
+        interval_s: 30,
+        timeout_s: 30,
+        retries: 3,
+    };
+    match m.get("test") {
+        Some(t) if matches!(t.kind, Kind::Seq(_)) => {
+            h.test = read::strings(t, "healthcheck test", d).into_iter().map(|x| x.0).collect();
+        }
+        Some(t) => {
+            if let Some(s) = read::string(t, "healthcheck test", d) {
+                h.test = vec!["CMD-SHELL".into(), s];
+            }
+        }
+        None => {
+            d.error(Some(v.span), format!("{what} has no `test`"))
+                .help("e.g. test: [CMD-SHELL, \"ip link show eth1\"]");
+        }
+    }
+    if let Some(x) = m.get("start-period") {
+        h.start_period_s = seconds(x, "healthcheck start-period", d).unwrap_or(0);
+    }
+    if let Some(x) = m.get("interval") {
+        h.interval_s = seconds(x, "healthcheck interval", d).unwrap_or(30).max(1);
+    }
+    if let Some(x) = m.get("timeout") {
+        h.timeout_s = seconds(x, "healthcheck timeout", d).unwrap_or(30).max(1);
+    }
+    if let Some(x) = m.get("retries") {
+        h.retries = read::uint(x, "healthcheck retries", 1000, d).unwrap_or(3) as u32;
+    }
+    Some(h)
+}
+
+fn decode_stages(v: &Value, name: &str, d: &mut Diagnostics) -> BTreeMap<Stage, StageSpec> {
+    let mut out = BTreeMap::new();
+    let Some(m) = read::map(v, &format!("`stages` of node {name}"), &Stage::NAMES, d) else {
+        return out;
+    };
+    for (stage_name, _, sv) in m.entries {
+        let stage = Stage::parse(stage_name).expect("checked by read::map");
+        let what = format!("stage {stage_name} of node {name}");
+        let Some(sm) = read::map(sv, &what, &["wait-for", "exec"], d) else {
+            continue;
+        };
+        let mut spec = StageSpec::default();
+        if let Some(w) = sm.get("wait-for") {
+            for item in read::seq(w, "wait-for", d) {
+                let Some(wm) = read::map(item, &format!("a wait-for of {what}"), &["node", "stage"], d) else {
+                    continue;
+                };
+                let node = wm.get("node").and_then(|n| read::string(n, "wait-for node", d));
+                let Some(node) = node else {
+                    d.error(Some(item.span), format!("a wait-for of {what} has no `node`"));
+                    continue;
+                };
+                let stage = match wm.get("stage") {
+                    Some(sv) => match read::string(sv, "wait-for stage", d) {
+                        Some(s) => match Stage::parse(&s) {
+                            Some(st) => st,
+                            None => {
+                                d.error(Some(sv.span), format!("unknown stage `{s}`"))
+                                    .help(format!("accepted: {}", Stage::NAMES.join(", ")));
+                                continue;
+                            }
+                        },
+                        None => continue,
+                    },
+                    None => Stage::Healthy,
+                };
+                spec.wait_for.push(WaitFor { node, stage });
+            }
+        }
+        if let Some(e) = sm.get("exec") {
+            for item in read::seq(e, "exec", d) {
+                let Some(em) = read::map(item, &format!("an exec of {what}"), &["command", "target", "phase"], d) else {
+                    continue;
+                };
+                let Some(command) = em.get("command").and_then(|c| read::string(c, "exec command", d)) else {
+                    d.error(Some(item.span), format!("an exec of {what} has no `command`"));
+                    continue;
+                };
+                let target = match em.get("target").and_then(|t| read::string(t, "exec target", d)).as_deref() {
+                    None | Some("container") => ExecTarget::Container,
+                    Some("host") => ExecTarget::Host,
+                    Some(t) => {
+                        d.error(em.get("target").map(|v| v.span), format!("unknown exec target `{t}`"))
+                            .help("accepted: container, host");
+                        continue;
+                    }
+                };
+                let phase = match em.get("phase").and_then(|t| read::string(t, "exec phase", d)).as_deref() {
+                    None | Some("on-enter") => ExecPhase::OnEnter,
+                    Some("on-exit") => ExecPhase::OnExit,
+                    Some(t) => {
+                        d.error(em.get("phase").map(|v| v.span), format!("unknown exec phase `{t}`"))
+                            .help("accepted: on-enter, on-exit");
+                        continue;
+                    }
+                };
+                spec.exec.push(StageExec { command, target, phase });
+            }
+        }
+        out.insert(stage, spec);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("2GB"), Some(2 << 30));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("5q"), None);
+    }
+
+    #[test]
+    fn ports() {
+        let p = parse_port("8080:80/udp").unwrap();
+        assert_eq!(p.host_port, Some((8080, 8080)));
+        assert_eq!(p.container_port, (80, 80));
+        assert_eq!(p.protocol, "udp");
+        assert!(parse_port("127.0.0.1:2222:22").unwrap().host_ip.is_some());
+        assert!(parse_port("[::1]:2222:22").unwrap().host_ip.is_some());
+        assert!(parse_port("80").is_some());
+        assert!(parse_port("99999:80").is_none());
+        assert!(parse_port("80/icmp").is_none());
+        assert!(parse_port("1000-1001:80").is_none());
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_node_name("leaf01").is_ok());
+        assert!(check_node_name("a.b_c-d").is_ok());
+        assert!(check_node_name("../x").is_err());
+        assert!(check_node_name("a..b").is_err());
+        assert!(check_node_name("-a").is_err());
+        assert!(check_iface_name("swp1").is_ok());
+        assert!(check_iface_name("a-very-long-name-x").is_err());
+        assert!(check_iface_name("e1/1").is_err());
+        assert!(check_iface_name("e 1").is_err());
+    }
+}

@@ -1,0 +1,631 @@
+//! A `NETLINK_ROUTE` socket ([`Handle`]) and request batching ([`Batch`]).
+//!
+//! This module owns the socket and the request/ack exchange: sequence numbers, reading acks and
+//! dumps, turning kernel errors into [`Error`]s that name the request. The bytes of each request
+//! are built in [`link`], [`addr`](self) and [`route`](self); nothing here decides what a lab
+//! looks like. A handle is bound to the namespace it was created in; requests may still place
+//! new links in other namespaces through `IFLA_NET_NS_FD`.
+
+mod addr;
+mod link;
+mod msg;
+mod route;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+pub use link::{format_mac, Link, Macvlan, MacvlanMode, VethEnd, Vxlan};
+use msg::*;
+
+use crate::netns::NetNs;
+use crate::{Error, Result};
+
+/// Largest number of request bytes put in one `sendmsg`.
+const CHUNK_BYTES: usize = 32 * 1024;
+/// Largest number of requests in one `sendmsg`, so their acks fit the receive buffer.
+const CHUNK_REQUESTS: usize = 128;
+/// Receive buffer asked for, large enough for a chunk's acks and for dumps.
+const RCVBUF: libc::c_int = 4 * 1024 * 1024;
+/// Receive buffer for one datagram (the kernel caps dump datagrams near 32 KiB).
+const RECV_LEN: usize = 64 * 1024;
+
+const NETLINK_EXT_ACK: libc::c_int = 11;
+const NETLINK_CAP_ACK: libc::c_int = 10;
+const NLM_F_CAPPED: u16 = 0x100;
+
+/// One request ready to send: its bytes and how to describe and judge its answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    msg: Vec<u8>,
+    /// What the request does, naming the object, for error messages.
+    op: String,
+    /// The `IFLA_INFO_KIND` it creates, so `EOPNOTSUPP` can be reported as a missing driver.
+    kind: Option<&'static str>,
+    /// `EEXIST` counts as success (adding an address that is there already).
+    eexist_ok: bool,
+}
+
+impl Request {
+    pub(crate) fn new(m: MsgBuilder, op: String) -> Request {
+        Request {
+            msg: m.finish(),
+            op,
+            kind: None,
+            eexist_ok: false,
+        }
+    }
+
+    pub(crate) fn kind(mut self, kind: &'static str) -> Request {
+        self.kind = Some(kind);
+        self
+    }
+
+    pub(crate) fn eexist_ok(mut self) -> Request {
+        self.eexist_ok = true;
+        self
+    }
+
+    /// Judges the kernel's answer `errno` (0 for success).
+    fn outcome(&self, errno: i32, extack: Option<String>) -> Result<()> {
+        match errno {
+            0 => Ok(()),
+            libc::EEXIST if self.eexist_ok => Ok(()),
+            libc::EOPNOTSUPP
+                if self.kind.is_some()
+                    && extack
+                        .as_deref()
+                        .is_none_or(|m| m.contains("Unknown device type")) =>
+            {
+                Err(Error::KernelLacks {
+                    kind: self.kind.unwrap_or_default().to_string(),
+                })
+            }
+            _ => Err(Error::Netlink {
+                op: self.op.clone(),
+                errno: io::Error::from_raw_os_error(errno),
+                extack,
+            }),
+        }
+    }
+}
+
+/// A `NETLINK_ROUTE` socket. It stays bound to the network namespace it was created in.
+#[derive(Debug)]
+pub struct Handle {
+    fd: OwnedFd,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+fn setsockopt_int(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the value pointer and length describe a live c_int; fd is an open socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Handle {
+    /// A socket in the calling thread's network namespace.
+    pub fn new() -> Result<Handle> {
+        let op = "open netlink socket";
+        // SAFETY: plain socket(2) call with constant arguments.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw == -1 {
+            return Err(Error::sys(op));
+        }
+        // SAFETY: raw is a freshly created fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        setsockopt_int(&fd, libc::SOL_NETLINK, NETLINK_EXT_ACK, 1)
+            .map_err(|e| Error::sys_from(op, e))?;
+        setsockopt_int(&fd, libc::SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            .map_err(|e| Error::sys_from(op, e))?;
+        // RCVBUFFORCE needs CAP_NET_ADMIN; fall back to what rmem_max allows.
+        if setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
+            setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)
+                .map_err(|e| Error::sys_from(op, e))?;
+        }
+        // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: sa is a valid sockaddr_nl and the length matches it.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc == -1 {
+            return Err(Error::sys(op));
+        }
+        let seq = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(1);
+        Ok(Handle {
+            fd,
+            seq,
+            buf: vec![0; RECV_LEN],
+        })
+    }
+
+    /// A socket created on a thread inside `ns`; it stays bound to `ns`.
+    pub fn in_netns(ns: &NetNs) -> Result<Handle> {
+        ns.run_in(Handle::new)?
+    }
+
+    /// Starts a batch of requests sent together by [`Batch::commit`].
+    pub fn batch(&mut self) -> Batch<'_> {
+        Batch {
+            handle: self,
+            reqs: Vec::new(),
+        }
+    }
+
+    // ---- links ----
+
+    /// Creates a veth pair with one `RTM_NEWLINK`, each end born in its own namespace.
+    pub fn add_veth(&mut self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> Result<()> {
+        self.execute_one(link::veth(a, b))
+    }
+
+    /// Creates a bridge in this handle's namespace and returns its ifindex.
+    pub fn add_bridge(
+        &mut self,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+        up: bool,
+    ) -> Result<u32> {
+        self.execute_one(link::plain("bridge", name, mtu, mac, None, up))?;
+        self.link(name)?
+            .map(|l| l.index)
+            .ok_or_else(|| Error::Protocol {
+                op: format!("create bridge {name}"),
+                what: "created, but not found afterwards".into(),
+            })
+    }
+
+    /// Creates a VXLAN device (in `v.netns` when given).
+    pub fn add_vxlan(&mut self, v: &Vxlan<'_>) -> Result<()> {
+        self.execute_one(link::vxlan(v))
+    }
+
+    /// Creates a macvlan device on a parent in this handle's namespace (in `m.netns` when given).
+    pub fn add_macvlan(&mut self, m: &Macvlan<'_>) -> Result<()> {
+        self.execute_one(link::macvlan(m))
+    }
+
+    /// Creates a dummy device; [`Error::KernelLacks`] when the kernel has no dummy driver.
+    pub fn add_dummy(
+        &mut self,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+        netns: Option<BorrowedFd<'_>>,
+        up: bool,
+    ) -> Result<()> {
+        self.execute_one(link::plain("dummy", name, mtu, mac, netns, up))
+    }
+
+    /// The link named `name`, or `None` when there is none.
+    pub fn link(&mut self, name: &str) -> Result<Option<Link>> {
+        let mut found = None;
+        match self.exchange(vec![link::get_by_name(name)], |_, ty, body| {
+            if ty == RTM_NEWLINK {
+                found = link::parse(body);
+            }
+        }) {
+            Ok(()) => Ok(found),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every link in this handle's namespace.
+    pub fn links(&mut self) -> Result<Vec<Link>> {
+        let mut out = Vec::new();
+        self.exchange(vec![link::dump()], |_, ty, body| {
+            if ty == RTM_NEWLINK {
+                out.extend(link::parse(body));
+            }
+        })?;
+        Ok(out)
+    }
+
+    pub fn set_up(&mut self, index: u32) -> Result<()> {
+        self.execute_one(link::set_up(index))
+    }
+
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
+        self.execute_one(link::set_master(index, master))
+    }
+
+    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
+        self.execute_one(link::set_mtu(index, mtu))
+    }
+
+    pub fn delete_link(&mut self, index: u32) -> Result<()> {
+        self.execute_one(link::delete(index))
+    }
+
+    /// Deletes the link named `name`; `false` when there was none.
+    pub fn delete_link_by_name(&mut self, name: &str) -> Result<bool> {
+        let Some(l) = self.link(name)? else {
+            return Ok(false);
+        };
+        match self.delete_link(l.index) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ---- addresses and routes ----
+
+    /// Adds an address (IPv6 without duplicate address detection); already present is fine.
+    pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<()> {
+        self.execute_one(addr::add(index, addr, prefix_len))
+    }
+
+    /// `(ifindex, address, prefix length)` of every address, or of link `index`'s.
+    pub fn addresses(&mut self, index: Option<u32>) -> Result<Vec<(u32, IpAddr, u8)>> {
+        let mut out = Vec::new();
+        self.exchange(vec![addr::dump()], |_, ty, body| {
+            if ty == RTM_NEWADDR {
+                out.extend(addr::parse(body).filter(|a| index.is_none_or(|i| a.0 == i)));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Adds a default route via `gateway` (IPv4 or IPv6).
+    pub fn add_default_route(&mut self, gateway: IpAddr, oif: Option<u32>) -> Result<()> {
+        self.execute_one(route::add(
+            unspecified_like(&gateway),
+            0,
+            Some(gateway),
+            oif,
+        ))
+    }
+
+    pub fn add_route(
+        &mut self,
+        dst: IpAddr,
+        prefix_len: u8,
+        gateway: Option<IpAddr>,
+        oif: Option<u32>,
+    ) -> Result<()> {
+        self.execute_one(route::add(dst, prefix_len, gateway, oif))
+    }
+
+    // ---- the exchange ----
+
+    fn execute_one(&mut self, req: Request) -> Result<()> {
+        self.exchange(vec![req], |_, _, _| {}).map_err(|e| match e {
+            Error::Batch { error, .. } => *error,
+            e => e,
+        })
+    }
+
+    /// Sends `reqs` in chunks and reads every answer; `on_reply(request index, type, body)` sees
+    /// data messages (dump entries, get replies). Stops after the chunk holding the first failed
+    /// request and reports that one, wrapped in [`Error::Batch`] when there were several.
+    fn exchange(
+        &mut self,
+        mut reqs: Vec<Request>,
+        mut on_reply: impl FnMut(usize, u16, &[u8]),
+    ) -> Result<()> {
+        let total = reqs.len();
+        let base = self.seq.wrapping_add(1);
+        for (i, r) in reqs.iter_mut().enumerate() {
+            set_seq(&mut r.msg, base.wrapping_add(i as u32));
+        }
+        self.seq = base.wrapping_add(total as u32);
+        let wrap = |index: usize, e: Error| {
+            if total == 1 {
+                e
+            } else {
+                Error::Batch {
+                    index,
+                    total,
+                    error: Box::new(e),
+                }
+            }
+        };
+
+        let mut start = 0;
+        let mut out = Vec::with_capacity(CHUNK_BYTES);
+        while start < total {
+            out.clear();
+            let mut end = start;
+            while end < total
+                && end - start < CHUNK_REQUESTS
+                && (end == start || out.len() + reqs[end].msg.len() <= CHUNK_BYTES)
+            {
+                out.extend_from_slice(&reqs[end].msg);
+                end += 1;
+            }
+            self.send(&out).map_err(|e| {
+                wrap(
+                    start,
+                    Error::sys_from(format!("send: {}", reqs[start].op), e),
+                )
+            })?;
+
+            let mut pending = end - start;
+            let mut done = vec![false; end - start];
+            let mut first_err: Option<(usize, Error)> = None;
+            while pending > 0 {
+                let n = self.recv().map_err(|e| {
+                    wrap(
+                        start,
+                        Error::sys_from(format!("receive: {}", reqs[start].op), e),
+                    )
+                })?;
+                for (h, body) in messages(&self.buf[..n]) {
+                    let idx = h.seq.wrapping_sub(base) as usize;
+                    if idx < start || idx >= end || done[idx - start] {
+                        continue; // a stale answer to an earlier request
+                    }
+                    let result = match h.ty {
+                        NLMSG_ERROR => {
+                            let (errno, extack) = parse_error(body, h.flags);
+                            Some(reqs[idx].outcome(errno, extack))
+                        }
+                        NLMSG_DONE => {
+                            let errno = if body.len() >= 4 {
+                                -(u32_at(body, 0) as i32)
+                            } else {
+                                0
+                            };
+                            Some(reqs[idx].outcome(errno, None))
+                        }
+                        ty => {
+                            on_reply(idx, ty, body);
+                            None
+                        }
+                    };
+                    if let Some(result) = result {
+                        done[idx - start] = true;
+                        pending -= 1;
+                        if let Err(e) = result {
+                            if first_err.as_ref().is_none_or(|(i, _)| idx < *i) {
+                                first_err = Some((idx, e));
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some((idx, e)) = first_err {
+                return Err(wrap(idx, e));
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn send(&self, buf: &[u8]) -> io::Result<()> {
+        // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        loop {
+            // SAFETY: buf and sa are live for the call and the lengths match them.
+            let rc = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&sa as *const libc::sockaddr_nl).cast(),
+                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                )
+            };
+            if rc >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn recv(&mut self) -> io::Result<usize> {
+        loop {
+            // SAFETY: self.buf is a live buffer of the given length.
+            let rc = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_TRUNC,
+                )
+            };
+            if rc >= 0 {
+                let n = rc as usize;
+                if n > self.buf.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "netlink datagram larger than 64 KiB",
+                    ));
+                }
+                return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Reads an `NLMSG_ERROR` body: the (positive) errno and the extended-ack message, if any.
+fn parse_error(body: &[u8], flags: u16) -> (i32, Option<String>) {
+    if body.len() < 4 {
+        return (0, None);
+    }
+    let errno = -(u32_at(body, 0) as i32);
+    let mut extack = None;
+    if flags & NLM_F_ACK_TLVS != 0 && body.len() >= 4 + NLMSG_HDRLEN {
+        let echoed = if flags & NLM_F_CAPPED != 0 {
+            NLMSG_HDRLEN
+        } else {
+            u32_at(body, 4) as usize
+        };
+        let at = 4 + align(echoed);
+        if at <= body.len() {
+            extack = attrs(&body[at..])
+                .find(|(t, _)| *t == NLMSGERR_ATTR_MSG)
+                .map(|(_, p)| attr_string(p));
+        }
+    }
+    (errno, extack)
+}
+
+fn unspecified_like(ip: &IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
+/// Requests queued on a [`Handle`] and sent together by [`Batch::commit`]: many requests per
+/// `sendmsg` (at most 32 KiB each), every ack read, the first failure reported with its index.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    handle: &'a mut Handle,
+    reqs: Vec<Request>,
+}
+
+impl Batch<'_> {
+    pub fn add_veth(&mut self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> &mut Self {
+        self.push(link::veth(a, b))
+    }
+
+    pub fn add_bridge(
+        &mut self,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+        up: bool,
+    ) -> &mut Self {
+        self.push(link::plain("bridge", name, mtu, mac, None, up))
+    }
+
+    pub fn add_vxlan(&mut self, v: &Vxlan<'_>) -> &mut Self {
+        self.push(link::vxlan(v))
+    }
+
+    pub fn add_macvlan(&mut self, m: &Macvlan<'_>) -> &mut Self {
+        self.push(link::macvlan(m))
+    }
+
+    pub fn add_dummy(
+        &mut self,
+        name: &str,
+        mtu: Option<u32>,
+        mac: Option<[u8; 6]>,
+        netns: Option<BorrowedFd<'_>>,
+        up: bool,
+    ) -> &mut Self {
+        self.push(link::plain("dummy", name, mtu, mac, netns, up))
+    }
+
+    pub fn set_up(&mut self, index: u32) -> &mut Self {
+        self.push(link::set_up(index))
+    }
+
+    pub fn set_master(&mut self, index: u32, master: u32) -> &mut Self {
+        self.push(link::set_master(index, master))
+    }
+
+    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> &mut Self {
+        self.push(link::set_mtu(index, mtu))
+    }
+
+    pub fn delete_link(&mut self, index: u32) -> &mut Self {
+        self.push(link::delete(index))
+    }
+
+    pub fn add_address(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> &mut Self {
+        self.push(addr::add(index, addr, prefix_len))
+    }
+
+    pub fn add_default_route(&mut self, gateway: IpAddr, oif: Option<u32>) -> &mut Self {
+        self.push(route::add(
+            unspecified_like(&gateway),
+            0,
+            Some(gateway),
+            oif,
+        ))
+    }
+
+    pub fn add_route(
+        &mut self,
+        dst: IpAddr,
+        prefix_len: u8,
+        gateway: Option<IpAddr>,
+        oif: Option<u32>,
+    ) -> &mut Self {
+        self.push(route::add(dst, prefix_len, gateway, oif))
+    }
+
+    /// Number of queued requests.
+    pub fn len(&self) -> usize {
+        self.reqs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    fn push(&mut self, r: Request) -> &mut Self {
+        self.reqs.push(r);
+        self
+    }
+
+    /// Sends every queued request and reads every ack. On failure the error is
+    /// [`Error::Batch`] naming the first failed request (index from 0, in queue order); requests
+    /// before it were applied, and so may later ones that shared its `sendmsg`.
+    pub fn commit(self) -> Result<()> {
+        if self.reqs.is_empty() {
+            return Ok(());
+        }
+        let total = self.reqs.len();
+        self.handle
+            .exchange(self.reqs, |_, _, _| {})
+            .map_err(|e| match e {
+                // A one-request batch still says it was a batch.
+                e @ Error::Batch { .. } => e,
+                e => Error::Batch {
+                    index: 0,
+                    total,
+                    error: Box::new(e),
+                },
+            })
+    }
+}
+

@@ -1,0 +1,40 @@
+//! Writing sysctls inside a network namespace. `/proc/sys/net` shows the network namespace of the
+//! task that opens the file, so the file is opened and written on a thread that has entered the
+//! namespace. Only keys the caller names are touched.
+
+use std::io::Write;
+
+use crate::netns::NetNs;
+use crate::{Error, Result};
+
+/// `/proc/sys/...` path for a key given as `net.ipv4.ip_forward` or `net/ipv4/ip_forward`.
+pub fn sysctl_path(key: &str) -> String {
+    let rel = if key.contains('/') {
+        key.to_string()
+    } else {
+        key.replace('.', "/")
+    };
+    format!("/proc/sys/{}", rel.trim_start_matches('/'))
+}
+
+/// Writes `value` to sysctl `key` as seen from inside `ns`.
+pub fn write_sysctl_in(ns: &NetNs, key: &str, value: &str) -> Result<()> {
+    let path = sysctl_path(key);
+    ns.run_in(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(value.as_bytes()))
+            .map_err(|e| Error::sys_from(format!("write sysctl {key}={value}"), e))
+    })?
+}
+
+/// Reads sysctl `key` as seen from inside `ns`, without the trailing newline.
+pub fn read_sysctl_in(ns: &NetNs, key: &str) -> Result<String> {
+    let path = sysctl_path(key);
+    ns.run_in(|| {
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim_end().to_string())
+            .map_err(|e| Error::sys_from(format!("read sysctl {key}"), e))
+    })?
+}
