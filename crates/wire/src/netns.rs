@@ -110,9 +110,17 @@ pub(crate) fn run_in_fd<F: FnOnce() -> R + Send, R: Send>(ns: BorrowedFd<'_>, f:
 
 /// Identity of the namespace behind an nsfs fd: (device, inode) of the nsfs file.
 pub(crate) fn ns_key(ns: BorrowedFd<'_>) -> Result<(u64, u64)> {
-    let file = File::from(ns.try_clone_to_owned().map_err(|e| Error::sys_from("stat netns", e))?);
-    let meta = file.metadata().map_err(|e| Error::sys_from("stat netns", e))?;
-    Ok((std::os::unix::fs::MetadataExt::dev(&meta), std::os::unix::fs::MetadataExt::ino(&meta)))
+    let file = File::from(
+        ns.try_clone_to_owned()
+            .map_err(|e| Error::sys_from("stat netns", e))?,
+    );
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::sys_from("stat netns", e))?;
+    Ok((
+        std::os::unix::fs::MetadataExt::dev(&meta),
+        std::os::unix::fs::MetadataExt::ino(&meta),
+    ))
 }
 
 impl AsFd for NetNs {

@@ -179,6 +179,23 @@ fn veth_end_joins_a_bridge_in_its_namespace() {
     let mut hy = Handle::in_netns(&y).unwrap();
     assert_eq!(hy.link("lwtw-e1").unwrap().unwrap().master, None);
 
+    // The peer end can join a bridge in its own namespace too (set right after creation).
+    let bry = hy.add_bridge("lwtw-br1", None, None, true).unwrap();
+    let near = VethEnd {
+        netns: Some(x.fd()),
+        up: true,
+        ..VethEnd::new("lwtw-p3")
+    };
+    let far = VethEnd {
+        netns: Some(y.fd()),
+        master: Some(bry),
+        up: true,
+        ..VethEnd::new("lwtw-e3")
+    };
+    hx.add_veth(&near, &far).unwrap();
+    let e3 = hy.link("lwtw-e3").unwrap().unwrap();
+    assert_eq!((e3.master, e3.up), (Some(bry), true));
+
     // A second port attached afterwards with set_master.
     let p2 = VethEnd {
         netns: Some(x.fd()),
@@ -316,6 +333,7 @@ fn dummy_is_created_or_reported_as_missing_from_the_kernel() {
     let mut ha = Handle::in_netns(&a).unwrap();
     match ha.add_dummy("lwtw-d0", Some(1500), Some(mac(0x20)), None, true) {
         Err(Error::KernelLacks { kind }) => {
+            eprintln!("kernel lacks dummy, as expected here");
             assert_eq!(kind, "dummy");
             let msg = Error::KernelLacks { kind }.to_string();
             assert_eq!(

@@ -2,7 +2,7 @@
 //!
 //! This module owns the socket and the request/ack exchange: sequence numbers, reading acks and
 //! dumps, turning kernel errors into [`Error`]s that name the request. The bytes of each request
-//! are built in [`link`], [`addr`](self) and [`route`](self); nothing here decides what a lab
+//! are built in the `link`, `addr` and `route` submodules; nothing here decides what a lab
 //! looks like. A handle is bound to the namespace it was created in; requests may still place
 //! new links in other namespaces through `IFLA_NET_NS_FD`.
 
@@ -11,14 +11,16 @@ mod link;
 mod msg;
 mod route;
 
+use std::collections::HashMap;
 use std::io;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub use link::{format_mac, Link, Macvlan, MacvlanMode, VethEnd, Vxlan};
 use msg::*;
 
-use crate::netns::NetNs;
+use crate::netns::{self, NetNs};
 use crate::{Error, Result};
 
 /// Largest number of request bytes put in one `sendmsg`.
@@ -44,7 +46,13 @@ pub(crate) struct Request {
     kind: Option<&'static str>,
     /// `EEXIST` counts as success (adding an address that is there already).
     eexist_ok: bool,
+    /// A request to send once this one succeeded, from a socket in another namespace (`Some`)
+    /// or this handle's (`None`): bringing up a veth peer.
+    follow: Option<(Option<NsKey>, Box<Request>)>,
 }
+
+/// Identity of a network namespace: (device, inode) of its nsfs file.
+type NsKey = (u64, u64);
 
 impl Request {
     pub(crate) fn new(m: MsgBuilder, op: String) -> Request {
@@ -53,6 +61,7 @@ impl Request {
             op,
             kind: None,
             eexist_ok: false,
+            follow: None,
         }
     }
 
@@ -96,6 +105,10 @@ pub struct Handle {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// The namespace this socket is bound to.
+    ns: NsKey,
+    /// Sockets in other namespaces, opened on first need to finish veth peers there.
+    peers: HashMap<NsKey, Handle>,
 }
 
 fn setsockopt_int(
@@ -164,10 +177,13 @@ impl Handle {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(1);
+        let ns = netns::ns_key(NetNs::current()?.fd())?;
         Ok(Handle {
             fd,
             seq,
             buf: vec![0; RECV_LEN],
+            ns,
+            peers: HashMap::new(),
         })
     }
 
@@ -181,14 +197,43 @@ impl Handle {
         Batch {
             handle: self,
             reqs: Vec::new(),
+            failed: None,
         }
     }
 
     // ---- links ----
 
-    /// Creates a veth pair with one `RTM_NEWLINK`, each end born in its own namespace.
+    /// Creates a veth pair with one `RTM_NEWLINK`, each end born in its own namespace. The
+    /// kernel cannot bring the peer up (or enslave it) while creating the pair, so when `b.up`
+    /// or `b.master` is set a second request does it from a socket in `b`'s namespace (opened
+    /// once per namespace and kept by this handle).
     pub fn add_veth(&mut self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> Result<()> {
-        self.execute_one(link::veth(a, b))
+        let req = self.veth_request(a, b)?;
+        self.execute_one(req)
+    }
+
+    fn veth_request(&mut self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> Result<Request> {
+        let mut req = link::veth(a, b);
+        if let Some(setup) = link::peer_setup(b) {
+            let target = match b.netns {
+                None => None,
+                Some(fd) => self.peer_socket(fd)?,
+            };
+            req.follow = Some((target, Box::new(setup)));
+        }
+        Ok(req)
+    }
+
+    /// Makes sure a socket in namespace `fd` exists; `None` when that is this handle's own.
+    fn peer_socket(&mut self, fd: BorrowedFd<'_>) -> Result<Option<NsKey>> {
+        let key = netns::ns_key(fd)?;
+        if key == self.ns {
+            return Ok(None);
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.peers.entry(key) {
+            slot.insert(netns::run_in_fd(fd, Handle::new)??);
+        }
+        Ok(Some(key))
     }
 
     /// Creates a bridge in this handle's namespace and returns its ifindex.
@@ -336,14 +381,9 @@ impl Handle {
     fn exchange(
         &mut self,
         mut reqs: Vec<Request>,
-        mut on_reply: impl FnMut(usize, u16, &[u8]),
+        on_reply: impl FnMut(usize, u16, &[u8]),
     ) -> Result<()> {
         let total = reqs.len();
-        let base = self.seq.wrapping_add(1);
-        for (i, r) in reqs.iter_mut().enumerate() {
-            set_seq(&mut r.msg, base.wrapping_add(i as u32));
-        }
-        self.seq = base.wrapping_add(total as u32);
         let wrap = |index: usize, e: Error| {
             if total == 1 {
                 e
@@ -355,6 +395,51 @@ impl Handle {
                 }
             }
         };
+        self.exchange_raw(&mut reqs, on_reply)
+            .map_err(|(i, e)| wrap(i, e))?;
+
+        // Follow-up requests, grouped by the socket that must send them, in queue order.
+        let mut groups: Vec<(Option<NsKey>, Vec<usize>, Vec<Request>)> = Vec::new();
+        for (i, r) in reqs.iter_mut().enumerate() {
+            let Some((target, follow)) = r.follow.take() else {
+                continue;
+            };
+            match groups.iter_mut().find(|g| g.0 == target) {
+                Some(g) => {
+                    g.1.push(i);
+                    g.2.push(*follow);
+                }
+                None => groups.push((target, vec![i], vec![*follow])),
+            }
+        }
+        for (target, indices, mut follows) in groups {
+            let h = match target {
+                None => &mut *self,
+                Some(key) => self
+                    .peers
+                    .get_mut(&key)
+                    .expect("peer socket opened when queued"),
+            };
+            h.exchange_raw(&mut follows, |_, _, _| {})
+                .map_err(|(j, e)| wrap(indices[j], e))?;
+        }
+        Ok(())
+    }
+
+    /// Sends `reqs` in chunks and reads every answer. On failure, the index of the first failed
+    /// request and its error.
+    fn exchange_raw(
+        &mut self,
+        reqs: &mut [Request],
+        mut on_reply: impl FnMut(usize, u16, &[u8]),
+    ) -> Result<(), (usize, Error)> {
+        let total = reqs.len();
+        let base = self.seq.wrapping_add(1);
+        for (i, r) in reqs.iter_mut().enumerate() {
+            set_seq(&mut r.msg, base.wrapping_add(i as u32));
+        }
+        self.seq = base.wrapping_add(total as u32);
+        let wrap = |index: usize, e: Error| (index, e);
 
         let mut start = 0;
         let mut out = Vec::with_capacity(CHUNK_BYTES);
@@ -518,11 +603,20 @@ fn unspecified_like(ip: &IpAddr) -> IpAddr {
 pub struct Batch<'a> {
     handle: &'a mut Handle,
     reqs: Vec<Request>,
+    /// A request that could not even be queued (its index and why), reported by `commit`.
+    failed: Option<(usize, Error)>,
 }
 
 impl Batch<'_> {
     pub fn add_veth(&mut self, a: &VethEnd<'_>, b: &VethEnd<'_>) -> &mut Self {
-        self.push(link::veth(a, b))
+        match self.handle.veth_request(a, b) {
+            Ok(r) => self.push(r),
+            Err(e) => {
+                self.failed.get_or_insert((self.reqs.len(), e));
+                // Keep indices stable: queue the pair without its peer setup.
+                self.push(link::veth(a, b))
+            }
+        }
     }
 
     pub fn add_bridge(
@@ -615,6 +709,13 @@ impl Batch<'_> {
             return Ok(());
         }
         let total = self.reqs.len();
+        if let Some((index, e)) = self.failed {
+            return Err(Error::Batch {
+                index,
+                total,
+                error: Box::new(e),
+            });
+        }
         self.handle
             .exchange(self.reqs, |_, _, _| {})
             .map_err(|e| match e {
@@ -628,4 +729,3 @@ impl Batch<'_> {
             })
     }
 }
-

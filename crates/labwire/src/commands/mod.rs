@@ -1,0 +1,87 @@
+//! One module per verb; `Cli` holds the argument structs.
+
+mod completion;
+mod graph;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "labwire", version, about = "Deploy network labs from containerlab topology files, in seconds, with no daemon")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Check a topology and print a summary (all errors at once)
+    Validate(validate::ValidateArgs),
+    /// Draw the topology as Graphviz dot or Mermaid
+    Graph(graph::GraphArgs),
+    /// Print the version
+    Version,
+    /// Print a shell completion script
+    Completion(completion::CompletionArgs),
+}
+
+/// `-t FILE` (or `-` for standard input); found in the current directory when omitted.
+#[derive(Args, Clone)]
+pub struct TopoArg {
+    /// Topology file (`-` reads standard input); defaults to the one *.clab.yml in this directory
+    #[arg(short = 't', long = "topo")]
+    pub topo: Option<PathBuf>,
+    /// Runtime for nodes that do not name one (native, docker, podman, vm)
+    #[arg(short = 'r', long = "runtime")]
+    pub runtime: Option<String>,
+}
+
+impl TopoArg {
+    /// Load and validate the topology, printing warnings.
+    pub fn load(&self) -> anyhow::Result<topology::Lab> {
+        let runtime = match &self.runtime {
+            Some(r) => Some(topology::Runtime::parse(r).with_context(|| {
+                format!("unknown runtime `{r}`; accepted: {}", topology::Runtime::NAMES.join(", "))
+            })?),
+            None => None,
+        };
+        let src = self.source()?;
+        let opts = topology::Options {
+            runtime,
+            ..Default::default()
+        };
+        let loaded = topology::load(&src, &opts)?;
+        crate::output::print_warnings(&loaded.warnings);
+        Ok(loaded.lab)
+    }
+
+    pub fn source(&self) -> anyhow::Result<topology::Source> {
+        let path = match &self.topo {
+            Some(p) => p.clone(),
+            None => topology::find_topology(Path::new(".")).map_err(anyhow::Error::msg)?,
+        };
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("read the topology from standard input")?;
+            let cwd = std::env::current_dir().context("current directory")?;
+            return Ok(topology::Source::from_text("<stdin>", text, &cwd));
+        }
+        topology::Source::from_file(&path).with_context(|| format!("read topology {}", path.display()))
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Graph(a) => graph::run(a),
+        Command::Version => {
+            println!("labwire {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completion(a) => completion::run(a),
+    }
+}
