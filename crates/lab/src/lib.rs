@@ -1,1 +1,22 @@
-//! lab
+//! Orchestration: deploy a normalised lab (plan, stages, worker pool, journal, rollback), destroy it
+//! from its recorded state, inspect it, run commands in it, and write its artifacts.
+//!
+//! It owns the lab's lifecycle and its host-side bookkeeping; it speaks netlink only through `wire`
+//! and starts nodes only through `runtime`.
+
+pub mod artifacts;
+pub mod deploy;
+pub mod destroy;
+pub mod error;
+pub mod exec;
+pub mod generate;
+pub mod inspect;
+pub mod lock;
+pub mod paths;
+pub mod pool;
+pub mod progress;
+pub mod signals;
+pub mod state;
+pub mod wiring;
+
+pub use error::{Error, Result};

@@ -585,9 +585,9 @@ fn assign_macs(lab: &mut Lab) {
 }
 
 /// Re-run management address assignment with addresses taken by other labs on the same network.
-pub fn reassign_mgmt(lab: &mut Lab, taken: &BTreeSet<std::net::IpAddr>, static_only: &HashSet<String>) -> Result<(), String> {
+pub fn reassign_mgmt(lab: &mut Lab, taken: &BTreeSet<std::net::IpAddr>) -> Result<(), String> {
     for n in &mut lab.nodes {
-        if !static_only.contains(&n.name) {
+        if !n.mgmt_static {
             n.mgmt_ipv4 = None;
             n.mgmt_ipv6 = None;
         }

@@ -259,6 +259,8 @@ pub struct Node {
     pub network_mode: NetworkMode,
     pub mgmt_ipv4: Option<Ipv4Addr>,
     pub mgmt_ipv6: Option<Ipv6Addr>,
+    /// Whether the topology gave the management addresses (dynamic ones may be reassigned).
+    pub mgmt_static: bool,
     /// MAC of `eth0`.
     pub mgmt_mac: Mac,
     pub cmd: Option<String>,

@@ -584,6 +584,7 @@ pub fn decode(
         dir: node_dir.clone(),
         hostname: text("hostname", d).unwrap_or_else(|| name.to_string()),
         network_mode,
+        mgmt_static: mgmt_ipv4.is_some() || mgmt_ipv6.is_some(),
         mgmt_ipv4,
         mgmt_ipv6,
         mgmt_mac: Mac([0; 6]),

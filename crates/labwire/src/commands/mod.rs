@@ -1,7 +1,12 @@
 //! One module per verb; `Cli` holds the argument structs.
 
 mod completion;
+mod deploy;
+mod destroy;
+mod exec;
+mod generate;
 mod graph;
+mod inspect;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +24,16 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Deploy a lab
+    Deploy(deploy::DeployArgs),
+    /// Destroy a lab (or all) from its recorded state
+    Destroy(destroy::DestroyArgs),
+    /// Show deployed labs
+    Inspect(inspect::InspectArgs),
+    /// Run a command inside nodes of a deployed lab
+    Exec(exec::ExecArgs),
+    /// Generate ring or CLOS topologies
+    Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
     Validate(validate::ValidateArgs),
     /// Draw the topology as Graphviz dot or Mermaid
@@ -76,6 +91,11 @@ impl TopoArg {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Deploy(a) => deploy::run(a),
+        Command::Destroy(a) => destroy::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Exec(a) => exec::run(a),
+        Command::Generate(a) => generate::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Version => {

@@ -1,0 +1,634 @@
+//! Deploying a lab: preflight (nothing touched), then the stages create → create-links → configure →
+//! healthy → exit, run in rounds so `wait-for` across nodes is honoured, then the artifacts.
+//!
+//! Every host object is journalled before it is made; any failure or interruption rolls back
+//! through `destroy`. Nodes are started and configured by a worker pool; links are made in one
+//! batch per round from the host's netlink socket, each veth born in its target namespaces.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use runtime::native;
+use runtime::process::ProcId;
+use topology::{ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Peer, Runtime, Stage};
+use wire::netlink::Handle;
+use wire::NetNs;
+
+use crate::error::{io, wire as wire_err, Error, Result};
+use crate::progress::Progress;
+use crate::state::{self, Entry, Journal, Recorded};
+use crate::{artifacts, destroy, lock::Lock, paths, pool, signals, wiring};
+
+pub struct DeployOptions {
+    pub max_workers: usize,
+    pub reconfigure: bool,
+    /// No progress display (tests, scripts).
+    pub quiet: bool,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            max_workers: pool::default_workers(),
+            reconfigure: false,
+            quiet: false,
+        }
+    }
+}
+
+/// Output of node `exec` commands and stage commands, for the caller to show.
+#[derive(Debug, Clone)]
+pub struct ExecReport {
+    pub node: String,
+    pub command: String,
+    pub output: native::ExecOutput,
+}
+
+pub struct Deployed {
+    pub lab: Lab,
+    pub execs: Vec<ExecReport>,
+    pub elapsed: Duration,
+}
+
+/// Everything checked before the host is touched.
+pub fn preflight(lab: &Lab) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::Invalid(
+            "labwire deploy needs root: it creates namespaces, links and bridges (run it with sudo)".into(),
+        ));
+    }
+    let mut problems = Vec::new();
+    for n in &lab.nodes {
+        if n.is_workload() && n.runtime != Runtime::Native {
+            problems.push(format!(
+                "node {}: the {} runtime is not available in this version of labwire; use `runtime: native` (or -r native)",
+                n.name, n.runtime
+            ));
+            continue;
+        }
+        if n.class == KindClass::ExtContainer {
+            problems.push(format!("node {}: kind ext-container needs the docker runtime, which is not available yet", n.name));
+        }
+        if n.is_workload() {
+            if let Some(img) = &n.image {
+                problems.push(format!(
+                    "node {}: image `{img}` — native nodes from images need labwire's image store, which is not available yet; remove `image` to run the node over the host file system",
+                    n.name
+                ));
+            }
+        }
+        for b in &n.binds {
+            if !b.source.exists() && !b.source.starts_with(&lab.dir) {
+                problems.push(format!("node {}: bind source {} does not exist", n.name, b.source.display()));
+            }
+        }
+    }
+    let mut host = Handle::new().map_err(wire_err("open netlink"))?;
+    let mut exists = |name: &str| -> Result<bool> { Ok(host.link(name).map_err(wire_err(format!("look up {name}")))?.is_some()) };
+    for l in &lab.links {
+        match &l.peer {
+            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } if exists(host_iface)? => {
+                problems.push(format!("link {}:{}: host interface {host_iface} already exists", l.a.node, l.a.iface));
+            }
+            Peer::Macvlan { parent, .. } if !exists(parent)? => {
+                problems.push(format!("link {}:{}: macvlan parent interface {parent} does not exist in the host", l.a.node, l.a.iface));
+            }
+            Peer::Veth { b } => {
+                for ep in [&l.a, b] {
+                    let host_side = lab
+                        .node(&ep.node)
+                        .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host));
+                    if host_side && exists(&ep.iface)? {
+                        problems.push(format!("link end {}:{}: an interface {} already exists in the host", ep.node, ep.iface, ep.iface));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if lab.links.iter().any(|l| matches!(l.peer, Peer::Dummy)) {
+        probe_kind_dummy(&mut problems)?;
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "lab {} cannot be deployed:\n  {}",
+            lab.name,
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// Try a dummy interface in a throwaway namespace: a missing module is reported before anything.
+fn probe_kind_dummy(problems: &mut Vec<String>) -> Result<()> {
+    let ns = NetNs::create_anonymous().map_err(wire_err("create a probe namespace"))?;
+    let mut h = Handle::in_netns(&ns).map_err(wire_err("open netlink"))?;
+    match h.add_dummy("lwprobe0", None, None, None, false) {
+        Ok(()) => Ok(()),
+        Err(wire::Error::KernelLacks { kind }) => {
+            problems.push(format!(
+                "the topology has `dummy` links but the running kernel lacks the \"{kind}\" link type (module not available)"
+            ));
+            Ok(())
+        }
+        Err(e) => Err(Error::Wire {
+            op: "probe dummy links".into(),
+            source: e,
+        }),
+    }
+}
+
+/// Management addresses used by other deployed labs on the same network.
+fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
+    let mut taken = BTreeSet::new();
+    for other in state::recorded_labs() {
+        if other == lab.name {
+            continue;
+        }
+        let rec = Recorded::read(&paths::lab_state_dir(&other));
+        if let Some(o) = rec.lab {
+            if o.mgmt.network == lab.mgmt.network || o.mgmt.bridge == lab.mgmt.bridge {
+                taken.extend(o.mgmt_addresses());
+            }
+        }
+    }
+    taken
+}
+
+/// Deploy a normalised lab. On failure everything made is removed again.
+pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
+    let start = Instant::now();
+    preflight(&lab)?;
+    let _lab_lock = Lock::lab(&lab.name)?;
+    signals::install();
+    let state_dir = paths::lab_state_dir(&lab.name);
+    if state_dir.exists() {
+        let rec = Recorded::read(&state_dir);
+        let alive = rec.procs().iter().any(|(_, p)| p.is_alive()) || !runtime::process::find_inits(&lab.name).is_empty();
+        if alive && !opts.reconfigure {
+            return Err(Error::Invalid(format!(
+                "lab {} is already deployed; destroy it first (`labwire destroy --name {}`) or deploy with --reconfigure",
+                lab.name, lab.name
+            )));
+        }
+        destroy::destroy_recorded(&lab.name, &rec, false)?;
+    }
+    let journal;
+    {
+        let _g = Lock::global()?;
+        let taken = addresses_taken_elsewhere(&lab);
+        if lab.mgmt_addresses().any(|a| taken.contains(&a)) {
+            let clashes: Vec<String> = lab
+                .nodes
+                .iter()
+                .filter(|n| n.mgmt_static)
+                .filter(|n| n.mgmt_ipv4.map(IpAddr::V4).is_some_and(|a| taken.contains(&a)) || n.mgmt_ipv6.map(IpAddr::V6).is_some_and(|a| taken.contains(&a)))
+                .map(|n| n.name.clone())
+                .collect();
+            if !clashes.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "the static management addresses of {} are used by another lab on network {}",
+                    clashes.join(", "),
+                    lab.mgmt.network
+                )));
+            }
+            topology::reassign_mgmt(&mut lab, &taken).map_err(Error::Invalid)?;
+        }
+        state::write_lab(&state_dir, &lab)?;
+        journal = Journal::open(&state_dir)?;
+    }
+    let progress = Progress::new(opts.quiet);
+    let mut run = Run {
+        lab: &lab,
+        journal: &journal,
+        opts,
+        progress: &progress,
+        nets: Mutex::new(HashMap::new()),
+        procs: Mutex::new(HashMap::new()),
+        made_links: HashSet::new(),
+        configured: HashSet::new(),
+        execs: Mutex::new(Vec::new()),
+        init: native::init_path()?,
+    };
+    let result = run.all();
+    let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
+    drop(run);
+    match result {
+        Ok(()) => {
+            journal.record(&[Entry::Done])?;
+            progress.finish();
+            Ok(Deployed {
+                lab,
+                execs,
+                elapsed: start.elapsed(),
+            })
+        }
+        Err(e) => {
+            progress.message(&format!("deploy of lab {} failed: {e}; removing what was made", lab.name));
+            progress.finish();
+            let rec = Recorded::read(&state_dir);
+            if let Err(d) = destroy::destroy_recorded(&lab.name, &rec, false) {
+                return Err(Error::Invalid(format!("{e}; the rollback also failed: {d}")));
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Run<'a> {
+    lab: &'a Lab,
+    journal: &'a Journal,
+    opts: &'a DeployOptions,
+    progress: &'a Progress,
+    nets: Mutex<HashMap<String, NetNs>>,
+    procs: Mutex<HashMap<String, ProcId>>,
+    /// Indexes into lab.links already made.
+    made_links: HashSet<usize>,
+    /// Nodes whose management addressing is applied.
+    configured: HashSet<String>,
+    execs: Mutex<Vec<ExecReport>>,
+    init: PathBuf,
+}
+
+fn check_interrupt() -> Result<()> {
+    if signals::interrupted() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+impl Run<'_> {
+    fn workers(&self) -> usize {
+        self.opts.max_workers.max(1)
+    }
+
+    fn all(&mut self) -> Result<()> {
+        let lab = self.lab;
+        let created = lab.dir.exists();
+        self.journal.record(&[Entry::LabDir {
+            path: lab.dir.clone(),
+            created: !created,
+        }])?;
+        std::fs::create_dir_all(&lab.dir).map_err(io(format!("create lab directory {}", lab.dir.display())))?;
+
+        let mut host = Handle::new().map_err(wire_err("open netlink"))?;
+        let needs_mgmt = lab.nodes.iter().any(|n| n.is_workload() && n.network_mode == NetworkMode::Bridged)
+            || lab.links.iter().any(|l| matches!(l.peer, Peer::MgmtNet { .. }));
+        if needs_mgmt {
+            let _g = Lock::global()?;
+            wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
+        }
+        wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
+
+        // Stage rounds: each round moves every node whose waits are met one stage on.
+        let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
+        let mut reached: HashMap<&str, Option<Stage>> = workloads.iter().map(|n| (n.name.as_str(), None)).collect();
+        loop {
+            check_interrupt()?;
+            let mut ready: BTreeMap<Stage, Vec<&Node>> = BTreeMap::new();
+            for n in &workloads {
+                let next = match reached[n.name.as_str()] {
+                    None => Stage::Create,
+                    Some(Stage::Exit) => continue,
+                    Some(s) => Stage::ALL[s as usize + 1],
+                };
+                if self.waits_met(n, next, &reached) {
+                    ready.entry(next).or_default().push(n);
+                }
+            }
+            if ready.is_empty() {
+                if reached.values().all(|s| *s == Some(Stage::Exit)) {
+                    break;
+                }
+                let stuck: Vec<&str> = reached.iter().filter(|(_, s)| **s != Some(Stage::Exit)).map(|(n, _)| *n).collect();
+                return Err(Error::Invalid(format!("stages cannot progress: nodes {} wait for each other", stuck.join(", "))));
+            }
+            for (stage, nodes) in ready {
+                self.stage_execs(&nodes, stage, ExecPhase::OnEnter)?;
+                match stage {
+                    Stage::Create => self.create(&nodes)?,
+                    Stage::CreateLinks => self.create_links(&nodes, &mut host)?,
+                    Stage::Configure => self.configure(&nodes)?,
+                    Stage::Healthy => self.healthy(&nodes)?,
+                    Stage::Exit => {}
+                }
+                self.stage_execs(&nodes, stage, ExecPhase::OnExit)?;
+                for n in nodes {
+                    reached.insert(n.name.as_str(), Some(stage));
+                }
+            }
+        }
+        check_interrupt()?;
+        self.artifacts()
+    }
+
+    fn waits_met(&self, n: &Node, stage: Stage, reached: &HashMap<&str, Option<Stage>>) -> bool {
+        let mut waits: Vec<(&str, Stage)> = n
+            .stages
+            .get(&stage)
+            .map(|s| s.wait_for.iter().map(|w| (w.node.as_str(), w.stage)).collect())
+            .unwrap_or_default();
+        // Sharing another node's network needs that node created first.
+        if let (Stage::Create, NetworkMode::Container(other)) = (stage, &n.network_mode) {
+            waits.push((other.as_str(), Stage::Create));
+        }
+        waits.iter().all(|(other, s)| match reached.get(other) {
+            Some(Some(r)) => r >= s,
+            Some(None) => false,
+            None => true,
+        })
+    }
+
+    fn create(&self, nodes: &[&Node]) -> Result<()> {
+        let lab = self.lab;
+        self.progress.stage("create nodes", nodes.len());
+        let spawning: Vec<Entry> = nodes.iter().map(|n| Entry::Spawning { node: n.name.clone() }).collect();
+        self.journal.record(&spawning)?;
+        let results = pool::run(nodes, self.workers(), &signals::interrupted, &|n: &&Node| -> Result<()> {
+            let join = match &n.network_mode {
+                NetworkMode::Container(other) => {
+                    let nets = self.nets.lock().expect("nets");
+                    let ns = nets.get(other).ok_or_else(|| Error::Invalid(format!("node {}: node {other} has no namespace", n.name)))?;
+                    Some(ns.fd().try_clone_to_owned().map_err(io("duplicate a namespace descriptor"))?)
+                }
+                _ => None,
+            };
+            let proc = native::spawn(&native::Spawn {
+                lab: &lab.name,
+                node: n,
+                init: &self.init,
+                join_netns: join.as_ref().map(|f| std::os::fd::AsFd::as_fd(f)),
+            })?;
+            self.journal.record(&[
+                Entry::Node {
+                    node: n.name.clone(),
+                    proc,
+                },
+                Entry::Netns { name: n.long_name.clone() },
+            ])?;
+            let ns = NetNs::of_pid(proc.pid).map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
+            wire::netns::register(&ns, &n.long_name).map_err(wire_err(format!("register namespace {}", n.long_name)))?;
+            self.procs.lock().expect("procs").insert(n.name.clone(), proc);
+            self.nets.lock().expect("nets").insert(n.name.clone(), ns);
+            self.progress.step(1);
+            Ok(())
+        });
+        first_error(results)
+    }
+
+    fn create_links(&mut self, nodes: &[&Node], host: &mut Handle) -> Result<()> {
+        let lab = self.lab;
+        let names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let nets = self.nets.lock().expect("nets");
+        let created = |node: &str| -> bool {
+            nets.contains_key(node) || lab.node(node).is_some_and(|n| !n.is_workload())
+        };
+        let mut todo: Vec<(usize, &Link)> = Vec::new();
+        for (i, l) in lab.links.iter().enumerate() {
+            if self.made_links.contains(&i) {
+                continue;
+            }
+            let ends: Vec<&str> = l.endpoints().map(|e| e.node.as_str()).collect();
+            if ends.iter().any(|n| names.contains(n)) && ends.iter().all(|n| created(n)) {
+                todo.push((i, l));
+            }
+        }
+        let mgmt: Vec<&Node> = nodes
+            .iter()
+            .copied()
+            .filter(|n| n.network_mode == NetworkMode::Bridged && !self.configured.contains(&n.name))
+            .collect();
+        self.progress.stage("create links", todo.len() + mgmt.len());
+        let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
+        // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
+        let links: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
+        for chunk in mgmt.chunks(512) {
+            check_interrupt()?;
+            wiring::create_links(lab, &[], chunk, &ns_refs, host, self.journal)?;
+            self.progress.step(chunk.len());
+        }
+        for chunk in links.chunks(512) {
+            check_interrupt()?;
+            wiring::create_links(lab, chunk, &[], &ns_refs, host, self.journal)?;
+            self.progress.step(chunk.len());
+        }
+        // Configure every node that got an interface this round.
+        let mut touched: BTreeSet<&str> = names.clone().into_iter().collect();
+        for l in &links {
+            for e in l.endpoints() {
+                if nets.contains_key(&e.node) {
+                    touched.insert(e.node.as_str());
+                }
+            }
+        }
+        let touched: Vec<&Node> = touched.into_iter().filter_map(|n| lab.node(n)).collect();
+        self.progress.stage("configure interfaces", touched.len());
+        let configured = &self.configured;
+        let results = pool::run(&touched, self.workers(), &signals::interrupted, &|n: &&Node| -> Result<()> {
+            let ns = ns_refs.get(&n.name).ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
+            let base = !configured.contains(&n.name) && names.contains(n.name.as_str());
+            if n.network_mode == NetworkMode::Container(String::new()) || matches!(n.network_mode, NetworkMode::Host) {
+                return Ok(());
+            }
+            wiring::configure_node(lab, &wiring::NodeConfig { node: n, base }, ns)?;
+            self.progress.step(1);
+            Ok(())
+        });
+        first_error(results)?;
+        drop(nets);
+        for (i, _) in todo {
+            self.made_links.insert(i);
+        }
+        for n in nodes {
+            self.configured.insert(n.name.clone());
+        }
+        Ok(())
+    }
+
+    fn configure(&self, nodes: &[&Node]) -> Result<()> {
+        // Start each node's command now that its links are up.
+        for n in nodes {
+            if let Some(p) = self.procs.lock().expect("procs").get(&n.name) {
+                if p.is_alive() {
+                    // SAFETY: signals a process whose identity (pid + start time) was just checked.
+                    unsafe { libc::kill(p.pid, libc::SIGUSR1) };
+                }
+            }
+        }
+        let with_exec: Vec<&Node> = nodes.iter().copied().filter(|n| !n.exec.is_empty()).collect();
+        if with_exec.is_empty() {
+            return Ok(());
+        }
+        self.progress.stage("exec", with_exec.len());
+        let results = pool::run(&with_exec, self.workers(), &signals::interrupted, &|n: &&Node| -> Result<()> {
+            for c in &n.exec {
+                self.exec_in(n, c)?;
+            }
+            self.progress.step(1);
+            Ok(())
+        });
+        first_error(results)
+    }
+
+    fn exec_in(&self, n: &Node, command: &str) -> Result<native::ExecOutput> {
+        let pid = self.procs.lock().expect("procs").get(&n.name).map(|p| p.pid).ok_or_else(|| {
+            Error::Invalid(format!("node {} is not running, so `{command}` cannot run in it", n.name))
+        })?;
+        let out = native::exec(&self.init, pid, &native::environment(n), command)?;
+        self.execs.lock().expect("execs").push(ExecReport {
+            node: n.name.clone(),
+            command: command.to_string(),
+            output: out.clone(),
+        });
+        Ok(out)
+    }
+
+    fn stage_execs(&self, nodes: &[&Node], stage: Stage, phase: ExecPhase) -> Result<()> {
+        for n in nodes {
+            let Some(spec) = n.stages.get(&stage) else { continue };
+            for e in spec.exec.iter().filter(|e| e.phase == phase) {
+                match e.target {
+                    ExecTarget::Container => {
+                        self.exec_in(n, &e.command)?;
+                    }
+                    ExecTarget::Host => {
+                        let out = std::process::Command::new("/bin/sh")
+                            .args(["-c", &e.command])
+                            .env("CLAB_NODE_NAME", &n.name)
+                            .env("CLAB_NODE_LONGNAME", &n.long_name)
+                            .output()
+                            .map_err(io(format!("run `{}` on the host for node {}", e.command, n.name)))?;
+                        self.execs.lock().expect("execs").push(ExecReport {
+                            node: format!("{} (host)", n.name),
+                            command: e.command.clone(),
+                            output: native::ExecOutput {
+                                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                                code: out.status.code().unwrap_or(-1),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn healthy(&self, nodes: &[&Node]) -> Result<()> {
+        let checked: Vec<&Node> = nodes.iter().copied().filter(|n| n.healthcheck.as_ref().is_some_and(|h| !h.test.is_empty())).collect();
+        if checked.is_empty() {
+            return Ok(());
+        }
+        self.progress.stage("healthy", checked.len());
+        let workers = checked.len().min(64);
+        let results = pool::run(&checked, workers, &signals::interrupted, &|n: &&Node| -> Result<()> {
+            let h = n.healthcheck.as_ref().expect("filtered");
+            let cmd = healthcheck_command(&h.test);
+            let pid = self.procs.lock().expect("procs").get(&n.name).map(|p| p.pid).unwrap_or(0);
+            let env = native::environment(n);
+            let start = Instant::now();
+            sleep_interruptible(Duration::from_secs(h.start_period_s.min(1)))?;
+            let mut failures = 0;
+            loop {
+                check_interrupt()?;
+                let out = native::exec(&self.init, pid, &env, &cmd)?;
+                if out.code == 0 {
+                    self.progress.step(1);
+                    return Ok(());
+                }
+                if start.elapsed() >= Duration::from_secs(h.start_period_s) {
+                    failures += 1;
+                }
+                if failures >= h.retries.max(1) {
+                    return Err(Error::Invalid(format!(
+                        "node {} is unhealthy: `{cmd}` failed {failures} times (last exit {}: {})",
+                        n.name,
+                        out.code,
+                        out.stderr.trim()
+                    )));
+                }
+                sleep_interruptible(Duration::from_secs(h.interval_s.max(1)))?;
+            }
+        });
+        first_error(results)
+    }
+
+    fn artifacts(&self) -> Result<()> {
+        let lab = self.lab;
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+        let keys = artifacts::collect_ssh_pub_keys(&home);
+        artifacts::write_lab_artifacts(lab, &keys)?;
+        let entries: Vec<(IpAddr, String)> = lab
+            .nodes
+            .iter()
+            .filter(|n| n.is_workload())
+            .flat_map(|n| {
+                n.mgmt_ipv4
+                    .map(IpAddr::V4)
+                    .into_iter()
+                    .chain(n.mgmt_ipv6.map(IpAddr::V6))
+                    .map(|a| (a, n.long_name.clone()))
+            })
+            .collect();
+        if !entries.is_empty() {
+            let hosts = paths::hosts_file();
+            self.journal.record(&[Entry::HostsBlock { path: hosts.clone() }])?;
+            artifacts::hosts::add_block_locked(&hosts, &paths::lock_dir().join("hosts.lock"), &lab.name, &entries)?;
+        }
+        let ssh_dir = paths::ssh_config_dir();
+        if ssh_dir.is_dir() {
+            let path = ssh_dir.join(format!("clab-{}.conf", lab.name));
+            self.journal.record(&[Entry::SshConfig { path: path.clone() }])?;
+            std::fs::write(&path, artifacts::ssh_config(lab)).map_err(io(format!("write {}", path.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// A healthcheck `test` as one shell command.
+pub fn healthcheck_command(test: &[String]) -> String {
+    match test.first().map(String::as_str) {
+        Some("CMD-SHELL") => test[1..].join(" "),
+        Some("CMD") => test[1..].iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+        _ => test.join(" "),
+    }
+}
+
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn sleep_interruptible(d: Duration) -> Result<()> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        check_interrupt()?;
+        std::thread::sleep(Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())));
+    }
+    Ok(())
+}
+
+fn first_error(results: Vec<Option<Result<()>>>) -> Result<()> {
+    let mut interrupted = false;
+    for r in results {
+        match r {
+            Some(Err(e)) => return Err(e),
+            Some(Ok(())) => {}
+            None => interrupted = true,
+        }
+    }
+    if interrupted || signals::interrupted() {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
+

@@ -1,0 +1,171 @@
+//! Destroying a lab from its recorded state: the journal says what was (or was about to be) made,
+//! and each object is removed only if it is still what labwire made (pid + start time, MAC of host
+//! links and bridges). Works when the topology file changed or is gone; a second destroy is a no-op.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use runtime::process::{self, ProcId};
+use wire::netlink::{format_mac, Handle};
+
+use crate::error::{io, wire as wire_err, Error, Result};
+use crate::lock::Lock;
+use crate::state::{self, Entry, Recorded};
+use crate::{artifacts, paths};
+
+#[derive(Debug, Default)]
+pub struct Destroyed {
+    pub nodes: usize,
+    pub links: usize,
+    pub bridges: usize,
+}
+
+/// Destroy the lab `name` (its lock is taken here).
+pub fn destroy(name: &str, cleanup: bool) -> Result<Destroyed> {
+    let _lock = Lock::lab(name)?;
+    let dir = paths::lab_state_dir(name);
+    let rec = Recorded::read(&dir);
+    destroy_recorded(name, &rec, cleanup)
+}
+
+/// Every lab with recorded state.
+pub fn destroy_all(cleanup: bool) -> Result<Vec<(String, Destroyed)>> {
+    let mut out = Vec::new();
+    for name in state::recorded_labs() {
+        out.push((name.clone(), destroy(&name, cleanup)?));
+    }
+    Ok(out)
+}
+
+/// Remove everything `rec` names (caller holds the lab lock).
+pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Destroyed> {
+    let mut report = Destroyed::default();
+    let mut errors: Vec<String> = Vec::new();
+
+    // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
+    let mut procs: Vec<ProcId> = rec.procs().into_iter().map(|(_, p)| p).collect();
+    procs.extend(process::find_inits(name).into_iter().map(|(p, _)| p));
+    let mut seen = HashSet::new();
+    procs.retain(|p| seen.insert(p.pid));
+    for p in &procs {
+        if p.kill() {
+            report.nodes += 1;
+        }
+    }
+    let left = process::wait_gone(&procs, Duration::from_secs(5));
+    if !left.is_empty() {
+        errors.push(format!("{} node processes did not stop", left.len()));
+    }
+
+    // 2. Namespace names.
+    for e in &rec.entries {
+        if let Entry::Netns { name } = e {
+            if let Err(err) = wire::netns::unregister(name) {
+                errors.push(format!("unregister namespace {name}: {err}"));
+            }
+        }
+    }
+
+    // 3. Host links (only if still ours: same MAC).
+    let mut host = Handle::new().map_err(wire_err("open netlink"))?;
+    for e in &rec.entries {
+        if let Entry::HostLink { name, mac } = e {
+            match host.link(name) {
+                Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => match host.delete_link(l.index) {
+                    Ok(()) => report.links += 1,
+                    // Gone meanwhile: its peer's namespace was freed.
+                    Err(err) if err.raw_os_error() == Some(libc::ENODEV) => {}
+                    Err(err) => errors.push(format!("delete {name}: {err}")),
+                },
+                Ok(_) => {}
+                Err(err) => errors.push(format!("look up {name}: {err}")),
+            }
+        }
+    }
+
+    // 4. Bridges labwire made; a management bridge stays while another lab uses it.
+    let bridges: Vec<(&String, &String, bool)> = rec
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Bridge { name, mac, shared } => Some((name, mac, *shared)),
+            _ => None,
+        })
+        .collect();
+    if !bridges.is_empty() {
+        let _g = Lock::global()?;
+        let in_use = bridges_used_by_others(name);
+        for (br, mac, shared) in bridges {
+            if shared && in_use.contains(br.as_str()) {
+                continue;
+            }
+            match host.link(br) {
+                Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => match host.delete_link(l.index) {
+                    Ok(()) => report.bridges += 1,
+                    Err(err) => errors.push(format!("delete bridge {br}: {err}")),
+                },
+                Ok(_) => {}
+                Err(err) => errors.push(format!("look up bridge {br}: {err}")),
+            }
+        }
+    }
+
+    // 5. Files on the host.
+    for e in &rec.entries {
+        match e {
+            Entry::HostsBlock { path } => {
+                if let Err(err) = artifacts::hosts::remove_block_locked(path, &paths::lock_dir().join("hosts.lock"), name) {
+                    errors.push(err.to_string());
+                }
+            }
+            Entry::SshConfig { path } => match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => errors.push(format!("remove {}: {err}", path.display())),
+            },
+            _ => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(format!("destroy of lab {name} left things behind:\n  {}", errors.join("\n  "))));
+    }
+
+    // 6. The lab directory (with --cleanup), then the state itself.
+    if cleanup {
+        let dir = rec.lab.as_ref().map(|l| l.dir.clone()).or_else(|| {
+            rec.entries.iter().find_map(|e| match e {
+                Entry::LabDir { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+        });
+        if let Some(d) = dir {
+            if d.file_name().is_some_and(|f| f.to_string_lossy().starts_with("clab-")) && d.exists() {
+                std::fs::remove_dir_all(&d).map_err(io(format!("remove {}", d.display())))?;
+            }
+        }
+    }
+    if rec.dir.exists() {
+        std::fs::remove_dir_all(&rec.dir).map_err(io(format!("remove {}", rec.dir.display())))?;
+    }
+    Ok(report)
+}
+
+/// Bridges that other recorded labs use (their management bridge or a recorded bridge).
+fn bridges_used_by_others(me: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for other in state::recorded_labs() {
+        if other == me {
+            continue;
+        }
+        let rec = Recorded::read(&paths::lab_state_dir(&other));
+        if let Some(l) = &rec.lab {
+            out.insert(l.mgmt.bridge.clone());
+        }
+        for e in &rec.entries {
+            if let Entry::Bridge { name, .. } = e {
+                out.insert(name.clone());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,27 @@
+//! Where labwire keeps host-wide things: lab state, locks. Overridable for tests by environment.
+
+use std::path::PathBuf;
+
+/// Recorded state of deployed labs: `<state>/labs/<lab>/{lab.json,journal}`.
+pub fn state_root() -> PathBuf {
+    std::env::var_os("LABWIRE_STATE_DIR").map_or_else(|| PathBuf::from("/var/lib/labwire"), PathBuf::from)
+}
+
+pub fn lab_state_dir(lab: &str) -> PathBuf {
+    state_root().join("labs").join(lab)
+}
+
+/// Locks live on tmpfs: they mean nothing after a reboot.
+pub fn lock_dir() -> PathBuf {
+    std::env::var_os("LABWIRE_RUN_DIR").map_or_else(|| PathBuf::from("/run/labwire"), PathBuf::from)
+}
+
+/// The hosts file labwire edits (`LABWIRE_HOSTS_FILE` lets tests use a scratch copy).
+pub fn hosts_file() -> PathBuf {
+    std::env::var_os("LABWIRE_HOSTS_FILE").map_or_else(|| PathBuf::from("/etc/hosts"), PathBuf::from)
+}
+
+/// The directory for per-lab ssh client configs, when the host has one.
+pub fn ssh_config_dir() -> PathBuf {
+    std::env::var_os("LABWIRE_SSH_CONFIG_DIR").map_or_else(|| PathBuf::from("/etc/ssh/ssh_config.d"), PathBuf::from)
+}

@@ -1,0 +1,141 @@
+//! A deployed lab's recorded state: the normalised lab (`lab.json`) and a journal of every host
+//! object, written *before* the object is made, so `destroy` can remove everything even after the
+//! deploying process was killed at any instant.
+//!
+//! The journal is append-only JSON lines on an O_APPEND descriptor; a line is one `write(2)`, so a
+//! crash leaves at worst a torn last line, which reading skips. Files are created 0600.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use runtime::process::ProcId;
+use serde::{Deserialize, Serialize};
+use topology::Lab;
+
+use crate::error::{io, Error, Result};
+
+/// One object labwire is about to make (or has made) on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Entry {
+    /// The lab directory; `created` when labwire made it.
+    LabDir { path: PathBuf, created: bool },
+    /// About to start a node.
+    Spawning { node: String },
+    /// A node's init is running.
+    Node { node: String, proc: ProcId },
+    /// About to register /run/netns/<name>.
+    Netns { name: String },
+    /// About to make a link in the host namespace (deleted on destroy only if its MAC matches).
+    HostLink { name: String, mac: String },
+    /// About to make a bridge in the host; `shared` for a management bridge other labs may use.
+    Bridge { name: String, mac: String, shared: bool },
+    /// About to write the /etc/hosts block.
+    HostsBlock { path: PathBuf },
+    /// About to write an ssh client config.
+    SshConfig { path: PathBuf },
+    /// The deploy finished.
+    Done,
+}
+
+pub struct Journal {
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Open (creating) the journal of a lab.
+    pub fn open(dir: &Path) -> Result<Journal> {
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        let path = dir.join("journal");
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(format!("open {}", path.display())))?;
+        Ok(Journal { file: Mutex::new(file) })
+    }
+
+    /// Record entries with one write.
+    pub fn record(&self, entries: &[Entry]) -> Result<()> {
+        let mut buf = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut buf, e).map_err(|e| Error::Invalid(format!("encode journal entry: {e}")))?;
+            buf.push(b'\n');
+        }
+        let mut f = self.file.lock().expect("journal lock");
+        f.write_all(&buf).map_err(io("write the journal"))
+    }
+}
+
+/// Everything known about one deployed lab.
+pub struct Recorded {
+    pub dir: PathBuf,
+    pub lab: Option<Lab>,
+    pub entries: Vec<Entry>,
+}
+
+impl Recorded {
+    pub fn read(dir: &Path) -> Recorded {
+        let lab = std::fs::read(dir.join("lab.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Lab>(&b).ok());
+        let entries = std::fs::read_to_string(dir.join("journal"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        Recorded {
+            dir: dir.to_path_buf(),
+            lab,
+            entries,
+        }
+    }
+
+    pub fn procs(&self) -> Vec<(String, ProcId)> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Node { node, proc } => Some((node.clone(), *proc)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn done(&self) -> bool {
+        self.entries.contains(&Entry::Done)
+    }
+}
+
+/// Write `lab.json` atomically, 0600.
+pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    let tmp = dir.join(".lab.json.tmp");
+    let data = serde_json::to_vec_pretty(lab).map_err(|e| Error::Invalid(format!("encode lab state: {e}")))?;
+    let mut f = File::options()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(format!("write {}", tmp.display())))?;
+    f.write_all(&data).map_err(io(format!("write {}", tmp.display())))?;
+    std::fs::rename(&tmp, dir.join("lab.json")).map_err(io(format!("rename {}", tmp.display())))
+}
+
+/// Names of every lab with recorded state.
+pub fn recorded_labs() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(crate::paths::state_root().join("labs"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}

@@ -1,0 +1,478 @@
+//! Turning the lab's links into kernel objects: every veth born with both ends in their target
+//! namespaces through one batched host netlink socket, then each node's interfaces brought up and
+//! addressed through a socket inside that node.
+//!
+//! Owns the names and MACs of host-side objects (management veth ends, stitch bridges) and the
+//! decision of which end of a link lives where. It records every host object in the journal before
+//! making it. It never starts processes.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
+
+use topology::{mac, KindClass, Lab, Link, Mac, NetworkMode, Node, Peer};
+use wire::netlink::{Handle, Macvlan, MacvlanMode, VethEnd, Vxlan};
+use wire::NetNs;
+
+use crate::error::{wire as wire_err, Error, Result};
+use crate::state::{Entry, Journal};
+
+/// Host-side name of a node's management veth end: `lw` + 8 hex digits of (lab, node).
+pub fn mgmt_host_end(lab: &str, node: &str) -> String {
+    format!("lw{:08x}", mac::hash64(&[lab, node, "mgmt"]) as u32)
+}
+
+pub fn mgmt_host_mac(lab: &str, node: &str) -> Mac {
+    mac::derive(lab, "host", &mgmt_host_end(lab, node), 0)
+}
+
+/// The management bridge's MAC depends only on the network, so every lab sharing it agrees.
+pub fn mgmt_bridge_mac(lab: &Lab) -> Mac {
+    mac::derive("mgmt", &lab.mgmt.network, &lab.mgmt.bridge, 0)
+}
+
+pub fn bridge_node_mac(bridge: &str) -> Mac {
+    mac::derive("bridge", bridge, bridge, 0)
+}
+
+/// Names of the host objects a vxlan-stitch link uses: (vxlan, bridge) beside the veth end.
+pub fn stitch_names(host_iface: &str) -> (String, String) {
+    let suffix = host_iface.trim_start_matches("vxs-");
+    (format!("vxl-{suffix}"), format!("vxb-{suffix}"))
+}
+
+fn mac_str(m: Mac) -> String {
+    m.to_string()
+}
+
+/// A node's network namespace as the wiring sees it.
+pub struct NodeNet<'a> {
+    pub ns: &'a NetNs,
+}
+
+/// Is this node's side of a link in the host (a `bridge` or `host` kind node)?
+fn in_host(lab: &Lab, node: &str) -> Option<KindClass> {
+    lab.node(node)
+        .map(|n| n.class)
+        .filter(|c| matches!(c, KindClass::Bridge | KindClass::Host))
+}
+
+fn host_index(host: &mut Handle, name: &str, what: &str) -> Result<u32> {
+    match host.link(name).map_err(wire_err(format!("look up {what} {name}")))? {
+        Some(l) => Ok(l.index),
+        None => Err(Error::Invalid(format!("{what} {name} does not exist in the host"))),
+    }
+}
+
+/// Create the given links and the management veths of `mgmt_nodes` with one batch on the host
+/// socket. `nets` maps node names to their namespaces.
+pub fn create_links(
+    lab: &Lab,
+    links: &[&Link],
+    mgmt_nodes: &[&Node],
+    nets: &HashMap<String, &NetNs>,
+    host: &mut Handle,
+    journal: &Journal,
+) -> Result<()> {
+    let fd = |node: &str| -> Result<BorrowedFd<'_>> {
+        nets.get(node)
+            .map(|n| n.fd())
+            .ok_or_else(|| Error::Invalid(format!("node {node} has no network namespace")))
+    };
+    // 1. Record every host object first.
+    let mut intents = Vec::new();
+    for n in mgmt_nodes {
+        intents.push(Entry::HostLink {
+            name: mgmt_host_end(&lab.name, &n.name),
+            mac: mac_str(mgmt_host_mac(&lab.name, &n.name)),
+        });
+    }
+    for l in links {
+        match &l.peer {
+            Peer::Veth { b } => {
+                for ep in [&l.a, b] {
+                    if in_host(lab, &ep.node).is_some() {
+                        intents.push(Entry::HostLink {
+                            name: ep.iface.clone(),
+                            mac: mac_str(ep.mac),
+                        });
+                    }
+                }
+            }
+            Peer::Host { host_iface, host_mac } | Peer::MgmtNet { host_iface, host_mac } => intents.push(Entry::HostLink {
+                name: host_iface.clone(),
+                mac: mac_str(*host_mac),
+            }),
+            Peer::VxlanStitch { host_iface, host_mac, .. } => {
+                let (vx, br) = stitch_names(host_iface);
+                intents.push(Entry::HostLink {
+                    name: host_iface.clone(),
+                    mac: mac_str(*host_mac),
+                });
+                intents.push(Entry::HostLink {
+                    name: vx.clone(),
+                    mac: mac_str(mac::derive(&lab.name, "host", &vx, 0)),
+                });
+                intents.push(Entry::Bridge {
+                    name: br.clone(),
+                    mac: mac_str(bridge_node_mac(&br)),
+                    shared: false,
+                });
+            }
+            _ => {}
+        }
+    }
+    journal.record(&intents)?;
+
+    // 2. Host indexes needed as masters or parents.
+    let mut indexes: HashMap<String, u32> = HashMap::new();
+    fn need(indexes: &mut HashMap<String, u32>, name: &str, what: &str, host: &mut Handle) -> Result<u32> {
+        if let Some(i) = indexes.get(name) {
+            return Ok(*i);
+        }
+        let i = host_index(host, name, what)?;
+        indexes.insert(name.to_string(), i);
+        Ok(i)
+    }
+    let mgmt_br = if mgmt_nodes.is_empty() && !links.iter().any(|l| matches!(l.peer, Peer::MgmtNet { .. })) {
+        None
+    } else {
+        Some(need(&mut indexes, &lab.mgmt.bridge, "management bridge", host)?)
+    };
+    // vxlan-stitch: its bridge and vxlan are made one by one before the batch (rare links).
+    for l in links {
+        if let Peer::VxlanStitch {
+            remote,
+            vni,
+            udp_port,
+            parent,
+            host_iface,
+            ..
+        } = &l.peer
+        {
+            let (vx, br) = stitch_names(host_iface);
+            let br_idx = host
+                .add_bridge(&br, None, Some(bridge_node_mac(&br).0), true)
+                .map_err(wire_err(format!("create stitch bridge {br}")))?;
+            let parent_idx = match parent {
+                Some(p) => Some(need(&mut indexes, p, "vxlan parent interface", host)?),
+                None => None,
+            };
+            host.add_vxlan(&Vxlan {
+                name: &vx,
+                vni: *vni,
+                remote: *remote,
+                local: None,
+                dst_port: *udp_port,
+                parent: parent_idx,
+                mtu: None,
+                mac: Some(mac::derive(&lab.name, "host", &vx, 0).0),
+                netns: None,
+                up: true,
+                learning: true,
+            })
+            .map_err(wire_err(format!("create vxlan {vx}")))?;
+            let vx_idx = host_index(host, &vx, "vxlan")?;
+            host.set_master(vx_idx, br_idx).map_err(wire_err(format!("attach {vx} to {br}")))?;
+            indexes.insert(br.clone(), br_idx);
+        }
+    }
+    let mut parents: HashMap<String, u32> = HashMap::new();
+    for l in links {
+        match &l.peer {
+            Peer::Macvlan { parent, .. } => {
+                parents.insert(parent.clone(), need(&mut indexes, parent, "macvlan parent interface", host)?);
+            }
+            Peer::Vxlan { parent: Some(p), .. } => {
+                parents.insert(p.clone(), need(&mut indexes, p, "vxlan parent interface", host)?);
+            }
+            Peer::Veth { b } => {
+                for ep in [&l.a, b] {
+                    if in_host(lab, &ep.node) == Some(KindClass::Bridge) {
+                        parents.insert(ep.node.clone(), need(&mut indexes, &ep.node, "bridge", host)?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // 3. One batch.
+    let mut batch = host.batch();
+    for n in mgmt_nodes {
+        let host_end = mgmt_host_end(&lab.name, &n.name);
+        batch.add_veth(
+            &VethEnd {
+                name: &host_end,
+                netns: None,
+                mac: Some(mgmt_host_mac(&lab.name, &n.name).0),
+                mtu: Some(lab.mgmt.mtu),
+                master: mgmt_br,
+                up: true,
+            },
+            &VethEnd {
+                name: "eth0",
+                netns: Some(fd(&n.name)?),
+                mac: Some(n.mgmt_mac.0),
+                mtu: Some(lab.mgmt.mtu),
+                master: None,
+                up: false,
+            },
+        );
+    }
+    for l in links {
+        let mtu = (l.mtu > 0).then_some(l.mtu);
+        match &l.peer {
+            Peer::Veth { b } => {
+                // The host side (bridge or host node) goes first: only the first end can take a master.
+                let (first, second) = if in_host(lab, &b.node).is_some() { (b, &l.a) } else { (&l.a, b) };
+                let first_host = in_host(lab, &first.node);
+                let first_end = VethEnd {
+                    name: &first.iface,
+                    netns: if first_host.is_some() { None } else { Some(fd(&first.node)?) },
+                    mac: Some(first.mac.0),
+                    mtu,
+                    master: if first_host == Some(KindClass::Bridge) { parents.get(&first.node).copied() } else { None },
+                    up: true,
+                };
+                let second_end = VethEnd {
+                    name: &second.iface,
+                    netns: Some(fd(&second.node)?),
+                    mac: Some(second.mac.0),
+                    mtu,
+                    master: None,
+                    up: false,
+                };
+                batch.add_veth(&first_end, &second_end);
+            }
+            Peer::Host { host_iface, host_mac } | Peer::MgmtNet { host_iface, host_mac } => {
+                let master = if matches!(l.peer, Peer::MgmtNet { .. }) { mgmt_br } else { None };
+                batch.add_veth(
+                    &VethEnd {
+                        name: host_iface,
+                        netns: None,
+                        mac: Some(host_mac.0),
+                        mtu,
+                        master,
+                        up: true,
+                    },
+                    &VethEnd {
+                        name: &l.a.iface,
+                        netns: Some(fd(&l.a.node)?),
+                        mac: Some(l.a.mac.0),
+                        mtu,
+                        master: None,
+                        up: false,
+                    },
+                );
+            }
+            Peer::VxlanStitch { host_iface, host_mac, .. } => {
+                let (_, br) = stitch_names(host_iface);
+                batch.add_veth(
+                    &VethEnd {
+                        name: host_iface,
+                        netns: None,
+                        mac: Some(host_mac.0),
+                        mtu,
+                        master: indexes.get(&br).copied(),
+                        up: true,
+                    },
+                    &VethEnd {
+                        name: &l.a.iface,
+                        netns: Some(fd(&l.a.node)?),
+                        mac: Some(l.a.mac.0),
+                        mtu,
+                        master: None,
+                        up: false,
+                    },
+                );
+            }
+            Peer::Macvlan { parent, mode } => {
+                batch.add_macvlan(&Macvlan {
+                    name: &l.a.iface,
+                    parent: parents[parent],
+                    mode: match mode {
+                        topology::MacvlanMode::Private => MacvlanMode::Private,
+                        topology::MacvlanMode::Vepa => MacvlanMode::Vepa,
+                        topology::MacvlanMode::Bridge => MacvlanMode::Bridge,
+                        topology::MacvlanMode::Passthru => MacvlanMode::Passthru,
+                        topology::MacvlanMode::Source => MacvlanMode::Source,
+                    },
+                    mtu,
+                    mac: Some(l.a.mac.0),
+                    netns: Some(fd(&l.a.node)?),
+                    up: false,
+                });
+            }
+            Peer::Vxlan {
+                remote,
+                vni,
+                udp_port,
+                parent,
+            } => {
+                batch.add_vxlan(&Vxlan {
+                    name: &l.a.iface,
+                    vni: *vni,
+                    remote: *remote,
+                    local: None,
+                    dst_port: *udp_port,
+                    parent: parent.as_ref().map(|p| parents[p]),
+                    mtu,
+                    mac: Some(l.a.mac.0),
+                    netns: Some(fd(&l.a.node)?),
+                    up: false,
+                    learning: true,
+                });
+            }
+            Peer::Dummy => {
+                batch.add_dummy(&l.a.iface, mtu, Some(l.a.mac.0), Some(fd(&l.a.node)?), false);
+            }
+        }
+    }
+    batch.commit().map_err(|e| match e.innermost() {
+        wire::Error::KernelLacks { kind } => Error::Invalid(format!(
+            "the running kernel lacks the \"{kind}\" link type, which this topology uses (load its module, e.g. `modprobe {kind}`, or change the link type)"
+        )),
+        _ => Error::Wire {
+            op: "create links".into(),
+            source: e,
+        },
+    })
+}
+
+/// What one node's namespace needs after its links exist.
+pub struct NodeConfig<'a> {
+    pub node: &'a Node,
+    /// Management addressing and routes (once per node).
+    pub base: bool,
+}
+
+/// Bring every interface of the node up and apply its addresses (and, with `base`, the management
+/// address and default routes).
+pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs) -> Result<()> {
+    let node = cfg.node;
+    let op = |what: &str| format!("{what} in node {}", node.name);
+    let mut h = Handle::in_netns(ns).map_err(wire_err(op("open netlink")))?;
+    let links = h.links().map_err(wire_err(op("list interfaces")))?;
+    let index: HashMap<&str, u32> = links.iter().map(|l| (l.name.as_str(), l.index)).collect();
+    let mut addrs: Vec<(u32, IpAddr, u8)> = Vec::new();
+    for l in &lab.links {
+        for ep in l.endpoints().filter(|e| e.node == node.name) {
+            if let Some(&i) = index.get(ep.iface.as_str()) {
+                if let Some(n) = ep.ipv4 {
+                    addrs.push((i, IpAddr::V4(n.addr()), n.prefix_len()));
+                }
+                if let Some(n) = ep.ipv6 {
+                    addrs.push((i, IpAddr::V6(n.addr()), n.prefix_len()));
+                }
+            }
+        }
+    }
+    let mut b = h.batch();
+    for l in links.iter().filter(|l| !l.up) {
+        b.set_up(l.index);
+    }
+    for (i, a, p) in &addrs {
+        b.add_address(*i, *a, *p);
+    }
+    let eth0 = index.get("eth0").copied();
+    if cfg.base && node.network_mode == NetworkMode::Bridged {
+        if let Some(e) = eth0 {
+            if let (Some(a), Some(s)) = (node.mgmt_ipv4, lab.mgmt.ipv4_subnet) {
+                b.add_address(e, IpAddr::V4(a), s.prefix_len());
+                if let Some(gw) = lab.mgmt.ipv4_gw {
+                    b.add_default_route(IpAddr::V4(gw), Some(e));
+                }
+            }
+            if let (Some(a), Some(s)) = (node.mgmt_ipv6, lab.mgmt.ipv6_subnet) {
+                b.add_address(e, IpAddr::V6(a), s.prefix_len());
+                if let Some(gw) = lab.mgmt.ipv6_gw {
+                    b.add_default_route(IpAddr::V6(gw), Some(e));
+                }
+            }
+        }
+    }
+    if b.is_empty() {
+        return Ok(());
+    }
+    b.commit().map_err(wire_err(op("configure interfaces")))
+}
+
+/// Make sure the management bridge exists with its gateway addresses. Returns whether labwire
+/// created it (recorded in the journal before creation).
+pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<bool> {
+    let m = &lab.mgmt;
+    let existing = host.link(&m.bridge).map_err(wire_err(format!("look up bridge {}", m.bridge)))?;
+    let mut created = false;
+    let idx = match existing {
+        Some(l) => {
+            if l.kind.as_deref() != Some("bridge") {
+                return Err(Error::Invalid(format!(
+                    "management bridge {} exists in the host but is a {} interface, not a bridge",
+                    m.bridge,
+                    l.kind.as_deref().unwrap_or("non-bridge")
+                )));
+            }
+            if !l.up {
+                host.set_up(l.index).map_err(wire_err(format!("bring up {}", m.bridge)))?;
+            }
+            l.index
+        }
+        None => {
+            let mac = mgmt_bridge_mac(lab);
+            journal.record(&[Entry::Bridge {
+                name: m.bridge.clone(),
+                mac: mac_str(mac),
+                shared: true,
+            }])?;
+            created = true;
+            host.add_bridge(&m.bridge, Some(m.mtu), Some(mac.0), true)
+                .map_err(wire_err(format!("create management bridge {}", m.bridge)))?
+        }
+    };
+    let mut b = host.batch();
+    if let Some(gw) = m.ipv4_gw_net() {
+        b.add_address(idx, IpAddr::V4(gw.addr()), gw.prefix_len());
+    }
+    if let Some(gw) = m.ipv6_gw_net() {
+        b.add_address(idx, IpAddr::V6(gw.addr()), gw.prefix_len());
+    }
+    if !b.is_empty() {
+        b.commit().map_err(wire_err(format!("address management bridge {}", m.bridge)))?;
+    }
+    Ok(created)
+}
+
+/// Make sure every `bridge` kind node's bridge exists; record those labwire creates.
+pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<()> {
+    let mut seen = HashSet::new();
+    for n in lab.nodes.iter().filter(|n| n.class == KindClass::Bridge) {
+        if !seen.insert(n.name.clone()) {
+            continue;
+        }
+        match host.link(&n.name).map_err(wire_err(format!("look up bridge {}", n.name)))? {
+            Some(l) if l.kind.as_deref() == Some("bridge") => {
+                if !l.up {
+                    host.set_up(l.index).map_err(wire_err(format!("bring up {}", n.name)))?;
+                }
+            }
+            Some(_) => {
+                return Err(Error::Invalid(format!(
+                    "node {} is a bridge, but the host's interface {} is not a bridge",
+                    n.name, n.name
+                )))
+            }
+            None => {
+                let mac = bridge_node_mac(&n.name);
+                journal.record(&[Entry::Bridge {
+                    name: n.name.clone(),
+                    mac: mac_str(mac),
+                    shared: false,
+                }])?;
+                host.add_bridge(&n.name, None, Some(mac.0), true)
+                    .map_err(wire_err(format!("create bridge {}", n.name)))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `labwire destroy`: remove a lab (or all) from its recorded state.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+
+#[derive(Args)]
+pub struct DestroyArgs {
+    /// Topology file of the lab (only its `name` is used)
+    #[arg(short = 't', long = "topo")]
+    pub topo: Option<PathBuf>,
+    /// Destroy the lab of this name (works when the topology file changed or is gone)
+    #[arg(long, conflicts_with = "topo")]
+    pub name: Option<String>,
+    /// Destroy every deployed lab
+    #[arg(short, long, conflicts_with_all = ["topo", "name"])]
+    pub all: bool,
+    /// Also remove the lab directory
+    #[arg(short, long)]
+    pub cleanup: bool,
+}
+
+/// The lab name from a topology file, even one that no longer validates.
+fn lab_name(topo: &TopoSource) -> anyhow::Result<String> {
+    let src = topo.0.source()?;
+    match topology::load(&src, &topology::Options::default()) {
+        Ok(l) => Ok(l.lab.name),
+        Err(e) => {
+            let v = topology::yaml::parse(&src.text).map_err(|_| anyhow::Error::new(e.clone()))?;
+            if let topology::yaml::Kind::Map(m) = &v.kind {
+                if let Some((_, name)) = m.iter().find(|(k, _)| k.as_str() == Some("name")) {
+                    if let Some(n) = name.as_str() {
+                        return Ok(n.to_string());
+                    }
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+struct TopoSource(super::TopoArg);
+
+pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
+    let names: Vec<String> = if a.all {
+        lab::state::recorded_labs()
+    } else if let Some(n) = a.name {
+        vec![n]
+    } else {
+        let t = TopoSource(super::TopoArg { topo: a.topo, runtime: None });
+        vec![lab_name(&t)?]
+    };
+    if names.is_empty() {
+        eprintln!("no labs are deployed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = false;
+    for n in names {
+        match lab::destroy::destroy(&n, a.cleanup) {
+            Ok(d) => eprintln!("lab {n} destroyed: {} nodes stopped, {} host links and {} bridges removed", d.nodes, d.links, d.bridges),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("some labs were not fully destroyed");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,461 @@
+//! labwire-init: the first process of every native node.
+//!
+//! labwire starts it with the node's network, mount, UTS, IPC and PID namespaces already unshared
+//! (the PID namespace applies to its children). It then, still as the "setup" process:
+//!   1. makes the mount tree private, mounts fresh tmpfs on the node's private directories, binds the
+//!      node's `/etc/hosts` and `/etc/hostname` and the topology's `binds`, and sets the hostname;
+//!   2. forks the node's PID 1, which mounts `/proc` and `/sys` for the node's namespaces, writes the
+//!      node's sysctls, then runs the node's command (if any) and reaps every orphan until told to stop;
+//!   3. prints `ok <pid of PID 1>` (or `error <message>`) on standard output and exits.
+//! It owns nothing else: no networking, no files outside the node's mount namespace.
+//!
+//! Arguments (written by labwire, not meant for people):
+//!   --lab LAB --node NODE [--hostname H] [--log FILE] [--tmpfs DIR MODE]... [--file SRC DST]...
+//!   [--bind SRC DST ro|rw]... [--sysctl KEY VALUE]... [-- COMMAND ARGS...]
+//! The environment of labwire-init is the node's environment; the command inherits it.
+
+use std::ffi::CString;
+use std::io::Write as _;
+use std::os::fd::AsRawFd as _;
+use std::path::Path;
+
+#[derive(Default)]
+struct Config {
+    hostname: Option<String>,
+    log: Option<String>,
+    tmpfs: Vec<(String, String)>,
+    files: Vec<(String, String)>,
+    binds: Vec<(String, String, bool)>,
+    sysctls: Vec<(String, String)>,
+    command: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Config, String> {
+    let mut c = Config::default();
+    let mut i = 0;
+    let need = |i: usize, n: usize| -> Result<(), String> {
+        if i + n < args.len() {
+            Ok(())
+        } else {
+            Err(format!("{} needs {n} value(s)", args[i]))
+        }
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--lab" | "--node" => {
+                need(i, 1)?;
+                i += 2;
+            }
+            "--hostname" => {
+                need(i, 1)?;
+                c.hostname = Some(args[i + 1].clone());
+                i += 2;
+            }
+            "--log" => {
+                need(i, 1)?;
+                c.log = Some(args[i + 1].clone());
+                i += 2;
+            }
+            "--tmpfs" => {
+                need(i, 2)?;
+                c.tmpfs.push((args[i + 1].clone(), args[i + 2].clone()));
+                i += 3;
+            }
+            "--file" => {
+                need(i, 2)?;
+                c.files.push((args[i + 1].clone(), args[i + 2].clone()));
+                i += 3;
+            }
+            "--bind" => {
+                need(i, 3)?;
+                c.binds.push((args[i + 1].clone(), args[i + 2].clone(), args[i + 3] == "ro"));
+                i += 4;
+            }
+            "--sysctl" => {
+                need(i, 2)?;
+                c.sysctls.push((args[i + 1].clone(), args[i + 2].clone()));
+                i += 3;
+            }
+            "--" => {
+                c.command = args[i + 1..].to_vec();
+                break;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(c)
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap_or_else(|_| CString::new("?").expect("no NUL"))
+}
+
+fn errno() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+fn mount(src: Option<&str>, target: &str, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<(), String> {
+    let s = src.map(cstr);
+    let t = cstr(target);
+    let f = fstype.map(cstr);
+    let d = data.map(cstr);
+    // SAFETY: every pointer is either null or a valid NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            s.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            t.as_ptr(),
+            f.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            flags,
+            d.as_ref().map_or(std::ptr::null(), |c| c.as_ptr().cast()),
+        )
+    };
+    if rc != 0 {
+        return Err(format!("mount {} on {target}: {}", src.or(fstype).unwrap_or("-"), errno()));
+    }
+    Ok(())
+}
+
+fn bind(src: &str, dst: &str, ro: bool) -> Result<(), String> {
+    mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
+    if ro {
+        mount(None, dst, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC, None)?;
+    }
+    Ok(())
+}
+
+/// A bind source opened before any tmpfs can hide it (sources may live under /tmp or /run).
+struct Source {
+    file: std::fs::File,
+    is_dir: bool,
+}
+
+impl Source {
+    fn open(path: &str) -> Result<Source, String> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(path)
+            .map_err(|e| format!("open bind source {path}: {e}"))?;
+        let is_dir = Path::new(path).is_dir();
+        Ok(Source { file, is_dir })
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/self/fd/{}", self.file.as_raw_fd())
+    }
+}
+
+/// Mount work done in the node's mount namespace before PID 1 exists.
+fn setup_mounts(c: &Config) -> Result<(), String> {
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    let files: Vec<(Source, &str)> = c
+        .files
+        .iter()
+        .map(|(src, dst)| Source::open(src).map(|s| (s, dst.as_str())))
+        .collect::<Result<_, _>>()?;
+    let binds: Vec<(Source, &str, bool)> = c
+        .binds
+        .iter()
+        .map(|(src, dst, ro)| Source::open(src).map(|s| (s, dst.as_str(), *ro)))
+        .collect::<Result<_, _>>()?;
+    let mut private_dirs: Vec<&str> = Vec::new();
+    for (dir, mode) in &c.tmpfs {
+        let p = Path::new(dir);
+        // /var/run is a link to /run on most systems: covered by /run already.
+        if p.is_symlink() || !p.is_dir() {
+            continue;
+        }
+        mount(Some("tmpfs"), dir, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&format!("mode={mode}")))?;
+        private_dirs.push(dir);
+    }
+    for (src, dst) in &files {
+        bind(&src.path(), dst, false)?;
+    }
+    for (src, dst, ro) in &binds {
+        let target = Path::new(dst);
+        if !target.exists() {
+            // Only create mount points inside the node's own tmpfs directories, never on the host.
+            let inside_private = private_dirs.iter().any(|d| target.starts_with(d));
+            if !inside_private {
+                return Err(format!(
+                    "bind target {dst} does not exist; a node without an image shares the host's file system, so binds can only cover existing paths (or paths under /tmp, /run, /var/log)"
+                ));
+            }
+            if src.is_dir {
+                std::fs::create_dir_all(target).map_err(|e| format!("create {dst}: {e}"))?;
+            } else {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+                }
+                std::fs::write(target, b"").map_err(|e| format!("create {dst}: {e}"))?;
+            }
+        }
+        bind(&src.path(), dst, *ro)?;
+    }
+    if let Some(h) = &c.hostname {
+        // SAFETY: the pointer and length describe the bytes of `h`.
+        if unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) } != 0 {
+            return Err(format!("set hostname {h}: {}", errno()));
+        }
+    }
+    Ok(())
+}
+
+/// The node's console log, opened before any tmpfs can hide its directory.
+fn open_log(c: &Config) -> Result<std::fs::File, String> {
+    match &c.log {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| format!("open {p}: {e}")),
+        None => std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| format!("open /dev/null: {e}")),
+    }
+}
+
+/// PID 1's own setup: its /proc and /sys, sysctls, log file as standard output.
+fn setup_pid1(c: &Config, log: &std::fs::File) -> Result<(), String> {
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mount(Some("proc"), "/proc", Some("proc"), flags, None)?;
+    // sysfs shows the mounting process's network namespace: the node's interfaces.
+    mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None)?;
+    for (k, v) in &c.sysctls {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        std::fs::write(&path, v).map_err(|e| format!("sysctl {k}={v}: {e}"))?;
+    }
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    // SAFETY: dup2 on descriptors this process owns.
+    unsafe {
+        libc::dup2(null.as_raw_fd(), 0);
+        libc::dup2(log.as_raw_fd(), 1);
+        libc::dup2(log.as_raw_fd(), 2);
+    }
+    Ok(())
+}
+
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the calls only touch this process's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn spawn_command(command: &[String], old_mask: &libc::sigset_t) {
+    let args: Vec<CString> = command.iter().map(|a| cstr(a)).collect();
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    // SAFETY: single-threaded process; the child only restores its mask and execs.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            libc::sigprocmask(libc::SIG_SETMASK, old_mask, std::ptr::null_mut());
+            libc::execvp(argv[0], argv.as_ptr());
+            let msg = format!("labwire-init: exec {}: {}\n", command[0], errno());
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127);
+        }
+    }
+}
+
+/// PID 1's life: run the command, reap everything, stop on SIGTERM/SIGINT.
+fn run_pid1(c: &Config, set: &libc::sigset_t) -> ! {
+    // SAFETY: an empty mask for the command's process.
+    let empty: libc::sigset_t = unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        s
+    };
+    // The command starts when labwire says the node's links are up (SIGUSR1).
+    let mut started = false;
+    loop {
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for one of the blocked signals.
+        let sig = unsafe { libc::sigwaitinfo(set, &mut info) };
+        match sig {
+            libc::SIGCHLD => reap(),
+            libc::SIGUSR1 if !started => {
+                started = true;
+                if !c.command.is_empty() {
+                    spawn_command(&c.command, &empty);
+                }
+            }
+            libc::SIGTERM | libc::SIGINT | libc::SIGHUP => {
+                // SAFETY: signals every process of this PID namespace, then waits a moment.
+                unsafe { libc::kill(-1, libc::SIGTERM) };
+                for _ in 0..20 {
+                    reap();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                // SAFETY: ends this process; the kernel ends the rest of the namespace.
+                unsafe { libc::_exit(0) };
+            }
+            _ => {}
+        }
+    }
+}
+
+fn reap() {
+    loop {
+        let mut status = 0;
+        // SAFETY: non-blocking wait for any child.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+fn report(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// `labwire-init exec PID -- COMMAND…`: run a command inside every namespace of the node whose PID 1
+/// is PID, as a child of that namespace (so it sees its own process tree), and exit with its status.
+fn exec_in(args: &[String]) -> ! {
+    let (Some(pid), Some(sep)) = (args.first(), args.get(1)) else {
+        eprintln!("labwire-init: exec needs PID -- COMMAND");
+        std::process::exit(125);
+    };
+    if sep != "--" || args.len() < 3 {
+        eprintln!("labwire-init: exec needs PID -- COMMAND");
+        std::process::exit(125);
+    }
+    let mut fds = Vec::new();
+    // The mount namespace goes last: after it, /proc is the node's.
+    for ns in ["net", "uts", "ipc", "pid", "mnt"] {
+        match std::fs::File::open(format!("/proc/{pid}/ns/{ns}")) {
+            Ok(f) => fds.push((ns, f)),
+            Err(e) => {
+                eprintln!("labwire-init: open namespace {ns} of {pid}: {e}");
+                std::process::exit(125);
+            }
+        }
+    }
+    let root = std::fs::File::open(format!("/proc/{pid}/root")).ok();
+    for (ns, f) in &fds {
+        // SAFETY: setns on a namespace file this process holds open.
+        if unsafe { libc::setns(f.as_raw_fd(), 0) } != 0 {
+            eprintln!("labwire-init: enter {ns} namespace of {pid}: {}", errno());
+            std::process::exit(125);
+        }
+    }
+    if let Some(r) = root {
+        // SAFETY: fchdir/chroot to the node's root directory, then to its /.
+        unsafe {
+            libc::fchdir(r.as_raw_fd());
+            libc::chroot(c".".as_ptr());
+        }
+    }
+    let _ = std::env::set_current_dir("/");
+    // SAFETY: fork so the command is born inside the node's PID namespace.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        let argv: Vec<CString> = args[2..].iter().map(|a| cstr(a)).collect();
+        let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        // SAFETY: argv is a NULL-terminated array of valid strings.
+        unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+        eprintln!("labwire-init: exec {}: {}", args[2], errno());
+        // SAFETY: leaving the failed child.
+        unsafe { libc::_exit(127) };
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for the child forked above.
+        let r = unsafe { libc::waitpid(child, &mut status, 0) };
+        if r == child || (r < 0 && errno().raw_os_error() != Some(libc::EINTR)) {
+            break;
+        }
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    };
+    std::process::exit(code);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("exec") {
+        exec_in(&args[1..]);
+    }
+    let c = match parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            report(&format!("error {e}"));
+            std::process::exit(2);
+        }
+    };
+    let log = match open_log(&c) {
+        Ok(f) => f,
+        Err(e) => {
+            report(&format!("error {e}"));
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = setup_mounts(&c) {
+        report(&format!("error {e}"));
+        std::process::exit(1);
+    }
+    let mut fds = [0; 2];
+    // SAFETY: creates a pipe into a valid two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        report(&format!("error pipe: {}", errno()));
+        std::process::exit(1);
+    }
+    let set = block_signals();
+    // SAFETY: this process is single-threaded; the child continues as PID 1 of the new namespace.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        report(&format!("error fork: {}", errno()));
+        std::process::exit(1);
+    }
+    if pid == 0 {
+        // SAFETY: closing our copy of the read end.
+        unsafe { libc::close(fds[0]) };
+        let msg = match setup_pid1(&c, &log) {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e,
+        };
+        // SAFETY: writing to the pipe's write end, which this process owns.
+        unsafe {
+            libc::write(fds[1], msg.as_ptr().cast(), msg.len());
+            libc::close(fds[1]);
+        }
+        if msg != "ok" {
+            // SAFETY: leaving after a failed setup.
+            unsafe { libc::_exit(1) };
+        }
+        run_pid1(&c, &set);
+    }
+    // SAFETY: closing our copy of the write end.
+    unsafe { libc::close(fds[1]) };
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        // SAFETY: reads into a local buffer of the given size.
+        let n = unsafe { libc::read(fds[0], chunk.as_mut_ptr().cast(), chunk.len()) };
+        if n <= 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n as usize]);
+    }
+    let msg = String::from_utf8_lossy(&buf).into_owned();
+    if msg == "ok" {
+        report(&format!("ok {pid}"));
+        std::process::exit(0);
+    }
+    let msg = if msg.is_empty() { "PID 1 died during setup".to_string() } else { msg };
+    report(&format!("error {msg}"));
+    std::process::exit(1);
+}

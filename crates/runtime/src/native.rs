@@ -1,0 +1,194 @@
+//! The native runtime: a node is a labwire-init process in fresh net, mount, UTS, IPC and PID
+//! namespaces, over the host's file system with private /run, /tmp and /var/log.
+//!
+//! Owns starting a node (spawn + wait for its `ok`), running a command inside it, and the node's
+//! files that its init mounts (hosts, hostname). It never creates links: the node's network namespace
+//! is returned to the caller, which wires it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::os::fd::{AsRawFd as _, BorrowedFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use topology::{NetworkMode, Node};
+
+use crate::process::ProcId;
+use crate::{io, Error, Result};
+
+/// Directories each host-filesystem node gets its own empty copy of (tmpfs), with their modes.
+pub const PRIVATE_DIRS: [(&str, &str); 4] = [("/run", "755"), ("/var/run", "755"), ("/tmp", "1777"), ("/var/log", "755")];
+
+/// Where labwire-init lives: next to the running labwire binary (cargo puts both in target/*/),
+/// or `LABWIRE_INIT` when set.
+pub fn init_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LABWIRE_INIT") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(io("locate the labwire binary"))?;
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    for cand in [dir.join("labwire-init"), dir.join("../labwire-init")] {
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(Error::Unsupported(format!(
+        "labwire-init not found next to {} (build the workspace with `cargo build --release`, or set LABWIRE_INIT)",
+        exe.display()
+    )))
+}
+
+/// What to start for one node.
+pub struct Spawn<'a> {
+    pub lab: &'a str,
+    pub node: &'a Node,
+    pub init: &'a Path,
+    /// Another node's network namespace to join (`network-mode: container:<node>`).
+    pub join_netns: Option<BorrowedFd<'a>>,
+}
+
+/// The node's /etc/hosts content: localhost lines plus the node's own name.
+pub fn hosts_file(node: &Node) -> String {
+    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(a) = node.mgmt_ipv4 {
+        s.push_str(&format!("{a}\t{} {}\n", node.hostname, node.long_name));
+    } else {
+        s.push_str(&format!("127.0.1.1\t{} {}\n", node.hostname, node.long_name));
+    }
+    if let Some(a) = node.mgmt_ipv6 {
+        s.push_str(&format!("{a}\t{} {}\n", node.hostname, node.long_name));
+    }
+    s
+}
+
+/// The node's command as argv: `sh -c "<entrypoint> <cmd>"`, or nothing (the init just waits).
+pub fn command(node: &Node) -> Vec<String> {
+    let line = match (&node.entrypoint, &node.cmd) {
+        (Some(e), Some(c)) => format!("{e} {c}"),
+        (Some(e), None) => e.clone(),
+        (None, Some(c)) => c.clone(),
+        (None, None) => return Vec::new(),
+    };
+    vec!["/bin/sh".into(), "-c".into(), line]
+}
+
+/// The environment a node's processes see.
+pub fn environment(node: &Node) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    env.insert("HOME".into(), "/root".into());
+    env.insert("HOSTNAME".into(), node.hostname.clone());
+    env.insert("CLAB_NODE_NAME".into(), node.name.clone());
+    env.insert("CLAB_NODE_LONGNAME".into(), node.long_name.clone());
+    env.extend(node.env.clone());
+    env
+}
+
+/// Start the node's init and wait for it to report. Files are written into `node.dir`.
+pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
+    let node = s.node;
+    let dir = &node.dir;
+    std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, hosts_file(node)).map_err(io(format!("write {}", hosts.display())))?;
+    let hostname = dir.join("hostname");
+    std::fs::write(&hostname, format!("{}\n", node.hostname)).map_err(io(format!("write {}", hostname.display())))?;
+
+    let mut cmd = Command::new(s.init);
+    cmd.args(["--lab", s.lab, "--node", &node.name, "--hostname", &node.hostname]);
+    cmd.arg("--log").arg(dir.join("console.log"));
+    for (d, mode) in PRIVATE_DIRS {
+        cmd.args(["--tmpfs", d, mode]);
+    }
+    cmd.arg("--file").arg(&hosts).arg("/etc/hosts");
+    cmd.arg("--file").arg(&hostname).arg("/etc/hostname");
+    for b in &node.binds {
+        cmd.arg("--bind")
+            .arg(&b.source)
+            .arg(&b.target)
+            .arg(if b.read_only() { "ro" } else { "rw" });
+    }
+    for (k, v) in &node.sysctls {
+        cmd.args(["--sysctl", k, v]);
+    }
+    let argv = command(node);
+    if !argv.is_empty() {
+        cmd.arg("--").args(&argv);
+    }
+    cmd.env_clear().envs(environment(node));
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.current_dir("/");
+
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let join = s.join_netns.map(|fd| fd.as_raw_fd());
+    match node.network_mode {
+        NetworkMode::Host => {}
+        NetworkMode::Container(_) => {}
+        _ => flags |= libc::CLONE_NEWNET,
+    }
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
+    // system calls (setns, unshare, setsid) on values captured by copy.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(fd) = join {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::unshare(flags) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(io(format!("start labwire-init for node {}", node.name)))?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    let status = child.wait().map_err(io(format!("wait for labwire-init of node {}", node.name)))?;
+    read.map_err(io(format!("read the report of node {}", node.name)))?;
+    let line = line.trim_end();
+    if let Some(pid) = line.strip_prefix("ok ") {
+        let pid: i32 = pid.parse().map_err(|_| Error::NodeSetup {
+            node: node.name.clone(),
+            message: format!("bad report `{line}`"),
+        })?;
+        return ProcId::of(pid).ok_or_else(|| Error::NodeSetup {
+            node: node.name.clone(),
+            message: "its init exited right after starting (see console.log in the node directory)".into(),
+        });
+    }
+    Err(Error::NodeSetup {
+        node: node.name.clone(),
+        message: match line.strip_prefix("error ") {
+            Some(m) => m.to_string(),
+            None => format!("labwire-init exited with {status} without a report"),
+        },
+    })
+}
+
+/// Output of a command run inside a node.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Run `sh -c cmd` inside the node whose PID 1 is `pid`, with the node's environment.
+pub fn exec(init: &Path, pid: i32, env: &BTreeMap<String, String>, cmd: &str) -> Result<ExecOutput> {
+    let out = Command::new(init)
+        .args(["exec", &pid.to_string(), "--", "/bin/sh", "-c", cmd])
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io(format!("run `{cmd}` in process {pid}")))?;
+    Ok(ExecOutput {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code().unwrap_or(-1),
+    })
+}
