@@ -8,9 +8,11 @@
 //!
 //! Owns adding, replacing and removing that one block. Every other byte of the file — other labs'
 //! blocks included — is left exactly as found. Writers serialise on an `flock` held on a lock file
-//! outside `/etc` (`/run/labwire/hosts.lock` by default), and replace the file atomically
-//! (temp file + rename, keeping mode and owner), falling back to an in-place rewrite when the file
-//! cannot be renamed over (a bind-mounted `/etc/hosts`, as inside containers).
+//! outside `/etc` (`/run/labwire/hosts.lock` by default). An existing file is rewritten in place
+//! (same inode) under that lock rather than renamed over: a rename detaches every bind mount of the
+//! file in other mount namespaces, and each native node mounts its own hosts file over
+//! `/etc/hosts` — replacing the inode would silently hand every running node the host's file.
+//! A missing file is created with temp file + rename.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -210,44 +212,23 @@ impl Lock {
 /// synced and renamed over it with the old mode and owner; an in-place rewrite when that cannot
 /// be done (rename refused with EBUSY/EXDEV, or no temp file can be made beside it).
 fn replace_file(path: &Path, data: &[u8]) -> Result<(), ArtifactError> {
-    let (real, meta) = match fs::canonicalize(path) {
-        Ok(real) => {
-            let meta = fs::metadata(&real).map_err(|e| ArtifactError::io("stat", &real, e))?;
-            (real, Some(meta))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (path.to_path_buf(), None),
-        Err(e) => return Err(ArtifactError::io("resolve", path, e)),
-    };
-    let mode = meta.as_ref().map_or(0o644, |m| m.mode() & 0o7777);
-    let owner = meta.as_ref().map(|m| (m.uid(), m.gid()));
-
-    let tmp = temp_path(&real);
-    match write_temp(&tmp, data, mode, owner) {
-        Ok(()) => {}
-        Err(_) if meta.is_some() => {
-            // The directory may be read-only while the file itself is writable (bind mount).
-            let _ = fs::remove_file(&tmp);
-            return rewrite_in_place(&real, data);
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            return Err(ArtifactError::io("write", &tmp, e));
-        }
-    }
-    match fs::rename(&tmp, &real) {
-        Ok(()) => {
-            sync_parent(&real);
+    match fs::canonicalize(path) {
+        // Keep the inode: see the module documentation.
+        Ok(real) => rewrite_in_place(&real, data),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let tmp = temp_path(path);
+            if let Err(e) = write_temp(&tmp, data, 0o644, None) {
+                let _ = fs::remove_file(&tmp);
+                return Err(ArtifactError::io("write", &tmp, e));
+            }
+            fs::rename(&tmp, path).map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                ArtifactError::io("rename", &tmp, e)
+            })?;
+            sync_parent(path);
             Ok(())
         }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            match e.raw_os_error() {
-                Some(libc::EBUSY) | Some(libc::EXDEV) if meta.is_some() => {
-                    rewrite_in_place(&real, data)
-                }
-                _ => Err(ArtifactError::io("rename", &tmp, e)),
-            }
-        }
+        Err(e) => Err(ArtifactError::io("resolve", path, e)),
     }
 }
 
@@ -488,6 +469,17 @@ mod tests {
             .file_type()
             .is_symlink());
         assert!(f.read().ends_with("###### CLAB-t-END ######\n"));
+    }
+
+    #[test]
+    fn adding_and_removing_keep_the_inode() {
+        let f = Fixture::new("hosts-inode", BASE);
+        let ino = fs::metadata(&f.hosts).unwrap().ino();
+        f.add("t", &entries(&[("10.0.0.1", "n")]));
+        assert_eq!(fs::metadata(&f.hosts).unwrap().ino(), ino);
+        assert!(f.remove("t"));
+        assert_eq!(fs::metadata(&f.hosts).unwrap().ino(), ino);
+        assert_eq!(f.read(), BASE);
     }
 
     #[test]
