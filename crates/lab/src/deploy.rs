@@ -49,6 +49,8 @@ pub struct ExecReport {
 
 pub struct Deployed {
     pub lab: Lab,
+    /// Wall time of each step, in order (for `--stats`).
+    pub timings: Vec<(String, Duration)>,
     pub execs: Vec<ExecReport>,
     pub elapsed: Duration,
 }
@@ -214,9 +216,11 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         configured: HashSet::new(),
         execs: Mutex::new(Vec::new()),
         init: native::init_path()?,
+        timings: Mutex::new(Vec::new()),
     };
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
+    let timings = std::mem::take(&mut *run.timings.lock().expect("timings"));
     drop(run);
     match result {
         Ok(()) => {
@@ -224,6 +228,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             progress.finish();
             Ok(Deployed {
                 lab,
+                timings,
                 execs,
                 elapsed: start.elapsed(),
             })
@@ -253,6 +258,7 @@ struct Run<'a> {
     configured: HashSet<String>,
     execs: Mutex<Vec<ExecReport>>,
     init: PathBuf,
+    timings: Mutex<Vec<(String, Duration)>>,
 }
 
 fn check_interrupt() -> Result<()> {
@@ -264,6 +270,13 @@ fn check_interrupt() -> Result<()> {
 }
 
 impl Run<'_> {
+    fn timed<T>(&self, what: &str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let r = f();
+        self.timings.lock().expect("timings").push((what.to_string(), t.elapsed()));
+        r
+    }
+
     fn workers(&self) -> usize {
         self.opts.max_workers.max(1)
     }
@@ -277,6 +290,7 @@ impl Run<'_> {
         }])?;
         std::fs::create_dir_all(&lab.dir).map_err(io(format!("create lab directory {}", lab.dir.display())))?;
 
+        let t = Instant::now();
         let mut host = Handle::new().map_err(wire_err("open netlink"))?;
         let needs_mgmt = lab.nodes.iter().any(|n| n.is_workload() && n.network_mode == NetworkMode::Bridged)
             || lab.links.iter().any(|l| matches!(l.peer, Peer::MgmtNet { .. }));
@@ -285,6 +299,7 @@ impl Run<'_> {
             wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
         }
         wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
+        self.timings.lock().expect("timings").push(("bridges".into(), t.elapsed()));
 
         // Stage rounds: each round moves every node whose waits are met one stage on.
         let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
@@ -311,6 +326,7 @@ impl Run<'_> {
             }
             for (stage, nodes) in ready {
                 self.stage_execs(&nodes, stage, ExecPhase::OnEnter)?;
+                let t = Instant::now();
                 match stage {
                     Stage::Create => self.create(&nodes)?,
                     Stage::CreateLinks => self.create_links(&nodes, &mut host)?,
@@ -318,6 +334,7 @@ impl Run<'_> {
                     Stage::Healthy => self.healthy(&nodes)?,
                     Stage::Exit => {}
                 }
+                self.timings.lock().expect("timings").push((stage.as_str().to_string(), t.elapsed()));
                 self.stage_execs(&nodes, stage, ExecPhase::OnExit)?;
                 for n in nodes {
                     reached.insert(n.name.as_str(), Some(stage));
@@ -325,7 +342,7 @@ impl Run<'_> {
             }
         }
         check_interrupt()?;
-        self.artifacts()
+        self.timed("artifacts", || self.artifacts())
     }
 
     fn waits_met(&self, n: &Node, stage: Stage, reached: &HashMap<&str, Option<Stage>>) -> bool {
@@ -365,21 +382,29 @@ impl Run<'_> {
                 init: &self.init,
                 join_netns: join.as_ref().map(|f| std::os::fd::AsFd::as_fd(f)),
             })?;
-            self.journal.record(&[
-                Entry::Node {
-                    node: n.name.clone(),
-                    proc,
-                },
-                Entry::Netns { name: n.long_name.clone() },
-            ])?;
+            self.journal.record(&[Entry::Node {
+                node: n.name.clone(),
+                proc,
+            }])?;
             let ns = NetNs::of_pid(proc.pid).map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
-            wire::netns::register(&ns, &n.long_name).map_err(wire_err(format!("register namespace {}", n.long_name)))?;
             self.procs.lock().expect("procs").insert(n.name.clone(), proc);
             self.nets.lock().expect("nets").insert(n.name.clone(), ns);
             self.progress.step(1);
             Ok(())
         });
-        first_error(results)
+        first_error(results)?;
+        // Names under /run/netns are bind mounts, and every new mount namespace copies all of them:
+        // registering only after this round's nodes exist keeps node creation linear in lab size.
+        let t = Instant::now();
+        let entries: Vec<Entry> = nodes.iter().map(|n| Entry::Netns { name: n.long_name.clone() }).collect();
+        self.journal.record(&entries)?;
+        let nets = self.nets.lock().expect("nets");
+        for n in nodes {
+            let ns = nets.get(&n.name).ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
+            wire::netns::register(ns, &n.long_name).map_err(wire_err(format!("register namespace {}", n.long_name)))?;
+        }
+        self.timings.lock().expect("timings").push(("register netns".into(), t.elapsed()));
+        Ok(())
     }
 
     fn create_links(&mut self, nodes: &[&Node], host: &mut Handle) -> Result<()> {

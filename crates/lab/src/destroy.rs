@@ -2,8 +2,8 @@
 //! and each object is removed only if it is still what labwire made (pid + start time, MAC of host
 //! links and bridges). Works when the topology file changed or is gone; a second destroy is a no-op.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use runtime::process::{self, ProcId};
 use wire::netlink::{format_mac, Handle};
@@ -18,6 +18,8 @@ pub struct Destroyed {
     pub nodes: usize,
     pub links: usize,
     pub bridges: usize,
+    /// Wall time of each step (for `--stats`).
+    pub timings: Vec<(&'static str, Duration)>,
 }
 
 /// Destroy the lab `name` (its lock is taken here).
@@ -42,6 +44,11 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     let mut report = Destroyed::default();
     let mut errors: Vec<String> = Vec::new();
 
+    let mut t = Instant::now();
+    let mut lap = |what: &'static str, report: &mut Destroyed| {
+        report.timings.push((what, t.elapsed()));
+        t = Instant::now();
+    };
     // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
     let mut procs: Vec<ProcId> = rec.procs().into_iter().map(|(_, p)| p).collect();
     procs.extend(process::find_inits(name).into_iter().map(|(p, _)| p));
@@ -57,31 +64,58 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         errors.push(format!("{} node processes did not stop", left.len()));
     }
 
-    // 2. Namespace names.
-    for e in &rec.entries {
-        if let Entry::Netns { name } = e {
-            if let Err(err) = wire::netns::unregister(name) {
-                errors.push(format!("unregister namespace {name}: {err}"));
-            }
-        }
-    }
+    lap("stop nodes", &mut report);
 
-    // 3. Host links (only if still ours: same MAC).
+    // 2. Host links (only if still ours: same MAC), found with one dump taken before the namespaces
+    // go (afterwards the kernel's namespace cleanup holds the netlink lock for a while). A veth end
+    // whose peer is in a node's namespace vanishes with that namespace, in the kernel's batched
+    // cleanup, far cheaper than deleting pairs one by one; everything else is deleted here.
     let mut host = Handle::new().map_err(wire_err("open netlink"))?;
+    let present: HashMap<String, (u32, Option<String>, Option<String>)> = host
+        .links()
+        .map_err(wire_err("list host links"))?
+        .into_iter()
+        .map(|l| (l.name, (l.index, l.mac.map(|m| format_mac(&m)), l.kind)))
+        .collect();
     for e in &rec.entries {
         if let Entry::HostLink { name, mac } = e {
-            match host.link(name) {
-                Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => match host.delete_link(l.index) {
+            match present.get(name) {
+                Some((_, Some(m), Some(kind))) if m == mac && kind == "veth" && !procs.is_empty() => {
+                    report.links += 1
+                }
+                Some((index, Some(m), _)) if m == mac => match host.delete_link(*index) {
                     Ok(()) => report.links += 1,
                     // Gone meanwhile: its peer's namespace was freed.
                     Err(err) if err.raw_os_error() == Some(libc::ENODEV) => {}
                     Err(err) => errors.push(format!("delete {name}: {err}")),
                 },
-                Ok(_) => {}
-                Err(err) => errors.push(format!("look up {name}: {err}")),
+                _ => {}
             }
         }
     }
+    lap("host links", &mut report);
+
+    // 3. Namespace names. Each unmount waits for an RCU grace period; doing them from several
+    // threads lets those waits overlap.
+    let names: Vec<&String> = rec
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Netns { name } => Some(name),
+            _ => None,
+        })
+        .collect();
+    let results = crate::pool::run(&names, 16, &|| false, &|name: &&String| {
+        wire::netns::unregister(name).map_err(|err| format!("unregister namespace {name}: {err}"))
+    });
+    errors.extend(results.into_iter().flatten().filter_map(Result::err));
+    // The kills were sent before; by now most have taken effect.
+    let left = process::wait_gone(&procs, Duration::from_secs(5));
+    if !left.is_empty() {
+        errors.push(format!("{} node processes did not stop", left.len()));
+    }
+    lap("unregister netns", &mut report);
+
 
     // 4. Bridges labwire made; a management bridge stays while another lab uses it.
     let bridges: Vec<(&String, &String, bool)> = rec
@@ -109,6 +143,8 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             }
         }
     }
+
+    lap("bridges", &mut report);
 
     // 5. Files on the host.
     for e in &rec.entries {

@@ -392,7 +392,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
 fn check_network_modes(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>) {
     for n in &lab.nodes {
         if let NetworkMode::Container(other) = &n.network_mode {
-            if lab.node(other).is_none() {
+            if !spans.contains_key(other) {
                 let span = spans.get(&n.name).and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
                 d.error(span, format!("node {} shares the network of `{other}`, which is not a node of this lab", n.name));
             }
@@ -401,6 +401,8 @@ fn check_network_modes(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (
 }
 
 fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d: &mut Diagnostics) {
+    // `Lab::node` is a linear search; with 10 000 nodes and 20 000 links it must not run per endpoint.
+    let by_name: HashMap<&str, &Node> = lab.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     // (node, iface) → span of first use; host-side names share one namespace.
     let mut used: HashMap<(String, String), Span> = HashMap::new();
     let mut host_used: HashMap<String, Span> = HashMap::new();
@@ -433,7 +435,7 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
                 };
                 continue;
             }
-            let Some(node) = lab.node(&ep.node) else { continue };
+            let Some(node) = by_name.get(ep.node.as_str()) else { continue };
             let host_side = matches!(node.class, KindClass::Bridge | KindClass::Host);
             if ep.iface == "eth0" && node.is_workload() && node.network_mode == NetworkMode::Bridged {
                 d.error(Some(*span), format!("`{}:eth0` is node {}'s management interface", ep.node, ep.node))
@@ -464,7 +466,8 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
         }
         if let Peer::Veth { b } = &l.link.peer {
             let both_host = [&l.link.a, b].iter().all(|e| {
-                lab.node(&e.node)
+                by_name
+                    .get(e.node.as_str())
                     .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host))
             });
             if both_host {

@@ -263,7 +263,7 @@ pub fn parse_port(s: &str) -> Option<PortMap> {
         }
     };
     let (host_port, container) = match rest.split_once(':') {
-        Some((h, c)) if h.is_empty() => (None, c),
+        Some(("", c)) => (None, c),
         Some((h, c)) => (Some(range(h)?), c),
         None => (None, rest),
     };

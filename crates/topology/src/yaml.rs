@@ -4,6 +4,7 @@
 //! topology schema: decoding into the raw model happens in `raw`. Aliases are expanded here, under a
 //! budget so an alias bomb is refused instead of exhausting memory.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
@@ -136,6 +137,8 @@ pub struct SyntaxError {
 
 /// Largest source accepted, in bytes. Topologies of 10 000 nodes are a few MB.
 pub const MAX_SOURCE_BYTES: usize = 64 << 20;
+/// Mappings with at least this many keys check duplicates through a hash index.
+const INDEX_MAPS_FROM: usize = 16;
 /// Largest number of values a document may expand to (aliases included).
 pub const MAX_VALUES: usize = 4_000_000;
 
@@ -300,6 +303,9 @@ impl<'a> Builder<'a> {
                 let mut entries: Vec<(Value, Value)> = Vec::new();
                 // Entries that came from a merge key; an explicit key replaces them.
                 let mut merged: Vec<bool> = Vec::new();
+                // Key → entry index, built once a mapping is big enough for a linear scan to hurt
+                // (`nodes:` may have 10 000 keys).
+                let mut index: Option<HashMap<String, usize>> = None;
                 let end = loop {
                     let (ev, s) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
@@ -312,12 +318,29 @@ impl<'a> Builder<'a> {
                         let before = entries.len();
                         merge_into(&mut entries, val)?;
                         merged.resize(entries.len(), true);
-                        debug_assert!(entries.len() >= before);
+                        if let Some(ix) = index.as_mut() {
+                            for (i, (k, _)) in entries.iter().enumerate().skip(before) {
+                                if let Some(k) = k.as_str() {
+                                    ix.entry(k.to_string()).or_insert(i);
+                                }
+                            }
+                        }
                         continue;
                     }
-                    let same = entries
-                        .iter()
-                        .position(|(k, _)| k.as_str().is_some() && k.as_str() == key.as_str());
+                    if index.is_none() && entries.len() >= INDEX_MAPS_FROM {
+                        let mut ix = HashMap::with_capacity(entries.len() * 2);
+                        for (i, (k, _)) in entries.iter().enumerate() {
+                            if let Some(k) = k.as_str() {
+                                ix.entry(k.to_string()).or_insert(i);
+                            }
+                        }
+                        index = Some(ix);
+                    }
+                    let same = match (&index, key.as_str()) {
+                        (_, None) => None,
+                        (Some(ix), Some(k)) => ix.get(k).copied(),
+                        (None, Some(k)) => entries.iter().position(|(e, _)| e.as_str() == Some(k)),
+                    };
                     if let Some(i) = same.filter(|i| merged[*i]) {
                         entries[i] = (key, val);
                         merged[i] = false;
@@ -332,6 +355,9 @@ impl<'a> Builder<'a> {
                                 prev.span.start.line
                             ),
                         });
+                    }
+                    if let (Some(ix), Some(k)) = (index.as_mut(), key.as_str()) {
+                        ix.insert(k.to_string(), entries.len());
                     }
                     entries.push((key, val));
                     merged.push(false);
@@ -383,9 +409,14 @@ fn merge_into(entries: &mut Vec<(Value, Value)>, val: Value) -> Result<(), Synta
             })
         }
     };
+    let mut present: HashSet<String> = entries.iter().filter_map(|(k, _)| k.as_str().map(str::to_string)).collect();
     for src in sources {
         for (k, v) in src {
-            if !entries.iter().any(|(e, _)| e.as_str() == k.as_str()) {
+            let new = match k.as_str() {
+                Some(t) => present.insert(t.to_string()),
+                None => true,
+            };
+            if new {
                 entries.push((k, v));
             }
         }

@@ -20,6 +20,9 @@ pub struct DeployArgs {
     /// No progress display
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print labwire's own peak memory use after the deploy
+    #[arg(long)]
+    pub stats: bool,
     /// Print the nodes as JSON instead of a table
     #[arg(long, value_parser = ["table", "json"], default_value = "table")]
     pub format: String,
@@ -51,6 +54,18 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
         done.lab.links.len(),
         done.elapsed.as_secs_f64()
     );
+    if a.stats {
+        // SAFETY: getrusage fills the zeroed struct for this process.
+        let ru = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+            ru
+        };
+        eprintln!("peak RSS {:.1} MB", ru.ru_maxrss as f64 / 1024.0);
+        for (what, d) in &done.timings {
+            eprintln!("  {what:<14} {:>8.3} s", d.as_secs_f64());
+        }
+    }
     let rows = lab::inspect::lab(&done.lab.name).map(|(_, r)| vec![(done.lab.name.clone(), r)]).unwrap_or_default();
     if a.format == "json" {
         println!("{}", serde_json::to_string_pretty(&lab::inspect::to_json(&rows))?);

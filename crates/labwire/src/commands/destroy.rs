@@ -20,6 +20,9 @@ pub struct DestroyArgs {
     /// Also remove the lab directory
     #[arg(short, long)]
     pub cleanup: bool,
+    /// Print the time of each step
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// The lab name from a topology file, even one that no longer validates.
@@ -59,7 +62,17 @@ pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for n in names {
         match lab::destroy::destroy(&n, a.cleanup) {
-            Ok(d) => eprintln!("lab {n} destroyed: {} nodes stopped, {} host links and {} bridges removed", d.nodes, d.links, d.bridges),
+            Ok(d) => {
+                eprintln!(
+                    "lab {n} destroyed: {} nodes stopped, {} host links and {} bridges removed",
+                    d.nodes, d.links, d.bridges
+                );
+                if a.stats {
+                    for (what, t) in &d.timings {
+                        eprintln!("  {what:<16} {:>8.3} s", t.as_secs_f64());
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
