@@ -364,8 +364,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         links: Vec::new(),
     };
 
-    check_network_modes(&lab, d, &node_spans);
+    // Every node written in the file, decoded or not: a node whose own definition has errors is
+    // still "defined", so references to it do not draw a second, misleading error.
     let defined: HashSet<String> = node_defs.iter().map(|(n, _, _)| n.clone()).collect();
+    check_network_modes(&lab, d, &node_spans, &defined);
     let mut decoded = Vec::new();
     if let Some(v) = topo.get("links") {
         for (i, item) in read::seq(v, "topology.links", d).iter().enumerate() {
@@ -375,7 +377,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         }
     }
     check_links(&lab, &decoded, &defined, d);
-    check_stages(&lab, d, &node_spans);
+    check_stages(&lab, d, &node_spans, &defined);
     let spans_of = |node: &str, key: &str| node_spans.get(node).and_then(|(_, def)| def.get(key).map(|v| v.span));
     mgmt::check_static(&lab, &spans_of, d);
 
@@ -389,10 +391,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     Some(lab)
 }
 
-fn check_network_modes(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>) {
+fn check_network_modes(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>, defined: &HashSet<String>) {
     for n in &lab.nodes {
         if let NetworkMode::Container(other) = &n.network_mode {
-            if !spans.contains_key(other) {
+            if !defined.contains(other) {
                 let span = spans.get(&n.name).and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
                 d.error(span, format!("node {} shares the network of `{other}`, which is not a node of this lab", n.name));
             }
@@ -479,9 +481,16 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
 }
 
 /// Wait-for must name nodes of the lab and must not form a cycle across nodes and stages.
-fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>) {
+fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>, defined: &HashSet<String>) {
     let span_of = |n: &str| {
         spans.get(n).map(|(s, def)| def.get("stages").or(def.get("wait-for")).map_or(*s, |v| v.span))
+    };
+    // The exact `node: X` of a wait-for when the node's own definition has it; else the node's stages.
+    let wait_span = |n: &str, stage: Stage, target: &str| {
+        spans
+            .get(n)
+            .and_then(|(_, def)| wait_for_span(def, stage, target))
+            .or_else(|| span_of(n))
     };
     let mut edges: HashMap<(usize, Stage), Vec<(usize, Stage)>> = HashMap::new();
     let index: HashMap<&str, usize> = lab.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
@@ -493,11 +502,12 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
             for w in &spec.wait_for {
                 match index.get(w.node.as_str()) {
                     Some(&j) if j == i => {
-                        d.error(span_of(&n.name), format!("node {} waits for itself in stage {}", n.name, stage.as_str()));
+                        d.error(wait_span(&n.name, *stage, &w.node), format!("node {} waits for itself in stage {}", n.name, stage.as_str()));
                     }
                     Some(&j) => edges.entry((i, *stage)).or_default().push((j, w.stage)),
+                    None if defined.contains(&w.node) => {}
                     None => {
-                        let e = d.error(span_of(&n.name), format!("node {} waits for `{}`, which is not a node of this lab", n.name, w.node));
+                        let e = d.error(wait_span(&n.name, *stage, &w.node), format!("node {} waits for `{}`, which is not a node of this lab", n.name, w.node));
                         if let Some(s) = diag::did_you_mean(&w.node, index.keys().copied()) {
                             e.help(format!("did you mean `{s}`?"));
                         }
@@ -506,9 +516,11 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
             }
         }
     }
-    // Iterative DFS for a cycle.
+    // Iterative DFS for a cycle, from the starts in node order so the report is the same every run.
     let mut state: HashMap<(usize, Stage), u8> = HashMap::new();
-    for start in edges.keys().copied().collect::<Vec<_>>() {
+    let mut starts: Vec<(usize, Stage)> = edges.keys().copied().collect();
+    starts.sort();
+    for start in starts {
         if state.get(&start).copied().unwrap_or(0) != 0 {
             continue;
         }
@@ -525,11 +537,17 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
                             stack.push((w, 0));
                         }
                         1 => {
-                            let path: Vec<String> = stack
+                            // The cycle is the part of the stack from `w` on, closed by the edge v → w.
+                            let from = stack.iter().position(|(x, _)| *x == w).unwrap_or(0);
+                            let path: Vec<String> = stack[from..]
                                 .iter()
-                                .map(|((n, s), _)| format!("{}:{}", lab.nodes[*n].name, s.as_str()))
+                                .map(|(x, _)| *x)
+                                .chain(std::iter::once(w))
+                                .map(|(n, s)| format!("{}:{}", lab.nodes[n].name, s.as_str()))
                                 .collect();
-                            d.error(span_of(&lab.nodes[v.0].name), format!("stage wait-for forms a cycle: {}", path.join(" → ")))
+                            let name = &lab.nodes[v.0].name;
+                            let span = if v.0 == w.0 { span_of(name) } else { wait_span(name, v.1, &lab.nodes[w.0].name) };
+                            d.error(span, format!("stage wait-for forms a cycle: {}", path.join(" → ")))
                                 .help("remove one of the wait-for entries in the cycle");
                             return;
                         }
@@ -542,6 +560,34 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
             }
         }
     }
+}
+
+/// Where a definition names `target` in a wait-for of `stage`: `stages.<stage>.wait-for[].node`, or an
+/// item of the deprecated `wait-for` list (which waits in the create stage).
+fn wait_for_span(def: &Def, stage: Stage, target: &str) -> Option<Span> {
+    fn get<'v>(v: &'v yaml::Value, key: &str) -> Option<&'v yaml::Value> {
+        match &v.kind {
+            yaml::Kind::Map(m) => m.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+    fn items(v: &yaml::Value) -> &[yaml::Value] {
+        match &v.kind {
+            yaml::Kind::Seq(s) => s,
+            _ => &[],
+        }
+    }
+    let staged = def
+        .get("stages")
+        .and_then(|s| get(s, stage.as_str()))
+        .and_then(|s| get(s, "wait-for"))
+        .and_then(|w| items(w).iter().filter_map(|i| get(i, "node")).find(|n| n.as_str() == Some(target)));
+    let listed = || {
+        def.get("wait-for")
+            .filter(|_| stage == Stage::Create)
+            .and_then(|w| items(w).iter().find(|i| i.as_str() == Some(target)))
+    };
+    staged.or_else(listed).map(|v| v.span)
 }
 
 /// Fill every derived MAC, keeping explicit ones; unique within the lab.

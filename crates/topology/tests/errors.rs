@@ -101,7 +101,7 @@ fn yaml_syntax_tabs_and_indentation() {
 #[test]
 fn link_to_an_undefined_node() {
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"bb:eth1\"]\n");
-    let e = expect_error(&text, 7, 31, &["`bb:eth1`", "node `bb`", "not defined"]);
+    let e = expect_error(&text, 7, 29, &["`bb:eth1`", "node `bb`", "not defined"]);
     assert!(e.contains("did you mean `b`?"), "{e}");
     let text = format!("{TWO_NODES}    - type: dummy\n      endpoint: {{node: zz, interface: d0}}\n");
     expect_error(&text, 8, 17, &["node `zz`", "not defined"]);
@@ -110,14 +110,14 @@ fn link_to_an_undefined_node() {
 #[test]
 fn endpoint_used_twice() {
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"a:eth1\"]\n");
-    expect_error(&text, 7, 30, &["endpoint `a:eth1` is used twice", "first at line 7"]);
+    expect_error(&text, 7, 29, &["endpoint `a:eth1` is used twice", "first at line 7"]);
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"b:eth1\"]\n    - endpoints: [\"b:eth2\", \"a:eth1\"]\n");
-    expect_error(&text, 8, 30, &["endpoint `a:eth1` is used twice", "first at line 7"]);
+    expect_error(&text, 8, 29, &["endpoint `a:eth1` is used twice", "first at line 7"]);
     // Host-side names share the host's namespace.
     let text = format!(
         "{TWO_NODES}    - endpoints: [\"a:eth1\", \"host:veth-x\"]\n    - endpoints: [\"b:eth1\", \"host:veth-x\"]\n"
     );
-    expect_error(&text, 8, 30, &["host interface `veth-x` is used by two links"]);
+    expect_error(&text, 8, 29, &["host interface `veth-x` is used by two links"]);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn brief_link_needs_exactly_two_endpoints() {
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\"]\n");
     expect_error(&text, 7, 18, &["link #1 has 1 endpoints"]);
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"beth1\"]\n");
-    expect_error(&text, 7, 28, &["endpoint `beth1` is not `node:interface`"]);
+    expect_error(&text, 7, 29, &["endpoint `beth1` is not `node:interface`"]);
 }
 
 #[test]
@@ -161,16 +161,16 @@ fn malformed_mac_ip_and_prefix() {
             "{TWO_NODES}    - type: veth\n      endpoints:\n        - {{node: a, interface: eth1, {a}}}\n        - {{node: b, interface: eth1}}\n"
         )
     };
-    let e = expect_error(&veth("mac: 02:00:00:00:00"), 9, 44, &["malformed MAC `02:00:00:00:00`"]);
+    let e = expect_error(&veth("mac: 02:00:00:00:00"), 9, 43, &["malformed MAC `02:00:00:00:00`"]);
     assert!(e.contains("six hex pairs"), "{e}");
-    expect_error(&veth("mac: 01:00:5e:00:00:01"), 9, 44, &["`01:00:5e:00:00:01` is a multicast"]);
-    expect_error(&veth("ipv4: 300.1.1.1/24"), 9, 45, &["malformed IP prefix `300.1.1.1/24`"]);
-    expect_error(&veth("ipv4: 10.0.0.1/33"), 9, 45, &["malformed IP prefix `10.0.0.1/33`"]);
-    expect_error(&veth("ipv4: 10.0.0.1"), 9, 45, &["address `10.0.0.1` has no prefix length"]);
-    expect_error(&veth("ipv6: 10.0.0.1/24"), 9, 45, &["`10.0.0.1/24` is IPv4 where an IPv6"]);
+    expect_error(&veth("mac: 01:00:5e:00:00:01"), 9, 43, &["`01:00:5e:00:00:01` is a multicast"]);
+    expect_error(&veth("ipv4: 300.1.1.1/24"), 9, 44, &["malformed IP prefix `300.1.1.1/24`"]);
+    expect_error(&veth("ipv4: 10.0.0.1/33"), 9, 44, &["malformed IP prefix `10.0.0.1/33`"]);
+    expect_error(&veth("ipv4: 10.0.0.1"), 9, 44, &["address `10.0.0.1` has no prefix length"]);
+    expect_error(&veth("ipv6: 10.0.0.1/24"), 9, 44, &["`10.0.0.1/24` is IPv4 where an IPv6"]);
     // Brief links' per-endpoint address lists.
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [10.0.0.0/31, 10.0.0.300/31]\n");
-    expect_error(&text, 8, 26, &["malformed IP prefix `10.0.0.300/31`"]);
+    expect_error(&text, 8, 27, &["malformed IP prefix `10.0.0.300/31`"]);
     // Management addresses are plain addresses.
     expect_error("name: t\ntopology:\n  nodes:\n    a: {mgmt-ipv4: 172.20.20.300}\n", 4, 20, &["mgmt-ipv4 `172.20.20.300`", "not an IPv4"]);
     expect_error("name: t\nmgmt:\n  ipv4-subnet: 10.0.0.1/24\ntopology:\n  nodes: {a: {}}\n", 3, 16, &["ipv4-subnet `10.0.0.1/24` has host bits"]);
@@ -199,16 +199,16 @@ fn static_mgmt_address_outside_subnet_or_used_twice() {
 #[test]
 fn stage_wait_for_unknown_node_and_cycle() {
     let text = "name: t\ntopology:\n  nodes:\n    a:\n      stages:\n        create:\n          wait-for:\n            - node: bb\n    b: {}\n";
-    let e = expect_error(text, 5, 7, &["node a waits for `bb`", "not a node of this lab"]);
+    let e = expect_error(text, 8, 21, &["node a waits for `bb`", "not a node of this lab"]);
     assert!(e.contains("did you mean `b`?"), "{e}");
     let text = "name: t\ntopology:\n  nodes:\n    a:\n      stages:\n        create:\n          wait-for: [{node: b, stage: create}]\n    b:\n      stages:\n        create:\n          wait-for: [{node: a, stage: create}]\n";
-    let e = expect_error(text, 9, 7, &["stage wait-for forms a cycle", "a:create", "b:create"]);
+    let e = expect_error(text, 11, 29, &["stage wait-for forms a cycle: a:create → b:create → a:create"]);
     assert!(e.contains("help: remove one of the wait-for entries"), "{e}");
     // A cycle through stage order: a's create waits for b's healthy, b's create waits for a's exit.
     let text = "name: t\ntopology:\n  nodes:\n    a:\n      stages:\n        create:\n          wait-for: [{node: b, stage: healthy}]\n    b:\n      stages:\n        create:\n          wait-for: [{node: a, stage: exit}]\n";
     assert!(errors(text).contains("forms a cycle"));
     let text = "name: t\ntopology:\n  nodes:\n    a:\n      wait-for: [a]\n";
-    expect_error(text, 5, 17, &["node a waits for itself"]);
+    expect_error(text, 5, 18, &["node a waits for itself in stage create"]);
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn all_errors_are_reported_at_once() {
         ("5:7", "`imgae`"),
         ("7:13", "`linx`"),
         ("9:15", "`much`"),
-        ("11:30", "`zz:eth1`"),
+        ("11:29", "`zz:eth1`"),
         ("14:43", "`nope`"),
     ] {
         assert!(

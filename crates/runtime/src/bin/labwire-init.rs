@@ -5,9 +5,12 @@
 //!   1. makes the mount tree private, mounts fresh tmpfs on the node's private directories, binds the
 //!      node's `/etc/hosts` and `/etc/hostname` and the topology's `binds`, and sets the hostname;
 //!   2. forks the node's PID 1, which mounts `/proc` and `/sys` for the node's namespaces, writes the
-//!      node's sysctls, then runs the node's command (if any) and reaps every orphan until told to stop;
+//!      node's sysctls, waits for SIGUSR1 (sent once the node's links are up), then runs the node's
+//!      command (if any) and reaps every orphan until SIGTERM;
 //!   3. prints `ok <pid of PID 1>` (or `error <message>`) on standard output and exits.
+//!
 //! It owns nothing else: no networking, no files outside the node's mount namespace.
+//! `labwire-init exec PID -- COMMAND…` runs a command inside a running node instead.
 //!
 //! Arguments (written by labwire, not meant for people):
 //!   --lab LAB --node NODE [--hostname H] [--log FILE] [--tmpfs DIR MODE]... [--file SRC DST]...
