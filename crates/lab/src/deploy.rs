@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use runtime::native;
 use runtime::process::ProcId;
-use topology::{ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Peer, Runtime, Stage};
+use topology::{
+    ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Peer, Runtime, Stage,
+};
 use wire::netlink::Handle;
 use wire::NetNs;
 
@@ -73,7 +75,10 @@ pub fn preflight(lab: &Lab) -> Result<()> {
             continue;
         }
         if n.class == KindClass::ExtContainer {
-            problems.push(format!("node {}: kind ext-container needs the docker runtime, which is not available yet", n.name));
+            problems.push(format!(
+                "node {}: kind ext-container needs the docker runtime, which is not available yet",
+                n.name
+            ));
         }
         if n.is_workload() {
             if let Some(img) = &n.image {
@@ -85,19 +90,36 @@ pub fn preflight(lab: &Lab) -> Result<()> {
         }
         for b in &n.binds {
             if !b.source.exists() && !b.source.starts_with(&lab.dir) {
-                problems.push(format!("node {}: bind source {} does not exist", n.name, b.source.display()));
+                problems.push(format!(
+                    "node {}: bind source {} does not exist",
+                    n.name,
+                    b.source.display()
+                ));
             }
         }
     }
     let mut host = Handle::new().map_err(wire_err("open netlink"))?;
-    let mut exists = |name: &str| -> Result<bool> { Ok(host.link(name).map_err(wire_err(format!("look up {name}")))?.is_some()) };
+    let mut exists = |name: &str| -> Result<bool> {
+        Ok(host
+            .link(name)
+            .map_err(wire_err(format!("look up {name}")))?
+            .is_some())
+    };
     for l in &lab.links {
         match &l.peer {
-            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } if exists(host_iface)? => {
-                problems.push(format!("link {}:{}: host interface {host_iface} already exists", l.a.node, l.a.iface));
+            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. }
+                if exists(host_iface)? =>
+            {
+                problems.push(format!(
+                    "link {}:{}: host interface {host_iface} already exists",
+                    l.a.node, l.a.iface
+                ));
             }
             Peer::Macvlan { parent, .. } if !exists(parent)? => {
-                problems.push(format!("link {}:{}: macvlan parent interface {parent} does not exist in the host", l.a.node, l.a.iface));
+                problems.push(format!(
+                    "link {}:{}: macvlan parent interface {parent} does not exist in the host",
+                    l.a.node, l.a.iface
+                ));
             }
             Peer::Veth { b } => {
                 for ep in [&l.a, b] {
@@ -105,7 +127,10 @@ pub fn preflight(lab: &Lab) -> Result<()> {
                         .node(&ep.node)
                         .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host));
                     if host_side && exists(&ep.iface)? {
-                        problems.push(format!("link end {}:{}: an interface {} already exists in the host", ep.node, ep.iface, ep.iface));
+                        problems.push(format!(
+                            "link end {}:{}: an interface {} already exists in the host",
+                            ep.node, ep.iface, ep.iface
+                        ));
                     }
                 }
             }
@@ -171,7 +196,8 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let state_dir = paths::lab_state_dir(&lab.name);
     if state_dir.exists() {
         let rec = Recorded::read(&state_dir);
-        let alive = rec.procs().iter().any(|(_, p)| p.is_alive()) || !runtime::process::find_inits(&lab.name).is_empty();
+        let alive = rec.procs().iter().any(|(_, p)| p.is_alive())
+            || !runtime::process::find_inits(&lab.name).is_empty();
         if alive && !opts.reconfigure {
             return Err(Error::Invalid(format!(
                 "lab {} is already deployed; destroy it first (`labwire destroy --name {}`) or deploy with --reconfigure",
@@ -189,7 +215,14 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
                 .nodes
                 .iter()
                 .filter(|n| n.mgmt_static)
-                .filter(|n| n.mgmt_ipv4.map(IpAddr::V4).is_some_and(|a| taken.contains(&a)) || n.mgmt_ipv6.map(IpAddr::V6).is_some_and(|a| taken.contains(&a)))
+                .filter(|n| {
+                    n.mgmt_ipv4
+                        .map(IpAddr::V4)
+                        .is_some_and(|a| taken.contains(&a))
+                        || n.mgmt_ipv6
+                            .map(IpAddr::V6)
+                            .is_some_and(|a| taken.contains(&a))
+                })
                 .map(|n| n.name.clone())
                 .collect();
             if !clashes.is_empty() {
@@ -234,11 +267,21 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             })
         }
         Err(e) => {
-            progress.message(&format!("deploy of lab {} failed: {e}; removing what was made", lab.name));
+            progress.message(&format!(
+                "deploy of lab {} failed: {e}; removing what was made",
+                lab.name
+            ));
             progress.finish();
             let rec = Recorded::read(&state_dir);
-            if let Err(d) = destroy::destroy_recorded(&lab.name, &rec, false) {
-                return Err(Error::Invalid(format!("{e}; the rollback also failed: {d}")));
+            // A lab directory this deploy created goes too; one that existed before stays.
+            let made_dir = rec
+                .entries
+                .iter()
+                .any(|e| matches!(e, Entry::LabDir { created: true, .. }));
+            if let Err(d) = destroy::destroy_recorded(&lab.name, &rec, made_dir) {
+                return Err(Error::Invalid(format!(
+                    "{e}; the rollback also failed: {d}"
+                )));
             }
             Err(e)
         }
@@ -273,7 +316,10 @@ impl Run<'_> {
     fn timed<T>(&self, what: &str, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let r = f();
-        self.timings.lock().expect("timings").push((what.to_string(), t.elapsed()));
+        self.timings
+            .lock()
+            .expect("timings")
+            .push((what.to_string(), t.elapsed()));
         r
     }
 
@@ -288,22 +334,33 @@ impl Run<'_> {
             path: lab.dir.clone(),
             created: !created,
         }])?;
-        std::fs::create_dir_all(&lab.dir).map_err(io(format!("create lab directory {}", lab.dir.display())))?;
+        std::fs::create_dir_all(&lab.dir)
+            .map_err(io(format!("create lab directory {}", lab.dir.display())))?;
 
         let t = Instant::now();
         let mut host = Handle::new().map_err(wire_err("open netlink"))?;
-        let needs_mgmt = lab.nodes.iter().any(|n| n.is_workload() && n.network_mode == NetworkMode::Bridged)
-            || lab.links.iter().any(|l| matches!(l.peer, Peer::MgmtNet { .. }));
+        let needs_mgmt = lab
+            .nodes
+            .iter()
+            .any(|n| n.is_workload() && n.network_mode == NetworkMode::Bridged)
+            || lab
+                .links
+                .iter()
+                .any(|l| matches!(l.peer, Peer::MgmtNet { .. }));
         if needs_mgmt {
             let _g = Lock::global()?;
             wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
         }
         wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
-        self.timings.lock().expect("timings").push(("bridges".into(), t.elapsed()));
+        self.timings
+            .lock()
+            .expect("timings")
+            .push(("bridges".into(), t.elapsed()));
 
         // Stage rounds: each round moves every node whose waits are met one stage on.
         let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
-        let mut reached: HashMap<&str, Option<Stage>> = workloads.iter().map(|n| (n.name.as_str(), None)).collect();
+        let mut reached: HashMap<&str, Option<Stage>> =
+            workloads.iter().map(|n| (n.name.as_str(), None)).collect();
         loop {
             check_interrupt()?;
             let mut ready: BTreeMap<Stage, Vec<&Node>> = BTreeMap::new();
@@ -321,8 +378,15 @@ impl Run<'_> {
                 if reached.values().all(|s| *s == Some(Stage::Exit)) {
                     break;
                 }
-                let stuck: Vec<&str> = reached.iter().filter(|(_, s)| **s != Some(Stage::Exit)).map(|(n, _)| *n).collect();
-                return Err(Error::Invalid(format!("stages cannot progress: nodes {} wait for each other", stuck.join(", "))));
+                let stuck: Vec<&str> = reached
+                    .iter()
+                    .filter(|(_, s)| **s != Some(Stage::Exit))
+                    .map(|(n, _)| *n)
+                    .collect();
+                return Err(Error::Invalid(format!(
+                    "stages cannot progress: nodes {} wait for each other",
+                    stuck.join(", ")
+                )));
             }
             for (stage, nodes) in ready {
                 self.stage_execs(&nodes, stage, ExecPhase::OnEnter)?;
@@ -334,7 +398,10 @@ impl Run<'_> {
                     Stage::Healthy => self.healthy(&nodes)?,
                     Stage::Exit => {}
                 }
-                self.timings.lock().expect("timings").push((stage.as_str().to_string(), t.elapsed()));
+                self.timings
+                    .lock()
+                    .expect("timings")
+                    .push((stage.as_str().to_string(), t.elapsed()));
                 self.stage_execs(&nodes, stage, ExecPhase::OnExit)?;
                 for n in nodes {
                     reached.insert(n.name.as_str(), Some(stage));
@@ -349,7 +416,12 @@ impl Run<'_> {
         let mut waits: Vec<(&str, Stage)> = n
             .stages
             .get(&stage)
-            .map(|s| s.wait_for.iter().map(|w| (w.node.as_str(), w.stage)).collect())
+            .map(|s| {
+                s.wait_for
+                    .iter()
+                    .map(|w| (w.node.as_str(), w.stage))
+                    .collect()
+            })
             .unwrap_or_default();
         // Sharing another node's network needs that node created first.
         if let (Stage::Create, NetworkMode::Container(other)) = (stage, &n.network_mode) {
@@ -365,45 +437,80 @@ impl Run<'_> {
     fn create(&self, nodes: &[&Node]) -> Result<()> {
         let lab = self.lab;
         self.progress.stage("create nodes", nodes.len());
-        let spawning: Vec<Entry> = nodes.iter().map(|n| Entry::Spawning { node: n.name.clone() }).collect();
-        self.journal.record(&spawning)?;
-        let results = pool::run(nodes, self.workers(), &signals::interrupted, &|n: &&Node| -> Result<()> {
-            let join = match &n.network_mode {
-                NetworkMode::Container(other) => {
-                    let nets = self.nets.lock().expect("nets");
-                    let ns = nets.get(other).ok_or_else(|| Error::Invalid(format!("node {}: node {other} has no namespace", n.name)))?;
-                    Some(ns.fd().try_clone_to_owned().map_err(io("duplicate a namespace descriptor"))?)
-                }
-                _ => None,
-            };
-            let proc = native::spawn(&native::Spawn {
-                lab: &lab.name,
-                node: n,
-                init: &self.init,
-                join_netns: join.as_ref().map(|f| std::os::fd::AsFd::as_fd(f)),
-            })?;
-            self.journal.record(&[Entry::Node {
+        let spawning: Vec<Entry> = nodes
+            .iter()
+            .map(|n| Entry::Spawning {
                 node: n.name.clone(),
-                proc,
-            }])?;
-            let ns = NetNs::of_pid(proc.pid).map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
-            self.procs.lock().expect("procs").insert(n.name.clone(), proc);
-            self.nets.lock().expect("nets").insert(n.name.clone(), ns);
-            self.progress.step(1);
-            Ok(())
-        });
+            })
+            .collect();
+        self.journal.record(&spawning)?;
+        let results = pool::run(
+            nodes,
+            self.workers(),
+            &signals::interrupted,
+            &|n: &&Node| -> Result<()> {
+                let join = match &n.network_mode {
+                    NetworkMode::Container(other) => {
+                        let nets = self.nets.lock().expect("nets");
+                        let ns = nets.get(other).ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "node {}: node {other} has no namespace",
+                                n.name
+                            ))
+                        })?;
+                        Some(
+                            ns.fd()
+                                .try_clone_to_owned()
+                                .map_err(io("duplicate a namespace descriptor"))?,
+                        )
+                    }
+                    _ => None,
+                };
+                let proc = native::spawn(&native::Spawn {
+                    lab: &lab.name,
+                    node: n,
+                    init: &self.init,
+                    run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
+                    join_netns: join.as_ref().map(|f| std::os::fd::AsFd::as_fd(f)),
+                })?;
+                self.journal.record(&[Entry::Node {
+                    node: n.name.clone(),
+                    proc,
+                }])?;
+                let ns = NetNs::of_pid(proc.pid)
+                    .map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
+                self.procs
+                    .lock()
+                    .expect("procs")
+                    .insert(n.name.clone(), proc);
+                self.nets.lock().expect("nets").insert(n.name.clone(), ns);
+                self.progress.step(1);
+                Ok(())
+            },
+        );
         first_error(results)?;
         // Names under /run/netns are bind mounts, and every new mount namespace copies all of them:
         // registering only after this round's nodes exist keeps node creation linear in lab size.
         let t = Instant::now();
-        let entries: Vec<Entry> = nodes.iter().map(|n| Entry::Netns { name: n.long_name.clone() }).collect();
+        let entries: Vec<Entry> = nodes
+            .iter()
+            .map(|n| Entry::Netns {
+                name: n.long_name.clone(),
+            })
+            .collect();
         self.journal.record(&entries)?;
         let nets = self.nets.lock().expect("nets");
         for n in nodes {
-            let ns = nets.get(&n.name).ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
-            wire::netns::register(ns, &n.long_name).map_err(wire_err(format!("register namespace {}", n.long_name)))?;
+            let ns = nets
+                .get(&n.name)
+                .ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
+            wire::netns::register(ns, &n.long_name)
+                .map_err(wire_err(format!("register namespace {}", n.long_name)))?;
         }
-        self.timings.lock().expect("timings").push(("register netns".into(), t.elapsed()));
+        self.timings
+            .lock()
+            .expect("timings")
+            .push(("register netns".into(), t.elapsed()));
         Ok(())
     }
 
@@ -427,7 +534,9 @@ impl Run<'_> {
         let mgmt: Vec<&Node> = nodes
             .iter()
             .copied()
-            .filter(|n| n.network_mode == NetworkMode::Bridged && !self.configured.contains(&n.name))
+            .filter(|n| {
+                n.network_mode == NetworkMode::Bridged && !self.configured.contains(&n.name)
+            })
             .collect();
         self.progress.stage("create links", todo.len() + mgmt.len());
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
@@ -455,16 +564,25 @@ impl Run<'_> {
         let touched: Vec<&Node> = touched.into_iter().filter_map(|n| lab.node(n)).collect();
         self.progress.stage("configure interfaces", touched.len());
         let configured = &self.configured;
-        let results = pool::run(&touched, self.workers(), &signals::interrupted, &|n: &&Node| -> Result<()> {
-            let ns = ns_refs.get(&n.name).ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
-            let base = !configured.contains(&n.name) && names.contains(n.name.as_str());
-            if n.network_mode == NetworkMode::Container(String::new()) || matches!(n.network_mode, NetworkMode::Host) {
-                return Ok(());
-            }
-            wiring::configure_node(lab, &wiring::NodeConfig { node: n, base }, ns)?;
-            self.progress.step(1);
-            Ok(())
-        });
+        let results = pool::run(
+            &touched,
+            self.workers(),
+            &signals::interrupted,
+            &|n: &&Node| -> Result<()> {
+                let ns = ns_refs
+                    .get(&n.name)
+                    .ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
+                let base = !configured.contains(&n.name) && names.contains(n.name.as_str());
+                if n.network_mode == NetworkMode::Container(String::new())
+                    || matches!(n.network_mode, NetworkMode::Host)
+                {
+                    return Ok(());
+                }
+                wiring::configure_node(lab, &wiring::NodeConfig { node: n, base }, ns)?;
+                self.progress.step(1);
+                Ok(())
+            },
+        );
         first_error(results)?;
         drop(nets);
         for (i, _) in todo {
@@ -486,25 +604,43 @@ impl Run<'_> {
                 }
             }
         }
-        let with_exec: Vec<&Node> = nodes.iter().copied().filter(|n| !n.exec.is_empty()).collect();
+        let with_exec: Vec<&Node> = nodes
+            .iter()
+            .copied()
+            .filter(|n| !n.exec.is_empty())
+            .collect();
         if with_exec.is_empty() {
             return Ok(());
         }
         self.progress.stage("exec", with_exec.len());
-        let results = pool::run(&with_exec, self.workers(), &signals::interrupted, &|n: &&Node| -> Result<()> {
-            for c in &n.exec {
-                self.exec_in(n, c)?;
-            }
-            self.progress.step(1);
-            Ok(())
-        });
+        let results = pool::run(
+            &with_exec,
+            self.workers(),
+            &signals::interrupted,
+            &|n: &&Node| -> Result<()> {
+                for c in &n.exec {
+                    self.exec_in(n, c)?;
+                }
+                self.progress.step(1);
+                Ok(())
+            },
+        );
         first_error(results)
     }
 
     fn exec_in(&self, n: &Node, command: &str) -> Result<native::ExecOutput> {
-        let pid = self.procs.lock().expect("procs").get(&n.name).map(|p| p.pid).ok_or_else(|| {
-            Error::Invalid(format!("node {} is not running, so `{command}` cannot run in it", n.name))
-        })?;
+        let pid = self
+            .procs
+            .lock()
+            .expect("procs")
+            .get(&n.name)
+            .map(|p| p.pid)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "node {} is not running, so `{command}` cannot run in it",
+                    n.name
+                ))
+            })?;
         let out = native::exec(&self.init, pid, &native::environment(n), command)?;
         self.execs.lock().expect("execs").push(ExecReport {
             node: n.name.clone(),
@@ -516,7 +652,9 @@ impl Run<'_> {
 
     fn stage_execs(&self, nodes: &[&Node], stage: Stage, phase: ExecPhase) -> Result<()> {
         for n in nodes {
-            let Some(spec) = n.stages.get(&stage) else { continue };
+            let Some(spec) = n.stages.get(&stage) else {
+                continue;
+            };
             for e in spec.exec.iter().filter(|e| e.phase == phase) {
                 match e.target {
                     ExecTarget::Container => {
@@ -528,7 +666,10 @@ impl Run<'_> {
                             .env("CLAB_NODE_NAME", &n.name)
                             .env("CLAB_NODE_LONGNAME", &n.long_name)
                             .output()
-                            .map_err(io(format!("run `{}` on the host for node {}", e.command, n.name)))?;
+                            .map_err(io(format!(
+                                "run `{}` on the host for node {}",
+                                e.command, n.name
+                            )))?;
                         self.execs.lock().expect("execs").push(ExecReport {
                             node: format!("{} (host)", n.name),
                             command: e.command.clone(),
@@ -546,41 +687,56 @@ impl Run<'_> {
     }
 
     fn healthy(&self, nodes: &[&Node]) -> Result<()> {
-        let checked: Vec<&Node> = nodes.iter().copied().filter(|n| n.healthcheck.as_ref().is_some_and(|h| !h.test.is_empty())).collect();
+        let checked: Vec<&Node> = nodes
+            .iter()
+            .copied()
+            .filter(|n| n.healthcheck.as_ref().is_some_and(|h| !h.test.is_empty()))
+            .collect();
         if checked.is_empty() {
             return Ok(());
         }
         self.progress.stage("healthy", checked.len());
         let workers = checked.len().min(64);
-        let results = pool::run(&checked, workers, &signals::interrupted, &|n: &&Node| -> Result<()> {
-            let h = n.healthcheck.as_ref().expect("filtered");
-            let cmd = healthcheck_command(&h.test);
-            let pid = self.procs.lock().expect("procs").get(&n.name).map(|p| p.pid).unwrap_or(0);
-            let env = native::environment(n);
-            let start = Instant::now();
-            sleep_interruptible(Duration::from_secs(h.start_period_s.min(1)))?;
-            let mut failures = 0;
-            loop {
-                check_interrupt()?;
-                let out = native::exec(&self.init, pid, &env, &cmd)?;
-                if out.code == 0 {
-                    self.progress.step(1);
-                    return Ok(());
-                }
-                if start.elapsed() >= Duration::from_secs(h.start_period_s) {
-                    failures += 1;
-                }
-                if failures >= h.retries.max(1) {
-                    return Err(Error::Invalid(format!(
+        let results = pool::run(
+            &checked,
+            workers,
+            &signals::interrupted,
+            &|n: &&Node| -> Result<()> {
+                let h = n.healthcheck.as_ref().expect("filtered");
+                let cmd = healthcheck_command(&h.test);
+                let pid = self
+                    .procs
+                    .lock()
+                    .expect("procs")
+                    .get(&n.name)
+                    .map(|p| p.pid)
+                    .unwrap_or(0);
+                let env = native::environment(n);
+                let start = Instant::now();
+                sleep_interruptible(Duration::from_secs(h.start_period_s.min(1)))?;
+                let mut failures = 0;
+                loop {
+                    check_interrupt()?;
+                    let out = native::exec(&self.init, pid, &env, &cmd)?;
+                    if out.code == 0 {
+                        self.progress.step(1);
+                        return Ok(());
+                    }
+                    if start.elapsed() >= Duration::from_secs(h.start_period_s) {
+                        failures += 1;
+                    }
+                    if failures >= h.retries.max(1) {
+                        return Err(Error::Invalid(format!(
                         "node {} is unhealthy: `{cmd}` failed {failures} times (last exit {}: {})",
                         n.name,
                         out.code,
                         out.stderr.trim()
                     )));
+                    }
+                    sleep_interruptible(Duration::from_secs(h.interval_s.max(1)))?;
                 }
-                sleep_interruptible(Duration::from_secs(h.interval_s.max(1)))?;
-            }
-        });
+            },
+        );
         first_error(results)
     }
 
@@ -603,14 +759,23 @@ impl Run<'_> {
             .collect();
         if !entries.is_empty() {
             let hosts = paths::hosts_file();
-            self.journal.record(&[Entry::HostsBlock { path: hosts.clone() }])?;
-            artifacts::hosts::add_block_locked(&hosts, &paths::lock_dir().join("hosts.lock"), &lab.name, &entries)?;
+            self.journal.record(&[Entry::HostsBlock {
+                path: hosts.clone(),
+            }])?;
+            artifacts::hosts::add_block_locked(
+                &hosts,
+                &paths::lock_dir().join("hosts.lock"),
+                &lab.name,
+                &entries,
+            )?;
         }
         let ssh_dir = paths::ssh_config_dir();
         if ssh_dir.is_dir() {
             let path = ssh_dir.join(format!("clab-{}.conf", lab.name));
-            self.journal.record(&[Entry::SshConfig { path: path.clone() }])?;
-            std::fs::write(&path, artifacts::ssh_config(lab)).map_err(io(format!("write {}", path.display())))?;
+            self.journal
+                .record(&[Entry::SshConfig { path: path.clone() }])?;
+            std::fs::write(&path, artifacts::ssh_config(lab))
+                .map_err(io(format!("write {}", path.display())))?;
         }
         Ok(())
     }
@@ -620,13 +785,20 @@ impl Run<'_> {
 pub fn healthcheck_command(test: &[String]) -> String {
     match test.first().map(String::as_str) {
         Some("CMD-SHELL") => test[1..].join(" "),
-        Some("CMD") => test[1..].iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+        Some("CMD") => test[1..]
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => test.join(" "),
     }
 }
 
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -637,7 +809,9 @@ fn sleep_interruptible(d: Duration) -> Result<()> {
     let end = Instant::now() + d;
     while Instant::now() < end {
         check_interrupt()?;
-        std::thread::sleep(Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())),
+        );
     }
     Ok(())
 }
@@ -656,4 +830,3 @@ fn first_error(results: Vec<Option<Result<()>>>) -> Result<()> {
     }
     Ok(())
 }
-

@@ -80,7 +80,9 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     for e in &rec.entries {
         if let Entry::HostLink { name, mac } = e {
             match present.get(name) {
-                Some((_, Some(m), Some(kind))) if m == mac && kind == "veth" && !procs.is_empty() => {
+                Some((_, Some(m), Some(kind)))
+                    if m == mac && kind == "veth" && !procs.is_empty() =>
+                {
                     report.links += 1
                 }
                 Some((index, Some(m), _)) if m == mac => match host.delete_link(*index) {
@@ -116,6 +118,45 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     }
     lap("unregister netns", &mut report);
 
+    // The kernel frees those veths in the background; wait for them so a redeploy right after can
+    // reuse the names.
+    let waiting: Vec<&String> = rec
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::HostLink { name, mac }
+                if present
+                    .get(name)
+                    .is_some_and(|(_, m, _)| m.as_deref() == Some(mac.as_str())) =>
+            {
+                Some(name)
+            }
+            _ => None,
+        })
+        .collect();
+    if !waiting.is_empty() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now: HashSet<String> = host
+                .links()
+                .map_err(wire_err("list host links"))?
+                .into_iter()
+                .map(|l| l.name)
+                .collect();
+            let left = waiting.iter().filter(|n| now.contains(n.as_str())).count();
+            if left == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                errors.push(format!(
+                    "{left} host links were still being freed by the kernel after 30 s"
+                ));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    lap("free host links", &mut report);
 
     // 4. Bridges labwire made; a management bridge stays while another lab uses it.
     let bridges: Vec<(&String, &String, bool)> = rec
@@ -134,10 +175,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                 continue;
             }
             match host.link(br) {
-                Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => match host.delete_link(l.index) {
-                    Ok(()) => report.bridges += 1,
-                    Err(err) => errors.push(format!("delete bridge {br}: {err}")),
-                },
+                Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => {
+                    match host.delete_link(l.index) {
+                        Ok(()) => report.bridges += 1,
+                        Err(err) => errors.push(format!("delete bridge {br}: {err}")),
+                    }
+                }
                 Ok(_) => {}
                 Err(err) => errors.push(format!("look up bridge {br}: {err}")),
             }
@@ -150,7 +193,11 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     for e in &rec.entries {
         match e {
             Entry::HostsBlock { path } => {
-                if let Err(err) = artifacts::hosts::remove_block_locked(path, &paths::lock_dir().join("hosts.lock"), name) {
+                if let Err(err) = artifacts::hosts::remove_block_locked(
+                    path,
+                    &paths::lock_dir().join("hosts.lock"),
+                    name,
+                ) {
                     errors.push(err.to_string());
                 }
             }
@@ -163,7 +210,10 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         }
     }
     if !errors.is_empty() {
-        return Err(Error::Invalid(format!("destroy of lab {name} left things behind:\n  {}", errors.join("\n  "))));
+        return Err(Error::Invalid(format!(
+            "destroy of lab {name} left things behind:\n  {}",
+            errors.join("\n  ")
+        )));
     }
 
     // 6. The lab directory (with --cleanup), then the state itself.
@@ -175,10 +225,17 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             })
         });
         if let Some(d) = dir {
-            if d.file_name().is_some_and(|f| f.to_string_lossy().starts_with("clab-")) && d.exists() {
+            if d.file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with("clab-"))
+                && d.exists()
+            {
                 std::fs::remove_dir_all(&d).map_err(io(format!("remove {}", d.display())))?;
             }
         }
+    }
+    let run = paths::lab_run_dir(name);
+    if run.exists() {
+        std::fs::remove_dir_all(&run).map_err(io(format!("remove {}", run.display())))?;
     }
     if rec.dir.exists() {
         std::fs::remove_dir_all(&rec.dir).map_err(io(format!("remove {}", rec.dir.display())))?;

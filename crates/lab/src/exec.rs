@@ -32,7 +32,12 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
         })
         .collect();
     if nodes.is_empty() {
-        let names: Vec<&str> = lab.nodes.iter().filter(|n| n.is_workload()).map(|n| n.name.as_str()).collect();
+        let names: Vec<&str> = lab
+            .nodes
+            .iter()
+            .filter(|n| n.is_workload())
+            .map(|n| n.name.as_str())
+            .collect();
         return Err(Error::Invalid(format!(
             "no node of lab {name} matches; its nodes are {}",
             names.join(", ")
@@ -46,8 +51,13 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
             .find(|(x, _)| *x == n.name)
             .map(|(_, p)| *p)
             .filter(|p| p.is_alive())
-            .ok_or_else(|| Error::Invalid(format!("node {} of lab {name} is not running", n.name)))?;
-        out.push((n.clone(), native::exec(&init, proc.pid, &native::environment(n), cmd)?));
+            .ok_or_else(|| {
+                Error::Invalid(format!("node {} of lab {name} is not running", n.name))
+            })?;
+        out.push((
+            n.clone(),
+            native::exec(&init, proc.pid, &native::environment(n), cmd)?,
+        ));
     }
     Ok(out)
 }

@@ -15,7 +15,10 @@ fn mgmt_block(name: &str, nodes: usize, index: u8) -> String {
 
 /// A ring of `n` linux nodes `n1 … nN`, each `eth1` linked to the next node's `eth2`.
 pub fn ring(name: &str, n: usize, mgmt_index: u8) -> String {
-    let mut s = format!("name: {name}\n{}topology:\n  defaults:\n    kind: linux\n  nodes:\n", mgmt_block(name, n, mgmt_index));
+    let mut s = format!(
+        "name: {name}\n{}topology:\n  defaults:\n    kind: linux\n  nodes:\n",
+        mgmt_block(name, n, mgmt_index)
+    );
     for i in 1..=n {
         let _ = writeln!(s, "    n{i}: {{}}");
     }
@@ -36,7 +39,10 @@ pub fn ring(name: &str, n: usize, mgmt_index: u8) -> String {
 /// tier k linked to every node of tier k+1.
 pub fn clos(name: &str, tiers: &[usize], mgmt_index: u8) -> String {
     let total: usize = tiers.iter().sum();
-    let mut s = format!("name: {name}\n{}topology:\n  defaults:\n    kind: linux\n  nodes:\n", mgmt_block(name, total, mgmt_index));
+    let mut s = format!(
+        "name: {name}\n{}topology:\n  defaults:\n    kind: linux\n  nodes:\n",
+        mgmt_block(name, total, mgmt_index)
+    );
     for (t, &count) in tiers.iter().enumerate() {
         for i in 1..=count {
             let _ = writeln!(s, "    t{}n{i}: {{labels: {{tier: \"{}\"}}}}", t + 1, t + 1);

@@ -28,25 +28,40 @@ pub struct Row {
 }
 
 fn rows_of(rec: &Recorded) -> Vec<Row> {
-    let Some(lab) = &rec.lab else { return Vec::new() };
+    let Some(lab) = &rec.lab else {
+        return Vec::new();
+    };
     let procs = rec.procs();
     lab.nodes
         .iter()
         .filter(|n| n.is_workload())
         .map(|n| {
-            let proc = procs.iter().find(|(name, _)| *name == n.name).map(|(_, p)| *p);
+            let proc = procs
+                .iter()
+                .find(|(name, _)| *name == n.name)
+                .map(|(_, p)| *p);
             let (state, status) = match proc {
                 Some(p) if p.is_alive() => ("running", "Up".to_string()),
                 Some(_) => ("exited", "Exited".to_string()),
                 None => ("missing", "Not created".to_string()),
             };
             let id = proc.map_or_else(String::new, |p| {
-                format!("{:012x}", topology::mac::hash64(&[&lab.name, &n.name, &p.start.to_string()]) & 0xffff_ffff_ffff)
+                format!(
+                    "{:012x}",
+                    topology::mac::hash64(&[&lab.name, &n.name, &p.start.to_string()])
+                        & 0xffff_ffff_ffff
+                )
             });
             Row {
                 lab_name: lab.name.clone(),
-                lab_path: lab.topology_file.as_ref().map_or_else(String::new, |p| p.display().to_string()),
-                abs_lab_path: lab.topology_file.as_ref().map_or_else(String::new, |p| p.display().to_string()),
+                lab_path: lab
+                    .topology_file
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.display().to_string()),
+                abs_lab_path: lab
+                    .topology_file
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.display().to_string()),
                 name: n.long_name.clone(),
                 container_id: id,
                 image: n.image.clone().unwrap_or_default(),
@@ -106,14 +121,26 @@ pub fn to_json(labs: &[(String, Vec<Row>)]) -> serde_json::Value {
 
 /// A plain-text table.
 pub fn table(labs: &[(String, Vec<Row>)]) -> String {
-    let header = ["Name", "Kind", "Image", "State", "IPv4 Address", "IPv6 Address", "PID"];
+    let header = [
+        "Name",
+        "Kind",
+        "Image",
+        "State",
+        "IPv4 Address",
+        "IPv6 Address",
+        "PID",
+    ];
     let mut rows: Vec<[String; 7]> = Vec::new();
     for (_, rs) in labs {
         for r in rs {
             rows.push([
                 r.name.clone(),
                 r.kind.clone(),
-                if r.image.is_empty() { "-".into() } else { r.image.clone() },
+                if r.image.is_empty() {
+                    "-".into()
+                } else {
+                    r.image.clone()
+                },
                 r.state.clone(),
                 r.ipv4_address.clone(),
                 r.ipv6_address.clone(),
@@ -128,10 +155,21 @@ pub fn table(labs: &[(String, Vec<Row>)]) -> String {
         }
     }
     let line = |cells: &[String]| -> String {
-        let parts: Vec<String> = cells.iter().zip(width.iter()).map(|(c, w)| format!("{c:<w$}")).collect();
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(width.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         format!("| {} |\n", parts.join(" | "))
     };
-    let sep = format!("+{}+\n", width.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    let sep = format!(
+        "+{}+\n",
+        width
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
     let mut out = sep.clone();
     out.push_str(&line(&header.map(String::from)));
     out.push_str(&sep);

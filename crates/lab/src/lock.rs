@@ -23,12 +23,18 @@ impl Lock {
             .write(true)
             .open(path)
             .map_err(io(format!("open lock {}", path.display())))?;
-        let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+        let op = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
         // SAFETY: flock on a descriptor owned by `file`.
         if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(Error::Invalid(format!("{what} is busy: another labwire process is working on it")));
+                return Err(Error::Invalid(format!(
+                    "{what} is busy: another labwire process is working on it"
+                )));
             }
             return Err(Error::Io {
                 op: format!("lock {}", path.display()),
@@ -40,11 +46,21 @@ impl Lock {
 
     /// The lock of one lab; fails at once if another process holds it.
     pub fn lab(name: &str) -> Result<Lock> {
-        Lock::take(&crate::paths::lock_dir().join("labs").join(format!("{name}.lock")), &format!("lab {name}"), false)
+        Lock::take(
+            &crate::paths::lock_dir()
+                .join("labs")
+                .join(format!("{name}.lock")),
+            &format!("lab {name}"),
+            false,
+        )
     }
 
     /// The host-wide lock, waited for.
     pub fn global() -> Result<Lock> {
-        Lock::take(&crate::paths::lock_dir().join("global.lock"), "labwire", true)
+        Lock::take(
+            &crate::paths::lock_dir().join("global.lock"),
+            "labwire",
+            true,
+        )
     }
 }

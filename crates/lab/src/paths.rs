@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 /// Recorded state of deployed labs: `<state>/labs/<lab>/{lab.json,journal}`.
 pub fn state_root() -> PathBuf {
-    std::env::var_os("LABWIRE_STATE_DIR").map_or_else(|| PathBuf::from("/var/lib/labwire"), PathBuf::from)
+    std::env::var_os("LABWIRE_STATE_DIR")
+        .map_or_else(|| PathBuf::from("/var/lib/labwire"), PathBuf::from)
 }
 
 pub fn lab_state_dir(lab: &str) -> PathBuf {
@@ -18,10 +19,17 @@ pub fn lock_dir() -> PathBuf {
 
 /// The hosts file labwire edits (`LABWIRE_HOSTS_FILE` lets tests use a scratch copy).
 pub fn hosts_file() -> PathBuf {
-    std::env::var_os("LABWIRE_HOSTS_FILE").map_or_else(|| PathBuf::from("/etc/hosts"), PathBuf::from)
+    std::env::var_os("LABWIRE_HOSTS_FILE")
+        .map_or_else(|| PathBuf::from("/etc/hosts"), PathBuf::from)
 }
 
 /// The directory for per-lab ssh client configs, when the host has one.
 pub fn ssh_config_dir() -> PathBuf {
-    std::env::var_os("LABWIRE_SSH_CONFIG_DIR").map_or_else(|| PathBuf::from("/etc/ssh/ssh_config.d"), PathBuf::from)
+    std::env::var_os("LABWIRE_SSH_CONFIG_DIR")
+        .map_or_else(|| PathBuf::from("/etc/ssh/ssh_config.d"), PathBuf::from)
+}
+
+/// Runtime files of a deployed lab's nodes (hosts, hostname, console logs), on tmpfs.
+pub fn lab_run_dir(lab: &str) -> PathBuf {
+    lock_dir().join("run").join(lab)
 }

@@ -4,7 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Run `f` on every item with `workers` threads; results come back in item order. Items not started
 /// when `stop()` turns true get `None`.
-pub fn run<T: Sync, R: Send>(items: &[T], workers: usize, stop: &(dyn Fn() -> bool + Sync), f: &(dyn Fn(&T) -> R + Sync)) -> Vec<Option<R>> {
+pub fn run<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+    f: &(dyn Fn(&T) -> R + Sync),
+) -> Vec<Option<R>> {
     let workers = workers.clamp(1, items.len().max(1));
     let next = AtomicUsize::new(0);
     let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
@@ -33,7 +38,10 @@ pub fn run<T: Sync, R: Send>(items: &[T], workers: usize, stop: &(dyn Fn() -> bo
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect()
     });
     for (i, r) in results.into_iter().flatten() {
         out[i] = Some(r);

@@ -23,9 +23,16 @@ struct Inner {
 impl Inner {
     fn draw(&self) {
         let label = self.label.lock().expect("label").clone();
-        let (d, t) = (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
+        let (d, t) = (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        );
         let mut e = std::io::stderr().lock();
-        let _ = write!(e, "\r\x1b[2K{label} {d}/{t}  [{:.1}s]", self.start.elapsed().as_secs_f64());
+        let _ = write!(
+            e,
+            "\r\x1b[2K{label} {d}/{t}  [{:.1}s]",
+            self.start.elapsed().as_secs_f64()
+        );
         let _ = e.flush();
     }
 }

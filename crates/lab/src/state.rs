@@ -32,7 +32,11 @@ pub enum Entry {
     /// About to make a link in the host namespace (deleted on destroy only if its MAC matches).
     HostLink { name: String, mac: String },
     /// About to make a bridge in the host; `shared` for a management bridge other labs may use.
-    Bridge { name: String, mac: String, shared: bool },
+    Bridge {
+        name: String,
+        mac: String,
+        shared: bool,
+    },
     /// About to write the /etc/hosts block.
     HostsBlock { path: PathBuf },
     /// About to write an ssh client config.
@@ -56,14 +60,17 @@ impl Journal {
             .mode(0o600)
             .open(&path)
             .map_err(io(format!("open {}", path.display())))?;
-        Ok(Journal { file: Mutex::new(file) })
+        Ok(Journal {
+            file: Mutex::new(file),
+        })
     }
 
     /// Record entries with one write.
     pub fn record(&self, entries: &[Entry]) -> Result<()> {
         let mut buf = Vec::new();
         for e in entries {
-            serde_json::to_writer(&mut buf, e).map_err(|e| Error::Invalid(format!("encode journal entry: {e}")))?;
+            serde_json::to_writer(&mut buf, e)
+                .map_err(|e| Error::Invalid(format!("encode journal entry: {e}")))?;
             buf.push(b'\n');
         }
         let mut f = self.file.lock().expect("journal lock");
@@ -114,7 +121,8 @@ impl Recorded {
 pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     let tmp = dir.join(".lab.json.tmp");
-    let data = serde_json::to_vec_pretty(lab).map_err(|e| Error::Invalid(format!("encode lab state: {e}")))?;
+    let data = serde_json::to_vec_pretty(lab)
+        .map_err(|e| Error::Invalid(format!("encode lab state: {e}")))?;
     let mut f = File::options()
         .create(true)
         .write(true)
@@ -122,7 +130,8 @@ pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io(format!("write {}", tmp.display())))?;
-    f.write_all(&data).map_err(io(format!("write {}", tmp.display())))?;
+    f.write_all(&data)
+        .map_err(io(format!("write {}", tmp.display())))?;
     std::fs::rename(&tmp, dir.join("lab.json")).map_err(io(format!("rename {}", tmp.display())))
 }
 

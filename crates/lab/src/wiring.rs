@@ -58,9 +58,14 @@ fn in_host(lab: &Lab, node: &str) -> Option<KindClass> {
 }
 
 fn host_index(host: &mut Handle, name: &str, what: &str) -> Result<u32> {
-    match host.link(name).map_err(wire_err(format!("look up {what} {name}")))? {
+    match host
+        .link(name)
+        .map_err(wire_err(format!("look up {what} {name}")))?
+    {
         Some(l) => Ok(l.index),
-        None => Err(Error::Invalid(format!("{what} {name} does not exist in the host"))),
+        None => Err(Error::Invalid(format!(
+            "{what} {name} does not exist in the host"
+        ))),
     }
 }
 
@@ -99,11 +104,22 @@ pub fn create_links(
                     }
                 }
             }
-            Peer::Host { host_iface, host_mac } | Peer::MgmtNet { host_iface, host_mac } => intents.push(Entry::HostLink {
+            Peer::Host {
+                host_iface,
+                host_mac,
+            }
+            | Peer::MgmtNet {
+                host_iface,
+                host_mac,
+            } => intents.push(Entry::HostLink {
                 name: host_iface.clone(),
                 mac: mac_str(*host_mac),
             }),
-            Peer::VxlanStitch { host_iface, host_mac, .. } => {
+            Peer::VxlanStitch {
+                host_iface,
+                host_mac,
+                ..
+            } => {
                 let (vx, br) = stitch_names(host_iface);
                 intents.push(Entry::HostLink {
                     name: host_iface.clone(),
@@ -126,7 +142,12 @@ pub fn create_links(
 
     // 2. Host indexes needed as masters or parents.
     let mut indexes: HashMap<String, u32> = HashMap::new();
-    fn need(indexes: &mut HashMap<String, u32>, name: &str, what: &str, host: &mut Handle) -> Result<u32> {
+    fn need(
+        indexes: &mut HashMap<String, u32>,
+        name: &str,
+        what: &str,
+        host: &mut Handle,
+    ) -> Result<u32> {
         if let Some(i) = indexes.get(name) {
             return Ok(*i);
         }
@@ -134,11 +155,17 @@ pub fn create_links(
         indexes.insert(name.to_string(), i);
         Ok(i)
     }
-    let mgmt_br = if mgmt_nodes.is_empty() && !links.iter().any(|l| matches!(l.peer, Peer::MgmtNet { .. })) {
-        None
-    } else {
-        Some(need(&mut indexes, &lab.mgmt.bridge, "management bridge", host)?)
-    };
+    let mgmt_br =
+        if mgmt_nodes.is_empty() && !links.iter().any(|l| matches!(l.peer, Peer::MgmtNet { .. })) {
+            None
+        } else {
+            Some(need(
+                &mut indexes,
+                &lab.mgmt.bridge,
+                "management bridge",
+                host,
+            )?)
+        };
     // vxlan-stitch: its bridge and vxlan are made one by one before the batch (rare links).
     for l in links {
         if let Peer::VxlanStitch {
@@ -173,7 +200,8 @@ pub fn create_links(
             })
             .map_err(wire_err(format!("create vxlan {vx}")))?;
             let vx_idx = host_index(host, &vx, "vxlan")?;
-            host.set_master(vx_idx, br_idx).map_err(wire_err(format!("attach {vx} to {br}")))?;
+            host.set_master(vx_idx, br_idx)
+                .map_err(wire_err(format!("attach {vx} to {br}")))?;
             indexes.insert(br.clone(), br_idx);
         }
     }
@@ -181,15 +209,26 @@ pub fn create_links(
     for l in links {
         match &l.peer {
             Peer::Macvlan { parent, .. } => {
-                parents.insert(parent.clone(), need(&mut indexes, parent, "macvlan parent interface", host)?);
+                parents.insert(
+                    parent.clone(),
+                    need(&mut indexes, parent, "macvlan parent interface", host)?,
+                );
             }
-            Peer::Vxlan { parent: Some(p), .. } => {
-                parents.insert(p.clone(), need(&mut indexes, p, "vxlan parent interface", host)?);
+            Peer::Vxlan {
+                parent: Some(p), ..
+            } => {
+                parents.insert(
+                    p.clone(),
+                    need(&mut indexes, p, "vxlan parent interface", host)?,
+                );
             }
             Peer::Veth { b } => {
                 for ep in [&l.a, b] {
                     if in_host(lab, &ep.node) == Some(KindClass::Bridge) {
-                        parents.insert(ep.node.clone(), need(&mut indexes, &ep.node, "bridge", host)?);
+                        parents.insert(
+                            ep.node.clone(),
+                            need(&mut indexes, &ep.node, "bridge", host)?,
+                        );
                     }
                 }
             }
@@ -197,9 +236,11 @@ pub fn create_links(
         }
     }
 
-    // 3. One batch.
+    // 3. One batch; `what` names each request for error messages.
+    let mut what: Vec<String> = Vec::new();
     let mut batch = host.batch();
     for n in mgmt_nodes {
+        what.push(format!("management interface eth0 of node {}", n.name));
         let host_end = mgmt_host_end(&lab.name, &n.name);
         batch.add_veth(
             &VethEnd {
@@ -222,17 +263,33 @@ pub fn create_links(
     }
     for l in links {
         let mtu = (l.mtu > 0).then_some(l.mtu);
+        what.push(match &l.peer {
+            Peer::Veth { b } => format!("link {}:{} — {}:{}", l.a.node, l.a.iface, b.node, b.iface),
+            p => format!("{} link of {}:{}", p.type_name(), l.a.node, l.a.iface),
+        });
         match &l.peer {
             Peer::Veth { b } => {
                 // The host side (bridge or host node) goes first: only the first end can take a master.
-                let (first, second) = if in_host(lab, &b.node).is_some() { (b, &l.a) } else { (&l.a, b) };
+                let (first, second) = if in_host(lab, &b.node).is_some() {
+                    (b, &l.a)
+                } else {
+                    (&l.a, b)
+                };
                 let first_host = in_host(lab, &first.node);
                 let first_end = VethEnd {
                     name: &first.iface,
-                    netns: if first_host.is_some() { None } else { Some(fd(&first.node)?) },
+                    netns: if first_host.is_some() {
+                        None
+                    } else {
+                        Some(fd(&first.node)?)
+                    },
                     mac: Some(first.mac.0),
                     mtu,
-                    master: if first_host == Some(KindClass::Bridge) { parents.get(&first.node).copied() } else { None },
+                    master: if first_host == Some(KindClass::Bridge) {
+                        parents.get(&first.node).copied()
+                    } else {
+                        None
+                    },
                     up: true,
                 };
                 let second_end = VethEnd {
@@ -245,8 +302,19 @@ pub fn create_links(
                 };
                 batch.add_veth(&first_end, &second_end);
             }
-            Peer::Host { host_iface, host_mac } | Peer::MgmtNet { host_iface, host_mac } => {
-                let master = if matches!(l.peer, Peer::MgmtNet { .. }) { mgmt_br } else { None };
+            Peer::Host {
+                host_iface,
+                host_mac,
+            }
+            | Peer::MgmtNet {
+                host_iface,
+                host_mac,
+            } => {
+                let master = if matches!(l.peer, Peer::MgmtNet { .. }) {
+                    mgmt_br
+                } else {
+                    None
+                };
                 batch.add_veth(
                     &VethEnd {
                         name: host_iface,
@@ -266,7 +334,11 @@ pub fn create_links(
                     },
                 );
             }
-            Peer::VxlanStitch { host_iface, host_mac, .. } => {
+            Peer::VxlanStitch {
+                host_iface,
+                host_mac,
+                ..
+            } => {
                 let (_, br) = stitch_names(host_iface);
                 batch.add_veth(
                     &VethEnd {
@@ -325,7 +397,13 @@ pub fn create_links(
                 });
             }
             Peer::Dummy => {
-                batch.add_dummy(&l.a.iface, mtu, Some(l.a.mac.0), Some(fd(&l.a.node)?), false);
+                batch.add_dummy(
+                    &l.a.iface,
+                    mtu,
+                    Some(l.a.mac.0),
+                    Some(fd(&l.a.node)?),
+                    false,
+                );
             }
         }
     }
@@ -333,9 +411,15 @@ pub fn create_links(
         wire::Error::KernelLacks { kind } => Error::Invalid(format!(
             "the running kernel lacks the \"{kind}\" link type, which this topology uses (load its module, e.g. `modprobe {kind}`, or change the link type)"
         )),
-        _ => Error::Wire {
-            op: "create links".into(),
-            source: e,
+        _ => match e {
+            wire::Error::Batch { index, error, .. } => Error::Wire {
+                op: what.get(index).cloned().unwrap_or_else(|| "create links".into()),
+                source: *error,
+            },
+            e => Error::Wire {
+                op: "create links".into(),
+                source: e,
+            },
         },
     })
 }
@@ -402,10 +486,20 @@ pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs) -> Result<()>
 /// created it (recorded in the journal before creation).
 pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<bool> {
     let m = &lab.mgmt;
-    let existing = host.link(&m.bridge).map_err(wire_err(format!("look up bridge {}", m.bridge)))?;
+    let existing = host
+        .link(&m.bridge)
+        .map_err(wire_err(format!("look up bridge {}", m.bridge)))?;
     let mut created = false;
     let idx = match existing {
         Some(l) => {
+            // Every lab on a bridge labwire made records it, so the last one out removes it.
+            if l.mac.map(Mac) == Some(mgmt_bridge_mac(lab)) {
+                journal.record(&[Entry::Bridge {
+                    name: m.bridge.clone(),
+                    mac: mac_str(mgmt_bridge_mac(lab)),
+                    shared: true,
+                }])?;
+            }
             if l.kind.as_deref() != Some("bridge") {
                 return Err(Error::Invalid(format!(
                     "management bridge {} exists in the host but is a {} interface, not a bridge",
@@ -414,7 +508,8 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
                 )));
             }
             if !l.up {
-                host.set_up(l.index).map_err(wire_err(format!("bring up {}", m.bridge)))?;
+                host.set_up(l.index)
+                    .map_err(wire_err(format!("bring up {}", m.bridge)))?;
             }
             l.index
         }
@@ -438,7 +533,8 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
         b.add_address(idx, IpAddr::V6(gw.addr()), gw.prefix_len());
     }
     if !b.is_empty() {
-        b.commit().map_err(wire_err(format!("address management bridge {}", m.bridge)))?;
+        b.commit()
+            .map_err(wire_err(format!("address management bridge {}", m.bridge)))?;
     }
     Ok(created)
 }
@@ -450,10 +546,14 @@ pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> R
         if !seen.insert(n.name.clone()) {
             continue;
         }
-        match host.link(&n.name).map_err(wire_err(format!("look up bridge {}", n.name)))? {
+        match host
+            .link(&n.name)
+            .map_err(wire_err(format!("look up bridge {}", n.name)))?
+        {
             Some(l) if l.kind.as_deref() == Some("bridge") => {
                 if !l.up {
-                    host.set_up(l.index).map_err(wire_err(format!("bring up {}", n.name)))?;
+                    host.set_up(l.index)
+                        .map_err(wire_err(format!("bring up {}", n.name)))?;
                 }
             }
             Some(_) => {

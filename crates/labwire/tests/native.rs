@@ -674,6 +674,10 @@ fn cldemo2_mini_all_link_ends_up() {
     assert_eq!(ends, 16);
 
     let data = lab.topology_data();
+    assert_eq!(
+        data["clab"]["config"]["mgmt"]["network"], "lwt-cld",
+        "the example's management network was not replaced by the test's own"
+    );
     let macs = expected_interfaces(&data);
     for (node, ifaces) in &expected {
         let want: BTreeMap<String, String> = ifaces
@@ -1120,13 +1124,13 @@ fn destroy_leaves_nothing() {
 
 #[test]
 fn failed_last_link_rolls_back() {
-    // `lo` passes validation and preflight, but every new network namespace already has an `lo`,
-    // so the kernel refuses the last veth (EEXIST) after the other links were made.
+    // A VXLAN to a multicast group without a parent interface passes validation and preflight, but
+    // the kernel refuses it (EINVAL) after the other links were made.
     let yaml = "name: lwt-fail\n\
         mgmt: {network: lwt-fail, ipv4-subnet: 10.209.0.0/24, ipv6-subnet: fd00:209::/64}\n\
         topology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n    c: {kind: linux}\n\
         \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n    - endpoints: [\"b:eth2\", \"c:eth1\"]\n\
-        \x20   - endpoints: [\"c:eth2\", \"a:lo\"]\n";
+        \x20   - {type: vxlan, endpoint: {node: c, interface: vx0}, remote: 239.1.1.1, vni: 10}\n";
     let lab = TestLab::new("fail", "lwt-fail", "lwt-fail", &["a", "b", "c"], yaml);
     let out = lab.try_deploy();
     let err = text(&out.stderr);
@@ -1141,7 +1145,9 @@ fn failed_last_link_rolls_back() {
         describe(&out)
     );
     assert!(
-        err.contains("error:") && err.contains("lo") && err.contains("File exists"),
+        err.contains("error:")
+            && err.contains("vxlan link of c:vx0")
+            && err.contains("Invalid argument"),
         "the error should name the failing interface and the kernel's reason: {}",
         describe(&out)
     );
@@ -1149,6 +1155,11 @@ fn failed_last_link_rolls_back() {
     assert!(
         hosts_block(&read_etc_hosts(), "lwt-fail").is_none(),
         "an /etc/hosts block of lwt-fail is left"
+    );
+    assert!(
+        !lab.lab_dir().exists(),
+        "the failed deploy kept the lab directory it created: {}",
+        lab.lab_dir().display()
     );
 }
 
@@ -1279,6 +1290,22 @@ fn two_labs_in_parallel_then_destroy_one() {
         "destroy {}: {}",
         second.name,
         describe(&out)
+    );
+    let bridge_gone = poll(Duration::from_secs(5), || {
+        if host_link_names().contains(&second.bridge) {
+            Err(String::new())
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        bridge_gone.is_ok(),
+        "the shared management bridge {} outlived both labs: {} created it and was destroyed first \
+         (the bridge was kept, {} still used it), and {} found it already there so never recorded it",
+        second.bridge,
+        first.name,
+        second.name,
+        second.name
     );
     second.assert_nothing_left(&second_recorded);
 }

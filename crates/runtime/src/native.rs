@@ -18,7 +18,12 @@ use crate::process::ProcId;
 use crate::{io, Error, Result};
 
 /// Directories each host-filesystem node gets its own empty copy of (tmpfs), with their modes.
-pub const PRIVATE_DIRS: [(&str, &str); 4] = [("/run", "755"), ("/var/run", "755"), ("/tmp", "1777"), ("/var/log", "755")];
+pub const PRIVATE_DIRS: [(&str, &str); 4] = [
+    ("/run", "755"),
+    ("/var/run", "755"),
+    ("/tmp", "1777"),
+    ("/var/log", "755"),
+];
 
 /// Where labwire-init lives: next to the running labwire binary (cargo puts both in target/*/),
 /// or `LABWIRE_INIT` when set.
@@ -44,6 +49,9 @@ pub struct Spawn<'a> {
     pub lab: &'a str,
     pub node: &'a Node,
     pub init: &'a Path,
+    /// Directory for the node's runtime files (hosts, hostname, console log): on tmpfs, so starting
+    /// a thousand nodes does not create thousands of files on a disk file system.
+    pub run_dir: &'a Path,
     /// Another node's network namespace to join (`network-mode: container:<node>`).
     pub join_netns: Option<BorrowedFd<'a>>,
 }
@@ -54,7 +62,10 @@ pub fn hosts_file(node: &Node) -> String {
     if let Some(a) = node.mgmt_ipv4 {
         s.push_str(&format!("{a}\t{} {}\n", node.hostname, node.long_name));
     } else {
-        s.push_str(&format!("127.0.1.1\t{} {}\n", node.hostname, node.long_name));
+        s.push_str(&format!(
+            "127.0.1.1\t{} {}\n",
+            node.hostname, node.long_name
+        ));
     }
     if let Some(a) = node.mgmt_ipv6 {
         s.push_str(&format!("{a}\t{} {}\n", node.hostname, node.long_name));
@@ -76,7 +87,10 @@ pub fn command(node: &Node) -> Vec<String> {
 /// The environment a node's processes see.
 pub fn environment(node: &Node) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    env.insert("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    env.insert(
+        "PATH".into(),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    );
     env.insert("HOME".into(), "/root".into());
     env.insert("HOSTNAME".into(), node.hostname.clone());
     env.insert("CLAB_NODE_NAME".into(), node.name.clone());
@@ -85,18 +99,28 @@ pub fn environment(node: &Node) -> BTreeMap<String, String> {
     env
 }
 
-/// Start the node's init and wait for it to report. Files are written into `node.dir`.
+/// Start the node's init and wait for it to report. The node's directory in the lab directory is
+/// created; its runtime files go to `run_dir`.
 pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     let node = s.node;
-    let dir = &node.dir;
+    std::fs::create_dir_all(&node.dir).map_err(io(format!("create {}", node.dir.display())))?;
+    let dir = s.run_dir;
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     let hosts = dir.join("hosts");
     std::fs::write(&hosts, hosts_file(node)).map_err(io(format!("write {}", hosts.display())))?;
     let hostname = dir.join("hostname");
-    std::fs::write(&hostname, format!("{}\n", node.hostname)).map_err(io(format!("write {}", hostname.display())))?;
+    std::fs::write(&hostname, format!("{}\n", node.hostname))
+        .map_err(io(format!("write {}", hostname.display())))?;
 
     let mut cmd = Command::new(s.init);
-    cmd.args(["--lab", s.lab, "--node", &node.name, "--hostname", &node.hostname]);
+    cmd.args([
+        "--lab",
+        s.lab,
+        "--node",
+        &node.name,
+        "--hostname",
+        &node.hostname,
+    ]);
     cmd.arg("--log").arg(dir.join("console.log"));
     for (d, mode) in PRIVATE_DIRS {
         cmd.args(["--tmpfs", d, mode]);
@@ -117,10 +141,13 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
         cmd.arg("--").args(&argv);
     }
     cmd.env_clear().envs(environment(node));
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     cmd.current_dir("/");
 
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
     let join = s.join_netns.map(|fd| fd.as_raw_fd());
     match node.network_mode {
         NetworkMode::Host => {}
@@ -143,11 +170,15 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(io(format!("start labwire-init for node {}", node.name)))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(io(format!("start labwire-init for node {}", node.name)))?;
     let stdout = child.stdout.take().expect("piped");
     let mut line = String::new();
     let read = BufReader::new(stdout).read_line(&mut line);
-    let status = child.wait().map_err(io(format!("wait for labwire-init of node {}", node.name)))?;
+    let status = child
+        .wait()
+        .map_err(io(format!("wait for labwire-init of node {}", node.name)))?;
     read.map_err(io(format!("read the report of node {}", node.name)))?;
     let line = line.trim_end();
     if let Some(pid) = line.strip_prefix("ok ") {
@@ -157,7 +188,8 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
         })?;
         return ProcId::of(pid).ok_or_else(|| Error::NodeSetup {
             node: node.name.clone(),
-            message: "its init exited right after starting (see console.log in the node directory)".into(),
+            message: "its init exited right after starting (see console.log in the node directory)"
+                .into(),
         });
     }
     Err(Error::NodeSetup {
@@ -178,7 +210,12 @@ pub struct ExecOutput {
 }
 
 /// Run `sh -c cmd` inside the node whose PID 1 is `pid`, with the node's environment.
-pub fn exec(init: &Path, pid: i32, env: &BTreeMap<String, String>, cmd: &str) -> Result<ExecOutput> {
+pub fn exec(
+    init: &Path,
+    pid: i32,
+    env: &BTreeMap<String, String>,
+    cmd: &str,
+) -> Result<ExecOutput> {
     let out = Command::new(init)
         .args(["exec", &pid.to_string(), "--", "/bin/sh", "-c", cmd])
         .env_clear()

@@ -23,12 +23,20 @@ fn topology_text(nodes: usize) -> (String, usize) {
     let mut links = 0;
     for i in 0..nodes {
         // Ring: n{i}:eth1 — n{i+1}:eth2.
-        let _ = writeln!(t, "    - endpoints: [\"n{i}:eth1\", \"n{}:eth2\"]", (i + 1) % nodes);
+        let _ = writeln!(
+            t,
+            "    - endpoints: [\"n{i}:eth1\", \"n{}:eth2\"]",
+            (i + 1) % nodes
+        );
         links += 1;
     }
     for i in 0..nodes {
         // Chord: n{i}:eth3 — n{i+2}:eth4.
-        let _ = writeln!(t, "    - endpoints: [\"n{i}:eth3\", \"n{}:eth4\"]", (i + 2) % nodes);
+        let _ = writeln!(
+            t,
+            "    - endpoints: [\"n{i}:eth3\", \"n{}:eth4\"]",
+            (i + 2) % nodes
+        );
         links += 1;
     }
     (t, links)

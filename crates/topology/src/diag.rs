@@ -66,13 +66,17 @@ impl Diagnostics {
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.items.iter().filter(|d| d.severity == Severity::Warning)
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
     }
 
     /// Sort by position so output reads top to bottom; unpositioned items go last.
     pub fn sort(&mut self) {
-        self.items
-            .sort_by_key(|d| d.span.map_or((u32::MAX, u32::MAX), |s| (s.start.line, s.start.col)));
+        self.items.sort_by_key(|d| {
+            d.span
+                .map_or((u32::MAX, u32::MAX), |s| (s.start.line, s.start.col))
+        });
     }
 
     /// Render every item; with `snippets`, each positioned item shows its source line and a caret.
@@ -97,7 +101,10 @@ impl Diagnostics {
                     self.file, s.start.line, s.start.col, d.message
                 );
                 if snippets {
-                    if let Some(line) = self.source.lines().nth(s.start.line as usize - 1) {
+                    let line = (s.start.line as usize)
+                        .checked_sub(1)
+                        .and_then(|i| self.source.lines().nth(i));
+                    if let Some(line) = line {
                         let num = s.start.line.to_string();
                         let pad = " ".repeat(num.len());
                         let col = s.start.col.saturating_sub(1) as usize;
@@ -111,7 +118,11 @@ impl Diagnostics {
                             .take(col)
                             .map(|c| if c == '\t' { '\t' } else { ' ' })
                             .collect();
-                        let _ = writeln!(out, "{pad} |\n{num} | {line}\n{pad} | {lead}{}", "^".repeat(width.min(80)));
+                        let _ = writeln!(
+                            out,
+                            "{pad} |\n{num} | {line}\n{pad} | {lead}{}",
+                            "^".repeat(width.min(80))
+                        );
                     }
                 }
             }
@@ -151,7 +162,10 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// The closest candidate to `word` by edit distance, when close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let len = word.chars().count();
     let limit = (len / 3).max(2);
     candidates
@@ -183,7 +197,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }

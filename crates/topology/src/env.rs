@@ -13,7 +13,13 @@ use std::collections::HashMap;
 pub struct Env<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     assigned: HashMap<String, String>,
+    /// `${…}` forms being expanded inside one another right now.
+    depth: usize,
 }
+
+/// Deepest nesting of `${V:-${W:-…}}` expanded; deeper references are left as written rather than
+/// overflowing the stack.
+pub const MAX_DEPTH: usize = 32;
 
 /// `${V:?message}` met an unset or empty variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,7 @@ impl<'a> Env<'a> {
         Env {
             lookup,
             assigned: HashMap::new(),
+            depth: 0,
         }
     }
 
@@ -61,7 +68,15 @@ impl<'a> Env<'a> {
                 Some(b'{') => match find_close(text, i + 2) {
                     Some(close) => {
                         let inner = &text[i + 2..close];
-                        match self.expand_braced(inner)? {
+                        let expanded = if self.depth < MAX_DEPTH {
+                            self.depth += 1;
+                            let r = self.expand_braced(inner);
+                            self.depth -= 1;
+                            r?
+                        } else {
+                            None
+                        };
+                        match expanded {
                             Some(v) => out.push_str(&v),
                             None => out.push_str(&text[i..=close]),
                         }
@@ -103,10 +118,13 @@ impl<'a> Env<'a> {
         }
         let rest = &inner[name_end..];
         let value = self.get(name);
+        // Operators are ASCII; anything else after the name is not a form we know (and slicing
+        // after a non-ASCII byte would split a character).
         let (colon, op, arg) = match rest.as_bytes() {
             [] => return Ok(value),
-            [b':', op, ..] => (true, *op, &rest[2..]),
-            [op, ..] => (false, *op, &rest[1..]),
+            [b':', op, ..] if op.is_ascii() => (true, *op, &rest[2..]),
+            [op, ..] if op.is_ascii() => (false, *op, &rest[1..]),
+            _ => return Ok(None),
         };
         // With a colon, an empty value counts as unset.
         let set = match &value {

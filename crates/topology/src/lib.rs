@@ -42,7 +42,9 @@ impl Source {
     pub fn from_file(path: &Path) -> std::io::Result<Source> {
         let text = std::fs::read_to_string(path)?;
         let abs = std::path::absolute(path)?;
-        let base_dir = abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        let base_dir = abs
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
         Ok(Source {
             path: Some(abs),
             display: path.display().to_string(),
@@ -201,7 +203,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         }
     });
     for (span, e) in env_errors {
-        d.error(Some(span), format!("variable {} is required: {}", e.name, e.message));
+        d.error(
+            Some(span),
+            format!("variable {} is required: {}", e.name, e.message),
+        );
     }
 
     let top = read::map(&root, "the topology file", &TOP_KEYS, d)?;
@@ -234,12 +239,18 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         None => "clab".into(),
     };
     if !prefix.is_empty() && prefix != "__lab-name" && node::check_node_name(&prefix).is_err() {
-        d.error(top.get("prefix").map(|v| v.span), format!("prefix `{prefix}` may only contain letters, digits, `.`, `_` and `-`"));
+        d.error(
+            top.get("prefix").map(|v| v.span),
+            format!("prefix `{prefix}` may only contain letters, digits, `.`, `_` and `-`"),
+        );
     }
     let mgmt = mgmt::decode(top.get("mgmt"), d);
     if let Some(s) = top.some("settings") {
         read::map(s, "settings", &["certificate-authority"], d);
-        d.warning(Some(s.span), "`settings` is accepted but labwire does not act on it yet");
+        d.warning(
+            Some(s.span),
+            "`settings` is accepted but labwire does not act on it yet",
+        );
     }
 
     let Some(topo_v) = top.get("topology") else {
@@ -248,12 +259,20 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         return None;
     };
     let topo = read::map(topo_v, "topology", &TOPOLOGY_KEYS, d)?;
-    let defaults = topo.get("defaults").map(|v| Def::read(v, "topology.defaults", d)).unwrap_or_default();
+    let defaults = topo
+        .get("defaults")
+        .map(|v| Def::read(v, "topology.defaults", d))
+        .unwrap_or_default();
     let named_defs = |key: &str, d: &mut Diagnostics| -> BTreeMap<String, (Span, Def)> {
         let mut out = BTreeMap::new();
         if let Some(v) = topo.get(key) {
-            for (k, span, val) in read::entries(v, &format!("topology.{key}"), d).unwrap_or_default() {
-                out.insert(k.to_string(), (span, Def::read(val, &format!("{key}.{k}"), d)));
+            for (k, span, val) in
+                read::entries(v, &format!("topology.{key}"), d).unwrap_or_default()
+            {
+                out.insert(
+                    k.to_string(),
+                    (span, Def::read(val, &format!("{key}.{k}"), d)),
+                );
             }
         }
         out
@@ -277,7 +296,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         None => Vec::new(),
     };
     if node_defs.is_empty() {
-        d.warning(topo.get("nodes").map(|v| v.span), "the topology has no nodes");
+        d.warning(
+            topo.get("nodes").map(|v| v.span),
+            "the topology has no nodes",
+        );
     }
 
     let lab_dir = src.base_dir.join(format!("clab-{name}"));
@@ -297,13 +319,21 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             d.error(Some(*span), format!("node name `{n}`: {e}"));
             continue;
         }
-        let group_name = def.get("group").or(defaults.get("group")).and_then(|g| g.as_str().map(str::to_string));
+        let group_name = def
+            .get("group")
+            .or(defaults.get("group"))
+            .and_then(|g| g.as_str().map(str::to_string));
         let group = match &group_name {
             Some(g) => match groups.get(g) {
                 Some((_, def)) => Some(def),
                 None => {
                     let gv = def.get("group").or(defaults.get("group"));
-                    let e = d.error(gv.map(|v| v.span), format!("node {n} is in group `{g}`, which topology.groups does not define"));
+                    let e = d.error(
+                        gv.map(|v| v.span),
+                        format!(
+                            "node {n} is in group `{g}`, which topology.groups does not define"
+                        ),
+                    );
                     if let Some(s) = diag::did_you_mean(g, groups.keys().map(String::as_str)) {
                         e.help(format!("did you mean `{s}`?"));
                     }
@@ -317,7 +347,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             .or(group.and_then(|g| g.get("kind")))
             .or(defaults.get("kind"))
             .and_then(|k| k.as_str().map(str::to_string));
-        let kind = kind_name.as_ref().and_then(|k| kinds_defs.get(k)).map(|(_, d)| d);
+        let kind = kind_name
+            .as_ref()
+            .and_then(|k| kinds_defs.get(k))
+            .map(|(_, d)| d);
         let mut levels = vec![def];
         levels.extend(group);
         levels.extend(kind);
@@ -338,7 +371,13 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             if let Some(k) = kinds::lookup(&node.kind) {
                 if matches!(k, kinds::Known::Foreign) {
                     let kv = levels.resolve("kind");
-                    d.warning(kv.map(|v| v.span), format!("kind `{}` (node {n}) runs as a generic Linux node in labwire", node.kind));
+                    d.warning(
+                        kv.map(|v| v.span),
+                        format!(
+                            "kind `{}` (node {n}) runs as a generic Linux node in labwire",
+                            node.kind
+                        ),
+                    );
                 }
             }
             node_spans.insert(n.clone(), (*span, def));
@@ -347,12 +386,17 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     }
     for (field, (span, names)) in unacted {
         let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
-        let more = if names.len() > 5 { format!(" and {} more", names.len() - 5) } else { String::new() };
+        let more = if names.len() > 5 {
+            format!(" and {} more", names.len() - 5)
+        } else {
+            String::new()
+        };
         d.warning(Some(span), format!("`{field}` (nodes {}{more}) is accepted but the native runtime does not act on it yet", shown.join(", ")));
     }
     // Deduplicate messages caused by a shared group/kind/defaults level.
     let mut seen = HashSet::new();
-    d.items.retain(|i| seen.insert((i.span.map(|s| s.start), i.message.clone())));
+    d.items
+        .retain(|i| seen.insert((i.span.map(|s| s.start), i.message.clone())));
 
     let mut lab = Lab {
         name: name.clone(),
@@ -378,7 +422,11 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     }
     check_links(&lab, &decoded, &defined, d);
     check_stages(&lab, d, &node_spans, &defined);
-    let spans_of = |node: &str, key: &str| node_spans.get(node).and_then(|(_, def)| def.get(key).map(|v| v.span));
+    let spans_of = |node: &str, key: &str| {
+        node_spans
+            .get(node)
+            .and_then(|(_, def)| def.get(key).map(|v| v.span))
+    };
     mgmt::check_static(&lab, &spans_of, d);
 
     lab.links = decoded.into_iter().map(|x| x.link).collect();
@@ -391,12 +439,25 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     Some(lab)
 }
 
-fn check_network_modes(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>, defined: &HashSet<String>) {
+fn check_network_modes(
+    lab: &Lab,
+    d: &mut Diagnostics,
+    spans: &HashMap<String, (Span, &Def)>,
+    defined: &HashSet<String>,
+) {
     for n in &lab.nodes {
         if let NetworkMode::Container(other) = &n.network_mode {
             if !defined.contains(other) {
-                let span = spans.get(&n.name).and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
-                d.error(span, format!("node {} shares the network of `{other}`, which is not a node of this lab", n.name));
+                let span = spans
+                    .get(&n.name)
+                    .and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
+                d.error(
+                    span,
+                    format!(
+                        "node {} shares the network of `{other}`, which is not a node of this lab",
+                        n.name
+                    ),
+                );
             }
         }
     }
@@ -411,14 +472,26 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
     let mut claim = |key: (String, String), span: Span, host: bool, d: &mut Diagnostics| {
         if host {
             if let Some(first) = host_used.get(&key.1) {
-                d.error(Some(span), format!("host interface `{}` is used by two links (first at line {})", key.1, first.start.line));
+                d.error(
+                    Some(span),
+                    format!(
+                        "host interface `{}` is used by two links (first at line {})",
+                        key.1, first.start.line
+                    ),
+                );
                 return;
             }
             host_used.insert(key.1.clone(), span);
         }
         if let Some(first) = used.get(&key) {
-            d.error(Some(span), format!("endpoint `{}:{}` is used twice (first at line {})", key.0, key.1, first.start.line))
-                .help("each interface joins one link");
+            d.error(
+                Some(span),
+                format!(
+                    "endpoint `{}:{}` is used twice (first at line {})",
+                    key.0, key.1, first.start.line
+                ),
+            )
+            .help("each interface joins one link");
             return;
         }
         used.insert(key, span);
@@ -426,22 +499,40 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
     for l in links {
         for (ep, span) in l.link.endpoints().zip(&l.spans) {
             if let Err(e) = node::check_iface_name(&ep.iface) {
-                d.error(Some(*span), format!("interface `{}` of node {}: {e}", ep.iface, ep.node));
+                d.error(
+                    Some(*span),
+                    format!("interface `{}` of node {}: {e}", ep.iface, ep.node),
+                );
                 continue;
             }
             if !defined.contains(&ep.node) {
-                let e = d.error(Some(*span), format!("link endpoint `{}:{}` names node `{}`, which is not defined", ep.node, ep.iface, ep.node));
+                let e = d.error(
+                    Some(*span),
+                    format!(
+                        "link endpoint `{}:{}` names node `{}`, which is not defined",
+                        ep.node, ep.iface, ep.node
+                    ),
+                );
                 match diag::did_you_mean(&ep.node, defined.iter().map(String::as_str)) {
                     Some(s) => e.help(format!("did you mean `{s}`?")),
                     None => e.help("define it under topology.nodes"),
                 };
                 continue;
             }
-            let Some(node) = by_name.get(ep.node.as_str()) else { continue };
+            let Some(node) = by_name.get(ep.node.as_str()) else {
+                continue;
+            };
             let host_side = matches!(node.class, KindClass::Bridge | KindClass::Host);
-            if ep.iface == "eth0" && node.is_workload() && node.network_mode == NetworkMode::Bridged {
-                d.error(Some(*span), format!("`{}:eth0` is node {}'s management interface", ep.node, ep.node))
-                    .help("use eth1 and up for data links, or set `network-mode: none` on the node");
+            if ep.iface == "eth0" && node.is_workload() && node.network_mode == NetworkMode::Bridged
+            {
+                d.error(
+                    Some(*span),
+                    format!(
+                        "`{}:eth0` is node {}'s management interface",
+                        ep.node, ep.node
+                    ),
+                )
+                .help("use eth1 and up for data links, or set `network-mode: none` on the node");
                 continue;
             }
             if node.network_mode == NetworkMode::Host && node.is_workload() {
@@ -453,14 +544,25 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
         match &l.link.peer {
             Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } => {
                 if let Err(e) = node::check_iface_name(host_iface) {
-                    d.error(l.spans.get(1).copied().or(Some(l.span)), format!("host interface `{host_iface}`: {e}"));
+                    d.error(
+                        l.spans.get(1).copied().or(Some(l.span)),
+                        format!("host interface `{host_iface}`: {e}"),
+                    );
                 } else {
-                    claim(("host".into(), host_iface.clone()), l.spans.get(1).copied().unwrap_or(l.span), true, d);
+                    claim(
+                        ("host".into(), host_iface.clone()),
+                        l.spans.get(1).copied().unwrap_or(l.span),
+                        true,
+                        d,
+                    );
                 }
             }
             Peer::Macvlan { parent, .. } => {
                 if let Err(e) = node::check_iface_name(parent) {
-                    d.error(Some(l.span), format!("macvlan parent interface `{parent}`: {e}"));
+                    d.error(
+                        Some(l.span),
+                        format!("macvlan parent interface `{parent}`: {e}"),
+                    );
                 }
             }
             Peer::Veth { b } if b.node == l.link.a.node && b.iface == l.link.a.iface => {}
@@ -473,17 +575,29 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
                     .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host))
             });
             if both_host {
-                d.error(Some(l.span), "both ends of this link are in the host (bridge or host nodes)")
-                    .help("link a bridge or host node to a node of the lab");
+                d.error(
+                    Some(l.span),
+                    "both ends of this link are in the host (bridge or host nodes)",
+                )
+                .help("link a bridge or host node to a node of the lab");
             }
         }
     }
 }
 
 /// Wait-for must name nodes of the lab and must not form a cycle across nodes and stages.
-fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &Def)>, defined: &HashSet<String>) {
+fn check_stages(
+    lab: &Lab,
+    d: &mut Diagnostics,
+    spans: &HashMap<String, (Span, &Def)>,
+    defined: &HashSet<String>,
+) {
     let span_of = |n: &str| {
-        spans.get(n).map(|(s, def)| def.get("stages").or(def.get("wait-for")).map_or(*s, |v| v.span))
+        spans.get(n).map(|(s, def)| {
+            def.get("stages")
+                .or(def.get("wait-for"))
+                .map_or(*s, |v| v.span)
+        })
     };
     // The exact `node: X` of a wait-for when the node's own definition has it; else the node's stages.
     let wait_span = |n: &str, stage: Stage, target: &str| {
@@ -493,7 +607,12 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
             .or_else(|| span_of(n))
     };
     let mut edges: HashMap<(usize, Stage), Vec<(usize, Stage)>> = HashMap::new();
-    let index: HashMap<&str, usize> = lab.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = lab
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
     for (i, n) in lab.nodes.iter().enumerate() {
         for (prev, next) in Stage::ALL.iter().zip(Stage::ALL.iter().skip(1)) {
             edges.entry((i, *next)).or_default().push((i, *prev));
@@ -502,12 +621,25 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
             for w in &spec.wait_for {
                 match index.get(w.node.as_str()) {
                     Some(&j) if j == i => {
-                        d.error(wait_span(&n.name, *stage, &w.node), format!("node {} waits for itself in stage {}", n.name, stage.as_str()));
+                        d.error(
+                            wait_span(&n.name, *stage, &w.node),
+                            format!(
+                                "node {} waits for itself in stage {}",
+                                n.name,
+                                stage.as_str()
+                            ),
+                        );
                     }
                     Some(&j) => edges.entry((i, *stage)).or_default().push((j, w.stage)),
                     None if defined.contains(&w.node) => {}
                     None => {
-                        let e = d.error(wait_span(&n.name, *stage, &w.node), format!("node {} waits for `{}`, which is not a node of this lab", n.name, w.node));
+                        let e = d.error(
+                            wait_span(&n.name, *stage, &w.node),
+                            format!(
+                                "node {} waits for `{}`, which is not a node of this lab",
+                                n.name, w.node
+                            ),
+                        );
                         if let Some(s) = diag::did_you_mean(&w.node, index.keys().copied()) {
                             e.help(format!("did you mean `{s}`?"));
                         }
@@ -546,9 +678,16 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
                                 .map(|(n, s)| format!("{}:{}", lab.nodes[n].name, s.as_str()))
                                 .collect();
                             let name = &lab.nodes[v.0].name;
-                            let span = if v.0 == w.0 { span_of(name) } else { wait_span(name, v.1, &lab.nodes[w.0].name) };
-                            d.error(span, format!("stage wait-for forms a cycle: {}", path.join(" → ")))
-                                .help("remove one of the wait-for entries in the cycle");
+                            let span = if v.0 == w.0 {
+                                span_of(name)
+                            } else {
+                                wait_span(name, v.1, &lab.nodes[w.0].name)
+                            };
+                            d.error(
+                                span,
+                                format!("stage wait-for forms a cycle: {}", path.join(" → ")),
+                            )
+                            .help("remove one of the wait-for entries in the cycle");
                             return;
                         }
                         _ => {}
@@ -567,7 +706,10 @@ fn check_stages(lab: &Lab, d: &mut Diagnostics, spans: &HashMap<String, (Span, &
 fn wait_for_span(def: &Def, stage: Stage, target: &str) -> Option<Span> {
     fn get<'v>(v: &'v yaml::Value, key: &str) -> Option<&'v yaml::Value> {
         match &v.kind {
-            yaml::Kind::Map(m) => m.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            yaml::Kind::Map(m) => m
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -581,7 +723,12 @@ fn wait_for_span(def: &Def, stage: Stage, target: &str) -> Option<Span> {
         .get("stages")
         .and_then(|s| get(s, stage.as_str()))
         .and_then(|s| get(s, "wait-for"))
-        .and_then(|w| items(w).iter().filter_map(|i| get(i, "node")).find(|n| n.as_str() == Some(target)));
+        .and_then(|w| {
+            items(w)
+                .iter()
+                .filter_map(|i| get(i, "node"))
+                .find(|n| n.as_str() == Some(target))
+        });
     let listed = || {
         def.get("wait-for")
             .filter(|_| stage == Stage::Create)
@@ -620,10 +767,21 @@ fn assign_macs(lab: &mut Lab) {
         }
         match &mut l.peer {
             Peer::Veth { b } if b.mac == Mac([0; 6]) => b.mac = fresh(&b.node, &b.iface),
-            Peer::Host { host_iface, host_mac } | Peer::MgmtNet { host_iface, host_mac } => {
+            Peer::Host {
+                host_iface,
+                host_mac,
+            }
+            | Peer::MgmtNet {
+                host_iface,
+                host_mac,
+            } => {
                 *host_mac = fresh("host", host_iface);
             }
-            Peer::VxlanStitch { host_iface, host_mac, .. } => {
+            Peer::VxlanStitch {
+                host_iface,
+                host_mac,
+                ..
+            } => {
                 let h = mac::hash64(&[&name, &l.a.node, &l.a.iface, "stitch"]);
                 *host_iface = format!("vxs-{:08x}", h as u32);
                 *host_mac = fresh("host", host_iface);
@@ -676,8 +834,14 @@ pub fn summary(lab: &Lab) -> String {
         "  management: network {} bridge {} {} {}\n",
         lab.mgmt.network,
         lab.mgmt.bridge,
-        lab.mgmt.ipv4_subnet.map(|s| s.to_string()).unwrap_or_default(),
-        lab.mgmt.ipv6_subnet.map(|s| s.to_string()).unwrap_or_default()
+        lab.mgmt
+            .ipv4_subnet
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        lab.mgmt
+            .ipv6_subnet
+            .map(|s| s.to_string())
+            .unwrap_or_default()
     ));
     out.push_str(&format!("  lab directory: {}\n", lab.dir.display()));
     out

@@ -17,7 +17,15 @@ use crate::yaml::{Kind, Span, Value};
 pub const DEFAULT_MTU: u32 = 9500;
 pub const DEFAULT_VXLAN_PORT: u16 = 14789;
 
-pub const LINK_TYPES: [&str; 7] = ["veth", "host", "mgmt-net", "macvlan", "vxlan", "vxlan-stitch", "dummy"];
+pub const LINK_TYPES: [&str; 7] = [
+    "veth",
+    "host",
+    "mgmt-net",
+    "macvlan",
+    "vxlan",
+    "vxlan-stitch",
+    "dummy",
+];
 
 /// A link endpoint as written, before nodes are checked.
 #[derive(Debug, Clone)]
@@ -76,7 +84,10 @@ fn v4(s: &str, span: Span, d: &mut Diagnostics) -> Option<Ipv4Net> {
     match net_of(s, span, d)? {
         IpNet::V4(n) => Some(n),
         IpNet::V6(_) => {
-            d.error(Some(span), format!("`{s}` is IPv6 where an IPv4 address is expected"));
+            d.error(
+                Some(span),
+                format!("`{s}` is IPv6 where an IPv4 address is expected"),
+            );
             None
         }
     }
@@ -86,7 +97,10 @@ fn v6(s: &str, span: Span, d: &mut Diagnostics) -> Option<Ipv6Net> {
     match net_of(s, span, d)? {
         IpNet::V6(n) => Some(n),
         IpNet::V4(_) => {
-            d.error(Some(span), format!("`{s}` is IPv4 where an IPv6 address is expected"));
+            d.error(
+                Some(span),
+                format!("`{s}` is IPv4 where an IPv6 address is expected"),
+            );
             None
         }
     }
@@ -104,17 +118,29 @@ fn split_endpoint(s: &str, span: Span, d: &mut Diagnostics) -> Option<RawEndpoin
             span,
         }),
         _ => {
-            d.error(Some(span), format!("endpoint `{s}` is not `node:interface`"))
-                .help("e.g. \"leaf01:swp1\"");
+            d.error(
+                Some(span),
+                format!("endpoint `{s}` is not `node:interface`"),
+            )
+            .help("e.g. \"leaf01:swp1\"");
             None
         }
     }
 }
 
 fn endpoint_map(v: &Value, what: &str, d: &mut Diagnostics) -> Option<RawEndpoint> {
-    let m = read::map(v, what, &["node", "interface", "mac", "ipv4", "ipv6", "vars"], d)?;
-    let node = m.get("node").and_then(|x| read::string(x, "endpoint node", d));
-    let iface = m.get("interface").and_then(|x| read::string(x, "endpoint interface", d));
+    let m = read::map(
+        v,
+        what,
+        &["node", "interface", "mac", "ipv4", "ipv6", "vars"],
+        d,
+    )?;
+    let node = m
+        .get("node")
+        .and_then(|x| read::string(x, "endpoint node", d));
+    let iface = m
+        .get("interface")
+        .and_then(|x| read::string(x, "endpoint interface", d));
     let (Some(node), Some(iface)) = (node, iface) else {
         d.error(Some(v.span), format!("{what} needs `node` and `interface`"));
         return None;
@@ -137,18 +163,33 @@ fn endpoint_map(v: &Value, what: &str, d: &mut Diagnostics) -> Option<RawEndpoin
     })
 }
 
-fn common(m: &read::Map<'_>, d: &mut Diagnostics) -> (Option<u32>, BTreeMap<String, String>, BTreeMap<String, serde_json::Value>) {
+fn common(
+    m: &read::Map<'_>,
+    d: &mut Diagnostics,
+) -> (
+    Option<u32>,
+    BTreeMap<String, String>,
+    BTreeMap<String, serde_json::Value>,
+) {
     let mtu = m.some("mtu").and_then(|v| {
         let n = read::uint(v, "link mtu", 65535, d)?;
         if n < 68 {
-            d.error(Some(v.span), format!("link mtu {n} is below 68, the IPv4 minimum"));
+            d.error(
+                Some(v.span),
+                format!("link mtu {n} is below 68, the IPv4 minimum"),
+            );
             return None;
         }
         Some(n as u32)
     });
     let labels = m
         .some("labels")
-        .map(|v| read::string_map(v, "link labels", d).into_iter().map(|(k, (v, _))| (k, v)).collect())
+        .map(|v| {
+            read::string_map(v, "link labels", d)
+                .into_iter()
+                .map(|(k, (v, _))| (k, v))
+                .collect()
+        })
         .unwrap_or_default();
     let vars = m
         .some("vars")
@@ -175,7 +216,12 @@ fn to_endpoint(r: &RawEndpoint) -> Endpoint {
 
 /// Decode one entry of `topology.links`. `is_node` says whether a name is a defined node (the
 /// special endpoint names `host`, `mgmt-net` and `macvlan` only apply when no node has that name).
-pub fn decode(v: &Value, index: usize, is_node: &dyn Fn(&str) -> bool, d: &mut Diagnostics) -> Option<Decoded> {
+pub fn decode(
+    v: &Value,
+    index: usize,
+    is_node: &dyn Fn(&str) -> bool,
+    d: &mut Diagnostics,
+) -> Option<Decoded> {
     let what = format!("link #{}", index + 1);
     let ty = match &v.kind {
         Kind::Map(_) => read::entries(v, &what, &mut Diagnostics::default())
@@ -184,7 +230,10 @@ pub fn decode(v: &Value, index: usize, is_node: &dyn Fn(&str) -> bool, d: &mut D
             .find(|(k, _, _)| *k == "type")
             .map(|(_, _, t)| t),
         _ => {
-            d.error(Some(v.span), format!("{what} must be a mapping, not {}", v.describe()));
+            d.error(
+                Some(v.span),
+                format!("{what} must be a mapping, not {}", v.describe()),
+            );
             return None;
         }
     };
@@ -209,8 +258,18 @@ pub fn decode(v: &Value, index: usize, is_node: &dyn Fn(&str) -> bool, d: &mut D
     }
 }
 
-fn brief(v: &Value, what: &str, is_node: &dyn Fn(&str) -> bool, d: &mut Diagnostics) -> Option<Decoded> {
-    let m = read::map(v, what, &["endpoints", "mtu", "labels", "vars", "ipv4", "ipv6"], d)?;
+fn brief(
+    v: &Value,
+    what: &str,
+    is_node: &dyn Fn(&str) -> bool,
+    d: &mut Diagnostics,
+) -> Option<Decoded> {
+    let m = read::map(
+        v,
+        what,
+        &["endpoints", "mtu", "labels", "vars", "ipv4", "ipv6"],
+        d,
+    )?;
     let (mtu, labels, vars) = common(&m, d);
     let Some(eps) = m.get("endpoints") else {
         d.error(Some(v.span), format!("{what} has no `endpoints`"))
@@ -219,19 +278,36 @@ fn brief(v: &Value, what: &str, is_node: &dyn Fn(&str) -> bool, d: &mut Diagnost
     };
     let items = read::strings(eps, "endpoints", d);
     if items.len() != 2 {
-        d.error(Some(eps.span), format!("{what} has {} endpoints; a link joins exactly two", items.len()))
-            .help("endpoints: [\"a:eth1\", \"b:eth1\"]");
+        d.error(
+            Some(eps.span),
+            format!(
+                "{what} has {} endpoints; a link joins exactly two",
+                items.len()
+            ),
+        )
+        .help("endpoints: [\"a:eth1\", \"b:eth1\"]");
         return None;
     }
-    let mut ends: Vec<RawEndpoint> = items.iter().filter_map(|(s, sp)| split_endpoint(s, *sp, d)).collect();
+    let mut ends: Vec<RawEndpoint> = items
+        .iter()
+        .filter_map(|(s, sp)| split_endpoint(s, *sp, d))
+        .collect();
     if ends.len() != 2 {
         return None;
     }
     let addrs = |key: &str, d: &mut Diagnostics| -> Vec<(String, Span)> {
-        let Some(list) = m.some(key) else { return Vec::new() };
+        let Some(list) = m.some(key) else {
+            return Vec::new();
+        };
         let l = read::strings(list, key, d);
         if l.len() > 2 {
-            d.error(Some(list.span), format!("`{key}` of {what} has {} entries; give one per endpoint", l.len()));
+            d.error(
+                Some(list.span),
+                format!(
+                    "`{key}` of {what} has {} entries; give one per endpoint",
+                    l.len()
+                ),
+            );
         }
         l
     };
@@ -270,8 +346,11 @@ fn brief(v: &Value, what: &str, is_node: &dyn Fn(&str) -> bool, d: &mut Diagnost
             });
         }
         (Some(_), Some(_)) => {
-            d.error(Some(eps.span), format!("both endpoints of {what} are special (`host`, `mgmt-net`, `macvlan`)"))
-                .help("one endpoint must be a node of the lab");
+            d.error(
+                Some(eps.span),
+                format!("both endpoints of {what} are special (`host`, `mgmt-net`, `macvlan`)"),
+            )
+            .help("one endpoint must be a node of the lab");
             return None;
         }
         (Some(k), None) => (ends.remove(1), ends.remove(0), k),
@@ -316,7 +395,14 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
         "veth" => &["endpoints"],
         "host" | "mgmt-net" => &["endpoint", "host-interface"],
         "macvlan" => &["endpoint", "host-interface", "mode"],
-        "vxlan" | "vxlan-stitch" => &["endpoint", "remote", "vni", "udp-port", "dst-port", "parent-interface"],
+        "vxlan" | "vxlan-stitch" => &[
+            "endpoint",
+            "remote",
+            "vni",
+            "udp-port",
+            "dst-port",
+            "parent-interface",
+        ],
         _ => &["endpoint"],
     };
     let known: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
@@ -330,7 +416,13 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
         };
         let items = read::seq(eps, "endpoints", d);
         if items.len() != 2 {
-            d.error(Some(eps.span), format!("{what} has {} endpoints; a veth link joins exactly two", items.len()));
+            d.error(
+                Some(eps.span),
+                format!(
+                    "{what} has {} endpoints; a veth link joins exactly two",
+                    items.len()
+                ),
+            );
             return None;
         }
         let a = endpoint_map(&items[0], "a veth endpoint", d)?;
@@ -405,7 +497,10 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
                     match s.parse::<IpAddr>() {
                         Ok(ip) => ip,
                         Err(_) => {
-                            d.error(Some(r.span), format!("vxlan remote `{s}` is not an IP address"));
+                            d.error(
+                                Some(r.span),
+                                format!("vxlan remote `{s}` is not an IP address"),
+                            );
                             return None;
                         }
                     }
@@ -427,7 +522,9 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
                 Some(x) => read::uint(x, "udp-port", 65535, d)? as u16,
                 None => DEFAULT_VXLAN_PORT,
             };
-            let parent = m.some("parent-interface").and_then(|x| read::string(x, "parent-interface", d));
+            let parent = m
+                .some("parent-interface")
+                .and_then(|x| read::string(x, "parent-interface", d));
             if ty == "vxlan" {
                 Peer::Vxlan {
                     remote,

@@ -90,8 +90,11 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
                 None
             }
             Err(_) => {
-                d.error(Some(x.span), format!("mgmt {k} `{s}` is not an IPv4 prefix"))
-                    .help("e.g. 172.20.20.0/24");
+                d.error(
+                    Some(x.span),
+                    format!("mgmt {k} `{s}` is not an IPv4 prefix"),
+                )
+                .help("e.g. 172.20.20.0/24");
                 None
             }
         }
@@ -107,8 +110,11 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
                 None
             }
             Err(_) => {
-                d.error(Some(x.span), format!("mgmt {k} `{s}` is not an IPv6 prefix"))
-                    .help("e.g. 3fff:172:20:20::/64");
+                d.error(
+                    Some(x.span),
+                    format!("mgmt {k} `{s}` is not an IPv6 prefix"),
+                )
+                .help("e.g. 3fff:172:20:20::/64");
                 None
             }
         }
@@ -123,13 +129,24 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
     m.ipv4_range = net4("ipv4-range", d);
     m.ipv6_range = net6("ipv6-range", d);
     for (r, s, k) in [
-        (m.ipv4_range.map(Into::into), m.ipv4_subnet.map(Into::into), "ipv4-range"),
-        (m.ipv6_range.map(Into::into), m.ipv6_subnet.map(Into::into), "ipv6-range"),
+        (
+            m.ipv4_range.map(Into::into),
+            m.ipv4_subnet.map(Into::into),
+            "ipv4-range",
+        ),
+        (
+            m.ipv6_range.map(Into::into),
+            m.ipv6_subnet.map(Into::into),
+            "ipv6-range",
+        ),
     ] {
         let (r, s): (Option<ipnet::IpNet>, Option<ipnet::IpNet>) = (r, s);
         if let (Some(r), Some(s)) = (r, s) {
             if !s.contains(&r) {
-                d.error(get(k).map(|x| x.span), format!("mgmt {k} {r} is not inside the subnet {s}"));
+                d.error(
+                    get(k).map(|x| x.span),
+                    format!("mgmt {k} {r} is not inside the subnet {s}"),
+                );
             }
         }
     }
@@ -137,12 +154,18 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
         Some(x) => read::string(x, "ipv4-gw", d).and_then(|s| match s.parse::<Ipv4Addr>() {
             Ok(a) => {
                 if m.ipv4_subnet.is_some_and(|n| !n.contains(&a)) {
-                    d.error(Some(x.span), format!("mgmt ipv4-gw {a} is outside the ipv4-subnet"));
+                    d.error(
+                        Some(x.span),
+                        format!("mgmt ipv4-gw {a} is outside the ipv4-subnet"),
+                    );
                 }
                 Some(a)
             }
             Err(_) => {
-                d.error(Some(x.span), format!("mgmt ipv4-gw `{s}` is not an IPv4 address"));
+                d.error(
+                    Some(x.span),
+                    format!("mgmt ipv4-gw `{s}` is not an IPv4 address"),
+                );
                 None
             }
         }),
@@ -152,19 +175,24 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
         Some(x) => read::string(x, "ipv6-gw", d).and_then(|s| match s.parse::<Ipv6Addr>() {
             Ok(a) => {
                 if m.ipv6_subnet.is_some_and(|n| !n.contains(&a)) {
-                    d.error(Some(x.span), format!("mgmt ipv6-gw {a} is outside the ipv6-subnet"));
+                    d.error(
+                        Some(x.span),
+                        format!("mgmt ipv6-gw {a} is outside the ipv6-subnet"),
+                    );
                 }
                 Some(a)
             }
             Err(_) => {
-                d.error(Some(x.span), format!("mgmt ipv6-gw `{s}` is not an IPv6 address"));
+                d.error(
+                    Some(x.span),
+                    format!("mgmt ipv6-gw `{s}` is not an IPv6 address"),
+                );
                 None
             }
         }),
-        None => m.ipv6_subnet.map(|n| {
-            let base = u128::from(n.network());
-            Ipv6Addr::from(base + 1)
-        }),
+        None => m
+            .ipv6_subnet
+            .and_then(|n| u128::from(n.network()).checked_add(1).map(Ipv6Addr::from)),
     };
     if let Some(x) = get("mtu") {
         if let Some(n) = read::uint(x, "mgmt mtu", 65535, d) {
@@ -205,20 +233,39 @@ pub fn check_static(lab: &Lab, spans: &dyn Fn(&str, &str) -> Option<Span>, d: &m
             };
             match inside {
                 Some(false) => {
-                    d.error(span, format!("{key} {addr} of node {} is outside the management subnet {}", n.name, subnet.unwrap_or_default()))
-                        .help("pick an address inside mgmt's subnet, or change the subnet");
+                    d.error(
+                        span,
+                        format!(
+                            "{key} {addr} of node {} is outside the management subnet {}",
+                            n.name,
+                            subnet.unwrap_or_default()
+                        ),
+                    )
+                    .help("pick an address inside mgmt's subnet, or change the subnet");
                 }
                 None => {
-                    d.error(span, format!("{key} {addr} of node {} but the management network has no such subnet", n.name));
+                    d.error(
+                        span,
+                        format!(
+                            "{key} {addr} of node {} but the management network has no such subnet",
+                            n.name
+                        ),
+                    );
                 }
                 Some(true) if Some(addr) == gw => {
-                    d.error(span, format!("{key} {addr} of node {} is the management gateway", n.name));
+                    d.error(
+                        span,
+                        format!("{key} {addr} of node {} is the management gateway", n.name),
+                    );
                 }
                 Some(true) => {}
             }
             if let Some(other) = seen.insert(addr, &n.name) {
-                d.error(span, format!("{key} {addr} of node {} is also node {other}'s", n.name))
-                    .help("management addresses must be unique");
+                d.error(
+                    span,
+                    format!("{key} {addr} of node {} is also node {other}'s", n.name),
+                )
+                .help("management addresses must be unique");
             }
         }
     }
@@ -236,9 +283,19 @@ pub fn assign(lab: &mut Lab, taken: &BTreeSet<IpAddr>) -> Result<(), String> {
 
     if let Some(subnet) = mgmt.ipv4_subnet {
         let pool = mgmt.ipv4_range.unwrap_or(subnet);
-        let mut hosts = pool.hosts().filter(|a| subnet.contains(a) && *a != subnet.broadcast() && *a != subnet.network());
-        let need = lab.nodes.iter().filter(|n| wants(n) && n.mgmt_ipv4.is_none()).count();
-        for n in lab.nodes.iter_mut().filter(|n| wants(n) && n.mgmt_ipv4.is_none()) {
+        let mut hosts = pool
+            .hosts()
+            .filter(|a| subnet.contains(a) && *a != subnet.broadcast() && *a != subnet.network());
+        let need = lab
+            .nodes
+            .iter()
+            .filter(|n| wants(n) && n.mgmt_ipv4.is_none())
+            .count();
+        for n in lab
+            .nodes
+            .iter_mut()
+            .filter(|n| wants(n) && n.mgmt_ipv4.is_none())
+        {
             let next = hosts.by_ref().find(|a| !used.contains(&IpAddr::V4(*a)));
             match next {
                 Some(a) => {
@@ -257,12 +314,23 @@ pub fn assign(lab: &mut Lab, taken: &BTreeSet<IpAddr>) -> Result<(), String> {
     if let Some(subnet) = mgmt.ipv6_subnet {
         let pool = mgmt.ipv6_range.unwrap_or(subnet);
         let base = u128::from(pool.network());
-        let size: u128 = if pool.prefix_len() == 0 { u128::MAX } else { 1u128 << (128 - pool.prefix_len()) };
+        let size: u128 = if pool.prefix_len() == 0 {
+            u128::MAX
+        } else {
+            1u128 << (128 - pool.prefix_len())
+        };
         let mut i: u128 = 1;
-        for n in lab.nodes.iter_mut().filter(|n| wants(n) && n.mgmt_ipv6.is_none()) {
+        for n in lab
+            .nodes
+            .iter_mut()
+            .filter(|n| wants(n) && n.mgmt_ipv6.is_none())
+        {
             loop {
                 if i >= size {
-                    return Err(format!("the management range {pool} has no free IPv6 address left for node {}", n.name));
+                    return Err(format!(
+                        "the management range {pool} has no free IPv6 address left for node {}",
+                        n.name
+                    ));
                 }
                 let a = Ipv6Addr::from(base + i);
                 i += 1;

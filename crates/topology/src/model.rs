@@ -295,7 +295,10 @@ pub struct Node {
 impl Node {
     /// Whether this node runs as its own process tree (as opposed to a bridge or the host).
     pub fn is_workload(&self) -> bool {
-        matches!(self.class, KindClass::Linux | KindClass::Cvx | KindClass::ExtContainer)
+        matches!(
+            self.class,
+            KindClass::Linux | KindClass::Cvx | KindClass::ExtContainer
+        )
     }
 }
 

@@ -134,7 +134,10 @@ impl Levels<'_> {
                     match &v.kind {
                         Kind::Seq(s) => {
                             for item in s {
-                                if !items.iter().any(|i| i.as_str() == item.as_str() && item.as_str().is_some()) {
+                                if !items
+                                    .iter()
+                                    .any(|i| i.as_str() == item.as_str() && item.as_str().is_some())
+                                {
                                     items.push(item.clone());
                                 }
                             }
@@ -200,11 +203,17 @@ pub fn check_iface_name(name: &str) -> Result<(), String> {
             name.len()
         ));
     }
-    if name.contains('/') || name.chars().any(|c| c.is_whitespace() || c.is_control()) || name.contains(':') {
+    if name.contains('/')
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        || name.contains(':')
+    {
         return Err("interface names cannot contain `/`, `:` or white space".into());
     }
     if name == "." || name == ".." {
         return Err("`.` and `..` are not interface names".into());
+    }
+    if name == "lo" {
+        return Err("`lo` is the loopback interface every namespace already has".into());
     }
     Ok(())
 }
@@ -257,7 +266,10 @@ pub fn parse_port(s: &str) -> Option<PortMap> {
     } else {
         let parts: Vec<&str> = body.split(':').collect();
         match parts.len() {
-            3 => (Some(parts[0].parse::<IpAddr>().ok()?), &body[parts[0].len() + 1..]),
+            3 => (
+                Some(parts[0].parse::<IpAddr>().ok()?),
+                &body[parts[0].len() + 1..],
+            ),
             1 | 2 => (None, body),
             _ => return None,
         }
@@ -314,7 +326,9 @@ pub fn decode(
         v.map_scalars(&mut |s, _| s.text = magic(&s.text));
         Some(v)
     };
-    let text = |key: &str, d: &mut Diagnostics| get(key).and_then(|v| read::string(&v, &format!("`{key}` of node {name}"), d));
+    let text = |key: &str, d: &mut Diagnostics| {
+        get(key).and_then(|v| read::string(&v, &format!("`{key}` of node {name}"), d))
+    };
     let what = |key: &str| format!("`{key}` of node {name}");
 
     let kind_v = get("kind");
@@ -341,7 +355,10 @@ pub fn decode(
             Some(s) => match Runtime::parse(&s) {
                 Some(r) => Some(r),
                 None => {
-                    let e = d.error(Some(v.span), format!("unknown runtime `{s}` for node {name}"));
+                    let e = d.error(
+                        Some(v.span),
+                        format!("unknown runtime `{s}` for node {name}"),
+                    );
                     e.help(format!("accepted: {}", Runtime::NAMES.join(", ")));
                     None
                 }
@@ -364,10 +381,15 @@ pub fn decode(
             None | Some("") | Some("bridge") | Some("default") => NetworkMode::Bridged,
             Some("none") => NetworkMode::None,
             Some("host") => NetworkMode::Host,
-            Some(s) if s.starts_with("container:") => NetworkMode::Container(s["container:".len()..].to_string()),
+            Some(s) if s.starts_with("container:") => {
+                NetworkMode::Container(s["container:".len()..].to_string())
+            }
             Some(s) => {
-                d.error(Some(v.span), format!("unknown network-mode `{s}` for node {name}"))
-                    .help("accepted: none, host, container:<node>");
+                d.error(
+                    Some(v.span),
+                    format!("unknown network-mode `{s}` for node {name}"),
+                )
+                .help("accepted: none, host, container:<node>");
                 NetworkMode::Bridged
             }
         },
@@ -379,8 +401,11 @@ pub fn decode(
         match s.parse::<Ipv4Addr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                d.error(Some(v.span), format!("mgmt-ipv4 `{s}` of node {name} is not an IPv4 address"))
-                    .help("write an address without a prefix, e.g. 172.20.20.10");
+                d.error(
+                    Some(v.span),
+                    format!("mgmt-ipv4 `{s}` of node {name} is not an IPv4 address"),
+                )
+                .help("write an address without a prefix, e.g. 172.20.20.10");
                 None
             }
         }
@@ -390,8 +415,11 @@ pub fn decode(
         match s.parse::<Ipv6Addr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                d.error(Some(v.span), format!("mgmt-ipv6 `{s}` of node {name} is not an IPv6 address"))
-                    .help("write an address without a prefix, e.g. 3fff:172:20:20::10");
+                d.error(
+                    Some(v.span),
+                    format!("mgmt-ipv6 `{s}` of node {name} is not an IPv6 address"),
+                )
+                .help("write an address without a prefix, e.g. 3fff:172:20:20::10");
                 None
             }
         }
@@ -422,13 +450,22 @@ pub fn decode(
                             env.insert(k.trim().to_string(), v.to_string());
                         }
                         None => {
-                            d.error(Some(f.1), format!("env file {} has a line without `=`: `{line}`", path.display()));
+                            d.error(
+                                Some(f.1),
+                                format!(
+                                    "env file {} has a line without `=`: `{line}`",
+                                    path.display()
+                                ),
+                            );
                         }
                     }
                 }
             }
             Err(e) => {
-                d.error(Some(f.1), format!("cannot read env file {}: {e}", path.display()));
+                d.error(
+                    Some(f.1),
+                    format!("cannot read env file {}: {e}", path.display()),
+                );
             }
         }
     }
@@ -451,7 +488,10 @@ pub fn decode(
         .collect();
 
     let mut binds: Vec<Bind> = Vec::new();
-    for (b, span) in get("binds").map(|v| read::strings(&v, &what("binds"), d)).unwrap_or_default() {
+    for (b, span) in get("binds")
+        .map(|v| read::strings(&v, &what("binds"), d))
+        .unwrap_or_default()
+    {
         let parts: Vec<&str> = b.splitn(3, ':').collect();
         if parts.len() < 2 || parts[0].is_empty() || !parts[1].starts_with('/') {
             d.error(Some(span), format!("bind `{b}` of node {name} is not `source:/target[:options]`"))
@@ -461,7 +501,10 @@ pub fn decode(
         let bind = Bind {
             source: resolve_path(cx.base_dir, parts[0]),
             target: parts[1].to_string(),
-            options: parts.get(2).map(|o| o.split(',').map(str::to_string).collect()).unwrap_or_default(),
+            options: parts
+                .get(2)
+                .map(|o| o.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
         };
         // The most specific level wins for one target.
         binds.retain(|x| x.target != bind.target);
@@ -469,12 +512,18 @@ pub fn decode(
     }
 
     let mut ports = Vec::new();
-    for (p, span) in get("ports").map(|v| read::strings(&v, &what("ports"), d)).unwrap_or_default() {
+    for (p, span) in get("ports")
+        .map(|v| read::strings(&v, &what("ports"), d))
+        .unwrap_or_default()
+    {
         match parse_port(&p) {
             Some(pm) => ports.push(pm),
             None => {
-                d.error(Some(span), format!("port mapping `{p}` of node {name} is malformed"))
-                    .help("use [host-ip:][host-port:]port[/tcp|udp|sctp], e.g. 8080:80/tcp");
+                d.error(
+                    Some(span),
+                    format!("port mapping `{p}` of node {name} is malformed"),
+                )
+                .help("use [host-ip:][host-port:]port[/tcp|udp|sctp], e.g. 8080:80/tcp");
             }
         }
     }
@@ -484,8 +533,11 @@ pub fn decode(
         match parse_size(&s) {
             Some(b) => Some(b),
             None => {
-                d.error(Some(v.span), format!("memory size `{s}` of node {name} is malformed"))
-                    .help("use a number with an optional unit: 512m, 1g, 2GiB");
+                d.error(
+                    Some(v.span),
+                    format!("memory size `{s}` of node {name} is malformed"),
+                )
+                .help("use a number with an optional unit: 512m, 1g, 2GiB");
                 None
             }
         }
@@ -493,8 +545,11 @@ pub fn decode(
     if let Some(v) = get("shm-size") {
         if let Some(s) = read::string(&v, &what("shm-size"), d) {
             if parse_size(&s).is_none() {
-                d.error(Some(v.span), format!("shm-size `{s}` of node {name} is malformed"))
-                    .help("use a number with an optional unit: 64m, 1g");
+                d.error(
+                    Some(v.span),
+                    format!("shm-size `{s}` of node {name} is malformed"),
+                )
+                .help("use a number with an optional unit: 64m, 1g");
             }
         }
     }
@@ -513,31 +568,53 @@ pub fn decode(
     let image_pull_policy = text("image-pull-policy", d).map(|p| p.to_ascii_lowercase());
     if let (Some(p), Some(v)) = (&image_pull_policy, get("image-pull-policy")) {
         if !matches!(p.as_str(), "always" | "never" | "ifnotpresent") {
-            d.error(Some(v.span), format!("image-pull-policy `{p}` of node {name} is not known"))
-                .help("accepted: always, never, IfNotPresent");
+            d.error(
+                Some(v.span),
+                format!("image-pull-policy `{p}` of node {name} is not known"),
+            )
+            .help("accepted: always, never, IfNotPresent");
         }
     }
     let restart_policy = text("restart-policy", d);
     if let (Some(p), Some(v)) = (&restart_policy, get("restart-policy")) {
-        if !matches!(p.as_str(), "no" | "always" | "on-failure" | "unless-stopped") {
-            d.error(Some(v.span), format!("restart-policy `{p}` of node {name} is not known"))
-                .help("accepted: no, always, on-failure, unless-stopped");
+        if !matches!(
+            p.as_str(),
+            "no" | "always" | "on-failure" | "unless-stopped"
+        ) {
+            d.error(
+                Some(v.span),
+                format!("restart-policy `{p}` of node {name} is not known"),
+            )
+            .help("accepted: no, always, on-failure, unless-stopped");
         }
     }
     let vmm = text("vmm", d);
     if let (Some(p), Some(v)) = (&vmm, get("vmm")) {
         if !matches!(p.as_str(), "qemu" | "firecracker") {
-            d.error(Some(v.span), format!("vmm `{p}` of node {name} is not known"))
-                .help("accepted: qemu, firecracker");
+            d.error(
+                Some(v.span),
+                format!("vmm `{p}` of node {name} is not known"),
+            )
+            .help("accepted: qemu, firecracker");
         }
     }
 
     let exec = get("exec")
-        .map(|v| read::strings(&v, &what("exec"), d).into_iter().map(|(s, _)| s).collect())
+        .map(|v| {
+            read::strings(&v, &what("exec"), d)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect()
+        })
         .unwrap_or_default();
     let list = |key: &str, d: &mut Diagnostics| -> Vec<String> {
         get(key)
-            .map(|v| read::strings(&v, &what(key), d).into_iter().map(|(s, _)| s).collect())
+            .map(|v| {
+                read::strings(&v, &what(key), d)
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let cap_add = list("cap-add", d);
@@ -547,20 +624,36 @@ pub fn decode(
 
     let dns = get("dns").and_then(|v| decode_dns(&v, name, d));
     let healthcheck = get("healthcheck").and_then(|v| decode_healthcheck(&v, name, d));
-    let mut stages = get("stages").map(|v| decode_stages(&v, name, d)).unwrap_or_default();
+    let mut stages = get("stages")
+        .map(|v| decode_stages(&v, name, d))
+        .unwrap_or_default();
     if let Some(v) = get("wait-for") {
-        d.warning(Some(v.span), format!("`wait-for` of node {name} is deprecated"))
-            .help("use `stages: {create: {wait-for: [{node: N, stage: healthy}]}}`");
+        d.warning(
+            Some(v.span),
+            format!("`wait-for` of node {name} is deprecated"),
+        )
+        .help("use `stages: {create: {wait-for: [{node: N, stage: healthy}]}}`");
         for (n, _) in read::strings(&v, &what("wait-for"), d) {
-            stages.entry(Stage::Create).or_default().wait_for.push(WaitFor {
-                node: n,
-                stage: Stage::Healthy,
-            });
+            stages
+                .entry(Stage::Create)
+                .or_default()
+                .wait_for
+                .push(WaitFor {
+                    node: n,
+                    stage: Stage::Healthy,
+                });
         }
     }
 
     let mut extras = BTreeMap::new();
-    for key in ["extras", "certificate", "config", "components", "position", "sandbox"] {
+    for key in [
+        "extras",
+        "certificate",
+        "config",
+        "components",
+        "position",
+        "sandbox",
+    ] {
         if let Some(v) = get(key) {
             if key == "extras" || key == "certificate" {
                 read::entries(&v, &what(key), d);
@@ -569,7 +662,8 @@ pub fn decode(
         }
     }
 
-    let path_field = |key: &str, d: &mut Diagnostics| text(key, d).map(|s| resolve_path(cx.base_dir, &s));
+    let path_field =
+        |key: &str, d: &mut Diagnostics| text(key, d).map(|s| resolve_path(cx.base_dir, &s));
 
     Some(Node {
         name: name.to_string(),
@@ -633,23 +727,37 @@ pub fn resolve_path(base: &Path, p: &str) -> PathBuf {
 }
 
 fn decode_dns(v: &Value, name: &str, d: &mut Diagnostics) -> Option<Dns> {
-    let m = read::map(v, &format!("`dns` of node {name}"), &["servers", "search", "options"], d)?;
+    let m = read::map(
+        v,
+        &format!("`dns` of node {name}"),
+        &["servers", "search", "options"],
+        d,
+    )?;
     let mut dns = Dns::default();
     if let Some(s) = m.get("servers") {
         for (a, span) in read::strings(s, "dns servers", d) {
             match a.parse() {
                 Ok(ip) => dns.servers.push(ip),
                 Err(_) => {
-                    d.error(Some(span), format!("dns server `{a}` of node {name} is not an IP address"));
+                    d.error(
+                        Some(span),
+                        format!("dns server `{a}` of node {name} is not an IP address"),
+                    );
                 }
             }
         }
     }
     if let Some(s) = m.get("search") {
-        dns.search = read::strings(s, "dns search", d).into_iter().map(|x| x.0).collect();
+        dns.search = read::strings(s, "dns search", d)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
     }
     if let Some(s) = m.get("options") {
-        dns.options = read::strings(s, "dns options", d).into_iter().map(|x| x.0).collect();
+        dns.options = read::strings(s, "dns options", d)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
     }
     Some(dns)
 }
@@ -669,9 +777,9 @@ fn seconds(v: &Value, what: &str, d: &mut Diagnostics) -> Option<u64> {
     } else {
         (t, 1)
     };
-    match num.parse::<u64>() {
-        Ok(n) => Some(n * mult),
-        Err(_) => {
+    match num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+        Some(n) => Some(n),
+        None => {
             d.error(Some(v.span), format!("{what} `{s}` is not a duration"))
                 .help("use seconds (10) or a unit (10s, 1m)");
             None
@@ -681,7 +789,12 @@ fn seconds(v: &Value, what: &str, d: &mut Diagnostics) -> Option<u64> {
 
 fn decode_healthcheck(v: &Value, name: &str, d: &mut Diagnostics) -> Option<Healthcheck> {
     let what = format!("`healthcheck` of node {name}");
-    let m = read::map(v, &what, &["test", "start-period", "interval", "timeout", "retries"], d)?;
+    let m = read::map(
+        v,
+        &what,
+        &["test", "start-period", "interval", "timeout", "retries"],
+        d,
+    )?;
     let mut h = Healthcheck {
         test: Vec::new(),
         start_period_s: 0,
@@ -691,7 +804,10 @@ fn decode_healthcheck(v: &Value, name: &str, d: &mut Diagnostics) -> Option<Heal
     };
     match m.get("test") {
         Some(t) if matches!(t.kind, Kind::Seq(_)) => {
-            h.test = read::strings(t, "healthcheck test", d).into_iter().map(|x| x.0).collect();
+            h.test = read::strings(t, "healthcheck test", d)
+                .into_iter()
+                .map(|x| x.0)
+                .collect();
         }
         Some(t) => {
             if let Some(s) = read::string(t, "healthcheck test", d) {
@@ -732,12 +848,22 @@ fn decode_stages(v: &Value, name: &str, d: &mut Diagnostics) -> BTreeMap<Stage, 
         let mut spec = StageSpec::default();
         if let Some(w) = sm.get("wait-for") {
             for item in read::seq(w, "wait-for", d) {
-                let Some(wm) = read::map(item, &format!("a wait-for of {what}"), &["node", "stage"], d) else {
+                let Some(wm) = read::map(
+                    item,
+                    &format!("a wait-for of {what}"),
+                    &["node", "stage"],
+                    d,
+                ) else {
                     continue;
                 };
-                let node = wm.get("node").and_then(|n| read::string(n, "wait-for node", d));
+                let node = wm
+                    .get("node")
+                    .and_then(|n| read::string(n, "wait-for node", d));
                 let Some(node) = node else {
-                    d.error(Some(item.span), format!("a wait-for of {what} has no `node`"));
+                    d.error(
+                        Some(item.span),
+                        format!("a wait-for of {what} has no `node`"),
+                    );
                     continue;
                 };
                 let stage = match wm.get("stage") {
@@ -759,32 +885,61 @@ fn decode_stages(v: &Value, name: &str, d: &mut Diagnostics) -> BTreeMap<Stage, 
         }
         if let Some(e) = sm.get("exec") {
             for item in read::seq(e, "exec", d) {
-                let Some(em) = read::map(item, &format!("an exec of {what}"), &["command", "target", "phase"], d) else {
+                let Some(em) = read::map(
+                    item,
+                    &format!("an exec of {what}"),
+                    &["command", "target", "phase"],
+                    d,
+                ) else {
                     continue;
                 };
-                let Some(command) = em.get("command").and_then(|c| read::string(c, "exec command", d)) else {
-                    d.error(Some(item.span), format!("an exec of {what} has no `command`"));
+                let Some(command) = em
+                    .get("command")
+                    .and_then(|c| read::string(c, "exec command", d))
+                else {
+                    d.error(
+                        Some(item.span),
+                        format!("an exec of {what} has no `command`"),
+                    );
                     continue;
                 };
-                let target = match em.get("target").and_then(|t| read::string(t, "exec target", d)).as_deref() {
+                let target = match em
+                    .get("target")
+                    .and_then(|t| read::string(t, "exec target", d))
+                    .as_deref()
+                {
                     None | Some("container") => ExecTarget::Container,
                     Some("host") => ExecTarget::Host,
                     Some(t) => {
-                        d.error(em.get("target").map(|v| v.span), format!("unknown exec target `{t}`"))
-                            .help("accepted: container, host");
+                        d.error(
+                            em.get("target").map(|v| v.span),
+                            format!("unknown exec target `{t}`"),
+                        )
+                        .help("accepted: container, host");
                         continue;
                     }
                 };
-                let phase = match em.get("phase").and_then(|t| read::string(t, "exec phase", d)).as_deref() {
+                let phase = match em
+                    .get("phase")
+                    .and_then(|t| read::string(t, "exec phase", d))
+                    .as_deref()
+                {
                     None | Some("on-enter") => ExecPhase::OnEnter,
                     Some("on-exit") => ExecPhase::OnExit,
                     Some(t) => {
-                        d.error(em.get("phase").map(|v| v.span), format!("unknown exec phase `{t}`"))
-                            .help("accepted: on-enter, on-exit");
+                        d.error(
+                            em.get("phase").map(|v| v.span),
+                            format!("unknown exec phase `{t}`"),
+                        )
+                        .help("accepted: on-enter, on-exit");
                         continue;
                     }
                 };
-                spec.exec.push(StageExec { command, target, phase });
+                spec.exec.push(StageExec {
+                    command,
+                    target,
+                    phase,
+                });
             }
         }
         out.insert(stage, spec);

@@ -63,7 +63,10 @@ pub fn entries<'v>(
                 match &k.kind {
                     Kind::Scalar(Scalar { text, .. }) => out.push((text.as_str(), k.span, val)),
                     _ => {
-                        d.error(Some(k.span), format!("a key in {what} must be text, not {}", k.describe()));
+                        d.error(
+                            Some(k.span),
+                            format!("a key in {what} must be text, not {}", k.describe()),
+                        );
                     }
                 }
             }
@@ -88,7 +91,10 @@ pub fn string(v: &Value, what: &str, d: &mut Diagnostics) -> Option<String> {
     match &v.kind {
         Kind::Scalar(s) => Some(s.text.clone()),
         _ => {
-            d.error(Some(v.span), format!("{what} must be text, not {}", v.describe()));
+            d.error(
+                Some(v.span),
+                format!("{what} must be text, not {}", v.describe()),
+            );
             None
         }
     }
@@ -106,7 +112,10 @@ pub fn uint(v: &Value, what: &str, max: u64, d: &mut Diagnostics) -> Option<u64>
     match parsed {
         Some(n) if n <= max => Some(n),
         _ => {
-            d.error(Some(v.span), format!("{what} `{s}` is not a whole number from 0 to {max}"));
+            d.error(
+                Some(v.span),
+                format!("{what} `{s}` is not a whole number from 0 to {max}"),
+            );
             None
         }
     }
@@ -117,7 +126,10 @@ pub fn float(v: &Value, what: &str, d: &mut Diagnostics) -> Option<f64> {
     match s.trim().parse::<f64>() {
         Ok(f) if f.is_finite() && f >= 0.0 => Some(f),
         _ => {
-            d.error(Some(v.span), format!("{what} `{s}` is not a non-negative number"));
+            d.error(
+                Some(v.span),
+                format!("{what} `{s}` is not a non-negative number"),
+            );
             None
         }
     }
@@ -145,7 +157,10 @@ pub fn strings(v: &Value, what: &str, d: &mut Diagnostics) -> Vec<(String, Span)
             .collect(),
         _ if v.is_null() => Vec::new(),
         _ => {
-            d.error(Some(v.span), format!("{what} must be a list, not {}", v.describe()));
+            d.error(
+                Some(v.span),
+                format!("{what} must be a list, not {}", v.describe()),
+            );
             Vec::new()
         }
     }
@@ -176,7 +191,10 @@ pub fn seq<'v>(v: &'v Value, what: &str, d: &mut Diagnostics) -> &'v [Value] {
         Kind::Seq(items) => items,
         _ if v.is_null() => &[],
         _ => {
-            d.error(Some(v.span), format!("{what} must be a list, not {}", v.describe()));
+            d.error(
+                Some(v.span),
+                format!("{what} must be a list, not {}", v.describe()),
+            );
             &[]
         }
     }

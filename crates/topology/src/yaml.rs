@@ -137,6 +137,9 @@ pub struct SyntaxError {
 
 /// Largest source accepted, in bytes. Topologies of 10 000 nodes are a few MB.
 pub const MAX_SOURCE_BYTES: usize = 64 << 20;
+/// Deepest nesting of sequences and mappings accepted; deeper documents are refused rather than
+/// overflowing the stack (the tree is built and walked recursively).
+pub const MAX_DEPTH: usize = 256;
 /// Mappings with at least this many keys check duplicates through a hash index.
 const INDEX_MAPS_FROM: usize = 16;
 /// Largest number of values a document may expand to (aliases included).
@@ -161,6 +164,7 @@ pub fn parse(text: &str) -> Result<Value, SyntaxError> {
         parser: Parser::new_from_str(text),
         anchors: Vec::new(),
         budget: MAX_VALUES,
+        depth: 0,
     };
     builder.document()
 }
@@ -168,7 +172,10 @@ pub fn parse(text: &str) -> Result<Value, SyntaxError> {
 /// YAML forbids tabs in indentation; say so plainly instead of the parser's generic complaint.
 fn find_tab_indent(text: &str) -> Option<SyntaxError> {
     for (i, line) in text.lines().enumerate() {
-        let indent: String = line.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+        let indent: String = line
+            .chars()
+            .take_while(|c| *c == ' ' || *c == '\t')
+            .collect();
         if let Some(col) = indent.find('\t') {
             let rest = line.trim_start_matches([' ', '\t']);
             if rest.is_empty() || rest.starts_with('#') {
@@ -190,6 +197,8 @@ struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: Vec<(usize, Value)>,
     budget: usize,
+    /// Sequences and mappings currently open.
+    depth: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -256,6 +265,25 @@ impl<'a> Builder<'a> {
 
     fn value(&mut self, ev: Event<'a>, span: Span) -> Result<Value, SyntaxError> {
         self.charge(1, span.start)?;
+        if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) {
+            if self.depth >= MAX_DEPTH {
+                return Err(SyntaxError {
+                    pos: span.start,
+                    message: format!(
+                        "lists and mappings nested more than {MAX_DEPTH} deep; refusing it"
+                    ),
+                });
+            }
+            self.depth += 1;
+            let v = self.node(ev, span);
+            self.depth -= 1;
+            return v;
+        }
+        self.node(ev, span)
+    }
+
+    /// One value of any kind, its anchor remembered.
+    fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Value, SyntaxError> {
         let (value, anchor) = match ev {
             Event::Scalar(text, style, anchor, _tag) => (
                 Value {
@@ -314,7 +342,8 @@ impl<'a> Builder<'a> {
                     let key = self.value(ev, s)?;
                     let (ev, s) = self.next()?;
                     let val = self.value(ev, s)?;
-                    if key.as_str() == Some("<<") && matches!(&key.kind, Kind::Scalar(s) if s.plain) {
+                    if key.as_str() == Some("<<") && matches!(&key.kind, Kind::Scalar(s) if s.plain)
+                    {
                         let before = entries.len();
                         merge_into(&mut entries, val)?;
                         merged.resize(entries.len(), true);
@@ -409,7 +438,10 @@ fn merge_into(entries: &mut Vec<(Value, Value)>, val: Value) -> Result<(), Synta
             })
         }
     };
-    let mut present: HashSet<String> = entries.iter().filter_map(|(k, _)| k.as_str().map(str::to_string)).collect();
+    let mut present: HashSet<String> = entries
+        .iter()
+        .filter_map(|(k, _)| k.as_str().map(str::to_string))
+        .collect();
     for src in sources {
         for (k, v) in src {
             let new = match k.as_str() {

@@ -76,7 +76,10 @@ fn node_keys_used() -> BTreeSet<String> {
     }
     fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
         match &v.kind {
-            Kind::Map(m) => m.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            Kind::Map(m) => m
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -84,12 +87,17 @@ fn node_keys_used() -> BTreeSet<String> {
     for f in corpus_files() {
         let text = std::fs::read_to_string(corpus_dir().join(&f)).unwrap();
         let root = yaml::parse(&text).unwrap();
-        let Some(topo) = get(&root, "topology") else { continue };
+        let Some(topo) = get(&root, "topology") else {
+            continue;
+        };
         if let Some(d) = get(topo, "defaults") {
             keys(d, &mut out);
         }
         for section in ["kinds", "groups", "nodes"] {
-            if let Some(Value { kind: Kind::Map(m), .. }) = get(topo, section) {
+            if let Some(Value {
+                kind: Kind::Map(m), ..
+            }) = get(topo, section)
+            {
                 for (_, def) in m {
                     keys(def, &mut out);
                 }
@@ -107,7 +115,10 @@ fn corpus_uses_every_node_field() {
         .map(|(n, _)| *n)
         .filter(|n| !used.contains(*n))
         .collect();
-    assert!(missing.is_empty(), "node fields no corpus file uses: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "node fields no corpus file uses: {missing:?}"
+    );
 }
 
 #[test]
@@ -132,7 +143,13 @@ fn lists_merge_across_levels_in_order() {
     let binds: Vec<(PathBuf, &str, Vec<&str>)> = s1
         .binds
         .iter()
-        .map(|b| (b.source.clone(), b.target.as_str(), b.options.iter().map(String::as_str).collect()))
+        .map(|b| {
+            (
+                b.source.clone(),
+                b.target.as_str(),
+                b.options.iter().map(String::as_str).collect(),
+            )
+        })
         .collect();
     // defaults, then kind, then group (whose /data replaces the defaults' /data), then node.
     assert_eq!(
@@ -142,7 +159,11 @@ fn lists_merge_across_levels_in_order() {
             (base.join("kind/common"), "/etc/common", vec![]),
             (base.join("group/spine.conf"), "/etc/spine.conf", vec![]),
             (base.join("group/data"), "/data", vec![]),
-            (base.join("node/spine1.conf"), "/etc/node.conf", vec!["ro", "z"]),
+            (
+                base.join("node/spine1.conf"),
+                "/etc/node.conf",
+                vec!["ro", "z"]
+            ),
         ]
     );
     assert!(s1.binds.iter().all(|b| b.source.is_absolute()));
@@ -169,14 +190,26 @@ fn maps_merge_with_the_most_specific_level_winning() {
     assert_eq!(env("QUOTED"), Some("single quoted"));
     assert_eq!(env("LEAF_ONLY"), Some("yes"));
     let leaf = node(&lab, "leaf1");
-    assert_eq!(leaf.env.get("OVERRIDDEN").map(String::as_str), Some("from-file"));
+    assert_eq!(
+        leaf.env.get("OVERRIDDEN").map(String::as_str),
+        Some("from-file")
+    );
     assert_eq!(leaf.env.get("LEVEL").map(String::as_str), Some("kind"));
     assert_eq!(env("OVERRIDDEN"), Some("from-leaf-file"));
-    assert_eq!(s1.labels.get("lab.level").map(String::as_str), Some("group"));
+    assert_eq!(
+        s1.labels.get("lab.level").map(String::as_str),
+        Some("group")
+    );
     assert_eq!(s1.labels.get("role").map(String::as_str), Some("spine"));
-    assert_eq!(leaf.labels.get("lab.level").map(String::as_str), Some("defaults"));
+    assert_eq!(
+        leaf.labels.get("lab.level").map(String::as_str),
+        Some("defaults")
+    );
     assert_eq!(s1.sysctls.len(), 2);
-    assert_eq!(s1.sysctls.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
+    assert_eq!(
+        s1.sysctls.get("net.ipv4.ip_forward").map(String::as_str),
+        Some("1")
+    );
 }
 
 #[test]
@@ -184,8 +217,15 @@ fn variables_and_magic_names_are_substituted() {
     let lab = load_file("fields.clab.yml").lab;
     assert_eq!(lab.name, "fields", "${{LAB_NAME:-fields}}");
     let s1 = node(&lab, "spine1");
-    let env = |k: &str| s1.env.get(k).map(String::as_str).unwrap_or_else(|| panic!("env {k}"));
-    let lab_dir = std::path::absolute(corpus_dir()).unwrap().join("clab-fields");
+    let env = |k: &str| {
+        s1.env
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("env {k}"))
+    };
+    let lab_dir = std::path::absolute(corpus_dir())
+        .unwrap()
+        .join("clab-fields");
     assert_eq!(lab.dir, lab_dir);
     assert_eq!(env("NAME"), "spine1");
     assert_eq!(env("DIR"), lab_dir.join("spine1").to_str().unwrap());
@@ -200,7 +240,12 @@ fn variables_and_magic_names_are_substituted() {
     assert_eq!(env("ASSIGNED_AGAIN"), "debian");
     assert_eq!(s1.image.as_deref(), Some("debian:bookworm"));
     assert_eq!(s1.exec, vec!["ip link set eth1 up", "echo spine1"]);
-    assert_eq!(s1.startup_config.as_deref(), Some(corpus_dir().join("configs/spine1.cfg").as_path()).map(|p| std::path::absolute(p).unwrap()).as_deref());
+    assert_eq!(
+        s1.startup_config.as_deref(),
+        Some(corpus_dir().join("configs/spine1.cfg").as_path())
+            .map(|p| std::path::absolute(p).unwrap())
+            .as_deref()
+    );
 }
 
 #[test]
@@ -234,14 +279,24 @@ fn every_field_reaches_the_node() {
     assert_eq!(dns.options, vec!["ndots:2"]);
     let hc = s1.healthcheck.as_ref().unwrap();
     assert_eq!(hc.test, vec!["CMD-SHELL", "ip link show eth1"]);
-    assert_eq!((hc.start_period_s, hc.interval_s, hc.timeout_s, hc.retries), (5, 60, 10, 5));
+    assert_eq!(
+        (hc.start_period_s, hc.interval_s, hc.timeout_s, hc.retries),
+        (5, 60, 10, 5)
+    );
     assert_eq!(s1.user.as_deref(), Some("root"));
     assert_eq!(s1.hostname, "spine-one");
     assert_eq!(s1.restart_policy.as_deref(), Some("unless-stopped"));
     assert!(s1.auto_remove);
     assert_eq!(s1.aliases, vec!["s1", "spine-a"]);
     assert!(s1.license.as_ref().unwrap().ends_with("licenses/spine.lic"));
-    for key in ["extras", "certificate", "config", "components", "position", "sandbox"] {
+    for key in [
+        "extras",
+        "certificate",
+        "config",
+        "components",
+        "position",
+        "sandbox",
+    ] {
         assert!(s1.extras.contains_key(key), "{key}");
     }
     assert_eq!(s1.extras["config"]["vars"]["asn"], 65001);
@@ -259,9 +314,15 @@ fn every_field_reaches_the_node() {
     let leaf2 = node(&lab, "leaf2");
     assert_eq!(leaf2.network_mode, NetworkMode::Container("leaf1".into()));
     assert_eq!(leaf2.stages[&Stage::Create].wait_for[0].node, "spine1");
-    assert_eq!(leaf2.stages[&Stage::Create].wait_for[0].stage, Stage::Healthy);
+    assert_eq!(
+        leaf2.stages[&Stage::Create].wait_for[0].stage,
+        Stage::Healthy
+    );
     assert_eq!(node(&lab, "leaf1").network_mode, NetworkMode::None);
-    assert_eq!(node(&lab, "leaf1").image_pull_policy.as_deref(), Some("always"));
+    assert_eq!(
+        node(&lab, "leaf1").image_pull_policy.as_deref(),
+        Some("always")
+    );
     let cumulus = node(&lab, "cumulus");
     assert_eq!(cumulus.runtime, Runtime::Vm);
     assert_eq!(cumulus.kernel.as_deref(), Some("vmlinuz-cumulus"));
@@ -274,17 +335,38 @@ fn every_field_reaches_the_node() {
 
 #[test]
 fn long_names_follow_the_prefix() {
-    assert_eq!(node(&load_file("fields.clab.yml").lab, "spine1").long_name, "lw-fields-spine1");
-    assert_eq!(node(&load_file("prefix-default.clab.yml").lab, "n1").long_name, "clab-plain-n1");
-    assert_eq!(node(&load_file("prefix-empty.clab.yml").lab, "n1").long_name, "n1");
-    assert_eq!(node(&load_file("prefix-lab-name.clab.yml").lab, "n1").long_name, "labnamed-n1");
+    assert_eq!(
+        node(&load_file("fields.clab.yml").lab, "spine1").long_name,
+        "lw-fields-spine1"
+    );
+    assert_eq!(
+        node(&load_file("prefix-default.clab.yml").lab, "n1").long_name,
+        "clab-plain-n1"
+    );
+    assert_eq!(
+        node(&load_file("prefix-empty.clab.yml").lab, "n1").long_name,
+        "n1"
+    );
+    assert_eq!(
+        node(&load_file("prefix-lab-name.clab.yml").lab, "n1").long_name,
+        "labnamed-n1"
+    );
     let lab = load_file("prefix-default.clab.yml").lab;
     assert_eq!(lab.long_name("x"), "clab-plain-x");
     assert_eq!(lab.mgmt.network, "clab");
     assert_eq!(lab.mgmt.bridge, "br-clab");
-    assert_eq!(lab.mgmt.ipv4_subnet, Some("172.20.20.0/24".parse().unwrap()));
-    assert_eq!(lab.mgmt.ipv6_subnet, Some("3fff:172:20:20::/64".parse().unwrap()));
-    assert_eq!(node(&lab, "n1").mgmt_ipv4, Some("172.20.20.2".parse().unwrap()));
+    assert_eq!(
+        lab.mgmt.ipv4_subnet,
+        Some("172.20.20.0/24".parse().unwrap())
+    );
+    assert_eq!(
+        lab.mgmt.ipv6_subnet,
+        Some("3fff:172:20:20::/64".parse().unwrap())
+    );
+    assert_eq!(
+        node(&lab, "n1").mgmt_ipv4,
+        Some("172.20.20.2".parse().unwrap())
+    );
 }
 
 #[test]
@@ -301,24 +383,49 @@ fn links_resolve_with_their_defaults() {
     // Typed veth keeps its per-endpoint MAC and addresses.
     assert_eq!(l[2].mtu, 9000);
     assert_eq!(l[2].a.mac, "02:00:00:00:00:01".parse::<Mac>().unwrap());
-    let Peer::Veth { b } = &l[2].peer else { panic!("veth") };
+    let Peer::Veth { b } = &l[2].peer else {
+        panic!("veth")
+    };
     assert_eq!(b.mac, "02:00:00:00:00:02".parse::<Mac>().unwrap());
     assert_eq!(b.ipv4, Some("198.51.100.2/30".parse().unwrap()));
     assert_eq!(b.ipv6, Some("2001:db8:1::2/64".parse().unwrap()));
-    assert_eq!(l[2].labels.get("purpose").map(String::as_str), Some("typed"));
+    assert_eq!(
+        l[2].labels.get("purpose").map(String::as_str),
+        Some("typed")
+    );
     assert_eq!(l[2].vars.get("cost"), Some(&serde_json::json!(10)));
     assert!(matches!(&l[3].peer, Peer::Host { host_iface, .. } if host_iface == "r1-eth4"));
     assert_eq!(l[3].mtu, 9500);
     assert!(matches!(&l[4].peer, Peer::MgmtNet { host_iface, .. } if host_iface == "r2-mgmt"));
-    assert!(matches!(&l[5].peer, Peer::Macvlan { parent, mode: topology::MacvlanMode::Passthru } if parent == "lo"));
+    assert!(
+        matches!(&l[5].peer, Peer::Macvlan { parent, mode: topology::MacvlanMode::Passthru } if parent == "eth0")
+    );
     // VXLAN: destination port 14789 unless given.
-    assert!(matches!(&l[6].peer, Peer::Vxlan { vni: 100, udp_port: 14789, parent: None, .. }));
+    assert!(matches!(
+        &l[6].peer,
+        Peer::Vxlan {
+            vni: 100,
+            udp_port: 14789,
+            parent: None,
+            ..
+        }
+    ));
     match &l[7].peer {
-        Peer::VxlanStitch { remote, vni, udp_port, parent, host_iface, .. } => {
+        Peer::VxlanStitch {
+            remote,
+            vni,
+            udp_port,
+            parent,
+            host_iface,
+            ..
+        } => {
             assert_eq!(*remote, "2001:db8::100".parse::<IpAddr>().unwrap());
             assert_eq!((*vni, *udp_port), (200, 4789));
-            assert_eq!(parent.as_deref(), Some("lo"));
-            assert!(host_iface.len() <= 15 && host_iface.starts_with("vxs-"), "{host_iface}");
+            assert_eq!(parent.as_deref(), Some("eth0"));
+            assert!(
+                host_iface.len() <= 15 && host_iface.starts_with("vxs-"),
+                "{host_iface}"
+            );
         }
         p => panic!("vxlan-stitch, got {p:?}"),
     }
@@ -326,9 +433,14 @@ fn links_resolve_with_their_defaults() {
     assert_eq!(l[8].a.iface, "dummy0");
     // Brief special endpoints; the node end is always `a`, whichever side it was written on.
     assert!(matches!(&l[9].peer, Peer::Host { host_iface, .. } if host_iface == "r1-eth6"));
-    assert_eq!((l[10].a.node.as_str(), l[10].a.iface.as_str()), ("r2", "eth6"));
+    assert_eq!(
+        (l[10].a.node.as_str(), l[10].a.iface.as_str()),
+        ("r2", "eth6")
+    );
     assert!(matches!(&l[10].peer, Peer::MgmtNet { host_iface, .. } if host_iface == "r2-eth6"));
-    assert!(matches!(&l[11].peer, Peer::Macvlan { parent, mode: topology::MacvlanMode::Bridge } if parent == "lo"));
+    assert!(
+        matches!(&l[11].peer, Peer::Macvlan { parent, mode: topology::MacvlanMode::Bridge } if parent == "eth0")
+    );
     // Links to bridge and host kind nodes are veths whose other end is that node.
     assert!(matches!(&l[12].peer, Peer::Veth { b } if b.node == "r1") && l[12].a.node == "br0");
     assert!(matches!(&l[13].peer, Peer::Veth { b } if b.node == "br0"));
@@ -342,7 +454,10 @@ fn links_resolve_with_their_defaults() {
 #[test]
 fn special_endpoint_names_mean_nodes_when_nodes_have_them() {
     let lab = load_file("special-names.clab.yml").lab;
-    assert!(lab.links.iter().all(|l| matches!(l.peer, Peer::Veth { .. })));
+    assert!(lab
+        .links
+        .iter()
+        .all(|l| matches!(l.peer, Peer::Veth { .. })));
 }
 
 fn all_macs(lab: &Lab) -> Vec<Mac> {
@@ -350,9 +465,9 @@ fn all_macs(lab: &Lab) -> Vec<Mac> {
     for l in &lab.links {
         out.extend(l.endpoints().map(|e| e.mac));
         match &l.peer {
-            Peer::Host { host_mac, .. } | Peer::MgmtNet { host_mac, .. } | Peer::VxlanStitch { host_mac, .. } => {
-                out.push(*host_mac)
-            }
+            Peer::Host { host_mac, .. }
+            | Peer::MgmtNet { host_mac, .. }
+            | Peer::VxlanStitch { host_mac, .. } => out.push(*host_mac),
             _ => {}
         }
     }
@@ -365,9 +480,15 @@ fn macs_are_stable_local_and_unique() {
         let first = load_file(f).lab;
         let second = load_file(f).lab;
         let macs = all_macs(&first);
-        assert_eq!(macs, all_macs(&second), "{f}: MACs differ between two loads");
-        let explicit: HashSet<Mac> =
-            ["02:00:00:00:00:01", "02:00:00:00:00:02"].iter().map(|m| m.parse().unwrap()).collect();
+        assert_eq!(
+            macs,
+            all_macs(&second),
+            "{f}: MACs differ between two loads"
+        );
+        let explicit: HashSet<Mac> = ["02:00:00:00:00:01", "02:00:00:00:00:02"]
+            .iter()
+            .map(|m| m.parse().unwrap())
+            .collect();
         for m in &macs {
             assert_ne!(*m, Mac([0; 6]), "{f}: an interface has no MAC");
             assert_eq!(m.0[0] & 0x01, 0, "{f}: {m} is multicast");
@@ -401,14 +522,27 @@ fn mgmt_addresses_are_static_first_and_never_the_gateway() {
     assert_eq!(v6("c").as_deref(), Some("3fff:50::4"));
     assert_eq!(v4("sw"), None);
     assert_eq!(v4("iso"), None);
-    let gw: HashSet<IpAddr> = [IpAddr::V4(m.ipv4_gw.unwrap()), IpAddr::V6(m.ipv6_gw.unwrap())].into();
+    let gw: HashSet<IpAddr> = [
+        IpAddr::V4(m.ipv4_gw.unwrap()),
+        IpAddr::V6(m.ipv6_gw.unwrap()),
+    ]
+    .into();
     let all: Vec<IpAddr> = lab.mgmt_addresses().collect();
     assert!(all.iter().all(|a| !gw.contains(a)));
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), all.len());
 
     let ranged = load_file("mgmt-range.clab.yml").lab;
     assert_eq!(ranged.mgmt.ipv4_gw, Some("10.9.0.1".parse().unwrap()));
-    assert_eq!(node(&ranged, "a").mgmt_ipv4, Some("10.9.0.129".parse().unwrap()));
-    assert_eq!(node(&ranged, "b").mgmt_ipv4, Some("10.9.0.130".parse().unwrap()));
-    assert_eq!(node(&ranged, "a").mgmt_ipv6, Some("3fff:9::101".parse().unwrap()));
+    assert_eq!(
+        node(&ranged, "a").mgmt_ipv4,
+        Some("10.9.0.129".parse().unwrap())
+    );
+    assert_eq!(
+        node(&ranged, "b").mgmt_ipv4,
+        Some("10.9.0.130".parse().unwrap())
+    );
+    assert_eq!(
+        node(&ranged, "a").mgmt_ipv6,
+        Some("3fff:9::101".parse().unwrap())
+    );
 }

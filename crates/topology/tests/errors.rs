@@ -13,7 +13,10 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 fn no_files(p: &Path) -> std::io::Result<String> {
-    Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} (test)", p.display())))
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{} (test)", p.display()),
+    ))
 }
 
 fn run(text: &str) -> Result<topology::Loaded, Diagnostics> {
@@ -71,7 +74,12 @@ fn unknown_key_suggests_the_right_one() {
         &["unknown key `imgae`", "node a"],
     );
     assert!(e.contains("help: did you mean `image`?"), "{e}");
-    let e = expect_error("name: t\ntopolgy:\n  nodes: {}\n", 2, 1, &["unknown key `topolgy`"]);
+    let e = expect_error(
+        "name: t\ntopolgy:\n  nodes: {}\n",
+        2,
+        1,
+        &["unknown key `topolgy`"],
+    );
     assert!(e.contains("did you mean `topology`?"), "{e}");
     let e = expect_error(
         "name: t\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [\"a:e1\", \"b:e1\"]\n      mtux: 1500\n",
@@ -90,11 +98,31 @@ fn missing_name() {
 
 #[test]
 fn yaml_syntax_tabs_and_indentation() {
-    expect_error("name: t\ntopology:\n  nodes:\n\t a: {}\n", 4, 1, &["YAML syntax", "tab in indentation"]);
-    expect_error("name: t\ntopology:\n  nodes:\n  \ta: {}\n", 4, 3, &["tab in indentation"]);
+    expect_error(
+        "name: t\ntopology:\n  nodes:\n\t a: {}\n",
+        4,
+        1,
+        &["YAML syntax", "tab in indentation"],
+    );
+    expect_error(
+        "name: t\ntopology:\n  nodes:\n  \ta: {}\n",
+        4,
+        3,
+        &["tab in indentation"],
+    );
     // `b` is indented less than its sibling `a` but more than `nodes`.
-    expect_error("name: t\ntopology:\n  nodes:\n    a: {}\n   b: {}\n", 5, 4, &["YAML syntax"]);
-    expect_error("name: t\nname: u\n", 2, 1, &["duplicate key `name`", "first at line 1"]);
+    expect_error(
+        "name: t\ntopology:\n  nodes:\n    a: {}\n   b: {}\n",
+        5,
+        4,
+        &["YAML syntax"],
+    );
+    expect_error(
+        "name: t\nname: u\n",
+        2,
+        1,
+        &["duplicate key `name`", "first at line 1"],
+    );
     expect_error("name: [t\n", 2, 1, &["YAML syntax"]);
 }
 
@@ -103,27 +131,48 @@ fn link_to_an_undefined_node() {
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"bb:eth1\"]\n");
     let e = expect_error(&text, 7, 29, &["`bb:eth1`", "node `bb`", "not defined"]);
     assert!(e.contains("did you mean `b`?"), "{e}");
-    let text = format!("{TWO_NODES}    - type: dummy\n      endpoint: {{node: zz, interface: d0}}\n");
+    let text =
+        format!("{TWO_NODES}    - type: dummy\n      endpoint: {{node: zz, interface: d0}}\n");
     expect_error(&text, 8, 17, &["node `zz`", "not defined"]);
 }
 
 #[test]
 fn endpoint_used_twice() {
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"a:eth1\"]\n");
-    expect_error(&text, 7, 29, &["endpoint `a:eth1` is used twice", "first at line 7"]);
+    expect_error(
+        &text,
+        7,
+        29,
+        &["endpoint `a:eth1` is used twice", "first at line 7"],
+    );
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"b:eth1\"]\n    - endpoints: [\"b:eth2\", \"a:eth1\"]\n");
-    expect_error(&text, 8, 29, &["endpoint `a:eth1` is used twice", "first at line 7"]);
+    expect_error(
+        &text,
+        8,
+        29,
+        &["endpoint `a:eth1` is used twice", "first at line 7"],
+    );
     // Host-side names share the host's namespace.
     let text = format!(
         "{TWO_NODES}    - endpoints: [\"a:eth1\", \"host:veth-x\"]\n    - endpoints: [\"b:eth1\", \"host:veth-x\"]\n"
     );
-    expect_error(&text, 8, 29, &["host interface `veth-x` is used by two links"]);
+    expect_error(
+        &text,
+        8,
+        29,
+        &["host interface `veth-x` is used by two links"],
+    );
 }
 
 #[test]
 fn bad_interface_names() {
     let text = format!("{TWO_NODES}    - endpoints: [\"a:this-is-sixteen1\", \"b:eth1\"]\n");
-    expect_error(&text, 7, 19, &["`this-is-sixteen1`", "at most 15 bytes", "has 16"]);
+    expect_error(
+        &text,
+        7,
+        19,
+        &["`this-is-sixteen1`", "at most 15 bytes", "has 16"],
+    );
     let text = format!("{TWO_NODES}    - endpoints: [\"a:e1/1\", \"b:eth1\"]\n");
     expect_error(&text, 7, 19, &["`e1/1`", "`/`"]);
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"b:eth 1\"]\n");
@@ -139,9 +188,19 @@ fn bad_node_names() {
     for (name, col) in [("\"../x\"", 5), ("a/b", 5), ("-a", 5)] {
         let text = format!("name: t\ntopology:\n  nodes:\n    ok: {{}}\n    {name}: {{}}\n");
         let shown = name.trim_matches('"');
-        expect_error(&text, 5, col, &[&format!("node name `{shown}`"), "letters, digits"]);
+        expect_error(
+            &text,
+            5,
+            col,
+            &[&format!("node name `{shown}`"), "letters, digits"],
+        );
     }
-    expect_error("name: ../lab\ntopology:\n  nodes: {a: {}}\n", 1, 7, &["lab name `../lab`"]);
+    expect_error(
+        "name: ../lab\ntopology:\n  nodes: {a: {}}\n",
+        1,
+        7,
+        &["lab name `../lab`"],
+    );
 }
 
 #[test]
@@ -161,49 +220,132 @@ fn malformed_mac_ip_and_prefix() {
             "{TWO_NODES}    - type: veth\n      endpoints:\n        - {{node: a, interface: eth1, {a}}}\n        - {{node: b, interface: eth1}}\n"
         )
     };
-    let e = expect_error(&veth("mac: 02:00:00:00:00"), 9, 43, &["malformed MAC `02:00:00:00:00`"]);
+    let e = expect_error(
+        &veth("mac: 02:00:00:00:00"),
+        9,
+        43,
+        &["malformed MAC `02:00:00:00:00`"],
+    );
     assert!(e.contains("six hex pairs"), "{e}");
-    expect_error(&veth("mac: 01:00:5e:00:00:01"), 9, 43, &["`01:00:5e:00:00:01` is a multicast"]);
-    expect_error(&veth("ipv4: 300.1.1.1/24"), 9, 44, &["malformed IP prefix `300.1.1.1/24`"]);
-    expect_error(&veth("ipv4: 10.0.0.1/33"), 9, 44, &["malformed IP prefix `10.0.0.1/33`"]);
-    expect_error(&veth("ipv4: 10.0.0.1"), 9, 44, &["address `10.0.0.1` has no prefix length"]);
-    expect_error(&veth("ipv6: 10.0.0.1/24"), 9, 44, &["`10.0.0.1/24` is IPv4 where an IPv6"]);
+    expect_error(
+        &veth("mac: 01:00:5e:00:00:01"),
+        9,
+        43,
+        &["`01:00:5e:00:00:01` is a multicast"],
+    );
+    expect_error(
+        &veth("ipv4: 300.1.1.1/24"),
+        9,
+        44,
+        &["malformed IP prefix `300.1.1.1/24`"],
+    );
+    expect_error(
+        &veth("ipv4: 10.0.0.1/33"),
+        9,
+        44,
+        &["malformed IP prefix `10.0.0.1/33`"],
+    );
+    expect_error(
+        &veth("ipv4: 10.0.0.1"),
+        9,
+        44,
+        &["address `10.0.0.1` has no prefix length"],
+    );
+    expect_error(
+        &veth("ipv6: 10.0.0.1/24"),
+        9,
+        44,
+        &["`10.0.0.1/24` is IPv4 where an IPv6"],
+    );
     // Brief links' per-endpoint address lists.
     let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [10.0.0.0/31, 10.0.0.300/31]\n");
     expect_error(&text, 8, 27, &["malformed IP prefix `10.0.0.300/31`"]);
     // Management addresses are plain addresses.
-    expect_error("name: t\ntopology:\n  nodes:\n    a: {mgmt-ipv4: 172.20.20.300}\n", 4, 20, &["mgmt-ipv4 `172.20.20.300`", "not an IPv4"]);
-    expect_error("name: t\nmgmt:\n  ipv4-subnet: 10.0.0.1/24\ntopology:\n  nodes: {a: {}}\n", 3, 16, &["ipv4-subnet `10.0.0.1/24` has host bits"]);
+    expect_error(
+        "name: t\ntopology:\n  nodes:\n    a: {mgmt-ipv4: 172.20.20.300}\n",
+        4,
+        20,
+        &["mgmt-ipv4 `172.20.20.300`", "not an IPv4"],
+    );
+    expect_error(
+        "name: t\nmgmt:\n  ipv4-subnet: 10.0.0.1/24\ntopology:\n  nodes: {a: {}}\n",
+        3,
+        16,
+        &["ipv4-subnet `10.0.0.1/24` has host bits"],
+    );
 }
 
 #[test]
 fn malformed_port_and_memory() {
     let node = |f: &str| format!("name: t\ntopology:\n  nodes:\n    a:\n      {f}\n");
-    let e = expect_error(&node("ports: [\"8080:80\", \"80:http\"]"), 5, 26, &["port mapping `80:http`"]);
+    let e = expect_error(
+        &node("ports: [\"8080:80\", \"80:http\"]"),
+        5,
+        26,
+        &["port mapping `80:http`"],
+    );
     assert!(e.contains("help: use [host-ip:][host-port:]port"), "{e}");
     expect_error(&node("ports: [70000]"), 5, 15, &["port mapping `70000`"]);
-    expect_error(&node("memory: 12zb"), 5, 15, &["memory size `12zb`", "node a"]);
+    expect_error(
+        &node("memory: 12zb"),
+        5,
+        15,
+        &["memory size `12zb`", "node a"],
+    );
     expect_error(&node("memory: lots"), 5, 15, &["memory size `lots`"]);
 }
 
 #[test]
 fn static_mgmt_address_outside_subnet_or_used_twice() {
     let text = "name: t\nmgmt:\n  ipv4-subnet: 10.1.0.0/24\n  ipv6-subnet: 3fff:1::/64\ntopology:\n  nodes:\n    a: {mgmt-ipv4: 10.2.0.5}\n    b: {mgmt-ipv4: 10.1.0.9}\n    c: {mgmt-ipv4: 10.1.0.9}\n    d: {mgmt-ipv6: \"3fff:2::1\"}\n    e: {mgmt-ipv4: 10.1.0.1}\n";
-    expect_error(text, 7, 20, &["mgmt-ipv4 10.2.0.5 of node a is outside the management subnet 10.1.0.0/24"]);
-    expect_error(text, 9, 20, &["mgmt-ipv4 10.1.0.9 of node c is also node b's"]);
-    expect_error(text, 10, 20, &["mgmt-ipv6 3fff:2::1 of node d is outside", "3fff:1::/64"]);
-    expect_error(text, 11, 20, &["mgmt-ipv4 10.1.0.1 of node e is the management gateway"]);
+    expect_error(
+        text,
+        7,
+        20,
+        &["mgmt-ipv4 10.2.0.5 of node a is outside the management subnet 10.1.0.0/24"],
+    );
+    expect_error(
+        text,
+        9,
+        20,
+        &["mgmt-ipv4 10.1.0.9 of node c is also node b's"],
+    );
+    expect_error(
+        text,
+        10,
+        20,
+        &["mgmt-ipv6 3fff:2::1 of node d is outside", "3fff:1::/64"],
+    );
+    expect_error(
+        text,
+        11,
+        20,
+        &["mgmt-ipv4 10.1.0.1 of node e is the management gateway"],
+    );
     assert_eq!(error_count(text), 4);
 }
 
 #[test]
 fn stage_wait_for_unknown_node_and_cycle() {
     let text = "name: t\ntopology:\n  nodes:\n    a:\n      stages:\n        create:\n          wait-for:\n            - node: bb\n    b: {}\n";
-    let e = expect_error(text, 8, 21, &["node a waits for `bb`", "not a node of this lab"]);
+    let e = expect_error(
+        text,
+        8,
+        21,
+        &["node a waits for `bb`", "not a node of this lab"],
+    );
     assert!(e.contains("did you mean `b`?"), "{e}");
     let text = "name: t\ntopology:\n  nodes:\n    a:\n      stages:\n        create:\n          wait-for: [{node: b, stage: create}]\n    b:\n      stages:\n        create:\n          wait-for: [{node: a, stage: create}]\n";
-    let e = expect_error(text, 11, 29, &["stage wait-for forms a cycle: a:create → b:create → a:create"]);
-    assert!(e.contains("help: remove one of the wait-for entries"), "{e}");
+    let e = expect_error(
+        text,
+        11,
+        29,
+        &["stage wait-for forms a cycle: a:create → b:create → a:create"],
+    );
+    assert!(
+        e.contains("help: remove one of the wait-for entries"),
+        "{e}"
+    );
     // A cycle through stage order: a's create waits for b's healthy, b's create waits for a's exit.
     let text = "name: t\ntopology:\n  nodes:\n    a:\n      stages:\n        create:\n          wait-for: [{node: b, stage: healthy}]\n    b:\n      stages:\n        create:\n          wait-for: [{node: a, stage: exit}]\n";
     assert!(errors(text).contains("forms a cycle"));
@@ -213,22 +355,41 @@ fn stage_wait_for_unknown_node_and_cycle() {
 
 #[test]
 fn unknown_kind_suggests() {
-    let e = expect_error("name: t\ntopology:\n  nodes:\n    a: {kind: linx}\n", 4, 15, &["unknown kind `linx`", "node a"]);
+    let e = expect_error(
+        "name: t\ntopology:\n  nodes:\n    a: {kind: linx}\n",
+        4,
+        15,
+        &["unknown kind `linx`", "node a"],
+    );
     assert!(e.contains("did you mean `linux`?"), "{e}");
-    let e = expect_error("name: t\ntopology:\n  kinds:\n    nokia_srlinx: {}\n  nodes: {a: {}}\n", 4, 5, &["unknown kind `nokia_srlinx`"]);
+    let e = expect_error(
+        "name: t\ntopology:\n  kinds:\n    nokia_srlinx: {}\n  nodes: {a: {}}\n",
+        4,
+        5,
+        &["unknown kind `nokia_srlinx`"],
+    );
     assert!(e.contains("did you mean `nokia_srlinux`?"), "{e}");
-    let e = expect_error("name: t\ntopology:\n  nodes:\n    a: {kind: zzzzzzzzzz}\n", 4, 15, &["unknown kind `zzzzzzzzzz`"]);
+    let e = expect_error(
+        "name: t\ntopology:\n  nodes:\n    a: {kind: zzzzzzzzzz}\n",
+        4,
+        15,
+        &["unknown kind `zzzzzzzzzz`"],
+    );
     assert!(e.contains("help: labwire's kinds"), "{e}");
 }
 
 #[test]
 fn unknown_link_type_suggests() {
-    let text = format!("{TWO_NODES}    - type: vxlam\n      endpoint: {{node: a, interface: e1}}\n");
+    let text =
+        format!("{TWO_NODES}    - type: vxlam\n      endpoint: {{node: a, interface: e1}}\n");
     let e = expect_error(&text, 7, 13, &["unknown link type `vxlam`"]);
     assert!(e.contains("did you mean `vxlan`?"), "{e}");
     let text = format!("{TWO_NODES}    - type: wormhole\n");
     let e = expect_error(&text, 7, 13, &["unknown link type `wormhole`"]);
-    assert!(e.contains("accepted: veth, host, mgmt-net, macvlan, vxlan, vxlan-stitch, dummy"), "{e}");
+    assert!(
+        e.contains("accepted: veth, host, mgmt-net, macvlan, vxlan, vxlan-stitch, dummy"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -245,14 +406,20 @@ fn all_errors_are_reported_at_once() {
         ("14:43", "`nope`"),
     ] {
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("{FILE}:{at}: error: ")) && l.contains(token)),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{FILE}:{at}: error: ")) && l.contains(token)),
             "no error at {at} naming {token}:\n{out}"
         );
     }
     // Sorted top to bottom.
     let mut sorted = lines.clone();
     sorted.sort_by_key(|l| {
-        let mut p = l.split(':').skip(1).take(2).map(|n| n.parse::<u32>().unwrap());
+        let mut p = l
+            .split(':')
+            .skip(1)
+            .take(2)
+            .map(|n| n.parse::<u32>().unwrap());
         (p.next(), p.next())
     });
     assert_eq!(lines, sorted);
@@ -278,4 +445,24 @@ fn an_unacted_field_is_one_warning_line() {
         "t.clab.yml:4:11: warning: `user` (nodes a, b) is accepted but the native runtime does not act on it yet\n"
     );
     assert_eq!(loaded.warnings.warnings().count(), 1);
+}
+
+#[test]
+fn a_node_with_errors_draws_no_follow_on_errors() {
+    // b's kind is unknown; references to b are not errors of their own.
+    let text = "name: t\ntopology:\n  nodes:\n    a:\n      network-mode: none\n      stages:\n        create:\n          wait-for: [{node: b}]\n    b: {kind: linx}\n    c: {network-mode: \"container:b\"}\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n";
+    let out = errors(text);
+    assert_eq!(error_count(text), 1, "{out}");
+    expect_error(text, 9, 15, &["unknown kind `linx`"]);
+}
+
+#[test]
+fn snippets_render_with_a_caret_under_the_token() {
+    let text = "name: t\ntopology:\n  nodes:\n    a: {kind: linx}\n";
+    let d = run(text).err().unwrap();
+    let out = d.render(true);
+    assert!(
+        out.contains("4 |     a: {kind: linx}\n  |               ^^^^\n"),
+        "{out}"
+    );
 }

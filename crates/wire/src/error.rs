@@ -25,8 +25,9 @@ pub enum Error {
         /// The `IFLA_INFO_KIND` that was asked for.
         kind: String,
     },
-    /// One request of a batch failed; `index` counts from 0 in the order requests were queued.
-    #[error("batch request {index} of {total}: {error}")]
+    /// One request of a batch failed; `index` counts from 0 in the order requests were queued (the
+    /// message counts from 1).
+    #[error("batch request {} of {total}: {error}", index + 1)]
     Batch {
         /// Position of the failed request in the batch.
         index: usize,

@@ -294,7 +294,7 @@ fn batch_of_200_veths_commits_and_a_failure_names_its_request() {
     }
     let msg = err.to_string();
     assert!(
-        msg.starts_with("batch request 2 of 5: create veth a0<->d2: File exists (os error 17)"),
+        msg.starts_with("batch request 3 of 5: create veth a0<->d2: File exists (os error 17)"),
         "{msg}"
     );
     assert!(

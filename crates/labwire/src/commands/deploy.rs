@@ -37,7 +37,11 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let done = deploy::deploy(lab, &opts)?;
     for e in &done.execs {
-        let status = if e.output.code == 0 { String::new() } else { format!(" (exit {})", e.output.code) };
+        let status = if e.output.code == 0 {
+            String::new()
+        } else {
+            format!(" (exit {})", e.output.code)
+        };
         eprintln!("exec on {}: {}{status}", e.node, e.command);
         for line in e.output.stdout.lines().chain(e.output.stderr.lines()) {
             eprintln!("  {line}");
@@ -66,9 +70,14 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
             eprintln!("  {what:<14} {:>8.3} s", d.as_secs_f64());
         }
     }
-    let rows = lab::inspect::lab(&done.lab.name).map(|(_, r)| vec![(done.lab.name.clone(), r)]).unwrap_or_default();
+    let rows = lab::inspect::lab(&done.lab.name)
+        .map(|(_, r)| vec![(done.lab.name.clone(), r)])
+        .unwrap_or_default();
     if a.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&lab::inspect::to_json(&rows))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&lab::inspect::to_json(&rows))?
+        );
     } else {
         print!("{}", lab::inspect::table(&rows));
     }

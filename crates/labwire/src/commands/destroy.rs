@@ -52,7 +52,10 @@ pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
     } else if let Some(n) = a.name {
         vec![n]
     } else {
-        let t = TopoSource(super::TopoArg { topo: a.topo, runtime: None });
+        let t = TopoSource(super::TopoArg {
+            topo: a.topo,
+            runtime: None,
+        });
         vec![lab_name(&t)?]
     };
     if names.is_empty() {

@@ -31,7 +31,14 @@ pub struct ExecArgs {
 pub fn run(a: ExecArgs) -> anyhow::Result<ExitCode> {
     let name = match a.name {
         Some(n) => n,
-        None => super::TopoArg { topo: a.topo, runtime: None }.load()?.name,
+        None => {
+            super::TopoArg {
+                topo: a.topo,
+                runtime: None,
+            }
+            .load()?
+            .name
+        }
     };
     let select = match (&a.node, &a.label) {
         (Some(n), _) => Select::Node(n),
@@ -64,5 +71,9 @@ pub fn run(a: ExecArgs) -> anyhow::Result<ExitCode> {
             worst = worst.max(out.code);
         }
     }
-    Ok(if worst == 0 { ExitCode::SUCCESS } else { ExitCode::from(worst.clamp(1, 255) as u8) })
+    Ok(if worst == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(worst.clamp(1, 255) as u8)
+    })
 }

@@ -56,7 +56,12 @@ fn quote(s: &str) -> String {
 pub fn dot(lab: &Lab) -> String {
     let mut out = format!("graph {} {{\n  node [shape=box];\n", quote(&lab.name));
     for n in &lab.nodes {
-        let _ = writeln!(out, "  {} [label={}];", quote(&n.name), quote(&format!("{}\\n{}", n.name, n.kind)));
+        let _ = writeln!(
+            out,
+            "  {} [label={}];",
+            quote(&n.name),
+            quote(&format!("{}\\n{}", n.name, n.kind))
+        );
     }
     for l in &lab.links {
         let (b, biface) = far_end(&l.peer);
@@ -74,13 +79,21 @@ pub fn dot(lab: &Lab) -> String {
 }
 
 fn mermaid_id(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 pub fn mermaid(lab: &Lab) -> String {
     let mut out = String::from("flowchart LR\n");
     for n in &lab.nodes {
-        let _ = writeln!(out, "  {}[\"{} ({})\"]", mermaid_id(&n.name), n.name, n.kind);
+        let _ = writeln!(
+            out,
+            "  {}[\"{} ({})\"]",
+            mermaid_id(&n.name),
+            n.name,
+            n.kind
+        );
     }
     for l in &lab.links {
         let (b, biface) = far_end(&l.peer);

@@ -27,7 +27,14 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         let name = match a.name {
             Some(n) => n,
-            None => super::TopoArg { topo: a.topo, runtime: None }.load()?.name,
+            None => {
+                super::TopoArg {
+                    topo: a.topo,
+                    runtime: None,
+                }
+                .load()?
+                .name
+            }
         };
         match lab::inspect::lab(&name) {
             Some((_, rows)) => vec![(name, rows)],
@@ -35,7 +42,10 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if a.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&lab::inspect::to_json(&labs))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&lab::inspect::to_json(&labs))?
+        );
     } else if labs.is_empty() {
         eprintln!("no labs are deployed");
     } else {

@@ -16,7 +16,11 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "labwire", version, about = "Deploy network labs from containerlab topology files, in seconds, with no daemon")]
+#[command(
+    name = "labwire",
+    version,
+    about = "Deploy network labs from containerlab topology files, in seconds, with no daemon"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -60,7 +64,10 @@ impl TopoArg {
     pub fn load(&self) -> anyhow::Result<topology::Lab> {
         let runtime = match &self.runtime {
             Some(r) => Some(topology::Runtime::parse(r).with_context(|| {
-                format!("unknown runtime `{r}`; accepted: {}", topology::Runtime::NAMES.join(", "))
+                format!(
+                    "unknown runtime `{r}`; accepted: {}",
+                    topology::Runtime::NAMES.join(", ")
+                )
             })?),
             None => None,
         };
@@ -81,11 +88,13 @@ impl TopoArg {
         };
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("read the topology from standard input")?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("read the topology from standard input")?;
             let cwd = std::env::current_dir().context("current directory")?;
             return Ok(topology::Source::from_text("<stdin>", text, &cwd));
         }
-        topology::Source::from_file(&path).with_context(|| format!("read topology {}", path.display()))
+        topology::Source::from_file(&path)
+            .with_context(|| format!("read topology {}", path.display()))
     }
 }
 

@@ -71,7 +71,11 @@ fn parse(args: &[String]) -> Result<Config, String> {
             }
             "--bind" => {
                 need(i, 3)?;
-                c.binds.push((args[i + 1].clone(), args[i + 2].clone(), args[i + 3] == "ro"));
+                c.binds.push((
+                    args[i + 1].clone(),
+                    args[i + 2].clone(),
+                    args[i + 3] == "ro",
+                ));
                 i += 4;
             }
             "--sysctl" => {
@@ -97,7 +101,13 @@ fn errno() -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
-fn mount(src: Option<&str>, target: &str, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<(), String> {
+fn mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
     let s = src.map(cstr);
     let t = cstr(target);
     let f = fstype.map(cstr);
@@ -113,7 +123,11 @@ fn mount(src: Option<&str>, target: &str, fstype: Option<&str>, flags: libc::c_u
         )
     };
     if rc != 0 {
-        return Err(format!("mount {} on {target}: {}", src.or(fstype).unwrap_or("-"), errno()));
+        return Err(format!(
+            "mount {} on {target}: {}",
+            src.or(fstype).unwrap_or("-"),
+            errno()
+        ));
     }
     Ok(())
 }
@@ -121,7 +135,13 @@ fn mount(src: Option<&str>, target: &str, fstype: Option<&str>, flags: libc::c_u
 fn bind(src: &str, dst: &str, ro: bool) -> Result<(), String> {
     mount(Some(src), dst, None, libc::MS_BIND | libc::MS_REC, None)?;
     if ro {
-        mount(None, dst, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC, None)?;
+        mount(
+            None,
+            dst,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -169,7 +189,13 @@ fn setup_mounts(c: &Config) -> Result<(), String> {
         if p.is_symlink() || !p.is_dir() {
             continue;
         }
-        mount(Some("tmpfs"), dir, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&format!("mode={mode}")))?;
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(&format!("mode={mode}")),
+        )?;
         private_dirs.push(dir);
     }
     for (src, dst) in &files {
@@ -189,7 +215,8 @@ fn setup_mounts(c: &Config) -> Result<(), String> {
                 std::fs::create_dir_all(target).map_err(|e| format!("create {dst}: {e}"))?;
             } else {
                 if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("create {}: {e}", parent.display()))?;
                 }
                 std::fs::write(target, b"").map_err(|e| format!("create {dst}: {e}"))?;
             }
@@ -213,7 +240,10 @@ fn open_log(c: &Config) -> Result<std::fs::File, String> {
             .append(true)
             .open(p)
             .map_err(|e| format!("open {p}: {e}")),
-        None => std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(|e| format!("open /dev/null: {e}")),
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| format!("open /dev/null: {e}")),
     }
 }
 
@@ -242,7 +272,13 @@ fn block_signals() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+        ] {
             libc::sigaddset(&mut set, s);
         }
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -458,7 +494,11 @@ fn main() {
         report(&format!("ok {pid}"));
         std::process::exit(0);
     }
-    let msg = if msg.is_empty() { "PID 1 died during setup".to_string() } else { msg };
+    let msg = if msg.is_empty() {
+        "PID 1 died during setup".to_string()
+    } else {
+        msg
+    };
     report(&format!("error {msg}"));
     std::process::exit(1);
 }
