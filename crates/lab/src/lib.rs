@@ -17,6 +17,7 @@ pub mod pool;
 pub mod progress;
 pub mod signals;
 pub mod state;
+pub mod supervise;
 pub mod wiring;
 
 pub use error::{Error, Result};

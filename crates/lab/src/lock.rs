@@ -55,6 +55,19 @@ impl Lock {
         )
     }
 
+    /// The lock of one lab, waited for up to `timeout` (a deploy rolling back holds it).
+    pub fn lab_wait(name: &str, timeout: std::time::Duration) -> Result<Lock> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match Lock::lab(name) {
+                Err(Error::Invalid(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The host-wide lock, waited for.
     pub fn global() -> Result<Lock> {
         Lock::take(

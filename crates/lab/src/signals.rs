@@ -25,3 +25,8 @@ pub fn install() {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
+
+/// Mark the process interrupted (the user's process went away).
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}

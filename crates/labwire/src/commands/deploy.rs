@@ -30,6 +30,24 @@ pub struct DeployArgs {
 
 pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
     let lab = a.topo.load()?;
+    // Fork the lab's reaper and a worker before any thread exists (see lab::supervise).
+    let worker = match lab::supervise::split(&lab.name)? {
+        lab::supervise::Split::Waited(code) => return Ok(ExitCode::from(code)),
+        lab::supervise::Split::Worker(w) => w,
+    };
+    let result = deploy_in_worker(a, lab);
+    let code = match &result {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::output::print_error(e);
+            1
+        }
+    };
+    worker.finish(code, result.is_ok());
+    std::process::exit(i32::from(code));
+}
+
+fn deploy_in_worker(a: DeployArgs, lab: topology::Lab) -> anyhow::Result<()> {
     let opts = DeployOptions {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
         reconfigure: a.reconfigure,
@@ -81,5 +99,7 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", lab::inspect::table(&rows));
     }
-    Ok(ExitCode::SUCCESS)
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    Ok(())
 }

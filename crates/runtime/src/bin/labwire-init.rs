@@ -423,10 +423,33 @@ fn exec_in(args: &[String]) -> ! {
     std::process::exit(code);
 }
 
+/// `labwire-init reaper --lab LAB`: the lab's subreaper. labwire's deploy forks it before starting
+/// nodes, so every node's PID 1 becomes its child when the short-lived setup process exits; it reaps
+/// them when they die and exits when none is left. Without it, node processes would be adopted by
+/// the host's PID 1, which on some machines (minimal VM or container inits) never reaps them.
+fn reaper() -> ! {
+    // SAFETY: prctl and signal only change this process's own attributes.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: blocking wait for any child.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid < 0 && errno().raw_os_error() == Some(libc::ECHILD) {
+            std::process::exit(0);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("exec") {
-        exec_in(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("exec") => exec_in(&args[1..]),
+        Some("reaper") => reaper(),
+        _ => {}
     }
     let c = match parse(&args) {
         Ok(c) => c,

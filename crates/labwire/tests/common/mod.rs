@@ -1,0 +1,614 @@
+//! Helpers shared by the end-to-end tests (`native.rs`, `features.rs`): running the `labwire`
+//! binary with a timeout, a lab under test with its drop guard, leftover checks, `/etc/hosts`
+//! reading. Each test binary uses a different subset.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read as _;
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// Running labwire
+// ---------------------------------------------------------------------------------------------
+
+pub fn labwire_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_labwire"))
+}
+
+/// labwire-init next to the labwire binary under test; panics with what to do when missing.
+pub fn init_bin() -> PathBuf {
+    let init = labwire_bin()
+        .parent()
+        .expect("the labwire binary has a directory")
+        .join("labwire-init");
+    assert!(
+        init.is_file(),
+        "{} is missing: labwire-init is a binary of the `runtime` crate, which `cargo test -p labwire` \
+         does not build. Run `cargo build` (same profile and CARGO_TARGET_DIR) first.",
+        init.display()
+    );
+    init
+}
+
+/// Fails (does not skip) when the machine cannot run these tests.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the native end-to-end tests deploy real labs (namespaces, veths, bridges) and must run as root; \
+         run them with sudo (e.g. `sudo -E cargo test -p labwire --test native`)"
+    );
+    init_bin();
+}
+
+pub fn labwire() -> Command {
+    let mut c = Command::new(labwire_bin());
+    c.env("LABWIRE_INIT", init_bin());
+    c.stdin(Stdio::null());
+    c
+}
+
+/// Run to completion, at most `timeout`; the child is killed (and the test fails) past it.
+pub fn run_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let read_all = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = read_all(Box::new(out));
+    let err = read_all(Box::new(err));
+    let status = wait_timeout(&mut child, timeout).unwrap_or_else(|| {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} did not finish within {timeout:?}");
+    });
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for a child") {
+            return Some(s);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+pub fn run_ok(cmd: Command) -> Output {
+    let what = format!("{cmd:?}");
+    let out = run_timeout(cmd, Duration::from_secs(120));
+    assert!(out.status.success(), "{what} failed: {}", describe(&out));
+    out
+}
+
+/// `ip ARGS` on the host (read-only uses only).
+pub fn ip(args: &[&str]) -> Output {
+    let mut c = Command::new("ip");
+    c.args(args);
+    run_timeout(c, Duration::from_secs(30))
+}
+
+pub fn ip_json(args: &[&str]) -> Value {
+    let out = ip(args);
+    assert!(out.status.success(), "ip {args:?}: {}", describe(&out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ip {args:?} printed no JSON ({e}): {}", describe(&out)))
+}
+
+/// Retry `check` until it returns Ok or `timeout` passes; the last error otherwise.
+pub fn poll<T>(
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let end = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= end => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A lab under test
+// ---------------------------------------------------------------------------------------------
+
+/// A lab's topology in its own temp dir; destroyed (with --cleanup) and removed when dropped.
+pub struct TestLab {
+    pub name: String,
+    /// `/tmp/lwt-<test>-<pid>/`
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    /// Management bridge name (`br-<network>`), for leftover checks.
+    pub bridge: String,
+    /// Node names, for leftover checks of the management veth host ends.
+    pub nodes: Vec<String>,
+    /// Extra environment for every labwire command of this lab (e.g. `LABWIRE_STATE_DIR`).
+    pub env: Vec<(String, String)>,
+}
+
+impl TestLab {
+    /// Write `yaml` (lab `name`) under `/tmp/lwt-<test>-<pid>/`. Any earlier lab of that name
+    /// (a crashed run) is destroyed first.
+    pub fn new(test: &str, name: &str, network: &str, nodes: &[&str], yaml: &str) -> TestLab {
+        Self::with_file(test, name, network, nodes, "topo.clab.yml", yaml)
+    }
+
+    pub fn with_file(
+        test: &str,
+        name: &str,
+        network: &str,
+        nodes: &[&str],
+        file: &str,
+        yaml: &str,
+    ) -> TestLab {
+        require_root();
+        let dir = PathBuf::from(format!("/tmp/lwt-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let path = dir.join(file);
+        std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        let lab = TestLab {
+            name: name.to_string(),
+            dir,
+            file: path,
+            bridge: format!("br-{network}"),
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            env: Vec::new(),
+        };
+        lab.destroy_quietly();
+        lab
+    }
+
+    pub fn netns(&self, node: &str) -> String {
+        format!("clab-{}-{node}", self.name)
+    }
+
+    pub fn long_name(&self, node: &str) -> String {
+        self.netns(node)
+    }
+
+    pub fn lab_dir(&self) -> PathBuf {
+        self.dir.join(format!("clab-{}", self.name))
+    }
+
+    /// The state root labwire uses for this lab (`LABWIRE_STATE_DIR` when the lab sets it).
+    pub fn state_root(&self) -> PathBuf {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "LABWIRE_STATE_DIR")
+            .map_or_else(
+                || PathBuf::from("/var/lib/labwire"),
+                |(_, v)| PathBuf::from(v),
+            )
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_root().join("labs").join(&self.name)
+    }
+
+    /// `labwire` with this lab's extra environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = labwire();
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    pub fn deploy_cmd(&self) -> Command {
+        let mut c = self.cmd();
+        c.arg("deploy").arg("-t").arg(&self.file).arg("-q");
+        c
+    }
+
+    pub fn try_deploy(&self) -> Output {
+        run_timeout(self.deploy_cmd(), Duration::from_secs(180))
+    }
+
+    pub fn deploy(&self) -> Output {
+        let out = self.try_deploy();
+        assert!(
+            out.status.success(),
+            "deploy of lab {} failed: {}",
+            self.name,
+            describe(&out)
+        );
+        out
+    }
+
+    pub fn destroy(&self, cleanup: bool) -> Output {
+        let mut c = self.cmd();
+        c.args(["destroy", "--name", &self.name]);
+        if cleanup {
+            c.arg("--cleanup");
+        }
+        run_timeout(c, Duration::from_secs(120))
+    }
+
+    pub fn destroy_quietly(&self) {
+        let _ = self.destroy(true);
+    }
+
+    /// `labwire exec --name LAB --node NODE --cmd CMD`.
+    pub fn exec(&self, node: &str, cmd: &str) -> Output {
+        let mut c = self.cmd();
+        c.args(["exec", "--name", &self.name, "--node", node, "--cmd", cmd]);
+        run_timeout(c, Duration::from_secs(60))
+    }
+
+    /// Ping from `node` (one packet, 2 s) and fail with the output when it does not answer.
+    pub fn assert_ping(&self, node: &str, addr: &str) {
+        let out = self.exec(node, &format!("ping -c1 -W2 {addr}"));
+        assert!(
+            out.status.success(),
+            "lab {}: ping from {node} to {addr} failed: {}",
+            self.name,
+            describe(&out)
+        );
+    }
+
+    /// `ip -n clab-<lab>-<node> -j link`
+    pub fn links(&self, node: &str) -> Vec<Value> {
+        match ip_json(&["-n", &self.netns(node), "-j", "link"]) {
+            Value::Array(a) => a,
+            v => panic!("ip -j link printed {v}"),
+        }
+    }
+
+    /// The node's eth0 addresses (IPv4, IPv6 global) as the kernel has them.
+    pub fn eth0_addrs(&self, node: &str) -> (Option<String>, Option<String>) {
+        let v = ip_json(&["-n", &self.netns(node), "-j", "addr", "show", "dev", "eth0"]);
+        let mut v4 = None;
+        let mut v6 = None;
+        for a in v[0]["addr_info"].as_array().into_iter().flatten() {
+            let local = a["local"].as_str().map(str::to_string);
+            match (a["family"].as_str(), a["scope"].as_str()) {
+                (Some("inet"), _) => v4 = local,
+                (Some("inet6"), Some("global")) => v6 = local,
+                _ => {}
+            }
+        }
+        (v4, v6)
+    }
+
+    pub fn topology_data(&self) -> Value {
+        let path = self.lab_dir().join("topology-data.json");
+        let t = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_slice(&t).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+    }
+
+    pub fn inspect_json(&self) -> Value {
+        let mut c = self.cmd();
+        c.args(["inspect", "--name", &self.name, "--format", "json"]);
+        let out = run_ok(c);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("inspect printed no JSON ({e}): {}", describe(&out)))
+    }
+
+    /// Host objects the lab's journal records (host links and bridges), read while it is deployed.
+    pub fn recorded_host_objects(&self) -> Vec<String> {
+        let path = self.state_dir().join("journal");
+        let j = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let mut out = Vec::new();
+        for line in j.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if matches!(v["op"].as_str(), Some("host-link" | "bridge")) {
+                if let Some(n) = v["name"].as_str() {
+                    out.push(n.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The host objects this lab makes whatever its journal says: each node's management veth
+    /// host end and the management bridge.
+    pub fn expected_host_objects(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| lab::wiring::mgmt_host_end(&self.name, n))
+            .collect();
+        out.push(self.bridge.clone());
+        out
+    }
+
+    /// Panics listing whatever of the lab is still on the host (allowing a few seconds for the
+    /// kernel to free veths of deleted namespaces).
+    pub fn assert_nothing_left(&self, extra_links: &[String]) {
+        let mut links: BTreeSet<String> = self.expected_host_objects().into_iter().collect();
+        links.extend(extra_links.iter().cloned());
+        let result = poll(Duration::from_secs(8), || {
+            let left = leftovers_in(&self.state_root(), &self.name, &links);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left.join("\n  "))
+            }
+        });
+        if let Err(left) = result {
+            panic!("lab {} left things behind:\n  {left}", self.name);
+        }
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        self.destroy_quietly();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Names of the host's interfaces.
+pub fn host_link_names() -> BTreeSet<String> {
+    match ip_json(&["-j", "link"]) {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect(),
+        v => panic!("ip -j link printed {v}"),
+    }
+}
+
+/// A process's state letter from /proc/PID/stat (`Z` for a zombie).
+pub fn proc_state(pid: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Live (non-zombie) labwire-init processes of lab `lab`: "pid cmdline".
+pub fn live_inits(lab: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(text).collect();
+        let is_init = args.first().is_some_and(|a| a.ends_with("labwire-init"));
+        let of_lab = args.windows(2).any(|w| w[0] == "--lab" && w[1] == lab);
+        if is_init && of_lab && proc_state(&pid).is_some_and(|s| s != 'Z') {
+            out.push(format!("{pid} {}", args.join(" ")));
+        }
+    }
+    out
+}
+
+/// Everything of lab `lab` still present: netns entries, the named host links, mounts, live
+/// inits, the state directory.
+pub fn leftovers(lab: &str, host_links: &BTreeSet<String>) -> Vec<String> {
+    leftovers_in(Path::new("/var/lib/labwire"), lab, host_links)
+}
+
+/// [`leftovers`] with labwire's state under `state_root`.
+pub fn leftovers_in(state_root: &Path, lab: &str, host_links: &BTreeSet<String>) -> Vec<String> {
+    let mut left = Vec::new();
+    let prefix = format!("clab-{lab}-");
+    if let Ok(d) = std::fs::read_dir("/run/netns") {
+        for e in d.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) {
+                left.push(format!("netns /run/netns/{n}"));
+            }
+        }
+    }
+    let existing = host_link_names();
+    for l in host_links.intersection(&existing) {
+        left.push(format!("host link {l}"));
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let lab_dir = format!("/clab-{lab}/");
+    for m in mountinfo
+        .lines()
+        .filter(|m| m.contains(&prefix) || m.contains(&lab_dir))
+    {
+        left.push(format!("mount {m}"));
+    }
+    for p in live_inits(lab) {
+        left.push(format!("process {p}"));
+    }
+    let state = state_root.join("labs").join(lab);
+    if state.exists() {
+        left.push(format!("state directory {}", state.display()));
+    }
+    left
+}
+
+/// A link of `ip -j link` as (name, mac, up with carrier, mtu).
+pub struct IfState {
+    pub mac: String,
+    pub up: bool,
+    pub mtu: u64,
+}
+
+pub fn if_states(links: &[Value]) -> BTreeMap<String, IfState> {
+    links
+        .iter()
+        .filter_map(|l| {
+            let name = l["ifname"].as_str()?.to_string();
+            let flags: Vec<&str> = l["flags"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            Some((
+                name,
+                IfState {
+                    mac: l["address"].as_str().unwrap_or_default().to_lowercase(),
+                    up: flags.contains(&"UP")
+                        && flags.contains(&"LOWER_UP")
+                        && l["operstate"] == "UP",
+                    mtu: l["mtu"].as_u64().unwrap_or(0),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Every interface each node should have, from topology-data.json: node → iface → MAC
+/// (eth0 from the node's `mac-address`, the rest from the links' endpoints).
+pub fn expected_interfaces(data: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (name, n) in data["nodes"]
+        .as_object()
+        .expect("topology-data.json has nodes")
+    {
+        if let Some(mac) = n["mac-address"].as_str().filter(|m| !m.is_empty()) {
+            out.entry(name.clone())
+                .or_default()
+                .insert("eth0".into(), mac.to_lowercase());
+        }
+    }
+    for l in data["links"]
+        .as_array()
+        .expect("topology-data.json has links")
+    {
+        for end in ["a", "z"] {
+            let e = &l["endpoints"][end];
+            let (Some(node), Some(iface), Some(mac)) = (
+                e["node"].as_str(),
+                e["interface"].as_str(),
+                e["mac"].as_str(),
+            ) else {
+                continue;
+            };
+            if data["nodes"].get(node).is_some() {
+                out.entry(node.to_string())
+                    .or_default()
+                    .insert(iface.to_string(), mac.to_lowercase());
+            }
+        }
+    }
+    out
+}
+
+/// Wait until every named interface of `node` exists, is up with carrier and has its MAC.
+pub fn assert_interfaces_up(lab: &TestLab, node: &str, expected: &BTreeMap<String, String>) {
+    let r = poll(Duration::from_secs(5), || {
+        let have = if_states(&lab.links(node));
+        let mut problems = Vec::new();
+        for (iface, mac) in expected {
+            match have.get(iface) {
+                None => problems.push(format!(
+                    "{iface} missing (has {:?})",
+                    have.keys().collect::<Vec<_>>()
+                )),
+                Some(s) if !s.up => problems.push(format!("{iface} is not up")),
+                Some(s) if s.mac != *mac => problems.push(format!(
+                    "{iface} has MAC {}, topology-data.json says {mac}",
+                    s.mac
+                )),
+                Some(_) => {}
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    });
+    if let Err(e) = r {
+        panic!("lab {} node {node}: {e}", lab.name);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. /etc/hosts block
+// ---------------------------------------------------------------------------------------------
+
+/// /etc/hosts read under labwire's hosts lock, so a concurrent rewrite is never half-seen.
+pub fn read_etc_hosts() -> String {
+    let lock_path = lab::paths::lock_dir().join("hosts.lock");
+    let _ = std::fs::create_dir_all(lab::paths::lock_dir());
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
+    // SAFETY: flock on a descriptor `lock` keeps open; released when it is closed.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_SH) };
+    assert_eq!(rc, 0, "flock {}", lock_path.display());
+    let t = std::fs::read_to_string("/etc/hosts").expect("read /etc/hosts");
+    drop(lock);
+    t
+}
+
+/// The lines of lab `lab`'s block (markers excluded), or None.
+pub fn hosts_block(text: &str, lab: &str) -> Option<Vec<String>> {
+    let start = format!("###### CLAB-{lab}-START ######");
+    let end = format!("###### CLAB-{lab}-END ######");
+    let lines: Vec<&str> = text.lines().collect();
+    let s = lines.iter().position(|l| *l == start)?;
+    let e = lines[s..].iter().position(|l| *l == end).map(|e| e + s)?;
+    Some(lines[s + 1..e].iter().map(|l| l.to_string()).collect())
+}
+
+/// The file without any labwire/containerlab block (other tests' labs come and go meanwhile).
+pub fn without_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for l in text.lines() {
+        if l.starts_with("###### CLAB-") && l.ends_with("-START ######") {
+            in_block = true;
+        } else if l.starts_with("###### CLAB-") && l.ends_with("-END ######") {
+            in_block = false;
+        } else if !in_block {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+/// Deletes a host bridge this test made (through labwire) if it is still there when dropped.
+pub struct RemoveBridgeOnDrop(pub &'static str);
+
+impl Drop for RemoveBridgeOnDrop {
+    fn drop(&mut self) {
+        if host_link_names().contains(self.0) {
+            let _ = ip(&["link", "del", self.0, "type", "bridge"]);
+        }
+    }
+}
