@@ -66,13 +66,15 @@ ring() {
     echo "  labwire            deploy ${LW_UP} s   destroy ${LW_DOWN} s"
     echo "  ratio to floor     deploy $(ratio "$LW_UP" "$FLOOR_UP")x   destroy $(ratio "$LW_DOWN" "$FLOOR_DOWN")x"
     echo "  labwire ${PEAK}; node init resident memory: ${INIT_RSS}"
-    if command -v mn >/dev/null; then
-        local m0 m1
-        m0=$(now); mn --topo "linear,$n" --controller none --test none >/dev/null 2>&1 || true; m1=$(now)
+    if /usr/bin/python3 -c 'import mininet' 2>/dev/null; then
+        local mout mb ms
+        mout=$(/usr/bin/python3 benches/mininet_ring.py "$n")
         mn -c >/dev/null 2>&1 || true
-        echo "  mininet (linear,$n build+stop) $(secs "$m0" "$m1") s"
+        mb=$(echo "$mout" | sed -E 's/.*build ([0-9.]+) s.*/\1/'); ms=$(echo "$mout" | sed -E 's/.*stop ([0-9.]+) s.*/\1/')
+        echo "  mininet (same ring, no management network) build ${mb} s   stop ${ms} s"
+        echo "  mininet / labwire  deploy $(ratio "$mb" "$LW_UP")x   destroy $(ratio "$ms" "$LW_DOWN")x"
     else
-        echo "  mininet: not installed (apt-get install mininet to compare)"
+        echo "  mininet: not installed (apt-get install --no-install-recommends mininet to compare)"
     fi
 }
 

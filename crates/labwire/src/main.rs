@@ -15,12 +15,26 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    raise_nofile_limit();
     let cli = commands::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
             output::print_error(&e);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// A large lab holds a descriptor per node namespace (and a netlink socket per peer namespace while
+/// wiring): raise the soft open-files limit to the hard one so 1000-node labs never hit EMFILE.
+fn raise_nofile_limit() {
+    // SAFETY: getrlimit/setrlimit on a zeroed struct owned here.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }
