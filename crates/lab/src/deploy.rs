@@ -82,10 +82,14 @@ pub fn preflight(lab: &Lab) -> Result<()> {
         }
         if n.is_workload() {
             if let Some(img) = &n.image {
-                problems.push(format!(
-                    "node {}: image `{img}` — native nodes from images need labwire's image store, which is not available yet; remove `image` to run the node over the host file system",
-                    n.name
-                ));
+                match crate::images::image_store().and_then(|st| st.resolve(img).map_err(|e| e.to_string())) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => problems.push(format!(
+                        "node {}: image `{img}` is not in labwire's image store; import it with `labwire image import FILE --name {img}`",
+                        n.name
+                    )),
+                    Err(e) => problems.push(format!("node {}: image `{img}`: {e}", n.name)),
+                }
             }
         }
         for b in &n.binds {
@@ -250,6 +254,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         execs: Mutex::new(Vec::new()),
         init: native::init_path()?,
         timings: Mutex::new(Vec::new()),
+        images: HashMap::new(),
     };
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
@@ -302,6 +307,8 @@ struct Run<'a> {
     execs: Mutex<Vec<ExecReport>>,
     init: PathBuf,
     timings: Mutex<Vec<(String, Duration)>>,
+    /// Roots of the nodes that run from images.
+    images: HashMap<String, native::ImageRoot>,
 }
 
 fn check_interrupt() -> Result<()> {
@@ -336,6 +343,10 @@ impl Run<'_> {
         }])?;
         std::fs::create_dir_all(&lab.dir)
             .map_err(io(format!("create lab directory {}", lab.dir.display())))?;
+        let state_dir = paths::lab_state_dir(&lab.name);
+        self.images = self.timed("unpack images", || {
+            crate::images::image_roots(lab, &state_dir)
+        })?;
 
         let t = Instant::now();
         let mut host = Handle::new().map_err(wire_err("open netlink"))?;
@@ -472,6 +483,7 @@ impl Run<'_> {
                     init: &self.init,
                     run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
                     join_netns: join.as_ref().map(|f| std::os::fd::AsFd::as_fd(f)),
+                    image: self.images.get(&n.name),
                 })?;
                 self.journal.record(&[Entry::Node {
                     node: n.name.clone(),
@@ -641,7 +653,8 @@ impl Run<'_> {
                     n.name
                 ))
             })?;
-        let out = native::exec(&self.init, pid, &native::environment(n), command)?;
+        let env = native::process_environment(pid).unwrap_or_else(|| native::environment(n));
+        let out = native::exec(&self.init, pid, &env, command)?;
         self.execs.lock().expect("execs").push(ExecReport {
             node: n.name.clone(),
             command: command.to_string(),
@@ -711,7 +724,8 @@ impl Run<'_> {
                     .get(&n.name)
                     .map(|p| p.pid)
                     .unwrap_or(0);
-                let env = native::environment(n);
+                let env =
+                    native::process_environment(pid).unwrap_or_else(|| native::environment(n));
                 let start = Instant::now();
                 sleep_interruptible(Duration::from_secs(h.start_period_s.min(1)))?;
                 let mut failures = 0;

@@ -54,10 +54,8 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
             .ok_or_else(|| {
                 Error::Invalid(format!("node {} of lab {name} is not running", n.name))
             })?;
-        out.push((
-            n.clone(),
-            native::exec(&init, proc.pid, &native::environment(n), cmd)?,
-        ));
+        let env = native::process_environment(proc.pid).unwrap_or_else(|| native::environment(n));
+        out.push((n.clone(), native::exec(&init, proc.pid, &env, cmd)?));
     }
     Ok(out)
 }

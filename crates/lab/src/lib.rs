@@ -10,6 +10,7 @@ pub mod destroy;
 pub mod error;
 pub mod exec;
 pub mod generate;
+mod images;
 pub mod inspect;
 pub mod lock;
 pub mod paths;

@@ -54,6 +54,82 @@ pub struct Spawn<'a> {
     pub run_dir: &'a Path,
     /// Another node's network namespace to join (`network-mode: container:<node>`).
     pub join_netns: Option<BorrowedFd<'a>>,
+    /// The node's root from an image; `None` runs the node over the host's file system.
+    pub image: Option<&'a ImageRoot>,
+}
+
+/// What a node started from an image needs: its layers and the image's run configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRoot {
+    /// Unpacked layer directories, bottom first (overlayfs lower layers).
+    pub layers: Vec<PathBuf>,
+    /// The node's own writable layer and overlayfs work directory (same file system).
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` entries from the image.
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+}
+
+/// Split a command line into words as a POSIX shell would (quotes and backslashes), without
+/// expanding anything; `None` for an unterminated quote.
+pub fn split_words(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        x => cur.push(x),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            x @ ('"' | '\\' | '$' | '`') => cur.push(x),
+                            x => {
+                                cur.push('\\');
+                                cur.push(x);
+                            }
+                        },
+                        x => cur.push(x),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(x) = chars.next() {
+                    cur.push(x);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Some(out)
 }
 
 /// The node's /etc/hosts content: localhost lines plus the node's own name.
@@ -73,6 +149,23 @@ pub fn hosts_file(node: &Node) -> String {
     s
 }
 
+/// The command of a node started from an image, as docker composes it: the entrypoint (the node's,
+/// else the image's) followed by the command (the node's; else the image's unless the node replaced
+/// the entrypoint). Node strings are split into words like a shell would, without a shell.
+pub fn image_command(node: &Node, image: &ImageRoot) -> Vec<String> {
+    let split = |s: &str| split_words(s).unwrap_or_else(|| vec![s.to_string()]);
+    let entry = node
+        .entrypoint
+        .as_deref()
+        .map_or_else(|| image.entrypoint.clone(), split);
+    let cmd = match (&node.cmd, &node.entrypoint) {
+        (Some(c), _) => split(c),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => image.cmd.clone(),
+    };
+    entry.into_iter().chain(cmd).collect()
+}
+
 /// The node's command as argv: `sh -c "<entrypoint> <cmd>"`, or nothing (the init just waits).
 pub fn command(node: &Node) -> Vec<String> {
     let line = match (&node.entrypoint, &node.cmd) {
@@ -86,11 +179,24 @@ pub fn command(node: &Node) -> Vec<String> {
 
 /// The environment a node's processes see.
 pub fn environment(node: &Node) -> BTreeMap<String, String> {
+    environment_with(node, None)
+}
+
+/// The environment of a node, an image's environment under the node's own.
+pub fn environment_with(node: &Node, image: Option<&ImageRoot>) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert(
         "PATH".into(),
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
     );
+    for kv in image.map(|i| i.env.as_slice()).unwrap_or_default() {
+        if let Some((k, v)) = kv.split_once('=') {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+    if image.is_some() {
+        env.insert("container".into(), "labwire".into());
+    }
     env.insert("HOME".into(), "/root".into());
     env.insert("HOSTNAME".into(), node.hostname.clone());
     env.insert("CLAB_NODE_NAME".into(), node.name.clone());
@@ -136,11 +242,14 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     for (k, v) in &node.sysctls {
         cmd.args(["--sysctl", k, v]);
     }
-    let argv = command(node);
+    let argv = match s.image {
+        Some(img) => image_command(node, img),
+        None => command(node),
+    };
     if !argv.is_empty() {
         cmd.arg("--").args(&argv);
     }
-    cmd.env_clear().envs(environment(node));
+    cmd.env_clear().envs(environment_with(node, s.image));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -201,6 +310,21 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     })
 }
 
+/// The environment of a running process (the node's PID 1 carries the node's environment,
+/// image variables included).
+pub fn process_environment(pid: i32) -> Option<BTreeMap<String, String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter_map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect(),
+    )
+}
+
 /// Output of a command run inside a node.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExecOutput {
@@ -228,4 +352,24 @@ pub fn exec(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         code: out.status.code().unwrap_or(-1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_words;
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(split_words("a b  c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            split_words("sh -c 'echo $X; ls'").unwrap(),
+            ["sh", "-c", "echo $X; ls"]
+        );
+        assert_eq!(
+            split_words(r#"x "a \"b\" c" d\ e"#).unwrap(),
+            ["x", "a \"b\" c", "d e"]
+        );
+        assert_eq!(split_words("''").unwrap(), [""]);
+        assert!(split_words("'open").is_none());
+    }
 }

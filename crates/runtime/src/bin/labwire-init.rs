@@ -31,6 +31,14 @@ struct Config {
     binds: Vec<(String, String, bool)>,
     sysctls: Vec<(String, String)>,
     command: Vec<String>,
+    /// Image root: overlay of `lower` (bottom first) with `upper`/`work`, mounted on `rootfs`.
+    lower: Vec<String>,
+    upper: Option<String>,
+    work: Option<String>,
+    rootfs: Option<String>,
+    /// Directory the command starts in, and the user it runs as (`uid[:gid]` or names).
+    workdir: Option<String>,
+    user: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Config, String> {
@@ -77,6 +85,19 @@ fn parse(args: &[String]) -> Result<Config, String> {
                     args[i + 3] == "ro",
                 ));
                 i += 4;
+            }
+            "--lower" | "--upper" | "--work" | "--rootfs" | "--workdir" | "--user" => {
+                need(i, 1)?;
+                let v = args[i + 1].clone();
+                match args[i].as_str() {
+                    "--lower" => c.lower.push(v),
+                    "--upper" => c.upper = Some(v),
+                    "--work" => c.work = Some(v),
+                    "--rootfs" => c.rootfs = Some(v),
+                    "--workdir" => c.workdir = Some(v),
+                    _ => c.user = Some(v),
+                }
+                i += 2;
             }
             "--sysctl" => {
                 need(i, 2)?;
@@ -182,12 +203,29 @@ fn setup_mounts(c: &Config) -> Result<(), String> {
         .iter()
         .map(|(src, dst, ro)| Source::open(src).map(|s| (s, dst.as_str(), *ro)))
         .collect::<Result<_, _>>()?;
+    // With an image, everything below happens inside the node's own root, so no path in the image
+    // (a symlink, say) can point a mount or a created file at the host.
+    let old_root = match &c.rootfs {
+        Some(root) => Some(enter_image_root(c, root)?),
+        None => None,
+    };
+    let src_path = |s: &Source| match &old_root {
+        Some(old) => format!("{old}/proc/self/fd/{}", s.file.as_raw_fd()),
+        None => s.path(),
+    };
+    let in_image = old_root.is_some();
     let mut private_dirs: Vec<&str> = Vec::new();
     for (dir, mode) in &c.tmpfs {
         let p = Path::new(dir);
         // /var/run is a link to /run on most systems: covered by /run already.
-        if p.is_symlink() || !p.is_dir() {
+        if p.is_symlink() {
             continue;
+        }
+        if !p.is_dir() {
+            if !in_image {
+                continue;
+            }
+            std::fs::create_dir_all(p).map_err(|e| format!("create {dir}: {e}"))?;
         }
         mount(
             Some("tmpfs"),
@@ -199,29 +237,35 @@ fn setup_mounts(c: &Config) -> Result<(), String> {
         private_dirs.push(dir);
     }
     for (src, dst) in &files {
-        bind(&src.path(), dst, false)?;
+        if in_image && !Path::new(dst).exists() {
+            create_mount_point(dst, false)?;
+        }
+        bind(&src_path(src), dst, false)?;
     }
     for (src, dst, ro) in &binds {
         let target = Path::new(dst);
         if !target.exists() {
-            // Only create mount points inside the node's own tmpfs directories, never on the host.
-            let inside_private = private_dirs.iter().any(|d| target.starts_with(d));
+            // Only create mount points inside the node's own root or its tmpfs directories, never
+            // on the host.
+            let inside_private = in_image || private_dirs.iter().any(|d| target.starts_with(d));
             if !inside_private {
                 return Err(format!(
                     "bind target {dst} does not exist; a node without an image shares the host's file system, so binds can only cover existing paths (or paths under /tmp, /run, /var/log)"
                 ));
             }
-            if src.is_dir {
-                std::fs::create_dir_all(target).map_err(|e| format!("create {dst}: {e}"))?;
-            } else {
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("create {}: {e}", parent.display()))?;
-                }
-                std::fs::write(target, b"").map_err(|e| format!("create {dst}: {e}"))?;
-            }
+            create_mount_point(dst, src.is_dir)?;
         }
-        bind(&src.path(), dst, *ro)?;
+        bind(&src_path(src), dst, *ro)?;
+    }
+    if let Some(old) = &old_root {
+        let c_old = cstr(old);
+        // SAFETY: detaches the host's root from this namespace and removes its mount point.
+        unsafe {
+            if libc::umount2(c_old.as_ptr(), libc::MNT_DETACH) != 0 {
+                return Err(format!("detach the host root: {}", errno()));
+            }
+            libc::rmdir(c_old.as_ptr());
+        }
     }
     if let Some(h) = &c.hostname {
         // SAFETY: the pointer and length describe the bytes of `h`.
@@ -230,6 +274,63 @@ fn setup_mounts(c: &Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn create_mount_point(dst: &str, dir: bool) -> Result<(), String> {
+    let target = Path::new(dst);
+    if dir {
+        return std::fs::create_dir_all(target).map_err(|e| format!("create {dst}: {e}"));
+    }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(target, b"").map_err(|e| format!("create {dst}: {e}"))
+}
+
+/// Mount the image's overlay on `root`, give it the host's /dev (nodes run privileged, as
+/// containerlab's do) with a private /dev/shm, and pivot into it. Returns where the host's root now
+/// is (still mounted, so bind sources opened earlier stay reachable through its /proc).
+fn enter_image_root(c: &Config, root: &str) -> Result<String, String> {
+    let (Some(upper), Some(work)) = (&c.upper, &c.work) else {
+        return Err("an image root needs --upper and --work".into());
+    };
+    if c.lower.is_empty() {
+        return Err("an image root needs at least one --lower".into());
+    }
+    std::fs::create_dir_all(root).map_err(|e| format!("create {root}: {e}"))?;
+    // overlayfs lists the top layer first.
+    let lower: Vec<&str> = c.lower.iter().rev().map(String::as_str).collect();
+    let data = format!(
+        "lowerdir={},upperdir={upper},workdir={work}",
+        lower.join(":")
+    );
+    mount(Some("overlay"), root, Some("overlay"), 0, Some(&data))?;
+    let dev = format!("{root}/dev");
+    std::fs::create_dir_all(&dev).map_err(|e| format!("create {dev}: {e}"))?;
+    mount(Some("/dev"), &dev, None, libc::MS_BIND | libc::MS_REC, None)?;
+    let shm = format!("{dev}/shm");
+    if Path::new(&shm).is_dir() {
+        mount(
+            Some("shm"),
+            &shm,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=1777"),
+        )?;
+    }
+    let old = ".labwire-host-root";
+    let old_abs = format!("{root}/{old}");
+    std::fs::create_dir_all(&old_abs).map_err(|e| format!("create {old_abs}: {e}"))?;
+    let c_root = cstr(root);
+    let c_old = cstr(&old_abs);
+    // SAFETY: pivot_root(2) with two existing directories; then move to the new root.
+    unsafe {
+        if libc::syscall(libc::SYS_pivot_root, c_root.as_ptr(), c_old.as_ptr()) != 0 {
+            return Err(format!("pivot into the image root: {}", errno()));
+        }
+        libc::chdir(c"/".as_ptr());
+    }
+    Ok(format!("/{old}"))
 }
 
 /// The node's console log, opened before any tmpfs can hide its directory.
@@ -250,6 +351,11 @@ fn open_log(c: &Config) -> Result<std::fs::File, String> {
 /// PID 1's own setup: its /proc and /sys, sysctls, log file as standard output.
 fn setup_pid1(c: &Config, log: &std::fs::File) -> Result<(), String> {
     let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    for d in ["/proc", "/sys"] {
+        if !Path::new(d).is_dir() {
+            std::fs::create_dir_all(d).map_err(|e| format!("create {d}: {e}"))?;
+        }
+    }
     mount(Some("proc"), "/proc", Some("proc"), flags, None)?;
     // sysfs shows the mounting process's network namespace: the node's interfaces.
     mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None)?;
@@ -286,19 +392,102 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
-fn spawn_command(command: &[String], old_mask: &libc::sigset_t) {
-    let args: Vec<CString> = command.iter().map(|a| cstr(a)).collect();
+/// Resolve `user[:group]` (names or numbers) against the node's own /etc/passwd and /etc/group.
+fn resolve_user(spec: &str) -> Result<(u32, u32), String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str| -> Option<(u32, u32)> {
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.first() != Some(&name) {
+                return None;
+            }
+            let id: u32 = f.get(2)?.parse().ok()?;
+            let gid: u32 = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
+            Some((id, gid))
+        })
+    };
+    let (uid, mut gid) = match user.parse::<u32>() {
+        Ok(u) => (u, lookup_gid_of_uid(u).unwrap_or(u)),
+        Err(_) => lookup("/etc/passwd", user)
+            .ok_or_else(|| format!("user {user} is not in the node's /etc/passwd"))?,
+    };
+    if let Some(g) = group {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup("/etc/group", g)
+                .map(|(id, _)| id)
+                .ok_or_else(|| format!("group {g} is not in the node's /etc/group"))?,
+        };
+    }
+    Ok((uid, gid))
+}
+
+fn lookup_gid_of_uid(uid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.get(2)?.parse::<u32>().ok()? == uid)
+            .then(|| f.get(3)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// In the process about to run the node's command: its directory, its user, then exec.
+fn exec_command(c: &Config, mask: &libc::sigset_t) -> ! {
+    // SAFETY: restores the signal mask for the command.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+    let fail = |msg: String| -> ! {
+        let msg = format!("labwire-init: {msg}\n");
+        // SAFETY: writes to standard error and leaves.
+        unsafe {
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        }
+    };
+    if let Some(d) = &c.workdir {
+        if let Err(e) = std::env::set_current_dir(d) {
+            fail(format!("working directory {d}: {e}"));
+        }
+    }
+    if let Some(u) = &c.user {
+        match resolve_user(u) {
+            // SAFETY: drop supplementary groups, then group, then user.
+            Ok((uid, gid)) => unsafe {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    fail(format!("become user {u}: {}", errno()));
+                }
+            },
+            Err(e) => fail(e),
+        }
+    }
+    let args: Vec<CString> = c.command.iter().map(|a| cstr(a)).collect();
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
-    // SAFETY: single-threaded process; the child only restores its mask and execs.
+    // SAFETY: argv is a NULL-terminated array of valid strings.
+    unsafe { libc::execvp(argv[0], argv.as_ptr()) };
+    fail(format!("exec {}: {}", c.command[0], errno()))
+}
+
+/// An init system (systemd, sysvinit) must itself be PID 1: labwire-init hands over to it.
+fn is_init_system(command: &[String]) -> bool {
+    command.first().is_some_and(|a| {
+        let base = a.rsplit('/').next().unwrap_or(a);
+        matches!(base, "init" | "systemd")
+    })
+}
+
+fn spawn_command(c: &Config, mask: &libc::sigset_t) {
+    // SAFETY: single-threaded process; the child only sets itself up and execs.
     unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            libc::sigprocmask(libc::SIG_SETMASK, old_mask, std::ptr::null_mut());
-            libc::execvp(argv[0], argv.as_ptr());
-            let msg = format!("labwire-init: exec {}: {}\n", command[0], errno());
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::_exit(127);
+        if libc::fork() == 0 {
+            exec_command(c, mask);
         }
     }
 }
@@ -321,8 +510,11 @@ fn run_pid1(c: &Config, set: &libc::sigset_t) -> ! {
             libc::SIGCHLD => reap(),
             libc::SIGUSR1 if !started => {
                 started = true;
+                if is_init_system(&c.command) {
+                    exec_command(c, &empty);
+                }
                 if !c.command.is_empty() {
-                    spawn_command(&c.command, &empty);
+                    spawn_command(c, &empty);
                 }
             }
             libc::SIGTERM | libc::SIGINT | libc::SIGHUP => {
