@@ -119,7 +119,12 @@ pub fn preflight(lab: &Lab) -> Result<()> {
                     l.a.node, l.a.iface
                 ));
             }
-            Peer::Macvlan { parent, .. } if !exists(parent)? => {
+            Peer::Macvlan { parent, .. }
+                if !lab
+                    .node(parent)
+                    .is_some_and(|n| n.class == KindClass::Bridge)
+                    && !exists(parent)? =>
+            {
                 problems.push(format!(
                     "link {}:{}: macvlan parent interface {parent} does not exist in the host",
                     l.a.node, l.a.iface

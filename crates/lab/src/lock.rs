@@ -28,9 +28,19 @@ impl Lock {
         } else {
             libc::LOCK_EX | libc::LOCK_NB
         };
-        // SAFETY: flock on a descriptor owned by `file`.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
+        loop {
+            // SAFETY: flock on a descriptor owned by `file`.
+            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+                break;
+            }
             let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                // A signal while waiting: Ctrl-C ends the wait, anything else retries.
+                if crate::signals::interrupted() {
+                    return Err(Error::Interrupted);
+                }
+                continue;
+            }
             if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 return Err(Error::Invalid(format!(
                     "{what} is busy: another labwire process is working on it"

@@ -276,6 +276,13 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
                 return Err(std::io::Error::last_os_error());
             }
             libc::setsid();
+            // Nothing labwire (or whoever started it) holds open may leak into the node.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             Ok(())
         });
     }
