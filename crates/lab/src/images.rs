@@ -1,36 +1,84 @@
-//! Nodes from images (waiting for the image store): every image is reported as unavailable.
+//! Nodes from images: resolving each node's image in labwire's store, unpacking its layers once,
+//! and describing the node's overlay root for the native runtime.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use runtime::native;
-use topology::Lab;
+use topology::{Lab, Node};
 
 use crate::error::{Error, Result};
 
-pub(crate) struct NoStore;
-
-impl NoStore {
-    pub(crate) fn resolve(&self, _r: &str) -> std::result::Result<Option<()>, String> {
-        Err("labwire's image store is not available in this build".into())
-    }
+pub(crate) fn image_store() -> std::result::Result<image::Store, String> {
+    image::Store::open_default().map_err(|e| format!("open the image store: {e}"))
 }
 
-pub(crate) fn image_store() -> std::result::Result<NoStore, String> {
-    Ok(NoStore)
-}
-
+/// The overlay layers and run configuration of every node that names an image; layers are
+/// unpacked here (once per layer, shared by all labs).
 pub(crate) fn image_roots(
     lab: &Lab,
-    _state_dir: &std::path::Path,
+    state_dir: &std::path::Path,
 ) -> Result<HashMap<String, native::ImageRoot>> {
-    if lab
+    let mut out = HashMap::new();
+    let wanted: Vec<&Node> = lab
         .nodes
         .iter()
-        .any(|n| n.is_workload() && n.image.is_some())
-    {
-        return Err(Error::Invalid(
-            "the image store is not available in this build".into(),
-        ));
+        .filter(|n| n.is_workload() && n.image.is_some())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(out);
     }
-    Ok(HashMap::new())
+    let store = image_store().map_err(Error::Invalid)?;
+    let mut cache: HashMap<String, (image::Image, Vec<PathBuf>)> = HashMap::new();
+    for n in wanted {
+        let reference = n.image.as_deref().unwrap_or_default();
+        if !cache.contains_key(reference) {
+            let img = store
+                .resolve(reference)
+                .map_err(|e| Error::Invalid(format!("image `{reference}`: {e}")))?
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "image `{reference}` is not in labwire's image store"
+                    ))
+                })?;
+            let layers = store
+                .layer_dirs(&img)
+                .map_err(|e| Error::Invalid(format!("unpack image `{reference}`: {e}")))?;
+            cache.insert(reference.to_string(), (img, layers));
+        }
+        let (img, layers) = &cache[reference];
+        let node_dir = state_dir.join("nodes").join(&n.name);
+        out.insert(
+            n.name.clone(),
+            native::ImageRoot {
+                layers: layers.clone(),
+                upper: node_dir.join("upper"),
+                work: node_dir.join("work"),
+                entrypoint: img.config.entrypoint.clone(),
+                cmd: img.config.cmd.clone(),
+                env: img.config.env.clone(),
+                working_dir: img.config.working_dir.clone(),
+                user: img.config.user.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Deployed labs with a node whose image resolves to `id`.
+pub fn labs_using(store: &image::Store, id: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in crate::state::recorded_labs() {
+        let rec = crate::state::Recorded::read(&crate::paths::lab_state_dir(&name));
+        let Some(lab) = rec.lab else { continue };
+        let uses = lab
+            .nodes
+            .iter()
+            .filter_map(|n| n.image.as_deref())
+            .any(|r| matches!(store.resolve(r), Ok(Some(img)) if img.id == id));
+        if uses {
+            out.push(name);
+        }
+    }
+    out
 }

@@ -10,7 +10,7 @@ pub mod destroy;
 pub mod error;
 pub mod exec;
 pub mod generate;
-mod images;
+pub mod images;
 pub mod inspect;
 pub mod lock;
 pub mod paths;

@@ -228,8 +228,38 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
         &node.hostname,
     ]);
     cmd.arg("--log").arg(dir.join("console.log"));
-    for (d, mode) in PRIVATE_DIRS {
-        cmd.args(["--tmpfs", d, mode]);
+    match s.image {
+        None => {
+            for (d, mode) in PRIVATE_DIRS {
+                cmd.args(["--tmpfs", d, mode]);
+            }
+        }
+        Some(img) => {
+            for l in &img.layers {
+                cmd.arg("--lower").arg(l);
+            }
+            for d in [&img.upper, &img.work] {
+                std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
+            }
+            cmd.arg("--upper")
+                .arg(&img.upper)
+                .arg("--work")
+                .arg(&img.work);
+            cmd.arg("--rootfs").arg(dir.join("rootfs"));
+            // Daemons (FRR among them) want a fresh /run of their own.
+            cmd.args(["--tmpfs", "/run", "755"]);
+            let resolv = dir.join("resolv.conf");
+            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            std::fs::write(&resolv, text).map_err(io(format!("write {}", resolv.display())))?;
+            cmd.arg("--file").arg(&resolv).arg("/etc/resolv.conf");
+            if let Some(w) = img.working_dir.as_deref().filter(|w| !w.is_empty()) {
+                cmd.args(["--workdir", w]);
+            }
+            let user = node.user.as_deref().or(img.user.as_deref());
+            if let Some(u) = user.filter(|u| !u.is_empty()) {
+                cmd.args(["--user", u]);
+            }
+        }
     }
     cmd.arg("--file").arg(&hosts).arg("/etc/hosts");
     cmd.arg("--file").arg(&hostname).arg("/etc/hostname");

@@ -6,6 +6,7 @@ mod destroy;
 mod exec;
 mod generate;
 mod graph;
+mod image;
 mod inspect;
 mod validate;
 
@@ -36,6 +37,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Run a command inside nodes of a deployed lab
     Exec(exec::ExecArgs),
+    /// Manage labwire's own images (import, ls, inspect, rm)
+    Image(image::ImageArgs),
     /// Generate ring or CLOS topologies
     Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a),
         Command::Exec(a) => exec::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Image(a) => image::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Version => {
