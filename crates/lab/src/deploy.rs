@@ -482,6 +482,9 @@ impl Run<'_> {
                     }
                     _ => None,
                 };
+                if n.startup_delay_s > 0 {
+                    sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
+                }
                 let proc = native::spawn(&native::Spawn {
                     lab: &lab.name,
                     node: n,

@@ -233,6 +233,9 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
             for (d, mode) in PRIVATE_DIRS {
                 cmd.args(["--tmpfs", d, mode]);
             }
+            if let Some(u) = node.user.as_deref().filter(|u| !u.is_empty()) {
+                cmd.args(["--user", u]);
+            }
         }
         Some(img) => {
             for l in &img.layers {

@@ -139,6 +139,7 @@ const NATIVE_ACTS_ON: &[&str] = &[
     "image",
     "image-pull-policy",
     "startup-delay",
+    "user",
     "exec",
     "binds",
     "mgmt-ipv4",

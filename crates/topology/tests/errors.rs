@@ -436,13 +436,13 @@ fn a_valid_file_has_no_errors_or_warnings() {
 
 #[test]
 fn an_unacted_field_is_one_warning_line() {
-    let text = "name: t\ntopology:\n  defaults:\n    user: frr\n  nodes:\n    a: {}\n    b: {}\n    c: {runtime: docker}\n";
+    let text = "name: t\ntopology:\n  defaults:\n    memory: 1g\n  nodes:\n    a: {}\n    b: {}\n    c: {runtime: docker}\n";
     let loaded = run(text).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let out = loaded.warnings.render(false);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert_eq!(
         out,
-        "t.clab.yml:4:11: warning: `user` (nodes a, b) is accepted but the native runtime does not act on it yet\n"
+        "t.clab.yml:4:13: warning: `memory` (nodes a, b) is accepted but the native runtime does not act on it yet\n"
     );
     assert_eq!(loaded.warnings.warnings().count(), 1);
 }
