@@ -764,9 +764,6 @@ impl Run<'_> {
 
     fn artifacts(&self) -> Result<()> {
         let lab = self.lab;
-        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-        let keys = artifacts::collect_ssh_pub_keys(&home);
-        artifacts::write_lab_artifacts(lab, &keys)?;
         let entries: Vec<(IpAddr, String)> = lab
             .nodes
             .iter()

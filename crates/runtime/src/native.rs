@@ -258,6 +258,15 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
             if let Some(w) = img.working_dir.as_deref().filter(|w| !w.is_empty()) {
                 cmd.args(["--workdir", w]);
             }
+            // The lab's authorized_keys lets the host's users log in as root where the image runs
+            // sshd (unless the topology binds something there itself).
+            let keys = node.dir.parent().map(|d| d.join("authorized_keys"));
+            let target = "/root/.ssh/authorized_keys";
+            if let Some(k) = keys.filter(|k| k.is_file()) {
+                if !node.binds.iter().any(|b| b.target == target) {
+                    cmd.arg("--bind").arg(k).arg(target).arg("ro");
+                }
+            }
             let user = node.user.as_deref().or(img.user.as_deref());
             if let Some(u) = user.filter(|u| !u.is_empty()) {
                 cmd.args(["--user", u]);

@@ -28,7 +28,8 @@ pub fn ssh_config(lab: &Lab) -> String {
     nodes.sort_by(|a, b| a.0.long_name.cmp(&b.0.long_name));
     for (node, ip) in nodes {
         out.push('\n');
-        let _ = writeln!(out, "Host {}", node.long_name);
+        // The address too, so tools that connect by address (Ansible) get the same settings.
+        let _ = writeln!(out, "Host {} {ip}", node.long_name);
         let _ = writeln!(out, "  HostName {ip}");
         out.push_str("  User root\n");
         out.push_str("  StrictHostKeyChecking=no\n");
@@ -169,14 +170,14 @@ mod tests {
         let want = "\
 # SSH client config for the nodes of lab t, written by labwire
 
-Host clab-t-n1
+Host clab-t-n1 172.20.20.2
   HostName 172.20.20.2
   User root
   StrictHostKeyChecking=no
   UserKnownHostsFile=/dev/null
   LogLevel ERROR
 
-Host clab-t-n2
+Host clab-t-n2 172.20.20.9
   HostName 172.20.20.9
   User root
   StrictHostKeyChecking=no
