@@ -24,6 +24,7 @@ pub struct Destroyed {
 
 /// Destroy the lab `name` (its lock is taken here).
 pub fn destroy(name: &str, cleanup: bool) -> Result<Destroyed> {
+    paths::check_lab_name(name)?;
     let _lock = Lock::lab_wait(name, Duration::from_secs(120))?;
     let dir = paths::lab_state_dir(name);
     let rec = Recorded::read(&dir);

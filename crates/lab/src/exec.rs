@@ -16,6 +16,7 @@ pub enum Select<'a> {
 
 /// Run `cmd` in each selected running node of lab `name`; results in node order.
 pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, ExecOutput)>> {
+    paths::check_lab_name(name)?;
     let rec = Recorded::read(&paths::lab_state_dir(name));
     let Some(lab) = rec.lab.clone() else {
         return Err(Error::Invalid(format!("lab {name} is not deployed")));

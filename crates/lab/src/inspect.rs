@@ -94,6 +94,7 @@ fn ipv6(lab: &Lab, n: &topology::Node) -> String {
 
 /// Rows of one lab, or `None` when it has no recorded state.
 pub fn lab(name: &str) -> Option<(Lab, Vec<Row>)> {
+    paths::check_lab_name(name).ok()?;
     let rec = Recorded::read(&paths::lab_state_dir(name));
     let lab = rec.lab.clone()?;
     Some((lab, rows_of(&rec)))

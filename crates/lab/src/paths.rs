@@ -33,3 +33,10 @@ pub fn ssh_config_dir() -> PathBuf {
 pub fn lab_run_dir(lab: &str) -> PathBuf {
     lock_dir().join("run").join(lab)
 }
+
+/// A lab name given on the command line becomes part of paths labwire removes: it must be a name
+/// the topology would accept (letters, digits, `.`, `_`, `-`; no `..`; not empty).
+pub fn check_lab_name(name: &str) -> crate::Result<()> {
+    topology::node::check_node_name(name)
+        .map_err(|e| crate::Error::Invalid(format!("lab name `{name}`: {e}")))
+}

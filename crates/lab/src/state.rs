@@ -142,6 +142,7 @@ pub fn recorded_labs() -> Vec<String> {
             d.flatten()
                 .filter(|e| e.path().is_dir())
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| crate::paths::check_lab_name(n).is_ok())
                 .collect()
         })
         .unwrap_or_default();

@@ -40,7 +40,8 @@ pub struct Source {
 
 impl Source {
     pub fn from_file(path: &Path) -> std::io::Result<Source> {
-        let text = std::fs::read_to_string(path)?;
+        let file = std::fs::File::open(path)?;
+        let text = read_bounded(file)?;
         let abs = std::path::absolute(path)?;
         let base_dir = abs
             .parent()
@@ -62,6 +63,27 @@ impl Source {
             base_dir: base_dir.to_path_buf(),
         }
     }
+}
+
+/// Read at most [`yaml::MAX_SOURCE_BYTES`] (a device, a pipe or a huge file is refused without
+/// being read whole).
+pub fn read_bounded(r: impl std::io::Read) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let limit = yaml::MAX_SOURCE_BYTES as u64;
+    let mut buf = Vec::new();
+    r.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a topology is at most {limit} bytes; this input is larger"),
+        ));
+    }
+    String::from_utf8(buf).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the topology is not UTF-8 text",
+        )
+    })
 }
 
 /// Find the topology file when none is named: the one `*.clab.yml`/`*.clab.yaml` in `dir`.

@@ -212,6 +212,17 @@ pub fn check_iface_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err("`.` and `..` are not interface names".into());
     }
+    if name.starts_with('-') {
+        return Err("interface names cannot start with `-`".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '+')))
+    {
+        return Err(format!(
+            "interface names may contain letters, digits and `_ . - @ +` only, not `{c}`"
+        ));
+    }
     if name == "lo" {
         return Err("`lo` is the loopback interface every namespace already has".into());
     }

@@ -143,7 +143,7 @@ pub const MAX_DEPTH: usize = 256;
 /// Mappings with at least this many keys check duplicates through a hash index.
 const INDEX_MAPS_FROM: usize = 16;
 /// Largest number of values a document may expand to (aliases included).
-pub const MAX_VALUES: usize = 4_000_000;
+pub const MAX_VALUES: usize = 1_000_000;
 
 /// Parse one YAML document. An empty document is a null scalar. A second document is an error.
 pub fn parse(text: &str) -> Result<Value, SyntaxError> {

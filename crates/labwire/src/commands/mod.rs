@@ -90,8 +90,7 @@ impl TopoArg {
             None => topology::find_topology(Path::new(".")).map_err(anyhow::Error::msg)?,
         };
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            let text = topology::read_bounded(std::io::stdin())
                 .context("read the topology from standard input")?;
             let cwd = std::env::current_dir().context("current directory")?;
             return Ok(topology::Source::from_text("<stdin>", text, &cwd));
