@@ -74,6 +74,28 @@ pub enum Error {
     /// A reference is not a valid image name.
     #[error("invalid image reference `{0}`")]
     InvalidReference(String),
+    /// A registry answered a request with an unexpected HTTP status.
+    #[error("registry {registry} answered {status} for {what}{hint}")]
+    RegistryStatus {
+        registry: String,
+        status: u16,
+        /// What was asked for: `manifest repo:tag`, `blob sha256:… of repo`, …
+        what: String,
+        /// Empty, or a short advice starting with a separator.
+        hint: String,
+    },
+    /// A request to a registry (or its token service) failed without an answer, or its answer
+    /// could not be read.
+    #[error("registry {registry}: {what}")]
+    RegistryRequest {
+        registry: String,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A registry's answer cannot be used (unsupported manifest, no image for this platform, …).
+    #[error("registry {registry}: {reason}")]
+    Registry { registry: String, reason: String },
 }
 
 /// The image store's result type.

@@ -5,7 +5,7 @@
 //! uncompressed tar (its diff-id), under `layers/sha256/<hex>/`, ready to be an overlayfs lowerdir.
 //! It imports plain rootfs tarballs, `docker save` archives and OCI image layouts ([`Store::import`]),
 //! accepts blobs fetched by a registry client ([`Store::put_blob`], [`Store::tag`]), and resolves
-//! names the way Docker does ([`normalize_reference`]). Writers serialise on a `flock`; every file
+//! names the way Docker does ([`normalize_reference`]), and pulls from registries ([`pull`]). Writers serialise on a `flock`; every file
 //! and directory appears by an atomic rename, so readers never see a half-written one.
 //!
 //! This crate owns the store directory and nothing else: it mounts nothing and never writes outside
@@ -16,10 +16,12 @@ mod error;
 mod import;
 mod lock;
 mod oci;
+mod pull;
 mod reference;
 mod store;
 mod unpack;
 
 pub use error::{Error, Result};
+pub use pull::{pull, pull_report, PullOptions, PullReport};
 pub use reference::normalize_reference;
 pub use store::{Image, ImageConfig, Store, DEFAULT_ROOT};

@@ -210,6 +210,19 @@ impl Store {
         self.load_image(manifest_digest, names_of(&index, manifest_digest))
     }
 
+    /// Like [`Store::tag`], for a name already normalised that may carry a digest
+    /// (`registry/repo@sha256:…`, as a pull by digest names its image).
+    pub(crate) fn tag_normalized(&self, name: &str, manifest_digest: &str) -> Result<Image> {
+        if !is_valid_reference(name) {
+            return Err(Error::InvalidReference(name.to_string()));
+        }
+        let name = normalize_reference(name);
+        let _lock = self.lock()?;
+        self.tag_locked(std::slice::from_ref(&name), manifest_digest)?;
+        let index = self.read_index()?;
+        self.load_image(manifest_digest, names_of(&index, manifest_digest))
+    }
+
     // ---- crate-internal pieces ----
 
     pub(crate) fn lock(&self) -> Result<FileLock> {
@@ -358,10 +371,17 @@ impl Store {
             !names.iter().any(|n| n == name)
         });
         for name in names {
-            let tag = name
-                .rsplit_once(':')
-                .filter(|(_, t)| !t.contains('/'))
-                .map_or("latest", |(_, t)| t);
+            // `repo:tag` → tag; `repo@sha256:…` → the digest; `repo:tag@sha256:…` → tag.
+            let tag = match name.split_once('@') {
+                Some((repo, digest)) => repo
+                    .rsplit_once(':')
+                    .filter(|(_, t)| !t.contains('/'))
+                    .map_or(digest, |(_, t)| t),
+                None => name
+                    .rsplit_once(':')
+                    .filter(|(_, t)| !t.contains('/'))
+                    .map_or("latest", |(_, t)| t),
+            };
             let annotations = BTreeMap::from([
                 (ANNOTATION_IMAGE_NAME.to_string(), name.clone()),
                 (ANNOTATION_REF_NAME.to_string(), tag.to_string()),

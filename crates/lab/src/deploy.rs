@@ -66,6 +66,8 @@ pub fn preflight(lab: &Lab) -> Result<()> {
         ));
     }
     let mut problems = Vec::new();
+    let mut checked_images: HashMap<(String, Option<String>), std::result::Result<(), String>> =
+        HashMap::new();
     for n in &lab.nodes {
         if n.is_workload() && n.runtime != Runtime::Native {
             problems.push(format!(
@@ -82,13 +84,12 @@ pub fn preflight(lab: &Lab) -> Result<()> {
         }
         if n.is_workload() {
             if let Some(img) = &n.image {
-                match crate::images::image_store().and_then(|st| st.resolve(img).map_err(|e| e.to_string())) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => problems.push(format!(
-                        "node {}: image `{img}` is not in labwire's image store; import it with `labwire image import FILE --name {img}`",
-                        n.name
-                    )),
-                    Err(e) => problems.push(format!("node {}: image `{img}`: {e}", n.name)),
+                let key = (img.clone(), n.image_pull_policy.clone());
+                let verdict = checked_images.entry(key).or_insert_with(|| {
+                    crate::images::ensure_image(img, n.image_pull_policy.as_deref())
+                });
+                if let Err(e) = verdict {
+                    problems.push(format!("node {}: {e}", n.name));
                 }
             }
         }

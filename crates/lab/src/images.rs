@@ -9,6 +9,48 @@ use topology::{Lab, Node};
 
 use crate::error::{Error, Result};
 
+/// Make sure an image is in the store, as `image-pull-policy` says: `never` only looks, `always`
+/// pulls, the default (`IfNotPresent`) pulls when missing. Registries on loopback may be plain
+/// HTTP. The error names the image and how to import it.
+pub(crate) fn ensure_image(
+    reference: &str,
+    policy: Option<&str>,
+) -> std::result::Result<(), String> {
+    let store = image_store()?;
+    let present = store
+        .resolve(reference)
+        .map_err(|e| format!("image `{reference}`: {e}"))?
+        .is_some();
+    let pull = match policy {
+        Some("never") => false,
+        Some("always") => true,
+        _ => !present,
+    };
+    if !pull {
+        return if present {
+            Ok(())
+        } else {
+            Err(format!(
+                "image `{reference}` is not in labwire's image store (image-pull-policy: never); import it with `labwire image import FILE --name {reference}`"
+            ))
+        };
+    }
+    let host = image::normalize_reference(reference);
+    let loopback =
+        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    let opts = image::PullOptions {
+        insecure: loopback,
+        progress: true,
+    };
+    match image::pull(&store, reference, &opts) {
+        Ok(_) => Ok(()),
+        Err(_) if present => Ok(()),
+        Err(e) => Err(format!(
+            "image `{reference}` is not in labwire's image store and pulling it failed ({e:#}); import it with `labwire image import FILE --name {reference}` or pull it with `labwire image pull {reference}`"
+        )),
+    }
+}
+
 pub(crate) fn image_store() -> std::result::Result<image::Store, String> {
     image::Store::open_default().map_err(|e| format!("open the image store: {e}"))
 }

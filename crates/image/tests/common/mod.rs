@@ -218,12 +218,18 @@ pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_mode(0o755);
                 h.set_size(0);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(MTIME);
                 b.append_data(&mut h, &p, &[][..]).unwrap();
             }
         }
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_size(data.len() as u64);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(MTIME);
         b.append_data(&mut h, path, *data).unwrap();
     }
     b.into_inner().unwrap()

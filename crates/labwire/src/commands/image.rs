@@ -1,4 +1,4 @@
-//! `labwire image`: labwire's own image store — import, list, inspect, remove.
+//! `labwire image`: labwire's own image store — import, pull, list, inspect, remove.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,14 @@ pub enum ImageCommand {
         /// Name to give the image (required for a plain rootfs tarball)
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Pull an image from a registry (Docker Hub, any OCI/Docker registry)
+    Pull {
+        /// The image, as Docker names it (`debian:12`, `quay.io/frr/frr:9`, `host:5000/repo@sha256:…`)
+        reference: String,
+        /// Allow a plain-HTTP registry and skip TLS certificate checks
+        #[arg(long)]
+        insecure: bool,
     },
     /// List images
     #[command(alias = "list")]
@@ -55,6 +63,29 @@ pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
                 short(&img.id),
                 img.layers.len(),
                 if img.layers.len() == 1 { "" } else { "s" }
+            );
+        }
+        ImageCommand::Pull {
+            reference,
+            insecure,
+        } => {
+            let opts = image::PullOptions {
+                insecure,
+                progress: true,
+            };
+            let report = image::pull_report(&store()?, &reference, &opts)
+                .with_context(|| format!("pull {reference}"))?;
+            let img = &report.image;
+            println!(
+                "pulled {} ({}, {} layer{}; {} blob{} fetched, {:.1}MB, {} already present)",
+                report.name,
+                short(&img.id),
+                img.layers.len(),
+                if img.layers.len() == 1 { "" } else { "s" },
+                report.fetched.len(),
+                if report.fetched.len() == 1 { "" } else { "s" },
+                report.bytes as f64 / 1e6,
+                report.present.len()
             );
         }
         ImageCommand::Ls { format } => {
