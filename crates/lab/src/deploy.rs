@@ -353,6 +353,24 @@ impl Run<'_> {
         self.images = self.timed("unpack images", || {
             crate::images::image_roots(lab, &state_dir)
         })?;
+        let used: Vec<Entry> = self
+            .images
+            .iter()
+            .map(|(node, root)| Entry::NodeImage {
+                node: node.clone(),
+                id: root.id.clone(),
+            })
+            .collect();
+        self.journal.record(&used)?;
+        // The lab directory's files come first: nodes bind some of them (authorized_keys), and a
+        // file replaced after a node bound it would be detached from the node.
+        self.timed("lab files", || -> Result<()> {
+            let home =
+                std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+            let keys = artifacts::collect_ssh_pub_keys(&home);
+            artifacts::write_lab_artifacts(lab, &keys)?;
+            Ok(())
+        })?;
 
         let t = Instant::now();
         let mut host = Handle::new().map_err(wire_err("open netlink"))?;

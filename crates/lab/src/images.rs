@@ -93,6 +93,7 @@ pub(crate) fn image_roots(
         out.insert(
             n.name.clone(),
             native::ImageRoot {
+                id: img.id.clone(),
                 layers: layers.clone(),
                 upper: node_dir.join("upper"),
                 work: node_dir.join("work"),
@@ -107,17 +108,15 @@ pub(crate) fn image_roots(
     Ok(out)
 }
 
-/// Deployed labs with a node whose image resolves to `id`.
-pub fn labs_using(store: &image::Store, id: &str) -> Vec<String> {
+/// Deployed labs with a node running from image `id` (as recorded when they were deployed).
+pub fn labs_using(id: &str) -> Vec<String> {
     let mut out = Vec::new();
     for name in crate::state::recorded_labs() {
         let rec = crate::state::Recorded::read(&crate::paths::lab_state_dir(&name));
-        let Some(lab) = rec.lab else { continue };
-        let uses = lab
-            .nodes
+        let uses = rec
+            .entries
             .iter()
-            .filter_map(|n| n.image.as_deref())
-            .any(|r| matches!(store.resolve(r), Ok(Some(img)) if img.id == id));
+            .any(|e| matches!(e, crate::state::Entry::NodeImage { id: used, .. } if used == id));
         if uses {
             out.push(name);
         }

@@ -61,6 +61,8 @@ pub struct Spawn<'a> {
 /// What a node started from an image needs: its layers and the image's run configuration.
 #[derive(Debug, Clone, Default)]
 pub struct ImageRoot {
+    /// The image's id (config digest).
+    pub id: String,
     /// Unpacked layer directories, bottom first (overlayfs lower layers).
     pub layers: Vec<PathBuf>,
     /// The node's own writable layer and overlayfs work directory (same file system).

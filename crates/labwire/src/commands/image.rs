@@ -116,7 +116,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
             let Some(img) = st.resolve(&reference)? else {
                 bail!("no image `{reference}` in labwire's image store (see `labwire image ls`)");
             };
-            let users = lab::images::labs_using(&st, &img.id);
+            let users = lab::images::labs_using(&img.id);
             if !users.is_empty() {
                 bail!(
                     "image `{reference}` is used by deployed lab{} {}; destroy {} first",

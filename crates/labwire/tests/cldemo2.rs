@@ -1,0 +1,474 @@
+//! The flagship user story end to end (issue 7): build the open-nos image from its package list
+//! (`images/open-nos/build.sh`, mmdebstrap + `labwire image import`), deploy the cldemo2 fabric
+//! (`examples/cldemo2/`) on it, wait for BGP unnumbered and EVPN between the leaves, check L3
+//! across the fabric and the EVPN L2 VNI between server01 and server03, drive every node with real
+//! ansible-core over SSH (the lab's inventory, the lab's authorized_keys), run the example
+//! playbook, destroy, and check nothing is left.
+//!
+//! Runs as root. The image goes to its own store, `/var/tmp/lwt-c2-images`, and is reused while the
+//! recipe (suite, sources, packages, customize.sh) is unchanged, so only the first run pays for the
+//! download (set `LWT_C2_REBUILD=1` to force a build). The example is copied to a temp dir and
+//! deployed as lab `lwt-c2` on its own management network (172.31.201.0/24, fd00:c2:1::/64).
+//! Needs: mmdebstrap (build.sh installs it when missing), ansible-core (`ansible`,
+//! `ansible-playbook`; installed with apt-get when missing), ssh and ssh-keygen (openssh-client).
+//!
+//! Timings are printed (`--nocapture` shows them): image build, deploy, deploy → all sessions
+//! Established, ansible ping.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const LAB: &str = "lwt-c2";
+const NETWORK: &str = "lwt-c2";
+const IMAGE: &str = "open-nos:latest";
+const IMAGE_DIR: &str = "/var/tmp/lwt-c2-images";
+const NODES: [&str; 5] = ["leaf01", "leaf02", "server01", "server02", "server03"];
+const LEAVES: [&str; 2] = ["leaf01", "leaf02"];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// What the image is built from; a change rebuilds it.
+fn recipe_stamp(dir: &Path) -> String {
+    let mut s = String::new();
+    for f in ["suite", "sources", "packages", "customize.sh", "build.sh"] {
+        let t = std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(f).display()));
+        s.push_str(&format!("--- {f}\n{t}"));
+    }
+    s
+}
+
+/// open-nos:latest in IMAGE_DIR: reused when present and built from the same recipe, else built
+/// with images/open-nos/build.sh. Returns the seconds the build took (None when reused).
+fn ensure_image() -> Option<f64> {
+    let recipe = repo_root().join("images/open-nos");
+    let stamp_path = Path::new(IMAGE_DIR).join("open-nos.recipe");
+    let stamp = recipe_stamp(&recipe);
+    let mut inspect = labwire();
+    inspect
+        .env("LABWIRE_IMAGE_DIR", IMAGE_DIR)
+        .args(["image", "inspect", IMAGE]);
+    let present = run_timeout(inspect, Duration::from_secs(60))
+        .status
+        .success();
+    let same = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
+    if present && same && std::env::var_os("LWT_C2_REBUILD").is_none() {
+        eprintln!("cldemo2: image {IMAGE} reused from {IMAGE_DIR}");
+        return None;
+    }
+    let t = Instant::now();
+    let mut build = Command::new("bash");
+    build
+        .arg(recipe.join("build.sh"))
+        .arg(IMAGE)
+        .env("LABWIRE", labwire_bin())
+        .env("LABWIRE_INIT", init_bin())
+        .env("LABWIRE_IMAGE_DIR", IMAGE_DIR)
+        .stdin(std::process::Stdio::null());
+    let out = run_timeout(build, Duration::from_secs(900));
+    assert!(
+        out.status.success(),
+        "images/open-nos/build.sh failed: {}",
+        describe(&out)
+    );
+    eprint!("{}", text(&out.stdout));
+    std::fs::write(&stamp_path, stamp)
+        .unwrap_or_else(|e| panic!("write {}: {e}", stamp_path.display()));
+    Some(t.elapsed().as_secs_f64())
+}
+
+/// The directory holding `ansible` and `ansible-playbook`, installing ansible-core (Debian's
+/// package) when neither PATH nor the test venv has it.
+fn ansible_dir() -> PathBuf {
+    let find = || -> Option<PathBuf> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .chain([
+                PathBuf::from("/usr/bin"),
+                PathBuf::from("/var/tmp/lwt-ansible/bin"),
+            ])
+            .find(|d| d.join("ansible").is_file() && d.join("ansible-playbook").is_file())
+    };
+    if let Some(d) = find() {
+        return d;
+    }
+    eprintln!("cldemo2: ansible missing; apt-get install -y ansible-core");
+    let mut apt = Command::new("apt-get");
+    apt.args(["install", "-y", "-q", "ansible-core"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    let out = run_timeout(apt, Duration::from_secs(600));
+    if !out.status.success() {
+        eprintln!(
+            "cldemo2: apt-get install ansible-core failed ({}); trying pip in /var/tmp/lwt-ansible",
+            describe(&out)
+        );
+        let mut venv = Command::new("python3");
+        venv.args(["-m", "venv", "/var/tmp/lwt-ansible"]);
+        run_ok(venv);
+        let mut pip = Command::new("/var/tmp/lwt-ansible/bin/pip");
+        pip.args(["install", "-q", "ansible-core"]);
+        let out = run_timeout(pip, Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "cannot install ansible-core: {}",
+            describe(&out)
+        );
+    }
+    find().expect("ansible and ansible-playbook after installing ansible-core")
+}
+
+/// The example, copied to the lab's temp dir with this test's lab name and management network;
+/// leaf01's frr.conf there is the one the playbook will push, with a description the deployed
+/// configuration does not have yet.
+fn example_yaml() -> String {
+    let src = repo_root().join("examples/cldemo2/cldemo2.clab.yml");
+    let y = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+    let replaced = y
+        .replace("\nname: cldemo2\n", &format!("\nname: {LAB}\n"))
+        .replace("network: cldemo2-frr", &format!("network: {NETWORK}"))
+        .replace("172.31.200.0/24", "172.31.201.0/24")
+        .replace("fd00:c2::/64", "fd00:c2:1::/64");
+    for (from, what) in [
+        (format!("name: {LAB}"), "lab name"),
+        (format!("network: {NETWORK}"), "network"),
+        ("172.31.201.0/24".to_string(), "IPv4 subnet"),
+        ("fd00:c2:1::/64".to_string(), "IPv6 subnet"),
+    ] {
+        assert!(
+            replaced.contains(&from),
+            "examples/cldemo2/cldemo2.clab.yml: could not set the {what} (expected `name: cldemo2`, \
+             `network: cldemo2-frr`, 172.31.200.0/24, fd00:c2::/64)"
+        );
+    }
+    replaced
+}
+
+fn copy_example(into: &Path) {
+    let src = repo_root().join("examples/cldemo2");
+    for f in [
+        "start.sh",
+        "ansible.cfg",
+        "playbook.yml",
+        "leaf01/frr.conf",
+        "leaf02/frr.conf",
+    ] {
+        let to = into.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(f), &to)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.join(f).display(), to.display()));
+    }
+}
+
+/// Ok when both sessions (swp49, swp50) of `leaf` are Established in IPv4 unicast and EVPN.
+fn sessions_established(lab: &TestLab, leaf: &str) -> Result<(), String> {
+    let out = lab.exec(leaf, "vtysh -c 'show bgp summary json'");
+    if !out.status.success() {
+        return Err(format!("{leaf}: {}", describe(&out)));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{leaf}: no JSON yet ({e}): {}", text(&out.stdout)))?;
+    let mut problems = Vec::new();
+    for af in ["ipv4Unicast", "l2VpnEvpn"] {
+        for peer in ["swp49", "swp50"] {
+            let state = v[af]["peers"][peer]["state"].as_str().unwrap_or("absent");
+            if state != "Established" {
+                problems.push(format!("{leaf} {af} {peer}: {state}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn ping_within(lab: &TestLab, node: &str, addr: &str, timeout: Duration) {
+    let r = poll(timeout, || {
+        let out = lab.exec(node, &format!("ping -c1 -W1 {addr}"));
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(describe(&out))
+        }
+    });
+    if let Err(e) = r {
+        panic!("{node} cannot reach {addr} within {timeout:?}: {e}");
+    }
+}
+
+fn mac_of(lab: &TestLab, node: &str, iface: &str) -> String {
+    let v = ip_json(&["-n", &lab.netns(node), "-j", "link", "show", "dev", iface]);
+    v[0]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{node} {iface} has no MAC: {v}"))
+        .to_lowercase()
+}
+
+/// `leaf` has `mac` in VNI 100 as a remote MAC behind `vtep` (learned over EVPN), in FRR and in
+/// the kernel's FDB of vxlan100.
+fn remote_mac(lab: &TestLab, leaf: &str, mac: &str, vtep: &str) -> Result<(), String> {
+    let out = lab.exec(leaf, "vtysh -c 'show evpn mac vni 100 json'");
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{leaf}: show evpn mac printed no JSON ({e}): {}",
+            describe(&out)
+        )
+    })?;
+    let m = &v["macs"][mac];
+    if m["type"] != "remote" || m["remoteVtep"] != vtep {
+        return Err(format!(
+            "{leaf}: MAC {mac} is not remote behind {vtep} in `show evpn mac vni 100`: {v}"
+        ));
+    }
+    let fdb = lab.exec(leaf, "bridge fdb show dev vxlan100");
+    let want = format!("{mac} dst {vtep} self extern_learn");
+    if !text(&fdb.stdout)
+        .lines()
+        .any(|l| l.trim().starts_with(&want))
+    {
+        return Err(format!(
+            "{leaf}: no `{want}` in bridge fdb show dev vxlan100:\n{}",
+            text(&fdb.stdout)
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn cldemo2_open_nos_bgp_evpn_ssh_ansible() {
+    require_root();
+    let t_all = Instant::now();
+    let build_secs = ensure_image();
+    let ansible = ansible_dir();
+
+    let lab = {
+        let mut lab = TestLab::with_file(
+            "cldemo2",
+            LAB,
+            NETWORK,
+            &NODES,
+            "cldemo2.clab.yml",
+            &example_yaml(),
+        );
+        copy_example(&lab.dir);
+        // The test's own ssh key, in a HOME of its own: deploy puts ~/.ssh/*.pub into the lab's
+        // authorized_keys, which every open-nos node gets as /root/.ssh/authorized_keys.
+        let home = lab.dir.join("home");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        let mut keygen = Command::new("ssh-keygen");
+        keygen.args(["-q", "-t", "ed25519", "-N", "", "-C", "lwt-c2", "-f"]);
+        keygen.arg(home.join(".ssh/id_ed25519"));
+        run_ok(keygen);
+        lab.env.push(("HOME".into(), home.display().to_string()));
+        lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
+        lab.env.retain(|(k, _)| k != "SSH_AUTH_SOCK");
+        lab
+    };
+    let home = lab.dir.join("home");
+    let key = home.join(".ssh/id_ed25519");
+
+    // Deploy, then wait for every BGP session (IPv4 unicast and EVPN, swp49 and swp50, both leaves).
+    let t0 = Instant::now();
+    let mut deploy = lab.deploy_cmd();
+    deploy.env_remove("SSH_AUTH_SOCK");
+    let out = run_timeout(deploy, Duration::from_secs(180));
+    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    let deploy_secs = t0.elapsed().as_secs_f64();
+    for leaf in LEAVES {
+        if let Err(e) = poll(Duration::from_secs(90), || sessions_established(&lab, leaf)) {
+            let log = std::fs::read_to_string(
+                lab::paths::lab_run_dir(LAB).join(leaf).join("console.log"),
+            )
+            .unwrap_or_default();
+            panic!("BGP sessions not Established within 90 s: {e}\n{leaf} console:\n{log}");
+        }
+    }
+    let established_secs = t0.elapsed().as_secs_f64();
+
+    // L3 across the fabric: server02 and server03 have their gateways on leaf02, server01 on leaf01.
+    if let Err(e) = poll(Duration::from_secs(15), || {
+        let route = lab.exec("leaf01", "ip route show 10.2.2.0/24");
+        if text(&route.stdout).contains("proto bgp") {
+            Ok(())
+        } else {
+            Err(describe(&route))
+        }
+    }) {
+        panic!("leaf01 has no BGP route to server02's subnet (10.2.2.0/24) within 15 s: {e}");
+    }
+    ping_within(&lab, "server01", "10.2.2.102", Duration::from_secs(15));
+    ping_within(&lab, "server01", "10.2.3.103", Duration::from_secs(15));
+    ping_within(&lab, "server02", "10.2.3.103", Duration::from_secs(15));
+
+    // The EVPN L2 VNI: server01 (eth2, on leaf02) and server03 (eth1, on leaf01) share 10.1.100.0/24;
+    // the leaves have no address there, so the only way between them is VXLAN 10.0.0.2 <-> 10.0.0.1.
+    ping_within(&lab, "server01", "10.1.100.103", Duration::from_secs(15));
+    ping_within(&lab, "server03", "10.1.100.101", Duration::from_secs(15));
+    let server03_mac = mac_of(&lab, "server03", "eth1");
+    let server01_mac = mac_of(&lab, "server01", "eth2");
+    if let Err(e) = poll(Duration::from_secs(10), || {
+        remote_mac(&lab, "leaf02", &server03_mac, "10.0.0.1")?;
+        remote_mac(&lab, "leaf01", &server01_mac, "10.0.0.2")
+    }) {
+        panic!("EVPN did not carry the servers' MACs: {e}");
+    }
+
+    // SSH: the lab's ssh config (when the host has /etc/ssh/ssh_config.d) makes
+    // `ssh clab-<lab>-<node>` work without prompts.
+    let inventory = lab.lab_dir().join("ansible-inventory.yml");
+    assert!(
+        inventory.is_file(),
+        "deploy wrote no {} (lab directory has: {:?})",
+        inventory.display(),
+        std::fs::read_dir(lab.lab_dir())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    );
+    let authorized =
+        std::fs::read_to_string(lab.lab_dir().join("authorized_keys")).unwrap_or_default();
+    let public = std::fs::read_to_string(home.join(".ssh/id_ed25519.pub")).unwrap();
+    let public_key: String = public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        authorized.contains(&public_key),
+        "the lab's authorized_keys lacks the test's key {public_key}: {authorized:?}"
+    );
+    if Path::new("/etc/ssh/ssh_config.d").is_dir() {
+        let conf = format!("/etc/ssh/ssh_config.d/clab-{LAB}.conf");
+        assert!(Path::new(&conf).is_file(), "deploy wrote no {conf}");
+        let mut ssh = Command::new("ssh");
+        ssh.env("HOME", &home)
+            .arg("-i")
+            .arg(&key)
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+            .arg(lab.long_name("server02"))
+            .arg("hostname");
+        let out = run_timeout(ssh, Duration::from_secs(30));
+        assert!(
+            out.status.success() && text(&out.stdout).trim() == "server02",
+            "ssh {} hostname: {}",
+            lab.long_name("server02"),
+            describe(&out)
+        );
+    }
+
+    // Real ansible-core against the generated inventory: every node answers ping.
+    let ansible_cmd = |prog: &str| {
+        let mut c = Command::new(ansible.join(prog));
+        c.current_dir(&lab.dir)
+            .env("HOME", &home)
+            .env("ANSIBLE_CONFIG", lab.dir.join("ansible.cfg"))
+            .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env_remove("SSH_AUTH_SOCK");
+        c
+    };
+    let t_ping = Instant::now();
+    let mut ping = ansible_cmd("ansible");
+    ping.args(["all", "-i"])
+        .arg(&inventory)
+        .args(["-m", "ping", "-u", "root", "--private-key"])
+        .arg(&key);
+    let out = run_timeout(ping, Duration::from_secs(120));
+    let ping_secs = t_ping.elapsed().as_secs_f64();
+    let printed = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ansible all -m ping failed: {}",
+        describe(&out)
+    );
+    for n in NODES {
+        let want = format!("{} | SUCCESS", lab.long_name(n));
+        assert!(
+            printed.contains(&want),
+            "no `{want}` from ansible ping: {}",
+            describe(&out)
+        );
+    }
+
+    // The playbook pushes leaf01's changed frr.conf, applies it and checks the sessions.
+    let leaf01_conf = lab.dir.join("leaf01/frr.conf");
+    let conf = std::fs::read_to_string(&leaf01_conf).unwrap();
+    let anchor = " neighbor swp50 interface remote-as external\n";
+    assert!(
+        conf.contains(anchor),
+        "leaf01/frr.conf has no `{}`",
+        anchor.trim()
+    );
+    std::fs::write(
+        &leaf01_conf,
+        conf.replace(
+            anchor,
+            &format!("{anchor} neighbor swp49 description pushed-by-ansible\n"),
+        ),
+    )
+    .unwrap();
+    let mut play = ansible_cmd("ansible-playbook");
+    play.arg("-i")
+        .arg(&inventory)
+        .args(["--private-key"])
+        .arg(&key)
+        .arg(lab.dir.join("playbook.yml"));
+    let out = run_timeout(play, Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "ansible-playbook failed: {}",
+        describe(&out)
+    );
+    let recap = text(&out.stdout);
+    for leaf in LEAVES {
+        let host = lab.long_name(leaf);
+        assert!(
+            recap
+                .lines()
+                .any(|l| l.starts_with(&host) && l.contains("failed=0")),
+            "no successful recap for {host}: {recap}"
+        );
+    }
+    let running = lab.exec("leaf01", "vtysh -c 'show running-config'");
+    assert!(
+        text(&running.stdout).contains("neighbor swp49 description pushed-by-ansible"),
+        "the playbook's configuration is not running on leaf01: {}",
+        describe(&running)
+    );
+    for leaf in LEAVES {
+        poll(Duration::from_secs(30), || sessions_established(&lab, leaf))
+            .unwrap_or_else(|e| panic!("after the playbook: {e}"));
+    }
+
+    // Destroy: nothing of the lab is left (namespaces, links, mounts, processes, state, files).
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy failed: {}", describe(&out));
+    lab.assert_nothing_left(&[]);
+    let conf = format!("/etc/ssh/ssh_config.d/clab-{LAB}.conf");
+    assert!(!Path::new(&conf).exists(), "destroy left {conf}");
+    assert!(
+        hosts_block(&read_etc_hosts(), LAB).is_none(),
+        "destroy left the lab's /etc/hosts block"
+    );
+    assert!(
+        !lab.lab_dir().exists(),
+        "destroy --cleanup left {}",
+        lab.lab_dir().display()
+    );
+
+    let show = |s: Option<f64>| s.map_or_else(|| "reused".to_string(), |s| format!("{s:.1} s"));
+    eprintln!(
+        "cldemo2 timings: image build {}, deploy {deploy_secs:.2} s, deploy → all BGP/EVPN sessions \
+         Established {established_secs:.2} s, ansible ping (5 nodes) {ping_secs:.2} s, whole test {:.1} s",
+        show(build_secs),
+        t_all.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,67 @@
+#!/bin/sh
+# Started by labwire in every cldemo2 node (cmd: /bin/sh /lab/start.sh) once its links are up.
+# Starts sshd, sets up this node's interfaces, and on the leaves starts FRR with /lab/frr.conf.
+# Its output is in the node's console log.
+set -eu
+node=${CLAB_NODE_NAME:-$(hostname)}
+
+# sshd wants its privilege-separation directory; /run is a fresh tmpfs in every node.
+mkdir -p /run/sshd
+/usr/sbin/sshd
+
+addr() { ip addr replace "$2" dev "$1"; ip link set "$1" up; }
+
+leaf() { # leaf N: loopback 10.0.0.N, the L2 VNI 100 bridge, routed server ports
+    n=$1
+    ip addr replace "10.0.0.$n/32" dev lo
+    ip link add br100 type bridge 2>/dev/null || true
+    ip link set br100 addrgenmode none 2>/dev/null || true
+    ip link add vxlan100 type vxlan id 100 local "10.0.0.$n" dstport 4789 nolearning 2>/dev/null || true
+    ip link set vxlan100 master br100 up
+    ip link set br100 up
+    ip link set swp49 up
+    ip link set swp50 up
+}
+
+case $node in
+leaf01)
+    leaf 1
+    addr swp1 10.1.1.1/24          # server01 eth1: server01's gateway
+    addr swp2 10.1.2.1/24          # server02 eth1 (a spare uplink)
+    ip link set swp3 master br100 up   # server03 eth1: in VNI 100
+    ;;
+leaf02)
+    leaf 2
+    ip link set swp1 master br100 up   # server01 eth2: in VNI 100
+    addr swp2 10.2.2.1/24          # server02 eth2: server02's gateway
+    addr swp3 10.2.3.1/24          # server03 eth2: server03's gateway
+    ;;
+server01)
+    addr eth1 10.1.1.101/24
+    addr eth2 10.1.100.101/24      # VNI 100 (via leaf02)
+    ip route replace default via 10.1.1.1 dev eth1
+    ;;
+server02)
+    addr eth1 10.1.2.102/24
+    addr eth2 10.2.2.102/24
+    ip route replace default via 10.2.2.1 dev eth2
+    ;;
+server03)
+    addr eth1 10.1.100.103/24      # VNI 100 (via leaf01)
+    addr eth2 10.2.3.103/24
+    ip route replace default via 10.2.3.1 dev eth2
+    ;;
+*)
+    echo "start.sh: no interface plan for node $node" >&2
+    ;;
+esac
+
+case $node in
+leaf*)
+    # FRR reads /etc/frr/frr.conf; the lab's copy is bound read-only at /lab/frr.conf so the
+    # playbook can push a new one over /etc/frr/frr.conf. frrinit.sh makes /run/frr itself.
+    install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
+    /usr/lib/frr/frrinit.sh start
+    ;;
+esac
+echo "start.sh: $node up"
