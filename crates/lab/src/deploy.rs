@@ -504,13 +504,30 @@ impl Run<'_> {
                 if n.startup_delay_s > 0 {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
+                let image = self.images.get(&n.name);
+                let cgroup = match image {
+                    Some(img) if native::runs_init_system(n, img) => {
+                        let base = native::cgroup2_mount().ok_or_else(|| {
+                            Error::Invalid(format!(
+                                "node {} runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host",
+                                n.name
+                            ))
+                        })?;
+                        let path = base.join("labwire").join(&lab.name).join(&n.name);
+                        self.journal
+                            .record(&[Entry::Cgroup { path: path.clone() }])?;
+                        Some(path)
+                    }
+                    _ => None,
+                };
                 let proc = native::spawn(&native::Spawn {
                     lab: &lab.name,
                     node: n,
                     init: &self.init,
                     run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
                     join_netns: join.as_ref().map(|f| std::os::fd::AsFd::as_fd(f)),
-                    image: self.images.get(&n.name),
+                    image,
+                    cgroup: cgroup.as_deref(),
                 })?;
                 self.journal.record(&[Entry::Node {
                     node: n.name.clone(),

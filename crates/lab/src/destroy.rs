@@ -117,6 +117,17 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     if !left.is_empty() {
         errors.push(format!("{} node processes did not stop", left.len()));
     }
+    // Node cgroups (and whatever an init system made inside them), then the lab's own.
+    for e in &rec.entries {
+        if let Entry::Cgroup { path } = e {
+            if let Err(err) = runtime::native::remove_cgroup(path) {
+                errors.push(format!("remove cgroup {}: {err}", path.display()));
+            }
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
     lap("unregister netns", &mut report);
 
     // The kernel frees those veths in the background; wait for them so a redeploy right after can

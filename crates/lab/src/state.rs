@@ -41,6 +41,8 @@ pub enum Entry {
     HostsBlock { path: PathBuf },
     /// About to write an ssh client config.
     SshConfig { path: PathBuf },
+    /// About to make a cgroup directory for a node (removed with everything below it).
+    Cgroup { path: PathBuf },
     /// A node runs from this image (its config digest): `image rm` refuses it while recorded.
     NodeImage { node: String, id: String },
     /// The deploy finished.

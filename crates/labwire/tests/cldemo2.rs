@@ -48,7 +48,11 @@ fn recipe_stamp(dir: &Path) -> String {
 
 /// open-nos:latest in IMAGE_DIR: reused when present and built from the same recipe, else built
 /// with images/open-nos/build.sh. Returns the seconds the build took (None when reused).
+/// Tests of this file build the image once, one at a time.
+static IMAGE_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn ensure_image() -> Option<f64> {
+    let _one_at_a_time = IMAGE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let recipe = repo_root().join("images/open-nos");
     let stamp_path = Path::new(IMAGE_DIR).join("open-nos.recipe");
     let stamp = recipe_stamp(&recipe);
@@ -471,4 +475,70 @@ fn cldemo2_open_nos_bgp_evpn_ssh_ansible() {
         show(build_secs),
         t_all.elapsed().as_secs_f64()
     );
+}
+
+/// The open-nos image's own init: systemd runs as the node's PID 1 (labwire-init hands over to it),
+/// in a cgroup namespace rooted at the node's own cgroup, and reaches `running`; the node's /dev is
+/// its own, so no getty lands on the host's consoles; destroy removes the node's cgroups.
+#[test]
+fn open_nos_boots_systemd_as_pid1() {
+    ensure_image();
+    let yaml = "name: lwt-sd\n\
+        mgmt: {network: lwt-sd, ipv4-subnet: 10.250.1.0/24, ipv6-subnet: fd00:250:1::/64}\n\
+        topology:\n  nodes:\n    s1: {image: \"open-nos:latest\", cmd: /lib/systemd/systemd}\n";
+    let mut lab = TestLab::new("sd", "lwt-sd", "lwt-sd", &["s1"], yaml);
+    lab.env
+        .push(("LABWIRE_IMAGE_DIR".to_string(), IMAGE_DIR.to_string()));
+    lab.deploy();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let state = loop {
+        let out = lab.exec("s1", "systemctl is-system-running || true");
+        let state = text(&out.stdout).trim().to_string();
+        if state == "running" || state == "degraded" || Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let failed = text(
+        &lab.exec("s1", "systemctl --failed --no-legend || true")
+            .stdout,
+    );
+    assert_eq!(
+        state, "running",
+        "systemd state {state}; failed units:\n{failed}"
+    );
+    let pid1 = text(&lab.exec("s1", "tr '\\0' ' ' < /proc/1/cmdline").stdout);
+    assert!(
+        pid1.starts_with("/lib/systemd/systemd"),
+        "PID 1 is `{pid1}`"
+    );
+    let dev = text(&lab.exec("s1", "ls /dev").stdout);
+    assert!(
+        !dev.lines()
+            .any(|l| l == "tty1" || l == "ttyS0" || l.starts_with("sd") || l.starts_with("vd")),
+        "the node sees host devices: {dev}"
+    );
+    let cgroup_root = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            (post.split(' ').next()? == "cgroup2")
+                .then(|| pre.split(' ').nth(4).map(PathBuf::from))?
+        })
+        .expect("a cgroup2 mount");
+    let lab_cgroup = cgroup_root.join("labwire").join("lwt-sd");
+    assert!(
+        lab_cgroup.join("s1").join("init.scope").is_dir(),
+        "systemd made no init.scope under {}",
+        lab_cgroup.display()
+    );
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    assert!(
+        !lab_cgroup.exists(),
+        "{} is left after destroy",
+        lab_cgroup.display()
+    );
+    lab.assert_nothing_left(&[]);
 }

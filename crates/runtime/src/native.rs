@@ -56,6 +56,49 @@ pub struct Spawn<'a> {
     pub join_netns: Option<BorrowedFd<'a>>,
     /// The node's root from an image; `None` runs the node over the host's file system.
     pub image: Option<&'a ImageRoot>,
+    /// A cgroup (v2) directory of the node's own: the init joins it and gets a cgroup namespace
+    /// rooted there, so an init system inside (systemd) manages only the node.
+    pub cgroup: Option<&'a Path>,
+}
+
+/// Whether the node's command (from its image) is an init system, which must be PID 1 and gets a
+/// cgroup of its own.
+pub fn runs_init_system(node: &Node, image: &ImageRoot) -> bool {
+    image_command(node, image).first().is_some_and(|a| {
+        let base = a.rsplit('/').next().unwrap_or(a);
+        matches!(base, "init" | "systemd")
+    })
+}
+
+/// Where the host's cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// on hybrid hosts), if it is.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        if post.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        Some(PathBuf::from(pre.split(' ').nth(4)?))
+    })
+}
+
+/// Remove a node's cgroup and every cgroup systemd made inside it (deepest first). Missing is fine.
+pub fn remove_cgroup(dir: &Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup(&e.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// What a node started from an image needs: its layers and the image's run configuration.
@@ -286,6 +329,24 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     for (k, v) in &node.sysctls {
         cmd.args(["--sysctl", k, v]);
     }
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let join = s.join_netns.map(|fd| fd.as_raw_fd());
+    let cgroup_procs = match s.cgroup {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(io(format!("create cgroup {}", dir.display())))?;
+            flags |= libc::CLONE_NEWCGROUP;
+            cmd.arg("--cgroup");
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join("cgroup.procs"))
+                    .map_err(io(format!("open {}/cgroup.procs", dir.display())))?,
+            )
+        }
+        None => None,
+    };
+    let procs_fd = cgroup_procs.as_ref().map(|f| f.as_raw_fd());
     let argv = match s.image {
         Some(img) => image_command(node, img),
         None => command(node),
@@ -299,9 +360,6 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
         .stderr(Stdio::inherit());
     cmd.current_dir("/");
 
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
-    let join = s.join_netns.map(|fd| fd.as_raw_fd());
     match node.network_mode {
         NetworkMode::Host => {}
         NetworkMode::Container(_) => {}
@@ -311,6 +369,12 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     // system calls (setns, unshare, setsid) on values captured by copy.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(fd) = procs_fd {
+                // Join the node's cgroup before its cgroup namespace is made there.
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             if let Some(fd) = join {
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());

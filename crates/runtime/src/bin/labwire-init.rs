@@ -36,6 +36,8 @@ struct Config {
     upper: Option<String>,
     work: Option<String>,
     rootfs: Option<String>,
+    /// Mount the node's own cgroup v2 tree at /sys/fs/cgroup (it runs in a cgroup namespace).
+    cgroup: bool,
     /// Directory the command starts in, and the user it runs as (`uid[:gid]` or names).
     workdir: Option<String>,
     user: Option<String>,
@@ -53,6 +55,10 @@ fn parse(args: &[String]) -> Result<Config, String> {
     };
     while i < args.len() {
         match args[i].as_str() {
+            "--cgroup" => {
+                c.cgroup = true;
+                i += 1;
+            }
             "--lab" | "--node" => {
                 need(i, 1)?;
                 i += 2;
@@ -276,6 +282,78 @@ fn setup_mounts(c: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// A node's own /dev, as container engines make it: a tmpfs with the harmless character devices,
+/// /dev/net/tun (labs build taps and VMs), a private devpts and /dev/shm. No host disk or terminal
+/// is reachable, so an init system in the node cannot start gettys on the host's consoles.
+fn populate_dev(dev: &str) -> Result<(), String> {
+    std::fs::create_dir_all(dev).map_err(|e| format!("create {dev}: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID,
+        Some("mode=755"),
+    )?;
+    let nodes: [(&str, u32, u32, u32); 7] = [
+        ("null", 1, 3, 0o666),
+        ("zero", 1, 5, 0o666),
+        ("full", 1, 7, 0o666),
+        ("random", 1, 8, 0o666),
+        ("urandom", 1, 9, 0o666),
+        ("tty", 5, 0, 0o666),
+        ("net/tun", 10, 200, 0o666),
+    ];
+    for (name, major, minor, mode) in nodes {
+        let path = format!("{dev}/{name}");
+        if let Some(parent) = Path::new(&path).parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("create {}: {e}", parent.display()))?;
+        }
+        let c = cstr(&path);
+        // SAFETY: mknod on a path inside the node's fresh tmpfs; then set the mode exactly.
+        unsafe {
+            if libc::mknod(
+                c.as_ptr(),
+                libc::S_IFCHR | mode,
+                libc::makedev(major, minor),
+            ) != 0
+            {
+                return Err(format!("create {path}: {}", errno()));
+            }
+            libc::chmod(c.as_ptr(), mode);
+        }
+    }
+    for d in ["pts", "shm", "mqueue"] {
+        std::fs::create_dir_all(format!("{dev}/{d}"))
+            .map_err(|e| format!("create {dev}/{d}: {e}"))?;
+    }
+    mount(
+        Some("devpts"),
+        &format!("{dev}/pts"),
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    mount(
+        Some("shm"),
+        &format!("{dev}/shm"),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, format!("{dev}/{link}"))
+            .map_err(|e| format!("create {dev}/{link}: {e}"))?;
+    }
+    Ok(())
+}
+
 fn create_mount_point(dst: &str, dir: bool) -> Result<(), String> {
     let target = Path::new(dst);
     if dir {
@@ -287,8 +365,7 @@ fn create_mount_point(dst: &str, dir: bool) -> Result<(), String> {
     std::fs::write(target, b"").map_err(|e| format!("create {dst}: {e}"))
 }
 
-/// Mount the image's overlay on `root`, give it the host's /dev (nodes run privileged, as
-/// containerlab's do) with a private /dev/shm, and pivot into it. Returns where the host's root now
+/// Mount the image's overlay on `root`, give it a /dev of its own, and pivot into it. Returns where the host's root now
 /// is (still mounted, so bind sources opened earlier stay reachable through its /proc).
 fn enter_image_root(c: &Config, root: &str) -> Result<String, String> {
     let (Some(upper), Some(work)) = (&c.upper, &c.work) else {
@@ -305,19 +382,7 @@ fn enter_image_root(c: &Config, root: &str) -> Result<String, String> {
         lower.join(":")
     );
     mount(Some("overlay"), root, Some("overlay"), 0, Some(&data))?;
-    let dev = format!("{root}/dev");
-    std::fs::create_dir_all(&dev).map_err(|e| format!("create {dev}: {e}"))?;
-    mount(Some("/dev"), &dev, None, libc::MS_BIND | libc::MS_REC, None)?;
-    let shm = format!("{dev}/shm");
-    if Path::new(&shm).is_dir() {
-        mount(
-            Some("shm"),
-            &shm,
-            Some("tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            Some("mode=1777"),
-        )?;
-    }
+    populate_dev(&format!("{root}/dev"))?;
     let old = ".labwire-host-root";
     let old_abs = format!("{root}/{old}");
     std::fs::create_dir_all(&old_abs).map_err(|e| format!("create {old_abs}: {e}"))?;
@@ -359,6 +424,11 @@ fn setup_pid1(c: &Config, log: &std::fs::File) -> Result<(), String> {
     mount(Some("proc"), "/proc", Some("proc"), flags, None)?;
     // sysfs shows the mounting process's network namespace: the node's interfaces.
     mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None)?;
+    if c.cgroup {
+        let dir = "/sys/fs/cgroup";
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {dir}: {e}"))?;
+        mount(Some("cgroup2"), dir, Some("cgroup2"), flags, None)?;
+    }
     for (k, v) in &c.sysctls {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
         std::fs::write(&path, v).map_err(|e| format!("sysctl {k}={v}: {e}"))?;
