@@ -201,6 +201,7 @@ fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
 pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let start = Instant::now();
     preflight(&lab)?;
+    paths::ensure_run_tmpfs()?;
     let _lab_lock = Lock::lab(&lab.name)?;
     signals::install();
     let state_dir = paths::lab_state_dir(&lab.name);
@@ -486,18 +487,11 @@ impl Run<'_> {
             &|n: &&Node| -> Result<()> {
                 let join = match &n.network_mode {
                     NetworkMode::Container(other) => {
-                        let nets = self.nets.lock().expect("nets");
-                        let ns = nets.get(other).ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "node {}: node {other} has no namespace",
-                                n.name
-                            ))
+                        let procs = self.procs.lock().expect("procs");
+                        let p = procs.get(other).ok_or_else(|| {
+                            Error::Invalid(format!("node {}: node {other} is not running", n.name))
                         })?;
-                        Some(
-                            ns.fd()
-                                .try_clone_to_owned()
-                                .map_err(io("duplicate a namespace descriptor"))?,
-                        )
+                        Some(PathBuf::from(format!("/proc/{}/ns/net", p.pid)))
                     }
                     _ => None,
                 };
@@ -525,7 +519,7 @@ impl Run<'_> {
                     node: n,
                     init: &self.init,
                     run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
-                    join_netns: join.as_ref().map(|f| std::os::fd::AsFd::as_fd(f)),
+                    join_netns: join.as_deref(),
                     image,
                     cgroup: cgroup.as_deref(),
                 })?;
@@ -598,16 +592,24 @@ impl Run<'_> {
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
         let links: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
+        let t = Instant::now();
         for chunk in mgmt.chunks(512) {
             check_interrupt()?;
             wiring::create_links(lab, &[], chunk, &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
+        let t_mgmt = t.elapsed();
         for chunk in links.chunks(512) {
             check_interrupt()?;
             wiring::create_links(lab, chunk, &[], &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
+        let t_links = t.elapsed() - t_mgmt;
+        self.timings.lock().expect("timings").extend([
+            ("  mgmt veths".to_string(), t_mgmt),
+            ("  link veths".to_string(), t_links),
+        ]);
+        let t = Instant::now();
         // Configure every node that got an interface this round.
         let mut touched: BTreeSet<&str> = names.clone().into_iter().collect();
         for l in &links {
@@ -618,6 +620,13 @@ impl Run<'_> {
             }
         }
         let touched: Vec<&Node> = touched.into_iter().filter_map(|n| lab.node(n)).collect();
+        let mut endpoints: HashMap<&str, Vec<&topology::Endpoint>> = HashMap::new();
+        for l in &lab.links {
+            for e in l.endpoints() {
+                endpoints.entry(e.node.as_str()).or_default().push(e);
+            }
+        }
+        let home = NetNs::current().map_err(wire_err("open the host network namespace"))?;
         self.progress.stage("configure interfaces", touched.len());
         let configured = &self.configured;
         let results = pool::run(
@@ -634,12 +643,24 @@ impl Run<'_> {
                 {
                     return Ok(());
                 }
-                wiring::configure_node(lab, &wiring::NodeConfig { node: n, base }, ns)?;
+                let eps = endpoints
+                    .get(n.name.as_str())
+                    .map_or(&[][..], Vec::as_slice);
+                let cfg = wiring::NodeConfig {
+                    node: n,
+                    endpoints: eps,
+                    base,
+                };
+                wiring::configure_node(lab, &cfg, ns, &home)?;
                 self.progress.step(1);
                 Ok(())
             },
         );
         first_error(results)?;
+        self.timings
+            .lock()
+            .expect("timings")
+            .push(("  addresses".to_string(), t.elapsed()));
         drop(nets);
         for (i, _) in todo {
             self.made_links.insert(i);

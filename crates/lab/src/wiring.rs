@@ -427,21 +427,23 @@ pub fn create_links(
 /// What one node's namespace needs after its links exist.
 pub struct NodeConfig<'a> {
     pub node: &'a Node,
+    /// The node's link endpoints (for their addresses).
+    pub endpoints: &'a [&'a topology::Endpoint],
     /// Management addressing and routes (once per node).
     pub base: bool,
 }
 
 /// Bring every interface of the node up and apply its addresses (and, with `base`, the management
 /// address and default routes).
-pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs) -> Result<()> {
+pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs) -> Result<()> {
     let node = cfg.node;
     let op = |what: &str| format!("{what} in node {}", node.name);
-    let mut h = Handle::in_netns(ns).map_err(wire_err(op("open netlink")))?;
+    let mut h = Handle::in_netns_from(ns, home).map_err(wire_err(op("open netlink")))?;
     let links = h.links().map_err(wire_err(op("list interfaces")))?;
     let index: HashMap<&str, u32> = links.iter().map(|l| (l.name.as_str(), l.index)).collect();
     let mut addrs: Vec<(u32, IpAddr, u8)> = Vec::new();
-    for l in &lab.links {
-        for ep in l.endpoints().filter(|e| e.node == node.name) {
+    {
+        for ep in cfg.endpoints {
             if let Some(&i) = index.get(ep.iface.as_str()) {
                 if let Some(n) = ep.ipv4 {
                     addrs.push((i, IpAddr::V4(n.addr()), n.prefix_len()));

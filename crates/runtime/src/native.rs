@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
-use std::os::fd::{AsRawFd as _, BorrowedFd};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -52,8 +50,9 @@ pub struct Spawn<'a> {
     /// Directory for the node's runtime files (hosts, hostname, console log): on tmpfs, so starting
     /// a thousand nodes does not create thousands of files on a disk file system.
     pub run_dir: &'a Path,
-    /// Another node's network namespace to join (`network-mode: container:<node>`).
-    pub join_netns: Option<BorrowedFd<'a>>,
+    /// Another node's network namespace to join (`network-mode: container:<node>`), as a path
+    /// such as `/proc/<pid>/ns/net`.
+    pub join_netns: Option<&'a Path>,
     /// The node's root from an image; `None` runs the node over the host's file system.
     pub image: Option<&'a ImageRoot>,
     /// A cgroup (v2) directory of the node's own: the init joins it and gets a cgroup namespace
@@ -331,22 +330,23 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     }
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
-    let join = s.join_netns.map(|fd| fd.as_raw_fd());
-    let cgroup_procs = match s.cgroup {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(io(format!("create cgroup {}", dir.display())))?;
-            flags |= libc::CLONE_NEWCGROUP;
-            cmd.arg("--cgroup");
-            Some(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(dir.join("cgroup.procs"))
-                    .map_err(io(format!("open {}/cgroup.procs", dir.display())))?,
-            )
-        }
-        None => None,
-    };
-    let procs_fd = cgroup_procs.as_ref().map(|f| f.as_raw_fd());
+    if let Some(dir) = s.cgroup {
+        std::fs::create_dir_all(dir).map_err(io(format!("create cgroup {}", dir.display())))?;
+        flags |= libc::CLONE_NEWCGROUP;
+        cmd.arg("--cgroup");
+        cmd.arg("--cgroup-procs").arg(dir.join("cgroup.procs"));
+    }
+    match node.network_mode {
+        NetworkMode::Host => {}
+        NetworkMode::Container(_) => {}
+        _ => flags |= libc::CLONE_NEWNET,
+    }
+    if let Some(p) = s.join_netns {
+        cmd.arg("--join-netns").arg(p);
+    }
+    // labwire-init makes its namespaces itself, first thing: no code runs between fork and exec
+    // here, so the standard library can start it with posix_spawn instead of forking labwire.
+    cmd.args(["--unshare", &format!("{flags:x}")]);
     let argv = match s.image {
         Some(img) => image_command(node, img),
         None => command(node),
@@ -358,42 +358,6 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    cmd.current_dir("/");
-
-    match node.network_mode {
-        NetworkMode::Host => {}
-        NetworkMode::Container(_) => {}
-        _ => flags |= libc::CLONE_NEWNET,
-    }
-    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (setns, unshare, setsid) on values captured by copy.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(fd) = procs_fd {
-                // Join the node's cgroup before its cgroup namespace is made there.
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if let Some(fd) = join {
-                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if libc::unshare(flags) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::setsid();
-            // Nothing labwire (or whoever started it) holds open may leak into the node.
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            Ok(())
-        });
-    }
     let mut child = cmd
         .spawn()
         .map_err(io(format!("start labwire-init for node {}", node.name)))?;

@@ -59,6 +59,11 @@ fn parse(args: &[String]) -> Result<Config, String> {
                 c.cgroup = true;
                 i += 1;
             }
+            // Handled by enter_namespaces before parsing.
+            "--cgroup-procs" | "--join-netns" | "--unshare" => {
+                need(i, 1)?;
+                i += 2;
+            }
             "--lab" | "--node" => {
                 need(i, 1)?;
                 i += 2;
@@ -706,12 +711,58 @@ fn reaper() -> ! {
     }
 }
 
+/// The node's namespaces, made by labwire-init itself before anything else: join the node's
+/// cgroup (`--cgroup-procs`) and another node's network namespace (`--join-netns`), then
+/// `unshare(--unshare FLAGS)`, a new session, and no inherited descriptor beyond stdio survives exec.
+fn enter_namespaces(args: &[String]) -> Result<(), String> {
+    let value = |name: &str| {
+        args.iter()
+            .take_while(|a| *a != "--")
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    if let Some(procs) = value("--cgroup-procs") {
+        std::fs::write(procs, b"0").map_err(|e| format!("join cgroup {procs}: {e}"))?;
+    }
+    if let Some(path) = value("--join-netns") {
+        let f = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
+        // SAFETY: setns on a namespace file held open for the call.
+        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!("join network namespace {path}: {}", errno()));
+        }
+    }
+    if let Some(flags) = value("--unshare") {
+        let flags = i32::from_str_radix(flags, 16).map_err(|_| format!("bad --unshare {flags}"))?;
+        // SAFETY: unshare(2) and setsid(2) change only this process.
+        unsafe {
+            if libc::unshare(flags) != 0 {
+                return Err(format!("create namespaces: {}", errno()));
+            }
+            libc::setsid();
+        }
+    }
+    // SAFETY: marks every descriptor above stdio close-on-exec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("exec") => exec_in(&args[1..]),
         Some("reaper") => reaper(),
         _ => {}
+    }
+    if let Err(e) = enter_namespaces(&args) {
+        report(&format!("error {e}"));
+        std::process::exit(1);
     }
     let c = match parse(&args) {
         Ok(c) => c,
