@@ -40,8 +40,10 @@ floor_ring() {
     local t0 t1 t2
     t0=$(now); ip -batch "$f"; t1=$(now); ip -batch "$d"; t2=$(now)
     FLOOR_UP=$(secs "$t0" "$t1"); FLOOR_DOWN=$(secs "$t1" "$t2")
-    # The kernel frees the host veth ends asynchronously; let it settle before the next run.
-    while ip -br link | grep -q '^lwfm'; do sleep 0.1; done
+    # `ip netns del` returns before the kernel has freed the namespaces' veths; the time until the
+    # last host end is gone is the floor of a destroy that leaves nothing behind when it returns.
+    while ip -br link | grep -q '^lwfm'; do sleep 0.02; done
+    FLOOR_GONE=$(secs "$t1" "$(now)")
 }
 
 run_lab() {
@@ -62,9 +64,9 @@ ring() {
     floor_ring "$n"
     run_lab "$WORK/$name.clab.yml" "$name"
     echo "ring of $n nodes (+ management network):"
-    echo "  floor (ip -batch)  deploy ${FLOOR_UP} s   destroy ${FLOOR_DOWN} s"
+    echo "  floor (ip -batch)  deploy ${FLOOR_UP} s   destroy ${FLOOR_DOWN} s (kernel done freeing after ${FLOOR_GONE} s)"
     echo "  labwire            deploy ${LW_UP} s   destroy ${LW_DOWN} s"
-    echo "  ratio to floor     deploy $(ratio "$LW_UP" "$FLOOR_UP")x   destroy $(ratio "$LW_DOWN" "$FLOOR_DOWN")x"
+    echo "  ratio to floor     deploy $(ratio "$LW_UP" "$FLOOR_UP")x   destroy $(ratio "$LW_DOWN" "$FLOOR_DOWN")x (to the kernel's finish: $(ratio "$LW_DOWN" "$FLOOR_GONE")x)"
     echo "  labwire ${PEAK}; node init resident memory: ${INIT_RSS}"
     if /usr/bin/python3 -c 'import mininet' 2>/dev/null; then
         local mout mb ms

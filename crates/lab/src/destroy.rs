@@ -70,7 +70,9 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     // 2. Host links (only if still ours: same MAC), found with one dump taken before the namespaces
     // go (afterwards the kernel's namespace cleanup holds the netlink lock for a while). A veth end
     // whose peer is in a node's namespace vanishes with that namespace, in the kernel's batched
-    // cleanup, far cheaper than deleting pairs one by one; everything else is deleted here.
+    // cleanup, far cheaper than deleting pairs one by one; everything else is deleted here. The
+    // kernel frees those veths in the background after destroy returns (a redeploy that finds one
+    // of its own names still there waits for it).
     let mut host = Handle::new().map_err(wire_err("open netlink"))?;
     let present: HashMap<String, (u32, Option<String>, Option<String>)> = host
         .links()
@@ -98,7 +100,40 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     }
     lap("host links", &mut report);
 
-    // 3. Namespace names. Each unmount waits for an RCU grace period; doing them from several
+    // 3. Bridges labwire made; a management bridge stays while another lab uses it. Deleted while
+    //    the nodes' namespaces still exist: afterwards the kernel's cleanup of those namespaces holds
+    //    the netlink lock and the deletion would wait for all of it.
+    let bridges: Vec<(&String, &String, bool)> = rec
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Bridge { name, mac, shared } => Some((name, mac, *shared)),
+            _ => None,
+        })
+        .collect();
+    if !bridges.is_empty() {
+        let _g = Lock::global()?;
+        let in_use = bridges_used_by_others(name);
+        for (br, mac, shared) in bridges {
+            if shared && in_use.contains(br.as_str()) {
+                continue;
+            }
+            match host.link(br) {
+                Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => {
+                    match host.delete_link(l.index) {
+                        Ok(()) => report.bridges += 1,
+                        Err(err) => errors.push(format!("delete bridge {br}: {err}")),
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => errors.push(format!("look up bridge {br}: {err}")),
+            }
+        }
+    }
+
+    lap("bridges", &mut report);
+
+    // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from several
     // threads lets those waits overlap.
     let names: Vec<&String> = rec
         .entries
@@ -130,76 +165,7 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     }
     lap("unregister netns", &mut report);
 
-    // The kernel frees those veths in the background; wait for them so a redeploy right after can
-    // reuse the names.
-    let waiting: Vec<&String> = rec
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::HostLink { name, mac }
-                if present
-                    .get(name)
-                    .is_some_and(|(_, m, _)| m.as_deref() == Some(mac.as_str())) =>
-            {
-                Some(name)
-            }
-            _ => None,
-        })
-        .collect();
-    if !waiting.is_empty() {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let now: HashSet<String> = host
-                .links()
-                .map_err(wire_err("list host links"))?
-                .into_iter()
-                .map(|l| l.name)
-                .collect();
-            let left = waiting.iter().filter(|n| now.contains(n.as_str())).count();
-            if left == 0 {
-                break;
-            }
-            if Instant::now() >= deadline {
-                errors.push(format!(
-                    "{left} host links were still being freed by the kernel after 30 s"
-                ));
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    lap("free host links", &mut report);
 
-    // 4. Bridges labwire made; a management bridge stays while another lab uses it.
-    let bridges: Vec<(&String, &String, bool)> = rec
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Bridge { name, mac, shared } => Some((name, mac, *shared)),
-            _ => None,
-        })
-        .collect();
-    if !bridges.is_empty() {
-        let _g = Lock::global()?;
-        let in_use = bridges_used_by_others(name);
-        for (br, mac, shared) in bridges {
-            if shared && in_use.contains(br.as_str()) {
-                continue;
-            }
-            match host.link(br) {
-                Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => {
-                    match host.delete_link(l.index) {
-                        Ok(()) => report.bridges += 1,
-                        Err(err) => errors.push(format!("delete bridge {br}: {err}")),
-                    }
-                }
-                Ok(_) => {}
-                Err(err) => errors.push(format!("look up bridge {br}: {err}")),
-            }
-        }
-    }
-
-    lap("bridges", &mut report);
 
     // 5. Files on the host.
     for e in &rec.entries {

@@ -139,6 +139,7 @@ pub fn create_links(
         }
     }
     journal.record(&intents)?;
+    wait_out_stale_host_links(host, &intents)?;
 
     // 2. Host indexes needed as masters or parents.
     let mut indexes: HashMap<String, u32> = HashMap::new();
@@ -422,6 +423,48 @@ pub fn create_links(
             },
         },
     })
+}
+
+/// A host link labwire is about to create may still exist from this lab's previous life: the kernel
+/// frees a destroyed namespace's veths in the background. Wait for those (same name and MAC) to go;
+/// a same-named interface with another MAC is someone else's and an error.
+fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()> {
+    let wanted: HashMap<&str, &str> = intents
+        .iter()
+        .filter_map(|e| match e {
+            Entry::HostLink { name, mac } => Some((name.as_str(), mac.as_str())),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut stale = 0;
+        for l in host.links().map_err(wire_err("list host links"))? {
+            let Some(mac) = wanted.get(l.name.as_str()) else {
+                continue;
+            };
+            let ours = l.mac.map(|m| wire::netlink::format_mac(&m)).as_deref() == Some(*mac);
+            if !ours {
+                return Err(Error::Invalid(format!(
+                    "host interface {} already exists and is not one labwire made for this lab",
+                    l.name
+                )));
+            }
+            stale += 1;
+        }
+        if stale == 0 {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Invalid(format!(
+                "{stale} host interfaces of this lab's previous deploy are still being freed by the kernel after 30 s"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// What one node's namespace needs after its links exist.
