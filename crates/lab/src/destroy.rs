@@ -165,8 +165,6 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     }
     lap("unregister netns", &mut report);
 
-
-
     // 5. Files on the host.
     for e in &rec.entries {
         match e {
