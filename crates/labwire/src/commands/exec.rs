@@ -1,6 +1,5 @@
 //! `labwire exec`: run a command in the lab's nodes.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -9,12 +8,8 @@ use lab::exec::Select;
 
 #[derive(Args)]
 pub struct ExecArgs {
-    /// Topology file of the lab
-    #[arg(short = 't', long = "topo")]
-    pub topo: Option<PathBuf>,
-    /// Lab name
-    #[arg(long, conflicts_with = "topo")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::LabRef,
     /// Only this node (short or long name)
     #[arg(long)]
     pub node: Option<String>,
@@ -29,17 +24,7 @@ pub struct ExecArgs {
 }
 
 pub fn run(a: ExecArgs) -> anyhow::Result<ExitCode> {
-    let name = match a.name {
-        Some(n) => n,
-        None => {
-            super::TopoArg {
-                topo: a.topo,
-                runtime: None,
-            }
-            .load()?
-            .name
-        }
-    };
+    let name = a.lab.resolve()?;
     let select = match (&a.node, &a.label) {
         (Some(n), _) => Select::Node(n),
         (None, Some(l)) => match l.split_once('=') {

@@ -1,6 +1,5 @@
 //! `labwire inspect`: what is deployed, as a table or containerlab's JSON.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -8,12 +7,8 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// Topology file of the lab
-    #[arg(short = 't', long = "topo")]
-    pub topo: Option<PathBuf>,
-    /// Lab name
-    #[arg(long, conflicts_with = "topo")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::LabRef,
     /// Every deployed lab
     #[arg(short, long, conflicts_with_all = ["topo", "name"])]
     pub all: bool,
@@ -25,17 +20,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     let labs = if a.all {
         lab::inspect::all()
     } else {
-        let name = match a.name {
-            Some(n) => n,
-            None => {
-                super::TopoArg {
-                    topo: a.topo,
-                    runtime: None,
-                }
-                .load()?
-                .name
-            }
-        };
+        let name = a.lab.resolve()?;
         match lab::inspect::lab(&name) {
             Some((_, rows)) => vec![(name, rows)],
             None => bail!("lab {name} is not deployed"),

@@ -100,6 +100,32 @@ impl TopoArg {
     }
 }
 
+/// Which deployed lab a command is about: `-t FILE` (its `name`) or `--name LAB`.
+#[derive(Args, Clone)]
+pub struct LabRef {
+    /// Topology file of the lab
+    #[arg(short = 't', long = "topo")]
+    pub topo: Option<PathBuf>,
+    /// Lab name (works when the topology file changed or is gone)
+    #[arg(long, conflicts_with = "topo")]
+    pub name: Option<String>,
+}
+
+impl LabRef {
+    /// The lab's name: given, or read from the (valid) topology file.
+    pub fn resolve(&self) -> anyhow::Result<String> {
+        match &self.name {
+            Some(n) => Ok(n.clone()),
+            None => Ok(TopoArg {
+                topo: self.topo.clone(),
+                runtime: None,
+            }
+            .load()?
+            .name),
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Deploy(a) => deploy::run(a),
