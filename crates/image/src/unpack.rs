@@ -435,9 +435,56 @@ fn unlink_at(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> io::Result<()>
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })
 }
 
-/// Make room for a non-directory: remove whatever is there (an empty directory included).
+/// Make room for a non-directory: remove whatever is there. A directory goes with everything in
+/// it, as docker and containerd do when a later entry of a layer replaces a directory.
 fn remove_non_dir(dir: BorrowedFd, name: &CStr) -> Result<(), Fail> {
-    remove_any(dir, name)
+    match lstat_at(dir, name)? {
+        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(remove_tree_at(dir, name)?),
+        _ => remove_any(dir, name),
+    }
+}
+
+/// Remove the directory `name` in `dir` and everything below it, walking by descriptors opened
+/// with `O_NOFOLLOW`: a symlink inside is removed, never followed.
+fn remove_tree_at(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
+    let sub = open_dir_at(dir, name)?;
+    let mut children: Vec<(std::ffi::CString, bool)> = Vec::new();
+    {
+        // readdir on a duplicate, so closing the stream leaves `sub` open.
+        let dup = sub.try_clone()?;
+        // SAFETY: fdopendir takes ownership of the duplicated descriptor; the stream is closed
+        // below, and entries are copied out before the next readdir call.
+        unsafe {
+            let stream = libc::fdopendir(std::os::fd::IntoRawFd::into_raw_fd(dup));
+            if stream.is_null() {
+                return Err(io::Error::last_os_error());
+            }
+            loop {
+                let ent = libc::readdir(stream);
+                if ent.is_null() {
+                    break;
+                }
+                let n = CStr::from_ptr((*ent).d_name.as_ptr());
+                if n.to_bytes() == b"." || n.to_bytes() == b".." {
+                    continue;
+                }
+                children.push((n.to_owned(), (*ent).d_type == libc::DT_DIR));
+            }
+            libc::closedir(stream);
+        }
+    }
+    for (child, is_dir) in children {
+        let is_dir = is_dir
+            || lstat_at(sub.as_fd(), &child)?
+                .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        if is_dir {
+            remove_tree_at(sub.as_fd(), &child)?;
+        } else {
+            unlink_at(sub.as_fd(), &child, 0)?;
+        }
+    }
+    drop(sub);
+    unlink_at(dir, name, libc::AT_REMOVEDIR)
 }
 
 /// Remove `name` from `dir` if present; a directory must be empty.

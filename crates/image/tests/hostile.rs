@@ -214,3 +214,28 @@ fn a_hostile_layer_inside_docker_save_is_refused_too() {
         .next()
         .is_none());
 }
+
+/// A later entry that replaces a non-empty directory wins, as in docker and containerd: the
+/// directory goes with everything in it, without following a symlink inside it.
+#[test]
+fn a_file_replacing_a_full_directory_removes_it_and_nothing_outside() {
+    let t = TestDir::new();
+    std::fs::create_dir_all(t.join("outside")).unwrap();
+    std::fs::write(t.join("outside/keep"), b"keep").unwrap();
+    let outside = t.join("outside");
+    let tar = Tb::new()
+        .dir("d", 0o755)
+        .dir("d/sub", 0o755)
+        .file("d/sub/f", b"x", 0o644)
+        .symlink("d/out", outside.to_str().unwrap())
+        .file("d", b"now a file", 0o644)
+        .finish();
+    let src = t.write("replace.tar", &tar);
+    let store = t.store();
+    let img = store
+        .import(&src, Some("replace:1"))
+        .expect("the later entry wins");
+    let layers = store.layer_dirs(&img).unwrap();
+    assert_eq!(std::fs::read(layers[0].join("d")).unwrap(), b"now a file");
+    assert_eq!(std::fs::read(t.join("outside/keep")).unwrap(), b"keep");
+}
