@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use runtime::native;
 use runtime::process::ProcId;
+use runtime::{docker, native};
 use topology::{
     ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Peer, Runtime, Stage,
 };
@@ -68,7 +68,14 @@ pub fn preflight(lab: &Lab) -> Result<()> {
     let mut problems = Vec::new();
     let mut checked_images: HashMap<(String, Option<String>), std::result::Result<(), String>> =
         HashMap::new();
+    let docker = docker_preflight(lab, &mut problems);
     for n in &lab.nodes {
+        if n.is_workload() && n.runtime == Runtime::Docker {
+            if let Some(Err(e)) = &docker {
+                problems.push(format!("node {}: {e}", n.name));
+            }
+            continue;
+        }
         if n.is_workload() && n.runtime != Runtime::Native {
             problems.push(format!(
                 "node {}: the {} runtime is not available in this version of labwire; use `runtime: native` (or -r native)",
@@ -159,6 +166,42 @@ pub fn preflight(lab: &Lab) -> Result<()> {
             problems.join("\n  ")
         )))
     }
+}
+
+/// The docker runtime's checks: the engine answers and every docker node's image is in it (pulled
+/// as `image-pull-policy` says). `None` when no node runs on docker.
+fn docker_preflight(
+    lab: &Lab,
+    problems: &mut Vec<String>,
+) -> Option<std::result::Result<(), String>> {
+    let nodes: Vec<&Node> = lab
+        .nodes
+        .iter()
+        .filter(|n| n.is_workload() && n.runtime == Runtime::Docker)
+        .collect();
+    if nodes.is_empty() {
+        return None;
+    }
+    let engine = match docker::Engine::connect() {
+        Ok(e) => e,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    let mut checked = HashSet::new();
+    for n in nodes {
+        let Some(img) = &n.image else {
+            problems.push(format!(
+                "node {}: the docker runtime needs an `image`",
+                n.name
+            ));
+            continue;
+        };
+        if checked.insert((img.clone(), n.image_pull_policy.clone())) {
+            if let Err(e) = engine.ensure_image(img, n.image_pull_policy.as_deref()) {
+                problems.push(format!("node {}: {e}", n.name));
+            }
+        }
+    }
+    Some(Ok(()))
 }
 
 /// Try a dummy interface in a throwaway namespace: a missing module is reported before anything.
@@ -262,6 +305,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         init: native::init_path()?,
         timings: Mutex::new(Vec::new()),
         images: HashMap::new(),
+        engine: None,
     };
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
@@ -316,6 +360,8 @@ struct Run<'a> {
     timings: Mutex<Vec<(String, Duration)>>,
     /// Roots of the nodes that run from images.
     images: HashMap<String, native::ImageRoot>,
+    /// The Docker engine, connected when the lab has docker nodes.
+    engine: Option<docker::Engine>,
 }
 
 fn check_interrupt() -> Result<()> {
@@ -337,6 +383,21 @@ impl Run<'_> {
         r
     }
 
+    /// With a Docker engine on the host, its firewall drops traffic forwarded by other bridges:
+    /// accept this bridge's (journalled first; removed on destroy).
+    fn accept_bridge_traffic(&self, bridge: &str) -> Result<()> {
+        let entries: Vec<Entry> = ["iptables", "ip6tables"]
+            .into_iter()
+            .map(|tool| Entry::FirewallAccept {
+                tool: tool.into(),
+                bridge: bridge.to_string(),
+            })
+            .collect();
+        self.journal.record(&entries)?;
+        docker::allow_bridge_forwarding(bridge)?;
+        Ok(())
+    }
+
     fn workers(&self) -> usize {
         self.opts.max_workers.max(1)
     }
@@ -351,9 +412,23 @@ impl Run<'_> {
         std::fs::create_dir_all(&lab.dir)
             .map_err(io(format!("create lab directory {}", lab.dir.display())))?;
         let state_dir = paths::lab_state_dir(&lab.name);
+        // Docker nodes' images live in the engine, not in labwire's store.
+        let mut native_view = lab.clone();
+        for n in &mut native_view.nodes {
+            if n.runtime == Runtime::Docker {
+                n.image = None;
+            }
+        }
         self.images = self.timed("unpack images", || {
-            crate::images::image_roots(lab, &state_dir)
+            crate::images::image_roots(&native_view, &state_dir)
         })?;
+        if lab
+            .nodes
+            .iter()
+            .any(|n| n.is_workload() && n.runtime == Runtime::Docker)
+        {
+            self.engine = Some(docker::Engine::connect()?);
+        }
         let used: Vec<Entry> = self
             .images
             .iter()
@@ -386,8 +461,12 @@ impl Run<'_> {
         if needs_mgmt {
             let _g = Lock::global()?;
             wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
+            self.accept_bridge_traffic(&lab.mgmt.bridge)?;
         }
         wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
+        for n in lab.nodes.iter().filter(|n| n.class == KindClass::Bridge) {
+            self.accept_bridge_traffic(&n.name)?;
+        }
         self.timings
             .lock()
             .expect("timings")
@@ -471,7 +550,6 @@ impl Run<'_> {
     }
 
     fn create(&self, nodes: &[&Node]) -> Result<()> {
-        let lab = self.lab;
         self.progress.stage("create nodes", nodes.len());
         let spawning: Vec<Entry> = nodes
             .iter()
@@ -498,35 +576,10 @@ impl Run<'_> {
                 if n.startup_delay_s > 0 {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
-                let image = self.images.get(&n.name);
-                let cgroup = match image {
-                    Some(img) if native::runs_init_system(n, img) => {
-                        let base = native::cgroup2_mount().ok_or_else(|| {
-                            Error::Invalid(format!(
-                                "node {} runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host",
-                                n.name
-                            ))
-                        })?;
-                        let path = base.join("labwire").join(&lab.name).join(&n.name);
-                        self.journal
-                            .record(&[Entry::Cgroup { path: path.clone() }])?;
-                        Some(path)
-                    }
-                    _ => None,
+                let proc = match n.runtime {
+                    Runtime::Docker => self.create_container(n)?,
+                    _ => self.spawn_native(n, join.as_deref())?,
                 };
-                let proc = native::spawn(&native::Spawn {
-                    lab: &lab.name,
-                    node: n,
-                    init: &self.init,
-                    run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
-                    join_netns: join.as_deref(),
-                    image,
-                    cgroup: cgroup.as_deref(),
-                })?;
-                self.journal.record(&[Entry::Node {
-                    node: n.name.clone(),
-                    proc,
-                }])?;
                 let ns = NetNs::of_pid(proc.pid)
                     .map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
                 self.procs
@@ -562,6 +615,92 @@ impl Run<'_> {
             .expect("timings")
             .push(("register netns".into(), t.elapsed()));
         Ok(())
+    }
+
+    /// A native node: its init, in new namespaces (or joining `join`'s network namespace).
+    fn spawn_native(&self, n: &Node, join: Option<&std::path::Path>) -> Result<ProcId> {
+        let lab = self.lab;
+        let image = self.images.get(&n.name);
+        let cgroup = match image {
+            Some(img) if native::runs_init_system(n, img) => {
+                let base = native::cgroup2_mount().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "node {} runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host",
+                        n.name
+                    ))
+                })?;
+                let path = base.join("labwire").join(&lab.name).join(&n.name);
+                self.journal
+                    .record(&[Entry::Cgroup { path: path.clone() }])?;
+                Some(path)
+            }
+            _ => None,
+        };
+        let proc = native::spawn(&native::Spawn {
+            lab: &lab.name,
+            node: n,
+            init: &self.init,
+            run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
+            join_netns: join,
+            image,
+            cgroup: cgroup.as_deref(),
+        })?;
+        self.journal.record(&[Entry::Node {
+            node: n.name.clone(),
+            proc,
+        }])?;
+        Ok(proc)
+    }
+
+    /// A docker node: its container, created (journalled by name first, then by id) and started;
+    /// the container's first process is recorded as the node's process.
+    fn create_container(&self, n: &Node) -> Result<ProcId> {
+        let lab = self.lab;
+        let engine = self
+            .engine
+            .as_ref()
+            .ok_or_else(|| Error::Invalid(docker::NO_ENGINE.into()))?;
+        std::fs::create_dir_all(&n.dir).map_err(io(format!("create {}", n.dir.display())))?;
+        let share = match &n.network_mode {
+            NetworkMode::Container(other) => lab.node(other).map(|o| o.long_name.as_str()),
+            _ => None,
+        };
+        let intfs = lab
+            .links
+            .iter()
+            .flat_map(|l| l.endpoints())
+            .filter(|e| e.node == n.name)
+            .count();
+        let spec = docker::Container {
+            lab: &lab.name,
+            node: n,
+            topo_file: lab.topology_file.as_deref(),
+            share_net_with: share,
+            intfs,
+        };
+        self.journal.record(&[Entry::Container {
+            node: n.name.clone(),
+            name: n.long_name.clone(),
+            id: None,
+        }])?;
+        let id = engine.create(&spec)?;
+        self.journal.record(&[Entry::Container {
+            node: n.name.clone(),
+            name: n.long_name.clone(),
+            id: Some(id.clone()),
+        }])?;
+        let pid = engine.start(&id, &n.long_name)?;
+        let proc = runtime::process::ProcId::of(pid).ok_or_else(|| {
+            Error::Invalid(format!(
+                "node {}: container {} exited right after it started",
+                n.name, n.long_name
+            ))
+        })?;
+        self.journal.record(&[Entry::Node {
+            node: n.name.clone(),
+            proc,
+        }])?;
+        Ok(proc)
     }
 
     fn create_links(&mut self, nodes: &[&Node], host: &mut Handle) -> Result<()> {
@@ -673,7 +812,7 @@ impl Run<'_> {
 
     fn configure(&self, nodes: &[&Node]) -> Result<()> {
         // Start each node's command now that its links are up.
-        for n in nodes {
+        for n in nodes.iter().filter(|n| n.runtime != Runtime::Docker) {
             if let Some(p) = self.procs.lock().expect("procs").get(&n.name) {
                 if p.is_alive() {
                     // SAFETY: signals a process whose identity (pid + start time) was just checked.

@@ -50,13 +50,60 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         report.timings.push((what, t.elapsed()));
         t = Instant::now();
     };
+    // 0. Docker containers (force-removed, which stops them): by id when recorded, else by name if
+    //    the container there carries this lab's label.
+    let containers = rec.containers();
+    if !containers.is_empty() {
+        match runtime::docker::Engine::connect() {
+            Ok(engine) => {
+                let results = crate::pool::run(&containers, 8, &|| false, &|(_, cname, id): &(
+                    String,
+                    String,
+                    Option<String>,
+                )|
+                 -> Result<
+                    bool,
+                    String,
+                > {
+                    let target = match id {
+                        Some(id) => id.clone(),
+                        None => match engine.lab_label(cname).map_err(|e| e.to_string())? {
+                            Some(l) if l == name => cname.clone(),
+                            _ => return Ok(false),
+                        },
+                    };
+                    engine.remove(&target).map_err(|e| e.to_string())
+                });
+                for r in results.into_iter().flatten() {
+                    match r {
+                        Ok(true) => report.nodes += 1,
+                        Ok(false) => {}
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+            Err(e) => errors.push(format!(
+                "{} docker containers were not removed: {e}",
+                containers.len()
+            )),
+        }
+    }
+    let container_nodes: HashSet<&str> = containers.iter().map(|(n, _, _)| n.as_str()).collect();
+    lap("containers", &mut report);
+
     // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
     let mut procs: Vec<ProcId> = rec.procs().into_iter().map(|(_, p)| p).collect();
     procs.extend(process::find_inits(name).into_iter().map(|(p, _)| p));
     let mut seen = HashSet::new();
     procs.retain(|p| seen.insert(p.pid));
+    let container_procs: HashSet<i32> = rec
+        .procs()
+        .into_iter()
+        .filter(|(n, _)| container_nodes.contains(n.as_str()))
+        .map(|(_, p)| p.pid)
+        .collect();
     for p in &procs {
-        if p.kill() {
+        if p.kill() && !container_procs.contains(&p.pid) {
             report.nodes += 1;
         }
     }
@@ -127,6 +174,26 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                 }
                 Ok(_) => {}
                 Err(err) => errors.push(format!("look up bridge {br}: {err}")),
+            }
+        }
+    }
+
+    // Firewall rules accepting a bridge's traffic, unless another lab still uses the bridge.
+    let rules: Vec<(&String, &String)> = rec
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::FirewallAccept { tool, bridge } => Some((tool, bridge)),
+            _ => None,
+        })
+        .collect();
+    if !rules.is_empty() {
+        let _g = Lock::global()?;
+        let in_use = bridges_used_by_others(name);
+        let mut done = HashSet::new();
+        for (tool, bridge) in rules {
+            if !in_use.contains(bridge.as_str()) && done.insert((tool, bridge)) {
+                runtime::docker::remove_bridge_forwarding(tool, bridge);
             }
         }
     }
@@ -231,7 +298,7 @@ fn bridges_used_by_others(me: &str) -> HashSet<String> {
             out.insert(l.mgmt.bridge.clone());
         }
         for e in &rec.entries {
-            if let Entry::Bridge { name, .. } = e {
+            if let Entry::Bridge { name, .. } | Entry::FirewallAccept { bridge: name, .. } = e {
                 out.insert(name.clone());
             }
         }

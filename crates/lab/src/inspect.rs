@@ -32,6 +32,7 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
         return Vec::new();
     };
     let procs = rec.procs();
+    let containers = rec.containers();
     lab.nodes
         .iter()
         .filter(|n| n.is_workload())
@@ -45,12 +46,19 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 Some(_) => ("exited", "Exited".to_string()),
                 None => ("missing", "Not created".to_string()),
             };
-            let id = proc.map_or_else(String::new, |p| {
-                format!(
-                    "{:012x}",
-                    topology::mac::hash64(&[&lab.name, &n.name, &p.start.to_string()])
-                        & 0xffff_ffff_ffff
-                )
+            let docker_id = containers
+                .iter()
+                .find(|(node, _, _)| *node == n.name)
+                .and_then(|(_, _, id)| id.as_deref())
+                .map(|id| id.chars().take(12).collect::<String>());
+            let id = docker_id.unwrap_or_else(|| {
+                proc.map_or_else(String::new, |p| {
+                    format!(
+                        "{:012x}",
+                        topology::mac::hash64(&[&lab.name, &n.name, &p.start.to_string()])
+                            & 0xffff_ffff_ffff
+                    )
+                })
             });
             Row {
                 lab_name: lab.name.clone(),

@@ -27,6 +27,17 @@ pub enum Entry {
     Spawning { node: String },
     /// A node's init is running.
     Node { node: String, proc: ProcId },
+    /// A node's Docker container: recorded with its name before it is created (`id` none), then
+    /// again with the engine's id. Its first process is recorded as the node's `Node` entry.
+    Container {
+        node: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    /// About to accept a bridge's traffic in the Docker engine's `DOCKER-USER` chain (`tool` is
+    /// iptables or ip6tables); removed with the bridge.
+    FirewallAccept { tool: String, bridge: String },
     /// About to register /run/netns/<name>.
     Netns { name: String },
     /// About to make a link in the host namespace (deleted on destroy only if its MAC matches).
@@ -114,6 +125,24 @@ impl Recorded {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Docker containers: (node, container name, id when recorded), one per name, in order.
+    pub fn containers(&self) -> Vec<(String, String, Option<String>)> {
+        let mut out: Vec<(String, String, Option<String>)> = Vec::new();
+        for e in &self.entries {
+            if let Entry::Container { node, name, id } = e {
+                match out.iter_mut().find(|(_, n, _)| n == name) {
+                    Some(c) => {
+                        if id.is_some() {
+                            c.2 = id.clone();
+                        }
+                    }
+                    None => out.push((node.clone(), name.clone(), id.clone())),
+                }
+            }
+        }
+        out
     }
 
     pub fn done(&self) -> bool {

@@ -1,9 +1,10 @@
 //! Node runtimes: how a node of the lab becomes running processes with its own namespaces.
 //!
-//! `native` is labwire's own (namespaces + labwire-init, no daemon). The `docker` and `vm` runtimes
-//! will live beside it. A runtime owns a node's processes and mount/UTS/IPC/PID namespaces; the
+//! `native` is labwire's own (namespaces + labwire-init, no daemon); `docker` makes containers through
+//! the Docker Engine API. The `vm` runtime will live beside them. A runtime owns a node's processes and mount/UTS/IPC/PID namespaces; the
 //! network namespace it makes is handed to the `lab` layer, which wires links with `wire`.
 
+pub mod docker;
 pub mod native;
 pub mod process;
 

@@ -594,11 +594,15 @@ fn sysctl_is_written_in_the_namespace_only() {
         NetNs::create_anonymous().unwrap(),
         NetNs::create_anonymous().unwrap(),
     );
-    wire::sysctl::write_sysctl_in(&a, "net.ipv4.ip_forward", "1").unwrap();
+    // A new namespace may inherit the host's value (Docker, when running, turns forwarding on), so
+    // write the opposite of b's value into a and check b kept its own.
+    let b_before = wire::sysctl::read_sysctl_in(&b, "net.ipv4.ip_forward").unwrap();
+    let a_value = if b_before == "1" { "0" } else { "1" };
+    wire::sysctl::write_sysctl_in(&a, "net.ipv4.ip_forward", a_value).unwrap();
     wire::sysctl::write_sysctl_in(&a, "net/ipv6/conf/all/forwarding", "1").unwrap();
     assert_eq!(
         wire::sysctl::read_sysctl_in(&a, "net.ipv4.ip_forward").unwrap(),
-        "1"
+        a_value
     );
     assert_eq!(
         wire::sysctl::read_sysctl_in(&a, "net.ipv6.conf.all.forwarding").unwrap(),
@@ -606,7 +610,7 @@ fn sysctl_is_written_in_the_namespace_only() {
     );
     assert_eq!(
         wire::sysctl::read_sysctl_in(&b, "net.ipv4.ip_forward").unwrap(),
-        "0"
+        b_before
     );
     let err = wire::sysctl::write_sysctl_in(&a, "net.ipv4.no_such_key", "1").unwrap_err();
     assert!(

@@ -1,0 +1,524 @@
+//! The docker runtime: a node is a container made through the Docker Engine API (bollard), named and
+//! labelled as containerlab names and labels it.
+//!
+//! Containers are created with `network_mode: none` (unless the node shares the host's or another
+//! node's network): the `lab` layer then wires the management `eth0` and every data link into the
+//! container's network namespace (`/proc/<pid>/ns/net`) with the same code as native nodes, so no
+//! Docker network is needed and a lab may mix native and docker nodes.
+//!
+//! bollard is async; this module keeps one small current-thread tokio runtime per [`Engine`] and
+//! blocks on it, so callers stay synchronous (several threads may block on it at once).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt as _;
+use topology::{NetworkMode, Node};
+
+use crate::native::split_words;
+use crate::{Error, Result};
+
+/// Where the engine listens.
+pub const SOCKET: &str = "/var/run/docker.sock";
+
+/// A connection to the Docker engine, with the API version negotiated.
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    docker: Docker,
+}
+
+fn engine_err(op: impl std::fmt::Display) -> impl FnOnce(DockerError) -> Error {
+    let op = op.to_string();
+    move |e| Error::Unsupported(format!("{op}: {e}"))
+}
+
+fn is_not_found(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// What one container of a lab is made from.
+pub struct Container<'a> {
+    pub lab: &'a str,
+    pub node: &'a Node,
+    /// The topology file (label `clab-topo-file`).
+    pub topo_file: Option<&'a Path>,
+    /// The container name of the node whose network this one shares (`network-mode: container:X`).
+    pub share_net_with: Option<&'a str>,
+    /// Number of data interfaces (`CLAB_INTFS`).
+    pub intfs: usize,
+}
+
+/// containerlab's labels of a node's container.
+pub fn labels(c: &Container<'_>) -> BTreeMap<String, String> {
+    let n = c.node;
+    let mut l = BTreeMap::new();
+    l.insert("containerlab".to_string(), c.lab.to_string());
+    l.insert("clab-node-name".into(), n.name.clone());
+    l.insert("clab-node-longname".into(), n.long_name.clone());
+    l.insert("clab-node-kind".into(), n.kind.clone());
+    l.insert(
+        "clab-node-type".into(),
+        n.node_type.clone().unwrap_or_default(),
+    );
+    l.insert(
+        "clab-node-group".into(),
+        n.group.clone().unwrap_or_default(),
+    );
+    l.insert("clab-node-lab-dir".into(), n.dir.display().to_string());
+    l.insert(
+        "clab-topo-file".into(),
+        c.topo_file
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+    for (k, v) in &n.labels {
+        l.insert(k.clone(), v.clone());
+    }
+    l
+}
+
+/// The environment of a node's container: the node's `env`, each label as `CLAB_LABEL_*`, and
+/// `CLAB_INTFS`.
+pub fn environment(c: &Container<'_>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for (k, v) in labels(c) {
+        let key: String = k
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() {
+                    ch.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        env.insert(format!("CLAB_LABEL_{key}"), v);
+    }
+    env.insert("CLAB_INTFS".into(), c.intfs.to_string());
+    env.insert("CLAB_NODE_NAME".into(), c.node.name.clone());
+    env.insert("CLAB_NODE_LONGNAME".into(), c.node.long_name.clone());
+    env.extend(c.node.env.clone());
+    env
+}
+
+/// The Engine API request body for a node's container.
+pub fn create_body(c: &Container<'_>) -> ContainerCreateBody {
+    let n = c.node;
+    let split = |s: &str| split_words(s).unwrap_or_else(|| vec![s.to_string()]);
+    let network_mode = match (&n.network_mode, c.share_net_with) {
+        (NetworkMode::Host, _) => "host".to_string(),
+        (NetworkMode::Container(_), Some(other)) => format!("container:{other}"),
+        _ => "none".to_string(),
+    };
+    let own_net = network_mode == "none";
+    let binds: Vec<String> = n
+        .binds
+        .iter()
+        .map(|b| {
+            let mut s = format!("{}:{}", b.source.display(), b.target);
+            if !b.options.is_empty() {
+                s.push(':');
+                s.push_str(&b.options.join(","));
+            }
+            s
+        })
+        .collect();
+    let missing = caps_missing_from_host();
+    let privileged = missing.is_empty();
+    let host_config = HostConfig {
+        // `privileged` asks runc for every capability; where this host's bounding set lacks some
+        // (inside another container), runc fails, so the same is asked for without those.
+        privileged: Some(privileged),
+        cap_add: (!privileged).then(|| vec!["ALL".to_string()]),
+        cap_drop: (!privileged).then_some(missing),
+        security_opt: (!privileged).then(|| {
+            vec![
+                "seccomp=unconfined".to_string(),
+                "apparmor=unconfined".to_string(),
+            ]
+        }),
+        masked_paths: (!privileged).then(Vec::new),
+        readonly_paths: (!privileged).then(Vec::new),
+        device_cgroup_rules: (!privileged).then(|| vec!["a *:* rwm".to_string()]),
+        network_mode: Some(network_mode),
+        binds: (!binds.is_empty()).then_some(binds),
+        sysctls: Some(sysctls(n, own_net)),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: n.image.clone(),
+        hostname: own_net.then(|| n.hostname.clone()),
+        user: n.user.clone(),
+        env: Some(
+            environment(c)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        ),
+        cmd: n.cmd.as_deref().map(split),
+        entrypoint: n.entrypoint.as_deref().map(split),
+        labels: Some(labels(c).into_iter().collect::<HashMap<_, _>>()),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// The node's sysctls; in its own network namespace IPv6 stays enabled (the engine disables it in
+/// containers without an IPv6 network, and labwire puts IPv6 management addresses on eth0) unless
+/// the node says otherwise.
+fn sysctls(n: &Node, own_net: bool) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    if own_net {
+        for k in [
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.conf.default.disable_ipv6",
+        ] {
+            out.insert(k.to_string(), "0".to_string());
+        }
+    }
+    out.extend(n.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+/// Linux capability names by number.
+const CAPS: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// Capabilities the kernel has but this host's bounding set lacks (the engine runs with the same
+/// set as labwire: both inherit it from the host's outermost container, if any).
+pub fn caps_missing_from_host() -> Vec<String> {
+    let last: usize = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(CAPS.len() - 1);
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    let Some(bounding) = bounding else {
+        return Vec::new();
+    };
+    (0..=last.min(CAPS.len() - 1))
+        .filter(|i| bounding & (1u64 << i) == 0)
+        .map(|i| CAPS[i].to_string())
+        .collect()
+}
+
+/// The message when no engine answers.
+pub const NO_ENGINE: &str =
+    "the docker runtime needs a running Docker engine at /var/run/docker.sock";
+
+impl Engine {
+    /// Connect to the engine at [`SOCKET`] and negotiate the API version it offers.
+    pub fn connect() -> Result<Engine> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(crate::io("start a tokio runtime"))?;
+        let no_engine = |e: DockerError| Error::Unsupported(format!("{NO_ENGINE} ({e})"));
+        if !Path::new(SOCKET).exists() {
+            return Err(Error::Unsupported(format!("{NO_ENGINE} (no such socket)")));
+        }
+        let docker = Docker::connect_with_unix(SOCKET, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(no_engine)?;
+        let docker = rt.block_on(async {
+            let d = docker.negotiate_version().await?;
+            d.ping().await?;
+            Ok::<_, DockerError>(d)
+        });
+        Ok(Engine {
+            rt,
+            docker: docker.map_err(no_engine)?,
+        })
+    }
+
+    /// The API version in use.
+    pub fn api_version(&self) -> String {
+        self.docker.client_version().to_string()
+    }
+
+    /// Make sure `reference` is in the engine as `image-pull-policy` says (`never` only looks,
+    /// `always` pulls, otherwise pull when missing). The error names the image and how to load it.
+    pub fn ensure_image(&self, reference: &str, policy: Option<&str>) -> Result<(), String> {
+        let present = self.rt.block_on(async {
+            match self.docker.inspect_image(reference).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_not_found(&e) => Ok(false),
+                Err(e) => Err(format!(
+                    "inspect image `{reference}` in the Docker engine: {e}"
+                )),
+            }
+        })?;
+        let policy = policy.map(str::to_ascii_lowercase);
+        let pull = match policy.as_deref() {
+            Some("never") => false,
+            Some("always") => true,
+            _ => !present,
+        };
+        let hint = format!(
+            "make it with `docker import ROOTFS.tar {reference}` (or `docker load -i IMAGE.tar`)"
+        );
+        if !pull {
+            return if present {
+                Ok(())
+            } else {
+                Err(format!(
+                    "image `{reference}` is not in the Docker engine (image-pull-policy: never); {hint}"
+                ))
+            };
+        }
+        let (from, tag) = split_reference(reference);
+        let opts = CreateImageOptionsBuilder::new()
+            .from_image(&from)
+            .tag(&tag)
+            .build();
+        let pulled = self.rt.block_on(async {
+            let mut s = self.docker.create_image(Some(opts), None, None);
+            while let Some(item) = s.next().await {
+                item?;
+            }
+            Ok::<_, DockerError>(())
+        });
+        match pulled {
+            Ok(()) => Ok(()),
+            Err(_) if present => Ok(()),
+            Err(e) => Err(format!(
+                "image `{reference}` is not in the Docker engine and pulling it failed ({e}); {hint}"
+            )),
+        }
+    }
+
+    /// Create a node's container (not started); returns its id.
+    pub fn create(&self, c: &Container<'_>) -> Result<String> {
+        let name = c.node.long_name.as_str();
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        let body = create_body(c);
+        let r = self
+            .rt
+            .block_on(self.docker.create_container(Some(opts), body))
+            .map_err(engine_err(format!("create container {name}")))?;
+        Ok(r.id)
+    }
+
+    /// Start container `id` (called `name` in messages) and return the host pid of its first
+    /// process.
+    pub fn start(&self, id: &str, name: &str) -> Result<i32> {
+        self.rt.block_on(async {
+            self.docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await
+                .map_err(engine_err(format!("start container {name}")))?;
+            let info = self
+                .docker
+                .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+                .await
+                .map_err(engine_err(format!("inspect container {name}")))?;
+            let state = info.state.unwrap_or_default();
+            match state.pid {
+                Some(pid) if pid > 0 => Ok(pid as i32),
+                _ => Err(Error::Unsupported(format!(
+                    "container {name} is not running after start (status {:?}, exit code {:?}, error {:?})",
+                    state.status,
+                    state.exit_code,
+                    state.error.unwrap_or_default()
+                ))),
+            }
+        })
+    }
+
+    /// The `containerlab` label of a container, `None` when there is no such container.
+    pub fn lab_label(&self, name: &str) -> Result<Option<String>> {
+        self.rt.block_on(async {
+            match self
+                .docker
+                .inspect_container(
+                    name,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+            {
+                Ok(info) => Ok(Some(
+                    info.config
+                        .and_then(|c| c.labels)
+                        .and_then(|l| l.get("containerlab").cloned())
+                        .unwrap_or_default(),
+                )),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(Error::Unsupported(format!("inspect container {name}: {e}"))),
+            }
+        })
+    }
+
+    /// Remove a container (killing it). Returns whether it existed.
+    pub fn remove(&self, name_or_id: &str) -> Result<bool> {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match self
+            .rt
+            .block_on(self.docker.remove_container(name_or_id, Some(opts)))
+        {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(Error::Unsupported(format!(
+                "remove container {name_or_id}: {e}"
+            ))),
+        }
+    }
+}
+
+/// The comment on the firewall rules labwire adds.
+const RULE_COMMENT: &str = "set by labwire";
+
+fn firewall_rule(bridge: &str) -> [&str; 8] {
+    [
+        "DOCKER-USER",
+        "-o",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        RULE_COMMENT,
+        "-j",
+    ]
+}
+
+fn iptables(tool: &str, op: &str, bridge: &str) -> Option<std::process::Output> {
+    std::process::Command::new(tool)
+        .arg("-w")
+        .arg(op)
+        .args(firewall_rule(bridge))
+        .arg("ACCEPT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+}
+
+/// A running Docker engine sets the FORWARD policy to DROP and makes bridged traffic pass
+/// iptables (br_netfilter): a labwire bridge then drops its nodes' IPv4 traffic. As containerlab
+/// does, accept what leaves through `bridge` in the engine's `DOCKER-USER` chain. Returns the
+/// tools (`iptables`, `ip6tables`) a rule was added with; none when no engine chain exists.
+pub fn allow_bridge_forwarding(bridge: &str) -> Result<Vec<String>> {
+    let mut added = Vec::new();
+    for tool in ["iptables", "ip6tables"] {
+        let has_chain = std::process::Command::new(tool)
+            .args(["-w", "-S", "DOCKER-USER"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has_chain {
+            continue;
+        }
+        if iptables(tool, "-C", bridge).is_some_and(|o| o.status.success()) {
+            continue;
+        }
+        match iptables(tool, "-I", bridge) {
+            Some(o) if o.status.success() => added.push(tool.to_string()),
+            Some(o) => {
+                return Err(Error::Unsupported(format!(
+                    "{tool}: accept traffic of bridge {bridge} in the DOCKER-USER chain: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                )))
+            }
+            None => {}
+        }
+    }
+    Ok(added)
+}
+
+/// Remove the rule [`allow_bridge_forwarding`] added (nothing when it is gone).
+pub fn remove_bridge_forwarding(tool: &str, bridge: &str) {
+    while iptables(tool, "-D", bridge).is_some_and(|o| o.status.success()) {}
+}
+
+/// `repo[:tag]` (a `@digest` stays in the repository part) → (repository, tag), tag `latest` when absent.
+fn split_reference(r: &str) -> (String, String) {
+    if r.contains('@') {
+        return (r.to_string(), String::new());
+    }
+    let last = r.rsplit('/').next().unwrap_or(r);
+    match last.rsplit_once(':') {
+        Some((_, tag)) => (r[..r.len() - tag.len() - 1].to_string(), tag.to_string()),
+        None => (r.to_string(), "latest".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(
+            split_reference("lwt-busybox:dk"),
+            ("lwt-busybox".into(), "dk".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/a/b"),
+            ("localhost:5000/a/b".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/a/b:1.2"),
+            ("localhost:5000/a/b".into(), "1.2".into())
+        );
+    }
+}
