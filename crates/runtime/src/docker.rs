@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use bollard::errors::Error as DockerError;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, HealthConfig, HostConfig, RestartPolicy,
+    RestartPolicyNameEnum,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -155,6 +158,18 @@ pub fn create_body(c: &Container<'_>) -> ContainerCreateBody {
         network_mode: Some(network_mode),
         binds: (!binds.is_empty()).then_some(binds),
         sysctls: Some(sysctls(n, own_net)),
+        memory: n.memory_bytes.and_then(|b| i64::try_from(b).ok()),
+        nano_cpus: n.cpu.map(|c| (c * 1e9) as i64),
+        cpuset_cpus: n.cpu_set.clone(),
+        devices: (!n.devices.is_empty()).then(|| n.devices.iter().map(|d| device(d)).collect()),
+        dns: n
+            .dns
+            .as_ref()
+            .map(|d| d.servers.iter().map(|s| s.to_string()).collect()),
+        dns_search: n.dns.as_ref().map(|d| d.search.clone()),
+        dns_options: n.dns.as_ref().map(|d| d.options.clone()),
+        restart_policy: n.restart_policy.as_deref().map(restart_policy),
+        auto_remove: n.auto_remove.then_some(true),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -170,8 +185,49 @@ pub fn create_body(c: &Container<'_>) -> ContainerCreateBody {
         cmd: n.cmd.as_deref().map(split),
         entrypoint: n.entrypoint.as_deref().map(split),
         labels: Some(labels(c).into_iter().collect::<HashMap<_, _>>()),
+        healthcheck: n
+            .healthcheck
+            .as_ref()
+            .filter(|h| !h.test.is_empty())
+            .map(|h| {
+                let secs =
+                    |s: u64| i64::try_from(s.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
+                HealthConfig {
+                    test: Some(h.test.clone()),
+                    interval: Some(secs(h.interval_s)),
+                    timeout: Some(secs(h.timeout_s)),
+                    retries: Some(i64::from(h.retries)),
+                    start_period: Some(secs(h.start_period_s)),
+                    start_interval: None,
+                }
+            }),
         host_config: Some(host_config),
         ..Default::default()
+    }
+}
+
+/// `devices` entries as docker's `--device`: `HOST[:CONTAINER[:PERMISSIONS]]`.
+fn device(spec: &str) -> DeviceMapping {
+    let mut parts = spec.splitn(3, ':');
+    let host = parts.next().unwrap_or_default().to_string();
+    let inside = parts.next().map_or_else(|| host.clone(), str::to_string);
+    DeviceMapping {
+        path_on_host: Some(host),
+        path_in_container: Some(inside),
+        cgroup_permissions: Some(parts.next().unwrap_or("rwm").to_string()),
+    }
+}
+
+/// `restart-policy` (validated by the topology: no, always, on-failure, unless-stopped).
+fn restart_policy(p: &str) -> RestartPolicy {
+    RestartPolicy {
+        name: Some(match p {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            _ => RestartPolicyNameEnum::NO,
+        }),
+        maximum_retry_count: None,
     }
 }
 
@@ -519,6 +575,41 @@ mod tests {
         assert_eq!(
             split_reference("localhost:5000/a/b:1.2"),
             ("localhost:5000/a/b".into(), "1.2".into())
+        );
+    }
+
+    #[test]
+    fn node_fields_reach_the_create_request() {
+        let yaml = "name: t\ntopology:\n  nodes:\n    n:\n      runtime: docker\n      image: x:1\n      memory: 512m\n      cpu: 1.5\n      cpu-set: 0-1\n      devices: [/dev/net/tun]\n      dns: {servers: [192.0.2.53], search: [lab]}\n      restart-policy: unless-stopped\n      healthcheck: {test: [CMD-SHELL, \"true\"], interval: 2}\n      cmd: \"sleep '10 00'\"\n";
+        let src = topology::Source::from_text("t.clab.yml", yaml, Path::new("/tmp"));
+        let lab = topology::load(&src, &topology::Options::default())
+            .unwrap()
+            .lab;
+        let c = Container {
+            lab: "t",
+            node: &lab.nodes[0],
+            topo_file: None,
+            share_net_with: None,
+            intfs: 0,
+        };
+        let body = create_body(&c);
+        let h = body.host_config.as_ref().unwrap();
+        assert_eq!(h.memory, Some(512 << 20));
+        assert_eq!(h.nano_cpus, Some(1_500_000_000));
+        assert_eq!(h.cpuset_cpus.as_deref(), Some("0-1"));
+        let dev = &h.devices.as_ref().unwrap()[0];
+        assert_eq!(dev.path_in_container.as_deref(), Some("/dev/net/tun"));
+        assert_eq!(h.dns.as_ref().unwrap(), &["192.0.2.53".to_string()]);
+        assert_eq!(
+            h.restart_policy.as_ref().unwrap().name,
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+        );
+        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        let hc = body.healthcheck.as_ref().unwrap();
+        assert_eq!(hc.interval, Some(2_000_000_000));
+        assert_eq!(
+            body.cmd.as_ref().unwrap(),
+            &["sleep".to_string(), "10 00".to_string()]
         );
     }
 }

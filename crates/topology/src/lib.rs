@@ -154,6 +154,41 @@ pub struct Loaded {
 }
 
 /// Fields the native runtime acts on; others draw a one-line warning when set.
+/// Fields the docker runtime acts on; others draw a one-line warning when set.
+const DOCKER_ACTS_ON: &[&str] = &[
+    "kind",
+    "group",
+    "type",
+    "image",
+    "image-pull-policy",
+    "startup-delay",
+    "exec",
+    "binds",
+    "mgmt-ipv4",
+    "mgmt-ipv6",
+    "env",
+    "env-files",
+    "labels",
+    "network-mode",
+    "runtime",
+    "sysctls",
+    "cmd",
+    "entrypoint",
+    "healthcheck",
+    "stages",
+    "wait-for",
+    "hostname",
+    "user",
+    "memory",
+    "cpu",
+    "cpu-set",
+    "devices",
+    "dns",
+    "restart-policy",
+    "auto-remove",
+    "cap-add",
+];
+
 const NATIVE_ACTS_ON: &[&str] = &[
     "kind",
     "group",
@@ -336,7 +371,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     };
     let mut nodes = Vec::with_capacity(node_defs.len());
     let mut node_spans: HashMap<String, (Span, &Def)> = HashMap::new();
-    let mut unacted: BTreeMap<&str, (Span, Vec<String>)> = BTreeMap::new();
+    let mut unacted: BTreeMap<(Runtime, &str), (Span, Vec<String>)> = BTreeMap::new();
     for (n, span, def) in &node_defs {
         if let Err(e) = node::check_node_name(n) {
             d.error(Some(*span), format!("node name `{n}`: {e}"));
@@ -380,13 +415,21 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         levels.push(&defaults);
         let levels = Levels { levels };
         if let Some(node) = node::decode(n, *span, &levels, &cx, d) {
-            if node.runtime == Runtime::Native && node.is_workload() {
+            let acts_on = match node.runtime {
+                Runtime::Native => Some(NATIVE_ACTS_ON),
+                Runtime::Docker => Some(DOCKER_ACTS_ON),
+                // Runtimes labwire does not have yet are refused at deploy.
+                _ => None,
+            };
+            if let (Some(acts_on), true) = (acts_on, node.is_workload()) {
                 for (field, _) in node::FIELDS {
-                    if NATIVE_ACTS_ON.contains(field) {
+                    if acts_on.contains(field) {
                         continue;
                     }
                     if let Some(v) = levels.resolve(field) {
-                        let entry = unacted.entry(field).or_insert((v.span, Vec::new()));
+                        let entry = unacted
+                            .entry((node.runtime, field))
+                            .or_insert((v.span, Vec::new()));
                         entry.1.push(n.clone());
                     }
                 }
@@ -407,14 +450,14 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             nodes.push(node);
         }
     }
-    for (field, (span, names)) in unacted {
+    for ((runtime, field), (span, names)) in unacted {
         let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
         let more = if names.len() > 5 {
             format!(" and {} more", names.len() - 5)
         } else {
             String::new()
         };
-        d.warning(Some(span), format!("`{field}` (nodes {}{more}) is accepted but the native runtime does not act on it yet", shown.join(", ")));
+        d.warning(Some(span), format!("`{field}` (nodes {}{more}) is accepted but the {runtime} runtime does not act on it yet", shown.join(", ")));
     }
     // Deduplicate messages caused by a shared group/kind/defaults level.
     let mut seen = HashSet::new();
