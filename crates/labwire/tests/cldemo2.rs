@@ -14,6 +14,11 @@
 //!
 //! Timings are printed (`--nocapture` shows them): image build, deploy, deploy → all sessions
 //! Established, ansible ping.
+//!
+//! `cldemo2_on_docker` deploys the same example with `-r docker` (every node a container) as lab
+//! `lwt-c2d` (172.31.202.0/24, fd00:c2:2::/64): the image is also imported into the Docker engine as
+//! open-nos:latest (`build.sh --docker`), reused while its recipe is unchanged. dockerd must answer
+//! (`scripts/test` starts it).
 
 mod common;
 
@@ -30,6 +35,8 @@ const IMAGE: &str = "open-nos:latest";
 const IMAGE_DIR: &str = "/var/tmp/lwt-c2-images";
 const NODES: [&str; 5] = ["leaf01", "leaf02", "server01", "server02", "server03"];
 const LEAVES: [&str; 2] = ["leaf01", "leaf02"];
+const DOCKER_LAB: &str = "lwt-c2d";
+const DOCKER_NETWORK: &str = "lwt-c2d";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -46,15 +53,21 @@ fn recipe_stamp(dir: &Path) -> String {
     s
 }
 
-/// open-nos:latest in IMAGE_DIR: reused when present and built from the same recipe, else built
-/// with images/open-nos/build.sh. Returns the seconds the build took (None when reused).
+/// open-nos:latest in IMAGE_DIR (and, with `docker`, in the Docker engine): reused when present
+/// and built from the same recipe, else built with images/open-nos/build.sh (`--docker`: also
+/// `docker import`). Returns the seconds the build took (None when reused).
 /// Tests of this file build the image once, one at a time.
 static IMAGE_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn ensure_image() -> Option<f64> {
+    ensure_image_for(false)
+}
+
+fn ensure_image_for(docker: bool) -> Option<f64> {
     let _one_at_a_time = IMAGE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let recipe = repo_root().join("images/open-nos");
     let stamp_path = Path::new(IMAGE_DIR).join("open-nos.recipe");
+    let docker_stamp_path = Path::new(IMAGE_DIR).join("open-nos.docker.recipe");
     let stamp = recipe_stamp(&recipe);
     let mut inspect = labwire();
     inspect
@@ -64,18 +77,26 @@ fn ensure_image() -> Option<f64> {
         .status
         .success();
     let same = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
-    if present && same && std::env::var_os("LWT_C2_REBUILD").is_none() {
-        eprintln!("cldemo2: image {IMAGE} reused from {IMAGE_DIR}");
+    let docker_ready = !docker
+        || (docker_cmd(&["image", "inspect", IMAGE]).status.success()
+            && std::fs::read_to_string(&docker_stamp_path).is_ok_and(|s| s == stamp));
+    if present && same && docker_ready && std::env::var_os("LWT_C2_REBUILD").is_none() {
+        let also = if docker { " and the Docker engine" } else { "" };
+        eprintln!("cldemo2: image {IMAGE} reused from {IMAGE_DIR}{also}");
         return None;
     }
     let t = Instant::now();
     let mut build = Command::new("bash");
+    build.arg(recipe.join("build.sh"));
+    if docker {
+        build.arg("--docker");
+    }
     build
-        .arg(recipe.join("build.sh"))
         .arg(IMAGE)
         .env("LABWIRE", labwire_bin())
         .env("LABWIRE_INIT", init_bin())
         .env("LABWIRE_IMAGE_DIR", IMAGE_DIR)
+        .env_remove("OPEN_NOS_TAR")
         .stdin(std::process::Stdio::null());
     let out = run_timeout(build, Duration::from_secs(900));
     assert!(
@@ -84,9 +105,31 @@ fn ensure_image() -> Option<f64> {
         describe(&out)
     );
     eprint!("{}", text(&out.stdout));
-    std::fs::write(&stamp_path, stamp)
+    std::fs::write(&stamp_path, &stamp)
         .unwrap_or_else(|e| panic!("write {}: {e}", stamp_path.display()));
+    if docker {
+        std::fs::write(&docker_stamp_path, &stamp)
+            .unwrap_or_else(|e| panic!("write {}: {e}", docker_stamp_path.display()));
+    }
     Some(t.elapsed().as_secs_f64())
+}
+
+fn docker_cmd(args: &[&str]) -> std::process::Output {
+    let mut c = Command::new("docker");
+    c.args(args).stdin(std::process::Stdio::null());
+    run_timeout(c, Duration::from_secs(60))
+}
+
+/// The Docker engine answers `docker info` (scripts/test starts dockerd); else the test fails.
+fn require_dockerd() {
+    let out = docker_cmd(&["info"]);
+    assert!(
+        out.status.success(),
+        "cldemo2_on_docker needs a running Docker engine: `docker info` failed ({}). \
+         Start dockerd (scripts/test does: `nohup dockerd >/tmp/dockerd.log 2>&1 &`; \
+         Debian package docker.io)",
+        describe(&out)
+    );
 }
 
 /// The directory holding `ansible` and `ansible-playbook`, installing ansible-core (Debian's
@@ -133,18 +176,23 @@ fn ansible_dir() -> PathBuf {
 /// leaf01's frr.conf there is the one the playbook will push, with a description the deployed
 /// configuration does not have yet.
 fn example_yaml() -> String {
+    example_yaml_as(LAB, NETWORK, "172.31.201.0/24", "fd00:c2:1::/64")
+}
+
+/// The example as lab `lab` on management network `network` with subnets `v4` and `v6`.
+fn example_yaml_as(lab: &str, network: &str, v4: &str, v6: &str) -> String {
     let src = repo_root().join("examples/cldemo2/cldemo2.clab.yml");
     let y = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
     let replaced = y
-        .replace("\nname: cldemo2\n", &format!("\nname: {LAB}\n"))
-        .replace("network: cldemo2-frr", &format!("network: {NETWORK}"))
-        .replace("172.31.200.0/24", "172.31.201.0/24")
-        .replace("fd00:c2::/64", "fd00:c2:1::/64");
+        .replace("\nname: cldemo2\n", &format!("\nname: {lab}\n"))
+        .replace("network: cldemo2-frr", &format!("network: {network}"))
+        .replace("172.31.200.0/24", v4)
+        .replace("fd00:c2::/64", v6);
     for (from, what) in [
-        (format!("name: {LAB}"), "lab name"),
-        (format!("network: {NETWORK}"), "network"),
-        ("172.31.201.0/24".to_string(), "IPv4 subnet"),
-        ("fd00:c2:1::/64".to_string(), "IPv6 subnet"),
+        (format!("name: {lab}"), "lab name"),
+        (format!("network: {network}"), "network"),
+        (v4.to_string(), "IPv4 subnet"),
+        (v6.to_string(), "IPv6 subnet"),
     ] {
         assert!(
             replaced.contains(&from),
@@ -541,4 +589,162 @@ fn open_nos_boots_systemd_as_pid1() {
         lab_cgroup.display()
     );
     lab.assert_nothing_left(&[]);
+}
+
+/// The containers of lab `lab`, as `docker ps` lists them (label `containerlab=<lab>`): name and
+/// labels.
+fn docker_containers(lab: &str) -> Vec<(String, Value)> {
+    let out = docker_cmd(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=containerlab={lab}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(out.status.success(), "docker ps: {}", describe(&out));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|name| {
+            let out = docker_cmd(&["inspect", "-f", "{{json .Config.Labels}}", name]);
+            assert!(
+                out.status.success(),
+                "docker inspect {name}: {}",
+                describe(&out)
+            );
+            let labels: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("labels of {name}: {e}: {}", text(&out.stdout)));
+            (name.to_string(), labels)
+        })
+        .collect()
+}
+
+/// The same fabric with every node a Docker container (`labwire deploy -r docker`): BGP unnumbered
+/// and EVPN come up, L3 crosses the fabric, the EVPN VNI carries server01 ↔ server03, `docker ps`
+/// shows the five containers with containerlab's labels, and destroy leaves nothing.
+#[test]
+fn cldemo2_on_docker() {
+    require_root();
+    require_dockerd();
+    let t_all = Instant::now();
+    let build_secs = ensure_image_for(true);
+
+    let lab = TestLab::with_file(
+        "cldemo2d",
+        DOCKER_LAB,
+        DOCKER_NETWORK,
+        &NODES,
+        "cldemo2.clab.yml",
+        &example_yaml_as(
+            DOCKER_LAB,
+            DOCKER_NETWORK,
+            "172.31.202.0/24",
+            "fd00:c2:2::/64",
+        ),
+    );
+    copy_example(&lab.dir);
+    let console = |node: &str| {
+        let out = docker_cmd(&["logs", &lab.long_name(node)]);
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    };
+
+    let t0 = Instant::now();
+    let mut deploy = lab.deploy_cmd();
+    deploy.args(["-r", "docker"]);
+    let out = run_timeout(deploy, Duration::from_secs(180));
+    assert!(
+        out.status.success(),
+        "deploy -r docker failed: {}",
+        describe(&out)
+    );
+    let deploy_secs = t0.elapsed().as_secs_f64();
+    for leaf in LEAVES {
+        if let Err(e) = poll(Duration::from_secs(90), || sessions_established(&lab, leaf)) {
+            panic!(
+                "BGP sessions not Established within 90 s: {e}\n{leaf} (docker logs):\n{}",
+                console(leaf)
+            );
+        }
+    }
+    let established_secs = t0.elapsed().as_secs_f64();
+
+    // L3 across the fabric, then the EVPN L2 VNI (VXLAN between the leaves' loopbacks).
+    ping_within(&lab, "server01", "10.2.2.102", Duration::from_secs(15));
+    ping_within(&lab, "server01", "10.2.3.103", Duration::from_secs(15));
+    ping_within(&lab, "server02", "10.2.3.103", Duration::from_secs(15));
+    ping_within(&lab, "server01", "10.1.100.103", Duration::from_secs(15));
+    ping_within(&lab, "server03", "10.1.100.101", Duration::from_secs(15));
+    let server03_mac = mac_of(&lab, "server03", "eth1");
+    let server01_mac = mac_of(&lab, "server01", "eth2");
+    if let Err(e) = poll(Duration::from_secs(10), || {
+        remote_mac(&lab, "leaf02", &server03_mac, "10.0.0.1")?;
+        remote_mac(&lab, "leaf01", &server01_mac, "10.0.0.2")
+    }) {
+        panic!("EVPN did not carry the servers' MACs: {e}");
+    }
+
+    // The five containers, as docker sees them, with containerlab's labels.
+    let containers = docker_containers(DOCKER_LAB);
+    let mut names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    let want: Vec<String> = NODES.iter().map(|n| lab.long_name(n)).collect();
+    assert_eq!(names, want, "docker ps of lab {DOCKER_LAB}");
+    let file = lab.file.display().to_string();
+    for (name, labels) in &containers {
+        let node = name
+            .strip_prefix(&format!("clab-{DOCKER_LAB}-"))
+            .expect("clab-<lab>-<node>");
+        let (group, role) = if node.starts_with("leaf") {
+            ("leaves", "leaf")
+        } else {
+            ("servers", "server")
+        };
+        let node_dir = lab.lab_dir().join(node).display().to_string();
+        for (k, v) in [
+            ("containerlab", DOCKER_LAB),
+            ("clab-node-name", node),
+            ("clab-node-longname", name.as_str()),
+            ("clab-node-kind", "linux"),
+            ("clab-node-group", group),
+            ("clab-node-lab-dir", node_dir.as_str()),
+            ("clab-topo-file", file.as_str()),
+            ("role", role),
+        ] {
+            assert_eq!(labels[k].as_str(), Some(v), "{name}: label {k} in {labels}");
+        }
+    }
+
+    // Destroy: no containers, no netns entries, no bridge, no state.
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy failed: {}", describe(&out));
+    let left = docker_containers(DOCKER_LAB);
+    assert!(left.is_empty(), "containers left after destroy: {left:?}");
+    for n in NODES {
+        let ns = Path::new("/run/netns").join(lab.netns(n));
+        assert!(!ns.exists(), "destroy left {}", ns.display());
+    }
+    assert!(
+        !host_link_names().contains(&lab.bridge),
+        "destroy left the bridge {}",
+        lab.bridge
+    );
+    lab.assert_nothing_left(&[]);
+    assert!(
+        hosts_block(&read_etc_hosts(), DOCKER_LAB).is_none(),
+        "destroy left the lab's /etc/hosts block"
+    );
+    assert!(
+        !lab.lab_dir().exists(),
+        "destroy --cleanup left {}",
+        lab.lab_dir().display()
+    );
+
+    let show = |s: Option<f64>| s.map_or_else(|| "reused".to_string(), |s| format!("{s:.1} s"));
+    eprintln!(
+        "cldemo2 on docker timings: image build {}, deploy -r docker {deploy_secs:.2} s, deploy → all \
+         BGP/EVPN sessions Established {established_secs:.2} s, whole test {:.1} s",
+        show(build_secs),
+        t_all.elapsed().as_secs_f64()
+    );
 }
