@@ -14,8 +14,8 @@ use std::path::Path;
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HealthConfig, HostConfig, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, HealthConfig, HostConfig, HostConfigCgroupnsModeEnum,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -116,10 +116,55 @@ pub fn environment(c: &Container<'_>) -> BTreeMap<String, String> {
     env
 }
 
-/// The Engine API request body for a node's container.
+fn split(s: &str) -> Vec<String> {
+    split_words(s).unwrap_or_else(|| vec![s.to_string()])
+}
+
+/// The argv the engine will run for a node, merged as the engine merges it: the node's `entrypoint`
+/// (even empty) replaces the image's; the node's `cmd` replaces the image's, and the image's `CMD`
+/// only applies when no non-empty entrypoint was given by the node.
+pub fn container_argv(
+    n: &Node,
+    image_entrypoint: Option<&[String]>,
+    image_cmd: Option<&[String]>,
+) -> Vec<String> {
+    let node_entrypoint = n.entrypoint.as_deref().map(split);
+    let cmd = match (n.cmd.as_deref().map(split), &node_entrypoint) {
+        (Some(c), _) => c,
+        (None, Some(e)) if !e.is_empty() => Vec::new(),
+        (None, _) => image_cmd.map(<[String]>::to_vec).unwrap_or_default(),
+    };
+    let mut argv = node_entrypoint
+        .unwrap_or_else(|| image_entrypoint.map(<[String]>::to_vec).unwrap_or_default());
+    argv.extend(cmd);
+    argv
+}
+
+/// Whether a container's PID 1 is an init system (`/sbin/init`, `/lib/systemd/systemd`), as
+/// [`crate::native::runs_init_system`] decides for native nodes.
+pub fn is_init_system(argv: &[String]) -> bool {
+    argv.first().is_some_and(|a| {
+        let base = a.rsplit('/').next().unwrap_or(a);
+        matches!(base, "init" | "systemd")
+    })
+}
+
+/// The Engine API request body for a node's container, its argv judged without the image's
+/// config (see [`create_body_for`]).
 pub fn create_body(c: &Container<'_>) -> ContainerCreateBody {
+    create_body_for(c, is_init_system(&container_argv(c.node, None, None)))
+}
+
+/// The Engine API request body for a node's container; `init` says its PID 1 is an init system.
+///
+/// An init system gets what `docker run --privileged` of a systemd image needs to boot: a
+/// cgroup namespace of its own (on a cgroup v1 or hybrid host the engine's default is the host's,
+/// where systemd finds `/proc/1/cgroup` naming `/docker/<id>` that its cgroup mounts, which are
+/// that very cgroup, do not have, and exits with "Failed to allocate manager object"), `container=docker`
+/// in its environment (systemd's container interface) and `SIGRTMIN+3` as the stop signal (the
+/// one systemd halts on; it re-executes itself on `SIGTERM`).
+pub fn create_body_for(c: &Container<'_>, init: bool) -> ContainerCreateBody {
     let n = c.node;
-    let split = |s: &str| split_words(s).unwrap_or_else(|| vec![s.to_string()]);
     let network_mode = match (&n.network_mode, c.share_net_with) {
         (NetworkMode::Host, _) => "host".to_string(),
         (NetworkMode::Container(_), Some(other)) => format!("container:{other}"),
@@ -170,18 +215,20 @@ pub fn create_body(c: &Container<'_>) -> ContainerCreateBody {
         dns_options: n.dns.as_ref().map(|d| d.options.clone()),
         restart_policy: n.restart_policy.as_deref().map(restart_policy),
         auto_remove: n.auto_remove.then_some(true),
+        cgroupns_mode: init.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
         ..Default::default()
     };
+    let mut env = environment(c);
+    if init {
+        env.entry("container".to_string())
+            .or_insert_with(|| "docker".to_string());
+    }
     ContainerCreateBody {
         image: n.image.clone(),
         hostname: own_net.then(|| n.hostname.clone()),
         user: n.user.clone(),
-        env: Some(
-            environment(c)
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect(),
-        ),
+        env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        stop_signal: init.then(|| "SIGRTMIN+3".to_string()),
         cmd: n.cmd.as_deref().map(split),
         entrypoint: n.entrypoint.as_deref().map(split),
         labels: Some(labels(c).into_iter().collect::<HashMap<_, _>>()),
@@ -404,7 +451,21 @@ impl Engine {
     pub fn create(&self, c: &Container<'_>) -> Result<String> {
         let name = c.node.long_name.as_str();
         let opts = CreateContainerOptionsBuilder::new().name(name).build();
-        let body = create_body(c);
+        // The image's own ENTRYPOINT/CMD count when the node does not replace them.
+        let config = match &c.node.image {
+            Some(image) => self
+                .rt
+                .block_on(self.docker.inspect_image(image))
+                .ok()
+                .and_then(|i| i.config),
+            None => None,
+        };
+        let argv = container_argv(
+            c.node,
+            config.as_ref().and_then(|c| c.entrypoint.as_deref()),
+            config.as_ref().and_then(|c| c.cmd.as_deref()),
+        );
+        let body = create_body_for(c, is_init_system(&argv));
         let r = self
             .rt
             .block_on(self.docker.create_container(Some(opts), body))
@@ -611,5 +672,69 @@ mod tests {
             body.cmd.as_ref().unwrap(),
             &["sleep".to_string(), "10 00".to_string()]
         );
+    }
+
+    fn node(extra: &str) -> topology::Node {
+        let yaml = format!(
+            "name: t\ntopology:\n  nodes:\n    n:\n      runtime: docker\n      image: x:1\n{extra}"
+        );
+        let src = topology::Source::from_text("t.clab.yml", &yaml, Path::new("/tmp"));
+        let mut lab = topology::load(&src, &topology::Options::default())
+            .unwrap()
+            .lab;
+        lab.nodes.remove(0)
+    }
+
+    #[test]
+    fn argv_merges_as_the_engine_does() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let wrapper = v(&["/bin/sh", "-c", "x"]);
+        let sd = v(&["/lib/systemd/systemd"]);
+        let plain = node("");
+        assert_eq!(
+            container_argv(&plain, Some(&wrapper), Some(&sd)),
+            v(&["/bin/sh", "-c", "x", "/lib/systemd/systemd"])
+        );
+        assert_eq!(container_argv(&plain, None, Some(&sd)), sd);
+        let reset = node("      entrypoint: \"\"\n");
+        assert_eq!(container_argv(&reset, Some(&wrapper), Some(&sd)), sd);
+        let both = node("      entrypoint: \"\"\n      cmd: /sbin/init\n");
+        assert_eq!(
+            container_argv(&both, Some(&wrapper), None),
+            v(&["/sbin/init"])
+        );
+        let ep = node("      entrypoint: /bin/sleep\n");
+        assert_eq!(container_argv(&ep, None, Some(&sd)), v(&["/bin/sleep"]));
+        assert!(is_init_system(&sd));
+        assert!(is_init_system(&v(&["/sbin/init"])));
+        assert!(!is_init_system(&wrapper));
+        assert!(!is_init_system(&[]));
+    }
+
+    #[test]
+    fn an_init_system_gets_its_own_cgroup_namespace() {
+        let n = node("      entrypoint: \"\"\n      cmd: /lib/systemd/systemd\n");
+        let c = Container {
+            lab: "t",
+            node: &n,
+            topo_file: None,
+            share_net_with: None,
+            intfs: 0,
+        };
+        let body = create_body(&c);
+        assert_eq!(body.entrypoint.as_deref(), Some(&[][..]));
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGRTMIN+3"));
+        assert!(body
+            .env
+            .as_ref()
+            .unwrap()
+            .contains(&"container=docker".to_string()));
+        assert_eq!(
+            body.host_config.as_ref().unwrap().cgroupns_mode,
+            Some(HostConfigCgroupnsModeEnum::PRIVATE)
+        );
+        let plain = create_body_for(&c, false);
+        assert_eq!(plain.stop_signal, None);
+        assert_eq!(plain.host_config.unwrap().cgroupns_mode, None);
     }
 }
