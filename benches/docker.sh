@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Docker runtime benchmark: deploy time of an N-node ring (default 50) of docker nodes, against the
-# engine's floor measured in the same run: the same containers (same image, command and privileges,
-# no network) created and started with `docker run -d --network none`, as many at a time as labwire
-# uses workers (the number of CPUs). The target is a ratio of at most 1.15.
+# Docker runtime benchmark: deploy time of an N-node ring (default 50) of docker nodes, against
+#  - the engine's floor measured in the same run: the same containers (labwire's own create request,
+#    `runtime::docker::create_body`, network none, no links) created and started through the Engine
+#    API by as many threads as labwire uses workers (the number of CPUs), each thread with its own
+#    connection (crates/runtime/examples/docker_floor.rs). The target is a ratio of at most 1.15;
+#  - the by-hand baseline: `docker run -d --network none` per node, one after another, then the
+#    ring's veth pairs created in the host and moved into the containers (`ip link set … netns PID`).
 #
 #   sudo benches/docker.sh            # 50 nodes, 1 run
 #   sudo benches/docker.sh 50 3       # 50 nodes, 3 runs
 #
 # Needs a running dockerd; builds the image lwt-busybox:dk (a `docker import` of the host's static
-# busybox) when missing. Environment: LABWIRE (a labwire binary; labwire-init must sit next to it).
-# It prints figures; it passes or fails nothing.
+# busybox) when missing. Environment: LABWIRE (a labwire binary; labwire-init must sit next to it),
+# DOCKER_FLOOR (a docker_floor example binary). It prints figures; it passes or fails nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -21,18 +24,22 @@ if [ -z "${LABWIRE:-}" ]; then
     cargo build --release -q
     LABWIRE=${CARGO_TARGET_DIR:-$PWD/target}/release/labwire
 fi
+if [ -z "${DOCKER_FLOOR:-}" ]; then
+    cargo build --release -q -p runtime --example docker_floor
+    DOCKER_FLOOR=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/docker_floor
+fi
 LW=$LABWIRE
 IMAGE=lwt-busybox:dk
 WORK=$(mktemp -d /tmp/lw-dkbench.XXXXXX)
 LAB=lwbench-dk
-FLOOR=lwbench-dkfloor
+HAND=lwbench-dkhand
 par=$(nproc)
 
-floor_rm() {
-    ids=$(docker ps -aq --filter "label=lwbench=$FLOOR")
+hand_rm() {
+    ids=$(docker ps -aq --filter "label=lwbench=$HAND")
     [ -z "$ids" ] || docker rm -f $ids >/dev/null
 }
-cleanup() { "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1 || true; floor_rm || true; rm -rf "$WORK"; }
+cleanup() { "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1 || true; hand_rm || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
@@ -78,21 +85,34 @@ now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 
-floor_run() {
-    seq 1 "$N" | xargs -P "$par" -I{} docker run -d --network none "${PRIV[@]}" \
-        --sysctl net.ipv6.conf.all.disable_ipv6=0 --sysctl net.ipv6.conf.default.disable_ipv6=0 \
-        --label "lwbench=$FLOOR" --name "$FLOOR-n{}" --hostname "n{}" "$IMAGE" >/dev/null
+floor_run() { "$DOCKER_FLOOR" --nodes "$N" --workers "$par" --image "$IMAGE"; }
+
+# By hand: one `docker run` after another, then each ring link a veth pair made in the host and its
+# ends moved into the two containers' network namespaces.
+hand_run() {
+    for i in $(seq 1 "$N"); do
+        docker run -d --network none "${PRIV[@]}" --label "lwbench=$HAND" --name "$HAND-n$i" \
+            --hostname "n$i" "$IMAGE" >/dev/null
+    done
+    mapfile -t pids < <(docker inspect -f '{{.State.Pid}}' $(seq -f "$HAND-n%g" 1 "$N"))
+    for i in $(seq 1 "$N"); do
+        j=$(( i % N + 1 ))
+        ip link add "lwh${i}a" type veth peer name "lwh${i}b"
+        ip link set "lwh${i}a" netns "${pids[i - 1]}"
+        ip link set "lwh${i}b" netns "${pids[j - 1]}"
+    done
 }
 
 echo "docker ring of $N nodes, $par at a time (engine: $(docker version -f '{{.Server.Version}}, API {{.Server.APIVersion}}'))"
 for r in $(seq 1 "$runs"); do
-    floor_rm
-    t0=$(now); floor_run; t1=$(now)
-    floor_s=$(secs "$t0" "$t1")
-    floor_rm
+    floor_s=$(floor_run)
+    hand_rm
+    t0=$(now); hand_run; t1=$(now)
+    hand_s=$(secs "$t0" "$t1")
+    hand_rm
     t0=$(now); "$LW" deploy -t "$WORK/ring.clab.yml" -q >/dev/null; t1=$(now)
     lw_s=$(secs "$t0" "$t1")
     t0=$(now); "$LW" destroy --name "$LAB" --cleanup >/dev/null; t1=$(now)
     destroy_s=$(secs "$t0" "$t1")
-    echo "run $r: labwire deploy ${lw_s} s, engine floor ${floor_s} s, ratio $(ratio "$lw_s" "$floor_s"); destroy ${destroy_s} s"
+    echo "run $r: labwire deploy ${lw_s} s; engine API floor ${floor_s} s, ratio $(ratio "$lw_s" "$floor_s") (target <= 1.15); by-hand baseline ${hand_s} s, ratio $(ratio "$lw_s" "$hand_s"); destroy ${destroy_s} s"
 done

@@ -1,0 +1,124 @@
+//! The docker engine's floor for a labwire deploy: `--nodes N` containers named `lwf-<i>`, made
+//! with the request labwire makes for a docker node (`docker::create_body`, network `none`, the
+//! same privileges and labels) and created then started through the Engine API by `--workers W`
+//! threads, each with its own [`Engine`]. No links, no management network, no journal. Prints the
+//! seconds from the first create to the last start, then removes the containers.
+//!
+//!   cargo run --release -p runtime --example docker_floor -- --nodes 50 --workers 4 --image IMG
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use runtime::docker::{Container, Engine};
+
+struct Args {
+    nodes: usize,
+    workers: usize,
+    image: String,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: docker_floor [--nodes N] [--workers W] --image IMAGE");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        nodes: 50,
+        workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        image: String::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--nodes" => a.nodes = value.parse().unwrap_or_else(|_| usage()),
+            "--workers" => a.workers = value.parse().unwrap_or_else(|_| usage()),
+            "--image" => a.image = value,
+            _ => usage(),
+        }
+    }
+    if a.image.is_empty() || a.nodes == 0 {
+        usage();
+    }
+    a.workers = a.workers.clamp(1, a.nodes);
+    a
+}
+
+fn main() {
+    let args = parse_args();
+    // A tiny lab whose nodes are long-named `lwf-<i>` (empty prefix), as labwire would load it.
+    let mut yaml = format!(
+        "name: lwf\nprefix: \"\"\ntopology:\n  defaults: {{runtime: docker, image: \"{}\"}}\n  nodes:\n",
+        args.image
+    );
+    for i in 1..=args.nodes {
+        yaml.push_str(&format!("    lwf-{i}: {{kind: linux}}\n"));
+    }
+    let src = topology::Source::from_text("lwf.clab.yml", yaml, &std::env::temp_dir());
+    let lab = match topology::load(&src, &topology::Options::default()) {
+        Ok(l) => l.lab,
+        Err(e) => {
+            eprintln!("docker_floor: the generated lab does not load: {e}");
+            std::process::exit(1)
+        }
+    };
+    let connect = || {
+        Engine::connect().unwrap_or_else(|e| {
+            eprintln!("docker_floor: {e}");
+            std::process::exit(1)
+        })
+    };
+    let engines: Vec<Engine> = (0..args.workers).map(|_| connect()).collect();
+    for n in &lab.nodes {
+        let _ = engines[0].remove(&n.long_name);
+    }
+
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for engine in &engines {
+            let (lab, next, failed) = (&lab, &next, &failed);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(node) = lab.nodes.get(i) else { break };
+                let spec = Container {
+                    lab: &lab.name,
+                    node,
+                    topo_file: Some(Path::new("/tmp/lwf.clab.yml")),
+                    share_net_with: None,
+                    // A ring node has two data interfaces (`CLAB_INTFS`).
+                    intfs: 2,
+                };
+                let made = engine
+                    .create(&spec)
+                    .and_then(|id| engine.start(&id, &node.long_name));
+                if let Err(e) = made {
+                    eprintln!("docker_floor: {}: {e}", node.long_name);
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let secs = t0.elapsed().as_secs_f64();
+
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for engine in &engines {
+            let (lab, next) = (&lab, &next);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(node) = lab.nodes.get(i) else { break };
+                if let Err(e) = engine.remove(&node.long_name) {
+                    eprintln!("docker_floor: {e}");
+                }
+            });
+        }
+    });
+    if failed.load(Ordering::Relaxed) > 0 {
+        std::process::exit(1);
+    }
+    println!("{secs:.2}");
+}
