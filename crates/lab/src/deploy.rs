@@ -110,17 +110,18 @@ pub fn preflight(lab: &Lab) -> Result<()> {
             }
         }
     }
-    let mut host = Handle::new().map_err(wire_err("open netlink"))?;
-    let mut exists = |name: &str| -> Result<bool> {
-        Ok(host
-            .link(name)
-            .map_err(wire_err(format!("look up {name}")))?
-            .is_some())
-    };
+    // One dump of the host's interfaces answers every name check below.
+    let host_links: HashSet<String> = Handle::new()
+        .and_then(|mut h| h.links())
+        .map_err(wire_err("list host interfaces"))?
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    let exists = |name: &str| host_links.contains(name);
     for l in &lab.links {
         match &l.peer {
             Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. }
-                if exists(host_iface)? =>
+                if exists(host_iface) =>
             {
                 problems.push(format!(
                     "link {}:{}: host interface {host_iface} already exists",
@@ -131,7 +132,7 @@ pub fn preflight(lab: &Lab) -> Result<()> {
                 if !lab
                     .node(parent)
                     .is_some_and(|n| n.class == KindClass::Bridge)
-                    && !exists(parent)? =>
+                    && !exists(parent) =>
             {
                 problems.push(format!(
                     "link {}:{}: macvlan parent interface {parent} does not exist in the host",
@@ -143,7 +144,7 @@ pub fn preflight(lab: &Lab) -> Result<()> {
                     let host_side = lab
                         .node(&ep.node)
                         .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host));
-                    if host_side && exists(&ep.iface)? {
+                    if host_side && exists(&ep.iface) {
                         problems.push(format!(
                             "link end {}:{}: an interface {} already exists in the host",
                             ep.node, ep.iface, ep.iface
@@ -857,7 +858,7 @@ impl Run<'_> {
                     n.name
                 ))
             })?;
-        let env = native::process_environment(pid).unwrap_or_else(|| native::environment(n));
+        let env = native::node_environment(pid, n);
         let out = native::exec(&self.init, pid, &env, command)?;
         self.execs.lock().expect("execs").push(ExecReport {
             node: n.name.clone(),
@@ -927,9 +928,8 @@ impl Run<'_> {
                     .expect("procs")
                     .get(&n.name)
                     .map(|p| p.pid)
-                    .unwrap_or(0);
-                let env =
-                    native::process_environment(pid).unwrap_or_else(|| native::environment(n));
+                    .ok_or_else(|| Error::Invalid(format!("node {} is not running", n.name)))?;
+                let env = native::node_environment(pid, n);
                 let start = Instant::now();
                 sleep_interruptible(Duration::from_secs(h.start_period_s.min(1)))?;
                 let mut failures = 0;

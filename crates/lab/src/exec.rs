@@ -55,7 +55,7 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
             .ok_or_else(|| {
                 Error::Invalid(format!("node {} of lab {name} is not running", n.name))
             })?;
-        let env = native::process_environment(proc.pid).unwrap_or_else(|| native::environment(n));
+        let env = native::node_environment(proc.pid, n);
         out.push((n.clone(), native::exec(&init, proc.pid, &env, cmd)?));
     }
     Ok(out)

@@ -1289,8 +1289,9 @@ topology:
     );
 }
 
-/// Interface names the validator accepts, however odd, never reach a shell: the deploy makes
-/// them verbatim and no command they spell runs.
+/// Interface names the validator accepts, however odd, and environment and label values that look
+/// like shell commands never reach a shell: the deploy makes the interfaces verbatim, the values
+/// arrive literally, and no command they spell runs.
 #[test]
 fn accepted_interface_names_reach_no_shell() {
     let _s = shared();
@@ -1298,12 +1299,16 @@ fn accepted_interface_names_reach_no_shell() {
 mgmt: {network: lwt-rhs, ipv4-subnet: 10.237.0.0/24, ipv6-subnet: fd00:237::/64}
 topology:
   nodes:
-    ok: {kind: linux}
-    ok2: {kind: linux}
+    ok:
+      kind: linux
+      env: {PWN: "$(>lwtp1)"}
+      labels: {note: "`>lwtp2`"}
+    ok2: {kind: linux, labels: {x: "$(>lwtp1);>lwtp2"}}
   links:
-    - endpoints: ["ok:;rm", "ok2:$(>lwtp1)"]
-    - endpoints: ["ok:`>lwtp2`", "ok2:a|b&c"]
-    - endpoints: ["ok:-x", "ok2:$(reboot)"]
+    - endpoints: ["ok:a@b", "ok2:x+y.1"]
+      labels: {l: "$(>lwtp2)"}
+    - endpoints: ["ok:_u-2", "ok2:z@9+"]
+    - endpoints: ["ok:v.1", "ok2:A_b-c@d"]
 "#;
     let lab = TestLab::with_file(
         "rhs",
@@ -1315,18 +1320,20 @@ topology:
     );
     let mut v = lab.cmd();
     v.arg("validate").arg("-t").arg(&lab.file);
-    if !run_timeout(v, Duration::from_secs(30)).status.success() {
-        eprintln!("rhs: validation refuses these names; nothing to deploy");
-        return;
-    }
+    let out = run_timeout(v, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "validation must accept these names and values: {}",
+        describe(&out)
+    );
     let hosts_before = without_blocks(&read_etc_hosts());
     let mut c = lab.deploy_cmd();
     c.current_dir(&lab.dir);
     let out = run_timeout(c, Duration::from_secs(120));
     assert!(out.status.success(), "deploy: {}", describe(&out));
     let mut want: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    want.insert("ok", vec![";rm", "`>lwtp2`", "-x"]);
-    want.insert("ok2", vec!["$(>lwtp1)", "a|b&c", "$(reboot)"]);
+    want.insert("ok", vec!["a@b", "_u-2", "v.1"]);
+    want.insert("ok2", vec!["x+y.1", "z@9+", "A_b-c@d"]);
     for (node, ifaces) in want {
         let r = poll(Duration::from_secs(5), || {
             let have = if_states(&lab.links(node));
@@ -1342,6 +1349,9 @@ topology:
             panic!("{e}");
         }
     }
+    // The variable arrives as written; printing it runs nothing it spells.
+    let env = lab.exec("ok", "printenv PWN");
+    assert_eq!(text(&env.stdout).trim(), "$(>lwtp1)", "{}", describe(&env));
     let lab_dir = lab.lab_dir();
     let mut dirs: Vec<PathBuf> = vec![
         "/".into(),
@@ -1358,7 +1368,7 @@ topology:
         for f in ["lwtp1", "lwtp2"] {
             assert!(
                 !d.join(f).exists(),
-                "a shell ran an interface name: {} exists",
+                "a shell ran a name or value from the topology: {} exists",
                 d.join(f).display()
             );
         }

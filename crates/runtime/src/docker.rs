@@ -24,7 +24,7 @@ use bollard::Docker;
 use futures_util::StreamExt as _;
 use topology::{NetworkMode, Node};
 
-use crate::native::split_words;
+use crate::native::{container_argv, is_init_system, split_words};
 use crate::{Error, Result};
 
 /// Where the engine listens.
@@ -118,35 +118,6 @@ pub fn environment(c: &Container<'_>) -> BTreeMap<String, String> {
 
 fn split(s: &str) -> Vec<String> {
     split_words(s).unwrap_or_else(|| vec![s.to_string()])
-}
-
-/// The argv the engine will run for a node, merged as the engine merges it: the node's `entrypoint`
-/// (even empty) replaces the image's; the node's `cmd` replaces the image's, and the image's `CMD`
-/// only applies when no non-empty entrypoint was given by the node.
-pub fn container_argv(
-    n: &Node,
-    image_entrypoint: Option<&[String]>,
-    image_cmd: Option<&[String]>,
-) -> Vec<String> {
-    let node_entrypoint = n.entrypoint.as_deref().map(split);
-    let cmd = match (n.cmd.as_deref().map(split), &node_entrypoint) {
-        (Some(c), _) => c,
-        (None, Some(e)) if !e.is_empty() => Vec::new(),
-        (None, _) => image_cmd.map(<[String]>::to_vec).unwrap_or_default(),
-    };
-    let mut argv = node_entrypoint
-        .unwrap_or_else(|| image_entrypoint.map(<[String]>::to_vec).unwrap_or_default());
-    argv.extend(cmd);
-    argv
-}
-
-/// Whether a container's PID 1 is an init system (`/sbin/init`, `/lib/systemd/systemd`), as
-/// [`crate::native::runs_init_system`] decides for native nodes.
-pub fn is_init_system(argv: &[String]) -> bool {
-    argv.first().is_some_and(|a| {
-        let base = a.rsplit('/').next().unwrap_or(a);
-        matches!(base, "init" | "systemd")
-    })
 }
 
 /// The Engine API request body for a node's container, its argv judged without the image's

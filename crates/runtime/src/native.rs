@@ -63,10 +63,38 @@ pub struct Spawn<'a> {
 /// Whether the node's command (from its image) is an init system, which must be PID 1 and gets a
 /// cgroup of its own.
 pub fn runs_init_system(node: &Node, image: &ImageRoot) -> bool {
-    image_command(node, image).first().is_some_and(|a| {
+    is_init_system(&image_command(node, image))
+}
+
+/// Whether an argv starts an init system (`/sbin/init`, `/lib/systemd/systemd`). labwire-init, a
+/// separate small binary, applies the same rule when it hands PID 1 over.
+pub fn is_init_system(argv: &[String]) -> bool {
+    argv.first().is_some_and(|a| {
         let base = a.rsplit('/').next().unwrap_or(a);
         matches!(base, "init" | "systemd")
     })
+}
+
+/// The argv a node runs, merged as container engines merge it: the node's `entrypoint` (even
+/// empty) replaces the image's; the node's `cmd` replaces the image's, and the image's `CMD` only
+/// applies when the node gave no non-empty entrypoint. Node strings are split into words as a shell
+/// would, without a shell.
+pub fn container_argv(
+    n: &Node,
+    image_entrypoint: Option<&[String]>,
+    image_cmd: Option<&[String]>,
+) -> Vec<String> {
+    let split = |s: &str| split_words(s).unwrap_or_else(|| vec![s.to_string()]);
+    let node_entrypoint = n.entrypoint.as_deref().map(split);
+    let cmd = match (n.cmd.as_deref().map(split), &node_entrypoint) {
+        (Some(c), _) => c,
+        (None, Some(e)) if !e.is_empty() => Vec::new(),
+        (None, _) => image_cmd.map(<[String]>::to_vec).unwrap_or_default(),
+    };
+    let mut argv = node_entrypoint
+        .unwrap_or_else(|| image_entrypoint.map(<[String]>::to_vec).unwrap_or_default());
+    argv.extend(cmd);
+    argv
 }
 
 /// Where the host's cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
@@ -197,17 +225,7 @@ pub fn hosts_file(node: &Node) -> String {
 /// else the image's) followed by the command (the node's; else the image's unless the node replaced
 /// the entrypoint). Node strings are split into words like a shell would, without a shell.
 pub fn image_command(node: &Node, image: &ImageRoot) -> Vec<String> {
-    let split = |s: &str| split_words(s).unwrap_or_else(|| vec![s.to_string()]);
-    let entry = node
-        .entrypoint
-        .as_deref()
-        .map_or_else(|| image.entrypoint.clone(), split);
-    let cmd = match (&node.cmd, &node.entrypoint) {
-        (Some(c), _) => split(c),
-        (None, Some(_)) => Vec::new(),
-        (None, None) => image.cmd.clone(),
-    };
-    entry.into_iter().chain(cmd).collect()
+    container_argv(node, Some(&image.entrypoint), Some(&image.cmd))
 }
 
 /// The node's command as argv: `sh -c "<entrypoint> <cmd>"`, or nothing (the init just waits).
@@ -387,6 +405,12 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
             None => format!("labwire-init exited with {status} without a report"),
         },
     })
+}
+
+/// The environment commands run with inside a running node: its PID 1's (image variables
+/// included), or the one the topology gives when that cannot be read.
+pub fn node_environment(pid: i32, node: &Node) -> BTreeMap<String, String> {
+    process_environment(pid).unwrap_or_else(|| environment(node))
 }
 
 /// The environment of a running process (the node's PID 1 carries the node's environment,

@@ -153,15 +153,15 @@ pub struct Loaded {
     pub warnings: Diagnostics,
 }
 
-/// Fields the native runtime acts on; others draw a one-line warning when set.
-/// Fields the docker runtime acts on; others draw a one-line warning when set.
-const DOCKER_ACTS_ON: &[&str] = &[
+/// Fields every runtime acts on.
+const ACTS_ON: &[&str] = &[
     "kind",
     "group",
     "type",
     "image",
     "image-pull-policy",
     "startup-delay",
+    "user",
     "exec",
     "binds",
     "mgmt-ipv4",
@@ -178,7 +178,10 @@ const DOCKER_ACTS_ON: &[&str] = &[
     "stages",
     "wait-for",
     "hostname",
-    "user",
+];
+
+/// Fields only the docker runtime acts on (it hands them to the engine).
+const DOCKER_ALSO_ACTS_ON: &[&str] = &[
     "memory",
     "cpu",
     "cpu-set",
@@ -189,31 +192,15 @@ const DOCKER_ACTS_ON: &[&str] = &[
     "cap-add",
 ];
 
-const NATIVE_ACTS_ON: &[&str] = &[
-    "kind",
-    "group",
-    "type",
-    "image",
-    "image-pull-policy",
-    "startup-delay",
-    "user",
-    "exec",
-    "binds",
-    "mgmt-ipv4",
-    "mgmt-ipv6",
-    "env",
-    "env-files",
-    "labels",
-    "network-mode",
-    "runtime",
-    "sysctls",
-    "cmd",
-    "entrypoint",
-    "healthcheck",
-    "stages",
-    "wait-for",
-    "hostname",
-];
+/// Whether `runtime` acts on a node field; `None` for runtimes labwire does not have yet (their
+/// nodes are refused at deploy, so warning about single fields would be noise).
+fn acts_on(runtime: Runtime, field: &str) -> Option<bool> {
+    match runtime {
+        Runtime::Native => Some(ACTS_ON.contains(&field)),
+        Runtime::Docker => Some(ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field)),
+        _ => None,
+    }
+}
 
 const TOP_KEYS: [&str; 5] = ["name", "prefix", "mgmt", "settings", "topology"];
 const TOPOLOGY_KEYS: [&str; 5] = ["defaults", "kinds", "groups", "nodes", "links"];
@@ -415,15 +402,9 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         levels.push(&defaults);
         let levels = Levels { levels };
         if let Some(node) = node::decode(n, *span, &levels, &cx, d) {
-            let acts_on = match node.runtime {
-                Runtime::Native => Some(NATIVE_ACTS_ON),
-                Runtime::Docker => Some(DOCKER_ACTS_ON),
-                // Runtimes labwire does not have yet are refused at deploy.
-                _ => None,
-            };
-            if let (Some(acts_on), true) = (acts_on, node.is_workload()) {
+            if node.is_workload() {
                 for (field, _) in node::FIELDS {
-                    if acts_on.contains(field) {
+                    if acts_on(node.runtime, field) != Some(false) {
                         continue;
                     }
                     if let Some(v) = levels.resolve(field) {
