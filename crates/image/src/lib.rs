@@ -12,8 +12,10 @@
 //! its root (layer unpacking is hardened against hostile tarballs, see the `unpack` module).
 
 mod digest;
+mod disk;
 mod error;
 mod import;
+pub mod kernel;
 mod lock;
 mod oci;
 mod pull;
@@ -21,7 +23,9 @@ mod reference;
 mod store;
 mod unpack;
 
+pub use disk::{merge_layers, ROOT_HEADROOM};
 pub use error::{Error, Result};
+pub use kernel::{Kernel, Modules};
 pub use pull::{pull, pull_report, PullOptions, PullReport};
 pub use reference::normalize_reference;
 pub use store::{Image, ImageConfig, Store, DEFAULT_ROOT};

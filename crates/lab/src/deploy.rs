@@ -22,7 +22,7 @@ use wire::NetNs;
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::progress::Progress;
 use crate::state::{self, Entry, Journal, Recorded};
-use crate::{artifacts, destroy, lock::Lock, paths, pool, signals, wiring};
+use crate::{artifacts, destroy, lock::Lock, paths, pool, signals, vms, wiring};
 
 pub struct DeployOptions {
     pub max_workers: usize,
@@ -76,7 +76,10 @@ pub fn preflight(lab: &Lab) -> Result<()> {
             }
             continue;
         }
-        if n.is_workload() && n.runtime != Runtime::Native {
+        if n.is_workload() && n.runtime == Runtime::Vm {
+            crate::vms::preflight(lab, n, &mut problems);
+        }
+        if n.is_workload() && !matches!(n.runtime, Runtime::Native | Runtime::Vm) {
             problems.push(format!(
                 "node {}: the {} runtime is not available in this version of labwire; use `runtime: native` (or -r native)",
                 n.name, n.runtime
@@ -307,6 +310,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         timings: Mutex::new(Vec::new()),
         images: HashMap::new(),
         engine: None,
+        vms: None,
     };
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
@@ -363,6 +367,8 @@ struct Run<'a> {
     images: HashMap<String, native::ImageRoot>,
     /// The Docker engine, connected when the lab has docker nodes.
     engine: Option<docker::Engine>,
+    /// What the VM nodes boot from, when the lab has any.
+    vms: Option<vms::Assets>,
 }
 
 fn check_interrupt() -> Result<()> {
@@ -422,6 +428,9 @@ impl Run<'_> {
         }
         self.images = self.timed("unpack images", || {
             crate::images::image_roots(&native_view, &state_dir)
+        })?;
+        self.vms = self.timed("vm disks", || {
+            vms::prepare_assets(lab, &self.images, &|m| self.progress.message(m))
         })?;
         if lab
             .nodes
@@ -623,7 +632,7 @@ impl Run<'_> {
         let lab = self.lab;
         let image = self.images.get(&n.name);
         let cgroup = match image {
-            Some(img) if native::runs_init_system(n, img) => {
+            Some(img) if n.runtime != Runtime::Vm && native::runs_init_system(n, img) => {
                 let base = native::cgroup2_mount().ok_or_else(|| {
                     Error::Invalid(format!(
                         "node {} runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host",
@@ -637,14 +646,27 @@ impl Run<'_> {
             }
             _ => None,
         };
+        let vm = match (&self.vms, n.runtime, image) {
+            (Some(assets), Runtime::Vm, Some(img)) => {
+                let boot = assets.boots.get(&n.name).ok_or_else(|| {
+                    Error::Invalid(format!("node {}: nothing prepared to boot", n.name))
+                })?;
+                Some((
+                    vms::shell_node(n),
+                    vms::vmm_argv(lab, n, img, boot, assets)?,
+                ))
+            }
+            _ => None,
+        };
         let proc = native::spawn(&native::Spawn {
             lab: &lab.name,
-            node: n,
+            node: vm.as_ref().map_or(n, |(shell, _)| shell),
             init: &self.init,
             run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
             join_netns: join,
-            image,
+            image: if vm.is_some() { None } else { image },
             cgroup: cgroup.as_deref(),
+            argv: vm.as_ref().map(|(_, argv)| argv.as_slice()),
         })?;
         self.journal.record(&[Entry::Node {
             node: n.name.clone(),
@@ -790,6 +812,8 @@ impl Run<'_> {
                     node: n,
                     endpoints: eps,
                     base,
+                    // A VM node's guest holds its addresses.
+                    addresses: n.runtime != Runtime::Vm,
                 };
                 wiring::configure_node(lab, &cfg, ns, &home)?;
                 self.progress.step(1);
@@ -812,6 +836,22 @@ impl Run<'_> {
     }
 
     fn configure(&self, nodes: &[&Node]) -> Result<()> {
+        let vm_nodes: Vec<&Node> = nodes
+            .iter()
+            .copied()
+            .filter(|n| n.runtime == Runtime::Vm)
+            .collect();
+        if !vm_nodes.is_empty() {
+            // Every NIC exists before the guest boots.
+            let home = NetNs::current().map_err(wire_err("open the host network namespace"))?;
+            let nets = self.nets.lock().expect("nets");
+            for n in &vm_nodes {
+                let ns = nets
+                    .get(&n.name)
+                    .ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
+                vms::stitch(self.lab, n, ns, &home)?;
+            }
+        }
         // Start each node's command now that its links are up.
         for n in nodes.iter().filter(|n| n.runtime != Runtime::Docker) {
             if let Some(p) = self.procs.lock().expect("procs").get(&n.name) {
@@ -820,6 +860,9 @@ impl Run<'_> {
                     unsafe { libc::kill(p.pid, libc::SIGUSR1) };
                 }
             }
+        }
+        if !vm_nodes.is_empty() {
+            self.wait_for_guests(&vm_nodes)?;
         }
         let with_exec: Vec<&Node> = nodes
             .iter()
@@ -845,21 +888,63 @@ impl Run<'_> {
         first_error(results)
     }
 
+    /// Wait until every VM node's guest agent answers (the guests boot in parallel).
+    fn wait_for_guests(&self, vm_nodes: &[&Node]) -> Result<()> {
+        self.progress.stage("boot VMs", vm_nodes.len());
+        let t = Instant::now();
+        let timeout = vms::boot_timeout();
+        let results = pool::run(
+            vm_nodes,
+            vm_nodes.len().min(64),
+            &signals::interrupted,
+            &|n: &&Node| -> Result<()> {
+                let proc = self.procs.lock().expect("procs").get(&n.name).copied();
+                // The VMM appears once the node's init has the start signal; it may take a
+                // moment to fork it.
+                let since = Instant::now();
+                let seen = std::cell::Cell::new(false);
+                let alive = || {
+                    let Some(p) = proc.filter(|p| p.is_alive()) else {
+                        return false;
+                    };
+                    if vms::vmm_pid(p).is_some() {
+                        seen.set(true);
+                        return !signals::interrupted();
+                    }
+                    !seen.get() && since.elapsed() < Duration::from_secs(10)
+                };
+                let run_dir = vms::node_run_dir(&self.lab.name, &n.name);
+                let logs = [run_dir.join("console.log"), n.dir.join("console.log")];
+                let logs: Vec<&std::path::Path> = logs.iter().map(PathBuf::as_path).collect();
+                runtime::vm::wait_ready(&run_dir, &logs, timeout, &alive)
+                    .map_err(|e| Error::Invalid(format!("VM node {}: {e}", n.name)))?;
+                self.progress.step(1);
+                Ok(())
+            },
+        );
+        check_interrupt()?;
+        first_error(results)?;
+        self.timings
+            .lock()
+            .expect("timings")
+            .push(("  guests up".to_string(), t.elapsed()));
+        Ok(())
+    }
+
     fn exec_in(&self, n: &Node, command: &str) -> Result<native::ExecOutput> {
-        let pid = self
+        let proc = self
             .procs
             .lock()
             .expect("procs")
             .get(&n.name)
-            .map(|p| p.pid)
+            .copied()
             .ok_or_else(|| {
                 Error::Invalid(format!(
                     "node {} is not running, so `{command}` cannot run in it",
                     n.name
                 ))
             })?;
-        let env = native::node_environment(pid, n);
-        let out = native::exec(&self.init, pid, &env, command)?;
+        let out = vms::exec_in_node(&self.lab.name, n, proc, &self.init, command)?;
         self.execs.lock().expect("execs").push(ExecReport {
             node: n.name.clone(),
             command: command.to_string(),
@@ -922,20 +1007,19 @@ impl Run<'_> {
             &|n: &&Node| -> Result<()> {
                 let h = n.healthcheck.as_ref().expect("filtered");
                 let cmd = healthcheck_command(&h.test);
-                let pid = self
+                let proc = self
                     .procs
                     .lock()
                     .expect("procs")
                     .get(&n.name)
-                    .map(|p| p.pid)
+                    .copied()
                     .ok_or_else(|| Error::Invalid(format!("node {} is not running", n.name)))?;
-                let env = native::node_environment(pid, n);
                 let start = Instant::now();
                 sleep_interruptible(Duration::from_secs(h.start_period_s.min(1)))?;
                 let mut failures = 0;
                 loop {
                     check_interrupt()?;
-                    let out = native::exec(&self.init, pid, &env, &cmd)?;
+                    let out = vms::exec_in_node(&self.lab.name, n, proc, &self.init, &cmd)?;
                     if out.code == 0 {
                         self.progress.step(1);
                         return Ok(());

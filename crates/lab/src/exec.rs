@@ -55,8 +55,10 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
             .ok_or_else(|| {
                 Error::Invalid(format!("node {} of lab {name} is not running", n.name))
             })?;
-        let env = native::node_environment(proc.pid, n);
-        out.push((n.clone(), native::exec(&init, proc.pid, &env, cmd)?));
+        out.push((
+            n.clone(),
+            crate::vms::exec_in_node(name, n, proc, &init, cmd)?,
+        ));
     }
     Ok(out)
 }

@@ -41,7 +41,10 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 .iter()
                 .find(|(name, _)| *name == n.name)
                 .map(|(_, p)| *p);
+            let vm_down = n.runtime == topology::Runtime::Vm
+                && proc.is_some_and(|p| crate::vms::vmm_pid(p).is_none());
             let (state, status) = match proc {
+                Some(p) if p.is_alive() && vm_down => ("exited", "VMM exited".to_string()),
                 Some(p) if p.is_alive() => ("running", "Up".to_string()),
                 Some(_) => ("exited", "Exited".to_string()),
                 None => ("missing", "Not created".to_string()),
@@ -80,7 +83,11 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 ipv6_address: ipv6(lab, n),
                 owner: "root".into(),
                 runtime: n.runtime.to_string(),
-                pid: proc.map_or(0, |p| p.pid),
+                // A VM node shows its VMM.
+                pid: match (n.runtime, proc) {
+                    (topology::Runtime::Vm, Some(p)) => crate::vms::vmm_pid(p).unwrap_or(0),
+                    (_, p) => p.map_or(0, |p| p.pid),
+                },
             }
         })
         .collect()

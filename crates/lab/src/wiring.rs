@@ -474,6 +474,9 @@ pub struct NodeConfig<'a> {
     pub endpoints: &'a [&'a topology::Endpoint],
     /// Management addressing and routes (once per node).
     pub base: bool,
+    /// Whether addresses and routes go on the namespace's interfaces (not for VM nodes, whose
+    /// guest holds them).
+    pub addresses: bool,
 }
 
 /// Bring every interface of the node up and apply its addresses (and, with `base`, the management
@@ -485,7 +488,7 @@ pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs)
     let links = h.links().map_err(wire_err(op("list interfaces")))?;
     let index: HashMap<&str, u32> = links.iter().map(|l| (l.name.as_str(), l.index)).collect();
     let mut addrs: Vec<(u32, IpAddr, u8)> = Vec::new();
-    {
+    if cfg.addresses {
         for ep in cfg.endpoints {
             if let Some(&i) = index.get(ep.iface.as_str()) {
                 if let Some(n) = ep.ipv4 {
@@ -505,7 +508,7 @@ pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs)
         b.add_address(*i, *a, *p);
     }
     let eth0 = index.get("eth0").copied();
-    if cfg.base && node.network_mode == NetworkMode::Bridged {
+    if cfg.base && cfg.addresses && node.network_mode == NetworkMode::Bridged {
         if let Some(e) = eth0 {
             if let (Some(a), Some(s)) = (node.mgmt_ipv4, lab.mgmt.ipv4_subnet) {
                 b.add_address(e, IpAddr::V4(a), s.prefix_len());

@@ -58,6 +58,9 @@ pub struct Spawn<'a> {
     /// A cgroup (v2) directory of the node's own: the init joins it and gets a cgroup namespace
     /// rooted there, so an init system inside (systemd) manages only the node.
     pub cgroup: Option<&'a Path>,
+    /// The command to run instead of the node's own (a VM node runs its VMM). Such a node keeps
+    /// the host's /run and /tmp, where its VMM's files are.
+    pub argv: Option<&'a [String]>,
 }
 
 /// Whether the node's command (from its image) is an init system, which must be PID 1 and gets a
@@ -291,6 +294,7 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     ]);
     cmd.arg("--log").arg(dir.join("console.log"));
     match s.image {
+        None if s.argv.is_some() => {}
         None => {
             for (d, mode) in PRIVATE_DIRS {
                 cmd.args(["--tmpfs", d, mode]);
@@ -365,9 +369,10 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     // labwire-init makes its namespaces itself, first thing: no code runs between fork and exec
     // here, so the standard library can start it with posix_spawn instead of forking labwire.
     cmd.args(["--unshare", &format!("{flags:x}")]);
-    let argv = match s.image {
-        Some(img) => image_command(node, img),
-        None => command(node),
+    let argv = match (s.argv, s.image) {
+        (Some(a), _) => a.to_vec(),
+        (None, Some(img)) => image_command(node, img),
+        (None, None) => command(node),
     };
     if !argv.is_empty() {
         cmd.arg("--").args(&argv);

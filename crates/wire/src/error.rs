@@ -25,6 +25,17 @@ pub enum Error {
         /// The `IFLA_INFO_KIND` that was asked for.
         kind: String,
     },
+    /// The kernel (or `/dev`) lacks something other than a link type: the tun driver, a tc qdisc,
+    /// classifier or action. `what` names the missing piece and where it would come from.
+    #[error("{op}: {what}")]
+    Unsupported {
+        /// What was being done, naming the object (`create tap tap0`).
+        op: String,
+        /// What is missing (`the running kernel lacks the tc "u32" classifier (cls_u32)`).
+        what: String,
+        /// The errno that said so (`ENOENT`, `EOPNOTSUPP`, …).
+        errno: io::Error,
+    },
     /// One request of a batch failed; `index` counts from 0 in the order requests were queued (the
     /// message counts from 1).
     #[error("batch request {} of {total}: {error}", index + 1)]
@@ -66,7 +77,9 @@ impl Error {
     /// The errno behind this error, looking through [`Error::Batch`].
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Netlink { errno, .. } | Error::Sys { errno, .. } => errno.raw_os_error(),
+            Error::Netlink { errno, .. }
+            | Error::Sys { errno, .. }
+            | Error::Unsupported { errno, .. } => errno.raw_os_error(),
             Error::Batch { error, .. } => error.raw_os_error(),
             Error::KernelLacks { .. } => Some(libc::EOPNOTSUPP),
             _ => None,

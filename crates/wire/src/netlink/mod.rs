@@ -2,7 +2,7 @@
 //!
 //! This module owns the socket and the request/ack exchange: sequence numbers, reading acks and
 //! dumps, turning kernel errors into [`Error`]s that name the request. The bytes of each request
-//! are built in the `link`, `addr` and `route` submodules; nothing here decides what a lab
+//! are built in the `link`, `addr`, `route` and `tc` submodules; nothing here decides what a lab
 //! looks like. A handle is bound to the namespace it was created in; requests may still place
 //! new links in other namespaces through `IFLA_NET_NS_FD`.
 
@@ -10,6 +10,7 @@ mod addr;
 mod link;
 mod msg;
 mod route;
+mod tc;
 
 use std::collections::HashMap;
 use std::io;
@@ -19,6 +20,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub use link::{format_mac, Link, Macvlan, MacvlanMode, VethEnd, Vxlan};
 use msg::*;
+pub use tc::REDIRECT_PREF;
 
 use crate::netns::{self, NetNs};
 use crate::{Error, Result};
@@ -46,6 +48,11 @@ pub(crate) struct Request {
     kind: Option<&'static str>,
     /// `EEXIST` counts as success (adding an address that is there already).
     eexist_ok: bool,
+    /// `ENOENT` counts as success (removing a filter that is not there).
+    enoent_ok: bool,
+    /// For requests naming a tc qdisc, classifier or action: what the kernel lacks when it
+    /// answers `ENOENT` or `EOPNOTSUPP`, given its extended-ack message.
+    lacks: Option<fn(Option<&str>) -> &'static str>,
     /// A request to send once this one succeeded, from a socket in another namespace (`Some`)
     /// or this handle's (`None`): bringing up a veth peer.
     follow: Option<(Option<NsKey>, Box<Request>)>,
@@ -61,6 +68,8 @@ impl Request {
             op,
             kind: None,
             eexist_ok: false,
+            enoent_ok: false,
+            lacks: None,
             follow: None,
         }
     }
@@ -75,11 +84,30 @@ impl Request {
         self
     }
 
+    pub(crate) fn enoent_ok(mut self) -> Request {
+        self.enoent_ok = true;
+        self
+    }
+
+    pub(crate) fn lacks(mut self, what: fn(Option<&str>) -> &'static str) -> Request {
+        self.lacks = Some(what);
+        self
+    }
+
     /// Judges the kernel's answer `errno` (0 for success).
     fn outcome(&self, errno: i32, extack: Option<String>) -> Result<()> {
         match errno {
             0 => Ok(()),
             libc::EEXIST if self.eexist_ok => Ok(()),
+            libc::ENOENT if self.enoent_ok => Ok(()),
+            libc::ENOENT | libc::EOPNOTSUPP if self.lacks.is_some() => {
+                let what = self.lacks.map(|f| f(extack.as_deref())).unwrap_or_default();
+                Err(Error::Unsupported {
+                    op: self.op.clone(),
+                    what: what.to_string(),
+                    errno: io::Error::from_raw_os_error(errno),
+                })
+            }
             libc::EOPNOTSUPP
                 if self.kind.is_some()
                     && extack
@@ -384,13 +412,54 @@ impl Handle {
         self.execute_one(route::add(dst, prefix_len, gateway, oif))
     }
 
+    // ---- traffic control ----
+
+    /// Adds the ingress qdisc (`ffff:`) to link `ifindex`; one already there is kept and counts
+    /// as success. The request carries `NLM_F_CREATE` but not `NLM_F_EXCL`, so the kernel itself
+    /// judges an existing qdisc: an ingress qdisc is a no-op, a `clsact` qdisc (which filters
+    /// with parent `ffff:` cannot use) is refused with `EINVAL`. [`Error::Unsupported`] when the
+    /// kernel has no ingress qdisc.
+    pub fn add_ingress_qdisc(&mut self, ifindex: u32) -> Result<()> {
+        self.execute_one(tc::ingress_qdisc(ifindex))
+    }
+
+    /// Sends every frame that arrives on link `from` out of link `to`, unchanged: a u32 filter
+    /// on `from`'s ingress qdisc matching every packet (protocol `all`, one key 0/0) with the
+    /// single action `mirred egress redirect dev TO`. Both links must be in this handle's
+    /// namespace.
+    ///
+    /// Adds the ingress qdisc first when missing (as [`Handle::add_ingress_qdisc`]), and replaces
+    /// an earlier redirect of `from` (the filter at [`REDIRECT_PREF`]), so calling it again, or
+    /// with another `to`, leaves exactly one redirect. The three requests go in one `sendmsg`;
+    /// the error, if any, is the first failed one's. [`Error::Unsupported`] names the missing
+    /// piece when the kernel lacks the ingress qdisc, the u32 classifier or the mirred action.
+    pub fn redirect_ingress(&mut self, from: u32, to: u32) -> Result<()> {
+        self.execute_all(tc::redirect_all(from, to).into())
+    }
+
+    /// Joins links `a` and `b` back to back, with no bridge: whatever arrives on one leaves
+    /// through the other, both ways ([`Handle::redirect_ingress`] each way, in one `sendmsg`).
+    /// This is how a VM's tap is joined to its namespace's veth; neither link needs an address,
+    /// and both must be up to carry frames.
+    pub fn stitch(&mut self, a: u32, b: u32) -> Result<()> {
+        let mut reqs = Vec::from(tc::redirect_all(a, b));
+        reqs.extend(tc::redirect_all(b, a));
+        self.execute_all(reqs)
+    }
+
     // ---- the exchange ----
 
-    fn execute_one(&mut self, req: Request) -> Result<()> {
-        self.exchange(vec![req], |_, _, _| {}).map_err(|e| match e {
+    /// Sends `reqs` together; an error is the first failed request's own (its `op` names it),
+    /// without the [`Error::Batch`] wrapper.
+    fn execute_all(&mut self, reqs: Vec<Request>) -> Result<()> {
+        self.exchange(reqs, |_, _, _| {}).map_err(|e| match e {
             Error::Batch { error, .. } => *error,
             e => e,
         })
+    }
+
+    fn execute_one(&mut self, req: Request) -> Result<()> {
+        self.execute_all(vec![req])
     }
 
     /// Sends `reqs` in chunks and reads every answer; `on_reply(request index, type, body)` sees
@@ -703,6 +772,25 @@ impl Batch<'_> {
         oif: Option<u32>,
     ) -> &mut Self {
         self.push(route::add(dst, prefix_len, gateway, oif))
+    }
+
+    /// Queues [`Handle::add_ingress_qdisc`].
+    pub fn add_ingress_qdisc(&mut self, ifindex: u32) -> &mut Self {
+        self.push(tc::ingress_qdisc(ifindex))
+    }
+
+    /// Queues [`Handle::redirect_ingress`]: three requests (ingress qdisc, removal of an earlier
+    /// redirect, the redirect filter), which count as three in [`Error::Batch`] indices.
+    pub fn redirect_ingress(&mut self, from: u32, to: u32) -> &mut Self {
+        for r in tc::redirect_all(from, to) {
+            self.push(r);
+        }
+        self
+    }
+
+    /// Queues [`Handle::stitch`]: six requests, `a`'s redirect first.
+    pub fn stitch(&mut self, a: u32, b: u32) -> &mut Self {
+        self.redirect_ingress(a, b).redirect_ingress(b, a)
     }
 
     /// Number of queued requests.

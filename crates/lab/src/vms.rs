@@ -1,0 +1,402 @@
+//! VM nodes in a lab: checking them before anything is touched, preparing what they boot from
+//! (kernel, modules, root disk — cached), stitching each namespace interface to a tap, running
+//! commands through the guest agent, and finding the VMM of a running node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use runtime::native::{self, ExecOutput, ImageRoot};
+use runtime::process::ProcId;
+use runtime::vm::{self, Accel, GuestNic};
+use topology::{Lab, NetworkMode, Node, Runtime};
+use wire::netlink::Handle;
+use wire::NetNs;
+
+use crate::error::{wire as wire_err, Error, Result};
+use crate::paths;
+
+/// How long a guest may take from VMM start to its agent answering (TCG is slow; a busy host
+/// slower). `LABWIRE_VM_BOOT_TIMEOUT` (seconds) overrides.
+pub fn boot_timeout() -> Duration {
+    std::env::var("LABWIRE_VM_BOOT_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(300), Duration::from_secs)
+}
+
+/// A command run through the guest agent waits at most this long for its answer.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Problems with a VM node that can be found without touching the host.
+pub(crate) fn preflight(lab: &Lab, n: &Node, problems: &mut Vec<String>) {
+    match n.vmm.as_deref() {
+        None | Some("qemu") => {
+            for tool in [vm::QEMU, "qemu-img", "mkfs.ext4", "debugfs"] {
+                if vm::which(tool).is_none() {
+                    problems.push(format!(
+                        "node {}: runtime vm needs `{tool}`, which is not installed (apt-get install qemu-system-x86 qemu-utils e2fsprogs)",
+                        n.name
+                    ));
+                }
+            }
+        }
+        Some("firecracker") => problems.push(format!(
+            "node {}: vmm firecracker is not supported by this version of labwire (it needs KVM, which does not run guests on this host); use `vmm: qemu`",
+            n.name
+        )),
+        Some(other) => problems.push(format!(
+            "node {}: unknown vmm `{other}`; accepted: qemu, firecracker",
+            n.name
+        )),
+    }
+    if n.image.is_none() {
+        problems.push(format!(
+            "node {}: runtime vm needs an `image` (its root file system)",
+            n.name
+        ));
+    }
+    if n.network_mode != NetworkMode::Bridged && n.network_mode != NetworkMode::None {
+        problems.push(format!(
+            "node {}: this network-mode is not possible for a VM node (it has its own kernel); accepted: bridge (the default), none",
+            n.name
+        ));
+    }
+    if let Some(k) = n
+        .kernel
+        .as_deref()
+        .filter(|k| image::kernel::is_file_spec(k))
+    {
+        let path = kernel_path(lab, k);
+        if !path.is_file() {
+            problems.push(format!(
+                "node {}: kernel {} does not exist (want a vmlinuz file, or an image holding /boot/vmlinuz*)",
+                n.name,
+                path.display()
+            ));
+        }
+    }
+    for b in &n.binds {
+        if b.source.is_dir() {
+            problems.push(format!(
+                "node {}: bind {}: a VM node gets files copied into its disk, not directories",
+                n.name,
+                b.source.display()
+            ));
+        }
+    }
+}
+
+fn kernel_path(lab: &Lab, spec: &str) -> PathBuf {
+    let base = lab
+        .topology_file
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    image::kernel::resolve_path(spec, &base)
+}
+
+/// What one VM node boots from.
+#[derive(Clone)]
+pub(crate) struct Boot {
+    pub kernel: image::Kernel,
+    pub modules: Option<std::sync::Arc<image::Modules>>,
+    pub modules_disk: Option<PathBuf>,
+    pub root_disk: PathBuf,
+}
+
+/// Everything the lab's VM nodes boot from, prepared once per deploy (disks are cached in the
+/// image store across deploys).
+pub(crate) struct Assets {
+    pub boots: HashMap<String, Boot>,
+    pub accel: Accel,
+    pub agent: PathBuf,
+}
+
+/// Resolve each VM node's kernel and build (or find cached) its disks.
+pub(crate) fn prepare_assets(
+    lab: &Lab,
+    images: &HashMap<String, ImageRoot>,
+    notice: &dyn Fn(&str),
+) -> Result<Option<Assets>> {
+    let vms: Vec<&Node> = lab
+        .nodes
+        .iter()
+        .filter(|n| n.is_workload() && n.runtime == Runtime::Vm)
+        .collect();
+    if vms.is_empty() {
+        return Ok(None);
+    }
+    let store = crate::images::image_store().map_err(Error::Invalid)?;
+    let accel = vm::probe_accel();
+    if accel == Accel::Tcg {
+        notice("vm: KVM cannot run guests on this host; VM nodes use QEMU's TCG emulation (slower boots)");
+    }
+    let agent = vm::agent_path()?;
+    // Per kernel: a Boot whose root disk is filled in per node.
+    let mut kernels: HashMap<String, Boot> = HashMap::new();
+    let mut disks: HashMap<String, PathBuf> = HashMap::new();
+    let mut boots = HashMap::new();
+    for n in vms {
+        let img = images.get(&n.name).ok_or_else(|| {
+            Error::Invalid(format!("node {}: runtime vm needs an `image`", n.name))
+        })?;
+        let key = n
+            .kernel
+            .clone()
+            .unwrap_or_else(|| format!("image:{}", img.id));
+        if !kernels.contains_key(&key) {
+            let kernel = resolve_kernel(lab, n, img, &store)?;
+            let modules = match &kernel.modules {
+                Some(dir) => Some(std::sync::Arc::new(image::Modules::scan(dir).map_err(
+                    |e| Error::Invalid(format!("node {}: kernel modules: {e}", n.name)),
+                )?)),
+                None => None,
+            };
+            let disk = match &modules {
+                Some(m) => Some(store.modules_disk(&kernel, m).map_err(|e| {
+                    Error::Invalid(format!("node {}: build the modules disk: {e}", n.name))
+                })?),
+                None => None,
+            };
+            kernels.insert(
+                key.clone(),
+                Boot {
+                    kernel,
+                    modules,
+                    modules_disk: disk,
+                    root_disk: PathBuf::new(),
+                },
+            );
+        }
+        if !disks.contains_key(&img.id) {
+            let image = store
+                .resolve(&img.id)
+                .map_err(|e| Error::Invalid(format!("node {}: image: {e}", n.name)))?
+                .ok_or_else(|| {
+                    Error::Invalid(format!("node {}: image {} vanished", n.name, img.id))
+                })?;
+            let disk = store.root_disk(&image, &img.layers).map_err(|e| {
+                Error::Invalid(format!("node {}: build the root disk: {e}", n.name))
+            })?;
+            disks.insert(img.id.clone(), disk);
+        }
+        let mut boot = kernels[&key].clone();
+        boot.root_disk = disks[&img.id].clone();
+        boots.insert(n.name.clone(), boot);
+    }
+    Ok(Some(Assets {
+        boots,
+        accel,
+        agent,
+    }))
+}
+
+fn resolve_kernel(
+    lab: &Lab,
+    n: &Node,
+    img: &ImageRoot,
+    store: &image::Store,
+) -> Result<image::Kernel> {
+    let bad = |e: image::Error| Error::Invalid(format!("node {}: kernel: {e}", n.name));
+    match n.kernel.as_deref() {
+        Some(k) if image::kernel::is_file_spec(k) => {
+            image::Kernel::from_file(&kernel_path(lab, k)).map_err(bad)
+        }
+        Some(reference) => {
+            let kimg = store.resolve(reference).map_err(bad)?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "node {}: kernel image `{reference}` is not in labwire's image store (import it with `labwire image import FILE --name {reference}`, or give a vmlinuz path)",
+                    n.name
+                ))
+            })?;
+            let layers = store.layer_dirs(&kimg).map_err(bad)?;
+            image::Kernel::from_layers(&layers)
+                .map_err(bad)?
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "node {}: image `{reference}` holds no /boot/vmlinuz* kernel",
+                        n.name
+                    ))
+                })
+        }
+        None => image::Kernel::from_layers(&img.layers)
+            .map_err(bad)?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "node {}: runtime vm needs a kernel: the image has no /boot/vmlinuz*, so set `kernel:` to a vmlinuz file or an image holding one",
+                    n.name
+                ))
+            }),
+    }
+}
+
+/// The node's NICs in VMM order: eth0 (bridged nodes), then each link end, with the addresses the
+/// guest applies. Names are the namespace's interface names.
+pub(crate) fn nics(lab: &Lab, n: &Node) -> Vec<GuestNic> {
+    let mut out = Vec::new();
+    if n.network_mode == NetworkMode::Bridged {
+        let mut addresses = Vec::new();
+        if let (Some(a), Some(s)) = (n.mgmt_ipv4, lab.mgmt.ipv4_subnet) {
+            addresses.push((IpAddr::V4(a), s.prefix_len()));
+        }
+        if let (Some(a), Some(s)) = (n.mgmt_ipv6, lab.mgmt.ipv6_subnet) {
+            addresses.push((IpAddr::V6(a), s.prefix_len()));
+        }
+        out.push(GuestNic {
+            mac: n.mgmt_mac.to_string(),
+            name: "eth0".into(),
+            mtu: lab.mgmt.mtu,
+            addresses,
+        });
+    }
+    for l in &lab.links {
+        for e in l.endpoints().filter(|e| e.node == n.name) {
+            let mut addresses = Vec::new();
+            if let Some(a) = e.ipv4 {
+                addresses.push((IpAddr::V4(a.addr()), a.prefix_len()));
+            }
+            if let Some(a) = e.ipv6 {
+                addresses.push((IpAddr::V6(a.addr()), a.prefix_len()));
+            }
+            out.push(GuestNic {
+                mac: e.mac.to_string(),
+                name: e.iface.clone(),
+                mtu: l.mtu,
+                addresses,
+            });
+        }
+    }
+    out
+}
+
+/// The gateways a bridged VM node routes by default through.
+pub(crate) fn gateways(lab: &Lab, n: &Node) -> Vec<IpAddr> {
+    if n.network_mode != NetworkMode::Bridged {
+        return Vec::new();
+    }
+    let mut gws = Vec::new();
+    if n.mgmt_ipv4.is_some() {
+        gws.extend(lab.mgmt.ipv4_gw.map(IpAddr::V4));
+    }
+    if n.mgmt_ipv6.is_some() {
+        gws.extend(lab.mgmt.ipv6_gw.map(IpAddr::V6));
+    }
+    gws
+}
+
+/// The VMM's argv for a node (its files are written now).
+pub(crate) fn vmm_argv(
+    lab: &Lab,
+    n: &Node,
+    img: &ImageRoot,
+    boot: &Boot,
+    assets: &Assets,
+) -> Result<Vec<String>> {
+    let run_dir = node_run_dir(&lab.name, &n.name);
+    let state_dir = paths::lab_state_dir(&lab.name).join("nodes").join(&n.name);
+    let spec = vm::VmSpec {
+        node: n,
+        image: img,
+        kernel: &boot.kernel,
+        modules: boot.modules.as_deref(),
+        modules_disk: boot.modules_disk.as_deref(),
+        root_disk: &boot.root_disk,
+        agent: &assets.agent,
+        nics: nics(lab, n),
+        gateways: gateways(lab, n),
+        run_dir: &run_dir,
+        state_dir: &state_dir,
+        accel: assets.accel,
+    };
+    Ok(vm::prepare(&spec)?)
+}
+
+/// The node as the native runtime starts it: a namespace holder whose command is the VMM. The
+/// node's own command, binds and environment go to the guest instead.
+pub(crate) fn shell_node(n: &Node) -> Node {
+    let mut s = n.clone();
+    s.image = None;
+    s.cmd = None;
+    s.entrypoint = None;
+    s.binds.clear();
+    s.user = None;
+    s.env.clear();
+    // The namespace's interfaces only carry the guest's frames: no addresses, no IPv6 of their
+    // own (their MACs are the guest's).
+    s.sysctls = BTreeMap::from([
+        (
+            "net.ipv6.conf.all.disable_ipv6".to_string(),
+            "1".to_string(),
+        ),
+        (
+            "net.ipv6.conf.default.disable_ipv6".to_string(),
+            "1".to_string(),
+        ),
+    ]);
+    s
+}
+
+pub(crate) fn node_run_dir(lab: &str, node: &str) -> PathBuf {
+    paths::lab_run_dir(lab).join(node)
+}
+
+/// Give each of the node's interfaces a tap and join the two with a two-way tc redirect.
+pub(crate) fn stitch(lab: &Lab, n: &Node, ns: &NetNs, home: &NetNs) -> Result<()> {
+    let op = |what: String| format!("{what} in VM node {}", n.name);
+    let mut h = Handle::in_netns_from(ns, home).map_err(wire_err(op("open netlink".into())))?;
+    for (i, nic) in nics(lab, n).iter().enumerate() {
+        let tap = vm::tap_name(i);
+        wire::create_tap(ns, &tap).map_err(wire_err(op(format!("create tap {tap}"))))?;
+        let t = h
+            .link(&tap)
+            .map_err(wire_err(op(format!("look up {tap}"))))?
+            .ok_or_else(|| Error::Invalid(op(format!("tap {tap} vanished"))))?;
+        let l = h
+            .link(&nic.name)
+            .map_err(wire_err(op(format!("look up {}", nic.name))))?
+            .ok_or_else(|| Error::Invalid(op(format!("interface {} is missing", nic.name))))?;
+        h.set_mtu(t.index, nic.mtu)
+            .map_err(wire_err(op(format!("set the MTU of {tap}"))))?;
+        h.set_up(t.index)
+            .map_err(wire_err(op(format!("bring up {tap}"))))?;
+        h.stitch(l.index, t.index)
+            .map_err(wire_err(op(format!("redirect {} ⇄ {tap}", nic.name))))?;
+    }
+    Ok(())
+}
+
+/// Run `sh -c cmd` inside a VM node through its guest agent.
+pub(crate) fn exec(lab: &str, n: &Node, cmd: &str) -> Result<ExecOutput> {
+    let env = native::environment(n);
+    Ok(vm::exec(
+        &node_run_dir(lab, &n.name),
+        cmd,
+        &env,
+        EXEC_TIMEOUT,
+    )?)
+}
+
+/// Run a command in any node: through the guest agent for VM nodes, in the node's namespaces
+/// otherwise.
+pub(crate) fn exec_in_node(
+    lab: &str,
+    n: &Node,
+    proc: ProcId,
+    init: &Path,
+    cmd: &str,
+) -> Result<ExecOutput> {
+    if n.runtime == Runtime::Vm {
+        return exec(lab, n, cmd);
+    }
+    let env = native::node_environment(proc.pid, n);
+    Ok(native::exec(init, proc.pid, &env, cmd)?)
+}
+
+/// The VMM process of a VM node whose namespace holder is `holder` (its only child).
+pub fn vmm_pid(holder: ProcId) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.pid)).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}

@@ -1,0 +1,689 @@
+//! The vm runtime: a node is a microVM (QEMU's `microvm` machine) running inside a network
+//! namespace made as for a native node. Each of the namespace's interfaces (eth0 and every data
+//! link) gets a tap, joined to it by a two-way tc redirect; the guest NIC takes the interface's MAC
+//! and, inside the guest, its name. The guest boots the node's kernel with an initramfs holding
+//! labwire's guest agent, the modules it needs and the node's configuration; the agent mounts the
+//! root disk (the image as ext4, under a per-node copy-on-write overlay), names the NICs, applies
+//! addresses, serves `exec` over a virtio-serial port and hands over to the image's init.
+//!
+//! This module composes the files and the VMM command line; the `lab` layer makes the namespace,
+//! the links and the taps, and starts the VMM as the node's command.
+
+pub mod cpio;
+pub mod proto;
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::native::{ExecOutput, ImageRoot};
+use crate::{io, Error, Result};
+
+/// Modules the guest needs before its root is mounted (Debian's stock kernel builds them as
+/// modules): virtio over MMIO, its NIC, disk and serial port, and ext4 with its checksum.
+pub const BOOT_MODULES: &[&str] = &[
+    "virtio_mmio",
+    "virtio_net",
+    "virtio_blk",
+    "virtio_console",
+    "crc32c_generic",
+    "ext4",
+];
+
+/// Guest RAM when the node sets no `memory`.
+pub const DEFAULT_MEMORY_MIB: u64 = 512;
+
+/// What the guest agent is told (`/labwire/config.json` in the initramfs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GuestConfig {
+    pub hostname: String,
+    /// Module files in the initramfs, in load order.
+    pub modules: Vec<String>,
+    pub nics: Vec<GuestNic>,
+    /// Default gateways (on eth0).
+    pub gateways: Vec<IpAddr>,
+    /// The image's command (entrypoint + cmd, merged as container engines do).
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: Option<String>,
+    /// Files to put into the root: (index in /labwire/files, path in the guest, mode).
+    pub files: Vec<(usize, String, u32)>,
+    /// /etc/hosts content.
+    pub hosts: String,
+    /// The kernel release, where the modules disk is mounted (`/lib/modules/<release>`).
+    pub kernel_release: String,
+    /// Whether a modules disk is attached.
+    pub modules_disk: bool,
+}
+
+/// One guest NIC: found by MAC, renamed, addressed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GuestNic {
+    pub mac: String,
+    pub name: String,
+    pub mtu: u32,
+    pub addresses: Vec<(IpAddr, u8)>,
+}
+
+/// Which accelerator QEMU uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// Everything needed to start one VM node.
+pub struct VmSpec<'a> {
+    pub node: &'a topology::Node,
+    pub image: &'a ImageRoot,
+    pub kernel: &'a image::Kernel,
+    /// The kernel's module tree and, when the guest gets it as a disk, that disk.
+    pub modules: Option<&'a image::Modules>,
+    pub modules_disk: Option<&'a Path>,
+    pub root_disk: &'a Path,
+    /// The agent binary (labwire-guest).
+    pub agent: &'a Path,
+    /// The node's NICs in QEMU order: eth0 first (when bridged), then its links.
+    pub nics: Vec<GuestNic>,
+    pub gateways: Vec<IpAddr>,
+    /// Where the node's runtime files go (sockets, initramfs) and its writable disk layer.
+    pub run_dir: &'a Path,
+    pub state_dir: &'a Path,
+    pub accel: Accel,
+}
+
+/// The tap joined to the namespace's `i`-th NIC.
+pub fn tap_name(i: usize) -> String {
+    format!("lwtap{i}")
+}
+
+/// The agent's socket (QEMU listens on it; labwire connects).
+pub fn agent_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("agent.sock")
+}
+
+/// The serial console's socket.
+pub fn console_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("console.sock")
+}
+
+/// The VMM binary.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Where the guest agent binary lives: next to the running labwire binary, or `LABWIRE_GUEST`.
+pub fn agent_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("LABWIRE_GUEST") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(io("locate the labwire binary"))?;
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    for cand in [dir.join("labwire-guest"), dir.join("../labwire-guest")] {
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(Error::Unsupported(format!(
+        "labwire-guest not found next to {} (build the workspace with `cargo build --release`, or set LABWIRE_GUEST)",
+        exe.display()
+    )))
+}
+
+/// Find `prog` in PATH.
+pub fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// Whether KVM can run this host's QEMU guests: `/dev/kvm` opens and QEMU starts a paused
+/// microvm under it and quits cleanly (on some nested hosts QEMU aborts setting the vCPU up).
+/// `LABWIRE_VM_ACCEL=kvm|tcg` overrides the probe.
+pub fn probe_accel() -> Accel {
+    match std::env::var("LABWIRE_VM_ACCEL").as_deref() {
+        Ok("kvm") => return Accel::Kvm,
+        Ok("tcg") => return Accel::Tcg,
+        _ => {}
+    }
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return Accel::Tcg;
+    }
+    let child = Command::new(QEMU)
+        .args(["-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "64"])
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-S"])
+        .args(["-qmp", "stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return Accel::Tcg;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(
+            b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n{\"execute\":\"quit\"}\n",
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return if status.success() {
+                    Accel::Kvm
+                } else {
+                    Accel::Tcg
+                }
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Accel::Tcg;
+            }
+        }
+    }
+}
+
+/// The dynamic libraries (and loader) a binary needs, as `ldd` lists them.
+fn shared_libraries(bin: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .map_err(io(format!("run ldd on {}", bin.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("not a dynamic executable") || text.contains("statically linked") {
+        return Ok(Vec::new());
+    }
+    let libs = text
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with('/'))
+                .map(PathBuf::from)
+        })
+        .collect();
+    Ok(libs)
+}
+
+/// The agent binary without debug information when `strip` is at hand (a debug build carries
+/// tens of megabytes of it, which the guest would unpack into RAM).
+fn agent_bytes(agent: &Path, scratch: &Path) -> Result<Vec<u8>> {
+    let stripped = scratch.join("labwire-guest.stripped");
+    let ok = which("strip").is_some()
+        && Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(agent)
+            .status()
+            .is_ok_and(|s| s.success());
+    let path = if ok { stripped.as_path() } else { agent };
+    let data = std::fs::read(path).map_err(io(format!("read {}", path.display())));
+    let _ = std::fs::remove_file(&stripped);
+    data
+}
+
+/// Write the node's initramfs: the agent (with the libraries it links), the boot modules and the
+/// node's configuration and files.
+fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
+    let mut a = cpio::Archive::new();
+    for d in ["dev", "proc", "sys", "newroot", "lib", "lib64", "labwire"] {
+        a.dir(d);
+    }
+    a.dir("labwire/files");
+    a.dir("labwire/modules");
+    a.char_device("dev/console", 5, 1);
+    a.char_device("dev/null", 1, 3);
+    let read = |p: &Path| std::fs::read(p).map_err(io(format!("read {}", p.display())));
+    a.file("init", 0o755, &agent_bytes(spec.agent, spec.run_dir)?);
+    for lib in shared_libraries(spec.agent)? {
+        let real = std::fs::canonicalize(&lib).unwrap_or_else(|_| lib.clone());
+        let mut made = PathBuf::new();
+        for c in lib.parent().into_iter().flat_map(Path::components).skip(1) {
+            made.push(c);
+            a.dir(&made.to_string_lossy());
+        }
+        a.file(&lib.to_string_lossy(), 0o755, &read(&real)?);
+    }
+    let mut modules = Vec::new();
+    if let Some(m) = spec.modules {
+        let order = m
+            .load_order(BOOT_MODULES)
+            .map_err(|e| Error::Unsupported(format!("kernel {}: {e}", spec.kernel.version)))?;
+        for (i, rel) in order.iter().enumerate() {
+            let name = format!(
+                "labwire/modules/{i:02}-{}",
+                rel.file_name().unwrap_or_default().to_string_lossy()
+            );
+            a.file(&name, 0o644, &read(&m.dir().join(rel))?);
+            modules.push(format!("/{name}"));
+        }
+    }
+    let mut files = Vec::new();
+    let mut add_file = |a: &mut cpio::Archive, src: &Path, target: &str| -> Result<()> {
+        let meta = std::fs::metadata(src).map_err(io(format!("read {}", src.display())))?;
+        if !meta.is_file() {
+            return Err(Error::Unsupported(format!(
+                "node {}: bind {} → {}: a VM node gets files copied in, and this is not a regular file",
+                spec.node.name,
+                src.display(),
+                target
+            )));
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        let i = files.len();
+        a.file(&format!("labwire/files/{i}"), 0o644, &read(src)?);
+        files.push((i, target.to_string(), meta.permissions().mode() & 0o7777));
+        Ok(())
+    };
+    for b in &spec.node.binds {
+        add_file(&mut a, &b.source, &b.target)?;
+    }
+    if let Some(cfg) = &spec.node.startup_config {
+        add_file(&mut a, cfg, "/etc/labwire/startup-config")?;
+    }
+    let keys = spec.node.dir.parent().map(|d| d.join("authorized_keys"));
+    if let Some(k) = keys.filter(|k| k.is_file()) {
+        if !spec
+            .node
+            .binds
+            .iter()
+            .any(|b| b.target == "/root/.ssh/authorized_keys")
+        {
+            add_file(&mut a, &k, "/root/.ssh/authorized_keys")?;
+        }
+    }
+    let env = crate::native::environment_with(spec.node, Some(spec.image));
+    let config = GuestConfig {
+        hostname: spec.node.hostname.clone(),
+        modules,
+        nics: spec.nics.clone(),
+        gateways: spec.gateways.clone(),
+        argv: crate::native::image_command(spec.node, spec.image),
+        env: env.into_iter().collect(),
+        workdir: spec.image.working_dir.clone().filter(|w| !w.is_empty()),
+        files,
+        hosts: crate::native::hosts_file(spec.node),
+        kernel_release: spec.kernel.version.clone(),
+        modules_disk: spec.modules_disk.is_some(),
+    };
+    let json = serde_json::to_vec_pretty(&config).expect("config serialises");
+    a.file("labwire/config.json", 0o644, &json);
+    let mut f = std::fs::File::create(out).map_err(io(format!("create {}", out.display())))?;
+    a.finish(&mut f)
+        .map_err(io(format!("write {}", out.display())))
+}
+
+/// Make the node's files (initramfs, copy-on-write disk) and return the VMM's argv.
+pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
+    let node = spec.node;
+    std::fs::create_dir_all(spec.run_dir)
+        .map_err(io(format!("create {}", spec.run_dir.display())))?;
+    std::fs::create_dir_all(spec.state_dir)
+        .map_err(io(format!("create {}", spec.state_dir.display())))?;
+    std::fs::create_dir_all(&node.dir).map_err(io(format!("create {}", node.dir.display())))?;
+    let initrd = spec.run_dir.join("initramfs.cpio");
+    write_initramfs(spec, &initrd)?;
+    let overlay = spec.state_dir.join("root.qcow2");
+    let _ = std::fs::remove_file(&overlay);
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+        .arg(spec.root_disk)
+        .arg(&overlay)
+        .output()
+        .map_err(io("run qemu-img (install qemu-utils)"))?;
+    if !out.status.success() {
+        return Err(Error::NodeSetup {
+            node: node.name.clone(),
+            message: format!(
+                "qemu-img create failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    let mem_mib = node
+        .memory_bytes
+        .map_or(DEFAULT_MEMORY_MIB, |b| (b >> 20).max(64));
+    let cpus = node.cpu.map_or(1, |c| (c.ceil() as u64).max(1));
+    let mut argv: Vec<String> = vec![
+        which(QEMU).map_or_else(|| QEMU.to_string(), |p| p.display().to_string()),
+        "-name".into(),
+        node.long_name.clone(),
+        "-M".into(),
+        "microvm,isa-serial=on,rtc=on".into(),
+    ];
+    match spec.accel {
+        Accel::Kvm => argv.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]),
+        // A bounded translation cache keeps the VMM's own memory small.
+        Accel::Tcg => argv.extend([
+            "-accel".into(),
+            "tcg,tb-size=32".into(),
+            "-cpu".into(),
+            "max".into(),
+        ]),
+    }
+    argv.extend([
+        "-m".into(),
+        format!("{mem_mib}M"),
+        "-smp".into(),
+        cpus.to_string(),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+        "-display".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-kernel".into(),
+        spec.kernel.image.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init net.ifnames=0".into(),
+        "-chardev".into(),
+        format!(
+            "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",
+            console_socket(spec.run_dir).display(),
+            node.dir.join("console.log").display()
+        ),
+        "-serial".into(),
+        "chardev:con".into(),
+        "-device".into(),
+        "virtio-serial-device".into(),
+        "-chardev".into(),
+        format!(
+            "socket,id=agent,path={},server=on,wait=off",
+            agent_socket(spec.run_dir).display()
+        ),
+        "-device".into(),
+        format!("virtserialport,chardev=agent,name={}", proto::PORT_NAME),
+        "-drive".into(),
+        format!(
+            "id=root,file={},format=qcow2,if=none,cache=unsafe",
+            overlay.display()
+        ),
+        "-device".into(),
+        "virtio-blk-device,drive=root,serial=labwire-root".into(),
+    ]);
+    if let Some(d) = spec.modules_disk {
+        argv.extend([
+            "-drive".into(),
+            format!(
+                "id=modules,file={},format=raw,if=none,readonly=on",
+                d.display()
+            ),
+            "-device".into(),
+            "virtio-blk-device,drive=modules,serial=labwire-modules".into(),
+        ]);
+    }
+    for (i, nic) in spec.nics.iter().enumerate() {
+        argv.extend([
+            "-netdev".into(),
+            format!("tap,id=n{i},ifname={},script=no,downscript=no", tap_name(i)),
+            "-device".into(),
+            format!(
+                "virtio-net-device,netdev=n{i},mac={},host_mtu={}",
+                nic.mac, nic.mtu
+            ),
+        ]);
+    }
+    Ok(argv)
+}
+
+/// A connection to a node's guest agent, after the ping/pong handshake.
+struct Agent {
+    stream: UnixStream,
+}
+
+impl Agent {
+    fn connect(run_dir: &Path, timeout: Duration) -> Result<Agent> {
+        let path = agent_socket(run_dir);
+        let mut stream =
+            UnixStream::connect(&path).map_err(io(format!("connect to {}", path.display())))?;
+        // A ping can be lost (the guest agent may be between sessions): ask again every second
+        // until `timeout`, and take only the answer to the latest question.
+        let deadline = Instant::now() + timeout;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let nonce = format!("{}-{}-{attempt}", std::process::id(), nonce_seed());
+            proto::write_frame(&mut stream, proto::PING, nonce.as_bytes())
+                .map_err(io("send a ping to the guest agent"))?;
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(1))
+                .max(Duration::from_millis(10));
+            stream
+                .set_read_timeout(Some(wait))
+                .map_err(io("set agent timeout"))?;
+            let answered = loop {
+                match proto::read_frame(&mut stream) {
+                    Ok((proto::PONG, payload)) if payload == nonce.as_bytes() => break true,
+                    Ok(_) => continue,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break false
+                    }
+                    Err(e) => return Err(io("wait for the guest agent's answer")(e)),
+                }
+            };
+            if answered {
+                stream
+                    .set_read_timeout(Some(timeout))
+                    .map_err(io("set agent timeout"))?;
+                return Ok(Agent { stream });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Unsupported("the guest agent does not answer".into()));
+            }
+        }
+    }
+}
+
+fn nonce_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Wait until the node's guest agent answers (it does once the guest's NICs are configured),
+/// or fail after `timeout` or when `alive` says the VMM is gone.
+pub fn wait_ready(
+    run_dir: &Path,
+    logs: &[&Path],
+    timeout: Duration,
+    alive: &dyn Fn() -> bool,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if !alive() {
+            return Err(Error::Unsupported(format!(
+                "the VMM exited before the guest was up{}",
+                log_tail(logs)
+            )));
+        }
+        match Agent::connect(run_dir, Duration::from_millis(500)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(Error::Unsupported(format!(
+        "the guest agent did not answer within {} s ({last}){}",
+        timeout.as_secs(),
+        log_tail(logs)
+    )))
+}
+
+/// The last lines of the VMM's and the guest's logs, for an error message.
+fn log_tail(logs: &[&Path]) -> String {
+    let mut out = String::new();
+    for p in logs {
+        let Ok(text) = std::fs::read(p) else { continue };
+        let text = String::from_utf8_lossy(&text);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        // The agent's own lines and the kernel's verdict say most; then the last few lines.
+        let telling: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| {
+                l.contains("labwire-guest") || l.contains("Kernel panic") || l.contains("init")
+            })
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(4)..];
+        out.push_str(&format!("\n  from {}:", p.display()));
+        for l in telling.iter().rev().take(6).rev().chain(tail) {
+            out.push_str(&format!("\n    {}", l.trim_end()));
+        }
+    }
+    out
+}
+
+/// Run `sh -c command` in the guest through its agent (one command at a time per node: the
+/// agent's port has one host end).
+pub fn exec(
+    run_dir: &Path,
+    command: &str,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<ExecOutput> {
+    let lock_path = run_dir.join("agent.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(format!("open {}", lock_path.display())))?;
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock on an open descriptor; released when `lock` is dropped.
+    while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(io("lock the guest agent")(e));
+        }
+    }
+    let mut agent = Agent::connect(run_dir, timeout)?;
+    let req = proto::ExecRequest {
+        command: command.to_string(),
+        env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    };
+    let json = serde_json::to_vec(&req).expect("request serialises");
+    proto::write_frame(&mut agent.stream, proto::EXEC, &json)
+        .map_err(io("send the command to the guest agent"))?;
+    let mut out = ExecOutput {
+        stdout: String::new(),
+        stderr: String::new(),
+        code: -1,
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    loop {
+        let (kind, payload) = proto::read_frame(&mut agent.stream)
+            .map_err(io(format!("read the output of `{command}` from the guest")))?;
+        match kind {
+            proto::STDOUT => stdout.extend_from_slice(&payload),
+            proto::STDERR => stderr.extend_from_slice(&payload),
+            proto::EXIT => {
+                let mut code = [0u8; 4];
+                code.copy_from_slice(payload.get(..4).unwrap_or(&[255; 4]));
+                out.code = i32::from_le_bytes(code);
+                break;
+            }
+            _ => {}
+        }
+    }
+    out.stdout = String::from_utf8_lossy(&stdout).into_owned();
+    out.stderr = String::from_utf8_lossy(&stderr).into_owned();
+    drop(lock);
+    Ok(out)
+}
+
+/// Attach the terminal to a node's serial console until Ctrl-] (or the console closes).
+pub fn console(run_dir: &Path, node: &str) -> Result<()> {
+    let path = console_socket(run_dir);
+    let stream = UnixStream::connect(&path).map_err(io(format!(
+        "connect to the console of node {node} ({})",
+        path.display()
+    )))?;
+    let tty = Raw::enter();
+    if tty.is_some() {
+        eprint!("Connected to the console of {node}; Ctrl-] leaves.\r\n");
+    }
+    let mut from_vm = stream.try_clone().map_err(io("clone the console socket"))?;
+    let printer = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut stdout = std::io::stdout();
+        while let Ok(n) = from_vm.read(&mut buf) {
+            if n == 0 || stdout.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let _ = stdout.flush();
+        }
+    });
+    let mut to_vm = stream;
+    let mut stdin = std::io::stdin();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(i) = buf[..n].iter().position(|&b| b == 0x1d) {
+            let _ = to_vm.write_all(&buf[..i]);
+            break;
+        }
+        if to_vm.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to_vm.shutdown(std::net::Shutdown::Both);
+    let _ = printer.join();
+    drop(tty);
+    Ok(())
+}
+
+/// The terminal in raw mode while this lives.
+struct Raw(libc::termios);
+
+impl Raw {
+    fn enter() -> Option<Raw> {
+        // SAFETY: termios calls on fd 0 with a zeroed, then filled, struct.
+        unsafe {
+            if libc::isatty(0) != 1 {
+                return None;
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return None;
+            }
+            let saved = t;
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            Some(Raw(saved))
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        // SAFETY: restores the attributes read in `enter`.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+    }
+}
