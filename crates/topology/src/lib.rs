@@ -180,7 +180,7 @@ const ACTS_ON: &[&str] = &[
     "hostname",
 ];
 
-/// Fields only the docker runtime acts on (it hands them to the engine).
+/// Fields only the container runtimes (docker, podman) act on (they hand them to the engine).
 const DOCKER_ALSO_ACTS_ON: &[&str] = &[
     "memory",
     "cpu",
@@ -197,7 +197,9 @@ const DOCKER_ALSO_ACTS_ON: &[&str] = &[
 fn acts_on(runtime: Runtime, field: &str) -> Option<bool> {
     match runtime {
         Runtime::Native => Some(ACTS_ON.contains(&field)),
-        Runtime::Docker => Some(ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field)),
+        Runtime::Docker | Runtime::Podman => {
+            Some(ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field))
+        }
         _ => None,
     }
 }
