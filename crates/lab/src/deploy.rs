@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use runtime::docker::{self, EngineKind};
+use runtime::native;
 use runtime::process::ProcId;
-use runtime::{docker, native};
 use topology::{
     ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Peer, Runtime, Stage,
 };
@@ -68,11 +69,21 @@ pub fn preflight(lab: &Lab) -> Result<()> {
     let mut problems = Vec::new();
     let mut checked_images: HashMap<(String, Option<String>), std::result::Result<(), String>> =
         HashMap::new();
-    let docker = docker_preflight(lab, &mut problems);
+    let engines = engine_preflight(lab, &mut problems);
     for n in &lab.nodes {
-        if n.is_workload() && n.runtime == Runtime::Docker {
-            if let Some(Err(e)) = &docker {
+        if let Some(kind) = EngineKind::of(n.runtime).filter(|_| n.is_workload()) {
+            if let Some(Err(e)) = engines.get(&kind) {
                 problems.push(format!("node {}: {e}", n.name));
+            }
+            // A container joins another's network by the engine's `container:NAME`, so that one
+            // must be a container of the same engine.
+            if let NetworkMode::Container(other) = &n.network_mode {
+                if let Some(o) = lab.node(other).filter(|o| o.runtime != n.runtime) {
+                    problems.push(format!(
+                        "node {}: network-mode container:{other} needs {other} to run on the {kind} runtime too (it runs on {})",
+                        n.name, o.runtime
+                    ));
+                }
             }
             continue;
         }
@@ -172,40 +183,45 @@ pub fn preflight(lab: &Lab) -> Result<()> {
     }
 }
 
-/// The docker runtime's checks: the engine answers and every docker node's image is in it (pulled
-/// as `image-pull-policy` says). `None` when no node runs on docker.
-fn docker_preflight(
+/// The container runtimes' checks: each engine the lab's nodes use answers, and every such node's
+/// image is in its engine (pulled as `image-pull-policy` says). One verdict per engine used.
+fn engine_preflight(
     lab: &Lab,
     problems: &mut Vec<String>,
-) -> Option<std::result::Result<(), String>> {
-    let nodes: Vec<&Node> = lab
-        .nodes
-        .iter()
-        .filter(|n| n.is_workload() && n.runtime == Runtime::Docker)
-        .collect();
-    if nodes.is_empty() {
-        return None;
-    }
-    let engine = match docker::Engine::connect() {
-        Ok(e) => e,
-        Err(e) => return Some(Err(e.to_string())),
-    };
-    let mut checked = HashSet::new();
-    for n in nodes {
-        let Some(img) = &n.image else {
-            problems.push(format!(
-                "node {}: the docker runtime needs an `image`",
-                n.name
-            ));
-            continue;
-        };
-        if checked.insert((img.clone(), n.image_pull_policy.clone())) {
-            if let Err(e) = engine.ensure_image(img, n.image_pull_policy.as_deref()) {
-                problems.push(format!("node {}: {e}", n.name));
-            }
+) -> BTreeMap<EngineKind, std::result::Result<(), String>> {
+    let mut by_engine: BTreeMap<EngineKind, Vec<&Node>> = BTreeMap::new();
+    for n in lab.nodes.iter().filter(|n| n.is_workload()) {
+        if let Some(kind) = EngineKind::of(n.runtime) {
+            by_engine.entry(kind).or_default().push(n);
         }
     }
-    Some(Ok(()))
+    let mut verdicts = BTreeMap::new();
+    for (kind, nodes) in by_engine {
+        let engine = match docker::Engine::connect(kind) {
+            Ok(e) => e,
+            Err(e) => {
+                verdicts.insert(kind, Err(e.to_string()));
+                continue;
+            }
+        };
+        let mut checked = HashSet::new();
+        for n in nodes {
+            let Some(img) = &n.image else {
+                problems.push(format!(
+                    "node {}: the {kind} runtime needs an `image`",
+                    n.name
+                ));
+                continue;
+            };
+            if checked.insert((img.clone(), n.image_pull_policy.clone())) {
+                if let Err(e) = engine.ensure_image(img, n.image_pull_policy.as_deref()) {
+                    problems.push(format!("node {}: {e}", n.name));
+                }
+            }
+        }
+        verdicts.insert(kind, Ok(()));
+    }
+    verdicts
 }
 
 /// Try a dummy interface in a throwaway namespace: a missing module is reported before anything.
@@ -309,7 +325,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         init: native::init_path()?,
         timings: Mutex::new(Vec::new()),
         images: HashMap::new(),
-        engine: None,
+        engines: HashMap::new(),
         vms: None,
     };
     let result = run.all();
@@ -365,8 +381,9 @@ struct Run<'a> {
     timings: Mutex<Vec<(String, Duration)>>,
     /// Roots of the nodes that run from images.
     images: HashMap<String, native::ImageRoot>,
-    /// The Docker engine, connected when the lab has docker nodes.
-    engine: Option<docker::Engine>,
+    /// The container engines the lab's docker and podman nodes use, connected before the nodes
+    /// are created.
+    engines: HashMap<EngineKind, docker::Engine>,
     /// What the VM nodes boot from, when the lab has any.
     vms: Option<vms::Assets>,
 }
@@ -419,10 +436,10 @@ impl Run<'_> {
         std::fs::create_dir_all(&lab.dir)
             .map_err(io(format!("create lab directory {}", lab.dir.display())))?;
         let state_dir = paths::lab_state_dir(&lab.name);
-        // Docker nodes' images live in the engine, not in labwire's store.
+        // Container nodes' images live in their engine, not in labwire's store.
         let mut native_view = lab.clone();
         for n in &mut native_view.nodes {
-            if n.runtime == Runtime::Docker {
+            if EngineKind::of(n.runtime).is_some() {
                 n.image = None;
             }
         }
@@ -432,12 +449,12 @@ impl Run<'_> {
         self.vms = self.timed("vm disks", || {
             vms::prepare_assets(lab, &self.images, &|m| self.progress.message(m))
         })?;
-        if lab
-            .nodes
-            .iter()
-            .any(|n| n.is_workload() && n.runtime == Runtime::Docker)
-        {
-            self.engine = Some(docker::Engine::connect()?);
+        for n in lab.nodes.iter().filter(|n| n.is_workload()) {
+            if let Some(kind) = EngineKind::of(n.runtime) {
+                if let std::collections::hash_map::Entry::Vacant(v) = self.engines.entry(kind) {
+                    v.insert(docker::Engine::connect(kind)?);
+                }
+            }
         }
         let used: Vec<Entry> = self
             .images
@@ -586,9 +603,9 @@ impl Run<'_> {
                 if n.startup_delay_s > 0 {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
-                let proc = match n.runtime {
-                    Runtime::Docker => self.create_container(n)?,
-                    _ => self.spawn_native(n, join.as_deref())?,
+                let proc = match EngineKind::of(n.runtime) {
+                    Some(kind) => self.create_container(n, kind)?,
+                    None => self.spawn_native(n, join.as_deref())?,
                 };
                 let ns = NetNs::of_pid(proc.pid)
                     .map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
@@ -675,14 +692,16 @@ impl Run<'_> {
         Ok(proc)
     }
 
-    /// A docker node: its container, created (journalled by name first, then by id) and started;
-    /// the container's first process is recorded as the node's process.
-    fn create_container(&self, n: &Node) -> Result<ProcId> {
+    /// A docker or podman node: its container, created by engine `kind` (journalled by name first,
+    /// then by id) and started; the container's first process is recorded as the node's process.
+    fn create_container(&self, n: &Node, kind: EngineKind) -> Result<ProcId> {
         let lab = self.lab;
-        let engine = self
-            .engine
-            .as_ref()
-            .ok_or_else(|| Error::Invalid(docker::NO_ENGINE.into()))?;
+        let engine = self.engines.get(&kind).ok_or_else(|| {
+            Error::Invalid(format!(
+                "node {}: no connection to the {kind} engine",
+                n.name
+            ))
+        })?;
         std::fs::create_dir_all(&n.dir).map_err(io(format!("create {}", n.dir.display())))?;
         let share = match &n.network_mode {
             NetworkMode::Container(other) => lab.node(other).map(|o| o.long_name.as_str()),
@@ -701,17 +720,16 @@ impl Run<'_> {
             share_net_with: share,
             intfs,
         };
-        self.journal.record(&[Entry::Container {
+        let entry = |id: Option<String>| Entry::Container {
             node: n.name.clone(),
             name: n.long_name.clone(),
-            id: None,
-        }])?;
+            id,
+            engine: kind,
+            socket: Some(engine.socket().to_path_buf()),
+        };
+        self.journal.record(&[entry(None)])?;
         let id = engine.create(&spec)?;
-        self.journal.record(&[Entry::Container {
-            node: n.name.clone(),
-            name: n.long_name.clone(),
-            id: Some(id.clone()),
-        }])?;
+        self.journal.record(&[entry(Some(id.clone()))])?;
         let pid = engine.start(&id, &n.long_name)?;
         let proc = runtime::process::ProcId::of(pid).ok_or_else(|| {
             Error::Invalid(format!(
@@ -853,7 +871,7 @@ impl Run<'_> {
             }
         }
         // Start each node's command now that its links are up.
-        for n in nodes.iter().filter(|n| n.runtime != Runtime::Docker) {
+        for n in nodes.iter().filter(|n| EngineKind::of(n.runtime).is_none()) {
             if let Some(p) = self.procs.lock().expect("procs").get(&n.name) {
                 if p.is_alive() {
                     // SAFETY: signals a process whose identity (pid + start time) was just checked.

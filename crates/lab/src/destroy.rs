@@ -2,15 +2,18 @@
 //! and each object is removed only if it is still what labwire made (pid + start time, MAC of host
 //! links and bridges). Works when the topology file changed or is gone; a second destroy is a no-op.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use runtime::docker::{Engine, EngineKind};
 use runtime::process::{self, ProcId};
 use wire::netlink::{format_mac, Handle};
 
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::lock::Lock;
-use crate::state::{self, Entry, Recorded};
+use crate::state::{self, Entry, Recorded, RecordedContainer};
 use crate::{artifacts, paths};
 
 #[derive(Debug, Default)]
@@ -50,45 +53,67 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         report.timings.push((what, t.elapsed()));
         t = Instant::now();
     };
-    // 0. Docker containers (force-removed, which stops them): by id when recorded, else by name if
-    //    the container there carries this lab's label.
+    // 0. Containers (force-removed, which stops them), each through the engine that made it: by
+    //    id when recorded, else by name if the container there carries this lab's label. Those
+    //    sharing another's network go first (in waves, deepest first): Podman refuses to remove a
+    //    container others depend on.
     let containers = rec.containers();
-    if !containers.is_empty() {
-        match runtime::docker::Engine::connect() {
-            Ok(engine) => {
-                let results = crate::pool::run(&containers, 8, &|| false, &|(_, cname, id): &(
-                    String,
-                    String,
-                    Option<String>,
-                )|
-                 -> Result<
-                    bool,
-                    String,
-                > {
-                    let target = match id {
+    let mut by_engine: BTreeMap<(EngineKind, Option<&Path>), Vec<&RecordedContainer>> =
+        BTreeMap::new();
+    for c in &containers {
+        by_engine
+            .entry((c.engine, c.socket.as_deref()))
+            .or_default()
+            .push(c);
+    }
+    for ((kind, socket), list) in by_engine {
+        let engine = match socket {
+            Some(s) => Engine::connect_at(kind, s),
+            None => Engine::connect(kind),
+        };
+        let engine = match engine {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(format!(
+                    "{} {kind} containers were not removed: {e}",
+                    list.len()
+                ));
+                continue;
+            }
+        };
+        let mut waves: BTreeMap<Reverse<usize>, Vec<&RecordedContainer>> = BTreeMap::new();
+        for c in list {
+            waves
+                .entry(Reverse(network_depth(rec.lab.as_ref(), &c.node)))
+                .or_default()
+                .push(c);
+        }
+        for wave in waves.into_values() {
+            let results = crate::pool::run(
+                &wave,
+                8,
+                &|| false,
+                &|c: &&RecordedContainer| -> Result<bool, String> {
+                    let target = match &c.id {
                         Some(id) => id.clone(),
-                        None => match engine.lab_label(cname).map_err(|e| e.to_string())? {
-                            Some(l) if l == name => cname.clone(),
+                        None => match engine.lab_label(&c.name).map_err(|e| e.to_string())? {
+                            Some(l) if l == name => c.name.clone(),
                             _ => return Ok(false),
                         },
                     };
                     engine.remove(&target).map_err(|e| e.to_string())
-                });
-                for r in results.into_iter().flatten() {
-                    match r {
-                        Ok(true) => report.nodes += 1,
-                        Ok(false) => {}
-                        Err(e) => errors.push(e),
-                    }
+                },
+            );
+            for r in results.into_iter().flatten() {
+                match r {
+                    Ok(true) => report.nodes += 1,
+                    Ok(false) => {}
+                    Err(e) => errors.push(e),
                 }
             }
-            Err(e) => errors.push(format!(
-                "{} docker containers were not removed: {e}",
-                containers.len()
-            )),
         }
     }
-    let container_nodes: HashSet<&str> = containers.iter().map(|(n, _, _)| n.as_str()).collect();
+    let container_nodes: HashSet<&str> = containers.iter().map(|c| c.node.as_str()).collect();
     lap("containers", &mut report);
 
     // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
@@ -284,6 +309,26 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         std::fs::remove_dir_all(&rec.dir).map_err(io(format!("remove {}", rec.dir.display())))?;
     }
     Ok(report)
+}
+
+/// How many `network-mode: container:X` hops lead from `node` to a node with a network of its own
+/// (0 without the lab, or for a node with its own network).
+fn network_depth(lab: Option<&topology::Lab>, node: &str) -> usize {
+    let Some(lab) = lab else {
+        return 0;
+    };
+    let mut depth = 0;
+    let mut at = node;
+    while let Some(topology::NetworkMode::Container(other)) = lab.node(at).map(|n| &n.network_mode)
+    {
+        // A cycle cannot be deployed; stop anyway.
+        if depth > lab.nodes.len() {
+            break;
+        }
+        depth += 1;
+        at = other;
+    }
+    depth
 }
 
 /// Bridges that other recorded labs use (their management bridge or a recorded bridge).

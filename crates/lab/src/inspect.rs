@@ -49,12 +49,12 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 Some(_) => ("exited", "Exited".to_string()),
                 None => ("missing", "Not created".to_string()),
             };
-            let docker_id = containers
+            let engine_id = containers
                 .iter()
-                .find(|(node, _, _)| *node == n.name)
-                .and_then(|(_, _, id)| id.as_deref())
+                .find(|c| c.node == n.name)
+                .and_then(|c| c.id.as_deref())
                 .map(|id| id.chars().take(12).collect::<String>());
-            let id = docker_id.unwrap_or_else(|| {
+            let id = engine_id.unwrap_or_else(|| {
                 proc.map_or_else(String::new, |p| {
                     format!(
                         "{:012x}",

@@ -11,6 +11,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use runtime::docker::EngineKind;
 use runtime::process::ProcId;
 use serde::{Deserialize, Serialize};
 use topology::Lab;
@@ -27,13 +28,19 @@ pub enum Entry {
     Spawning { node: String },
     /// A node's init is running.
     Node { node: String, proc: ProcId },
-    /// A node's Docker container: recorded with its name before it is created (`id` none), then
-    /// again with the engine's id. Its first process is recorded as the node's `Node` entry.
+    /// A node's container: recorded with its name before it is created (`id` none), then again
+    /// with the engine's id. Its first process is recorded as the node's `Node` entry. `engine`
+    /// made it, reached at `socket` (entries written before Podman name neither: Docker at its
+    /// default socket).
     Container {
         node: String,
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        #[serde(default)]
+        engine: EngineKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        socket: Option<PathBuf>,
     },
     /// About to accept a bridge's traffic in the Docker engine's `DOCKER-USER` chain (`tool` is
     /// iptables or ip6tables); removed with the bridge.
@@ -93,6 +100,19 @@ impl Journal {
     }
 }
 
+/// A node's container as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedContainer {
+    pub node: String,
+    /// The container's name (the node's long name).
+    pub name: String,
+    /// The engine's id, once the engine made it.
+    pub id: Option<String>,
+    pub engine: EngineKind,
+    /// The engine's socket at deploy time (`None`: the engine's default).
+    pub socket: Option<PathBuf>,
+}
+
 /// Everything known about one deployed lab.
 pub struct Recorded {
     pub dir: PathBuf,
@@ -127,18 +147,34 @@ impl Recorded {
             .collect()
     }
 
-    /// Docker containers: (node, container name, id when recorded), one per name, in order.
-    pub fn containers(&self) -> Vec<(String, String, Option<String>)> {
-        let mut out: Vec<(String, String, Option<String>)> = Vec::new();
+    /// Containers, one per (engine, name), in order, with the id when recorded.
+    pub fn containers(&self) -> Vec<RecordedContainer> {
+        let mut out: Vec<RecordedContainer> = Vec::new();
         for e in &self.entries {
-            if let Entry::Container { node, name, id } = e {
-                match out.iter_mut().find(|(_, n, _)| n == name) {
+            if let Entry::Container {
+                node,
+                name,
+                id,
+                engine,
+                socket,
+            } = e
+            {
+                match out
+                    .iter_mut()
+                    .find(|c| c.name == *name && c.engine == *engine)
+                {
                     Some(c) => {
                         if id.is_some() {
-                            c.2 = id.clone();
+                            c.id = id.clone();
                         }
                     }
-                    None => out.push((node.clone(), name.clone(), id.clone())),
+                    None => out.push(RecordedContainer {
+                        node: node.clone(),
+                        name: name.clone(),
+                        id: id.clone(),
+                        engine: *engine,
+                        socket: socket.clone(),
+                    }),
                 }
             }
         }
@@ -181,4 +217,55 @@ pub fn recorded_labs() -> Vec<String> {
         .unwrap_or_default();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_entries_without_an_engine_are_docker_ones() {
+        let old = r#"{"op":"container","node":"a","name":"clab-x-a","id":"abc"}"#;
+        let e: Entry = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            e,
+            Entry::Container {
+                node: "a".into(),
+                name: "clab-x-a".into(),
+                id: Some("abc".into()),
+                engine: EngineKind::Docker,
+                socket: None,
+            }
+        );
+        let podman = Entry::Container {
+            node: "b".into(),
+            name: "clab-x-b".into(),
+            id: None,
+            engine: EngineKind::Podman,
+            socket: Some("/run/podman/podman.sock".into()),
+        };
+        let line = serde_json::to_string(&podman).unwrap();
+        assert!(line.contains(r#""engine":"podman""#), "{line}");
+        assert_eq!(serde_json::from_str::<Entry>(&line).unwrap(), podman);
+    }
+
+    #[test]
+    fn containers_merge_their_two_entries() {
+        let entry = |id: Option<&str>| Entry::Container {
+            node: "b".into(),
+            name: "clab-x-b".into(),
+            id: id.map(str::to_string),
+            engine: EngineKind::Podman,
+            socket: None,
+        };
+        let rec = Recorded {
+            dir: PathBuf::from("/nonexistent"),
+            lab: None,
+            entries: vec![entry(None), entry(Some("f00"))],
+        };
+        let c = rec.containers();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].id.as_deref(), Some("f00"));
+        assert_eq!(c[0].engine, EngineKind::Podman);
+    }
 }

@@ -19,19 +19,15 @@ use serde_json::Value;
 const IMAGE: &str = "lwt-busybox:dk";
 
 fn docker(args: &[&str]) -> std::process::Output {
-    let mut c = Command::new("docker");
-    c.args(args).stdin(Stdio::null());
-    run_timeout(c, Duration::from_secs(60))
+    DOCKER.run(args)
 }
 
 fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        describe(&out)
-    );
-    text(&out.stdout)
+    DOCKER.ok(args)
+}
+
+fn containers_of(lab: &str) -> Vec<String> {
+    DOCKER.containers_of(lab)
 }
 
 /// A running dockerd (started when none answers) and the test image.
@@ -39,201 +35,21 @@ fn engine_and_image() {
     static READY: Once = Once::new();
     READY.call_once(|| {
         require_root();
-        if !docker(&["info"]).status.success() {
-            // dockerd outlives the test (other test binaries and runs use it): started detached.
-            let st = Command::new("sh")
-                .args(["-c", "nohup dockerd >/tmp/lwt-dockerd.log 2>&1 &"])
-                .stdin(Stdio::null())
-                .status()
-                .expect("run sh");
-            assert!(st.success(), "could not start dockerd (install docker.io)");
-            let start = Instant::now();
-            while !docker(&["info"]).status.success() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "dockerd did not answer within 30 s; see /tmp/lwt-dockerd.log"
-                );
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-        if docker(&["image", "inspect", IMAGE]).status.success() {
-            return;
-        }
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| Path::new(p).is_file())
-            .expect("a static busybox (Debian package busybox-static)");
-        let dir = std::env::temp_dir().join(format!("lwt-dk-image-{}", std::process::id()));
-        let root = dir.join("root");
-        for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
-            std::fs::create_dir_all(root.join(d)).expect("create image dirs");
-        }
-        std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
-        for applet in [
-            "sh", "ls", "cat", "sleep", "ip", "ping", "env", "hostname", "echo", "grep",
-        ] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))
-                .expect("symlink applet");
-        }
-        let tar = dir.join("rootfs.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .expect("run tar");
-        assert!(st.success(), "tar of the busybox root failed");
-        docker_ok(&[
-            "import",
-            "-c",
-            r#"CMD ["/bin/sleep", "1000000"]"#,
-            tar.to_str().expect("utf-8 path"),
-            IMAGE,
-        ]);
-        let _ = std::fs::remove_dir_all(&dir);
+        DOCKER.ensure_running();
+        DOCKER.ensure_busybox_image(IMAGE);
     });
-}
-
-fn mixed_yaml() -> String {
-    format!(
-        "name: lwt-dk\n\
-         mgmt: {{network: lwt-dk, ipv4-subnet: 10.254.0.0/24, ipv6-subnet: fd00:254::/64}}\n\
-         topology:\n  nodes:\n\
-         \x20   a: {{kind: linux, runtime: docker, image: \"{IMAGE}\", env: {{FOO: bar}}}}\n\
-         \x20   b: {{kind: linux, runtime: docker, image: \"{IMAGE}\"}}\n\
-         \x20   c: {{kind: linux}}\n\
-         \x20 links:\n\
-         \x20   - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [\"10.254.1.1/24\", \"10.254.1.2/24\"]\n\
-         \x20   - endpoints: [\"b:eth2\", \"c:eth1\"]\n      ipv4: [\"10.254.2.1/24\", \"10.254.2.2/24\"]\n"
-    )
-}
-
-fn containers_of(lab: &str) -> Vec<String> {
-    docker_ok(&[
-        "ps",
-        "-a",
-        "-q",
-        "--filter",
-        &format!("label=containerlab={lab}"),
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect()
 }
 
 #[test]
 fn docker_and_native_nodes_in_one_lab() {
     engine_and_image();
-    let lab = TestLab::new("dk", "lwt-dk", "lwt-dk", &["a", "b", "c"], &mixed_yaml());
-    lab.deploy();
-
-    // Data links: docker—docker and docker—native.
-    lab.assert_ping("a", "10.254.1.2");
-    lab.assert_ping("b", "10.254.1.1");
-    lab.assert_ping("b", "10.254.2.2");
-    lab.assert_ping("c", "10.254.2.1");
-    // The management network, between a container and a native node and between containers.
-    let (a4, a6) = lab.eth0_addrs("a");
-    let (b4, _) = lab.eth0_addrs("b");
-    let (c4, c6) = lab.eth0_addrs("c");
-    let (a4, a6, b4, c4, c6) = (
-        a4.expect("a has an IPv4 management address"),
-        a6.expect("a has an IPv6 management address"),
-        b4.expect("b has an IPv4 management address"),
-        c4.expect("c has an IPv4 management address"),
-        c6.expect("c has an IPv6 management address"),
-    );
-    assert!(a4.starts_with("10.254.0."), "a's management address {a4}");
-    lab.assert_ping("c", &a4);
-    lab.assert_ping("a", &c4);
-    lab.assert_ping("a", &b4);
-    lab.assert_ping("a", &c6);
-    lab.assert_ping("c", &a6);
-
-    // The containers as docker sees them.
-    let ids: Vec<String> = containers_of("lwt-dk");
-    assert_eq!(ids.len(), 2, "containers of lwt-dk: {ids:?}");
-    let info: Value =
-        serde_json::from_str(&docker_ok(&["inspect", "clab-lwt-dk-a"])).expect("inspect JSON");
-    let labels = &info[0]["Config"]["Labels"];
-    let file = lab.file.display().to_string();
-    let node_dir = lab.lab_dir().join("a").display().to_string();
-    for (k, v) in [
-        ("containerlab", "lwt-dk"),
-        ("clab-node-name", "a"),
-        ("clab-node-longname", "clab-lwt-dk-a"),
-        ("clab-node-kind", "linux"),
-        ("clab-node-type", ""),
-        ("clab-node-group", ""),
-        ("clab-node-lab-dir", node_dir.as_str()),
-        ("clab-topo-file", file.as_str()),
-    ] {
-        assert_eq!(labels[k].as_str(), Some(v), "label {k} in {labels}");
-    }
-    assert_eq!(
-        info[0]["HostConfig"]["NetworkMode"].as_str(),
-        Some("none"),
-        "containers are created without a docker network"
-    );
-    let env = docker_ok(&["exec", "clab-lwt-dk-a", "env"]);
-    for line in [
-        "CLAB_LABEL_CONTAINERLAB=lwt-dk",
-        "CLAB_LABEL_CLAB_NODE_NAME=a",
-        "CLAB_LABEL_CLAB_NODE_LONGNAME=clab-lwt-dk-a",
-        "CLAB_LABEL_CLAB_NODE_KIND=linux",
-        "CLAB_INTFS=1",
-        "FOO=bar",
-    ] {
-        assert!(
-            env.lines().any(|l| l == line),
-            "{line} not in the container's env:\n{env}"
-        );
-    }
-    let hostname = docker_ok(&["exec", "clab-lwt-dk-b", "hostname"]);
-    assert_eq!(hostname.trim(), "b");
-    for n in ["a", "b", "c"] {
-        assert!(
-            Path::new("/run/netns").join(lab.netns(n)).exists(),
-            "/run/netns/{} is missing",
-            lab.netns(n)
-        );
-    }
-
-    // inspect lists the docker ids.
-    let rows = lab.inspect_json();
-    let rows = rows["lwt-dk"].as_array().expect("rows of lwt-dk");
-    for (node, runtime) in [("a", "docker"), ("b", "docker"), ("c", "native")] {
-        let long = lab.long_name(node);
-        let row = rows
-            .iter()
-            .find(|r| r["name"] == long.as_str())
-            .unwrap_or_else(|| panic!("no inspect row for {long}: {rows:?}"));
-        assert_eq!(row["runtime"], runtime, "{row}");
-        assert_eq!(row["state"], "running", "{row}");
-        if runtime == "docker" {
-            let id = docker_ok(&["inspect", "-f", "{{.Id}}", &long]);
-            assert_eq!(
-                row["container_id"].as_str(),
-                Some(&id.trim()[..12]),
-                "{row}"
-            );
-        }
-    }
-    assert!(hosts_block(&read_etc_hosts(), "lwt-dk").is_some());
-
-    let out = lab.destroy(true);
-    assert!(out.status.success(), "destroy failed: {}", describe(&out));
-    assert!(
-        containers_of("lwt-dk").is_empty(),
-        "containers left after destroy"
-    );
-    assert!(
-        hosts_block(&read_etc_hosts(), "lwt-dk").is_none(),
-        "/etc/hosts still has the lab's block"
-    );
-    lab.assert_nothing_left(&[]);
+    let net = MixedNet {
+        v4: "10.254",
+        v6: "fd00:254",
+    };
+    let yaml = mixed_yaml("lwt-dk", "docker", IMAGE, &net);
+    let lab = TestLab::new("dk", "lwt-dk", "lwt-dk", &["a", "b", "c"], &yaml);
+    check_mixed_lab(&DOCKER, &lab, &net);
 }
 
 #[test]

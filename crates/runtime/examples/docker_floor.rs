@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use runtime::docker::{Container, Engine};
+use runtime::docker::{Container, Engine, EngineKind};
 
 struct Args {
     nodes: usize,
@@ -65,7 +65,7 @@ fn main() {
         }
     };
     let connect = || {
-        Engine::connect().unwrap_or_else(|e| {
+        Engine::connect(EngineKind::Docker).unwrap_or_else(|e| {
             eprintln!("docker_floor: {e}");
             std::process::exit(1)
         })

@@ -1,39 +1,144 @@
-//! The docker runtime: a node is a container made through the Docker Engine API (bollard), named and
-//! labelled as containerlab names and labels it.
+//! The container runtimes: a node is a container made through the Docker Engine API (bollard),
+//! named and labelled as containerlab names and labels it. The engine is Docker's
+//! (`runtime: docker`) or Podman's Docker-compatible API service (`runtime: podman`): one client,
+//! one request, with the few differences [`EngineKind`] names.
 //!
 //! Containers are created with `network_mode: none` (unless the node shares the host's or another
 //! node's network): the `lab` layer then wires the management `eth0` and every data link into the
 //! container's network namespace (`/proc/<pid>/ns/net`) with the same code as native nodes, so no
-//! Docker network is needed and a lab may mix native and docker nodes.
+//! engine network is needed and a lab may mix native, docker and podman nodes.
 //!
 //! bollard is async; this module keeps one small current-thread tokio runtime per [`Engine`] and
 //! blocks on it, so callers stay synchronous (several threads may block on it at once).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, HealthConfig, HostConfig, HostConfigCgroupnsModeEnum,
-    RestartPolicy, RestartPolicyNameEnum,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt as _;
-use topology::{NetworkMode, Node};
+use serde::{Deserialize, Serialize};
+use topology::{NetworkMode, Node, Runtime};
 
 use crate::native::{container_argv, is_init_system, split_words};
 use crate::{Error, Result};
 
-/// Where the engine listens.
+/// Where the Docker engine listens unless `DOCKER_HOST` says otherwise.
 pub const SOCKET: &str = "/var/run/docker.sock";
 
-/// A connection to the Docker engine, with the API version negotiated.
+/// Where Podman's API service listens (rootful) unless `LABWIRE_PODMAN_SOCKET` says otherwise.
+pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+/// Which engine makes a node's container. Recorded in the lab's journal with each container, so
+/// destroy asks the engine that made it; journals written before Podman existed name none and
+/// mean Docker (the default).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    #[default]
+    Docker,
+    Podman,
+}
+
+impl EngineKind {
+    /// The engine of a runtime; `None` for runtimes that are not containers of an engine.
+    pub fn of(runtime: Runtime) -> Option<EngineKind> {
+        match runtime {
+            Runtime::Docker => Some(EngineKind::Docker),
+            Runtime::Podman => Some(EngineKind::Podman),
+            _ => None,
+        }
+    }
+
+    /// The runtime's name in topologies, which is also the engine's command-line tool.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+        }
+    }
+
+    /// How messages name the engine.
+    pub fn product(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "the Docker engine",
+            EngineKind::Podman => "Podman",
+        }
+    }
+
+    /// The engine's socket: `DOCKER_HOST` (a `unix://` address) for Docker,
+    /// `LABWIRE_PODMAN_SOCKET` (a path or a `unix://` address) for Podman, else the default.
+    pub fn socket(self) -> Result<PathBuf> {
+        let var = match self {
+            EngineKind::Docker => "DOCKER_HOST",
+            EngineKind::Podman => "LABWIRE_PODMAN_SOCKET",
+        };
+        socket_from(self, std::env::var(var).ok().as_deref()).map_err(Error::Unsupported)
+    }
+
+    /// What to say when nothing answers at `socket`.
+    fn no_engine(self, socket: &Path, why: impl std::fmt::Display) -> Error {
+        let socket = socket.display();
+        Error::Unsupported(match self {
+            EngineKind::Docker => format!(
+                "the docker runtime needs a running Docker engine at {socket} ({why}); start dockerd"
+            ),
+            EngineKind::Podman => format!(
+                "the podman runtime needs Podman's API service at {socket} ({why}); start it with: \
+                 podman system service --time=0 unix://{socket}"
+            ),
+        })
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The socket of `kind` given the value of its environment variable (`DOCKER_HOST`,
+/// `LABWIRE_PODMAN_SOCKET`), unset or empty meaning the default.
+fn socket_from(kind: EngineKind, value: Option<&str>) -> Result<PathBuf, String> {
+    let value = value.map(str::trim).filter(|v| !v.is_empty());
+    match (kind, value) {
+        (EngineKind::Docker, None) => Ok(PathBuf::from(SOCKET)),
+        (EngineKind::Podman, None) => Ok(PathBuf::from(PODMAN_SOCKET)),
+        (_, Some(v)) => match v.strip_prefix("unix://") {
+            Some(path) if path.starts_with('/') => Ok(PathBuf::from(path)),
+            None if kind == EngineKind::Podman && v.starts_with('/') => Ok(PathBuf::from(v)),
+            _ => Err(match kind {
+                EngineKind::Docker => format!(
+                    "DOCKER_HOST={v}: labwire reaches the Docker engine only through a local socket \
+                     (unix:///path); unset DOCKER_HOST for {SOCKET}"
+                ),
+                EngineKind::Podman => format!(
+                    "LABWIRE_PODMAN_SOCKET={v}: expected the path of Podman's API socket \
+                     (/path or unix:///path)"
+                ),
+            }),
+        },
+    }
+}
+
+/// A connection to a container engine, with the API version negotiated.
 pub struct Engine {
     rt: tokio::runtime::Runtime,
     docker: Docker,
+    kind: EngineKind,
+    /// The engine that answers, by its `/version` (Podman's service may sit behind `DOCKER_HOST`,
+    /// or Docker behind `LABWIRE_PODMAN_SOCKET`): create requests are made for this one.
+    serves: EngineKind,
+    socket: PathBuf,
 }
 
 fn engine_err(op: impl std::fmt::Display) -> impl FnOnce(DockerError) -> Error {
@@ -120,21 +225,22 @@ fn split(s: &str) -> Vec<String> {
     split_words(s).unwrap_or_else(|| vec![s.to_string()])
 }
 
-/// The Engine API request body for a node's container, its argv judged without the image's
-/// config (see [`create_body_for`]).
-pub fn create_body(c: &Container<'_>) -> ContainerCreateBody {
-    create_body_for(c, is_init_system(&container_argv(c.node, None, None)))
+/// The Engine API request body for a node's container in engine `kind`, its argv judged without
+/// the image's config (see [`create_body_for`]).
+pub fn create_body(kind: EngineKind, c: &Container<'_>) -> ContainerCreateBody {
+    create_body_for(kind, c, is_init_system(&container_argv(c.node, None, None)))
 }
 
-/// The Engine API request body for a node's container; `init` says its PID 1 is an init system.
+/// The Engine API request body for a node's container in engine `kind`; `init` says its PID 1 is
+/// an init system.
 ///
 /// An init system gets what `docker run --privileged` of a systemd image needs to boot: a
 /// cgroup namespace of its own (on a cgroup v1 or hybrid host the engine's default is the host's,
 /// where systemd finds `/proc/1/cgroup` naming `/docker/<id>` that its cgroup mounts, which are
-/// that very cgroup, do not have, and exits with "Failed to allocate manager object"), `container=docker`
-/// in its environment (systemd's container interface) and `SIGRTMIN+3` as the stop signal (the
-/// one systemd halts on; it re-executes itself on `SIGTERM`).
-pub fn create_body_for(c: &Container<'_>, init: bool) -> ContainerCreateBody {
+/// that very cgroup, do not have, and exits with "Failed to allocate manager object"),
+/// `container=docker` (`container=podman`) in its environment (systemd's container interface) and
+/// `SIGRTMIN+3` as the stop signal (the one systemd halts on; it re-executes itself on `SIGTERM`).
+pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> ContainerCreateBody {
     let n = c.node;
     let network_mode = match (&n.network_mode, c.share_net_with) {
         (NetworkMode::Host, _) => "host".to_string(),
@@ -154,11 +260,16 @@ pub fn create_body_for(c: &Container<'_>, init: bool) -> ContainerCreateBody {
             s
         })
         .collect();
-    let missing = caps_missing_from_host();
+    // Docker's `privileged` asks runc for every capability the kernel has; where this host's
+    // bounding set lacks some (inside another container), runc fails, so the same is asked for
+    // without those. Podman's `privileged` already grants only the capabilities of its own
+    // bounding set (the same as labwire's), so it is asked for as it is.
+    let missing = match kind {
+        EngineKind::Docker => caps_missing_from_host(),
+        EngineKind::Podman => Vec::new(),
+    };
     let privileged = missing.is_empty();
     let host_config = HostConfig {
-        // `privileged` asks runc for every capability; where this host's bounding set lacks some
-        // (inside another container), runc fails, so the same is asked for without those.
         privileged: Some(privileged),
         cap_add: (!privileged).then(|| vec!["ALL".to_string()]),
         cap_drop: (!privileged).then_some(missing),
@@ -187,12 +298,13 @@ pub fn create_body_for(c: &Container<'_>, init: bool) -> ContainerCreateBody {
         restart_policy: n.restart_policy.as_deref().map(restart_policy),
         auto_remove: n.auto_remove.then_some(true),
         cgroupns_mode: init.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
+        ulimits: (kind == EngineKind::Podman).then(podman_ulimits),
         ..Default::default()
     };
     let mut env = environment(c);
     if init {
         env.entry("container".to_string())
-            .or_insert_with(|| "docker".to_string());
+            .or_insert_with(|| kind.name().to_string());
     }
     ContainerCreateBody {
         image: n.image.clone(),
@@ -201,7 +313,16 @@ pub fn create_body_for(c: &Container<'_>, init: bool) -> ContainerCreateBody {
         env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
         stop_signal: init.then(|| "SIGRTMIN+3".to_string()),
         cmd: n.cmd.as_deref().map(split),
-        entrypoint: n.entrypoint.as_deref().map(split),
+        // `entrypoint: ""` resets the image's. Docker reads an empty Entrypoint so; Podman's
+        // compatible API reads it as unset (the image's stays) and resets on `[""]`, which is what
+        // `docker run --entrypoint ""` sends.
+        entrypoint: n.entrypoint.as_deref().map(split).map(|e| {
+            if e.is_empty() && kind == EngineKind::Podman {
+                vec![String::new()]
+            } else {
+                e
+            }
+        }),
         labels: Some(labels(c).into_iter().collect::<HashMap<_, _>>()),
         healthcheck: n
             .healthcheck
@@ -222,6 +343,61 @@ pub fn create_body_for(c: &Container<'_>, init: bool) -> ContainerCreateBody {
         host_config: Some(host_config),
         ..Default::default()
     }
+}
+
+/// Podman's own default for the open-files and process limits of a container (soft and hard).
+const PODMAN_DEFAULT_RLIMIT: u64 = 1 << 20;
+
+/// The open-files and process limits of a Podman container (soft = hard): what Podman would set
+/// by itself, kept within the hard limits Podman's own processes end up with.
+///
+/// Unless a create request names them, Podman asks runc for RLIMIT_NOFILE 2^20 and RLIMIT_NPROC
+/// `kernel.pid_max` (else 2^20) in every container. Raising a limit above the current hard limit
+/// needs CAP_SYS_RESOURCE, so on a host without it (labwire inside another container, with lower
+/// hard limits) runc fails with "error setting rlimit type 7: operation not permitted" and no
+/// container starts. At start-up Podman also sets its own limits to those values where it can:
+/// lowering always works, so its NPROC hard limit drops to `pid_max` when that is below the
+/// inherited one; raising needs the capability. So the values asked for here are at most
+/// labwire's hard limits (which the service inherits alike when both start on the same host),
+/// 2^20, and for NPROC `pid_max`: within what runc, a child of Podman, may set, and on a host with
+/// the capability and room the same as Podman's own choice (or lower).
+///
+/// Only Podman gets them: Docker sets no limits of its own (a container inherits dockerd's,
+/// always valid), and forcing labwire's there would change what docker nodes run with.
+pub fn podman_ulimits() -> Vec<ResourcesUlimits> {
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    // labwire's hard limit of a resource (`RLIM_INFINITY` when unknown). A closure: the type of
+    // the resource argument differs between C libraries.
+    let hard_limit = |resource| {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the rlimit it is given.
+        if unsafe { libc::getrlimit(resource, &mut lim) } == 0 {
+            lim.rlim_max
+        } else {
+            libc::RLIM_INFINITY
+        }
+    };
+    let nofile = hard_limit(libc::RLIMIT_NOFILE).min(PODMAN_DEFAULT_RLIMIT);
+    let nproc = hard_limit(libc::RLIMIT_NPROC)
+        .min(PODMAN_DEFAULT_RLIMIT)
+        .min(pid_max);
+    [("nofile", nofile), ("nproc", nproc)]
+        .into_iter()
+        .map(|(name, value)| {
+            let value = i64::try_from(value).unwrap_or(i64::MAX);
+            ResourcesUlimits {
+                name: Some(name.to_string()),
+                soft: Some(value),
+                hard: Some(value),
+            }
+        })
+        .collect()
 }
 
 /// `devices` entries as docker's `--device`: `HOST[:CONTAINER[:PERMISSIONS]]`.
@@ -334,32 +510,67 @@ pub fn caps_missing_from_host() -> Vec<String> {
         .collect()
 }
 
-/// The message when no engine answers.
-pub const NO_ENGINE: &str =
-    "the docker runtime needs a running Docker engine at /var/run/docker.sock";
-
 impl Engine {
-    /// Connect to the engine at [`SOCKET`] and negotiate the API version it offers.
-    pub fn connect() -> Result<Engine> {
+    /// Connect to the engine of `kind` at its socket ([`EngineKind::socket`]) and negotiate the API
+    /// version it offers.
+    pub fn connect(kind: EngineKind) -> Result<Engine> {
+        Engine::connect_at(kind, &kind.socket()?)
+    }
+
+    /// Connect to the engine of `kind` at `socket` and negotiate the API version it offers
+    /// (Podman's compatible API says 1.41 as Debian's docker.io 20.10 does).
+    pub fn connect_at(kind: EngineKind, socket: &Path) -> Result<Engine> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(crate::io("start a tokio runtime"))?;
-        let no_engine = |e: DockerError| Error::Unsupported(format!("{NO_ENGINE} ({e})"));
-        if !Path::new(SOCKET).exists() {
-            return Err(Error::Unsupported(format!("{NO_ENGINE} (no such socket)")));
+        if !socket.exists() {
+            return Err(kind.no_engine(socket, "no such socket"));
         }
-        let docker = Docker::connect_with_unix(SOCKET, 120, bollard::API_DEFAULT_VERSION)
-            .map_err(no_engine)?;
-        let docker = rt.block_on(async {
-            let d = docker.negotiate_version().await?;
-            d.ping().await?;
-            Ok::<_, DockerError>(d)
-        });
+        let path = socket
+            .to_str()
+            .ok_or_else(|| kind.no_engine(socket, "the path is not UTF-8"))?;
+        let docker = Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| kind.no_engine(socket, e))?;
+        let (docker, version) = rt
+            .block_on(async {
+                let d = docker.negotiate_version().await?;
+                d.ping().await?;
+                let v = d.version().await?;
+                Ok::<_, DockerError>((d, v))
+            })
+            .map_err(|e| kind.no_engine(socket, e))?;
+        let podman = version
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.starts_with("Podman"));
         Ok(Engine {
             rt,
-            docker: docker.map_err(no_engine)?,
+            docker,
+            kind,
+            serves: if podman {
+                EngineKind::Podman
+            } else {
+                EngineKind::Docker
+            },
+            socket: socket.to_path_buf(),
         })
+    }
+
+    /// Which engine this was asked to be (the runtime's).
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Which engine answers at the socket.
+    pub fn serves(&self) -> EngineKind {
+        self.serves
+    }
+
+    /// The socket it was reached at.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// The API version in use.
@@ -375,7 +586,8 @@ impl Engine {
                 Ok(_) => Ok(true),
                 Err(e) if is_not_found(&e) => Ok(false),
                 Err(e) => Err(format!(
-                    "inspect image `{reference}` in the Docker engine: {e}"
+                    "inspect image `{reference}` in {}: {e}",
+                    self.kind.product()
                 )),
             }
         })?;
@@ -385,15 +597,17 @@ impl Engine {
             Some("always") => true,
             _ => !present,
         };
+        let cli = self.kind.name();
         let hint = format!(
-            "make it with `docker import ROOTFS.tar {reference}` (or `docker load -i IMAGE.tar`)"
+            "make it with `{cli} import ROOTFS.tar {reference}` (or `{cli} load -i IMAGE.tar`)"
         );
         if !pull {
             return if present {
                 Ok(())
             } else {
                 Err(format!(
-                    "image `{reference}` is not in the Docker engine (image-pull-policy: never); {hint}"
+                    "image `{reference}` is not in {} (image-pull-policy: never); {hint}",
+                    self.kind.product()
                 ))
             };
         }
@@ -413,7 +627,8 @@ impl Engine {
             Ok(()) => Ok(()),
             Err(_) if present => Ok(()),
             Err(e) => Err(format!(
-                "image `{reference}` is not in the Docker engine and pulling it failed ({e}); {hint}"
+                "image `{reference}` is not in {} and pulling it failed ({e}); {hint}",
+                self.kind.product()
             )),
         }
     }
@@ -436,7 +651,7 @@ impl Engine {
             config.as_ref().and_then(|c| c.entrypoint.as_deref()),
             config.as_ref().and_then(|c| c.cmd.as_deref()),
         );
-        let body = create_body_for(c, is_init_system(&argv));
+        let body = create_body_for(self.serves, c, is_init_system(&argv));
         let r = self
             .rt
             .block_on(self.docker.create_container(Some(opts), body))
@@ -539,21 +754,35 @@ fn iptables(tool: &str, op: &str, bridge: &str) -> Option<std::process::Output> 
         .ok()
 }
 
+/// Whether `tool`'s (`iptables`, `ip6tables`) filter table drops forwarded packets by default and
+/// has Docker's `DOCKER-USER` chain, where an accept rule takes precedence over Docker's own.
+fn docker_forward_drops(tool: &str) -> bool {
+    let rules = |chain: &str| {
+        std::process::Command::new(tool)
+            .args(["-w", "-S", chain])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    rules("DOCKER-USER").is_some()
+        && rules("FORWARD").is_some_and(|r| r.lines().any(|l| l.trim() == "-P FORWARD DROP"))
+}
+
 /// A running Docker engine sets the FORWARD policy to DROP and makes bridged traffic pass
 /// iptables (br_netfilter): a labwire bridge then drops its nodes' IPv4 traffic. As containerlab
 /// does, accept what leaves through `bridge` in the engine's `DOCKER-USER` chain. Returns the
-/// tools (`iptables`, `ip6tables`) a rule was added with; none when no engine chain exists.
+/// tools (`iptables`, `ip6tables`) a rule was added with; none when no engine chain exists or the
+/// FORWARD policy accepts anyway. Podman (netavark or CNI) leaves the FORWARD policy alone and
+/// only adds rules for its own networks, which labwire's containers (network `none`) are not on,
+/// so it needs no rule: one is added only where Docker's firewall would drop the traffic,
+/// whichever runtime the lab's nodes use.
 pub fn allow_bridge_forwarding(bridge: &str) -> Result<Vec<String>> {
     let mut added = Vec::new();
     for tool in ["iptables", "ip6tables"] {
-        let has_chain = std::process::Command::new(tool)
-            .args(["-w", "-S", "DOCKER-USER"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_chain {
+        if !docker_forward_drops(tool) {
             continue;
         }
         if iptables(tool, "-C", bridge).is_some_and(|o| o.status.success()) {
@@ -624,7 +853,7 @@ mod tests {
             share_net_with: None,
             intfs: 0,
         };
-        let body = create_body(&c);
+        let body = create_body(EngineKind::Docker, &c);
         let h = body.host_config.as_ref().unwrap();
         assert_eq!(h.memory, Some(512 << 20));
         assert_eq!(h.nano_cpus, Some(1_500_000_000));
@@ -692,7 +921,7 @@ mod tests {
             share_net_with: None,
             intfs: 0,
         };
-        let body = create_body(&c);
+        let body = create_body(EngineKind::Docker, &c);
         assert_eq!(body.entrypoint.as_deref(), Some(&[][..]));
         assert_eq!(body.stop_signal.as_deref(), Some("SIGRTMIN+3"));
         assert!(body
@@ -704,8 +933,119 @@ mod tests {
             body.host_config.as_ref().unwrap().cgroupns_mode,
             Some(HostConfigCgroupnsModeEnum::PRIVATE)
         );
-        let plain = create_body_for(&c, false);
+        let plain = create_body_for(EngineKind::Docker, &c, false);
         assert_eq!(plain.stop_signal, None);
         assert_eq!(plain.host_config.unwrap().cgroupns_mode, None);
+    }
+
+    #[test]
+    fn podman_containers_get_limits_within_the_hard_ones_and_privileged() {
+        let n = node("      entrypoint: \"\"\n      cmd: /lib/systemd/systemd\n");
+        let c = Container {
+            lab: "t",
+            node: &n,
+            topo_file: None,
+            share_net_with: None,
+            intfs: 0,
+        };
+        let body = create_body(EngineKind::Podman, &c);
+        assert_eq!(body.entrypoint, Some(vec![String::new()]));
+        assert!(body
+            .env
+            .as_ref()
+            .unwrap()
+            .contains(&"container=podman".to_string()));
+        let h = body.host_config.unwrap();
+        assert_eq!(h.privileged, Some(true));
+        assert_eq!(h.cap_add, None);
+        let ulimits = h.ulimits.expect("podman ulimits");
+        for (name, resource) in [
+            ("nofile", libc::RLIMIT_NOFILE),
+            ("nproc", libc::RLIMIT_NPROC),
+        ] {
+            let u = ulimits
+                .iter()
+                .find(|u| u.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("no {name} ulimit"));
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes into the rlimit it is given.
+            assert_eq!(unsafe { libc::getrlimit(resource, &mut lim) }, 0);
+            let v = u.hard.unwrap();
+            assert_eq!(u.soft, Some(v));
+            assert!(
+                v > 0 && (v as u64) <= lim.rlim_max.min(PODMAN_DEFAULT_RLIMIT),
+                "{u:?}"
+            );
+        }
+        // Podman lowers its own process limit to kernel.pid_max; runc, its child, cannot exceed it.
+        let pid_max: i64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let nproc = ulimits.iter().find(|u| u.name.as_deref() == Some("nproc"));
+        assert!(nproc.and_then(|u| u.hard).is_some_and(|v| v <= pid_max));
+        let docker = create_body(EngineKind::Docker, &c);
+        assert_eq!(docker.host_config.unwrap().ulimits, None);
+    }
+
+    #[test]
+    fn engine_sockets_come_from_the_environment() {
+        assert_eq!(
+            socket_from(EngineKind::Docker, None).unwrap(),
+            PathBuf::from(SOCKET)
+        );
+        assert_eq!(
+            socket_from(EngineKind::Docker, Some("unix:///tmp/d.sock")).unwrap(),
+            PathBuf::from("/tmp/d.sock")
+        );
+        assert!(
+            socket_from(EngineKind::Docker, Some("tcp://127.0.0.1:2375"))
+                .unwrap_err()
+                .contains("DOCKER_HOST")
+        );
+        assert!(socket_from(EngineKind::Docker, Some("/tmp/d.sock")).is_err());
+        assert_eq!(
+            socket_from(EngineKind::Podman, Some("")).unwrap(),
+            PathBuf::from(PODMAN_SOCKET)
+        );
+        assert_eq!(
+            socket_from(EngineKind::Podman, Some("/tmp/p.sock")).unwrap(),
+            PathBuf::from("/tmp/p.sock")
+        );
+        assert_eq!(
+            socket_from(EngineKind::Podman, Some("unix:///tmp/p.sock")).unwrap(),
+            PathBuf::from("/tmp/p.sock")
+        );
+        assert!(socket_from(EngineKind::Podman, Some("p.sock")).is_err());
+    }
+
+    #[test]
+    fn a_silent_podman_socket_says_how_to_start_the_service() {
+        let dir = std::env::temp_dir().join(format!("lw-no-podman-{}", std::process::id()));
+        let sock = dir.join("podman.sock");
+        let e = Engine::connect_at(EngineKind::Podman, &sock)
+            .err()
+            .expect("no engine at a missing socket")
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "podman system service --time=0 unix://{}",
+                sock.display()
+            )),
+            "{e}"
+        );
+        // A socket nobody listens on any more.
+        std::fs::create_dir_all(&dir).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        let e = Engine::connect_at(EngineKind::Podman, &sock)
+            .err()
+            .expect("no engine behind a dead socket")
+            .to_string();
+        assert!(e.contains("podman system service"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,7 +1,9 @@
 //! Node runtimes: how a node of the lab becomes running processes with its own namespaces.
 //!
 //! `native` is labwire's own (namespaces + labwire-init, no daemon); `docker` makes containers through
-//! the Docker Engine API. `vm` runs a microVM per node inside a namespace made as for native. A runtime owns a node's processes and mount/UTS/IPC/PID namespaces; the
+//! the Docker Engine API, of Docker or of Podman's compatible service (the docker and podman
+//! runtimes); `vm` runs a microVM per node inside a namespace made as for native. A runtime owns
+//! a node's processes and mount/UTS/IPC/PID namespaces; the
 //! network namespace it makes is handed to the `lab` layer, which wires links with `wire`.
 
 pub mod docker;

@@ -180,7 +180,7 @@ const ACTS_ON: &[&str] = &[
     "hostname",
 ];
 
-/// Fields only the docker runtime acts on (it hands them to the engine).
+/// Fields only the container runtimes (docker, podman) act on (they hand them to the engine).
 const DOCKER_ALSO_ACTS_ON: &[&str] = &[
     "memory",
     "cpu",
@@ -195,14 +195,14 @@ const DOCKER_ALSO_ACTS_ON: &[&str] = &[
 /// Fields only the vm runtime acts on (besides the common ones).
 const VM_ALSO_ACTS_ON: &[&str] = &["memory", "cpu", "kernel", "vmm", "startup-config"];
 
-/// Whether `runtime` acts on a node field; `None` for runtimes labwire does not have yet (their
-/// nodes are refused at deploy, so warning about single fields would be noise).
+/// Whether `runtime` acts on a node field.
 fn acts_on(runtime: Runtime, field: &str) -> Option<bool> {
     match runtime {
         Runtime::Native => Some(ACTS_ON.contains(&field)),
-        Runtime::Docker => Some(ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field)),
+        Runtime::Docker | Runtime::Podman => {
+            Some(ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field))
+        }
         Runtime::Vm => Some(ACTS_ON.contains(&field) || VM_ALSO_ACTS_ON.contains(&field)),
-        _ => None,
     }
 }
 
