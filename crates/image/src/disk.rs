@@ -22,13 +22,16 @@ use crate::store::{Image, Store};
 /// Free space a root disk gets beyond its content, for what the guest writes.
 pub const ROOT_HEADROOM: u64 = 1 << 30;
 
+/// Free space of a (read-only) modules disk.
+const MODULES_HEADROOM: u64 = 16 << 20;
+
 impl Store {
     /// The cached ext4 root disk of `image` (unpacked layers `layers`, bottom first), built on
     /// first use.
     pub fn root_disk(&self, image: &Image, layers: &[PathBuf]) -> Result<PathBuf> {
         let hex = image.id.trim_start_matches("sha256:");
         let path = self.disks_dir()?.join(format!("root-{hex}.ext4"));
-        self.build_once(&path, |staging| {
+        self.build_once(&path, ROOT_HEADROOM, |staging| {
             let tree = match layers {
                 [one] => one.clone(),
                 _ => {
@@ -52,13 +55,36 @@ impl Store {
             meta.mtime() as u64 ^ (meta.dev() << 20)
         );
         let path = self.disks_dir()?.join(format!("modules-{key}.ext4"));
-        self.build_once(&path, |_| {
-            let extra = if src.join("modules.dep").is_file() {
-                Vec::new()
-            } else {
-                modules.index_files()?
-            };
-            Ok((src.to_path_buf(), extra))
+        self.build_once(&path, MODULES_HEADROOM, |staging| {
+            if src.join("modules.dep.bin").is_file() {
+                return Ok((src.to_path_buf(), Vec::new()));
+            }
+            // The guest's modprobe (kmod) reads only the binary indexes depmod writes: run the
+            // host's depmod over a hard-linked copy of the tree when there is one.
+            if let Some(depmod) = find_tool("depmod") {
+                let tree = staging.join("lib/modules").join(&kernel.version);
+                fs::create_dir_all(&tree).map_err(io_err(&tree))?;
+                merge_dir(src, &tree)?;
+                let out = Command::new(depmod)
+                    .arg("-b")
+                    .arg(staging)
+                    .arg(&kernel.version)
+                    .output()
+                    .map_err(|e| tool_error("depmod", e))?;
+                if !out.status.success() {
+                    return Err(Error::Format {
+                        path: src.to_path_buf(),
+                        reason: format!(
+                            "depmod failed: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    });
+                }
+                return Ok((tree, Vec::new()));
+            }
+            // Without depmod, the text indexes: enough for busybox's modprobe, not for kmod's
+            // (install kmod on the host).
+            Ok((src.to_path_buf(), modules.index_files()?))
         })
     }
 
@@ -73,6 +99,7 @@ impl Store {
     fn build_once(
         &self,
         path: &Path,
+        headroom: u64,
         tree: impl FnOnce(&Path) -> Result<(PathBuf, Vec<(&'static str, String)>)>,
     ) -> Result<PathBuf> {
         if path.is_file() {
@@ -96,7 +123,7 @@ impl Store {
                 extra_files.push((*file, p));
             }
             let bytes = size.bytes + extra.iter().map(|(_, t)| t.len() as u64).sum::<u64>();
-            mkfs(&dir, &tmp, bytes, size.inodes)?;
+            mkfs(&dir, &tmp, bytes, size.inodes, headroom)?;
             for (file, p) in extra_files {
                 debugfs_write(&tmp, &p, file)?;
             }
@@ -135,11 +162,12 @@ fn tree_size(dir: &Path) -> Result<TreeSize> {
 }
 
 /// `mkfs.ext4 -d`: a new ext4 file at `out` holding `dir`, sized for its content plus headroom.
-fn mkfs(dir: &Path, out: &Path, bytes: u64, inodes: u64) -> Result<()> {
-    let size = bytes + bytes / 5 + inodes * 512 + ROOT_HEADROOM;
+fn mkfs(dir: &Path, out: &Path, bytes: u64, inodes: u64, headroom: u64) -> Result<()> {
+    let size = bytes + bytes / 5 + inodes * 512 + headroom;
     let size_k = size.div_ceil(1 << 20) * 1024;
     let inode_count = (inodes + inodes / 2 + 65_536).to_string();
-    let out_run = Command::new("mkfs.ext4")
+    let mkfs = find_tool("mkfs.ext4").unwrap_or_else(|| PathBuf::from("mkfs.ext4"));
+    let out_run = Command::new(mkfs)
         .args(["-q", "-F", "-L", "labwire", "-N", &inode_count])
         .args(["-E", "lazy_itable_init=1,lazy_journal_init=1"])
         .arg("-d")
@@ -162,7 +190,8 @@ fn mkfs(dir: &Path, out: &Path, bytes: u64, inodes: u64) -> Result<()> {
 
 /// Put one file into the root of an ext4 image without mounting it.
 fn debugfs_write(disk: &Path, src: &Path, name: &str) -> Result<()> {
-    let out = Command::new("debugfs")
+    let debugfs = find_tool("debugfs").unwrap_or_else(|| PathBuf::from("debugfs"));
+    let out = Command::new(debugfs)
         .arg("-w")
         .arg("-R")
         .arg(format!("write {} {name}", src.display()))
@@ -179,6 +208,15 @@ fn debugfs_write(disk: &Path, src: &Path, name: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// A program in PATH (or the sbin directories, which a user's PATH may lack).
+fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn tool_error(tool: &str, e: io::Error) -> Error {

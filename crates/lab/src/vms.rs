@@ -400,3 +400,24 @@ pub fn vmm_pid(holder: ProcId) -> Option<i32> {
         std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", holder.pid)).ok()?;
     children.split_whitespace().next()?.parse().ok()
 }
+
+/// Attach the terminal to the serial console of VM node `node` of deployed lab `lab`.
+pub fn console(lab: &str, node: &str) -> Result<()> {
+    paths::check_lab_name(lab)?;
+    let rec = crate::state::Recorded::read(&paths::lab_state_dir(lab));
+    let Some(l) = rec.lab.as_ref() else {
+        return Err(Error::Invalid(format!("lab {lab} is not deployed")));
+    };
+    let n = l
+        .nodes
+        .iter()
+        .find(|n| n.name == node || n.long_name == node)
+        .ok_or_else(|| Error::Invalid(format!("lab {lab} has no node {node}")))?;
+    if n.runtime != Runtime::Vm {
+        return Err(Error::Invalid(format!(
+            "node {node} runs on the {} runtime; only VM nodes have a console (use `labwire exec`)",
+            n.runtime
+        )));
+    }
+    Ok(vm::console(&node_run_dir(lab, &n.name), &n.name)?)
+}

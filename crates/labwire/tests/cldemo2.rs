@@ -26,99 +26,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::open_nos::{docker_cmd, ensure_image, ensure_image_for, repo_root, IMAGE_DIR};
 use common::*;
 use serde_json::Value;
 
 const LAB: &str = "lwt-c2";
 const NETWORK: &str = "lwt-c2";
-const IMAGE: &str = "open-nos:latest";
-const IMAGE_DIR: &str = "/var/tmp/lwt-c2-images";
 const NODES: [&str; 5] = ["leaf01", "leaf02", "server01", "server02", "server03"];
 const LEAVES: [&str; 2] = ["leaf01", "leaf02"];
 const DOCKER_LAB: &str = "lwt-c2d";
 const DOCKER_NETWORK: &str = "lwt-c2d";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// What the image is built from; a change rebuilds it.
-fn recipe_stamp(dir: &Path) -> String {
-    let mut s = String::new();
-    for f in ["suite", "sources", "packages", "customize.sh", "build.sh"] {
-        let t = std::fs::read_to_string(dir.join(f))
-            .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(f).display()));
-        s.push_str(&format!("--- {f}\n{t}"));
-    }
-    s
-}
-
-/// open-nos:latest in IMAGE_DIR (and, with `docker`, in the Docker engine): reused when present
-/// and built from the same recipe, else built with images/open-nos/build.sh (`--docker`: also
-/// `docker import`). Returns the seconds the build took (None when reused).
-/// Tests of this file build the image once, one at a time.
-static IMAGE_BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn ensure_image() -> Option<f64> {
-    ensure_image_for(false)
-}
-
-fn ensure_image_for(docker: bool) -> Option<f64> {
-    let _one_at_a_time = IMAGE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let recipe = repo_root().join("images/open-nos");
-    let stamp_path = Path::new(IMAGE_DIR).join("open-nos.recipe");
-    let docker_stamp_path = Path::new(IMAGE_DIR).join("open-nos.docker.recipe");
-    let stamp = recipe_stamp(&recipe);
-    let mut inspect = labwire();
-    inspect
-        .env("LABWIRE_IMAGE_DIR", IMAGE_DIR)
-        .args(["image", "inspect", IMAGE]);
-    let present = run_timeout(inspect, Duration::from_secs(60))
-        .status
-        .success();
-    let same = std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp);
-    let docker_ready = !docker
-        || (docker_cmd(&["image", "inspect", IMAGE]).status.success()
-            && std::fs::read_to_string(&docker_stamp_path).is_ok_and(|s| s == stamp));
-    if present && same && docker_ready && std::env::var_os("LWT_C2_REBUILD").is_none() {
-        let also = if docker { " and the Docker engine" } else { "" };
-        eprintln!("cldemo2: image {IMAGE} reused from {IMAGE_DIR}{also}");
-        return None;
-    }
-    let t = Instant::now();
-    let mut build = Command::new("bash");
-    build.arg(recipe.join("build.sh"));
-    if docker {
-        build.arg("--docker");
-    }
-    build
-        .arg(IMAGE)
-        .env("LABWIRE", labwire_bin())
-        .env("LABWIRE_INIT", init_bin())
-        .env("LABWIRE_IMAGE_DIR", IMAGE_DIR)
-        .env_remove("OPEN_NOS_TAR")
-        .stdin(std::process::Stdio::null());
-    let out = run_timeout(build, Duration::from_secs(900));
-    assert!(
-        out.status.success(),
-        "images/open-nos/build.sh failed: {}",
-        describe(&out)
-    );
-    eprint!("{}", text(&out.stdout));
-    std::fs::write(&stamp_path, &stamp)
-        .unwrap_or_else(|e| panic!("write {}: {e}", stamp_path.display()));
-    if docker {
-        std::fs::write(&docker_stamp_path, &stamp)
-            .unwrap_or_else(|e| panic!("write {}: {e}", docker_stamp_path.display()));
-    }
-    Some(t.elapsed().as_secs_f64())
-}
-
-fn docker_cmd(args: &[&str]) -> std::process::Output {
-    let mut c = Command::new("docker");
-    c.args(args).stdin(std::process::Stdio::null());
-    run_timeout(c, Duration::from_secs(60))
-}
 
 /// The Docker engine answers `docker info` (scripts/test starts dockerd); else the test fails.
 fn require_dockerd() {

@@ -1,6 +1,7 @@
 //! One module per verb; `Cli` holds the argument structs.
 
 mod completion;
+mod console;
 mod deploy;
 mod destroy;
 mod exec;
@@ -37,6 +38,9 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Run a command inside nodes of a deployed lab
     Exec(exec::ExecArgs),
+    /// Attach to the serial console of a VM node (Ctrl-] leaves; the log is console.log in the
+    /// node's directory)
+    Console(console::ConsoleArgs),
     /// Manage labwire's own images (import, ls, inspect, rm)
     Image(image::ImageArgs),
     /// Generate ring or CLOS topologies
@@ -132,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destroy(a) => destroy::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Exec(a) => exec::run(a),
+        Command::Console(a) => console::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Image(a) => image::run(a),
         Command::Validate(a) => validate::run(a),

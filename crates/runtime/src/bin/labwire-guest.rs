@@ -449,13 +449,13 @@ fn run_command(cfg: &GuestConfig) -> Result<()> {
         env_p.push(std::ptr::null());
         // SAFETY: NULL-terminated arrays of NUL-terminated strings that outlive the call.
         unsafe { libc::execve(argv_p[0], argv_p.as_ptr(), env_p.as_ptr()) };
-        return Err(format!(
-            "exec {}: {}",
+        // The node stays up (and reachable through exec) with the agent as its init.
+        log(&format!(
+            "exec {}: {}; the agent stays PID 1",
             cfg.argv[0],
             io::Error::last_os_error()
         ));
-    }
-    if let Some((prog, args)) = cfg.argv.split_first() {
+    } else if let Some((prog, args)) = cfg.argv.split_first() {
         let child = Command::new(prog)
             .args(args)
             .env_clear()

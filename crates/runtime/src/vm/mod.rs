@@ -388,7 +388,7 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
         "-initrd".into(),
         initrd.display().to_string(),
         "-append".into(),
-        "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init net.ifnames=0".into(),
+        "console=ttyS0 panic=-1 rdinit=/init net.ifnames=0".into(),
         "-chardev".into(),
         format!(
             "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",

@@ -1,0 +1,307 @@
+//! The vm runtime end to end (issue 6), under QEMU with Debian's stock kernel
+//! (`images/kernel/fetch.sh` unpacks `linux-image-amd64` into `/var/tmp/lwt-kernel`, reused while
+//! the package version is unchanged) and the open-nos image (Debian + FRR, built with mmdebstrap
+//! by `images/open-nos/build.sh` into `/var/tmp/lwt-c2-images`, shared with the cldemo2 tests).
+//!
+//! - `vm_node_linked_to_native_node`: pings both ways over the stitched link (IPv4 and IPv6) and
+//!   over the management network; the guest's NIC has the topology's name and the namespace
+//!   interface's MAC; `exec` sees the image's files, the bound file and the node's own kernel,
+//!   whose modules the guest can load (dummy, which this host's kernel lacks); inspect shows the
+//!   VMM; destroy leaves no VMM, tap, overlay or namespace.
+//! - `two_vm_nodes_linked`: two VM nodes ping each other; one hands PID 1 to systemd, which boots
+//!   to running while `exec` keeps working.
+//! - `bad_vm_input_is_refused_before_anything`: a missing kernel and an unknown VMM are refused
+//!   with the node named, and nothing is made.
+//!
+//! Runs as root. Labs `lwt-vm1`, `lwt-vm2`, `lwt-vm3` on 172.31.211-213.0/24.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::open_nos::{ensure_image, repo_root, IMAGE_DIR};
+use common::*;
+
+const KERNEL_DIR: &str = "/var/tmp/lwt-kernel";
+
+/// Debian's kernel, fetched (once) with images/kernel/fetch.sh; returns the vmlinuz path.
+fn kernel() -> PathBuf {
+    static ONCE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut k = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = k.as_ref() {
+        return p.clone();
+    }
+    let mut c = Command::new("bash");
+    c.arg(repo_root().join("images/kernel/fetch.sh"))
+        .arg(KERNEL_DIR);
+    let out = run_timeout(c, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "images/kernel/fetch.sh failed: {}",
+        describe(&out)
+    );
+    let p = PathBuf::from(text(&out.stdout).trim());
+    assert!(p.is_file(), "fetch.sh printed {}", p.display());
+    *k = Some(p.clone());
+    p
+}
+
+fn vm_lab(test: &str, name: &str, nodes: &[&str], yaml: &str) -> TestLab {
+    let mut lab = TestLab::new(test, name, name, nodes, yaml);
+    lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
+    lab
+}
+
+fn deploy_vms(lab: &TestLab) -> Duration {
+    let t = Instant::now();
+    let out = run_timeout(lab.deploy_cmd(), Duration::from_secs(900));
+    assert!(
+        out.status.success(),
+        "deploy of lab {} failed: {}",
+        lab.name,
+        describe(&out)
+    );
+    t.elapsed()
+}
+
+fn exec_ok(lab: &TestLab, node: &str, cmd: &str) -> String {
+    let out = lab.exec(node, cmd);
+    assert!(
+        out.status.success(),
+        "lab {}: `{cmd}` in {node} failed: {}",
+        lab.name,
+        describe(&out)
+    );
+    text(&out.stdout)
+}
+
+/// Live processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) || proc_state(&name) == Some('Z') {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) {
+            out.push(format!("{name} {cmd}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn vm_node_linked_to_native_node() {
+    require_root();
+    ensure_image();
+    let kernel = kernel();
+    let name = "lwt-vm1";
+    let yaml = format!(
+        "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.211.0/24\n  ipv6-subnet: fd00:211::/64\n\
+         topology:\n  nodes:\n    r1:\n      kind: linux\n      runtime: vm\n      image: open-nos:latest\n\
+         \x20     kernel: {}\n      memory: 512MB\n      binds:\n        - motd:/etc/motd-from-host:ro\n\
+         \x20   h1:\n      kind: linux\n\
+         \x20 links:\n    - endpoints: [\"r1:swp1\", \"h1:eth1\"]\n      ipv4: [\"10.211.1.1/24\", \"10.211.1.2/24\"]\n\
+         \x20     ipv6: [\"fd00:211:1::1/64\", \"fd00:211:1::2/64\"]\n",
+        kernel.display()
+    );
+    let lab = vm_lab("vm1", name, &["r1", "h1"], &yaml);
+    std::fs::write(lab.dir.join("motd"), "bound into the guest\n").expect("write motd");
+    let took = deploy_vms(&lab);
+    eprintln!(
+        "vm: deploy with one VM node (guest up) took {:.2} s",
+        took.as_secs_f64()
+    );
+
+    // The guest NIC carries the topology's name and the namespace interface's MAC.
+    let ns_links = lab.links("r1");
+    let ns_mac = ns_links
+        .iter()
+        .find(|l| l["ifname"] == "swp1")
+        .and_then(|l| l["address"].as_str())
+        .expect("swp1 in r1's namespace")
+        .to_string();
+    let guest_mac = exec_ok(&lab, "r1", "cat /sys/class/net/swp1/address");
+    assert_eq!(guest_mac.trim(), ns_mac, "guest swp1 MAC");
+    // The namespace side is only a conduit: a tap per interface, no addresses of its own.
+    let taps: Vec<&str> = ns_links
+        .iter()
+        .filter_map(|l| l["ifname"].as_str())
+        .filter(|n| n.starts_with("lwtap"))
+        .collect();
+    assert_eq!(taps.len(), 2, "taps in r1's namespace: {ns_links:?}");
+    let (v4, _) = lab.eth0_addrs("r1");
+    assert_eq!(v4, None, "the namespace's eth0 has no address of its own");
+
+    // Pings both ways over the stitched link, and over the management network.
+    lab.assert_ping("r1", "10.211.1.2");
+    lab.assert_ping("h1", "10.211.1.1");
+    poll(Duration::from_secs(20), || {
+        let out = lab.exec("h1", "ping -6 -c1 -W2 fd00:211:1::1");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(describe(&out))
+        }
+    })
+    .unwrap_or_else(|e| panic!("IPv6 ping h1 → r1 over the stitched link: {e}"));
+    lab.assert_ping("h1", "172.31.211.2");
+    let out = run_timeout(
+        {
+            let mut c = Command::new("ping");
+            c.args(["-c1", "-W2", "172.31.211.2"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.status.success(),
+        "host → r1 mgmt ping: {}",
+        describe(&out)
+    );
+
+    // The image's files, the bound file, the node's own kernel and its modules.
+    assert!(exec_ok(&lab, "r1", "cat /etc/os-release").contains("Debian"));
+    exec_ok(&lab, "r1", "test -x /usr/lib/frr/bgpd");
+    assert_eq!(
+        exec_ok(&lab, "r1", "cat /etc/motd-from-host"),
+        "bound into the guest\n"
+    );
+    let release = exec_ok(&lab, "r1", "uname -r");
+    assert!(
+        kernel.display().to_string().ends_with(release.trim()),
+        "guest runs {release} from {}",
+        kernel.display()
+    );
+    assert_eq!(exec_ok(&lab, "r1", "hostname").trim(), "r1");
+    exec_ok(
+        &lab,
+        "r1",
+        "modprobe dummy && ip link add lwd0 type dummy && ip link show lwd0",
+    );
+    let out = lab.exec("r1", "echo out; echo err >&2; exit 3");
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    assert_eq!(text(&out.stdout), "out\n");
+    assert_eq!(text(&out.stderr), "err\n");
+
+    // inspect shows the VMM; the console log is in the node directory.
+    let v = lab.inspect_json();
+    let rows = v[name].as_array().expect("inspect rows");
+    let r1 = rows
+        .iter()
+        .find(|r| r["name"] == lab.long_name("r1"))
+        .expect("r1 row");
+    assert_eq!(r1["state"], "running");
+    let pid = r1["pid"].as_i64().expect("pid");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("qemu-system"),
+        "inspect pid {pid} is not the VMM"
+    );
+    let console = std::fs::read_to_string(lab.lab_dir().join("r1/console.log")).unwrap_or_default();
+    assert!(
+        console.contains("labwire-guest: up"),
+        "console.log: {console}"
+    );
+
+    let overlay = lab.state_dir().join("nodes/r1/root.qcow2");
+    assert!(
+        overlay.is_file(),
+        "{} exists while deployed",
+        overlay.display()
+    );
+    let out = lab.destroy(false);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    lab.assert_nothing_left(&[]);
+    let vmms = processes_with(&format!("clab-{name}-"));
+    assert!(vmms.is_empty(), "processes left: {vmms:?}");
+    assert!(!overlay.exists(), "overlay {} left", overlay.display());
+}
+
+#[test]
+fn two_vm_nodes_linked() {
+    require_root();
+    ensure_image();
+    let kernel = kernel();
+    let name = "lwt-vm2";
+    let yaml = format!(
+        "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.212.0/24\n\
+         topology:\n  defaults:\n    runtime: vm\n    image: open-nos:latest\n    kernel: {}\n\
+         \x20 nodes:\n    a:\n      kind: linux\n    b:\n      kind: linux\n      cmd: /lib/systemd/systemd\n\
+         \x20 links:\n    - endpoints: [\"a:swp1\", \"b:swp1\"]\n      ipv4: [\"10.212.1.1/24\", \"10.212.1.2/24\"]\n",
+        kernel.display()
+    );
+    let lab = vm_lab("vm2", name, &["a", "b"], &yaml);
+    let took = deploy_vms(&lab);
+    eprintln!(
+        "vm: deploy with two VM nodes took {:.2} s",
+        took.as_secs_f64()
+    );
+    lab.assert_ping("a", "10.212.1.2");
+    lab.assert_ping("b", "10.212.1.1");
+    // b handed PID 1 to systemd; exec still answers while it boots and after.
+    let state = poll(Duration::from_secs(300), || {
+        let out = lab.exec("b", "systemctl is-system-running");
+        let s = text(&out.stdout).trim().to_string();
+        if s == "running" || s == "degraded" {
+            Ok(s)
+        } else {
+            Err(format!("{s} {}", text(&out.stderr)))
+        }
+    })
+    .unwrap_or_else(|e| panic!("systemd in VM node b did not finish booting: {e}"));
+    eprintln!("vm: systemd in b is {state}");
+    assert_eq!(exec_ok(&lab, "b", "cat /proc/1/comm").trim(), "systemd");
+    lab.assert_ping("b", "10.212.1.1");
+    let out = lab.destroy(false);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    lab.assert_nothing_left(&[]);
+    assert!(processes_with(&format!("clab-{name}-")).is_empty());
+}
+
+#[test]
+fn bad_vm_input_is_refused_before_anything() {
+    require_root();
+    let name = "lwt-vm3";
+    let yaml = format!(
+        "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.213.0/24\n\
+         topology:\n  nodes:\n    a:\n      kind: linux\n      runtime: vm\n      image: lwt-busybox:1\n\
+         \x20     kernel: /nonexistent/vmlinuz-1\n    b:\n      kind: linux\n      runtime: vm\n"
+    );
+    let lab = vm_lab("vm3", name, &["a", "b"], &yaml);
+    let before = host_link_names();
+    let out = lab.try_deploy();
+    assert!(
+        !out.status.success(),
+        "deploy succeeded: {}",
+        describe(&out)
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("node a: kernel /nonexistent/vmlinuz-1 does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("node b: runtime vm needs an `image`"), "{err}");
+    assert_eq!(host_link_names(), before, "deploy touched the host's links");
+    assert!(!lab.state_dir().exists(), "a state directory was made");
+
+    // An unknown VMM is a topology error, with its position.
+    let bad = lab.dir.join("vmm.clab.yml");
+    std::fs::write(
+        &bad,
+        format!("name: {name}\ntopology:\n  nodes:\n    a:\n      kind: linux\n      runtime: vm\n      vmm: bochs\n"),
+    )
+    .expect("write topology");
+    let mut c = lab.cmd();
+    c.arg("deploy").arg("-t").arg(&bad);
+    let out = run_timeout(c, Duration::from_secs(60));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("vmm.clab.yml:7:12"), "{err}");
+    assert!(err.contains("accepted: qemu, firecracker"), "{err}");
+    assert!(!lab.state_dir().exists(), "a state directory was made");
+}
