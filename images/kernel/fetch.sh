@@ -7,7 +7,7 @@
 #   sudo images/kernel/fetch.sh [DEST]             # default DEST: /var/lib/labwire/kernels/debian
 #   sudo images/kernel/fetch.sh --import NAME [DEST]
 #
-# Prints the kernel's path. --import also imports DEST as image NAME into labwire's store
+# Prints the kernel's path; DEST/boot/vmlinuz links to it (a name topologies can keep). --import also imports DEST as image NAME into labwire's store
 # (LABWIRE: the labwire binary; LABWIRE_IMAGE_DIR as for labwire), so `kernel: NAME` works.
 # A DEST already holding the current package version is reused.
 set -euo pipefail
@@ -39,6 +39,8 @@ else
     mv "$dest.new" "$dest"
 fi
 kernel=$(ls "$dest"/boot/vmlinuz-* | sort -V | tail -1)
+# A stable name for topologies: DEST/boot/vmlinuz.
+ln -sfn "$(basename "$kernel")" "$dest/boot/vmlinuz"
 if [ -n "$import" ]; then
     labwire=${LABWIRE:-$(command -v labwire || true)}
     [ -n "$labwire" ] || { echo "fetch.sh: --import: set LABWIRE or put labwire on PATH" >&2; exit 1; }

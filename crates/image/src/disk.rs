@@ -29,8 +29,8 @@ impl Store {
     /// The cached ext4 root disk of `image` (unpacked layers `layers`, bottom first), built on
     /// first use.
     pub fn root_disk(&self, image: &Image, layers: &[PathBuf]) -> Result<PathBuf> {
-        let hex = image.id.trim_start_matches("sha256:");
-        let path = self.disks_dir()?.join(format!("root-{hex}.ext4"));
+        self.disks_dir()?;
+        let path = root_disk_path(self.root(), &image.id);
         self.build_once(&path, ROOT_HEADROOM, |staging| {
             let tree = match layers {
                 [one] => one.clone(),
@@ -133,6 +133,13 @@ impl Store {
         let _ = remove_tree(&staging);
         result.map(|()| path.to_path_buf())
     }
+}
+
+/// Where the root disk of image `id` is cached.
+pub(crate) fn root_disk_path(store_root: &Path, id: &str) -> PathBuf {
+    store_root
+        .join("disks")
+        .join(format!("root-{}.ext4", id.trim_start_matches("sha256:")))
 }
 
 struct TreeSize {

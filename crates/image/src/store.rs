@@ -484,6 +484,14 @@ impl Store {
             keep_blobs.extend(image.layers);
             keep_layers.extend(image.diff_ids);
         }
+        if !keep_blobs.contains(&gone.id) {
+            // Its VM root disk, if one was built (see `disk`).
+            let disk = crate::disk::root_disk_path(&self.root, &gone.id);
+            match fs::remove_file(&disk) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(disk)(e)),
+                _ => {}
+            }
+        }
         let blobs = [&gone.manifest, &gone.id].into_iter().chain(&gone.layers);
         for blob in blobs {
             if !keep_blobs.contains(blob) {

@@ -368,7 +368,7 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
         // A bounded translation cache keeps the VMM's own memory small.
         Accel::Tcg => argv.extend([
             "-accel".into(),
-            "tcg,tb-size=32".into(),
+            "tcg,tb-size=8".into(),
             "-cpu".into(),
             "max".into(),
         ]),
@@ -388,7 +388,7 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
         "-initrd".into(),
         initrd.display().to_string(),
         "-append".into(),
-        "console=ttyS0 panic=-1 rdinit=/init net.ifnames=0".into(),
+        kernel_command_line(spec.accel),
         "-chardev".into(),
         format!(
             "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",
@@ -437,6 +437,41 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
         ]);
     }
     Ok(argv)
+}
+
+/// The guest kernel's command line. Under TCG the guest's TSC ticks at the host's rate, but the
+/// kernel's calibration of it against the emulated PIT fails on a busy host (the guest then waits
+/// forever for a timer to calibrate its delay loop): give it the host's TSC frequency instead.
+fn kernel_command_line(accel: Accel) -> String {
+    let mut line = String::from("console=ttyS0 panic=-1 rdinit=/init net.ifnames=0");
+    if accel == Accel::Tcg {
+        if let Some(khz) = host_tsc_khz() {
+            // Debian's kernels run at HZ=250: loops per jiffy = cycles per second / 250.
+            line.push_str(&format!(
+                " tsc_early_khz={khz} lpj={} tsc=reliable",
+                khz * 1000 / 250
+            ));
+        }
+    }
+    line
+}
+
+/// The host's TSC frequency, when the CPU's TSC is constant (its rate is then `cpu MHz`).
+fn host_tsc_khz() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = info.lines().find(|l| l.starts_with("flags"))?;
+    if !flags.split_whitespace().any(|f| f == "constant_tsc") {
+        return None;
+    }
+    let mhz: f64 = info
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((mhz * 1000.0) as u64).filter(|k| *k > 0)
 }
 
 /// A connection to a node's guest agent, after the ping/pong handshake.
