@@ -61,25 +61,13 @@ impl Store {
             }
             // The guest's modprobe (kmod) reads only the binary indexes depmod writes: run the
             // host's depmod over a hard-linked copy of the tree when there is one.
-            if let Some(depmod) = find_tool("depmod") {
+            if find_tool("depmod").is_some() {
                 let tree = staging.join("lib/modules").join(&kernel.version);
                 fs::create_dir_all(&tree).map_err(io_err(&tree))?;
                 merge_dir(src, &tree)?;
-                let out = Command::new(depmod)
-                    .arg("-b")
-                    .arg(staging)
-                    .arg(&kernel.version)
-                    .output()
-                    .map_err(|e| tool_error("depmod", e))?;
-                if !out.status.success() {
-                    return Err(Error::Format {
-                        path: src.to_path_buf(),
-                        reason: format!(
-                            "depmod failed: {}",
-                            String::from_utf8_lossy(&out.stderr).trim()
-                        ),
-                    });
-                }
+                run_tool("depmod", src, "depmod", |c| {
+                    c.arg("-b").arg(staging).arg(&kernel.version);
+                })?;
                 return Ok((tree, Vec::new()));
             }
             // Without depmod, the text indexes: enough for busybox's modprobe, not for kmod's
@@ -173,43 +161,36 @@ fn mkfs(dir: &Path, out: &Path, bytes: u64, inodes: u64, headroom: u64) -> Resul
     let size = bytes + bytes / 5 + inodes * 512 + headroom;
     let size_k = size.div_ceil(1 << 20) * 1024;
     let inode_count = (inodes + inodes / 2 + 65_536).to_string();
-    let mkfs = find_tool("mkfs.ext4").unwrap_or_else(|| PathBuf::from("mkfs.ext4"));
-    let out_run = Command::new(mkfs)
-        .args(["-q", "-F", "-L", "labwire", "-N", &inode_count])
-        .args(["-E", "lazy_itable_init=1,lazy_journal_init=1"])
-        .arg("-d")
-        .arg(dir)
-        .arg(out)
-        .arg(format!("{size_k}k"))
-        .output()
-        .map_err(|e| tool_error("mkfs.ext4", e))?;
-    if !out_run.status.success() {
-        return Err(Error::Format {
-            path: dir.to_path_buf(),
-            reason: format!(
-                "mkfs.ext4 -d failed: {}",
-                String::from_utf8_lossy(&out_run.stderr).trim()
-            ),
-        });
-    }
-    Ok(())
+    run_tool("mkfs.ext4", dir, "mkfs.ext4 -d", |c| {
+        c.args(["-q", "-F", "-L", "labwire", "-N", &inode_count])
+            .args(["-E", "lazy_itable_init=1,lazy_journal_init=1"])
+            .arg("-d")
+            .arg(dir)
+            .arg(out)
+            .arg(format!("{size_k}k"));
+    })
 }
 
 /// Put one file into the root of an ext4 image without mounting it.
 fn debugfs_write(disk: &Path, src: &Path, name: &str) -> Result<()> {
-    let debugfs = find_tool("debugfs").unwrap_or_else(|| PathBuf::from("debugfs"));
-    let out = Command::new(debugfs)
-        .arg("-w")
-        .arg("-R")
-        .arg(format!("write {} {name}", src.display()))
-        .arg(disk)
-        .output()
-        .map_err(|e| tool_error("debugfs", e))?;
+    run_tool("debugfs", disk, &format!("debugfs write {name}"), |c| {
+        c.arg("-w")
+            .arg("-R")
+            .arg(format!("write {} {name}", src.display()))
+            .arg(disk);
+    })
+}
+
+/// Run an e2fsprogs/kmod tool; a failure names `what` and carries the tool's own message.
+fn run_tool(tool: &str, about: &Path, what: &str, args: impl FnOnce(&mut Command)) -> Result<()> {
+    let mut c = Command::new(find_tool(tool).unwrap_or_else(|| PathBuf::from(tool)));
+    args(&mut c);
+    let out = c.output().map_err(|e| tool_error(tool, e))?;
     if !out.status.success() {
         return Err(Error::Format {
-            path: disk.to_path_buf(),
+            path: about.to_path_buf(),
             reason: format!(
-                "debugfs write {name} failed: {}",
+                "{what} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         });

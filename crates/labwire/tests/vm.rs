@@ -8,8 +8,9 @@
 //!   interface's MAC; `exec` sees the image's files, the bound file and the node's own kernel,
 //!   whose modules the guest can load (dummy, which this host's kernel lacks); inspect shows the
 //!   VMM; destroy leaves no VMM, tap, overlay or namespace.
-//! - `two_vm_nodes_linked`: two VM nodes ping each other; one hands PID 1 to systemd, which boots
-//!   to running while `exec` keeps working.
+//! - `two_vm_nodes_linked`: two VM nodes ping each other; one boots its kernel from an image in
+//!   the store (`fetch.sh --import`), the other hands PID 1 to systemd, which boots to running
+//!   while `exec` keeps working.
 //! - `bad_vm_input_is_refused_before_anything`: a missing kernel and an unknown VMM are refused
 //!   with the node named, and nothing is made.
 //!
@@ -46,6 +47,40 @@ fn kernel() -> PathBuf {
     assert!(p.is_file(), "fetch.sh printed {}", p.display());
     *k = Some(p.clone());
     p
+}
+
+/// The same kernel as an image in the test store (`fetch.sh --import`), for `kernel: IMAGE`.
+fn kernel_image() -> String {
+    let k = kernel();
+    let release = k
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .expect("vmlinuz-<release>")
+        .to_string();
+    let name = format!("lwt-kernel:{release}");
+    let mut inspect = labwire();
+    inspect
+        .env("LABWIRE_IMAGE_DIR", IMAGE_DIR)
+        .args(["image", "inspect", &name]);
+    if run_timeout(inspect, Duration::from_secs(60))
+        .status
+        .success()
+    {
+        return name;
+    }
+    let mut c = Command::new("bash");
+    c.arg(repo_root().join("images/kernel/fetch.sh"))
+        .args(["--import", &name, KERNEL_DIR])
+        .env("LABWIRE", labwire_bin())
+        .env("LABWIRE_IMAGE_DIR", IMAGE_DIR);
+    let out = run_timeout(c, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "fetch.sh --import failed: {}",
+        describe(&out)
+    );
+    name
 }
 
 fn vm_lab(test: &str, name: &str, nodes: &[&str], yaml: &str) -> TestLab {
@@ -227,11 +262,13 @@ fn two_vm_nodes_linked() {
     require_root();
     ensure_image();
     let kernel = kernel();
+    let kernel_image = kernel_image();
     let name = "lwt-vm2";
+    // a boots the kernel from an image in the store, b from the file.
     let yaml = format!(
         "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.212.0/24\n\
          topology:\n  defaults:\n    runtime: vm\n    image: open-nos:latest\n    kernel: {}\n\
-         \x20 nodes:\n    a:\n      kind: linux\n    b:\n      kind: linux\n      cmd: /lib/systemd/systemd\n\
+         \x20 nodes:\n    a:\n      kind: linux\n      kernel: {kernel_image}\n    b:\n      kind: linux\n      cmd: /lib/systemd/systemd\n\
          \x20 links:\n    - endpoints: [\"a:swp1\", \"b:swp1\"]\n      ipv4: [\"10.212.1.1/24\", \"10.212.1.2/24\"]\n",
         kernel.display()
     );
@@ -243,6 +280,10 @@ fn two_vm_nodes_linked() {
     );
     lab.assert_ping("a", "10.212.1.2");
     lab.assert_ping("b", "10.212.1.1");
+    // The kernel from the image, with its modules.
+    let release = exec_ok(&lab, "a", "uname -r");
+    assert!(kernel_image.ends_with(release.trim()), "a runs {release}");
+    exec_ok(&lab, "a", "modprobe dummy && ip link add lwd0 type dummy");
     // b handed PID 1 to systemd; exec still answers while it boots and after.
     let state = poll(Duration::from_secs(300), || {
         let out = lab.exec("b", "systemctl is-system-running");

@@ -26,18 +26,24 @@ pub const PRIVATE_DIRS: [(&str, &str); 4] = [
 /// Where labwire-init lives: next to the running labwire binary (cargo puts both in target/*/),
 /// or `LABWIRE_INIT` when set.
 pub fn init_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("LABWIRE_INIT") {
+    sibling_binary("labwire-init", "LABWIRE_INIT")
+}
+
+/// A helper binary of labwire's: `$env` when set, else next to the running labwire binary (or
+/// one directory up, for test binaries under target/*/deps).
+pub fn sibling_binary(name: &str, env: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().map_err(io("locate the labwire binary"))?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    for cand in [dir.join("labwire-init"), dir.join("../labwire-init")] {
+    for cand in [dir.join(name), dir.join("..").join(name)] {
         if cand.is_file() {
             return Ok(cand);
         }
     }
     Err(Error::Unsupported(format!(
-        "labwire-init not found next to {} (build the workspace with `cargo build --release`, or set LABWIRE_INIT)",
+        "{name} not found next to {} (build the workspace with `cargo build --release`, or set {env})",
         exe.display()
     )))
 }

@@ -118,20 +118,7 @@ pub const QEMU: &str = "qemu-system-x86_64";
 
 /// Where the guest agent binary lives: next to the running labwire binary, or `LABWIRE_GUEST`.
 pub fn agent_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("LABWIRE_GUEST") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().map_err(io("locate the labwire binary"))?;
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    for cand in [dir.join("labwire-guest"), dir.join("../labwire-guest")] {
-        if cand.is_file() {
-            return Ok(cand);
-        }
-    }
-    Err(Error::Unsupported(format!(
-        "labwire-guest not found next to {} (build the workspace with `cargo build --release`, or set LABWIRE_GUEST)",
-        exe.display()
-    )))
+    crate::native::sibling_binary("labwire-guest", "LABWIRE_GUEST")
 }
 
 /// Find `prog` in PATH.
