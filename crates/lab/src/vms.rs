@@ -129,7 +129,7 @@ pub(crate) fn prepare_assets(
         return Ok(None);
     }
     let store = crate::images::image_store().map_err(Error::Invalid)?;
-    let accel = vm::probe_accel();
+    let accel = accel_cached();
     if accel == Accel::Tcg {
         notice("vm: KVM cannot run guests on this host; VM nodes use QEMU's TCG emulation (slower boots)");
     }
@@ -191,6 +191,25 @@ pub(crate) fn prepare_assets(
         accel,
         agent,
     }))
+}
+
+/// The accelerator probe's verdict, kept for the host's uptime in labwire's run directory (a
+/// tmpfs): the probe starts a VMM, which costs more than the rest of a VM node's orchestration.
+/// `LABWIRE_VM_ACCEL` still overrides it.
+fn accel_cached() -> Accel {
+    if std::env::var_os("LABWIRE_VM_ACCEL").is_some() {
+        return vm::probe_accel();
+    }
+    let path = paths::lock_dir().join("vm-accel");
+    match std::fs::read_to_string(&path).as_deref().map(str::trim) {
+        Ok("kvm") => return Accel::Kvm,
+        Ok("tcg") => return Accel::Tcg,
+        _ => {}
+    }
+    let accel = vm::probe_accel();
+    let word = if accel == Accel::Kvm { "kvm" } else { "tcg" };
+    let _ = std::fs::write(&path, word);
+    accel
 }
 
 fn resolve_kernel(
