@@ -139,6 +139,7 @@ fn vm_node_linked_to_native_node() {
         "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.211.0/24\n  ipv6-subnet: fd00:211::/64\n\
          topology:\n  nodes:\n    r1:\n      kind: linux\n      runtime: vm\n      image: open-nos:latest\n\
          \x20     kernel: {}\n      memory: 512MB\n      binds:\n        - motd:/etc/motd-from-host:ro\n\
+         \x20     exec:\n        - touch /etc/exec-ran\n\
          \x20   h1:\n      kind: linux\n\
          \x20 links:\n    - endpoints: [\"r1:swp1\", \"h1:eth1\"]\n      ipv4: [\"10.211.1.1/24\", \"10.211.1.2/24\"]\n\
          \x20     ipv6: [\"fd00:211:1::1/64\", \"fd00:211:1::2/64\"]\n",
@@ -213,6 +214,7 @@ fn vm_node_linked_to_native_node() {
         kernel.display()
     );
     assert_eq!(exec_ok(&lab, "r1", "hostname").trim(), "r1");
+    exec_ok(&lab, "r1", "test -f /etc/exec-ran"); // the node's `exec`, run at deploy
     exec_ok(
         &lab,
         "r1",
