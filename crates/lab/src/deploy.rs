@@ -388,6 +388,13 @@ struct Run<'a> {
     vms: Option<vms::Assets>,
 }
 
+/// Whether a node's eth0 is on the container engine's management network: docker nodes in the
+/// default network mode. (Podman nodes are wired by labwire: Podman's own networking is not used
+/// yet.)
+pub(crate) fn on_engine_network(n: &Node) -> bool {
+    n.is_workload() && n.runtime == Runtime::Docker && n.network_mode == NetworkMode::Bridged
+}
+
 fn check_interrupt() -> Result<()> {
     if signals::interrupted() {
         Err(Error::Interrupted)
@@ -485,6 +492,23 @@ impl Run<'_> {
                 .links
                 .iter()
                 .any(|l| matches!(l.peer, Peer::MgmtNet { .. }));
+        // Docker nodes' eth0 is on the engine's own bridge network (so `ports` publish); that
+        // network's bridge is the management bridge, which native nodes join as usual.
+        if lab.nodes.iter().any(on_engine_network) {
+            let engine = self
+                .engines
+                .get(&EngineKind::Docker)
+                .ok_or_else(|| Error::Invalid("the Docker engine is not connected".into()))?;
+            let _g = Lock::global()?;
+            self.journal.record(&[Entry::EngineNetwork {
+                engine: EngineKind::Docker,
+                socket: Some(engine.socket().to_path_buf()),
+                name: lab.mgmt.network.clone(),
+            }])?;
+            self.timed("engine network", || {
+                engine.ensure_network(&lab.name, &lab.mgmt)
+            })?;
+        }
         if needs_mgmt {
             let _g = Lock::global()?;
             wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
@@ -719,6 +743,7 @@ impl Run<'_> {
             topo_file: lab.topology_file.as_deref(),
             share_net_with: share,
             intfs,
+            network: on_engine_network(n).then_some(lab.mgmt.network.as_str()),
         };
         let entry = |id: Option<String>| Entry::Container {
             node: n.name.clone(),
@@ -765,7 +790,9 @@ impl Run<'_> {
             .iter()
             .copied()
             .filter(|n| {
-                n.network_mode == NetworkMode::Bridged && !self.configured.contains(&n.name)
+                n.network_mode == NetworkMode::Bridged
+                    && !self.configured.contains(&n.name)
+                    && !on_engine_network(n)
             })
             .collect();
         self.progress.stage("create links", todo.len() + mgmt.len());
@@ -817,7 +844,10 @@ impl Run<'_> {
                 let ns = ns_refs
                     .get(&n.name)
                     .ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
-                let base = !configured.contains(&n.name) && names.contains(n.name.as_str());
+                // The engine addresses eth0 of a node on its network.
+                let base = !configured.contains(&n.name)
+                    && names.contains(n.name.as_str())
+                    && !on_engine_network(n);
                 if n.network_mode == NetworkMode::Container(String::new())
                     || matches!(n.network_mode, NetworkMode::Host)
                 {

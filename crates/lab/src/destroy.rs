@@ -114,6 +114,30 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         }
     }
     let container_nodes: HashSet<&str> = containers.iter().map(|c| c.node.as_str()).collect();
+    // Engine networks, once their containers are gone (kept while another lab's use them).
+    let mut networks: Vec<(EngineKind, Option<&Path>, &str)> = Vec::new();
+    for e in &rec.entries {
+        if let Entry::EngineNetwork {
+            engine,
+            socket,
+            name: net,
+        } = e
+        {
+            let key = (*engine, socket.as_deref(), net.as_str());
+            if !networks.contains(&key) {
+                networks.push(key);
+            }
+        }
+    }
+    for (kind, socket, net) in networks {
+        let engine = match socket {
+            Some(s) => Engine::connect_at(kind, s),
+            None => Engine::connect(kind),
+        };
+        if let Err(e) = engine.and_then(|en| en.remove_network(net)) {
+            errors.push(format!("{kind} network {net}: {e}"));
+        }
+    }
     lap("containers", &mut report);
 
     // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.

@@ -42,6 +42,14 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         socket: Option<PathBuf>,
     },
+    /// The lab's management network in a container engine (made or joined): destroy removes it
+    /// when labwire made it and no container uses it any more.
+    EngineNetwork {
+        engine: EngineKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        socket: Option<PathBuf>,
+        name: String,
+    },
     /// About to accept a bridge's traffic in the Docker engine's `DOCKER-USER` chain (`tool` is
     /// iptables or ip6tables); removed with the bridge.
     FirewallAccept { tool: String, bridge: String },

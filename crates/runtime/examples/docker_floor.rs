@@ -1,8 +1,9 @@
 //! The docker engine's floor for a labwire deploy: `--nodes N` containers named `lwf-<i>`, made
-//! with the request labwire makes for a docker node (`docker::create_body`, network `none`, the
-//! same privileges and labels) and created then started through the Engine API by `--workers W`
-//! threads, each with its own [`Engine`]. No links, no management network, no journal. Prints the
-//! seconds from the first create to the last start, then removes the containers.
+//! with the request labwire makes for a docker node (the same privileges and labels, eth0 on the
+//! lab's management network as a Docker network with the node's address) and created then
+//! started through the Engine API by `--workers W` threads, each with its own [`Engine`]. The
+//! network is made first, as labwire makes it. No links, no journal. Prints the seconds from the
+//! network's creation to the last start, then removes the containers and the network.
 //!
 //!   cargo run --release -p runtime --example docker_floor -- --nodes 50 --workers 4 --image IMG
 
@@ -50,7 +51,8 @@ fn main() {
     let args = parse_args();
     // A tiny lab whose nodes are long-named `lwf-<i>` (empty prefix), as labwire would load it.
     let mut yaml = format!(
-        "name: lwf\nprefix: \"\"\ntopology:\n  defaults: {{runtime: docker, image: \"{}\"}}\n  nodes:\n",
+        "name: lwf\nprefix: \"\"\nmgmt: {{network: lwf-floor, ipv4-subnet: 172.31.251.0/24}}\n\
+         topology:\n  defaults: {{runtime: docker, image: \"{}\"}}\n  nodes:\n",
         args.image
     );
     for i in 1..=args.nodes {
@@ -78,6 +80,10 @@ fn main() {
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let t0 = Instant::now();
+    if let Err(e) = engines[0].ensure_network(&lab.name, &lab.mgmt) {
+        eprintln!("docker_floor: {e}");
+        std::process::exit(1);
+    }
     std::thread::scope(|s| {
         for engine in &engines {
             let (lab, next, failed) = (&lab, &next, &failed);
@@ -91,6 +97,7 @@ fn main() {
                     share_net_with: None,
                     // A ring node has two data interfaces (`CLAB_INTFS`).
                     intfs: 2,
+                    network: Some(&lab.mgmt.network),
                 };
                 let made = engine
                     .create(&spec)
@@ -117,6 +124,9 @@ fn main() {
             });
         }
     });
+    if let Err(e) = engines[0].remove_network(&lab.mgmt.network) {
+        eprintln!("docker_floor: {e}");
+    }
     if failed.load(Ordering::Relaxed) > 0 {
         std::process::exit(1);
     }

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, HealthConfig, HostConfig, HostConfigCgroupnsModeEnum,
-    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig,
+    HostConfig, HostConfigCgroupnsModeEnum, Ipam, IpamConfig, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -25,7 +26,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use topology::{NetworkMode, Node, Runtime};
+use topology::{MgmtNet, NetworkMode, Node, Runtime};
 
 use crate::native::{container_argv, is_init_system, split_words};
 use crate::{Error, Result};
@@ -166,6 +167,46 @@ pub struct Container<'a> {
     pub share_net_with: Option<&'a str>,
     /// Number of data interfaces (`CLAB_INTFS`).
     pub intfs: usize,
+    /// The engine network the container's eth0 joins, with the node's management addresses and
+    /// MAC (`None`: no engine network; labwire wires eth0 itself).
+    pub network: Option<&'a str>,
+}
+
+/// The label marking an engine network labwire made (so only those are ever removed).
+pub const NETWORK_LABEL: &str = "labwire";
+
+/// `ExposedPorts` of a create request: `"<port>/<protocol>"` → `{}`.
+pub type ExposedPorts = HashMap<String, HashMap<(), ()>>;
+
+/// `ports` as the engine takes them: exposed ports and their host bindings. A range maps port
+/// by port (`8000-8001:80-81`); a host range with one container port publishes each host port
+/// to that one port.
+pub fn port_bindings(n: &Node) -> (ExposedPorts, bollard::models::PortMap) {
+    let mut exposed = HashMap::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &n.ports {
+        let (c0, c1) = p.container_port;
+        for (i, cport) in (c0..=c1.max(c0)).enumerate() {
+            let key = format!("{cport}/{}", p.protocol);
+            exposed.insert(key.clone(), HashMap::new());
+            let host_port = p.host_port.map(|(h0, h1)| {
+                if c1 > c0 {
+                    (h0 as usize + i).min(h1.max(h0) as usize).to_string()
+                } else {
+                    h0.to_string()
+                }
+            });
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.host_ip.map(|a| a.to_string()),
+                    host_port,
+                });
+        }
+    }
+    (exposed, bindings)
 }
 
 /// containerlab's labels of a node's container.
@@ -651,12 +692,160 @@ impl Engine {
             config.as_ref().and_then(|c| c.entrypoint.as_deref()),
             config.as_ref().and_then(|c| c.cmd.as_deref()),
         );
-        let body = create_body_for(self.serves, c, is_init_system(&argv));
+        let mut body = create_body_for(self.serves, c, is_init_system(&argv));
+        if let Some(net) = c.network {
+            self.attach(&mut body, c.node, net);
+        }
         let r = self
             .rt
             .block_on(self.docker.create_container(Some(opts), body))
             .map_err(engine_err(format!("create container {name}")))?;
         Ok(r.id)
+    }
+
+    /// Put a container's eth0 on engine network `net` with the node's management addresses and
+    /// MAC, and publish its `ports` there.
+    fn attach(&self, body: &mut ContainerCreateBody, n: &Node, net: &str) {
+        let mac = n.mgmt_mac.to_string();
+        // Before API 1.44 the MAC is the container's, later the endpoint's.
+        let per_endpoint = api_at_least(&self.api_version(), 1, 44);
+        let endpoint = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: n.mgmt_ipv4.map(|a| a.to_string()),
+                ipv6_address: n.mgmt_ipv6.map(|a| a.to_string()),
+                link_local_ips: None,
+            }),
+            mac_address: per_endpoint.then(|| mac.clone()),
+            ..Default::default()
+        };
+        if !per_endpoint {
+            body.mac_address = Some(mac);
+        }
+        body.networking_config = Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(net.to_string(), endpoint)])),
+        });
+        let (exposed, bindings) = port_bindings(n);
+        if let Some(hc) = body.host_config.as_mut() {
+            hc.network_mode = Some(net.to_string());
+            if !bindings.is_empty() {
+                hc.port_bindings = Some(bindings);
+            }
+        }
+        if !exposed.is_empty() {
+            body.exposed_ports = Some(exposed);
+        }
+    }
+
+    /// Make sure the lab's management network exists in the engine: a bridge network named and
+    /// addressed as the topology says, on the topology's bridge. A network of that name that
+    /// exists already is used when its bridge is the topology's. Returns whether it was made now.
+    pub fn ensure_network(&self, lab: &str, m: &MgmtNet) -> Result<bool> {
+        self.rt.block_on(async {
+            match self
+                .docker
+                .inspect_network(
+                    &m.network,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+            {
+                Ok(existing) => {
+                    let bridge = existing
+                        .options
+                        .as_ref()
+                        .and_then(|o| o.get("com.docker.network.bridge.name"))
+                        .cloned()
+                        .unwrap_or_default();
+                    if bridge != m.bridge {
+                        return Err(Error::Unsupported(format!(
+                            "{} network {} exists on bridge `{bridge}`, but the topology puts the management network on bridge {}; remove the network or set mgmt.bridge",
+                            self.kind.product(),
+                            m.network,
+                            m.bridge
+                        )));
+                    }
+                    return Ok(false);
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(Error::Unsupported(format!(
+                        "inspect network {}: {e}",
+                        m.network
+                    )))
+                }
+            }
+            let mut config = Vec::new();
+            if let Some(sub) = m.ipv4_subnet {
+                config.push(IpamConfig {
+                    subnet: Some(sub.to_string()),
+                    gateway: m.ipv4_gw.map(|g| g.to_string()),
+                    ..Default::default()
+                });
+            }
+            if let Some(sub) = m.ipv6_subnet {
+                config.push(IpamConfig {
+                    subnet: Some(sub.to_string()),
+                    gateway: m.ipv6_gw.map(|g| g.to_string()),
+                    ..Default::default()
+                });
+            }
+            let req = NetworkCreateRequest {
+                name: m.network.clone(),
+                driver: Some("bridge".into()),
+                enable_ipv6: Some(m.ipv6_subnet.is_some()),
+                ipam: Some(Ipam {
+                    driver: Some("default".into()),
+                    config: Some(config),
+                    options: None,
+                }),
+                options: Some(HashMap::from([
+                    ("com.docker.network.bridge.name".to_string(), m.bridge.clone()),
+                    ("com.docker.network.driver.mtu".to_string(), m.mtu.to_string()),
+                ])),
+                labels: Some(HashMap::from([
+                    ("containerlab".to_string(), String::new()),
+                    (NETWORK_LABEL.to_string(), lab.to_string()),
+                ])),
+                ..Default::default()
+            };
+            self.docker
+                .create_network(req)
+                .await
+                .map_err(engine_err(format!("create network {}", m.network)))?;
+            Ok(true)
+        })
+    }
+
+    /// Remove engine network `name` if labwire made it and no container is attached any more
+    /// (another lab may still use it). Returns whether it was removed.
+    pub fn remove_network(&self, name: &str) -> Result<bool> {
+        self.rt.block_on(async {
+            let net = match self
+                .docker
+                .inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+            {
+                Ok(n) => n,
+                Err(e) if is_not_found(&e) => return Ok(false),
+                Err(e) => return Err(Error::Unsupported(format!("inspect network {name}: {e}"))),
+            };
+            let ours = net
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(NETWORK_LABEL));
+            let in_use = net.containers.as_ref().is_some_and(|c| !c.is_empty());
+            if !ours || in_use {
+                return Ok(false);
+            }
+            match self.docker.remove_network(name).await {
+                Ok(()) => Ok(true),
+                Err(e) if is_not_found(&e) => Ok(false),
+                Err(e) => Err(Error::Unsupported(format!("remove network {name}: {e}"))),
+            }
+        })
     }
 
     /// Start container `id` (called `name` in messages) and return the host pid of its first
@@ -725,6 +914,13 @@ impl Engine {
             ))),
         }
     }
+}
+
+/// Whether API version `v` ("1.41") is at least `major.minor`.
+fn api_at_least(v: &str, major: u32, minor: u32) -> bool {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
 }
 
 /// The comment on the firewall rules labwire adds.
@@ -852,6 +1048,7 @@ mod tests {
             topo_file: None,
             share_net_with: None,
             intfs: 0,
+            network: None,
         };
         let body = create_body(EngineKind::Docker, &c);
         let h = body.host_config.as_ref().unwrap();
@@ -872,6 +1069,25 @@ mod tests {
             body.cmd.as_ref().unwrap(),
             &["sleep".to_string(), "10 00".to_string()]
         );
+    }
+
+    #[test]
+    fn ports_map_port_by_port() {
+        let n = node("      ports: [\"8080:80\", \"127.0.0.1:9000-9001:90-91/udp\", \"53/udp\"]\n");
+        let (exposed, bindings) = port_bindings(&n);
+        let mut keys: Vec<&str> = exposed.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["53/udp", "80/tcp", "90/udp", "91/udp"]);
+        let host = |k: &str| {
+            let b = bindings[k].as_ref().unwrap();
+            (b[0].host_ip.clone(), b[0].host_port.clone())
+        };
+        assert_eq!(host("80/tcp"), (None, Some("8080".into())));
+        assert_eq!(
+            host("91/udp"),
+            (Some("127.0.0.1".into()), Some("9001".into()))
+        );
+        assert_eq!(host("53/udp"), (None, None));
     }
 
     fn node(extra: &str) -> topology::Node {
@@ -920,6 +1136,7 @@ mod tests {
             topo_file: None,
             share_net_with: None,
             intfs: 0,
+            network: None,
         };
         let body = create_body(EngineKind::Docker, &c);
         assert_eq!(body.entrypoint.as_deref(), Some(&[][..]));
@@ -947,6 +1164,7 @@ mod tests {
             topo_file: None,
             share_net_with: None,
             intfs: 0,
+            network: None,
         };
         let body = create_body(EngineKind::Podman, &c);
         assert_eq!(body.entrypoint, Some(vec![String::new()]));

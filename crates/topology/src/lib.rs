@@ -199,9 +199,11 @@ const VM_ALSO_ACTS_ON: &[&str] = &["memory", "cpu", "kernel", "vmm", "startup-co
 fn acts_on(runtime: Runtime, field: &str) -> Option<bool> {
     match runtime {
         Runtime::Native => Some(ACTS_ON.contains(&field)),
-        Runtime::Docker | Runtime::Podman => {
-            Some(ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field))
-        }
+        // Docker nodes sit on the engine's network, where ports publish.
+        Runtime::Docker => Some(
+            ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field) || field == "ports",
+        ),
+        Runtime::Podman => Some(ACTS_ON.contains(&field) || DOCKER_ALSO_ACTS_ON.contains(&field)),
         Runtime::Vm => Some(ACTS_ON.contains(&field) || VM_ALSO_ACTS_ON.contains(&field)),
     }
 }

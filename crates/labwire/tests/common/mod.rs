@@ -636,7 +636,7 @@ pub struct EngineCli {
 pub const DOCKER: EngineCli = EngineCli {
     cli: "docker",
     probe: &["docker", "info"],
-    start: "nohup dockerd >/tmp/lwt-dockerd.log 2>&1 &",
+    start: "cd / && nohup dockerd >/tmp/lwt-dockerd.log 2>&1 &",
     log: "/tmp/lwt-dockerd.log",
 };
 
@@ -651,7 +651,7 @@ pub const PODMAN: EngineCli = EngineCli {
         "unix:///run/podman/podman.sock",
         "info",
     ],
-    start: "mkdir -p /run/podman && nohup podman system service --time=0 \
+    start: "mkdir -p /run/podman && cd / && nohup podman system service --time=0 \
             unix:///run/podman/podman.sock >/tmp/lwt-podman.log 2>&1 &",
     log: "/tmp/lwt-podman.log",
 };
@@ -773,13 +773,22 @@ pub struct MixedNet {
 
 /// Lab `lab` (management network of the same name): container nodes `a` (with `env: FOO=bar`)
 /// and `b` on `runtime` from `image`, native node `c`; links a:eth1–b:eth1 and b:eth2–c:eth1.
+/// The host port a docker node of the mixed lab publishes its port 8080 on (127.0.0.1 only).
+pub const MIXED_HOST_PORT: u16 = 18_081;
+
 pub fn mixed_yaml(lab: &str, runtime: &str, image: &str, net: &MixedNet) -> String {
     let MixedNet { v4, v6 } = net;
+    // Docker nodes sit on the engine's network, where `ports` publish.
+    let ports = if runtime == "docker" {
+        format!(", ports: [\"127.0.0.1:{MIXED_HOST_PORT}:8080\"]")
+    } else {
+        String::new()
+    };
     format!(
         "name: {lab}\n\
          mgmt: {{network: {lab}, ipv4-subnet: {v4}.0.0/24, ipv6-subnet: \"{v6}::/64\"}}\n\
          topology:\n  nodes:\n\
-         \x20   a: {{kind: linux, runtime: {runtime}, image: \"{image}\", env: {{FOO: bar}}}}\n\
+         \x20   a: {{kind: linux, runtime: {runtime}, image: \"{image}\", env: {{FOO: bar}}{ports}}}\n\
          \x20   b: {{kind: linux, runtime: {runtime}, image: \"{image}\"}}\n\
          \x20   c: {{kind: linux}}\n\
          \x20 links:\n\
@@ -843,11 +852,50 @@ pub fn check_mixed_lab(engine: &EngineCli, lab: &TestLab, net: &MixedNet) {
     ] {
         assert_eq!(labels[k].as_str(), Some(v), "label {k} in {labels}");
     }
+    // Docker containers join the lab's management network as a Docker network (its bridge is the
+    // management bridge the native node joins); Podman containers are wired by labwire.
+    let engine_net = engine.cli == "docker";
     assert_eq!(
         info[0]["HostConfig"]["NetworkMode"].as_str(),
-        Some("none"),
-        "containers are created without an engine network"
+        Some(if engine_net {
+            lab.name.as_str()
+        } else {
+            "none"
+        }),
+        "network mode of {a_name}"
     );
+    if engine_net {
+        let net: Value = serde_json::from_str(&engine.ok(&["network", "inspect", &lab.name]))
+            .expect("network inspect JSON");
+        let attached = net[0]["Containers"].as_object().map_or(0, |m| m.len());
+        assert_eq!(attached, 2, "containers on network {}: {net}", lab.name);
+        assert_eq!(
+            net[0]["Options"]["com.docker.network.bridge.name"].as_str(),
+            Some(lab.bridge.as_str())
+        );
+        // `ports`: a's port 8080, published on the host's loopback.
+        engine.ok(&[
+            "exec", "-d", &a_name, "busybox", "httpd", "-p", "8080", "-h", "/etc",
+        ]);
+        let page = poll(Duration::from_secs(20), || {
+            use std::io::Write as _;
+            let mut conn = std::net::TcpStream::connect(("127.0.0.1", MIXED_HOST_PORT))
+                .map_err(|e| e.to_string())?;
+            conn.set_read_timeout(Some(Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+            conn.write_all(b"GET /hostname HTTP/1.0\r\n\r\n")
+                .map_err(|e| e.to_string())?;
+            let mut page = String::new();
+            conn.read_to_string(&mut page).map_err(|e| e.to_string())?;
+            if page.contains("200") {
+                Ok(page)
+            } else {
+                Err(page)
+            }
+        })
+        .unwrap_or_else(|e| panic!("GET 127.0.0.1:{MIXED_HOST_PORT}/hostname: {e}"));
+        assert!(page.ends_with("\na\n"), "published port served: {page}");
+    }
     let env = engine.ok(&["exec", &a_name, "env"]);
     for line in [
         format!("CLAB_LABEL_CONTAINERLAB={}", lab.name),
@@ -902,6 +950,16 @@ pub fn check_mixed_lab(engine: &EngineCli, lab: &TestLab, net: &MixedNet) {
         engine.containers_of(&lab.name).is_empty(),
         "containers left after destroy"
     );
+    if engine_net {
+        let mut c = Command::new(engine.cli);
+        c.args(["network", "inspect", &lab.name]);
+        let out = run_timeout(c, Duration::from_secs(30));
+        assert!(
+            !out.status.success(),
+            "network {} left after destroy",
+            lab.name
+        );
+    }
     assert!(
         hosts_block(&read_etc_hosts(), &lab.name).is_none(),
         "/etc/hosts still has the lab's block"
