@@ -139,7 +139,7 @@ fn vm_node_linked_to_native_node() {
         "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.211.0/24\n  ipv6-subnet: fd00:211::/64\n\
          topology:\n  nodes:\n    r1:\n      kind: linux\n      runtime: vm\n      image: open-nos:latest\n\
          \x20     kernel: {}\n      memory: 512MB\n      binds:\n        - motd:/etc/motd-from-host:ro\n\
-         \x20     exec:\n        - touch /etc/exec-ran\n\
+         \x20     exec:\n        - touch /etc/exec-ran\n      sysctls:\n        net.ipv4.ip_forward: \"1\"\n\
          \x20   h1:\n      kind: linux\n\
          \x20 links:\n    - endpoints: [\"r1:swp1\", \"h1:eth1\"]\n      ipv4: [\"10.211.1.1/24\", \"10.211.1.2/24\"]\n\
          \x20     ipv6: [\"fd00:211:1::1/64\", \"fd00:211:1::2/64\"]\n",
@@ -215,6 +215,11 @@ fn vm_node_linked_to_native_node() {
     );
     assert_eq!(exec_ok(&lab, "r1", "hostname").trim(), "r1");
     exec_ok(&lab, "r1", "test -f /etc/exec-ran"); // the node's `exec`, run at deploy
+    assert_eq!(
+        exec_ok(&lab, "r1", "cat /proc/sys/net/ipv4/ip_forward").trim(),
+        "1",
+        "the node's sysctls apply in the guest"
+    );
     exec_ok(
         &lab,
         "r1",

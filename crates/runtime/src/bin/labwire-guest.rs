@@ -131,6 +131,10 @@ fn boot() -> Result<()> {
         write_file(target, data, *mode)?;
     }
     configure_network(&cfg)?;
+    for (key, value) in &cfg.sysctls {
+        let path = wire::sysctl::sysctl_path(key);
+        fs::write(&path, value).map_err(|e| format!("sysctl {key}={value}: {e}"))?;
+    }
     log(&format!("up in {} ms", t0.elapsed().as_millis()));
     // SAFETY: fork in a single-threaded process.
     match unsafe { libc::fork() } {

@@ -60,6 +60,9 @@ pub struct GuestConfig {
     pub kernel_release: String,
     /// Whether a modules disk is attached.
     pub modules_disk: bool,
+    /// The node's sysctls, applied in the guest once its NICs are named.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// One guest NIC: found by MAC, renamed, addressed.
@@ -304,6 +307,12 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         hosts: crate::native::hosts_file(spec.node),
         kernel_release: spec.kernel.version.clone(),
         modules_disk: spec.modules_disk.is_some(),
+        sysctls: spec
+            .node
+            .sysctls
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     };
     let json = serde_json::to_vec_pretty(&config).expect("config serialises");
     a.file("labwire/config.json", 0o644, &json);
