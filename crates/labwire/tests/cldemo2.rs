@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::open_nos::{docker_cmd, ensure_image, ensure_image_for, repo_root, IMAGE_DIR};
+use common::open_nos::{
+    debian_kernel, docker_cmd, ensure_image, ensure_image_for, repo_root, IMAGE_DIR,
+};
 use common::*;
 use serde_json::Value;
 
@@ -36,6 +38,8 @@ const NODES: [&str; 5] = ["leaf01", "leaf02", "server01", "server02", "server03"
 const LEAVES: [&str; 2] = ["leaf01", "leaf02"];
 const DOCKER_LAB: &str = "lwt-c2d";
 const DOCKER_NETWORK: &str = "lwt-c2d";
+const VM_LAB: &str = "lwt-c2v";
+const VM_NETWORK: &str = "lwt-c2v";
 
 /// The Docker engine answers `docker info` (scripts/test starts dockerd); else the test fails.
 fn require_dockerd() {
@@ -664,4 +668,75 @@ fn cldemo2_on_docker() {
         show(build_secs),
         t_all.elapsed().as_secs_f64()
     );
+}
+
+/// The same fabric with every node a VM (QEMU, Debian's kernel, the open-nos image as its root
+/// disk): BGP unnumbered between the leaves' guests, EVPN over VXLAN (the guest loads the vxlan
+/// module from its kernel's modules disk), pings across the fabric and the VNI, nothing left.
+#[test]
+fn cldemo2_on_vms() {
+    require_root();
+    ensure_image();
+    let kernel = debian_kernel();
+    let yaml = example_yaml_as(VM_LAB, VM_NETWORK, "172.31.203.0/24", "fd00:c2:3::/64");
+    let yaml = yaml.replacen(
+        "  defaults:\n",
+        &format!(
+            "  defaults:\n    runtime: vm\n    kernel: {}\n    memory: 384MB\n",
+            kernel.display()
+        ),
+        1,
+    );
+    assert!(
+        yaml.contains("runtime: vm"),
+        "the example has no `defaults:`"
+    );
+    let mut lab = TestLab::with_file(
+        "cldemo2v",
+        VM_LAB,
+        VM_NETWORK,
+        &NODES,
+        "cldemo2.clab.yml",
+        &yaml,
+    );
+    lab.env
+        .push(("LABWIRE_IMAGE_DIR".to_string(), IMAGE_DIR.to_string()));
+    copy_example(&lab.dir);
+    let console = |node: &str| {
+        std::fs::read_to_string(lab.lab_dir().join(node).join("console.log")).unwrap_or_default()
+    };
+
+    let t0 = Instant::now();
+    let out = run_timeout(lab.deploy_cmd(), Duration::from_secs(900));
+    assert!(out.status.success(), "deploy failed: {}", describe(&out));
+    let deploy_secs = t0.elapsed().as_secs_f64();
+    for leaf in LEAVES {
+        if let Err(e) = poll(Duration::from_secs(240), || {
+            sessions_established(&lab, leaf)
+        }) {
+            let log = console(leaf);
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "BGP sessions not Established within 240 s: {e}\n{leaf} console (last lines, newest first):\n{}",
+                tail.join("\n")
+            );
+        }
+    }
+    let established_secs = t0.elapsed().as_secs_f64();
+    ping_within(&lab, "server01", "10.2.3.103", Duration::from_secs(30));
+    ping_within(&lab, "server02", "10.2.3.103", Duration::from_secs(30));
+    ping_within(&lab, "server01", "10.1.100.103", Duration::from_secs(30));
+    ping_within(&lab, "server03", "10.1.100.101", Duration::from_secs(30));
+    let server03_mac = mac_of(&lab, "server03", "eth1");
+    if let Err(e) = poll(Duration::from_secs(30), || {
+        remote_mac(&lab, "leaf02", &server03_mac, "10.0.0.1")
+    }) {
+        panic!("EVPN did not carry server03's MAC to leaf02: {e}");
+    }
+    eprintln!(
+        "cldemo2 on VMs: deploy (all guests up) {deploy_secs:.1} s, all sessions Established {established_secs:.1} s after the deploy started"
+    );
+    let out = lab.destroy(false);
+    assert!(out.status.success(), "destroy failed: {}", describe(&out));
+    lab.assert_nothing_left(&[]);
 }

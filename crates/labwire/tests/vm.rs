@@ -18,36 +18,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::open_nos::{ensure_image, repo_root, IMAGE_DIR};
+use common::open_nos::{debian_kernel as kernel, ensure_image, repo_root, IMAGE_DIR, KERNEL_DIR};
 use common::*;
-
-const KERNEL_DIR: &str = "/var/tmp/lwt-kernel";
-
-/// Debian's kernel, fetched (once) with images/kernel/fetch.sh; returns the vmlinuz path.
-fn kernel() -> PathBuf {
-    static ONCE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
-    let mut k = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = k.as_ref() {
-        return p.clone();
-    }
-    let mut c = Command::new("bash");
-    c.arg(repo_root().join("images/kernel/fetch.sh"))
-        .arg(KERNEL_DIR);
-    let out = run_timeout(c, Duration::from_secs(600));
-    assert!(
-        out.status.success(),
-        "images/kernel/fetch.sh failed: {}",
-        describe(&out)
-    );
-    let p = PathBuf::from(text(&out.stdout).trim());
-    assert!(p.is_file(), "fetch.sh printed {}", p.display());
-    *k = Some(p.clone());
-    p
-}
 
 /// The same kernel as an image in the test store (`fetch.sh --import`), for `kernel: IMAGE`.
 fn kernel_image() -> String {

@@ -1058,4 +1058,28 @@ pub mod open_nos {
         c.args(args).stdin(std::process::Stdio::null());
         run_timeout(c, Duration::from_secs(60))
     }
+
+    pub const KERNEL_DIR: &str = "/var/tmp/lwt-kernel";
+
+    /// Debian's kernel, fetched (once) with images/kernel/fetch.sh; returns the vmlinuz path.
+    pub fn debian_kernel() -> PathBuf {
+        static ONCE: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+        let mut k = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = k.as_ref() {
+            return p.clone();
+        }
+        let mut c = Command::new("bash");
+        c.arg(repo_root().join("images/kernel/fetch.sh"))
+            .arg(KERNEL_DIR);
+        let out = run_timeout(c, Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "images/kernel/fetch.sh failed: {}",
+            describe(&out)
+        );
+        let p = PathBuf::from(text(&out.stdout).trim());
+        assert!(p.is_file(), "fetch.sh printed {}", p.display());
+        *k = Some(p.clone());
+        p
+    }
 }
