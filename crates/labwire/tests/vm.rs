@@ -279,6 +279,33 @@ fn two_vm_nodes_linked() {
     .unwrap_or_else(|e| panic!("systemd in VM node b did not finish booting: {e}"));
     eprintln!("vm: systemd in b is {state}");
     assert_eq!(exec_ok(&lab, "b", "cat /proc/1/comm").trim(), "systemd");
+    // The serial console: systemd's getty answers Enter with a login prompt.
+    let mut c = lab.cmd();
+    c.args(["console", "--name", name, "b"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("start labwire console");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let prompt = poll(Duration::from_secs(60), || {
+        use std::io::Write as _;
+        stdin.write_all(b"\r").map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_secs(2));
+        let log = std::fs::read_to_string(lab.lab_dir().join("b/console.log"))
+            .map_err(|e| e.to_string())?;
+        if log.contains("b login:") {
+            Ok(())
+        } else {
+            Err(log.lines().last().unwrap_or_default().to_string())
+        }
+    });
+    drop(stdin);
+    let out = wait_timeout(&mut child, Duration::from_secs(20));
+    assert!(
+        out.is_some_and(|s| s.success()),
+        "console did not end with its input"
+    );
+    prompt.unwrap_or_else(|e| panic!("no login prompt on b's console: {e}"));
     lab.assert_ping("b", "10.212.1.1");
     let out = lab.destroy(false);
     assert!(out.status.success(), "destroy: {}", describe(&out));
@@ -327,4 +354,51 @@ fn bad_vm_input_is_refused_before_anything() {
     assert!(err.contains("vmm.clab.yml:7:12"), "{err}");
     assert!(err.contains("accepted: qemu, firecracker"), "{err}");
     assert!(!lab.state_dir().exists(), "a state directory was made");
+}
+
+/// A deploy killed outright (SIGKILL to all its processes) while its guest boots leaves a lab
+/// that destroy removes completely, VMM included.
+#[test]
+fn killed_deploy_of_a_vm_lab_is_destroyed_completely() {
+    require_root();
+    let kernel = kernel();
+    let name = "lwt-vm4";
+    let yaml = format!(
+        "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.214.0/24\n\
+         topology:\n  nodes:\n    a:\n      kind: linux\n      runtime: vm\n      image: open-nos:latest\n\
+         \x20     kernel: {}\n",
+        kernel.display()
+    );
+    ensure_image();
+    let lab = vm_lab("vm4", name, &["a"], &yaml);
+    let mut deploy = lab.deploy_cmd();
+    // Its own process group, so the kill takes every labwire process of the deploy at once.
+    std::os::unix::process::CommandExt::process_group(&mut deploy, 0);
+    deploy
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = deploy.spawn().expect("start deploy");
+    // Wait until the VMM runs, then kill the deploy outright.
+    poll(Duration::from_secs(120), || {
+        if processes_with(&format!("-name clab-{name}-a")).is_empty() {
+            Err("no VMM yet".to_string())
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill(2) on our own child's process group.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+    let alive = processes_with(&format!("clab-{name}-"));
+    assert!(
+        !alive.is_empty(),
+        "nothing of the lab outlived the killed deploy, so destroy is not tested"
+    );
+    let out = lab.destroy(false);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    lab.assert_nothing_left(&[]);
+    let left = processes_with(&format!("clab-{name}-"));
+    assert!(left.is_empty(), "processes left: {left:?}");
 }
