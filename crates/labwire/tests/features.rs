@@ -168,18 +168,6 @@ impl Drop for DelLinkOnDrop {
     }
 }
 
-/// Run `cmd` in `node` and return its stdout, failing the test when it fails.
-fn exec_ok(lab: &TestLab, node: &str, cmd: &str) -> String {
-    let out = lab.exec(node, cmd);
-    assert!(
-        out.status.success(),
-        "lab {}: `{cmd}` in {node} failed: {}",
-        lab.name,
-        describe(&out)
-    );
-    text(&out.stdout)
-}
-
 fn stderr_of(out: &Output) -> String {
     text(&out.stderr)
 }
@@ -632,17 +620,17 @@ fn node_env_binds_sysctls_hostname_hosts_tmp() {
     lab.deploy();
 
     // env and env-files
-    assert_eq!(exec_ok(&lab, "a", "echo $FOO").trim(), "foo-from-env");
-    assert_eq!(exec_ok(&lab, "a", "echo $BAR").trim(), "bar-from-file");
+    assert_eq!(lab.exec_ok("a", "echo $FOO").trim(), "foo-from-env");
+    assert_eq!(lab.exec_ok("a", "echo $BAR").trim(), "bar-from-file");
     assert_eq!(
-        exec_ok(&lab, "b", "echo \"[$FOO]\"").trim(),
+        lab.exec_ok("b", "echo \"[$FOO]\"").trim(),
         "[]",
         "b has no FOO"
     );
 
     // binds: visible (read-only) inside a, not on the host nor in b
     assert_eq!(
-        exec_ok(&lab, "a", &format!("cat {bind_target}")).trim(),
+        lab.exec_ok("a", &format!("cat {bind_target}")).trim(),
         "bound-content-lwt"
     );
     let w = lab.exec("a", &format!("echo x > {bind_target}"));
@@ -660,15 +648,17 @@ fn node_env_binds_sysctls_hostname_hosts_tmp() {
 
     // sysctls inside a only
     assert_eq!(
-        exec_ok(&lab, "a", "cat /proc/sys/net/ipv4/ip_forward").trim(),
+        lab.exec_ok("a", "cat /proc/sys/net/ipv4/ip_forward").trim(),
         "1"
     );
     assert_eq!(
-        exec_ok(&lab, "a", "cat /proc/sys/net/ipv4/ip_default_ttl").trim(),
+        lab.exec_ok("a", "cat /proc/sys/net/ipv4/ip_default_ttl")
+            .trim(),
         "99"
     );
     assert_eq!(
-        exec_ok(&lab, "b", "cat /proc/sys/net/ipv4/ip_default_ttl").trim(),
+        lab.exec_ok("b", "cat /proc/sys/net/ipv4/ip_default_ttl")
+            .trim(),
         "64",
         "b has no sysctls of its own"
     );
@@ -685,8 +675,8 @@ fn node_env_binds_sysctls_hostname_hosts_tmp() {
 
     // hostname and /etc/hosts
     for node in ["a", "b"] {
-        assert_eq!(exec_ok(&lab, node, "hostname").trim(), node);
-        let hosts = exec_ok(&lab, node, "cat /etc/hosts");
+        assert_eq!(lab.exec_ok(node, "hostname").trim(), node);
+        let hosts = lab.exec_ok(node, "cat /etc/hosts");
         assert!(
             hosts.contains(&lab.long_name(node)) && hosts.contains("localhost"),
             "{node}'s /etc/hosts should name the node:\n{hosts}"
@@ -709,11 +699,8 @@ fn node_env_binds_sysctls_hostname_hosts_tmp() {
 
     // private /tmp
     let marker = format!("/tmp/lwt-private-{}", tag());
-    exec_ok(&lab, "a", &format!("echo from-a > {marker}"));
-    assert_eq!(
-        exec_ok(&lab, "a", &format!("cat {marker}")).trim(),
-        "from-a"
-    );
+    lab.exec_ok("a", &format!("echo from-a > {marker}"));
+    assert_eq!(lab.exec_ok("a", &format!("cat {marker}")).trim(), "from-a");
     let b_tmp = lab.exec("b", &format!("test -e {marker}"));
     assert!(!b_tmp.status.success(), "a's /tmp file is visible in b");
     assert!(
@@ -738,7 +725,7 @@ fn network_mode_none_and_container() {
     lab.deploy();
 
     // none: only loopback
-    let n_links = exec_ok(&lab, "n", "ls /sys/class/net");
+    let n_links = lab.exec_ok("n", "ls /sys/class/net");
     let names: BTreeSet<&str> = n_links.split_whitespace().collect();
     assert_eq!(
         names,
@@ -748,7 +735,7 @@ fn network_mode_none_and_container() {
 
     // container:a — c sees a's interfaces, with a's MACs, and reaches b over a's link
     let a_links = if_states(&lab.links("a"));
-    let c_out = exec_ok(&lab, "c", "ip -j link");
+    let c_out = lab.exec_ok("c", "ip -j link");
     let c_links: Vec<Value> =
         serde_json::from_str(&c_out).unwrap_or_else(|e| panic!("ip -j link in c ({e}): {c_out}"));
     let c_links = if_states(&c_links);
@@ -765,7 +752,7 @@ fn network_mode_none_and_container() {
     }
     lab.assert_ping("c", "10.222.102.2");
     assert_eq!(
-        exec_ok(&lab, "c", "hostname").trim(),
+        lab.exec_ok("c", "hostname").trim(),
         "c",
         "c keeps its own hostname"
     );
@@ -780,7 +767,7 @@ fn cmd_runs_in_node_after_links_exist() {
     let lab = feature_lab("cmd", "lwt-cmd", &["a", "b"], 222, 3, body);
     lab.deploy();
     let ps = poll(Duration::from_secs(5), || {
-        let ps = exec_ok(&lab, "a", "ps -e -o pid=,args=");
+        let ps = lab.exec_ok("a", "ps -e -o pid=,args=");
         if ps.contains("sleep 1000") {
             Ok(ps)
         } else {
@@ -792,13 +779,13 @@ fn cmd_runs_in_node_after_links_exist() {
         ps.lines().count() < 10,
         "a's ps shows more than its own processes (PID namespace not private?):\n{ps}"
     );
-    let b_ps = exec_ok(&lab, "b", "ps -e -o args=");
+    let b_ps = lab.exec_ok("b", "ps -e -o args=");
     assert!(
         !b_ps.contains("sleep 1000"),
         "a's cmd is visible in b:\n{b_ps}"
     );
     let links = poll(Duration::from_secs(5), || {
-        let l = exec_ok(&lab, "a", "cat /tmp/links.txt 2>/dev/null || true");
+        let l = lab.exec_ok("a", "cat /tmp/links.txt 2>/dev/null || true");
         if l.contains("eth0") {
             Ok(l)
         } else {
@@ -902,7 +889,7 @@ fn stages_wait_for_healthy_and_host_exec() {
     assert_eq!(lab.dir, dir);
     let out = lab.deploy();
 
-    let ready = exec_ok(&lab, "a", "cat /tmp/ready");
+    let ready = lab.exec_ok("a", "cat /tmp/ready");
     let ready_at: f64 = ready
         .split_whitespace()
         .next()

@@ -76,17 +76,6 @@ fn deploy_vms(lab: &TestLab) -> Duration {
     t.elapsed()
 }
 
-fn exec_ok(lab: &TestLab, node: &str, cmd: &str) -> String {
-    let out = lab.exec(node, cmd);
-    assert!(
-        out.status.success(),
-        "lab {}: `{cmd}` in {node} failed: {}",
-        lab.name,
-        describe(&out)
-    );
-    text(&out.stdout)
-}
-
 /// Live processes whose command line mentions `needle`.
 fn processes_with(needle: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -136,7 +125,7 @@ fn vm_node_linked_to_native_node() {
         .and_then(|l| l["address"].as_str())
         .expect("swp1 in r1's namespace")
         .to_string();
-    let guest_mac = exec_ok(&lab, "r1", "cat /sys/class/net/swp1/address");
+    let guest_mac = lab.exec_ok("r1", "cat /sys/class/net/swp1/address");
     assert_eq!(guest_mac.trim(), ns_mac, "guest swp1 MAC");
     // The namespace side is only a conduit: a tap per interface, no addresses of its own.
     let taps: Vec<&str> = ns_links
@@ -176,27 +165,27 @@ fn vm_node_linked_to_native_node() {
     );
 
     // The image's files, the bound file, the node's own kernel and its modules.
-    assert!(exec_ok(&lab, "r1", "cat /etc/os-release").contains("Debian"));
-    exec_ok(&lab, "r1", "test -x /usr/lib/frr/bgpd");
+    assert!(lab.exec_ok("r1", "cat /etc/os-release").contains("Debian"));
+    lab.exec_ok("r1", "test -x /usr/lib/frr/bgpd");
     assert_eq!(
-        exec_ok(&lab, "r1", "cat /etc/motd-from-host"),
+        lab.exec_ok("r1", "cat /etc/motd-from-host"),
         "bound into the guest\n"
     );
-    let release = exec_ok(&lab, "r1", "uname -r");
+    let release = lab.exec_ok("r1", "uname -r");
     assert!(
         kernel.display().to_string().ends_with(release.trim()),
         "guest runs {release} from {}",
         kernel.display()
     );
-    assert_eq!(exec_ok(&lab, "r1", "hostname").trim(), "r1");
-    exec_ok(&lab, "r1", "test -f /etc/exec-ran"); // the node's `exec`, run at deploy
+    assert_eq!(lab.exec_ok("r1", "hostname").trim(), "r1");
+    lab.exec_ok("r1", "test -f /etc/exec-ran"); // the node's `exec`, run at deploy
     assert_eq!(
-        exec_ok(&lab, "r1", "cat /proc/sys/net/ipv4/ip_forward").trim(),
+        lab.exec_ok("r1", "cat /proc/sys/net/ipv4/ip_forward")
+            .trim(),
         "1",
         "the node's sysctls apply in the guest"
     );
-    exec_ok(
-        &lab,
+    lab.exec_ok(
         "r1",
         "modprobe dummy && ip link add lwd0 type dummy && ip link show lwd0",
     );
@@ -263,9 +252,9 @@ fn two_vm_nodes_linked() {
     lab.assert_ping("a", "10.212.1.2");
     lab.assert_ping("b", "10.212.1.1");
     // The kernel from the image, with its modules.
-    let release = exec_ok(&lab, "a", "uname -r");
+    let release = lab.exec_ok("a", "uname -r");
     assert!(kernel_image.ends_with(release.trim()), "a runs {release}");
-    exec_ok(&lab, "a", "modprobe dummy && ip link add lwd0 type dummy");
+    lab.exec_ok("a", "modprobe dummy && ip link add lwd0 type dummy");
     // b handed PID 1 to systemd; exec still answers while it boots and after.
     let state = poll(Duration::from_secs(300), || {
         let out = lab.exec("b", "systemctl is-system-running");
@@ -278,7 +267,7 @@ fn two_vm_nodes_linked() {
     })
     .unwrap_or_else(|e| panic!("systemd in VM node b did not finish booting: {e}"));
     eprintln!("vm: systemd in b is {state}");
-    assert_eq!(exec_ok(&lab, "b", "cat /proc/1/comm").trim(), "systemd");
+    assert_eq!(lab.exec_ok("b", "cat /proc/1/comm").trim(), "systemd");
     // The serial console: systemd's getty answers Enter with a login prompt.
     let mut c = lab.cmd();
     c.args(["console", "--name", name, "b"])

@@ -273,6 +273,18 @@ impl TestLab {
         run_timeout(c, Duration::from_secs(60))
     }
 
+    /// `exec` that must succeed; returns its stdout.
+    pub fn exec_ok(&self, node: &str, cmd: &str) -> String {
+        let out = self.exec(node, cmd);
+        assert!(
+            out.status.success(),
+            "lab {}: `{cmd}` in {node} failed: {}",
+            self.name,
+            describe(&out)
+        );
+        text(&out.stdout)
+    }
+
     /// Ping from `node` (one packet, 2 s) and fail with the output when it does not answer.
     pub fn assert_ping(&self, node: &str, addr: &str) {
         let out = self.exec(node, &format!("ping -c1 -W2 {addr}"));
