@@ -18,59 +18,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::store::*;
 use common::*;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // Images built by the tests
 // ---------------------------------------------------------------------------------------------
-
-/// The busybox applets linked into the test image's /bin.
-const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "ip", "ping", "ps", "sleep", "hostname", "id", "touch", "env",
-    "grep", "test", "readlink", "wc", "mkdir", "mount", "tr", "cut", "pwd", "rm",
-];
-
-/// What the test image's /etc/motd holds (a file only in the image).
-const MOTD: &str = "labwire test image";
-
-/// A busybox root file system under `root`: /bin/busybox and its applets, /etc/passwd with `root`
-/// and `lw` (uid 1000), /etc/group, /etc/motd, and the usual empty directories; /etc/lwt-image
-/// holds `tag`, so images of different tests (or variants within one) never share an id: labwire
-/// resolves a deployed lab's image references in whatever store `image rm` opens (see
-/// `rm_refused_for_the_image_a_lab_runs_after_a_retag`).
-fn busybox_rootfs(root: &Path, tag: &str) {
-    let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.is_file(),
-        "/bin/busybox is missing: install Debian's busybox-static package (scripts/test does)"
-    );
-    for d in [
-        "bin", "etc", "root", "srv", "tmp", "proc", "sys", "dev", "home/lw",
-    ] {
-        std::fs::create_dir_all(root.join(d)).expect("create a rootfs directory");
-    }
-    std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
-    for a in APPLETS {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).expect("link an applet");
-    }
-    let files = [
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nlw:x:1000:1000:lw:/home/lw:/bin/sh\n",
-        ),
-        ("etc/group", "root:x:0:\nlw:x:1000:\n"),
-        ("etc/motd", &format!("{MOTD}\n")),
-        ("etc/lwt-image", &format!("{tag}\n")),
-    ];
-    for (p, t) in files {
-        std::fs::write(root.join(p), t).expect("write a rootfs file");
-    }
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
-        .expect("chmod /tmp");
-}
 
 /// `tar -cf out -C dir .` with root ownership.
 fn tar_dir(dir: &Path, out: &Path) {
@@ -99,13 +53,6 @@ fn gzip(data: &[u8], scratch: &Path) -> Vec<u8> {
     let mut c = Command::new("gzip");
     c.args(["-n", "-c"]).arg(&p);
     run_ok(c).stdout
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn write(path: &Path, data: &[u8]) {
@@ -214,57 +161,6 @@ fn oci_layout(scratch: &Path, dir: &Path, name: &str, layers: &[&[u8]], config: 
 // Labs and labwire image commands
 // ---------------------------------------------------------------------------------------------
 
-/// A lab `name` (`lwt-iN`) on its own management network (bridge `lwtm-iN`, 10.<n>.0.0/24,
-/// fd00:<n>::/64) with its own image store `<dir>/store`; `body` is the YAML under `topology:`.
-fn image_lab(test: &str, name: &str, n: u16, nodes: &[&str], body: &str) -> TestLab {
-    require_root();
-    let bridge = format!("lwtm-{}", name.trim_start_matches("lwt-"));
-    let dir = PathBuf::from(format!("/tmp/lwt-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the test directory");
-    let file = dir.join(format!("{name}.clab.yml"));
-    let yaml = topo_yaml(name, &bridge, n, body);
-    std::fs::write(&file, yaml).expect("write the topology");
-    let lab = TestLab {
-        name: name.into(),
-        dir: dir.clone(),
-        file,
-        bridge,
-        nodes: nodes.iter().map(|s| s.to_string()).collect(),
-        env: vec![(
-            "LABWIRE_IMAGE_DIR".into(),
-            dir.join("store").to_string_lossy().into_owned(),
-        )],
-    };
-    lab.destroy_quietly();
-    lab
-}
-
-fn topo_yaml(name: &str, bridge: &str, n: u16, body: &str) -> String {
-    format!(
-        "name: {name}\n\
-         mgmt: {{network: {name}, bridge: {bridge}, ipv4-subnet: 10.{n}.0.0/24, ipv6-subnet: \"fd00:{n}::/64\"}}\n\
-         topology:\n{body}"
-    )
-}
-
-/// `labwire image ARGS` with the lab's image store.
-fn image_cmd(lab: &TestLab, args: &[&str]) -> Output {
-    let mut c = lab.cmd();
-    c.arg("image").args(args);
-    run_timeout(c, Duration::from_secs(120))
-}
-
-fn image_ok(lab: &TestLab, args: &[&str]) -> Output {
-    let out = image_cmd(lab, args);
-    assert!(
-        out.status.success(),
-        "labwire image {args:?} failed: {}",
-        describe(&out)
-    );
-    out
-}
-
 fn import(lab: &TestLab, file: &Path, name: Option<&str>) -> Output {
     let f = file.to_string_lossy().into_owned();
     let mut args = vec!["import", f.as_str()];
@@ -272,29 +168,6 @@ fn import(lab: &TestLab, file: &Path, name: Option<&str>) -> Output {
         args.extend(["--name", n]);
     }
     image_ok(lab, &args)
-}
-
-/// `image ls --format json`.
-fn image_list(lab: &TestLab) -> Vec<Value> {
-    let out = image_ok(lab, &["ls", "--format", "json"]);
-    match serde_json::from_slice(&out.stdout) {
-        Ok(Value::Array(a)) => a,
-        r => panic!(
-            "image ls --format json printed no JSON array ({r:?}): {}",
-            describe(&out)
-        ),
-    }
-}
-
-/// The listed image one of whose names ends with `name`.
-fn listed<'a>(images: &'a [Value], name: &str) -> Option<&'a Value> {
-    images.iter().find(|i| {
-        i["names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|n| n.as_str().is_some_and(|n| n.ends_with(name)))
-    })
 }
 
 fn inspect(lab: &TestLab, reference: &str) -> Value {
@@ -322,18 +195,6 @@ fn import_busybox_variant(lab: &TestLab, name: &str, variant: &str) {
     );
 }
 
-/// `cmd` in `node`, which must succeed; its standard output.
-fn sh(lab: &TestLab, node: &str, cmd: &str) -> String {
-    let out = lab.exec(node, cmd);
-    assert!(
-        out.status.success(),
-        "lab {}: `{cmd}` in {node} failed: {}",
-        lab.name,
-        describe(&out)
-    );
-    text(&out.stdout)
-}
-
 /// `cmd` in `node`, which must fail.
 fn sh_fails(lab: &TestLab, node: &str, cmd: &str, why: &str) {
     let out = lab.exec(node, cmd);
@@ -355,46 +216,6 @@ fn init_pid(lab: &TestLab, node: &str) -> String {
         .unwrap_or_else(|| panic!("lab {}: no live labwire-init for node {node}", lab.name))
 }
 
-/// Lines of the host's mountinfo naming `needle`.
-fn host_mounts_with(needle: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .expect("read mountinfo")
-        .lines()
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Destroy with --cleanup and check nothing of the lab is left (netns, links, mounts, inits, state
-/// directory), nor any host mount naming the lab's state or run directory.
-fn destroy_and_check(lab: &TestLab) {
-    let out = lab.destroy(true);
-    assert!(
-        out.status.success(),
-        "destroy of {} failed: {}",
-        lab.name,
-        describe(&out)
-    );
-    lab.assert_nothing_left(&[]);
-    let state = lab.state_dir().to_string_lossy().into_owned();
-    let run = lab::paths::lab_run_dir(&lab.name)
-        .to_string_lossy()
-        .into_owned();
-    for needle in [&state, &run] {
-        let m = host_mounts_with(needle);
-        assert!(
-            m.is_empty(),
-            "lab {}: mounts remain after destroy: {m:#?}",
-            lab.name
-        );
-    }
-    assert!(
-        !lab.state_dir().exists(),
-        "{} remains after destroy",
-        lab.state_dir().display()
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. A rootfs tarball: import, ls, inspect, two nodes pinging over their link
 // ---------------------------------------------------------------------------------------------
@@ -407,7 +228,7 @@ fn rootfs_image_import_list_inspect_and_ping() {
                 \x20 links:\n\
                 \x20   - endpoints: [\"a:eth1\", \"b:eth1\"]\n\
                 \x20     ipv4: [10.241.9.1/24, 10.241.9.2/24]\n";
-    let lab = image_lab("img-rootfs", "lwt-i1", 241, &["a", "b"], body);
+    let lab = store_lab("img-rootfs", "lwt-i1", 241, &["a", "b"], body);
     import_busybox(&lab, "lwt/bb:1");
 
     let images = image_list(&lab);
@@ -443,9 +264,10 @@ fn rootfs_image_import_list_inspect_and_ping() {
     lab.assert_ping("b", "10.241.9.1");
 
     // A file only in the image.
-    assert_eq!(sh(&lab, "a", "cat /etc/motd").trim(), MOTD);
+    assert_eq!(lab.exec_ok("a", "cat /etc/motd").trim(), MOTD);
     // The host's tree is not there.
-    let ls: Vec<String> = sh(&lab, "a", "ls -a /")
+    let ls: Vec<String> = lab
+        .exec_ok("a", "ls -a /")
         .split_whitespace()
         .map(str::to_string)
         .collect();
@@ -476,21 +298,21 @@ fn rootfs_image_import_list_inspect_and_ping() {
     );
 
     // Managed files and a private /run.
-    let hostname = sh(&lab, "a", "hostname");
-    let etc_hostname = sh(&lab, "a", "cat /etc/hostname");
+    let hostname = lab.exec_ok("a", "hostname");
+    let etc_hostname = lab.exec_ok("a", "cat /etc/hostname");
     assert_eq!(
         hostname.trim(),
         etc_hostname.trim(),
         "/etc/hostname vs hostname"
     );
     assert_eq!(hostname.trim(), "a", "the node's hostname");
-    let hosts = sh(&lab, "a", "cat /etc/hosts");
+    let hosts = lab.exec_ok("a", "cat /etc/hosts");
     assert!(
         hosts.contains("localhost") && hosts.contains("clab-lwt-i1-a"),
         "/etc/hosts inside a is not labwire's: {hosts}"
     );
-    sh(&lab, "a", "test -f /etc/resolv.conf");
-    let mounts = sh(&lab, "a", "cat /proc/mounts");
+    lab.exec_ok("a", "test -f /etc/resolv.conf");
+    let mounts = lab.exec_ok("a", "cat /proc/mounts");
     assert!(
         mounts.lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -518,14 +340,14 @@ fn image_nodes_are_isolated_and_destroy_leaves_nothing() {
     let body = "  nodes:\n\
                 \x20   a: {kind: linux, image: lwt/bb:1}\n\
                 \x20   b: {kind: linux, image: lwt/bb:1}\n";
-    let lab = image_lab("img-iso", "lwt-i2", 242, &["a", "b"], body);
+    let lab = store_lab("img-iso", "lwt-i2", 242, &["a", "b"], body);
     import_busybox(&lab, "lwt/bb:1");
     lab.deploy();
 
     let secret = format!("lwt-secret-{}", std::process::id());
-    sh(&lab, "a", &format!("echo s3cret > /root/{secret}"));
+    lab.exec_ok("a", &format!("echo s3cret > /root/{secret}"));
     assert_eq!(
-        sh(&lab, "a", &format!("cat /root/{secret}")).trim(),
+        lab.exec_ok("a", &format!("cat /root/{secret}")).trim(),
         "s3cret"
     );
     sh_fails(
@@ -564,9 +386,9 @@ fn image_nodes_are_isolated_and_destroy_leaves_nothing() {
         );
     }
     // Deleting an image file in a hides it in a only.
-    sh(&lab, "a", "rm /etc/motd");
+    lab.exec_ok("a", "rm /etc/motd");
     sh_fails(&lab, "a", "test -e /etc/motd", "a deleted its /etc/motd");
-    assert_eq!(sh(&lab, "b", "cat /etc/motd").trim(), MOTD);
+    assert_eq!(lab.exec_ok("b", "cat /etc/motd").trim(), MOTD);
 
     // The overlay is mounted in the node's mount namespace, not the host's.
     let state = lab.state_dir().to_string_lossy().into_owned();
@@ -605,7 +427,7 @@ fn image_nodes_are_isolated_and_destroy_leaves_nothing() {
 
 /// (pid, user, args) of the node's processes, from busybox `ps` inside it.
 fn node_ps(lab: &TestLab, node: &str) -> Vec<(String, String, String)> {
-    sh(lab, node, "ps -o pid,user,args")
+    lab.exec_ok(node, "ps -o pid,user,args")
         .lines()
         .skip(1)
         .filter_map(|l| {
@@ -639,7 +461,7 @@ fn image_config_applies_and_node_overrides() {
                 \x20     image: lwt/cfg:1\n\
                 \x20     cmd: \"sleep 2000\"\n\
                 \x20     env: {BAZ: node}\n";
-    let lab = image_lab("img-cfg", "lwt-i3", 243, &["a", "b"], body);
+    let lab = store_lab("img-cfg", "lwt-i3", 243, &["a", "b"], body);
     let root = lab.dir.join("rootfs");
     busybox_rootfs(&root, &lab.name);
     let layer = tar_bytes(&root, &lab.dir);
@@ -672,11 +494,11 @@ fn image_config_applies_and_node_overrides() {
     lab.deploy();
 
     // Env: exec sees PID 1's environment.
-    assert_eq!(sh(&lab, "a", "echo $FOO").trim(), "bar");
-    assert_eq!(sh(&lab, "a", "echo $BAZ").trim(), "image");
-    assert_eq!(sh(&lab, "b", "echo $FOO").trim(), "bar");
+    assert_eq!(lab.exec_ok("a", "echo $FOO").trim(), "bar");
+    assert_eq!(lab.exec_ok("a", "echo $BAZ").trim(), "image");
+    assert_eq!(lab.exec_ok("b", "echo $FOO").trim(), "bar");
     assert_eq!(
-        sh(&lab, "b", "echo $BAZ").trim(),
+        lab.exec_ok("b", "echo $BAZ").trim(),
         "node",
         "the node's env does not override the image's"
     );
@@ -684,7 +506,7 @@ fn image_config_applies_and_node_overrides() {
     // Cmd runs as User in WorkingDir.
     let (pid, user) = node_process(&lab, "a", "sleep 1000");
     assert_eq!(user, "lw", "the image's command does not run as lw");
-    let status = sh(&lab, "a", &format!("cat /proc/{pid}/status"));
+    let status = lab.exec_ok("a", &format!("cat /proc/{pid}/status"));
     let uid_line = status
         .lines()
         .find(|l| l.starts_with("Uid:"))
@@ -695,7 +517,8 @@ fn image_config_applies_and_node_overrides() {
         "the image's command runs with {uid_line}"
     );
     assert_eq!(
-        sh(&lab, "a", &format!("readlink /proc/{pid}/cwd")).trim(),
+        lab.exec_ok("a", &format!("readlink /proc/{pid}/cwd"))
+            .trim(),
         "/srv",
         "the image's command does not run in WorkingDir"
     );
@@ -722,7 +545,7 @@ fn docker_save_and_oci_layout_import_and_run() {
                 \x20   ds: {kind: linux, image: lwt/ds:1, mgmt-ipv4: 10.244.0.11}\n\
                 \x20   od: {kind: linux, image: lwt/oci:1, mgmt-ipv4: 10.244.0.12}\n\
                 \x20   ot: {kind: linux, image: lwt/ocitar:2, mgmt-ipv4: 10.244.0.13}\n";
-    let lab = image_lab("img-fmt", "lwt-i4", 244, &["ds", "od", "ot"], body);
+    let lab = store_lab("img-fmt", "lwt-i4", 244, &["ds", "od", "ot"], body);
     let root = lab.dir.join("rootfs");
     busybox_rootfs(&root, &lab.name);
     let base = tar_bytes(&root, &lab.dir);
@@ -769,26 +592,26 @@ fn docker_save_and_oci_layout_import_and_run() {
 
     lab.deploy();
     // docker save: both layers, whiteout honoured.
-    assert_eq!(sh(&lab, "ds", "cat /srv/hello").trim(), "from layer two");
+    assert_eq!(lab.exec_ok("ds", "cat /srv/hello").trim(), "from layer two");
     sh_fails(
         &lab,
         "ds",
         "test -e /etc/motd",
         "layer two deletes /etc/motd",
     );
-    sh(&lab, "ds", "test -x /bin/busybox");
+    lab.exec_ok("ds", "test -x /bin/busybox");
     // OCI directory.
-    assert_eq!(sh(&lab, "od", "cat /etc/motd").trim(), MOTD);
+    assert_eq!(lab.exec_ok("od", "cat /etc/motd").trim(), MOTD);
     sh_fails(&lab, "od", "test -e /srv/hello", "od's image has one layer");
     // OCI tar.
-    assert_eq!(sh(&lab, "ot", "cat /srv/hello").trim(), "from layer two");
+    assert_eq!(lab.exec_ok("ot", "cat /srv/hello").trim(), "from layer two");
     sh_fails(
         &lab,
         "ot",
         "test -e /etc/motd",
         "layer two deletes /etc/motd",
     );
-    assert_eq!(sh(&lab, "ot", "echo $ORIGIN").trim(), "oci-tar");
+    assert_eq!(lab.exec_ok("ot", "echo $ORIGIN").trim(), "oci-tar");
     // They run and talk over the management network.
     lab.assert_ping("ds", "10.244.0.12");
     lab.assert_ping("od", "10.244.0.13");
@@ -806,7 +629,7 @@ fn missing_image_refused_and_rm_refused_while_deployed() {
     let body = "  nodes:\n\
                 \x20   a: {kind: linux, image: lwt/bb:1}\n\
                 \x20   b: {kind: linux, image: lwt/missing:9}\n";
-    let lab = image_lab("img-missing", "lwt-i5", 245, &["a", "b"], body);
+    let lab = store_lab("img-missing", "lwt-i5", 245, &["a", "b"], body);
     import_busybox(&lab, "lwt/bb:1");
 
     let out = lab.try_deploy();
@@ -898,7 +721,7 @@ fn binds_into_image_node() {
                 \x20     binds:\n\
                 \x20       - lwt-bind.conf:/etc/lwt-bind.conf:ro\n\
                 \x20       - data:/mnt/lwt-data\n";
-    let lab = image_lab("img-bind", "lwt-i6", 246, &["a"], body);
+    let lab = store_lab("img-bind", "lwt-i6", 246, &["a"], body);
     import_busybox(&lab, "lwt/bb:1");
     let content = format!("bound {}\n", std::process::id());
     let conf = lab.dir.join("lwt-bind.conf");
@@ -906,7 +729,7 @@ fn binds_into_image_node() {
     std::fs::create_dir_all(lab.dir.join("data")).expect("create the data dir");
     lab.deploy();
 
-    assert_eq!(sh(&lab, "a", "cat /etc/lwt-bind.conf"), content);
+    assert_eq!(lab.exec_ok("a", "cat /etc/lwt-bind.conf"), content);
     sh_fails(
         &lab,
         "a",
@@ -925,7 +748,7 @@ fn binds_into_image_node() {
         "the read-only bind source changed"
     );
     // A read-write directory bind to a target the image does not have.
-    sh(&lab, "a", "echo from-node > /mnt/lwt-data/out");
+    lab.exec_ok("a", "echo from-node > /mnt/lwt-data/out");
     assert_eq!(
         std::fs::read_to_string(lab.dir.join("data/out"))
             .expect("the node's write through the rw bind reaches the host")
@@ -951,7 +774,7 @@ fn binds_into_image_node() {
 fn rm_refused_for_the_image_a_lab_runs_after_a_retag() {
     let body = "  nodes:\n\
                 \x20   a: {kind: linux, image: lwt/bb:1}\n";
-    let lab = image_lab("img-retag", "lwt-i7", 247, &["a"], body);
+    let lab = store_lab("img-retag", "lwt-i7", 247, &["a"], body);
     import_busybox_variant(&lab, "lwt/bb:1", "x");
     let tarball = lab.dir.join("rootfsx.tar");
     import(&lab, &tarball, Some("lwt/keep:1"));
@@ -962,7 +785,7 @@ fn rm_refused_for_the_image_a_lab_runs_after_a_retag() {
         "same archive, same image"
     );
     lab.deploy();
-    assert_eq!(sh(&lab, "a", "cat /etc/motd").trim(), MOTD);
+    assert_eq!(lab.exec_ok("a", "cat /etc/motd").trim(), MOTD);
 
     // The name moves to other content.
     import_busybox_variant(&lab, "lwt/bb:1", "y");

@@ -16,12 +16,12 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::store::*;
 use common::*;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 const MEDIA_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -185,7 +185,7 @@ impl Registry {
     /// built in `scratch`; its manifest digest.
     fn push_busybox(&self, scratch: &Path) -> String {
         let root = scratch.join("rootfs");
-        busybox_rootfs(&root);
+        busybox_rootfs(&root, "pull");
         let tar = scratch.join("rootfs.tar");
         let mut c = Command::new("tar");
         c.args(["--numeric-owner", "--owner=0", "--group=0", "-cf"])
@@ -253,159 +253,9 @@ fn host_arch() -> &'static str {
     }
 }
 
-fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The busybox applets linked into the test image's /bin.
-const APPLETS: &[&str] = &[
-    "sh", "ls", "cat", "echo", "ip", "ping", "ps", "sleep", "hostname", "id", "test",
-];
-
-/// A busybox root file system under `root`: /bin/busybox (the host's, from busybox-static) and
-/// its applets, /etc/passwd and /etc/group with root, and the usual empty directories.
-fn busybox_rootfs(root: &Path) {
-    let busybox = Path::new("/bin/busybox");
-    assert!(
-        busybox.is_file(),
-        "/bin/busybox is missing: install Debian's busybox-static package (scripts/test does)"
-    );
-    for d in ["bin", "etc", "root", "tmp", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(root.join(d)).expect("create a rootfs directory");
-    }
-    std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
-    for a in APPLETS {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).expect("link an applet");
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-        .expect("write /etc/passwd");
-    std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("write /etc/group");
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
-        .expect("chmod /tmp");
-}
-
 // ---------------------------------------------------------------------------------------------
 // Labs and labwire image commands
 // ---------------------------------------------------------------------------------------------
-
-/// A lab `name` (`lwt-pN`) on its own management network (`lwt-pN`, bridge `lwtm-pN`,
-/// 10.<n>.0.0/24, fd00:<n>::/64) with its own, empty, image store `<dir>/store`; `body` is the
-/// YAML under `topology:`.
-fn pull_lab(test: &str, name: &str, n: u16, nodes: &[&str], body: &str) -> TestLab {
-    require_root();
-    let bridge = format!("lwtm-{}", name.trim_start_matches("lwt-"));
-    let dir = PathBuf::from(format!("/tmp/lwt-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the test directory");
-    let file = dir.join(format!("{name}.clab.yml"));
-    let yaml = format!(
-        "name: {name}\n\
-         mgmt: {{network: {name}, bridge: {bridge}, ipv4-subnet: 10.{n}.0.0/24, ipv6-subnet: \"fd00:{n}::/64\"}}\n\
-         topology:\n{body}"
-    );
-    std::fs::write(&file, yaml).expect("write the topology");
-    let lab = TestLab {
-        name: name.into(),
-        dir: dir.clone(),
-        file,
-        bridge,
-        nodes: nodes.iter().map(|s| s.to_string()).collect(),
-        env: vec![(
-            "LABWIRE_IMAGE_DIR".into(),
-            dir.join("store").to_string_lossy().into_owned(),
-        )],
-    };
-    lab.destroy_quietly();
-    lab
-}
-
-/// `labwire image ARGS` with the lab's image store.
-fn image_cmd(lab: &TestLab, args: &[&str]) -> Output {
-    let mut c = lab.cmd();
-    c.arg("image").args(args);
-    run_timeout(c, Duration::from_secs(120))
-}
-
-fn image_ok(lab: &TestLab, args: &[&str]) -> Output {
-    let out = image_cmd(lab, args);
-    assert!(
-        out.status.success(),
-        "labwire image {args:?} failed: {}",
-        describe(&out)
-    );
-    out
-}
-
-/// `image ls --format json`.
-fn image_list(lab: &TestLab) -> Vec<Value> {
-    let out = image_ok(lab, &["ls", "--format", "json"]);
-    match serde_json::from_slice(&out.stdout) {
-        Ok(Value::Array(a)) => a,
-        r => panic!(
-            "image ls --format json printed no JSON array ({r:?}): {}",
-            describe(&out)
-        ),
-    }
-}
-
-/// The listed image named exactly `name`.
-fn listed<'a>(images: &'a [Value], name: &str) -> Option<&'a Value> {
-    images.iter().find(|i| {
-        i["names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|n| n.as_str() == Some(name))
-    })
-}
-
-/// `cmd` in `node`, which must succeed; its standard output.
-fn sh(lab: &TestLab, node: &str, cmd: &str) -> String {
-    let out = lab.exec(node, cmd);
-    assert!(
-        out.status.success(),
-        "lab {}: `{cmd}` in {node} failed: {}",
-        lab.name,
-        describe(&out)
-    );
-    text(&out.stdout)
-}
-
-/// Destroy with --cleanup and check nothing of the lab is left (netns, links, mounts, inits, state
-/// directory), nor any host mount naming the lab's state or run directory.
-fn destroy_and_check(lab: &TestLab) {
-    let out = lab.destroy(true);
-    assert!(
-        out.status.success(),
-        "destroy of {} failed: {}",
-        lab.name,
-        describe(&out)
-    );
-    lab.assert_nothing_left(&[]);
-    let state = lab.state_dir().to_string_lossy().into_owned();
-    let run = lab::paths::lab_run_dir(&lab.name)
-        .to_string_lossy()
-        .into_owned();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    let left: Vec<&str> = mountinfo
-        .lines()
-        .filter(|l| l.contains(&state) || l.contains(&run))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "lab {}: mounts remain after destroy: {left:#?}",
-        lab.name
-    );
-    assert!(
-        !lab.state_dir().exists(),
-        "{} remains after destroy",
-        lab.state_dir().display()
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. `labwire image pull --insecure`, then `image ls` lists it
@@ -413,7 +263,7 @@ fn destroy_and_check(lab: &TestLab) {
 
 #[test]
 fn image_pull_from_loopback_registry_is_listed() {
-    let lab = pull_lab("pull-cli", "lwt-p1", 251, &[], "  nodes: {}\n");
+    let lab = store_lab("pull-cli", "lwt-p1", 251, &[], "  nodes: {}\n");
     let reg = Registry::start("pull-cli");
     let manifest = reg.push_busybox(&lab.dir);
     let reference = reg.reference();
@@ -476,7 +326,7 @@ fn deploy_pulls_missing_image_and_runs_it() {
          \x20   - endpoints: [\"a:eth1\", \"b:eth1\"]\n\
          \x20     ipv4: [10.252.9.1/24, 10.252.9.2/24]\n"
     );
-    let lab = pull_lab("pull-deploy", "lwt-p2", 252, &["a", "b"], &body);
+    let lab = store_lab("pull-deploy", "lwt-p2", 252, &["a", "b"], &body);
     let manifest = reg.push_busybox(&lab.dir);
     assert!(image_list(&lab).is_empty(), "the test's store is not empty");
 
@@ -496,11 +346,13 @@ fn deploy_pulls_missing_image_and_runs_it() {
     // The nodes run the image and talk over their link.
     lab.assert_ping("a", "10.252.9.2");
     lab.assert_ping("b", "10.252.9.1");
-    assert!(sh(&lab, "a", "cat /etc/passwd").starts_with("root:x:0:0:"));
+    assert!(lab
+        .exec_ok("a", "cat /etc/passwd")
+        .starts_with("root:x:0:0:"));
     // The image's Cmd runs in each node.
     for node in ["a", "b"] {
         let r = poll(Duration::from_secs(5), || {
-            let ps = sh(&lab, node, "ps -o args");
+            let ps = lab.exec_ok(node, "ps -o args");
             if ps.lines().any(|l| l.trim() == "sleep 1000") {
                 Ok(())
             } else {
@@ -536,7 +388,7 @@ fn pull_policy_never_refuses_a_missing_image() {
          \x20   a: {{kind: linux, image: \"{reference}\", image-pull-policy: never}}\n\
          \x20   b: {{kind: linux, image: \"{reference}\", image-pull-policy: never}}\n"
     );
-    let lab = pull_lab("pull-never", "lwt-p3", 253, &["a", "b"], &body);
+    let lab = store_lab("pull-never", "lwt-p3", 253, &["a", "b"], &body);
     reg.push_busybox(&lab.dir);
 
     let out = lab.try_deploy();

@@ -4,6 +4,8 @@
 //! one. Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::os::fd::AsRawFd as _;
