@@ -303,6 +303,8 @@ pub fn create_links(
                 };
                 batch.add_veth(&first_end, &second_end);
             }
+            // A veth whose other end is in the host: loose (host), on the management bridge, or
+            // on the vxlan stitch's bridge.
             Peer::Host {
                 host_iface,
                 host_mac,
@@ -310,11 +312,16 @@ pub fn create_links(
             | Peer::MgmtNet {
                 host_iface,
                 host_mac,
+            }
+            | Peer::VxlanStitch {
+                host_iface,
+                host_mac,
+                ..
             } => {
-                let master = if matches!(l.peer, Peer::MgmtNet { .. }) {
-                    mgmt_br
-                } else {
-                    None
+                let master = match &l.peer {
+                    Peer::MgmtNet { .. } => mgmt_br,
+                    Peer::VxlanStitch { .. } => indexes.get(&stitch_names(host_iface).1).copied(),
+                    _ => None,
                 };
                 batch.add_veth(
                     &VethEnd {
@@ -323,31 +330,6 @@ pub fn create_links(
                         mac: Some(host_mac.0),
                         mtu,
                         master,
-                        up: true,
-                    },
-                    &VethEnd {
-                        name: &l.a.iface,
-                        netns: Some(fd(&l.a.node)?),
-                        mac: Some(l.a.mac.0),
-                        mtu,
-                        master: None,
-                        up: false,
-                    },
-                );
-            }
-            Peer::VxlanStitch {
-                host_iface,
-                host_mac,
-                ..
-            } => {
-                let (_, br) = stitch_names(host_iface);
-                batch.add_veth(
-                    &VethEnd {
-                        name: host_iface,
-                        netns: None,
-                        mac: Some(host_mac.0),
-                        mtu,
-                        master: indexes.get(&br).copied(),
                         up: true,
                     },
                     &VethEnd {
