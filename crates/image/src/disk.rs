@@ -199,7 +199,7 @@ fn run_tool(tool: &str, about: &Path, what: &str, args: impl FnOnce(&mut Command
 }
 
 /// A program in PATH (or the sbin directories, which a user's PATH may lack).
-fn find_tool(name: &str) -> Option<PathBuf> {
+pub fn find_tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
@@ -290,7 +290,8 @@ fn is_opaque(dir: &Path) -> bool {
     n == 1 && v[0] == b'y'
 }
 
-/// A hard link to `from` (a symlink is linked itself, not its target).
+/// A hard link to `from` (a symlink is linked itself, not its target); a copy across file
+/// systems.
 fn link_no_follow(from: &Path, to: &Path) -> Result<()> {
     let a = CString::new(from.as_os_str().as_bytes()).map_err(|_| Error::Format {
         path: from.to_path_buf(),
@@ -302,10 +303,24 @@ fn link_no_follow(from: &Path, to: &Path) -> Result<()> {
     })?;
     // SAFETY: NUL-terminated paths; flags 0 links a symlink itself.
     let rc = unsafe { libc::linkat(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), 0) };
-    if rc != 0 {
-        return Err(io_err(to)(io::Error::last_os_error()));
+    if rc == 0 {
+        return Ok(());
     }
-    Ok(())
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EXDEV) {
+        return Err(io_err(to)(e));
+    }
+    // Another file system (a kernel unpacked outside the store): copy instead.
+    let m = fs::symlink_metadata(from).map_err(io_err(from))?;
+    if m.file_type().is_symlink() {
+        let target = fs::read_link(from).map_err(io_err(from))?;
+        std::os::unix::fs::symlink(target, to).map_err(io_err(to))?;
+    } else if m.is_file() {
+        fs::copy(from, to).map_err(io_err(to))?;
+    } else {
+        return Err(io_err(to)(e));
+    }
+    std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid())).map_err(io_err(to))
 }
 
 /// Remove a file or directory tree; missing is fine. Never follows symlinks.

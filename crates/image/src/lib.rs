@@ -23,7 +23,7 @@ mod reference;
 mod store;
 mod unpack;
 
-pub use disk::{merge_layers, ROOT_HEADROOM};
+pub use disk::{find_tool, merge_layers, ROOT_HEADROOM};
 pub use error::{Error, Result};
 pub use kernel::{Kernel, Modules};
 pub use pull::{pull, pull_report, PullOptions, PullReport};

@@ -41,8 +41,9 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 .iter()
                 .find(|(name, _)| *name == n.name)
                 .map(|(_, p)| *p);
-            let vm_down = n.runtime == topology::Runtime::Vm
-                && proc.is_some_and(|p| crate::vms::vmm_pid(p).is_none());
+            let vm = n.runtime == topology::Runtime::Vm;
+            let vmm = proc.filter(|_| vm).and_then(crate::vms::vmm_pid);
+            let vm_down = vm && proc.is_some() && vmm.is_none();
             let (state, status) = match proc {
                 Some(p) if p.is_alive() && vm_down => ("exited", "VMM exited".to_string()),
                 Some(p) if p.is_alive() => ("running", "Up".to_string()),
@@ -84,9 +85,10 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 owner: "root".into(),
                 runtime: n.runtime.to_string(),
                 // A VM node shows its VMM.
-                pid: match (n.runtime, proc) {
-                    (topology::Runtime::Vm, Some(p)) => crate::vms::vmm_pid(p).unwrap_or(0),
-                    (_, p) => p.map_or(0, |p| p.pid),
+                pid: if vm {
+                    vmm.unwrap_or(0)
+                } else {
+                    proc.map_or(0, |p| p.pid)
                 },
             }
         })

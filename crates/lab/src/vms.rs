@@ -34,7 +34,7 @@ pub(crate) fn preflight(lab: &Lab, n: &Node, problems: &mut Vec<String>) {
     match n.vmm.as_deref() {
         None | Some("qemu") => {
             for tool in [vm::QEMU, "qemu-img", "mkfs.ext4", "debugfs"] {
-                if vm::which(tool).is_none() {
+                if image::find_tool(tool).is_none() {
                     problems.push(format!(
                         "node {}: runtime vm needs `{tool}`, which is not installed (apt-get install qemu-system-x86 qemu-utils e2fsprogs)",
                         n.name
@@ -198,7 +198,7 @@ pub(crate) fn prepare_assets(
 /// `LABWIRE_VM_ACCEL` still overrides it.
 fn accel_cached() -> Accel {
     if std::env::var_os("LABWIRE_VM_ACCEL").is_some() {
-        return vm::probe_accel();
+        return vm::probe_accel().0;
     }
     let path = paths::lock_dir().join("vm-accel");
     match std::fs::read_to_string(&path).as_deref().map(str::trim) {
@@ -206,9 +206,11 @@ fn accel_cached() -> Accel {
         Ok("tcg") => return Accel::Tcg,
         _ => {}
     }
-    let accel = vm::probe_accel();
-    let word = if accel == Accel::Kvm { "kvm" } else { "tcg" };
-    let _ = std::fs::write(&path, word);
+    let (accel, definitive) = vm::probe_accel();
+    if definitive {
+        let word = if accel == Accel::Kvm { "kvm" } else { "tcg" };
+        let _ = std::fs::write(&path, word);
+    }
     accel
 }
 
@@ -386,9 +388,10 @@ pub(crate) fn stitch(lab: &Lab, n: &Node, ns: &NetNs, home: &NetNs) -> Result<()
     Ok(())
 }
 
-/// Run `sh -c cmd` inside a VM node through its guest agent.
+/// Run `sh -c cmd` inside a VM node through its guest agent, which runs it with the environment
+/// the node's init got (the image's variables under the node's), as native exec does.
 pub(crate) fn exec(lab: &str, n: &Node, cmd: &str) -> Result<ExecOutput> {
-    let env = native::environment(n);
+    let env = BTreeMap::new();
     Ok(vm::exec(
         &node_run_dir(lab, &n.name),
         cmd,

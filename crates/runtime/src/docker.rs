@@ -179,23 +179,16 @@ pub const NETWORK_LABEL: &str = "labwire";
 pub type ExposedPorts = HashMap<String, HashMap<(), ()>>;
 
 /// `ports` as the engine takes them: exposed ports and their host bindings. A range maps port
-/// by port (`8000-8001:80-81`); a host range with one container port publishes each host port
-/// to that one port.
+/// by port (`8000-8001:80-81`; the topology refuses ranges of different lengths).
 pub fn port_bindings(n: &Node) -> (ExposedPorts, bollard::models::PortMap) {
     let mut exposed = HashMap::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for p in &n.ports {
         let (c0, c1) = p.container_port;
-        for (i, cport) in (c0..=c1.max(c0)).enumerate() {
+        for (i, cport) in (c0..=c1).enumerate() {
             let key = format!("{cport}/{}", p.protocol);
             exposed.insert(key.clone(), HashMap::new());
-            let host_port = p.host_port.map(|(h0, h1)| {
-                if c1 > c0 {
-                    (h0 as usize + i).min(h1.max(h0) as usize).to_string()
-                } else {
-                    h0.to_string()
-                }
-            });
+            let host_port = p.host_port.map(|(h0, _)| (usize::from(h0) + i).to_string());
             bindings
                 .entry(key)
                 .or_insert_with(|| Some(Vec::new()))

@@ -141,7 +141,7 @@ fn boot() -> Result<()> {
         0 => {
             // SAFETY: a new session for the server, away from the console's.
             unsafe { libc::setsid() };
-            serve();
+            serve(&cfg.env);
         }
         -1 => return Err(format!("fork: {}", io::Error::last_os_error())),
         _ => {}
@@ -321,7 +321,7 @@ fn configure_network(cfg: &GuestConfig) -> Result<()> {
 }
 
 /// The exec server: answer labwire on the agent port, forever.
-fn serve() -> ! {
+fn serve(base_env: &[(String, String)]) -> ! {
     let port = loop {
         match find_port() {
             Some(p) => break p,
@@ -340,7 +340,7 @@ fn serve() -> ! {
         }
     };
     loop {
-        session(&file);
+        session(&file, base_env);
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -357,7 +357,7 @@ fn find_port() -> Option<PathBuf> {
 
 /// Serve requests while the host end is connected; return when it goes away (a frame cut short
 /// by a host leaving is dropped: the next host starts with a fresh frame).
-fn session(mut port: &fs::File) {
+fn session(mut port: &fs::File, base_env: &[(String, String)]) {
     use std::os::fd::AsRawFd as _;
     loop {
         let mut pfd = libc::pollfd {
@@ -381,7 +381,7 @@ fn session(mut port: &fs::File) {
         };
         let ok = match kind {
             proto::PING => proto::write_frame(&mut port, proto::PONG, &payload).is_ok(),
-            proto::EXEC => run_request(port, &payload).is_ok(),
+            proto::EXEC => run_request(port, &payload, base_env).is_ok(),
             _ => true,
         };
         if !ok {
@@ -390,7 +390,13 @@ fn session(mut port: &fs::File) {
     }
 }
 
-fn run_request(mut port: &fs::File, payload: &[u8]) -> io::Result<()> {
+/// Run one request with the node's environment (`base_env`, what its init got) under the
+/// request's own variables.
+fn run_request(
+    mut port: &fs::File,
+    payload: &[u8],
+    base_env: &[(String, String)],
+) -> io::Result<()> {
     let req: proto::ExecRequest = match serde_json::from_slice(payload) {
         Ok(r) => r,
         Err(e) => {
@@ -405,6 +411,7 @@ fn run_request(mut port: &fs::File, payload: &[u8]) -> io::Result<()> {
     let out = Command::new("/bin/sh")
         .args(["-c", &req.command])
         .env_clear()
+        .envs(base_env.iter().cloned())
         .envs(req.env)
         .current_dir("/")
         .stdin(Stdio::null())
@@ -433,14 +440,10 @@ fn run_request(mut port: &fs::File, payload: &[u8]) -> io::Result<()> {
 
 /// Hand PID 1 to the image's init system, or run the image's command and reap orphans.
 fn run_command(cfg: &GuestConfig) -> Result<()> {
-    let is_init = cfg.argv.first().is_some_and(|a| {
-        let base = a.rsplit('/').next().unwrap_or(a);
-        matches!(base, "init" | "systemd")
-    });
     if let Some(dir) = &cfg.workdir {
         let _ = std::env::set_current_dir(dir);
     }
-    if is_init {
+    if cfg.init {
         let argv: Vec<CString> = cfg.argv.iter().map(|a| c(a)).collect();
         let env: Vec<CString> = cfg
             .env

@@ -50,6 +50,9 @@ pub struct GuestConfig {
     pub gateways: Vec<IpAddr>,
     /// The image's command (entrypoint + cmd, merged as container engines do).
     pub argv: Vec<String>,
+    /// Whether `argv` is an init system, which gets PID 1.
+    #[serde(default)]
+    pub init: bool,
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     /// Files to put into the root: (index in /labwire/files, path in the guest, mode).
@@ -124,21 +127,17 @@ pub fn agent_path() -> Result<PathBuf> {
     crate::native::sibling_binary("labwire-guest", "LABWIRE_GUEST")
 }
 
-/// Find `prog` in PATH.
-pub fn which(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(prog))
-        .find(|p| p.is_file())
-}
-
 /// Whether KVM can run this host's QEMU guests: `/dev/kvm` opens and QEMU starts a paused
 /// microvm under it and quits cleanly (on some nested hosts QEMU aborts setting the vCPU up).
 /// `LABWIRE_VM_ACCEL=kvm|tcg` overrides the probe.
-pub fn probe_accel() -> Accel {
+///
+/// Returns the accelerator and whether the verdict is definitive: KVM ran the probe, or QEMU
+/// failed under it. A missing `/dev/kvm`, a QEMU that does not start, or a probe that times out
+/// on a busy host say TCG for now only.
+pub fn probe_accel() -> (Accel, bool) {
     match std::env::var("LABWIRE_VM_ACCEL").as_deref() {
-        Ok("kvm") => return Accel::Kvm,
-        Ok("tcg") => return Accel::Tcg,
+        Ok("kvm") => return (Accel::Kvm, true),
+        Ok("tcg") => return (Accel::Tcg, true),
         _ => {}
     }
     if std::fs::OpenOptions::new()
@@ -147,7 +146,7 @@ pub fn probe_accel() -> Accel {
         .open("/dev/kvm")
         .is_err()
     {
-        return Accel::Tcg;
+        return (Accel::Tcg, false);
     }
     let child = Command::new(QEMU)
         .args(["-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "64"])
@@ -158,7 +157,7 @@ pub fn probe_accel() -> Accel {
         .stderr(Stdio::null())
         .spawn();
     let Ok(mut child) = child else {
-        return Accel::Tcg;
+        return (Accel::Tcg, false);
     };
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(
@@ -169,17 +168,18 @@ pub fn probe_accel() -> Accel {
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
-                return if status.success() {
+                let accel = if status.success() {
                     Accel::Kvm
                 } else {
                     Accel::Tcg
-                }
+                };
+                return (accel, true);
             }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Accel::Tcg;
+                return (Accel::Tcg, false);
             }
         }
     }
@@ -210,7 +210,7 @@ fn shared_libraries(bin: &Path) -> Result<Vec<PathBuf>> {
 /// tens of megabytes of it, which the guest would unpack into RAM).
 fn agent_bytes(agent: &Path, scratch: &Path) -> Result<Vec<u8>> {
     let stripped = scratch.join("labwire-guest.stripped");
-    let ok = which("strip").is_some()
+    let ok = image::find_tool("strip").is_some()
         && Command::new("strip")
             .arg("--strip-debug")
             .arg("-o")
@@ -301,6 +301,7 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         nics: spec.nics.clone(),
         gateways: spec.gateways.clone(),
         argv: crate::native::image_command(spec.node, spec.image),
+        init: crate::native::runs_init_system(spec.node, spec.image),
         env: env.into_iter().collect(),
         workdir: spec.image.working_dir.clone().filter(|w| !w.is_empty()),
         files,
@@ -353,7 +354,7 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
         .map_or(DEFAULT_MEMORY_MIB, |b| (b >> 20).max(64));
     let cpus = node.cpu.map_or(1, |c| (c.ceil() as u64).max(1));
     let mut argv: Vec<String> = vec![
-        which(QEMU).map_or_else(|| QEMU.to_string(), |p| p.display().to_string()),
+        image::find_tool(QEMU).map_or_else(|| QEMU.to_string(), |p| p.display().to_string()),
         "-name".into(),
         node.long_name.clone(),
         "-M".into(),
