@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use runtime::native::{self, ExecOutput, ImageRoot};
@@ -97,12 +98,17 @@ fn kernel_path(lab: &Lab, spec: &str) -> PathBuf {
     image::kernel::resolve_path(spec, &base)
 }
 
-/// What one VM node boots from.
-#[derive(Clone)]
-pub(crate) struct Boot {
+/// What every VM node of one kernel boots from.
+pub(crate) struct KernelBoot {
     pub kernel: image::Kernel,
-    pub modules: Option<std::sync::Arc<image::Modules>>,
+    /// The agent, libraries, boot modules and command line, built once per kernel.
+    pub image: vm::BootImage,
     pub modules_disk: Option<PathBuf>,
+}
+
+/// What one VM node boots from.
+pub(crate) struct Boot {
+    pub kernel: Arc<KernelBoot>,
     pub root_disk: PathBuf,
 }
 
@@ -111,7 +117,6 @@ pub(crate) struct Boot {
 pub(crate) struct Assets {
     pub boots: HashMap<String, Boot>,
     pub accel: Accel,
-    pub agent: PathBuf,
 }
 
 /// Resolve each VM node's kernel and build (or find cached) its disks.
@@ -134,8 +139,7 @@ pub(crate) fn prepare_assets(
         notice("vm: KVM cannot run guests on this host; VM nodes use QEMU's TCG emulation (slower boots)");
     }
     let agent = vm::agent_path()?;
-    // Per kernel: a Boot whose root disk is filled in per node.
-    let mut kernels: HashMap<String, Boot> = HashMap::new();
+    let mut kernels: HashMap<String, Arc<KernelBoot>> = HashMap::new();
     let mut disks: HashMap<String, PathBuf> = HashMap::new();
     let mut boots = HashMap::new();
     for n in vms {
@@ -149,9 +153,9 @@ pub(crate) fn prepare_assets(
         if !kernels.contains_key(&key) {
             let kernel = resolve_kernel(lab, n, img, &store)?;
             let modules = match &kernel.modules {
-                Some(dir) => Some(std::sync::Arc::new(image::Modules::scan(dir).map_err(
-                    |e| Error::Invalid(format!("node {}: kernel modules: {e}", n.name)),
-                )?)),
+                Some(dir) => Some(image::Modules::scan(dir).map_err(|e| {
+                    Error::Invalid(format!("node {}: kernel modules: {e}", n.name))
+                })?),
                 None => None,
             };
             let disk = match &modules {
@@ -160,14 +164,15 @@ pub(crate) fn prepare_assets(
                 })?),
                 None => None,
             };
+            let image =
+                vm::boot_image(&kernel, modules.as_ref(), &agent, accel, &paths::lock_dir())?;
             kernels.insert(
                 key.clone(),
-                Boot {
+                Arc::new(KernelBoot {
                     kernel,
-                    modules,
+                    image,
                     modules_disk: disk,
-                    root_disk: PathBuf::new(),
-                },
+                }),
             );
         }
         if !disks.contains_key(&img.id) {
@@ -182,15 +187,15 @@ pub(crate) fn prepare_assets(
             })?;
             disks.insert(img.id.clone(), disk);
         }
-        let mut boot = kernels[&key].clone();
-        boot.root_disk = disks[&img.id].clone();
-        boots.insert(n.name.clone(), boot);
+        boots.insert(
+            n.name.clone(),
+            Boot {
+                kernel: kernels[&key].clone(),
+                root_disk: disks[&img.id].clone(),
+            },
+        );
     }
-    Ok(Some(Assets {
-        boots,
-        accel,
-        agent,
-    }))
+    Ok(Some(Assets { boots, accel }))
 }
 
 /// The accelerator probe's verdict, kept for the host's uptime in labwire's run directory (a
@@ -320,11 +325,10 @@ pub(crate) fn vmm_argv(
     let spec = vm::VmSpec {
         node: n,
         image: img,
-        kernel: &boot.kernel,
-        modules: boot.modules.as_deref(),
-        modules_disk: boot.modules_disk.as_deref(),
+        kernel: &boot.kernel.kernel,
+        boot: &boot.kernel.image,
+        modules_disk: boot.kernel.modules_disk.as_deref(),
         root_disk: &boot.root_disk,
-        agent: &assets.agent,
         nics: nics(lab, n),
         gateways: gateways(lab, n),
         run_dir: &run_dir,

@@ -89,12 +89,11 @@ pub struct VmSpec<'a> {
     pub node: &'a topology::Node,
     pub image: &'a ImageRoot,
     pub kernel: &'a image::Kernel,
-    /// The kernel's module tree and, when the guest gets it as a disk, that disk.
-    pub modules: Option<&'a image::Modules>,
+    /// What every node of this kernel shares ([`boot_image`]).
+    pub boot: &'a BootImage,
+    /// The kernel's modules as a disk, when the guest gets them.
     pub modules_disk: Option<&'a Path>,
     pub root_disk: &'a Path,
-    /// The agent binary (labwire-guest).
-    pub agent: &'a Path,
     /// The node's NICs in QEMU order: eth0 first (when bridged), then its links.
     pub nics: Vec<GuestNic>,
     pub gateways: Vec<IpAddr>,
@@ -209,7 +208,7 @@ fn shared_libraries(bin: &Path) -> Result<Vec<PathBuf>> {
 /// The agent binary without debug information when `strip` is at hand (a debug build carries
 /// tens of megabytes of it, which the guest would unpack into RAM).
 fn agent_bytes(agent: &Path, scratch: &Path) -> Result<Vec<u8>> {
-    let stripped = scratch.join("labwire-guest.stripped");
+    let stripped = scratch.join(format!("labwire-guest.{}.stripped", std::process::id()));
     let ok = image::find_tool("strip").is_some()
         && Command::new("strip")
             .arg("--strip-debug")
@@ -224,9 +223,25 @@ fn agent_bytes(agent: &Path, scratch: &Path) -> Result<Vec<u8>> {
     data
 }
 
-/// Write the node's initramfs: the agent (with the libraries it links), the boot modules and the
-/// node's configuration and files.
-fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
+/// What every VM node booting one kernel shares: the initramfs part with the agent, the
+/// libraries it links and the boot modules (a finished cpio archive; each node's own archive is
+/// appended to it, which the kernel unpacks as one), the modules' load order, and the kernel
+/// command line.
+pub struct BootImage {
+    pub initramfs: Vec<u8>,
+    pub modules: Vec<String>,
+    pub cmdline: String,
+}
+
+/// Build the shared boot image for `kernel` (its `modules` when it has any) and the agent.
+/// `scratch` takes a temporary stripped copy of the agent.
+pub fn boot_image(
+    kernel: &image::Kernel,
+    modules: Option<&image::Modules>,
+    agent: &Path,
+    accel: Accel,
+    scratch: &Path,
+) -> Result<BootImage> {
     let mut a = cpio::Archive::new();
     for d in ["dev", "proc", "sys", "newroot", "lib", "lib64", "labwire"] {
         a.dir(d);
@@ -236,8 +251,8 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
     a.char_device("dev/console", 5, 1);
     a.char_device("dev/null", 1, 3);
     let read = |p: &Path| std::fs::read(p).map_err(io(format!("read {}", p.display())));
-    a.file("init", 0o755, &agent_bytes(spec.agent, spec.run_dir)?);
-    for lib in shared_libraries(spec.agent)? {
+    a.file("init", 0o755, &agent_bytes(agent, scratch)?);
+    for lib in shared_libraries(agent)? {
         let real = std::fs::canonicalize(&lib).unwrap_or_else(|_| lib.clone());
         let mut made = PathBuf::new();
         for c in lib.parent().into_iter().flat_map(Path::components).skip(1) {
@@ -246,20 +261,35 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         }
         a.file(&lib.to_string_lossy(), 0o755, &read(&real)?);
     }
-    let mut modules = Vec::new();
-    if let Some(m) = spec.modules {
+    let mut loaded = Vec::new();
+    if let Some(m) = modules {
         let order = m
             .load_order(BOOT_MODULES)
-            .map_err(|e| Error::Unsupported(format!("kernel {}: {e}", spec.kernel.version)))?;
+            .map_err(|e| Error::Unsupported(format!("kernel {}: {e}", kernel.version)))?;
         for (i, rel) in order.iter().enumerate() {
             let name = format!(
                 "labwire/modules/{i:02}-{}",
                 rel.file_name().unwrap_or_default().to_string_lossy()
             );
             a.file(&name, 0o644, &read(&m.dir().join(rel))?);
-            modules.push(format!("/{name}"));
+            loaded.push(format!("/{name}"));
         }
     }
+    let mut initramfs = Vec::new();
+    a.finish(&mut initramfs)
+        .map_err(io("assemble the initramfs"))?;
+    Ok(BootImage {
+        initramfs,
+        modules: loaded,
+        cmdline: kernel_command_line(accel),
+    })
+}
+
+/// Write the node's initramfs: the shared boot image followed by the node's configuration and
+/// files.
+fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
+    let mut a = cpio::Archive::new();
+    let read = |p: &Path| std::fs::read(p).map_err(io(format!("read {}", p.display())));
     let mut files = Vec::new();
     let mut add_file = |a: &mut cpio::Archive, src: &Path, target: &str| -> Result<()> {
         let meta = std::fs::metadata(src).map_err(io(format!("read {}", src.display())))?;
@@ -297,7 +327,7 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
     let env = crate::native::environment_with(spec.node, Some(spec.image));
     let config = GuestConfig {
         hostname: spec.node.hostname.clone(),
-        modules,
+        modules: spec.boot.modules.clone(),
         nics: spec.nics.clone(),
         gateways: spec.gateways.clone(),
         argv: crate::native::image_command(spec.node, spec.image),
@@ -318,6 +348,8 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
     let json = serde_json::to_vec_pretty(&config).expect("config serialises");
     a.file("labwire/config.json", 0o644, &json);
     let mut f = std::fs::File::create(out).map_err(io(format!("create {}", out.display())))?;
+    f.write_all(&spec.boot.initramfs)
+        .map_err(io(format!("write {}", out.display())))?;
     a.finish(&mut f)
         .map_err(io(format!("write {}", out.display())))
 }
@@ -386,7 +418,7 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
         "-initrd".into(),
         initrd.display().to_string(),
         "-append".into(),
-        kernel_command_line(spec.accel),
+        spec.boot.cmdline.clone(),
         "-chardev".into(),
         format!(
             "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",
