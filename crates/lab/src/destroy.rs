@@ -2,18 +2,15 @@
 //! and each object is removed only if it is still what labwire made (pid + start time, MAC of host
 //! links and bridges). Works when the topology file changed or is gone; a second destroy is a no-op.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use runtime::docker::{Engine, EngineKind};
 use runtime::process::{self, ProcId};
 use wire::netlink::{format_mac, Handle};
 
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::lock::Lock;
-use crate::state::{self, Entry, Recorded, RecordedContainer};
+use crate::state::{self, Entry, Recorded};
 use crate::{artifacts, paths};
 
 #[derive(Debug, Default)]
@@ -58,86 +55,26 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     //    sharing another's network go first (in waves, deepest first): Podman refuses to remove a
     //    container others depend on.
     let containers = rec.containers();
-    let mut by_engine: BTreeMap<(EngineKind, Option<&Path>), Vec<&RecordedContainer>> =
-        BTreeMap::new();
-    for c in &containers {
-        by_engine
-            .entry((c.engine, c.socket.as_deref()))
-            .or_default()
-            .push(c);
-    }
-    for ((kind, socket), list) in by_engine {
-        let engine = match socket {
-            Some(s) => Engine::connect_at(kind, s),
-            None => Engine::connect(kind),
-        };
-        let engine = match engine {
-            Ok(e) => e,
-            Err(e) => {
-                errors.push(format!(
-                    "{} {kind} containers were not removed: {e}",
-                    list.len()
-                ));
-                continue;
-            }
-        };
-        let mut waves: BTreeMap<Reverse<usize>, Vec<&RecordedContainer>> = BTreeMap::new();
-        for c in list {
-            waves
-                .entry(Reverse(network_depth(rec.lab.as_ref(), &c.node)))
-                .or_default()
-                .push(c);
-        }
-        for wave in waves.into_values() {
-            let results = crate::pool::run(
-                &wave,
-                8,
-                &|| false,
-                &|c: &&RecordedContainer| -> Result<bool, String> {
-                    let target = match &c.id {
-                        Some(id) => id.clone(),
-                        None => match engine.lab_label(&c.name).map_err(|e| e.to_string())? {
-                            Some(l) if l == name => c.name.clone(),
-                            _ => return Ok(false),
-                        },
-                    };
-                    engine.remove(&target).map_err(|e| e.to_string())
-                },
-            );
-            for r in results.into_iter().flatten() {
-                match r {
-                    Ok(true) => report.nodes += 1,
-                    Ok(false) => {}
-                    Err(e) => errors.push(e),
-                }
-            }
-        }
-    }
+    let (removed, failures) = runtime::engine::remove_containers(name, &containers, &|node| {
+        network_depth(rec.lab.as_ref(), node)
+    });
+    report.nodes += removed;
+    errors.extend(failures);
     let container_nodes: HashSet<&str> = containers.iter().map(|c| c.node.as_str()).collect();
     // Engine networks, once their containers are gone (kept while another lab's use them).
-    let mut networks: Vec<(EngineKind, Option<&Path>, &str)> = Vec::new();
-    for e in &rec.entries {
-        if let Entry::EngineNetwork {
-            engine,
-            socket,
-            name: net,
-        } = e
-        {
-            let key = (*engine, socket.as_deref(), net.as_str());
-            if !networks.contains(&key) {
-                networks.push(key);
-            }
-        }
-    }
-    for (kind, socket, net) in networks {
-        let engine = match socket {
-            Some(s) => Engine::connect_at(kind, s),
-            None => Engine::connect(kind),
-        };
-        if let Err(e) = engine.and_then(|en| en.remove_network(net)) {
-            errors.push(format!("{kind} network {net}: {e}"));
-        }
-    }
+    let networks: Vec<_> = rec
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::EngineNetwork {
+                engine,
+                socket,
+                name,
+            } => Some((*engine, socket.clone(), name.clone())),
+            _ => None,
+        })
+        .collect();
+    errors.extend(runtime::engine::remove_networks(&networks));
     lap("containers", &mut report);
 
     // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
@@ -290,7 +227,7 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                     &paths::lock_dir().join("hosts.lock"),
                     name,
                 ) {
-                    errors.push(err.to_string());
+                    errors.push(crate::error::chain(&err));
                 }
             }
             Entry::SshConfig { path } => match std::fs::remove_file(path) {
@@ -302,10 +239,10 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         }
     }
     if !errors.is_empty() {
-        return Err(Error::Invalid(format!(
-            "destroy of lab {name} left things behind:\n  {}",
-            errors.join("\n  ")
-        )));
+        return Err(Error::Teardown {
+            lab: name.to_string(),
+            failures: errors,
+        });
     }
 
     // 6. The lab directory (with --cleanup), then the state itself.

@@ -33,6 +33,7 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
     };
     let procs = rec.procs();
     let containers = rec.containers();
+    let backends = runtime::Backends::new();
     lab.nodes
         .iter()
         .filter(|n| n.is_workload())
@@ -41,15 +42,7 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 .iter()
                 .find(|(name, _)| *name == n.name)
                 .map(|(_, p)| *p);
-            let vm = n.runtime == topology::Runtime::Vm;
-            let vmm = proc.filter(|_| vm).and_then(crate::vms::vmm_pid);
-            let vm_down = vm && proc.is_some() && vmm.is_none();
-            let (state, status) = match proc {
-                Some(p) if p.is_alive() && vm_down => ("exited", "VMM exited".to_string()),
-                Some(p) if p.is_alive() => ("running", "Up".to_string()),
-                Some(_) => ("exited", "Exited".to_string()),
-                None => ("missing", "Not created".to_string()),
-            };
+            let status = backends.node(n).status(lab, n, proc);
             let engine_id = containers
                 .iter()
                 .find(|c| c.node == n.name)
@@ -78,18 +71,13 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 container_id: id,
                 image: n.image.clone().unwrap_or_default(),
                 kind: n.kind.clone(),
-                state: state.into(),
-                status,
+                state: status.state.into(),
+                status: status.status,
                 ipv4_address: ipv4(lab, n),
                 ipv6_address: ipv6(lab, n),
                 owner: "root".into(),
                 runtime: n.runtime.to_string(),
-                // A VM node shows its VMM.
-                pid: if vm {
-                    vmm.unwrap_or(0)
-                } else {
-                    proc.map_or(0, |p| p.pid)
-                },
+                pid: status.pid,
             }
         })
         .collect()

@@ -19,7 +19,6 @@ pub mod progress;
 pub mod signals;
 pub mod state;
 pub mod supervise;
-pub mod vms;
 pub mod wiring;
 
 pub use error::{Error, Result};

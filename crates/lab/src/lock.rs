@@ -42,9 +42,9 @@ impl Lock {
                 continue;
             }
             if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(Error::Invalid(format!(
-                    "{what} is busy: another labwire process is working on it"
-                )));
+                return Err(Error::Busy {
+                    what: what.to_string(),
+                });
             }
             return Err(Error::Io {
                 op: format!("lock {}", path.display()),
@@ -70,7 +70,7 @@ impl Lock {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             match Lock::lab(name) {
-                Err(Error::Invalid(_)) if std::time::Instant::now() < deadline => {
+                Err(Error::Busy { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 other => return other,

@@ -37,8 +37,10 @@ pub fn lab_run_dir(lab: &str) -> PathBuf {
 /// A lab name given on the command line becomes part of paths labwire removes: it must be a name
 /// the topology would accept (letters, digits, `.`, `_`, `-`; no `..`; not empty).
 pub fn check_lab_name(name: &str) -> crate::Result<()> {
-    topology::node::check_node_name(name)
-        .map_err(|e| crate::Error::Invalid(format!("lab name `{name}`: {e}")))
+    topology::node::check_node_name(name).map_err(|e| crate::Error::BadLabName {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Make sure labwire's runtime directory is on tmpfs. Nodes' runtime files (hosts, hostname,
@@ -49,7 +51,7 @@ pub fn ensure_run_tmpfs() -> crate::Result<()> {
     let dir = lock_dir();
     std::fs::create_dir_all(&dir).map_err(crate::error::io(format!("create {}", dir.display())))?;
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| crate::Error::Invalid(format!("bad path {}", dir.display())))?;
+        .map_err(|_| crate::Error::Path(format!("bad path {}", dir.display())))?;
     // SAFETY: statfs fills a zeroed struct for a NUL-terminated path.
     let fs_type = unsafe {
         let mut st: libc::statfs = std::mem::zeroed();

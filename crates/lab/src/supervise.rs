@@ -88,7 +88,7 @@ fn read_all(fd: &OwnedFd) -> Vec<u8> {
 
 /// Fork the reaper and the worker. Must be called while the process has a single thread.
 pub fn split(lab: &str) -> Result<Split> {
-    let init = runtime::native::init_path()?;
+    let init = runtime::node::init_path()?;
     split_with(lab, &init)
 }
 
@@ -97,7 +97,7 @@ fn split_with(lab: &str, init: &Path) -> Result<Split> {
     let (pid_r, pid_w) = pipe()?;
     let (life_r, life_w) = pipe()?;
     let init_c = CString::new(init.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Invalid("bad labwire-init path".into()))?;
+        .map_err(|_| Error::Path("bad labwire-init path".into()))?;
     let args: Vec<CString> = ["labwire-init", "reaper", "--lab", lab]
         .iter()
         .map(|a| CString::new(*a).expect("no NUL in lab names"))

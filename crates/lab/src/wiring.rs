@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 
-use topology::{mac, KindClass, Lab, Link, Mac, NetworkMode, Node, Peer};
+use topology::{mac, KindClass, Lab, Link, Mac, Node, Peer};
 use wire::netlink::{Handle, Macvlan, MacvlanMode, VethEnd, Vxlan};
 use wire::NetNs;
 
@@ -57,15 +57,16 @@ fn in_host(lab: &Lab, node: &str) -> Option<KindClass> {
         .filter(|c| matches!(c, KindClass::Bridge | KindClass::Host))
 }
 
-fn host_index(host: &mut Handle, name: &str, what: &str) -> Result<u32> {
+fn host_index(host: &mut Handle, name: &str, what: &'static str) -> Result<u32> {
     match host
         .link(name)
         .map_err(wire_err(format!("look up {what} {name}")))?
     {
         Some(l) => Ok(l.index),
-        None => Err(Error::Invalid(format!(
-            "{what} {name} does not exist in the host"
-        ))),
+        None => Err(Error::MissingHostInterface {
+            what,
+            name: name.to_string(),
+        }),
     }
 }
 
@@ -82,7 +83,9 @@ pub fn create_links(
     let fd = |node: &str| -> Result<BorrowedFd<'_>> {
         nets.get(node)
             .map(|n| n.fd())
-            .ok_or_else(|| Error::Invalid(format!("node {node} has no network namespace")))
+            .ok_or_else(|| Error::NoNamespace {
+                node: node.to_string(),
+            })
     };
     // 1. Record every host object first.
     let mut intents = Vec::new();
@@ -146,7 +149,7 @@ pub fn create_links(
     fn need(
         indexes: &mut HashMap<String, u32>,
         name: &str,
-        what: &str,
+        what: &'static str,
         host: &mut Handle,
     ) -> Result<u32> {
         if let Some(i) = indexes.get(name) {
@@ -391,12 +394,15 @@ pub fn create_links(
         }
     }
     batch.commit().map_err(|e| match e.innermost() {
-        wire::Error::KernelLacks { kind } => Error::Invalid(format!(
-            "the running kernel lacks the \"{kind}\" link type, which this topology uses (load its module, e.g. `modprobe {kind}`, or change the link type)"
-        )),
+        wire::Error::KernelLacks { kind } => Error::KernelLacks {
+            kind: kind.to_string(),
+        },
         _ => match e {
             wire::Error::Batch { index, error, .. } => Error::Wire {
-                op: what.get(index).cloned().unwrap_or_else(|| "create links".into()),
+                op: what
+                    .get(index)
+                    .cloned()
+                    .unwrap_or_else(|| "create links".into()),
                 source: *error,
             },
             e => Error::Wire {
@@ -430,10 +436,7 @@ fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()>
             };
             let ours = l.mac.map(|m| wire::netlink::format_mac(&m)).as_deref() == Some(*mac);
             if !ours {
-                return Err(Error::Invalid(format!(
-                    "host interface {} already exists and is not one labwire made for this lab",
-                    l.name
-                )));
+                return Err(Error::ForeignHostInterface { name: l.name });
             }
             stale += 1;
         }
@@ -441,9 +444,7 @@ fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()>
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
-            return Err(Error::Invalid(format!(
-                "{stale} host interfaces of this lab's previous deploy are still being freed by the kernel after 30 s"
-            )));
+            return Err(Error::StaleHostInterfaces { count: stale });
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -452,8 +453,8 @@ fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()>
 /// What one node's namespace needs after its links exist.
 pub struct NodeConfig<'a> {
     pub node: &'a Node,
-    /// The node's link endpoints (for their addresses).
-    pub endpoints: &'a [&'a topology::Endpoint],
+    /// The node's interfaces and gateways.
+    pub network: &'a runtime::NodeNetwork,
     /// Management addressing and routes (once per node).
     pub base: bool,
     /// Whether addresses and routes go on the namespace's interfaces (not for VM nodes, whose
@@ -463,7 +464,7 @@ pub struct NodeConfig<'a> {
 
 /// Bring every interface of the node up and apply its addresses (and, with `base`, the management
 /// address and default routes).
-pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs) -> Result<()> {
+pub fn configure_node(cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs) -> Result<()> {
     let node = cfg.node;
     let op = |what: &str| format!("{what} in node {}", node.name);
     let mut h = Handle::in_netns_from(ns, home).map_err(wire_err(op("open netlink")))?;
@@ -471,14 +472,9 @@ pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs)
     let index: HashMap<&str, u32> = links.iter().map(|l| (l.name.as_str(), l.index)).collect();
     let mut addrs: Vec<(u32, IpAddr, u8)> = Vec::new();
     if cfg.addresses {
-        for ep in cfg.endpoints {
-            if let Some(&i) = index.get(ep.iface.as_str()) {
-                if let Some(n) = ep.ipv4 {
-                    addrs.push((i, IpAddr::V4(n.addr()), n.prefix_len()));
-                }
-                if let Some(n) = ep.ipv6 {
-                    addrs.push((i, IpAddr::V6(n.addr()), n.prefix_len()));
-                }
+        for iface in cfg.network.links() {
+            if let Some(&i) = index.get(iface.name.as_str()) {
+                addrs.extend(iface.addresses.iter().map(|(a, p)| (i, *a, *p)));
             }
         }
     }
@@ -489,20 +485,17 @@ pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs)
     for (i, a, p) in &addrs {
         b.add_address(*i, *a, *p);
     }
-    let eth0 = index.get("eth0").copied();
-    if cfg.base && cfg.addresses && node.network_mode == NetworkMode::Bridged {
-        if let Some(e) = eth0 {
-            if let (Some(a), Some(s)) = (node.mgmt_ipv4, lab.mgmt.ipv4_subnet) {
-                b.add_address(e, IpAddr::V4(a), s.prefix_len());
-                if let Some(gw) = lab.mgmt.ipv4_gw {
-                    b.add_default_route(IpAddr::V4(gw), Some(e));
-                }
+    if cfg.base && cfg.addresses {
+        if let Some((mgmt, e)) = cfg
+            .network
+            .mgmt()
+            .and_then(|m| index.get(m.name.as_str()).map(|e| (m, *e)))
+        {
+            for (a, p) in &mgmt.addresses {
+                b.add_address(e, *a, *p);
             }
-            if let (Some(a), Some(s)) = (node.mgmt_ipv6, lab.mgmt.ipv6_subnet) {
-                b.add_address(e, IpAddr::V6(a), s.prefix_len());
-                if let Some(gw) = lab.mgmt.ipv6_gw {
-                    b.add_default_route(IpAddr::V6(gw), Some(e));
-                }
+            for gw in &cfg.network.gateways {
+                b.add_default_route(*gw, Some(e));
             }
         }
     }
@@ -531,11 +524,11 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
                 }])?;
             }
             if l.kind.as_deref() != Some("bridge") {
-                return Err(Error::Invalid(format!(
-                    "management bridge {} exists in the host but is a {} interface, not a bridge",
-                    m.bridge,
-                    l.kind.as_deref().unwrap_or("non-bridge")
-                )));
+                return Err(Error::NotABridge {
+                    what: "management bridge",
+                    name: m.bridge.clone(),
+                    kind: l.kind.clone().unwrap_or_else(|| "non-bridge".into()),
+                });
             }
             if !l.up {
                 host.set_up(l.index)
@@ -586,11 +579,12 @@ pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> R
                         .map_err(wire_err(format!("bring up {}", n.name)))?;
                 }
             }
-            Some(_) => {
-                return Err(Error::Invalid(format!(
-                    "node {} is a bridge, but the host's interface {} is not a bridge",
-                    n.name, n.name
-                )))
+            Some(l) => {
+                return Err(Error::NotABridge {
+                    what: "bridge node",
+                    name: n.name.clone(),
+                    kind: l.kind.clone().unwrap_or_else(|| "non-bridge".into()),
+                })
             }
             None => {
                 let mac = bridge_node_mac(&n.name);

@@ -77,7 +77,7 @@ pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", lab::error::chain(&e));
                 failed = true;
             }
         }
