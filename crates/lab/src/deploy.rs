@@ -16,14 +16,14 @@ use runtime::docker;
 use runtime::node::{ExecOutput, ImageRoot, NodeContext};
 use runtime::process::ProcId;
 use runtime::{Backends, NodeNetwork, Running};
-use topology::{ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Peer, Stage};
+use topology::{ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Stage};
 use wire::netlink::Handle;
 use wire::NetNs;
 
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::progress::Progress;
 use crate::state::{self, Entry, Journal, Recorded};
-use crate::{artifacts, destroy, lock::Lock, paths, pool, signals, wiring};
+use crate::{artifacts, destroy, links, lock::Lock, paths, pool, signals, wiring};
 
 pub struct DeployOptions {
     pub max_workers: usize,
@@ -107,45 +107,8 @@ pub fn preflight(lab: &Lab, backends: &Backends) -> Result<()> {
         .into_iter()
         .map(|l| l.name)
         .collect();
-    let exists = |name: &str| host_links.contains(name);
-    for l in &lab.links {
-        match &l.peer {
-            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. }
-                if exists(host_iface) =>
-            {
-                problems.push(format!(
-                    "link {}:{}: host interface {host_iface} already exists",
-                    l.a.node, l.a.iface
-                ));
-            }
-            Peer::Macvlan { parent, .. }
-                if !lab
-                    .node(parent)
-                    .is_some_and(|n| n.class == KindClass::Bridge)
-                    && !exists(parent) =>
-            {
-                problems.push(format!(
-                    "link {}:{}: macvlan parent interface {parent} does not exist in the host",
-                    l.a.node, l.a.iface
-                ));
-            }
-            Peer::Veth { b } => {
-                for ep in [&l.a, b] {
-                    let host_side = lab
-                        .node(&ep.node)
-                        .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host));
-                    if host_side && exists(&ep.iface) {
-                        problems.push(format!(
-                            "link end {}:{}: an interface {} already exists in the host",
-                            ep.node, ep.iface, ep.iface
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if lab.links.iter().any(|l| matches!(l.peer, Peer::Dummy)) {
+    links::preflight(lab, &host_links, &mut problems);
+    if links::uses_dummy(lab) {
         probe_kind_dummy(&mut problems)?;
     }
     if problems.is_empty() {
@@ -452,10 +415,7 @@ impl Run<'_> {
             .nodes
             .iter()
             .any(|n| n.is_workload() && n.network_mode == NetworkMode::Bridged)
-            || lab
-                .links
-                .iter()
-                .any(|l| matches!(l.peer, Peer::MgmtNet { .. }));
+            || links::uses_mgmt_bridge(lab);
         // Networks of a runtime's own (the Docker engine's, whose bridge is the management
         // bridge, which other nodes join as usual).
         {
@@ -664,17 +624,17 @@ impl Run<'_> {
         self.progress.stage("create links", todo.len() + mgmt.len());
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
-        let links: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
+        let round: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
         let t = Instant::now();
         for chunk in mgmt.chunks(512) {
             check_interrupt()?;
-            wiring::create_links(lab, &[], chunk, &ns_refs, host, self.journal)?;
+            links::execute(&links::plan(lab, &[], chunk), &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_mgmt = t.elapsed();
-        for chunk in links.chunks(512) {
+        for chunk in round.chunks(512) {
             check_interrupt()?;
-            wiring::create_links(lab, chunk, &[], &ns_refs, host, self.journal)?;
+            links::execute(&links::plan(lab, chunk, &[]), &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_links = t.elapsed() - t_mgmt;
@@ -685,7 +645,7 @@ impl Run<'_> {
         let t = Instant::now();
         // Configure every node that got an interface this round.
         let mut touched: BTreeSet<&str> = names.clone().into_iter().collect();
-        for l in &links {
+        for l in &round {
             for e in l.endpoints() {
                 if nets.contains_key(&e.node) {
                     touched.insert(e.node.as_str());

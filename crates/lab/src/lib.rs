@@ -12,6 +12,7 @@ pub mod exec;
 pub mod generate;
 pub mod images;
 pub mod inspect;
+pub mod links;
 pub mod lock;
 pub mod paths;
 pub mod pool;

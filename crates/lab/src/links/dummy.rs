@@ -1,0 +1,22 @@
+//! `dummy` links: a dummy interface born in the node (the running kernel is probed for the link
+//! type before a lab using it is deployed).
+
+use topology::{Link, Peer};
+
+use super::{Cx, Plan, Request};
+
+pub(super) fn is(peer: &Peer) -> bool {
+    matches!(peer, Peer::Dummy)
+}
+
+pub(super) fn plan(l: &Link, plan: &mut Plan) {
+    plan.requests.push((
+        format!("dummy link of {}:{}", l.a.node, l.a.iface),
+        Request::Dummy {
+            node: l.a.node.clone(),
+            name: l.a.iface.clone(),
+            mtu: Cx::mtu(l),
+            mac: l.a.mac,
+        },
+    ));
+}
