@@ -250,10 +250,9 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             progress.finish();
             let rec = Recorded::read(&state_dir);
             // A lab directory this deploy created goes too; one that existed before stays.
-            let made_dir = rec
-                .entries
-                .iter()
-                .any(|e| matches!(e, Entry::LabDir { created: true, .. }));
+            let made_dir = destroy::teardown(&rec.entries)
+                .lab_dir
+                .is_some_and(|(_, created)| created);
             if let Err(d) = destroy::destroy_recorded(&lab.name, &rec, made_dir) {
                 return Err(Error::Rollback {
                     failed: Box::new(e),

@@ -118,10 +118,10 @@ pub fn labs_using(id: &str) -> Vec<String> {
     let mut out = Vec::new();
     for name in crate::state::recorded_labs() {
         let rec = crate::state::Recorded::read(&crate::paths::lab_state_dir(&name));
-        let uses = rec
-            .entries
+        let uses = crate::destroy::teardown(&rec.entries)
+            .images
             .iter()
-            .any(|e| matches!(e, crate::state::Entry::NodeImage { id: used, .. } if used == id));
+            .any(|used| used == id);
         if uses {
             out.push(name);
         }

@@ -176,48 +176,14 @@ impl Recorded {
         }
     }
 
+    /// Each node's first process, as recorded.
     pub fn procs(&self) -> Vec<(String, ProcId)> {
-        self.entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Node { node, proc } => Some((node.clone(), *proc)),
-                _ => None,
-            })
-            .collect()
+        crate::destroy::teardown(&self.entries).procs
     }
 
     /// Containers, one per (engine, name), in order, with the id when recorded.
     pub fn containers(&self) -> Vec<RecordedContainer> {
-        let mut out: Vec<RecordedContainer> = Vec::new();
-        for e in &self.entries {
-            if let Entry::Container {
-                node,
-                name,
-                id,
-                engine,
-                socket,
-            } = e
-            {
-                match out
-                    .iter_mut()
-                    .find(|c| c.name == *name && c.engine == *engine)
-                {
-                    Some(c) => {
-                        if id.is_some() {
-                            c.id = id.clone();
-                        }
-                    }
-                    None => out.push(RecordedContainer {
-                        node: node.clone(),
-                        name: name.clone(),
-                        id: id.clone(),
-                        engine: *engine,
-                        socket: socket.clone(),
-                    }),
-                }
-            }
-        }
-        out
+        crate::destroy::teardown(&self.entries).containers
     }
 
     pub fn done(&self) -> bool {

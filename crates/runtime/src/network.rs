@@ -85,3 +85,59 @@ impl NodeNetwork {
         self.interfaces.iter().filter(|i| !i.mgmt)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(nodes: &str) -> Lab {
+        let yaml = format!(
+            "name: nn\ntopology:\n  nodes:\n{nodes}  links:\n    - endpoints: [a:eth1, b:eth1]\n      ipv4: [10.0.0.1/30, 10.0.0.2/30]\n"
+        );
+        let src = topology::Source::from_text("nn.clab.yml", yaml, std::path::Path::new("/tmp"));
+        topology::load(&src, &topology::Options::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .lab
+    }
+
+    #[test]
+    fn a_bridged_node_has_eth0_first_with_its_management_address_and_gateway() {
+        let lab = lab("    a: {kind: linux}\n    b: {kind: linux}\n");
+        let a = lab.node("a").unwrap();
+        let net = NodeNetwork::of(&lab, a);
+        let eth0 = net.mgmt().unwrap();
+        assert_eq!(net.interfaces[0], *eth0);
+        assert_eq!(eth0.mac, a.mgmt_mac);
+        assert_eq!(eth0.mtu, lab.mgmt.mtu);
+        assert!(eth0
+            .addresses
+            .contains(&(IpAddr::V4(a.mgmt_ipv4.unwrap()), 24)));
+        assert_eq!(
+            net.gateways.first().copied(),
+            lab.mgmt.ipv4_gw.map(IpAddr::V4)
+        );
+    }
+
+    #[test]
+    fn link_ends_follow_with_their_addresses_and_mtu() {
+        let lab = lab("    a: {kind: linux}\n    b: {kind: linux}\n");
+        let net = NodeNetwork::of(&lab, lab.node("b").unwrap());
+        let eth1: Vec<&Interface> = net.links().collect();
+        assert_eq!(eth1.len(), 1);
+        assert_eq!(eth1[0].name, "eth1");
+        assert_eq!(eth1[0].mtu, lab.links[0].mtu);
+        assert_eq!(
+            eth1[0].addresses,
+            [(IpAddr::V4("10.0.0.2".parse().unwrap()), 30)]
+        );
+    }
+
+    #[test]
+    fn a_node_without_a_management_network_has_no_eth0_and_no_gateway() {
+        let lab = lab("    a: {kind: linux, network-mode: none}\n    b: {kind: linux}\n");
+        let net = NodeNetwork::of(&lab, lab.node("a").unwrap());
+        assert!(net.mgmt().is_none());
+        assert!(net.gateways.is_empty());
+        assert_eq!(net.interfaces.len(), 1);
+    }
+}

@@ -1,13 +1,9 @@
 //! `dummy` links: a dummy interface born in the node (the running kernel is probed for the link
 //! type before a lab using it is deployed).
 
-use topology::{Link, Peer};
+use topology::Link;
 
 use super::{Cx, Plan, Request};
-
-pub(super) fn is(peer: &Peer) -> bool {
-    matches!(peer, Peer::Dummy)
-}
 
 pub(super) fn plan(l: &Link, plan: &mut Plan) {
     plan.requests.push((

@@ -1,7 +1,7 @@
 //! Management links: each bridged node's `eth0`, a veth whose host end joins the management
 //! bridge, and `mgmt-net` links, the same with a host end named by the topology.
 
-use topology::{mac, Link, Mac, Node, Peer};
+use topology::{mac, Link, Mac, Node};
 
 use super::{host_link, Cx, End, Place, Plan, Request};
 
@@ -13,10 +13,6 @@ pub fn mgmt_host_end(lab: &str, node: &str) -> String {
 /// The MAC of a node's management veth end in the host.
 pub fn mgmt_host_mac(lab: &str, node: &str) -> Mac {
     mac::derive(lab, "host", &mgmt_host_end(lab, node), 0)
-}
-
-pub(super) fn is(peer: &Peer) -> bool {
-    matches!(peer, Peer::MgmtNet { .. })
 }
 
 const BRIDGE: &str = "management bridge";

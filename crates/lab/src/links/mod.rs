@@ -221,14 +221,44 @@ pub fn preflight(lab: &Lab, host_links: &HashSet<String>, problems: &mut Vec<Str
     }
 }
 
+/// What a link type needs of the host before any link is made.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HostNeeds {
+    /// The lab's management bridge.
+    pub mgmt_bridge: bool,
+    /// A link type the running kernel may lack (probed in a throwaway namespace first).
+    pub kernel_kind: Option<&'static str>,
+}
+
+/// What a link of this type needs of the host.
+pub fn host_needs(peer: &Peer) -> HostNeeds {
+    match peer {
+        Peer::Veth { .. }
+        | Peer::Host { .. }
+        | Peer::Macvlan { .. }
+        | Peer::Vxlan { .. }
+        | Peer::VxlanStitch { .. } => HostNeeds::default(),
+        Peer::MgmtNet { .. } => HostNeeds {
+            mgmt_bridge: true,
+            kernel_kind: None,
+        },
+        Peer::Dummy => HostNeeds {
+            mgmt_bridge: false,
+            kernel_kind: Some("dummy"),
+        },
+    }
+}
+
 /// Whether the lab has `dummy` links (the running kernel is probed for them before deploying).
 pub fn uses_dummy(lab: &Lab) -> bool {
-    lab.links.iter().any(|l| dummy::is(&l.peer))
+    lab.links
+        .iter()
+        .any(|l| host_needs(&l.peer).kernel_kind == Some("dummy"))
 }
 
 /// Whether any link is on the management bridge.
 pub fn uses_mgmt_bridge(lab: &Lab) -> bool {
-    lab.links.iter().any(|l| mgmt_net::is(&l.peer))
+    lab.links.iter().any(|l| host_needs(&l.peer).mgmt_bridge)
 }
 
 /// Record `plan`'s intents, make its prerequisites and send its batch. `nets` maps node names to
@@ -389,12 +419,10 @@ fn host_index(host: &mut Handle, name: &str, what: &'static str) -> Result<u32> 
 /// frees a destroyed namespace's veths in the background. Wait for those (same name and MAC) to go;
 /// a same-named interface with another MAC is someone else's and an error.
 fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()> {
-    let wanted: HashMap<&str, &str> = intents
+    let host_links = crate::destroy::teardown(intents).host_links;
+    let wanted: HashMap<&str, &str> = host_links
         .iter()
-        .filter_map(|e| match e {
-            Entry::HostLink { name, mac } => Some((name.as_str(), mac.as_str())),
-            _ => None,
-        })
+        .map(|(name, mac)| (name.as_str(), mac.as_str()))
         .collect();
     if wanted.is_empty() {
         return Ok(());
@@ -429,3 +457,6 @@ pub(crate) fn host_link(name: &str, mac: Mac) -> Entry {
         mac: mac.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;
