@@ -159,6 +159,12 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let start = Instant::now();
     let backends = Backends::new();
     preflight(&lab, &backends)?;
+    log::info!(
+        "deploy lab {}: {} nodes, {} links",
+        lab.name,
+        lab.nodes.iter().filter(|n| n.is_workload()).count(),
+        lab.links.len()
+    );
     paths::ensure_run_tmpfs()?;
     let _lab_lock = Lock::lab(&lab.name)?;
     signals::install();
@@ -546,6 +552,7 @@ impl Run<'_> {
                 if n.startup_delay_s > 0 {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
+                let t = Instant::now();
                 let network = NodeNetwork::of(self.lab, n);
                 let req = CreateNode {
                     node: n,
@@ -564,7 +571,14 @@ impl Run<'_> {
                     .expect("procs")
                     .insert(n.name.clone(), proc);
                 self.nets.lock().expect("nets").insert(n.name.clone(), ns);
-                self.progress.step(1);
+                log::debug!(
+                    "node {}: created on the {} runtime, pid {}",
+                    n.name,
+                    self.backends.node(n).name(),
+                    proc.pid
+                );
+                self.progress
+                    .step_item(&format!("node {}", n.name), t.elapsed());
                 Ok(())
             },
         );
@@ -627,13 +641,22 @@ impl Run<'_> {
         let t = Instant::now();
         for chunk in mgmt.chunks(512) {
             check_interrupt()?;
-            links::execute(&links::plan(lab, &[], chunk), &ns_refs, host, self.journal)?;
+            let plan = links::plan(lab, &[], chunk);
+            log::debug!("management interfaces: {} requests", plan.requests.len());
+            links::execute(&plan, &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_mgmt = t.elapsed();
         for chunk in round.chunks(512) {
             check_interrupt()?;
-            links::execute(&links::plan(lab, chunk, &[]), &ns_refs, host, self.journal)?;
+            let plan = links::plan(lab, chunk, &[]);
+            log::debug!(
+                "links: {} requests, {} host objects, {} made first",
+                plan.requests.len(),
+                plan.intents.len(),
+                plan.prereqs.len()
+            );
+            links::execute(&plan, &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_links = t.elapsed() - t_mgmt;
@@ -753,10 +776,17 @@ impl Run<'_> {
             nodes.len().min(64),
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
+                let t = Instant::now();
                 self.backends
                     .node(n)
                     .wait_ready(&self.running(n)?, &signals::interrupted)?;
-                self.progress.step(1);
+                log::debug!(
+                    "node {}: up after {:.1} s",
+                    n.name,
+                    t.elapsed().as_secs_f64()
+                );
+                self.progress
+                    .step_item(&format!("node {}", n.name), t.elapsed());
                 Ok(())
             },
         );

@@ -141,6 +141,10 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
 
     let mut t = Instant::now();
     let mut lap = |what: &'static str, report: &mut Destroyed| {
+        log::info!(
+            "destroy {name}: {what} done in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
         report.timings.push((what, t.elapsed()));
         t = Instant::now();
     };

@@ -3,6 +3,7 @@
 //! Thin on purpose: every command lives in `commands/<verb>.rs`; nothing here speaks netlink or YAML.
 
 mod commands;
+mod logging;
 mod output;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     }
     raise_nofile_limit();
     let cli = commands::Cli::parse();
+    logging::init(cli.debug, cli.log_level.as_deref());
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
