@@ -60,8 +60,7 @@ pub struct Deployed {
 
 /// Everything checked before the host is touched.
 pub fn preflight(lab: &Lab, backends: &Backends) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !unix::is_root() {
         return Err(Error::NotRoot { command: "deploy" });
     }
     let mut problems = Vec::new();

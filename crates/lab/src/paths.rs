@@ -50,34 +50,13 @@ pub fn check_lab_name(name: &str) -> crate::Result<()> {
 pub fn ensure_run_tmpfs() -> crate::Result<()> {
     let dir = lock_dir();
     std::fs::create_dir_all(&dir).map_err(crate::error::io(format!("create {}", dir.display())))?;
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| crate::Error::Path(format!("bad path {}", dir.display())))?;
-    // SAFETY: statfs fills a zeroed struct for a NUL-terminated path.
-    let fs_type = unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        if libc::statfs(c.as_ptr(), &mut st) != 0 {
-            return Ok(());
-        }
-        st.f_type
-    };
-    if fs_type == libc::TMPFS_MAGIC {
+    // Unknown (statfs failed): leave it as it is.
+    if unix::is_tmpfs(&dir).unwrap_or(true) {
         return Ok(());
     }
-    // SAFETY: mounts a tmpfs on labwire's own directory.
-    let rc = unsafe {
-        libc::mount(
-            c"labwire".as_ptr(),
-            c.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=755".as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(crate::Error::Io {
-            op: format!("mount a tmpfs on {}", dir.display()),
-            source: std::io::Error::last_os_error(),
-        });
-    }
+    unix::mount_tmpfs(c"labwire", &dir, c"mode=755").map_err(crate::error::io(format!(
+        "mount a tmpfs on {}",
+        dir.display()
+    )))?;
     Ok(())
 }

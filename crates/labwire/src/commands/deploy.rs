@@ -77,13 +77,7 @@ fn deploy_in_worker(a: DeployArgs, lab: topology::Lab) -> anyhow::Result<()> {
         done.elapsed.as_secs_f64()
     );
     if a.stats {
-        // SAFETY: getrusage fills the zeroed struct for this process.
-        let ru = unsafe {
-            let mut ru: libc::rusage = std::mem::zeroed();
-            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-            ru
-        };
-        eprintln!("peak RSS {:.1} MB", ru.ru_maxrss as f64 / 1024.0);
+        eprintln!("peak RSS {:.1} MB", unix::peak_rss_kib() as f64 / 1024.0);
         for (what, d) in &done.timings {
             eprintln!("  {what:<14} {:>8.3} s", d.as_secs_f64());
         }

@@ -543,14 +543,8 @@ pub fn exec(
         .write(true)
         .open(&lock_path)
         .map_err(io(format!("open {}", lock_path.display())))?;
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: flock on an open descriptor; released when `lock` is dropped.
-    while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(io("lock the guest agent")(e));
-        }
-    }
+    // Released when `lock` is dropped.
+    unix::flock(&lock, unix::Flock::Exclusive, &|| false).map_err(io("lock the guest agent"))?;
     let mut agent = Agent::connect(run_dir, timeout)?;
     let req = proto::ExecRequest {
         command: command.to_string(),
