@@ -53,6 +53,18 @@ pub(crate) fn record(rec: &dyn Record, made: &[Made]) -> Result<()> {
         .map_err(crate::io("record in the lab's journal"))
 }
 
+/// Record a node's first process and return it.
+pub(crate) fn record_process(rec: &dyn Record, node: &Node, proc: ProcId) -> Result<ProcId> {
+    record(
+        rec,
+        &[Made::Process {
+            node: node.name.clone(),
+            proc,
+        }],
+    )?;
+    Ok(proc)
+}
+
 /// Where a deployed lab keeps its files.
 #[derive(Debug, Clone)]
 pub struct LabDirs {

@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 use topology::{Lab, NetworkMode, Node};
 use wire::NetNs;
 
-use crate::backend::{record, Backend, CreateNode, Deployment, Made, Record, Running};
+use crate::backend::{
+    record, record_process, Backend, CreateNode, Deployment, Made, Record, Running,
+};
 use crate::docker::{Container, Engine, EngineKind};
 use crate::node::ExecOutput;
 use crate::process::ProcId;
@@ -157,14 +159,7 @@ impl Backend for EngineBackend {
             node: n.name.clone(),
             message: format!("container {} exited right after it started", n.long_name),
         })?;
-        record(
-            rec,
-            &[Made::Process {
-                node: n.name.clone(),
-                proc,
-            }],
-        )?;
-        Ok(proc)
+        record_process(rec, n, proc)
     }
 
     /// The engine started the container's command already.

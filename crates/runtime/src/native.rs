@@ -13,7 +13,9 @@ use std::process::{Command, Stdio};
 use topology::{KindClass, Lab, NetworkMode, Node};
 use wire::NetNs;
 
-use crate::backend::{record, Backend, CreateNode, Deployment, Made, Record, Running};
+use crate::backend::{
+    record, record_process, Backend, CreateNode, Deployment, Made, Record, Running,
+};
 use crate::node::{
     environment_of_process, hosts_file, image_command, process_environment, runs_init_system,
     shell_command, ExecOutput, ImageRoot, NodeContext,
@@ -303,14 +305,7 @@ impl Backend for Native {
             cgroup: cgroup.as_deref(),
             argv: None,
         })?;
-        record(
-            rec,
-            &[Made::Process {
-                node: n.name.clone(),
-                proc,
-            }],
-        )?;
-        Ok(proc)
+        record_process(rec, n, proc)
     }
 
     fn start(&self, node: &Running<'_>, _ns: &NetNs, _home: &NetNs) -> Result<()> {

@@ -13,7 +13,7 @@ use wire::netlink::Handle;
 use wire::NetNs;
 
 use super::{Accel, GuestNic};
-use crate::backend::{record, Backend, CreateNode, Deployment, Made, Record, Running, Status};
+use crate::backend::{record_process, Backend, CreateNode, Deployment, Record, Running, Status};
 use crate::native::{spawn, Spawn};
 use crate::network::NodeNetwork;
 use crate::node::{ExecOutput, ImageRoot};
@@ -171,14 +171,7 @@ impl Backend for Vm {
             cgroup: None,
             argv: Some(&argv),
         })?;
-        record(
-            rec,
-            &[Made::Process {
-                node: n.name.clone(),
-                proc,
-            }],
-        )?;
-        Ok(proc)
+        record_process(rec, n, proc)
     }
 
     /// Every NIC gets its tap before the guest boots; then the VMM starts.
