@@ -158,12 +158,14 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let start = Instant::now();
     let backends = Backends::new();
     preflight(&lab, &backends)?;
-    log::info!(
-        "deploy lab {}: {} nodes, {} links",
-        lab.name,
-        lab.nodes.iter().filter(|n| n.is_workload()).count(),
-        lab.links.len()
-    );
+    if !opts.quiet {
+        log::info!(
+            "deploy lab {}: {} nodes, {} links",
+            lab.name,
+            lab.nodes.iter().filter(|n| n.is_workload()).count(),
+            lab.links.len()
+        );
+    }
     paths::ensure_run_tmpfs()?;
     let _lab_lock = Lock::lab(&lab.name)?;
     signals::install();
