@@ -259,6 +259,21 @@ fn split(s: &str) -> Vec<String> {
     split_words(s).unwrap_or_else(|| vec![s.to_string()])
 }
 
+/// The node's `security-opts`, after the unconfined profiles a container asked for without
+/// `privileged` needs to act as a privileged one.
+fn security_opts(n: &Node, privileged: bool) -> Option<Vec<String>> {
+    let mut opts: Vec<String> = if privileged {
+        Vec::new()
+    } else {
+        vec![
+            "seccomp=unconfined".to_string(),
+            "apparmor=unconfined".to_string(),
+        ]
+    };
+    opts.extend(n.security_opts.iter().cloned());
+    (!opts.is_empty()).then_some(opts)
+}
+
 /// The Engine API request body for a node's container in engine `kind`, its argv judged without
 /// the image's config (see [`create_body_for`]).
 pub fn create_body(kind: EngineKind, c: &Container<'_>) -> ContainerCreateBody {
@@ -282,6 +297,7 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
         _ => "none".to_string(),
     };
     let own_net = network_mode == "none";
+    // Engine volumes (`name:/path`) go the same way as binds: the engine tells them apart.
     let binds: Vec<String> = n
         .binds
         .iter()
@@ -293,6 +309,7 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
             }
             s
         })
+        .chain(n.volumes.iter().cloned())
         .collect();
     // Docker's `privileged` asks runc for every capability the kernel has; where this host's
     // bounding set lacks some (inside another container), runc fails, so the same is asked for
@@ -307,12 +324,10 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
         privileged: Some(privileged),
         cap_add: (!privileged).then(|| vec!["ALL".to_string()]),
         cap_drop: (!privileged).then_some(missing),
-        security_opt: (!privileged).then(|| {
-            vec![
-                "seccomp=unconfined".to_string(),
-                "apparmor=unconfined".to_string(),
-            ]
-        }),
+        security_opt: security_opts(n, privileged),
+        pid_mode: n.pid_mode.clone(),
+        tmpfs: (!n.tmpfs.is_empty()).then(|| n.tmpfs.clone().into_iter().collect()),
+        cgroup_parent: n.cgroup_parent.clone(),
         masked_paths: (!privileged).then(Vec::new),
         readonly_paths: (!privileged).then(Vec::new),
         device_cgroup_rules: (!privileged).then(|| vec!["a *:* rwm".to_string()]),
@@ -331,7 +346,11 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
         dns_options: n.dns.as_ref().map(|d| d.options.clone()),
         restart_policy: n.restart_policy.as_deref().map(restart_policy),
         auto_remove: n.auto_remove.then_some(true),
-        cgroupns_mode: init.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
+        cgroupns_mode: match n.cgroupns_mode.as_deref() {
+            Some("host") => Some(HostConfigCgroupnsModeEnum::HOST),
+            Some("private") => Some(HostConfigCgroupnsModeEnum::PRIVATE),
+            _ => init.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
+        },
         ulimits: (kind == EngineKind::Podman).then(podman_ulimits),
         ..Default::default()
     };

@@ -8,6 +8,7 @@
 
 pub mod diag;
 pub mod env;
+pub mod ifname;
 pub mod kinds;
 pub mod link;
 pub mod mac;
@@ -15,6 +16,7 @@ pub mod mgmt;
 pub mod model;
 pub mod node;
 pub mod read;
+pub mod srcmap;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -182,6 +184,13 @@ const ACTS_ON: &[&str] = &[
 
 /// Fields only the container runtimes (docker, podman) act on (they hand them to the engine).
 const DOCKER_ALSO_ACTS_ON: &[&str] = &[
+    "privileged",
+    "tmpfs",
+    "pid-mode",
+    "volumes",
+    "security-opts",
+    "cgroup-parent",
+    "cgroupns-mode",
     "memory",
     "cpu",
     "cpu-set",
@@ -208,7 +217,7 @@ fn acts_on(runtime: Runtime, field: &str) -> Option<bool> {
     }
 }
 
-const TOP_KEYS: [&str; 5] = ["name", "prefix", "mgmt", "settings", "topology"];
+const TOP_KEYS: [&str; 6] = ["name", "prefix", "mgmt", "settings", "topology", "debug"];
 const TOPOLOGY_KEYS: [&str; 5] = ["defaults", "kinds", "groups", "nodes", "links"];
 
 /// Load, validate and normalise a topology.
@@ -228,36 +237,41 @@ pub fn load(src: &Source, opts: &Options<'_>) -> Result<Loaded, LoadError> {
 }
 
 fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<Lab> {
-    let mut root = match yaml::parse(&src.text) {
+    // Variables are substituted in the whole text before YAML reads it, as containerlab does;
+    // every position is then mapped back into the file as written.
+    let mut env = env::Env::new(opts.env);
+    let expanded = env.expand_text(&src.text);
+    let chain = srcmap::Chain {
+        written: &src.text,
+        steps: vec![(&expanded.text, &expanded.map)],
+    };
+    let written = srcmap::Lines::new(&src.text);
+    for (at, e) in &expanded.errors {
+        let pos = written.pos(*at);
+        d.error(
+            Some(Span {
+                start: pos,
+                end: pos,
+            }),
+            format!("variable {} is required: {}", e.name, e.message),
+        );
+    }
+    let mut root = match yaml::parse(&expanded.text) {
         Ok(v) => v,
         Err(e) => {
+            let pos = chain.pos(e.pos);
             d.error(
                 Some(Span {
-                    start: e.pos,
-                    end: e.pos,
+                    start: pos,
+                    end: pos,
                 }),
                 format!("YAML syntax: {}", e.message),
             );
             return None;
         }
     };
-
-    // Environment expansion, scalar by scalar, so positions stay exact.
-    let mut env = env::Env::new(opts.env);
-    let mut env_errors = Vec::new();
-    root.map_scalars(&mut |s, span| {
-        if s.text.contains('$') {
-            match env.expand(&s.text) {
-                Ok(t) => s.text = t,
-                Err(e) => env_errors.push((span, e)),
-            }
-        }
-    });
-    for (span, e) in env_errors {
-        d.error(
-            Some(span),
-            format!("variable {} is required: {}", e.name, e.message),
-        );
+    if !chain.is_identity() {
+        root.map_spans(&mut |s| chain.span(s));
     }
 
     let top = read::map(&root, "the topology file", &TOP_KEYS, d)?;
@@ -302,6 +316,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             Some(s.span),
             "`settings` is accepted but labwire does not act on it yet",
         );
+    }
+
+    if let Some(v) = top.some("debug") {
+        read::boolean(v, "debug", d);
     }
 
     let Some(topo_v) = top.get("topology") else {
@@ -365,6 +383,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     let mut nodes = Vec::with_capacity(node_defs.len());
     let mut node_spans: HashMap<String, (Span, &Def)> = HashMap::new();
     let mut unacted: BTreeMap<(Runtime, &str), (Span, Vec<String>)> = BTreeMap::new();
+    let mut generic: BTreeMap<String, (Option<Span>, Vec<String>)> = BTreeMap::new();
     for (n, span, def) in &node_defs {
         if let Err(e) = node::check_node_name(n) {
             d.error(Some(*span), format!("node name `{n}`: {e}"));
@@ -374,28 +393,16 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             .get("group")
             .or(defaults.get("group"))
             .and_then(|g| g.as_str().map(str::to_string));
-        let group = match &group_name {
-            Some(g) => match groups.get(g) {
-                Some((_, def)) => Some(def),
-                None => {
-                    let gv = def.get("group").or(defaults.get("group"));
-                    let e = d.error(
-                        gv.map(|v| v.span),
-                        format!(
-                            "node {n} is in group `{g}`, which topology.groups does not define"
-                        ),
-                    );
-                    if let Some(s) = diag::did_you_mean(g, groups.keys().map(String::as_str)) {
-                        e.help(format!("did you mean `{s}`?"));
-                    }
-                    None
-                }
-            },
-            None => None,
+        let group_defs = match &group_name {
+            Some(g) => {
+                let gv = def.get("group").or(defaults.get("group"));
+                node_groups(n, g, gv.map(|v| v.span), &groups, d)
+            }
+            None => Vec::new(),
         };
         let kind_name = def
             .get("kind")
-            .or(group.and_then(|g| g.get("kind")))
+            .or(group_defs.iter().find_map(|g| g.get("kind")))
             .or(defaults.get("kind"))
             .and_then(|k| k.as_str().map(str::to_string));
         let kind = kind_name
@@ -403,7 +410,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             .and_then(|k| kinds_defs.get(k))
             .map(|(_, d)| d);
         let mut levels = vec![def];
-        levels.extend(group);
+        levels.extend(group_defs.iter().copied());
         levels.extend(kind);
         levels.push(&defaults);
         let levels = Levels { levels };
@@ -421,30 +428,36 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
                     }
                 }
             }
-            if let Some(k) = kinds::lookup(&node.kind) {
-                if matches!(k, kinds::Known::Foreign) {
-                    let kv = levels.resolve("kind");
-                    d.warning(
-                        kv.map(|v| v.span),
-                        format!(
-                            "kind `{}` (node {n}) runs as a generic Linux node in labwire",
-                            node.kind
-                        ),
-                    );
-                }
+            if let Some(kinds::Known::Foreign) = kinds::lookup(&node.kind) {
+                let span = levels.resolve("kind").map(|v| v.span);
+                generic
+                    .entry(node.kind.clone())
+                    .or_insert((span, Vec::new()))
+                    .1
+                    .push(n.clone());
             }
             node_spans.insert(n.clone(), (*span, def));
             nodes.push(node);
         }
     }
     for ((runtime, field), (span, names)) in unacted {
-        let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
-        let more = if names.len() > 5 {
-            format!(" and {} more", names.len() - 5)
-        } else {
-            String::new()
-        };
-        d.warning(Some(span), format!("`{field}` (nodes {}{more}) is accepted but the {runtime} runtime does not act on it yet", shown.join(", ")));
+        d.warning(
+            Some(span),
+            format!(
+                "`{field}` ({}) is accepted but the {runtime} runtime does not act on it yet",
+                some_nodes(&names)
+            ),
+        );
+    }
+    // One line per kind, however many nodes have it.
+    for (kind, (span, names)) in generic {
+        d.warning(
+            span,
+            format!(
+                "kind `{kind}` ({}) runs as a generic Linux node in labwire",
+                some_nodes(&names)
+            ),
+        );
     }
     // Deduplicate messages caused by a shared group/kind/defaults level.
     let mut seen = HashSet::new();
@@ -473,6 +486,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             }
         }
     }
+    resolve_iface_names(&lab, &mut decoded, d);
     check_links(&lab, &decoded, &defined, d);
     check_stages(&lab, d, &node_spans, &defined);
     let spans_of = |node: &str, key: &str| {
@@ -490,6 +504,49 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         }
     }
     Some(lab)
+}
+
+/// The group definitions a node's `group` names, most specific first. A name topology.groups does
+/// not define contributes nothing (containerlab ignores it too), with a warning in case of a typo;
+/// `a,b` names two groups unless a group is literally called `a,b`.
+fn node_groups<'g>(
+    node: &str,
+    group: &str,
+    span: Option<Span>,
+    groups: &'g BTreeMap<String, (Span, Def)>,
+    d: &mut Diagnostics,
+) -> Vec<&'g Def> {
+    if let Some((_, def)) = groups.get(group) {
+        return vec![def];
+    }
+    let mut out = Vec::new();
+    for g in group.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        match groups.get(g) {
+            Some((_, def)) => out.push(def),
+            None => {
+                let w = d.warning(
+                    span,
+                    format!("node {node} is in group `{g}`, which topology.groups does not define; it adds nothing"),
+                );
+                if let Some(s) = diag::did_you_mean(g, groups.keys().map(String::as_str)) {
+                    w.help(format!("did you mean `{s}`?"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// "node a" or "nodes a, b, c and 7 more", for warnings that gather many nodes.
+fn some_nodes(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = if names.len() > 5 {
+        format!(" and {} more", names.len() - 5)
+    } else {
+        String::new()
+    };
+    let s = if names.len() == 1 { "" } else { "s" };
+    format!("node{s} {}{more}", shown.join(", "))
 }
 
 fn check_network_modes(
@@ -511,6 +568,49 @@ fn check_network_modes(
                         n.name
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// Vendor port names and names Linux cannot take → Linux names, the written name kept as the
+/// endpoint's alias (see `ifname`).
+fn resolve_iface_names(lab: &Lab, links: &mut [link::Decoded], d: &mut Diagnostics) {
+    let kinds: HashMap<&str, &str> = lab
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.kind.as_str()))
+        .collect();
+    for l in links.iter_mut() {
+        let spans = l.spans.clone();
+        let link = &mut l.link;
+        let mut ends: Vec<&mut Endpoint> = vec![&mut link.a];
+        if let Peer::Veth { b } = &mut link.peer {
+            ends.push(b);
+        }
+        for (ep, span) in ends.into_iter().zip(spans.iter()) {
+            let Some(kind) = kinds.get(ep.node.as_str()) else {
+                continue;
+            };
+            match ifname::resolve(kind, &ep.node, &ep.iface) {
+                Ok(r) => {
+                    ep.iface = r.linux;
+                    ep.alias = r.alias;
+                }
+                Err(e) => {
+                    d.error(
+                        Some(*span),
+                        format!("interface `{}` of node {}: {e}", ep.iface, ep.node),
+                    );
+                }
+            }
+        }
+        if let Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } = &mut link.peer {
+            if !ifname::linux_can_take(host_iface) {
+                link.host_alias = Some(std::mem::replace(
+                    host_iface,
+                    ifname::generated("host", host_iface),
+                ));
             }
         }
     }

@@ -123,15 +123,114 @@ fn corpus_uses_every_node_field() {
 
 #[test]
 fn corpus_uses_every_link_type() {
-    let mut types = BTreeSet::new();
+    // The types as loaded, and as written (`brief` and `veth-stitch` load as veths).
+    let mut types: BTreeSet<String> = BTreeSet::new();
     for f in corpus_files() {
         for l in &load_file(&f).lab.links {
-            types.insert(l.peer.type_name());
+            types.insert(l.peer.type_name().to_string());
+        }
+        let text = std::fs::read_to_string(corpus_dir().join(&f)).unwrap();
+        for line in text.lines() {
+            if let Some(t) = line.trim().strip_prefix("- type: ") {
+                types.insert(t.trim().to_string());
+            }
         }
     }
     for t in topology::link::LINK_TYPES {
         assert!(types.contains(t), "no corpus link of type {t}");
     }
+}
+
+#[test]
+fn containerlab_node_fields_resolve_across_levels() {
+    let loaded = load_file("compat-fields.clab.yml");
+    let lab = &loaded.lab;
+    // `${COMPAT_PREFIX:=""}` is substituted before YAML reads the file: an empty prefix.
+    assert_eq!(lab.prefix, "");
+    assert_eq!(node(lab, "leaf1").long_name, "leaf1");
+    assert_eq!(lab.mgmt.ipv4_subnet.unwrap().to_string(), "10.78.0.0/24");
+    assert_eq!(lab.mgmt.ipv6_subnet.unwrap().to_string(), "3fff:78::/64");
+    let leaf1 = node(lab, "leaf1");
+    assert_eq!(leaf1.privileged, Some(true));
+    assert_eq!(leaf1.pid_mode.as_deref(), Some("host"));
+    assert_eq!(leaf1.volumes, ["leafdata:/data"]);
+    // tmpfs merges as a map: kind, group and node entries.
+    let tmpfs: Vec<&str> = leaf1.tmpfs.keys().map(String::as_str).collect();
+    assert_eq!(tmpfs, ["/run", "/tmp", "/var/log"]);
+    assert_eq!(leaf1.security_opts, ["apparmor=unconfined"]);
+    // `leaves,edge` names two groups; the first is the more specific.
+    let leaf2 = node(lab, "leaf2");
+    assert_eq!(leaf2.pid_mode.as_deref(), Some("host"));
+    assert_eq!(leaf2.cgroup_parent.as_deref(), Some("labwire.slice"));
+    assert_eq!(
+        leaf2.security_opts,
+        ["apparmor=unconfined", "no-new-privileges"]
+    );
+    // An undefined group adds nothing and is no error.
+    let sros1 = node(lab, "sros1");
+    assert_eq!(sros1.cgroupns_mode.as_deref(), Some("private"));
+    assert!(sros1.volumes.is_empty());
+    let host1 = node(lab, "host1");
+    assert_eq!(host1.privileged, Some(false));
+    assert_eq!(host1.volumes, ["/srv/shared:/shared:ro"]);
+    let warnings = loaded.warnings.render(false);
+    assert!(
+        warnings.contains("group `not-defined-anywhere`, which topology.groups does not define"),
+        "{warnings}"
+    );
+    // One line per generic kind, however many nodes.
+    assert_eq!(
+        warnings
+            .matches("kind `nokia_srlinux` (nodes leaf1, leaf2) runs as a generic")
+            .count(),
+        1,
+        "{warnings}"
+    );
+}
+
+#[test]
+fn vendor_interface_names_map_and_keep_the_written_name() {
+    let lab = load_file("compat-names.clab.yml").lab;
+    let ep = |node: &str, written: &str| {
+        lab.links
+            .iter()
+            .flat_map(|l| l.endpoints())
+            .find(|e| e.node == node && e.written() == written)
+            .unwrap_or_else(|| panic!("endpoint {node}:{written}"))
+            .clone()
+    };
+    for (node, written, linux) in [
+        ("srl1", "ethernet-1/1", "e1-1"),
+        ("srl2", "ethernet-1/3/1", "e1-3-1"),
+        ("sim1", "1/1/c1/1", "e1-1-c1-1"),
+        ("sim2", "1/x1/1/c1/1", "e1-x1-1-c1-1"),
+        ("sim3", "1/1/1", "e1-1-1"),
+        ("iol1", "Ethernet0/1", "eth1"),
+        ("iol2", "e1/2", "eth6"),
+        ("vmx", "ge-0/0/0", "eth1"),
+        ("csr", "GigabitEthernet2", "eth1"),
+        ("ros", "ether2", "eth1"),
+        ("sim1", "1/1/c2/1", "e1-1-c2-1"),
+    ] {
+        let e = ep(node, written);
+        assert_eq!(e.iface, linux, "{node}:{written}");
+        assert_eq!(e.alias.as_deref(), Some(written));
+    }
+    // Linux names stay as they are, without an alias.
+    let ceos = ep("ceos", "eth1");
+    assert_eq!((ceos.iface.as_str(), ceos.alias), ("eth1", None));
+    // Too long for Linux: a generated name, the written one kept.
+    let long = ep("h", "a-name-longer-than-linux-takes");
+    assert!(long.iface.len() <= 15 && long.iface != long.written());
+    let host = lab
+        .links
+        .iter()
+        .find(|l| l.host_alias.as_deref() == Some("some_very_long_host_side_name"))
+        .expect("host link with a long name");
+    let Peer::Host { host_iface, .. } = &host.peer else {
+        panic!("{:?}", host.peer)
+    };
+    assert!(host_iface.len() <= 15);
 }
 
 #[test]
