@@ -390,7 +390,7 @@ pub fn create_links(
             }
         }
     }
-    batch.commit().map_err(|e| match e.innermost() {
+    let committed = batch.commit().map_err(|e| match e.innermost() {
         wire::Error::KernelLacks { kind } => Error::Invalid(format!(
             "the running kernel lacks the \"{kind}\" link type, which this topology uses (load its module, e.g. `modprobe {kind}`, or change the link type)"
         )),
@@ -404,7 +404,57 @@ pub fn create_links(
                 source: e,
             },
         },
-    })
+    });
+    committed?;
+    name_host_ends(lab, links, host)
+}
+
+/// Written names of host-side ends (bridge ports, `host` and `mgmt-net` links) that Linux could
+/// not take: kept on the interface as its alias and alternative name, as for node ends.
+fn name_host_ends(lab: &Lab, links: &[&Link], host: &mut Handle) -> Result<()> {
+    let mut named: Vec<(&str, &str)> = Vec::new();
+    for l in links {
+        match &l.peer {
+            Peer::Veth { b } => {
+                for ep in [&l.a, b] {
+                    if let (Some(alias), Some(_)) = (&ep.alias, in_host(lab, &ep.node)) {
+                        named.push((&ep.iface, alias));
+                    }
+                }
+            }
+            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } => {
+                if let Some(alias) = &l.host_alias {
+                    named.push((host_iface, alias));
+                }
+            }
+            _ => {}
+        }
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    let index: HashMap<String, u32> = host
+        .links()
+        .map_err(wire_err("list host links"))?
+        .into_iter()
+        .map(|l| (l.name, l.index))
+        .collect();
+    let mut b = host.batch();
+    for (name, alias) in named {
+        if let Some(&i) = index.get(name) {
+            keep_written_name(&mut b, i, name, alias);
+        }
+    }
+    b.commit().map_err(wire_err("name host interfaces"))
+}
+
+/// The written name on interface `index` (Linux name `linux`): its alias, and its alternative
+/// name (made valid: `/` and white space become `-`) so `ip link show <written>` finds it.
+fn keep_written_name(b: &mut wire::Batch<'_>, index: u32, linux: &str, written: &str) {
+    b.set_alias(index, written);
+    if let Some(alt) = topology::ifname::altname(written).filter(|a| a != linux) {
+        b.add_altname(index, &alt);
+    }
 }
 
 /// A host link labwire is about to create may still exist from this lab's previous life: the kernel
@@ -483,6 +533,11 @@ pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs)
         }
     }
     let mut b = h.batch();
+    for ep in cfg.endpoints {
+        if let (Some(alias), Some(&i)) = (&ep.alias, index.get(ep.iface.as_str())) {
+            keep_written_name(&mut b, i, &ep.iface, alias);
+        }
+    }
     for l in links.iter().filter(|l| !l.up) {
         b.set_up(l.index);
     }

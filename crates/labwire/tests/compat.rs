@@ -1,0 +1,203 @@
+//! End-to-end tests of containerlab's real-world spellings: vendor interface names and names too
+//! long for Linux become Linux interfaces that keep the written name as their alias and
+//! alternative name (`ip link show ethernet-1-1` finds `e1-1`), in native and docker nodes, on
+//! bridge ports and on host links; the engine fields of docker nodes reach the container.
+//!
+//! They run as root. Labs `cp-*`, management networks `cp-*` on 10.171.x.0/24 and fd00:171:x::/64;
+//! link addresses in 10.171.1xx.0/24.
+
+mod common;
+
+use std::sync::Once;
+
+use common::*;
+use serde_json::Value;
+
+/// `ip -j -d link show DEV` in namespace `ns` (`None`: the host), or `None` when there is none.
+fn link_by_name(ns: Option<&str>, dev: &str) -> Option<Value> {
+    let mut args = Vec::new();
+    if let Some(ns) = ns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["-j", "-d", "link", "show", "dev", dev]);
+    let out = ip(&args);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()?
+        .as_array()?
+        .first()
+        .cloned()
+}
+
+/// The interface `written` resolves to in `ns`, found through its alternative name, with its
+/// Linux name, alias and altnames checked.
+#[track_caller]
+fn assert_written_name(ns: Option<&str>, written: &str, linux: Option<&str>) -> String {
+    let alt: String = written
+        .chars()
+        .map(|c| if c == '/' || c == ' ' { '-' } else { c })
+        .collect();
+    let l = link_by_name(ns, &alt)
+        .unwrap_or_else(|| panic!("no interface answers to `{alt}` in {ns:?}"));
+    let name = l["ifname"].as_str().unwrap_or_default().to_string();
+    if let Some(linux) = linux {
+        assert_eq!(name, linux, "{written}: {l}");
+    }
+    assert!(name.len() <= 15 && name != alt, "{written}: {l}");
+    assert_eq!(l["ifalias"].as_str(), Some(written), "{written}: {l}");
+    let altnames: Vec<&str> = l["altnames"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(altnames.contains(&alt.as_str()), "{written}: {l}");
+    name
+}
+
+const NAMES_YAML: &str = r#"name: cp-names
+mgmt: {network: cp-names, ipv4-subnet: 10.171.0.0/24, ipv6-subnet: "fd00:171::/64"}
+topology:
+  nodes:
+    srl1: {kind: nokia_srlinux}
+    iol1: {kind: cisco_iol}
+    sim1: {kind: nokia_srsim}
+    h1: {kind: linux}
+    cpbr1: {kind: bridge}
+  links:
+    - endpoints: ["srl1:ethernet-1/1", "iol1:Ethernet0/1"]
+      ipv4: [10.171.101.1/30, 10.171.101.2/30]
+    - endpoints: ["sim1:1/1/c1/1", "h1:an-interface-name-too-long"]
+      ipv4: [10.171.102.1/30, 10.171.102.2/30]
+    - endpoints: ["srl1:ethernet-1/3/1", "cpbr1:cp-bridge-port-long-1"]
+    - endpoints: ["h1:eth2", "host:cp-host-side-too-long"]
+"#;
+
+#[test]
+fn vendor_and_long_interface_names_are_kept_as_altnames() {
+    let lab = TestLab::new(
+        "cp-names",
+        "cp-names",
+        "cp-names",
+        &["srl1", "iol1", "sim1", "h1"],
+        NAMES_YAML,
+    );
+    lab.deploy();
+    let ns = |n: &str| lab.netns(n);
+
+    // Vendor names map per kind; the written name is the alias and (made valid) an altname.
+    assert_written_name(Some(&ns("srl1")), "ethernet-1/1", Some("e1-1"));
+    assert_written_name(Some(&ns("srl1")), "ethernet-1/3/1", Some("e1-3-1"));
+    assert_written_name(Some(&ns("iol1")), "Ethernet0/1", Some("eth1"));
+    assert_written_name(Some(&ns("sim1")), "1/1/c1/1", Some("e1-1-c1-1"));
+    // Too long for Linux: a generated name.
+    assert_written_name(Some(&ns("h1")), "an-interface-name-too-long", None);
+    // Host side: a bridge port and a host link.
+    let port = assert_written_name(None, "cp-bridge-port-long-1", None);
+    let port_link = link_by_name(None, &port).expect("bridge port");
+    assert_eq!(port_link["master"].as_str(), Some("cpbr1"), "{port_link}");
+    let host_end = assert_written_name(None, "cp-host-side-too-long", None);
+
+    // The mapped links carry traffic.
+    lab.assert_ping("srl1", "10.171.101.2");
+    lab.assert_ping("sim1", "10.171.102.2");
+
+    // topology-data.json and the graph show the names as written.
+    let data = lab.topology_data();
+    let text = data.to_string();
+    for written in [
+        "ethernet-1/1",
+        "Ethernet0/1",
+        "1/1/c1/1",
+        "an-interface-name-too-long",
+        "cp-host-side-too-long",
+    ] {
+        assert!(
+            text.contains(&format!("\"interface\":\"{written}\"")),
+            "{written} in {text}"
+        );
+    }
+    assert!(
+        text.contains("\"linux-interface\":\"e1-1\""),
+        "Linux name beside the written one: {text}"
+    );
+    let mut graph = lab.cmd();
+    graph.args(["graph", "-t"]).arg(&lab.file).arg("--mermaid");
+    let graph = text_of(run_ok(graph).stdout);
+    assert!(
+        graph.contains("ethernet-1/1") && graph.contains("Ethernet0/1"),
+        "{graph}"
+    );
+
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    lab.assert_nothing_left(&[port, host_end]);
+}
+
+fn text_of(b: Vec<u8>) -> String {
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+const IMAGE: &str = "lwt-busybox:cp";
+
+fn engine_and_image() {
+    static READY: Once = Once::new();
+    READY.call_once(|| {
+        require_root();
+        DOCKER.ensure_running();
+        DOCKER.ensure_busybox_image(IMAGE);
+    });
+}
+
+#[test]
+fn docker_nodes_get_mapped_names_and_engine_fields() {
+    engine_and_image();
+    let yaml = format!(
+        r#"name: cp-dk
+mgmt: {{network: cp-dk, ipv4-subnet: 10.171.2.0/24, ipv6-subnet: "fd00:171:2::/64"}}
+topology:
+  kinds:
+    nokia_srlinux:
+      runtime: docker
+      image: {IMAGE}
+      cmd: sleep 3600
+      tmpfs:
+        /scratch: size=8m
+      security-opts: [no-new-privileges]
+      pid-mode: host
+      cgroup-parent: cp-dk.slice
+      volumes: [cp-dk-vol:/vol]
+  nodes:
+    srl1: {{kind: nokia_srlinux}}
+    srl2: {{kind: nokia_srlinux, privileged: true}}
+  links:
+    - endpoints: ["srl1:ethernet-1/1", "srl2:ethernet-1/1"]
+      ipv4: [10.171.111.1/30, 10.171.111.2/30]
+"#
+    );
+    let lab = TestLab::new("cp-dk", "cp-dk", "cp-dk", &["srl1", "srl2"], &yaml);
+    lab.deploy();
+    for n in ["srl1", "srl2"] {
+        assert_written_name(Some(&lab.netns(n)), "ethernet-1/1", Some("e1-1"));
+    }
+    lab.assert_ping("srl1", "10.171.111.2");
+
+    let inspect = DOCKER.ok(&["inspect", &lab.long_name("srl1")]);
+    let c: Value = serde_json::from_str(&inspect).expect("docker inspect JSON");
+    let hc = &c[0]["HostConfig"];
+    assert_eq!(hc["Tmpfs"]["/scratch"].as_str(), Some("size=8m"), "{hc}");
+    assert_eq!(hc["PidMode"].as_str(), Some("host"), "{hc}");
+    assert_eq!(hc["CgroupParent"].as_str(), Some("cp-dk.slice"), "{hc}");
+    let sec = hc["SecurityOpt"].to_string();
+    assert!(sec.contains("no-new-privileges"), "{hc}");
+    assert!(hc["Binds"].to_string().contains("cp-dk-vol:/vol"), "{hc}");
+
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    let _ = DOCKER.run(&["volume", "rm", "cp-dk-vol"]);
+    // With the cgroupfs driver the engine leaves the (empty) parent cgroup behind.
+    for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/memory"] {
+        let _ = std::fs::remove_dir(format!("{root}/cp-dk.slice"));
+    }
+    lab.assert_nothing_left(&[]);
+}
