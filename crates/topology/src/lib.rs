@@ -17,6 +17,7 @@ pub mod model;
 pub mod node;
 pub mod read;
 pub mod srcmap;
+pub mod template;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -38,6 +39,9 @@ pub struct Source {
     pub text: String,
     /// Directory that relative paths and the lab directory are relative to.
     pub base_dir: PathBuf,
+    /// Template variables files (`--vars`); when empty, `<topology>_vars.{yml,yaml,json}` beside
+    /// the topology file are used.
+    pub vars_files: Vec<PathBuf>,
 }
 
 impl Source {
@@ -53,6 +57,7 @@ impl Source {
             display: path.display().to_string(),
             text,
             base_dir,
+            vars_files: Vec::new(),
         })
     }
 
@@ -63,7 +68,45 @@ impl Source {
             display: display.to_string(),
             text: text.into(),
             base_dir: base_dir.to_path_buf(),
+            vars_files: Vec::new(),
         }
+    }
+
+    /// Template variables from these files (merged in order, later ones winning).
+    pub fn with_vars(mut self, files: Vec<PathBuf>) -> Source {
+        self.vars_files = files;
+        self
+    }
+
+    /// The variables files a template topology uses: those given, or the ones found beside the
+    /// file as `<name without its last extension>_vars.{yml,yaml,json}` (and
+    /// `…_vars.<more>.yml`), in name order.
+    pub fn template_vars_files(&self) -> Vec<PathBuf> {
+        if !self.vars_files.is_empty() {
+            return self.vars_files.clone();
+        }
+        let Some(path) = &self.path else {
+            return Vec::new();
+        };
+        let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str()))
+        else {
+            return Vec::new();
+        };
+        let want = format!("{stem}_vars.");
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&want)
+                        && [".yml", ".yaml", ".json"].iter().any(|x| n.ends_with(x))
+                })
+            })
+            .collect();
+        found.sort();
+        found
     }
 }
 
@@ -237,17 +280,35 @@ pub fn load(src: &Source, opts: &Options<'_>) -> Result<Loaded, LoadError> {
 }
 
 fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<Lab> {
-    // Variables are substituted in the whole text before YAML reads it, as containerlab does;
-    // every position is then mapped back into the file as written.
+    // A Go template is rendered first, then variables are substituted in the whole text before
+    // YAML reads it, as containerlab does; every position is mapped back into the file as written.
+    let written = srcmap::Lines::new(&src.text);
+    let at = |off: usize| {
+        let p = written.pos(off);
+        Some(Span { start: p, end: p })
+    };
+    let (rendered, template_map) = if src.text.contains("{{") {
+        let data = template_vars(src, opts, d)?;
+        match template::render(&src.text, data) {
+            Ok(r) => r,
+            Err(e) => {
+                d.error(at(e.at), format!("template: {}", e.message));
+                return None;
+            }
+        }
+    } else {
+        let mut identity = srcmap::OffsetMap::default();
+        identity.copied(0, 0, src.text.len());
+        (src.text.clone(), identity)
+    };
     let mut env = env::Env::new(opts.env);
-    let expanded = env.expand_text(&src.text);
+    let expanded = env.expand_text(&rendered);
     let chain = srcmap::Chain {
         written: &src.text,
-        steps: vec![(&expanded.text, &expanded.map)],
+        steps: vec![(&rendered, &template_map), (&expanded.text, &expanded.map)],
     };
-    let written = srcmap::Lines::new(&src.text);
-    for (at, e) in &expanded.errors {
-        let pos = written.pos(*at);
+    for (off, e) in &expanded.errors {
+        let pos = written.pos(template_map.to_input(*off));
         d.error(
             Some(Span {
                 start: pos,
@@ -535,6 +596,56 @@ fn node_groups<'g>(
         }
     }
     out
+}
+
+/// The variables a template topology renders with: the merged variables files, or no data.
+fn template_vars(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<template::Val> {
+    let mut merged = serde_json::Value::Null;
+    for path in src.template_vars_files() {
+        let shown = path.display().to_string();
+        let text = match (opts.read_file)(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                d.error(None, format!("cannot read template variables {shown}: {e}"));
+                return None;
+            }
+        };
+        let v = match yaml::parse(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                d.error(
+                    None,
+                    format!("template variables {shown}:{}: {}", e.pos, e.message),
+                );
+                return None;
+            }
+        };
+        let v = read::to_json(&v);
+        if !(v.is_object() || v.is_null()) {
+            d.error(
+                None,
+                format!("template variables {shown} must be a mapping of names to values"),
+            );
+            return None;
+        }
+        merge_json(&mut merged, v);
+    }
+    Some(match merged {
+        serde_json::Value::Null => template::Val::Missing,
+        v => template::Val::from_json(&v),
+    })
+}
+
+/// Merge `src` into `dst`: mappings key by key (recursively), anything else replaced.
+fn merge_json(dst: &mut serde_json::Value, src: serde_json::Value) {
+    match (dst, src) {
+        (serde_json::Value::Object(d), serde_json::Value::Object(s)) => {
+            for (k, v) in s {
+                merge_json(d.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (d, s) => *d = s,
+    }
 }
 
 /// "node a" or "nodes a, b, c and 7 more", for warnings that gather many nodes.

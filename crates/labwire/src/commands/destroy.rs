@@ -55,6 +55,7 @@ pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
         let t = TopoSource(super::TopoArg {
             topo: a.topo,
             runtime: None,
+            vars: Vec::new(),
         });
         vec![lab_name(&t)?]
     };
