@@ -52,9 +52,52 @@ pub struct NodeNet<'a> {
 
 /// Is this node's side of a link in the host (a `bridge` or `host` kind node)?
 fn in_host(lab: &Lab, node: &str) -> Option<KindClass> {
+    lab.node(node).filter(|n| n.in_host()).map(|n| n.class)
+}
+
+/// The node whose namespace holds `node`'s link ends: itself, or for a bridge inside another
+/// node's namespace (`br|ns`), that node.
+fn netns_owner<'l>(lab: &'l Lab, node: &'l str) -> &'l str {
     lab.node(node)
-        .map(|n| n.class)
-        .filter(|c| matches!(c, KindClass::Bridge | KindClass::Host))
+        .and_then(|n| n.netns_bridge())
+        .map_or(node, |(_, owner)| owner)
+}
+
+/// Make every bridge that lives inside one of `owners`' namespaces (`br|ns` nodes), up; their
+/// ifindexes by bridge node name. They go with the namespace, so nothing is journaled.
+pub fn ensure_netns_bridges(
+    lab: &Lab,
+    owners: &HashSet<&str>,
+    nets: &HashMap<String, &NetNs>,
+) -> Result<HashMap<String, u32>> {
+    let mut out = HashMap::new();
+    for n in &lab.nodes {
+        let Some((bridge, owner)) = n.netns_bridge() else {
+            continue;
+        };
+        if !owners.contains(owner) {
+            continue;
+        }
+        let ns = nets
+            .get(owner)
+            .ok_or_else(|| Error::Invalid(format!("node {owner} has no network namespace")))?;
+        let op = |what: &str| format!("{what} bridge {bridge} in node {owner}");
+        let mut h = Handle::in_netns(ns).map_err(wire_err(op("open netlink for")))?;
+        let index = match h.link(bridge).map_err(wire_err(op("look up")))? {
+            Some(l) if l.kind.as_deref() == Some("bridge") => l.index,
+            Some(_) => {
+                return Err(Error::Invalid(format!(
+                    "node {}: interface {bridge} in node {owner} exists and is not a bridge",
+                    n.name
+                )))
+            }
+            None => h
+                .add_bridge(bridge, None, Some(bridge_node_mac(&n.name).0), true)
+                .map_err(wire_err(op("create")))?,
+        };
+        out.insert(n.name.clone(), index);
+    }
+    Ok(out)
 }
 
 fn host_index(host: &mut Handle, name: &str, what: &str) -> Result<u32> {
@@ -80,7 +123,7 @@ pub fn create_links(
     journal: &Journal,
 ) -> Result<()> {
     let fd = |node: &str| -> Result<BorrowedFd<'_>> {
-        nets.get(node)
+        nets.get(netns_owner(lab, node))
             .map(|n| n.fd())
             .ok_or_else(|| Error::Invalid(format!("node {node} has no network namespace")))
     };
@@ -206,6 +249,17 @@ pub fn create_links(
             indexes.insert(br.clone(), br_idx);
         }
     }
+    let owners: HashSet<&str> = links
+        .iter()
+        .flat_map(|l| l.endpoints())
+        .filter_map(|e| lab.node(&e.node).and_then(|n| n.netns_bridge()))
+        .map(|(_, owner)| owner)
+        .collect();
+    let ns_bridges = if owners.is_empty() {
+        HashMap::new()
+    } else {
+        ensure_netns_bridges(lab, &owners, nets)?
+    };
     let mut parents: HashMap<String, u32> = HashMap::new();
     for l in links {
         match &l.peer {
@@ -289,17 +343,19 @@ pub fn create_links(
                     master: if first_host == Some(KindClass::Bridge) {
                         parents.get(&first.node).copied()
                     } else {
-                        None
+                        ns_bridges.get(&first.node).copied()
                     },
                     up: true,
                 };
+                // An end on a bridge inside a node's namespace is that bridge's port.
+                let second_master = ns_bridges.get(&second.node).copied();
                 let second_end = VethEnd {
                     name: &second.iface,
                     netns: Some(fd(&second.node)?),
                     mac: Some(second.mac.0),
                     mtu,
-                    master: None,
-                    up: false,
+                    master: second_master,
+                    up: second_master.is_some(),
                 };
                 batch.add_veth(&first_end, &second_end);
             }
@@ -627,7 +683,11 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
 /// Make sure every `bridge` kind node's bridge exists; record those labwire creates.
 pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<()> {
     let mut seen = HashSet::new();
-    for n in lab.nodes.iter().filter(|n| n.class == KindClass::Bridge) {
+    for n in lab
+        .nodes
+        .iter()
+        .filter(|n| n.class == KindClass::Bridge && n.in_host())
+    {
         if !seen.insert(n.name.clone()) {
             continue;
         }

@@ -201,3 +201,137 @@ topology:
     }
     lab.assert_nothing_left(&[]);
 }
+
+#[test]
+fn bridge_inside_a_node_namespace() {
+    let yaml = r#"name: cp-bns
+mgmt: {network: cp-bns, ipv4-subnet: 10.171.3.0/24, ipv6-subnet: "fd00:171:3::/64"}
+topology:
+  nodes:
+    cpbr0|bp1:
+      kind: bridge
+      network-mode: container:bp1
+    bp1:
+      kind: linux
+      exec:
+        - ip address add dev cpbr0 10.171.121.1/24
+    c1:
+      kind: linux
+      exec:
+        - ip address add dev eth1 10.171.121.2/24
+  links:
+    - endpoints: ["c1:eth1", "cpbr0|bp1:c1eth1"]
+"#;
+    let lab = TestLab::new("cp-bns", "cp-bns", "cp-bns", &["bp1", "c1"], yaml);
+    lab.deploy();
+    // The bridge is in bp1's namespace, not the host's; the link's end is its port there.
+    assert!(
+        link_by_name(None, "cpbr0").is_none(),
+        "cpbr0 leaked into the host"
+    );
+    let br = link_by_name(Some(&lab.netns("bp1")), "cpbr0").expect("cpbr0 in bp1");
+    assert_eq!(br["linkinfo"]["info_kind"].as_str(), Some("bridge"), "{br}");
+    let port = link_by_name(Some(&lab.netns("bp1")), "c1eth1").expect("c1eth1 in bp1");
+    assert_eq!(port["master"].as_str(), Some("cpbr0"), "{port}");
+    lab.assert_ping("c1", "10.171.121.1");
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    lab.assert_nothing_left(&[]);
+}
+
+/// Removes a container when dropped.
+struct RmContainer(&'static str);
+
+impl Drop for RmContainer {
+    fn drop(&mut self) {
+        let _ = DOCKER.run(&["rm", "-f", self.0]);
+    }
+}
+
+#[test]
+fn external_containers_are_joined_and_waited_for() {
+    engine_and_image();
+    let _c1 = RmContainer("cp-ext1");
+    let _c2 = RmContainer("cp-ext2");
+    for c in ["cp-ext1", "cp-ext2"] {
+        let _ = DOCKER.run(&["rm", "-f", c]);
+    }
+    DOCKER.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cp-ext1",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    let yaml = format!(
+        r#"name: cp-ext
+mgmt: {{network: cp-ext, ipv4-subnet: 10.171.4.0/24, ipv6-subnet: "fd00:171:4::/64"}}
+topology:
+  nodes:
+    cp-ext1: {{kind: ext-container}}
+    h1: {{kind: linux}}
+    n1:
+      kind: linux
+      runtime: docker
+      image: {IMAGE}
+      cmd: sleep 3600
+      network-mode: container:cp-ext2
+  links:
+    - endpoints: ["h1:eth1", "cp-ext1:an-ext-interface-too-long"]
+      ipv4: [10.171.131.1/30, 10.171.131.2/30]
+"#
+    );
+    let lab = TestLab::new("cp-ext", "cp-ext", "cp-ext", &["h1"], &yaml);
+    // cp-ext2 starts only after the deploy began: the deploy waits for it.
+    let starter = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        DOCKER.ok(&[
+            "run",
+            "-d",
+            "--name",
+            "cp-ext2",
+            "--network",
+            "none",
+            IMAGE,
+            "sleep",
+            "3600",
+        ]);
+    });
+    let out = lab.try_deploy();
+    starter.join().expect("starter thread");
+    assert!(out.status.success(), "deploy: {}", describe(&out));
+    assert!(
+        text_of(out.stderr.clone()).contains("waiting for container cp-ext2"),
+        "{}",
+        describe(&out)
+    );
+
+    // The ext-container got the link (and its address) in its own namespace, no eth0 of ours.
+    let pid = DOCKER.ok(&["inspect", "-f", "{{.State.Pid}}", "cp-ext1"]);
+    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{}/ns/net", pid.trim())).unwrap();
+    let ext_links = ip_json(&["-n", &lab.netns("cp-ext1"), "-j", "-d", "link"]).to_string();
+    assert!(
+        ext_links.contains("\"ifalias\":\"an-ext-interface-too-long\""),
+        "{ext_links}"
+    );
+    lab.assert_ping("h1", "10.171.131.2");
+    // n1 shares cp-ext2's network namespace.
+    let n1_pid = DOCKER.ok(&["inspect", "-f", "{{.State.Pid}}", &lab.long_name("n1")]);
+    let ext2_pid = DOCKER.ok(&["inspect", "-f", "{{.State.Pid}}", "cp-ext2"]);
+    assert_eq!(ns_of(&n1_pid), ns_of(&ext2_pid));
+
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    // Containers started outside the lab keep running.
+    let running = DOCKER.ok(&["inspect", "-f", "{{.State.Running}}", "cp-ext1"]);
+    assert_eq!(running.trim(), "true");
+    assert_eq!(
+        ns_of(&DOCKER.ok(&["inspect", "-f", "{{.State.Pid}}", "cp-ext1"])),
+        ns_of(&pid)
+    );
+    lab.assert_nothing_left(&[]);
+}

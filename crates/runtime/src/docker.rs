@@ -886,6 +886,29 @@ impl Engine {
         })
     }
 
+    /// The host pid of a running container's first process; `None` when there is no such
+    /// container or it is not running (yet).
+    pub fn running_pid(&self, name: &str) -> Result<Option<i32>> {
+        self.rt.block_on(async {
+            match self
+                .docker
+                .inspect_container(
+                    name,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+            {
+                Ok(info) => Ok(info
+                    .state
+                    .and_then(|s| s.pid)
+                    .filter(|p| *p > 0)
+                    .and_then(|p| i32::try_from(p).ok())),
+                Err(e) if is_not_found(&e) => Ok(None),
+                Err(e) => Err(Error::Unsupported(format!("inspect container {name}: {e}"))),
+            }
+        })
+    }
+
     /// The `containerlab` label of a container, `None` when there is no such container.
     pub fn lab_label(&self, name: &str) -> Result<Option<String>> {
         self.rt.block_on(async {

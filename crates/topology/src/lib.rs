@@ -446,7 +446,12 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     let mut unacted: BTreeMap<(Runtime, &str), (Span, Vec<String>)> = BTreeMap::new();
     let mut generic: BTreeMap<String, (Option<Span>, Vec<String>)> = BTreeMap::new();
     for (n, span, def) in &node_defs {
-        if let Err(e) = node::check_node_name(n) {
+        // `bridge|node` names a bridge inside that node's namespace (checked once decoded).
+        let name_ok = match n.split_once('|') {
+            Some((b, owner)) => node::check_node_name(b).and(node::check_node_name(owner)),
+            None => node::check_node_name(n),
+        };
+        if let Err(e) = name_ok {
             d.error(Some(*span), format!("node name `{n}`: {e}"));
             continue;
         }
@@ -496,6 +501,16 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
                     .or_insert((span, Vec::new()))
                     .1
                     .push(n.clone());
+            }
+            if let Some((_, owner)) = n.split_once('|') {
+                if node.netns_bridge().map(|(_, o)| o) != Some(owner) {
+                    d.error(
+                        Some(*span),
+                        format!("node name `{n}`: `|` names a bridge inside node {owner}'s network namespace"),
+                    )
+                    .help(format!("give it `kind: bridge` and `network-mode: container:{owner}`"));
+                    continue;
+                }
             }
             node_spans.insert(n.clone(), (*span, def));
             nodes.push(node);
@@ -667,8 +682,10 @@ fn check_network_modes(
     defined: &HashSet<String>,
 ) {
     for n in &lab.nodes {
+        // A bridge inside a namespace must name a node of the lab; any other node may share the
+        // network of a container started outside the lab (deploy waits for it).
         if let NetworkMode::Container(other) = &n.network_mode {
-            if !defined.contains(other) {
+            if !defined.contains(other) && n.class == KindClass::Bridge {
                 let span = spans
                     .get(&n.name)
                     .and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
@@ -679,6 +696,20 @@ fn check_network_modes(
                         n.name
                     ),
                 );
+            } else if !defined.contains(other) {
+                let span = spans
+                    .get(&n.name)
+                    .and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
+                let w = d.warning(
+                    span,
+                    format!(
+                        "node {} shares the network of `{other}`, which is not a node of this lab: deploy waits for a container of that name",
+                        n.name
+                    ),
+                );
+                if let Some(s) = diag::did_you_mean(other, defined.iter().map(String::as_str)) {
+                    w.help(format!("did you mean node `{s}`?"));
+                }
             }
         }
     }
@@ -786,7 +817,7 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
             let Some(node) = by_name.get(ep.node.as_str()) else {
                 continue;
             };
-            let host_side = matches!(node.class, KindClass::Bridge | KindClass::Host);
+            let host_side = node.in_host();
             if ep.iface == "eth0" && node.is_workload() && node.network_mode == NetworkMode::Bridged
             {
                 d.error(
@@ -833,11 +864,9 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
             _ => {}
         }
         if let Peer::Veth { b } = &l.link.peer {
-            let both_host = [&l.link.a, b].iter().all(|e| {
-                by_name
-                    .get(e.node.as_str())
-                    .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host))
-            });
+            let both_host = [&l.link.a, b]
+                .iter()
+                .all(|e| by_name.get(e.node.as_str()).is_some_and(|n| n.in_host()));
             if both_host {
                 d.error(
                     Some(l.span),

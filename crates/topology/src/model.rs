@@ -310,6 +310,25 @@ pub struct Node {
 }
 
 impl Node {
+    /// A bridge made inside another node's network namespace (`br|ns` with
+    /// `network-mode: container:ns`): the bridge's interface name and that node.
+    pub fn netns_bridge(&self) -> Option<(&str, &str)> {
+        match (&self.class, &self.network_mode) {
+            (KindClass::Bridge, NetworkMode::Container(owner)) => Some((
+                self.name
+                    .split_once('|')
+                    .map_or(self.name.as_str(), |(b, _)| b),
+                owner.as_str(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether this node's link ends are in the host's namespace (a bridge or host node).
+    pub fn in_host(&self) -> bool {
+        matches!(self.class, KindClass::Bridge | KindClass::Host) && self.netns_bridge().is_none()
+    }
+
     /// Whether this node runs as its own process tree (as opposed to a bridge or the host).
     pub fn is_workload(&self) -> bool {
         matches!(
