@@ -493,3 +493,43 @@ fn a_variable_may_expand_to_nothing_before_yaml_reads_it() {
     assert_eq!(lab.prefix, "");
     assert_eq!(lab.nodes[0].long_name, "a");
 }
+
+#[test]
+fn a_bar_in_a_node_name_is_only_for_a_bridge_in_that_node() {
+    let text = "name: t\ntopology:\n  nodes:\n    br|a: {kind: linux}\n    a: {}\n";
+    let e = expect_error(
+        text,
+        4,
+        5,
+        &["node name `br|a`", "inside node a's network namespace"],
+    );
+    assert!(e.contains("network-mode: container:a"), "{e}");
+    let text = "name: t\ntopology:\n  nodes:\n    br|a: {kind: bridge, network-mode: container:b}\n    a: {}\n    b: {}\n";
+    expect_error(text, 4, 5, &["node name `br|a`"]);
+    let text =
+        "name: t\ntopology:\n  nodes:\n    br|zz: {kind: bridge, network-mode: container:zz}\n";
+    expect_error(
+        text,
+        4,
+        41,
+        &["shares the network of `zz`", "not a node of this lab"],
+    );
+}
+
+#[test]
+fn template_errors_point_at_the_construct() {
+    let text = "name: t\ntopology:\n  nodes:\n    a: {image: \"{{ nosuch 1 }}\"}\n";
+    expect_error(
+        text,
+        4,
+        20,
+        &["template: function `nosuch` is not supported"],
+    );
+    let text = "name: t\n{{ if .x }}\ntopology:\n  nodes: {a: {}}\n";
+    expect_error(text, 2, 1, &["template: missing `{{ end }}`"]);
+    let text = "name: t\ntopology:\n  nodes: {a: {}}\n{{ template \"sub\" }}\n";
+    expect_error(text, 4, 1, &["`template` is not supported"]);
+    // An error after rendering points into the template as written.
+    let text = "name: t\ntopology:\n  nodes:\n{{- range seq 1 2 }}\n    n{{ . }}: {imgae: x}\n{{- end }}\n";
+    expect_error(text, 5, 16, &["unknown key `imgae`"]);
+}
