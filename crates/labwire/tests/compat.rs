@@ -129,6 +129,23 @@ fn vendor_and_long_interface_names_are_kept_as_altnames() {
         "{graph}"
     );
 
+    // inspect --interfaces shows both names.
+    let mut inspect = lab.cmd();
+    inspect
+        .args(["inspect", "-t"])
+        .arg(&lab.file)
+        .args(["--interfaces", "--format", "json"]);
+    let rows: Value = serde_json::from_slice(&run_ok(inspect).stdout).expect("inspect JSON");
+    let srl = rows["cp-names"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|r| r["node"] == "srl1" && r["interface"] == "ethernet-1/1")
+        })
+        .unwrap_or_else(|| panic!("srl1 ethernet-1/1 in {rows}"));
+    assert_eq!(srl["linux_interface"], "e1-1", "{srl}");
+    assert_eq!(srl["peer"], "iol1:Ethernet0/1", "{srl}");
+
     let out = lab.destroy(true);
     assert!(out.status.success(), "destroy: {}", describe(&out));
     lab.assert_nothing_left(&[port, host_end]);
