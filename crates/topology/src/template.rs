@@ -648,7 +648,7 @@ fn parse_pipe(toks: Vec<Token>, at: usize, allow_decl: bool) -> Res<Pipe> {
             } else {
                 t.tok == Tok::Comma
             }
-        }) && names.len() % 2 == 1
+        }) && !names.len().is_multiple_of(2)
             && names.len() <= 3;
         if ok {
             if !allow_decl {
@@ -1368,7 +1368,7 @@ fn func(name: &str, at: usize, a: Vec<Val>) -> Res<Val> {
             })
         }
         "dict" => {
-            if a.len() % 2 != 0 {
+            if !a.len().is_multiple_of(2) {
                 return err(at, "`dict` takes key value pairs");
             }
             Ok(Val::Map(
