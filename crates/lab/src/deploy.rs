@@ -614,22 +614,6 @@ impl Run<'_> {
             self.workers(),
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
-                // An ext-container node is a container started outside labwire: its namespace is
-                // joined, never made, and it is never stopped (no node entry in the journal).
-                if n.class == KindClass::ExtContainer {
-                    let proc = self.external_container(n, &n.name)?;
-                    let ns = NetNs::of_pid(proc.pid).map_err(wire_err(format!(
-                        "open the namespace of container {}",
-                        n.name
-                    )))?;
-                    self.procs
-                        .lock()
-                        .expect("procs")
-                        .insert(n.name.clone(), proc);
-                    self.nets.lock().expect("nets").insert(n.name.clone(), ns);
-                    self.progress.step(1);
-                    return Ok(());
-                }
                 let join = match &n.network_mode {
                     NetworkMode::Container(other) if self.lab.node(other).is_none() => {
                         let p = self.external_container(n, other)?;
@@ -644,10 +628,15 @@ impl Run<'_> {
                     }
                     _ => None,
                 };
-                if n.startup_delay_s > 0 {
+                if n.startup_delay_s > 0 && n.class != KindClass::ExtContainer {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
                 let proc = match EngineKind::of(n.runtime) {
+                    // An ext-container node is a container started outside labwire: its namespace
+                    // is joined, never made, and it is never stopped (no node entry in the journal).
+                    _ if n.class == KindClass::ExtContainer => {
+                        self.external_container(n, &n.name)?
+                    }
                     Some(kind) => self.create_container(n, kind)?,
                     None => self.spawn_native(n, join.as_deref())?,
                 };

@@ -889,28 +889,26 @@ impl Engine {
     /// The host pid of a running container's first process; `None` when there is no such
     /// container or it is not running (yet).
     pub fn running_pid(&self, name: &str) -> Result<Option<i32>> {
-        self.rt.block_on(async {
-            match self
-                .docker
-                .inspect_container(
-                    name,
-                    None::<bollard::query_parameters::InspectContainerOptions>,
-                )
-                .await
-            {
-                Ok(info) => Ok(info
-                    .state
-                    .and_then(|s| s.pid)
-                    .filter(|p| *p > 0)
-                    .and_then(|p| i32::try_from(p).ok())),
-                Err(e) if is_not_found(&e) => Ok(None),
-                Err(e) => Err(Error::Unsupported(format!("inspect container {name}: {e}"))),
-            }
-        })
+        Ok(self.inspect(name)?.and_then(|info| {
+            info.state
+                .and_then(|s| s.pid)
+                .filter(|p| *p > 0)
+                .and_then(|p| i32::try_from(p).ok())
+        }))
     }
 
     /// The `containerlab` label of a container, `None` when there is no such container.
     pub fn lab_label(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.inspect(name)?.map(|info| {
+            info.config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get("containerlab").cloned())
+                .unwrap_or_default()
+        }))
+    }
+
+    /// A container's details, `None` when there is no such container.
+    fn inspect(&self, name: &str) -> Result<Option<bollard::models::ContainerInspectResponse>> {
         self.rt.block_on(async {
             match self
                 .docker
@@ -920,12 +918,7 @@ impl Engine {
                 )
                 .await
             {
-                Ok(info) => Ok(Some(
-                    info.config
-                        .and_then(|c| c.labels)
-                        .and_then(|l| l.get("containerlab").cloned())
-                        .unwrap_or_default(),
-                )),
+                Ok(info) => Ok(Some(info)),
                 Err(e) if is_not_found(&e) => Ok(None),
                 Err(e) => Err(Error::Unsupported(format!("inspect container {name}: {e}"))),
             }
