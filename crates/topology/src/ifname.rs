@@ -212,21 +212,22 @@ const RULES: &[Rule] = &[
     },
 ];
 
-fn compiled() -> &'static [(Regex, &'static Rule)] {
-    static CELL: OnceLock<Vec<(Regex, &'static Rule)>> = OnceLock::new();
-    CELL.get_or_init(|| {
-        RULES
-            .iter()
-            .map(|r| (Regex::new(r.pattern).expect("valid interface pattern"), r))
-            .collect()
-    })
+/// The rule for `kind` and its compiled pattern; each pattern is compiled on first use only, so a
+/// lab of generic Linux nodes never pays for any.
+fn rule_for(kind: &str) -> Option<(&'static Regex, &'static Rule)> {
+    const N: usize = RULES.len();
+    static COMPILED: [OnceLock<Regex>; N] = [const { OnceLock::new() }; N];
+    let i = RULES.iter().position(|r| r.kinds.contains(&kind))?;
+    let re =
+        COMPILED[i].get_or_init(|| Regex::new(RULES[i].pattern).expect("valid interface pattern"));
+    Some((re, &RULES[i]))
 }
 
 /// The Linux name for a vendor port name of `kind`: `Ok(None)` when the name is not one of the
 /// kind's vendor names (it is used as written), an error when it is one but names no data port
 /// (a port number below the first, the management port).
 pub fn vendor_to_linux(kind: &str, written: &str) -> Result<Option<String>, String> {
-    let Some((re, rule)) = compiled().iter().find(|(_, r)| r.kinds.contains(&kind)) else {
+    let Some((re, rule)) = rule_for(kind) else {
         return Ok(None);
     };
     let Some(caps) = re.captures(written) else {

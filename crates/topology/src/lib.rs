@@ -303,10 +303,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     };
     let mut env = env::Env::new(opts.env);
     let expanded = env.expand_text(&rendered);
-    let chain = srcmap::Chain {
-        written: &src.text,
-        steps: vec![(&rendered, &template_map), (&expanded.text, &expanded.map)],
-    };
+    let chain = srcmap::Chain::new(
+        &src.text,
+        &[(&rendered, &template_map), (&expanded.text, &expanded.map)],
+    );
     for (off, e) in &expanded.errors {
         let pos = written.pos(template_map.to_input(*off));
         d.error(
@@ -486,7 +486,8 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
                     if acts_on(node.runtime, field) != Some(false) {
                         continue;
                     }
-                    if let Some(v) = levels.resolve(field) {
+                    // Only where it is set matters here, not the merged value.
+                    if let Some(v) = levels.levels.iter().find_map(|l| l.get(field)) {
                         let entry = unacted
                             .entry((node.runtime, field))
                             .or_insert((v.span, Vec::new()));

@@ -114,25 +114,37 @@ impl<'t> Lines<'t> {
 }
 
 /// The whole way from the text YAML read back to the file as written: the rewrites in the order
-/// they were applied, each with its output text.
+/// they were applied, each with its output text. Line indexes are built once, so mapping every
+/// span of a large lab stays linear.
 pub struct Chain<'a> {
-    /// The file as written.
-    pub written: &'a str,
-    /// (output text, map to its input), first rewrite first.
-    pub steps: Vec<(&'a str, &'a OffsetMap)>,
+    written: Lines<'a>,
+    /// Line index of the last output.
+    last: Option<Lines<'a>>,
+    maps: Vec<&'a OffsetMap>,
+    identity: bool,
 }
 
-impl Chain<'_> {
+impl<'a> Chain<'a> {
+    /// `steps`: (output text, map to its input), first rewrite first.
+    pub fn new(written: &'a str, steps: &[(&'a str, &'a OffsetMap)]) -> Self {
+        Chain {
+            written: Lines::new(written),
+            last: steps.last().map(|(t, _)| Lines::new(t)),
+            maps: steps.iter().map(|(_, m)| *m).collect(),
+            identity: steps.iter().all(|(t, _)| *t == written),
+        }
+    }
+
     /// A position in the last output → the same place in the file as written.
     pub fn pos(&self, pos: Pos) -> Pos {
-        let Some((last, _)) = self.steps.last() else {
+        let Some(last) = &self.last else {
             return pos;
         };
-        let mut off = Lines::new(last).offset(pos);
-        for (_, map) in self.steps.iter().rev() {
+        let mut off = last.offset(pos);
+        for map in self.maps.iter().rev() {
             off = map.to_input(off);
         }
-        Lines::new(self.written).pos(off)
+        self.written.pos(off)
     }
 
     pub fn span(&self, s: Span) -> Span {
@@ -142,9 +154,9 @@ impl Chain<'_> {
         }
     }
 
-    /// Whether any rewrite changed anything (no mapping needed otherwise).
+    /// Whether no rewrite changed anything (no mapping needed then).
     pub fn is_identity(&self) -> bool {
-        self.steps.iter().all(|(text, _)| *text == self.written)
+        self.identity
     }
 }
 
