@@ -352,3 +352,53 @@ topology:
     );
     lab.assert_nothing_left(&[]);
 }
+
+#[test]
+fn a_template_topology_deploys_with_its_variables() {
+    let template = r#"name: {{ .lab }}
+mgmt: {network: cp-tpl, ipv4-subnet: 10.171.5.0/24, ipv6-subnet: "fd00:171:5::/64"}
+topology:
+  nodes:
+{{- range $i := seq 1 .hosts }}
+    h{{ $i }}:
+      kind: linux
+      exec:
+        - ip address add {{ printf "10.171.141.%d/24" $i }} dev eth1
+{{- end }}
+    cptplsw: {kind: bridge}
+  links:
+{{- range $i := seq 1 .hosts }}
+    - endpoints: ["h{{ $i }}:eth1", "cptplsw:{{ printf "cptpl-p%d" $i }}"]
+{{- end }}
+"#;
+    let lab = TestLab::with_file(
+        "cp-tpl",
+        "cp-tpl",
+        "cp-tpl",
+        &["h1", "h2", "h3"],
+        "lab.clab.gotmpl",
+        template,
+    );
+    let vars = lab.dir.join("three.yml");
+    std::fs::write(&vars, "lab: cp-tpl\nhosts: 3\n").expect("write vars");
+    let mut deploy = lab.deploy_cmd();
+    deploy.arg("--vars").arg(&vars);
+    let out = run_timeout(deploy, std::time::Duration::from_secs(180));
+    assert!(out.status.success(), "deploy: {}", describe(&out));
+    lab.assert_ping("h1", "10.171.141.3");
+    assert!(
+        link_by_name(None, "cptpl-p2").is_some(),
+        "bridge port of h2"
+    );
+
+    let mut destroy = lab.cmd();
+    destroy
+        .args(["destroy", "-t"])
+        .arg(&lab.file)
+        .arg("--vars")
+        .arg(&vars)
+        .arg("--cleanup");
+    let out = run_ok(destroy);
+    assert!(text_of(out.stderr).contains("lab cp-tpl destroyed"));
+    lab.assert_nothing_left(&[]);
+}

@@ -120,6 +120,9 @@ pub struct LabRef {
     /// Lab name (works when the topology file changed or is gone)
     #[arg(long, conflicts_with = "topo")]
     pub name: Option<String>,
+    /// Variables of a Go-template topology (as given to deploy)
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
 }
 
 impl LabRef {
@@ -130,7 +133,7 @@ impl LabRef {
             None => Ok(TopoArg {
                 topo: self.topo.clone(),
                 runtime: None,
-                vars: Vec::new(),
+                vars: self.vars.clone(),
             }
             .load()?
             .name),
