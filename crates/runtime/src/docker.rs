@@ -1184,6 +1184,32 @@ mod tests {
     }
 
     #[test]
+    fn engine_fields_of_the_node_reach_the_host_config() {
+        let n = node(
+            "      volumes: [\"data:/data\"]\n      tmpfs: {/scratch: size=8m}\n      pid-mode: host\n      security-opts: [no-new-privileges]\n      cgroup-parent: lab.slice\n      cgroupns-mode: host\n",
+        );
+        let c = Container {
+            lab: "t",
+            node: &n,
+            topo_file: None,
+            share_net_with: None,
+            intfs: 0,
+            network: None,
+        };
+        let h = create_body(EngineKind::Podman, &c).host_config.unwrap();
+        assert_eq!(h.binds, Some(vec!["data:/data".to_string()]));
+        assert_eq!(
+            h.tmpfs.unwrap().get("/scratch").map(String::as_str),
+            Some("size=8m")
+        );
+        assert_eq!(h.pid_mode.as_deref(), Some("host"));
+        assert_eq!(h.cgroup_parent.as_deref(), Some("lab.slice"));
+        assert_eq!(h.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        // Podman runs privileged: only the node's own options are added.
+        assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));
+    }
+
+    #[test]
     fn podman_containers_get_limits_within_the_hard_ones_and_privileged() {
         let n = node("      entrypoint: \"\"\n      cmd: /lib/systemd/systemd\n");
         let c = Container {

@@ -495,6 +495,19 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
                     }
                 }
             }
+            // Container nodes always run privileged (what network OS images need).
+            if node.privileged == Some(false)
+                && matches!(node.runtime, Runtime::Docker | Runtime::Podman)
+            {
+                let span = levels.levels.iter().find_map(|l| l.get("privileged"));
+                d.warning(
+                    span.map(|v| v.span),
+                    format!(
+                        "`privileged: false` (node {n}): labwire's {} nodes always run privileged",
+                        node.runtime
+                    ),
+                );
+            }
             if let Some(kinds::Known::Foreign) = kinds::lookup(&node.kind) {
                 let span = levels.resolve("kind").map(|v| v.span);
                 generic

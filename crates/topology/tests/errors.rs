@@ -533,3 +533,14 @@ fn template_errors_point_at_the_construct() {
     let text = "name: t\ntopology:\n  nodes:\n{{- range seq 1 2 }}\n    n{{ . }}: {imgae: x}\n{{- end }}\n";
     expect_error(text, 5, 16, &["unknown key `imgae`"]);
 }
+
+#[test]
+fn privileged_false_on_a_container_node_is_said_not_to_hold() {
+    let text =
+        "name: t\ntopology:\n  nodes:\n    a: {runtime: docker, image: x, privileged: false}\n";
+    let w = run(text).expect("valid").warnings.render(false);
+    assert!(
+        w.contains("t.clab.yml:4:48: warning: `privileged: false` (node a): labwire's docker nodes always run privileged"),
+        "{w}"
+    );
+}
