@@ -544,3 +544,10 @@ fn privileged_false_on_a_container_node_is_said_not_to_hold() {
         "{w}"
     );
 }
+
+#[test]
+fn an_old_underscore_spelling_is_named_as_such() {
+    let text = "name: t\ntopology:\n  nodes:\n    a: {mgmt_ipv4: 172.20.20.9}\n";
+    let e = expect_error(text, 4, 9, &["unknown key `mgmt_ipv4` in node a"]);
+    assert!(e.contains("old spelling of `mgmt-ipv4`"), "{e}");
+}
