@@ -289,10 +289,21 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     };
     let (rendered, template_map) = if src.text.contains("{{") {
         let data = template_vars(src, opts, d)?;
-        match template::render(&src.text, data) {
+        let subs = subtemplates(src, opts, d)?;
+        match template::render_with(&src.text, &subs, data) {
             Ok(r) => r,
             Err(e) => {
-                d.error(at(e.at), format!("template: {}", e.message));
+                match e.source.unwrap_or(0) {
+                    0 => d.error(at(e.at), format!("template: {}", e.message)),
+                    i => {
+                        let (name, text) = &subs[i - 1];
+                        let pos = srcmap::Lines::new(text).pos(e.at);
+                        d.error(
+                            None,
+                            format!("template clab_templates/{name}:{pos}: {}", e.message),
+                        )
+                    }
+                };
                 return None;
             }
         }
@@ -663,6 +674,41 @@ fn template_vars(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Optio
         serde_json::Value::Null => template::Val::Missing,
         v => template::Val::from_json(&v),
     })
+}
+
+/// containerlab's sub-templates: `clab_templates/*.gotmpl` beside the topology, each named by its
+/// file name, in name order.
+fn subtemplates(
+    src: &Source,
+    opts: &Options<'_>,
+    d: &mut Diagnostics,
+) -> Option<Vec<(String, String)>> {
+    let Some(dir) = src.path.as_ref().and_then(|p| p.parent()) else {
+        return Some(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("clab_templates"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gotmpl"))
+        .collect();
+    files.sort();
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let name = f.file_name()?.to_string_lossy().into_owned();
+        match (opts.read_file)(&f) {
+            Ok(text) => out.push((name, text)),
+            Err(e) => {
+                d.error(
+                    None,
+                    format!("cannot read sub-template {}: {e}", f.display()),
+                );
+                return None;
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Merge `src` into `dst`: mappings key by key (recursively), anything else replaced.

@@ -146,6 +146,8 @@ fn display_inner(v: &Val) -> String {
 pub struct TemplateError {
     pub at: usize,
     pub message: String,
+    /// Which text `at` is in: `None` or `Some(0)` the topology, `Some(i)` its i-th sub-template.
+    pub source: Option<usize>,
 }
 
 type Res<T> = Result<T, TemplateError>;
@@ -154,6 +156,7 @@ fn err<T>(at: usize, message: impl Into<String>) -> Res<T> {
     Err(TemplateError {
         at,
         message: message.into(),
+        source: None,
     })
 }
 
@@ -404,7 +407,10 @@ struct Pipe {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Text(usize, usize),
+    /// Text of source `.0` from `.1` to `.2`.
+    Text(usize, usize, usize),
+    /// `{{ template "name" [pipeline] }}` (also what `block` leaves in place).
+    Template(String, Option<Pipe>, usize),
     Action(Pipe),
     If(Vec<(Pipe, Vec<Node>)>, Option<Vec<Node>>),
     Range(Pipe, Vec<Node>, Option<Vec<Node>>),
@@ -522,8 +528,30 @@ fn split(src: &str) -> Res<Vec<Piece>> {
     Ok(out)
 }
 
-struct Parser {
+struct Parser<'d> {
     pieces: std::vec::IntoIter<Piece>,
+    /// Which text these pieces are from.
+    source: usize,
+    /// Named templates (`define`, `block`, sub-template files), later ones replacing earlier.
+    defs: &'d mut Vec<Def>,
+}
+
+/// A named template: its body and the text it was written in.
+struct Def {
+    name: String,
+    source: usize,
+    nodes: Vec<Node>,
+}
+
+/// The name operand of `define`, `template` and `block`.
+fn template_name(toks: &mut Vec<Token>, at: usize, what: &str) -> Res<String> {
+    if toks.is_empty() {
+        return err(at, format!("`{what}` needs a template name"));
+    }
+    match toks.remove(0).tok {
+        Tok::Lit(Val::Str(name)) => Ok(name),
+        _ => err(at, format!("`{what}` takes the template name as a string")),
+    }
 }
 
 /// What ended a list of nodes.
@@ -533,13 +561,13 @@ enum Stop {
     Else(usize, Vec<Token>),
 }
 
-impl Parser {
+impl Parser<'_> {
     fn list(&mut self) -> Res<(Vec<Node>, Stop)> {
         let mut nodes = Vec::new();
         while let Some(p) = self.pieces.next() {
             let a = match p {
                 Piece::Text(s, e) => {
-                    nodes.push(Node::Text(s, e));
+                    nodes.push(Node::Text(self.source, s, e));
                     continue;
                 }
                 Piece::Action(a) => a,
@@ -618,11 +646,41 @@ impl Parser {
                 }
                 Some("break") => nodes.push(Node::Break(at)),
                 Some("continue") => nodes.push(Node::Continue(at)),
-                Some(k @ ("define" | "template" | "block")) => {
-                    return err(
-                        at,
-                        format!("the template construct `{k}` is not supported (labwire renders a topology as one template)"),
-                    )
+                Some(k @ ("define" | "block")) => {
+                    toks.remove(0);
+                    let name = template_name(&mut toks, at, k)?;
+                    let pipe = if k == "block" {
+                        if toks.is_empty() {
+                            return err(at, "`block` needs a pipeline after its name");
+                        }
+                        Some(parse_pipe(toks, at, false)?)
+                    } else if !toks.is_empty() {
+                        return err(at, "`define` takes only a template name");
+                    } else {
+                        None
+                    };
+                    let (body, stop) = self.list()?;
+                    if !matches!(stop, Stop::End(_)) {
+                        return err(at, format!("missing `{{{{ end }}}}` for {k}"));
+                    }
+                    self.defs.push(Def {
+                        name: name.clone(),
+                        source: self.source,
+                        nodes: body,
+                    });
+                    if k == "block" {
+                        nodes.push(Node::Template(name, pipe, at));
+                    }
+                }
+                Some("template") => {
+                    toks.remove(0);
+                    let name = template_name(&mut toks, at, "template")?;
+                    let pipe = if toks.is_empty() {
+                        None
+                    } else {
+                        Some(parse_pipe(toks, at, false)?)
+                    };
+                    nodes.push(Node::Template(name, pipe, at));
                 }
                 _ => nodes.push(Node::Action(parse_pipe(toks, at, true)?)),
             }
@@ -775,43 +833,111 @@ enum Flow {
 }
 
 struct Exec<'s> {
-    src: &'s str,
+    /// The topology, then its sub-templates.
+    srcs: Vec<&'s str>,
+    defs: Vec<Def>,
     out: String,
     map: OffsetMap,
     vars: Vec<(String, Val)>,
     steps: u64,
+    /// The text being executed, and where in the topology the `template` call that left it is
+    /// (what output from other texts maps to).
+    cur: usize,
+    site: usize,
+    depth: usize,
+}
+
+/// Deepest nesting of `template` calls (a template calling itself stops here).
+const MAX_TEMPLATE_DEPTH: usize = 64;
+
+fn parse_source(text: &str, source: usize, defs: &mut Vec<Def>) -> Res<Vec<Node>> {
+    let pieces = split(text).map_err(|e| in_source(e, source))?;
+    let mut parser = Parser {
+        pieces: pieces.into_iter(),
+        source,
+        defs,
+    };
+    let (nodes, stop) = parser.list().map_err(|e| in_source(e, source))?;
+    match stop {
+        Stop::Eof => Ok(nodes),
+        Stop::End(at) => Err(in_source(
+            TemplateError {
+                at,
+                message: "`{{ end }}` without an `if`, `range`, `with`, `define` or `block`".into(),
+                source: None,
+            },
+            source,
+        )),
+        Stop::Else(at, _) => Err(in_source(
+            TemplateError {
+                at,
+                message: "`{{ else }}` without an `if`, `range` or `with`".into(),
+                source: None,
+            },
+            source,
+        )),
+    }
+}
+
+/// Attribute an error to `source` unless a more inner text already claimed it.
+fn in_source(mut e: TemplateError, source: usize) -> TemplateError {
+    e.source.get_or_insert(source);
+    e
 }
 
 /// Render `src` with `data` as `.` and `$`; the text and its map back to `src`.
 pub fn render(src: &str, data: Val) -> Result<(String, OffsetMap), TemplateError> {
-    let pieces = split(src)?;
-    let mut parser = Parser {
-        pieces: pieces.into_iter(),
-    };
-    let (nodes, stop) = parser.list()?;
-    match stop {
-        Stop::Eof => {}
-        Stop::End(at) => return err(at, "`{{ end }}` without an `if`, `range` or `with`"),
-        Stop::Else(at, _) => return err(at, "`{{ else }}` without an `if`, `range` or `with`"),
+    render_with(src, &[], data)
+}
+
+/// Render `src` with named sub-templates (containerlab's `clab_templates/*.gotmpl`: each file is
+/// a template named by its file name, and may `define` more); output that comes from a
+/// sub-template maps to the `template` action in `src` that called it. An error's `source` says
+/// which text its offset is in (1 for the first sub-template, …).
+pub fn render_with(
+    src: &str,
+    subtemplates: &[(String, String)],
+    data: Val,
+) -> Result<(String, OffsetMap), TemplateError> {
+    let mut defs = Vec::new();
+    for (i, (name, text)) in subtemplates.iter().enumerate() {
+        let nodes = parse_source(text, i + 1, &mut defs)?;
+        defs.push(Def {
+            name: name.clone(),
+            source: i + 1,
+            nodes,
+        });
     }
+    let nodes = parse_source(src, 0, &mut defs)?;
+    let mut srcs = vec![src];
+    srcs.extend(subtemplates.iter().map(|(_, t)| t.as_str()));
     let mut ex = Exec {
-        src,
+        srcs,
+        defs,
         out: String::new(),
         map: OffsetMap::default(),
         vars: vec![("$".into(), data.clone())],
         steps: 0,
+        cur: 0,
+        site: 0,
+        depth: 0,
     };
-    match ex.walk(&nodes, &data)? {
-        Flow::Normal => {}
+    match ex.walk(&nodes, &data).map_err(|e| in_source(e, 0))? {
+        Flow::Normal => Ok((ex.out, ex.map)),
         Flow::Break(at) | Flow::Continue(at) => {
-            return err(at, "`break` or `continue` outside a `range`")
+            err(at, "`break` or `continue` outside a `range`").map_err(|e| in_source(e, 0))
         }
     }
-    Ok((ex.out, ex.map))
 }
 
 impl Exec<'_> {
     fn emit(&mut self, text: &str, at: usize, copied: bool) -> Res<()> {
+        // Output of a sub-template maps to the call in the topology.
+        let (at, copied) = if self.cur == 0 {
+            (at, copied)
+        } else {
+            (self.site, false)
+        };
         if self.out.len() + text.len() > MAX_OUTPUT {
             return err(
                 at,
@@ -830,9 +956,16 @@ impl Exec<'_> {
     fn walk(&mut self, nodes: &[Node], dot: &Val) -> Res<Flow> {
         for n in nodes {
             match n {
-                Node::Text(s, e) => {
-                    let t = &self.src[*s..*e];
-                    self.emit(t, *s, true)?;
+                Node::Text(src, s, e) => {
+                    let t = self.srcs[*src][*s..*e].to_string();
+                    self.emit(&t, *s, true)?;
+                }
+                Node::Template(name, pipe, at) => {
+                    let d = match pipe {
+                        Some(p) => self.pipe_value(p, dot)?,
+                        None => Val::Missing,
+                    };
+                    self.call_template(name, *at, d)?;
                 }
                 Node::Action(p) => {
                     let v = self.pipe(p, dot)?;
@@ -921,6 +1054,43 @@ impl Exec<'_> {
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// Execute named template `name` with `dot`, in a scope of its own (`$` is `dot`).
+    fn call_template(&mut self, name: &str, at: usize, dot: Val) -> Res<()> {
+        let Some(i) = self.defs.iter().rposition(|d| d.name == name) else {
+            return err(
+                at,
+                format!("no template named {name:?} (define it, or put it in clab_templates/)"),
+            );
+        };
+        if self.depth >= MAX_TEMPLATE_DEPTH {
+            return err(
+                at,
+                format!("templates call each other more than {MAX_TEMPLATE_DEPTH} deep"),
+            );
+        }
+        let nodes = self.defs[i].nodes.clone();
+        let source = self.defs[i].source;
+        let saved = (
+            std::mem::replace(&mut self.vars, vec![("$".into(), dot.clone())]),
+            self.cur,
+            self.site,
+        );
+        if self.cur == 0 {
+            self.site = at;
+        }
+        self.cur = source;
+        self.depth += 1;
+        let r = self.walk(&nodes, &dot).map_err(|e| in_source(e, source));
+        self.depth -= 1;
+        (self.vars, self.cur, self.site) = saved;
+        match r? {
+            Flow::Normal => Ok(()),
+            Flow::Break(b) | Flow::Continue(b) => {
+                err(b, "`break` or `continue` outside a `range`").map_err(|e| in_source(e, source))
+            }
+        }
     }
 
     fn declare(&mut self, name: &str, v: Val, p: &Pipe) -> Res<()> {
@@ -1782,7 +1952,7 @@ mod tests {
     fn unsupported_constructs_are_named_with_their_position() {
         let t = "a: 1\nb: {{ template \"x\" }}\n";
         let er = e(t);
-        assert!(er.message.contains("`template`"), "{er:?}");
+        assert!(er.message.contains("no template named \"x\""), "{er:?}");
         assert_eq!(er.at, t.find("{{").unwrap());
         let t = "x: {{ sprigOnly 1 }}";
         let er = e(t);
@@ -1791,6 +1961,33 @@ mod tests {
         assert!(e("{{ if .x }}open").message.contains("missing `{{ end }}`"));
         assert!(e("{{ end }}").message.contains("without"));
         assert!(e("{{ .x ").message.contains("unclosed action"));
+    }
+
+    #[test]
+    fn define_template_block_and_subtemplates() {
+        let d = r#"{"n": 2, "name": "x"}"#;
+        let t = "{{ define \"pair\" }}[{{ .a }}-{{ .b }}]{{ end }}{{ template \"pair\" dict \"a\" 1 \"b\" .n }} {{ block \"dflt\" .name }}<{{ . }}>{{ end }}";
+        assert_eq!(r(t, d), "[1-2] <x>");
+        let subs = vec![(
+            "nodes.gotmpl".to_string(),
+            "{{ range seq 1 . }}  n{{ . }}: {}\n{{ end }}".to_string(),
+        )];
+        let t = "nodes:\n{{ template \"nodes.gotmpl\" .n }}end\n";
+        let (out, map) = render_with(t, &subs, vars(d)).unwrap();
+        assert_eq!(out, "nodes:\n  n1: {}\n  n2: {}\nend\n");
+        // Sub-template output maps to the call; text after it to itself.
+        assert_eq!(map.to_input(out.find("n2").unwrap()), t.find("{{").unwrap());
+        assert_eq!(
+            map.to_input(out.find("end").unwrap()),
+            t.find("end").unwrap()
+        );
+        // An error inside a sub-template names it.
+        let subs = vec![("bad.gotmpl".to_string(), "x {{ nosuch }}".to_string())];
+        let er = render_with("{{ template \"bad.gotmpl\" }}", &subs, Val::Missing).unwrap_err();
+        assert_eq!((er.source, er.at), (Some(1), 5));
+        // A template calling itself stops.
+        let er = e("{{ define \"x\" }}{{ template \"x\" }}{{ end }}{{ template \"x\" }}");
+        assert!(er.message.contains("more than 64 deep"), "{er:?}");
     }
 
     #[test]

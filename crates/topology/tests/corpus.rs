@@ -662,6 +662,7 @@ fn a_template_topology_renders_with_the_variables_beside_it() {
         Some(Ipv4Addr::new(172, 20, 20, 12))
     );
     assert_eq!(node(&lab, "leaf1").labels["asn"], "65001");
+    assert_eq!(node(&lab, "leaf2").labels["role"], "leaf");
     assert_eq!(
         node(&lab, "leaf1").image.as_deref(),
         Some("ghcr.io/nokia/srlinux")

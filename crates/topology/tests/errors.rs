@@ -528,7 +528,7 @@ fn template_errors_point_at_the_construct() {
     let text = "name: t\n{{ if .x }}\ntopology:\n  nodes: {a: {}}\n";
     expect_error(text, 2, 1, &["template: missing `{{ end }}`"]);
     let text = "name: t\ntopology:\n  nodes: {a: {}}\n{{ template \"sub\" }}\n";
-    expect_error(text, 4, 1, &["`template` is not supported"]);
+    expect_error(text, 4, 1, &["no template named \"sub\""]);
     // An error after rendering points into the template as written.
     let text = "name: t\ntopology:\n  nodes:\n{{- range seq 1 2 }}\n    n{{ . }}: {imgae: x}\n{{- end }}\n";
     expect_error(text, 5, 16, &["unknown key `imgae`"]);
