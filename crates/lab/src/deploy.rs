@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use runtime::backend::{CreateNode, Deployment, LabDirs};
+use runtime::backend::{CreateNode, Deployment, LabDirs, SharedNet};
 use runtime::docker;
 use runtime::node::{ExecOutput, ImageRoot, NodeContext};
 use runtime::process::ProcId;
@@ -437,7 +437,11 @@ impl Run<'_> {
             self.accept_bridge_traffic(&lab.mgmt.bridge)?;
         }
         wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
-        for n in lab.nodes.iter().filter(|n| n.class == KindClass::Bridge) {
+        for n in lab
+            .nodes
+            .iter()
+            .filter(|n| n.class == KindClass::Bridge && n.in_host())
+        {
             self.accept_bridge_traffic(&n.name)?;
         }
         self.timings
@@ -536,9 +540,14 @@ impl Run<'_> {
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
                 let share_net_with = match &n.network_mode {
+                    // A container outside the lab is joined by its own name, once it runs.
+                    NetworkMode::Container(other) if self.lab.node(other).is_none() => {
+                        let proc = runtime::external::find(n, other, &signals::interrupted)?;
+                        Some(SharedNet { name: other, proc })
+                    }
                     NetworkMode::Container(other) => {
                         let procs = self.procs.lock().expect("procs");
-                        let p = procs.get(other).ok_or_else(|| Error::NotRunning {
+                        let proc = *procs.get(other).ok_or_else(|| Error::NotRunning {
                             lab: self.lab.name.clone(),
                             node: other.clone(),
                         })?;
@@ -546,11 +555,14 @@ impl Run<'_> {
                             lab: self.lab.name.clone(),
                             node: other.clone(),
                         })?;
-                        Some((o, *p))
+                        Some(SharedNet {
+                            name: &o.long_name,
+                            proc,
+                        })
                     }
                     _ => None,
                 };
-                if n.startup_delay_s > 0 {
+                if n.startup_delay_s > 0 && n.class != KindClass::ExtContainer {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
                 let t = Instant::now();
@@ -613,8 +625,15 @@ impl Run<'_> {
         let lab = self.lab;
         let names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         let nets = self.nets.lock().expect("nets");
+        // A bridge inside a node's namespace exists once that node does.
         let created = |node: &str| -> bool {
-            nets.contains_key(node) || lab.node(node).is_some_and(|n| !n.is_workload())
+            match lab.node(node) {
+                Some(n) => match n.netns_bridge() {
+                    Some((_, owner)) => nets.contains_key(owner),
+                    None => nets.contains_key(node) || !n.is_workload(),
+                },
+                None => nets.contains_key(node),
+            }
         };
         let mut todo: Vec<(usize, &Link)> = Vec::new();
         for (i, l) in lab.links.iter().enumerate() {
@@ -631,12 +650,15 @@ impl Run<'_> {
             .copied()
             .filter(|n| {
                 n.network_mode == NetworkMode::Bridged
+                    && n.class != KindClass::ExtContainer
                     && !self.configured.contains(&n.name)
                     && self.wires_mgmt(n)
             })
             .collect();
         self.progress.stage("create links", todo.len() + mgmt.len());
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
+        // Bridges inside these nodes' namespaces exist before their links and their `exec`.
+        wiring::ensure_netns_bridges(lab, &names, &ns_refs)?;
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
         let round: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
         let t = Instant::now();
@@ -644,7 +666,7 @@ impl Run<'_> {
             check_interrupt()?;
             let plan = links::plan(lab, &[], chunk);
             log::debug!("management interfaces: {} requests", plan.requests.len());
-            links::execute(&plan, &ns_refs, host, self.journal)?;
+            links::execute(lab, &plan, &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_mgmt = t.elapsed();
@@ -657,7 +679,7 @@ impl Run<'_> {
                 plan.intents.len(),
                 plan.prereqs.len()
             );
-            links::execute(&plan, &ns_refs, host, self.journal)?;
+            links::execute(lab, &plan, &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_links = t.elapsed() - t_mgmt;

@@ -31,6 +31,53 @@ fn mac_str(m: Mac) -> String {
     m.to_string()
 }
 
+/// Make every bridge that lives inside one of `owners`' namespaces (`br|ns` nodes), up; their
+/// ifindexes by bridge node name. They go with the namespace, so nothing is journaled.
+pub fn ensure_netns_bridges(
+    lab: &Lab,
+    owners: &HashSet<&str>,
+    nets: &HashMap<String, &NetNs>,
+) -> Result<HashMap<String, u32>> {
+    let mut out = HashMap::new();
+    for n in &lab.nodes {
+        let Some((bridge, owner)) = n.netns_bridge() else {
+            continue;
+        };
+        if !owners.contains(owner) {
+            continue;
+        }
+        let ns = nets.get(owner).ok_or_else(|| Error::NoNamespace {
+            node: owner.to_string(),
+        })?;
+        let op = |what: &str| format!("{what} bridge {bridge} in node {owner}");
+        let mut h = Handle::in_netns(ns).map_err(wire_err(op("open netlink for")))?;
+        let index = match h.link(bridge).map_err(wire_err(op("look up")))? {
+            Some(l) if l.kind.as_deref() == Some("bridge") => l.index,
+            Some(l) => {
+                return Err(Error::NotABridge {
+                    what: "interface in the node",
+                    name: format!("{bridge} (node {owner})"),
+                    kind: l.kind.unwrap_or_else(|| "non-bridge".into()),
+                })
+            }
+            None => h
+                .add_bridge(bridge, None, Some(bridge_node_mac(&n.name).0), true)
+                .map_err(wire_err(op("create")))?,
+        };
+        out.insert(n.name.clone(), index);
+    }
+    Ok(out)
+}
+
+/// The written name on interface `index` (Linux name `linux`): its alias, and its alternative
+/// name (made valid: `/` and white space become `-`) so `ip link show <written>` finds it.
+pub(crate) fn keep_written_name(b: &mut wire::Batch<'_>, index: u32, linux: &str, written: &str) {
+    b.set_alias(index, written);
+    if let Some(alt) = topology::ifname::altname(written).filter(|a| a != linux) {
+        b.add_altname(index, &alt);
+    }
+}
+
 /// What one node's namespace needs after its links exist.
 pub struct NodeConfig<'a> {
     pub node: &'a Node,
@@ -60,6 +107,11 @@ pub fn configure_node(cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs) -> Result<
         }
     }
     let mut b = h.batch();
+    for iface in cfg.network.links() {
+        if let (Some(alias), Some(&i)) = (&iface.alias, index.get(iface.name.as_str())) {
+            keep_written_name(&mut b, i, &iface.name, alias);
+        }
+    }
     for l in links.iter().filter(|l| !l.up) {
         b.set_up(l.index);
     }
@@ -146,7 +198,11 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
 /// Make sure every `bridge` kind node's bridge exists; record those labwire creates.
 pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<()> {
     let mut seen = HashSet::new();
-    for n in lab.nodes.iter().filter(|n| n.class == KindClass::Bridge) {
+    for n in lab
+        .nodes
+        .iter()
+        .filter(|n| n.class == KindClass::Bridge && n.in_host())
+    {
         if !seen.insert(n.name.clone()) {
             continue;
         }

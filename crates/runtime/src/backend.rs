@@ -98,8 +98,17 @@ pub struct CreateNode<'a> {
     pub node: &'a Node,
     pub ctx: NodeContext<'a>,
     pub network: &'a NodeNetwork,
-    /// `network-mode: container:X`: node X and its running first process.
-    pub share_net_with: Option<(&'a Node, ProcId)>,
+    /// `network-mode: container:X`: the network namespace to join.
+    pub share_net_with: Option<SharedNet<'a>>,
+}
+
+/// The network namespace a node joins (`network-mode: container:X`).
+#[derive(Debug, Clone, Copy)]
+pub struct SharedNet<'a> {
+    /// X's container name (a node's long name, or the name of a container outside the lab).
+    pub name: &'a str,
+    /// X's first process.
+    pub proc: ProcId,
 }
 
 /// A node that runs, as the commands that reach it see it.
@@ -233,6 +242,7 @@ pub trait Backend: Send + Sync {
 
 /// One backend per runtime, picked per node.
 pub struct Backends {
+    external: crate::external::External,
     native: crate::native::Native,
     vm: crate::vm::node::Vm,
     docker: crate::engine::EngineBackend,
@@ -248,6 +258,7 @@ impl Default for Backends {
 impl Backends {
     pub fn new() -> Backends {
         Backends {
+            external: crate::external::External,
             native: crate::native::Native,
             vm: crate::vm::node::Vm::default(),
             docker: crate::engine::EngineBackend::new(EngineKind::Docker),
@@ -265,20 +276,25 @@ impl Backends {
         }
     }
 
-    /// The backend a node runs on.
+    /// The backend a node runs on: a container started outside labwire (`ext-container`), or its
+    /// runtime's.
     pub fn node(&self, node: &Node) -> &dyn Backend {
+        if node.class == topology::KindClass::ExtContainer {
+            return &self.external;
+        }
         self.of(node.runtime)
     }
 
-    /// The lab's workload nodes grouped by backend, in the order of the runtimes' first nodes.
+    /// The lab's workload nodes grouped by backend, in the order of the backends' first nodes.
     pub fn group<'a>(&self, nodes: &[&'a Node]) -> Vec<(&dyn Backend, Vec<&'a Node>)> {
-        let mut out: Vec<(Runtime, Vec<&'a Node>)> = Vec::new();
+        let mut out: Vec<(&dyn Backend, Vec<&'a Node>)> = Vec::new();
         for n in nodes {
-            match out.iter_mut().find(|(r, _)| *r == n.runtime) {
+            let b = self.node(n);
+            match out.iter_mut().find(|(o, _)| o.name() == b.name()) {
                 Some((_, v)) => v.push(n),
-                None => out.push((n.runtime, vec![n])),
+                None => out.push((b, vec![n])),
             }
         }
-        out.into_iter().map(|(r, v)| (self.of(r), v)).collect()
+        out
     }
 }

@@ -139,7 +139,7 @@ impl Backend for EngineBackend {
         let spec = Container {
             ctx: req.ctx,
             node: n,
-            share_net_with: req.share_net_with.map(|(o, _)| o.long_name.as_str()),
+            share_net_with: req.share_net_with.map(|s| s.name),
             network: self
                 .on_engine_network(n)
                 .then_some((d.lab.mgmt.network.as_str(), req.network)),

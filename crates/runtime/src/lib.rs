@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod docker;
 pub mod engine;
+pub mod external;
 pub mod native;
 pub mod network;
 pub mod node;

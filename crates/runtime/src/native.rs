@@ -10,7 +10,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use topology::{KindClass, Lab, NetworkMode, Node};
+use topology::{Lab, NetworkMode, Node};
 use wire::NetNs;
 
 use crate::backend::{
@@ -264,17 +264,9 @@ impl Backend for Native {
         "native"
     }
 
-    fn preflight(&self, _lab: &Lab, nodes: &[&Node]) -> Vec<String> {
-        nodes
-            .iter()
-            .filter(|n| n.class == KindClass::ExtContainer)
-            .map(|n| {
-                format!(
-                    "node {}: kind ext-container needs the docker runtime, which is not available yet",
-                    n.name
-                )
-            })
-            .collect()
+    /// Nothing beyond what the lab checks for every node (binds, images in the store).
+    fn preflight(&self, _lab: &Lab, _nodes: &[&Node]) -> Vec<String> {
+        Vec::new()
     }
 
     fn create(&self, d: &Deployment<'_>, req: &CreateNode<'_>, rec: &dyn Record) -> Result<ProcId> {
@@ -294,7 +286,7 @@ impl Backend for Native {
         };
         let join = req
             .share_net_with
-            .map(|(_, p)| PathBuf::from(format!("/proc/{}/ns/net", p.pid)));
+            .map(|s| PathBuf::from(format!("/proc/{}/ns/net", s.proc.pid)));
         let proc = spawn(&Spawn {
             ctx: req.ctx,
             node: n,

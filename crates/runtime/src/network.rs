@@ -22,6 +22,8 @@ pub struct Interface {
     pub addresses: Vec<(IpAddr, u8)>,
     /// Whether this is the management interface (on the lab's management network).
     pub mgmt: bool,
+    /// The name the topology wrote when Linux could not take it (kept as the interface's alias).
+    pub alias: Option<String>,
 }
 
 /// A node's interfaces and default gateways.
@@ -52,6 +54,7 @@ impl NodeNetwork {
                 mtu: lab.mgmt.mtu,
                 addresses,
                 mgmt: true,
+                alias: None,
             });
         }
         for l in &lab.links {
@@ -69,6 +72,7 @@ impl NodeNetwork {
                     mtu: l.mtu,
                     addresses,
                     mgmt: false,
+                    alias: e.alias.clone(),
                 });
             }
         }

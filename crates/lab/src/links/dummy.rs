@@ -5,11 +5,11 @@ use topology::Link;
 
 use super::{Cx, Plan, Request};
 
-pub(super) fn plan(l: &Link, plan: &mut Plan) {
+pub(super) fn plan(cx: &Cx<'_>, l: &Link, plan: &mut Plan) {
     plan.requests.push((
         format!("dummy link of {}:{}", l.a.node, l.a.iface),
         Request::Dummy {
-            node: l.a.node.clone(),
+            node: cx.owner(&l.a.node),
             name: l.a.iface.clone(),
             mtu: Cx::mtu(l),
             mac: l.a.mac,

@@ -8,13 +8,14 @@ use topology::{Link, Mac};
 
 use super::{host_link, Cx, End, Place, Plan, Request};
 
-pub(super) fn plan(_cx: &Cx<'_>, l: &Link, host_iface: &str, host_mac: Mac, plan: &mut Plan) {
-    plan_host_veth(l, host_iface, host_mac, None, plan);
+pub(super) fn plan(cx: &Cx<'_>, l: &Link, host_iface: &str, host_mac: Mac, plan: &mut Plan) {
+    plan_host_veth(cx, l, host_iface, host_mac, None, plan);
 }
 
 /// A veth between the link's node and the host, the host end named `host_iface` and joining
 /// bridge `master` when given.
 pub(super) fn plan_host_veth(
+    cx: &Cx<'_>,
     l: &Link,
     host_iface: &str,
     host_mac: Mac,
@@ -23,6 +24,10 @@ pub(super) fn plan_host_veth(
 ) {
     let mtu = Cx::mtu(l);
     plan.intents.push(host_link(host_iface, host_mac));
+    if let Some(alias) = &l.host_alias {
+        plan.host_aliases
+            .push((host_iface.to_string(), alias.clone()));
+    }
     plan.requests.push((
         format!("{} link of {}:{}", l.peer.type_name(), l.a.node, l.a.iface),
         Request::Veth {
@@ -32,14 +37,16 @@ pub(super) fn plan_host_veth(
                 mac: host_mac,
                 mtu,
                 master: master.map(str::to_string),
+                ns_master: None,
                 up: true,
             },
             second: End {
                 name: l.a.iface.clone(),
-                place: Place::Node(l.a.node.clone()),
+                place: cx.place(&l.a.node),
                 mac: l.a.mac,
                 mtu,
                 master: None,
+                ns_master: None,
                 up: false,
             },
         },

@@ -7,12 +7,12 @@ use wire::netlink::MacvlanMode as Mode;
 
 use super::{Cx, Plan, Request};
 
-pub(super) fn plan(_cx: &Cx<'_>, l: &Link, parent: &str, mode: MacvlanMode, plan: &mut Plan) {
+pub(super) fn plan(cx: &Cx<'_>, l: &Link, parent: &str, mode: MacvlanMode, plan: &mut Plan) {
     plan.need(parent, "macvlan parent interface");
     plan.requests.push((
         format!("macvlan link of {}:{}", l.a.node, l.a.iface),
         Request::Macvlan {
-            node: l.a.node.clone(),
+            node: cx.owner(&l.a.node),
             name: l.a.iface.clone(),
             parent: parent.to_string(),
             mode: match mode {

@@ -33,6 +33,7 @@ pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, plan: &mut Plan) {
                 mac: host_mac,
                 mtu: Some(lab.mgmt.mtu),
                 master: Some(lab.mgmt.bridge.clone()),
+                ns_master: None,
                 up: true,
             },
             second: End {
@@ -41,6 +42,7 @@ pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, plan: &mut Plan) {
                 mac: n.mgmt_mac,
                 mtu: Some(lab.mgmt.mtu),
                 master: None,
+                ns_master: None,
                 up: false,
             },
         },
@@ -50,5 +52,5 @@ pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, plan: &mut Plan) {
 /// A `mgmt-net` link: a veth from the node to the management bridge.
 pub(super) fn plan(cx: &Cx<'_>, l: &Link, host_iface: &str, host_mac: Mac, plan: &mut Plan) {
     plan.need(&cx.lab.mgmt.bridge, BRIDGE);
-    super::host::plan_host_veth(l, host_iface, host_mac, Some(&cx.lab.mgmt.bridge), plan);
+    super::host::plan_host_veth(cx, l, host_iface, host_mac, Some(&cx.lab.mgmt.bridge), plan);
 }

@@ -49,6 +49,8 @@ pub struct End {
     pub mtu: Option<u32>,
     /// A host bridge (by name) this end joins; only the first end of a pair can have one.
     pub master: Option<String>,
+    /// A bridge node inside the end's namespace (`br|ns`) this end joins.
+    pub ns_master: Option<String>,
     pub up: bool,
 }
 
@@ -119,6 +121,10 @@ pub struct Plan {
     pub prereqs: Vec<Prereq>,
     /// The batch; `what` names each request in error messages.
     pub requests: Vec<(String, Request)>,
+    /// Nodes whose namespace holds a bridge node some end joins (made before the batch).
+    pub netns_bridge_owners: Vec<String>,
+    /// Host-side ends whose written name Linux could not take: (interface, written name).
+    pub host_aliases: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -140,10 +146,31 @@ pub(crate) struct Cx<'a> {
 impl Cx<'_> {
     /// The class of a node whose side of a link is in the host (a `bridge` or `host` node).
     pub fn in_host(&self, node: &str) -> Option<KindClass> {
+        self.lab.node(node).filter(|n| n.in_host()).map(|n| n.class)
+    }
+
+    /// The namespace that holds `node`'s link ends: its own, or for a bridge inside another
+    /// node's namespace (`br|ns`), that node's.
+    pub fn place(&self, node: &str) -> Place {
+        Place::Node(self.owner(node))
+    }
+
+    /// The node whose namespace holds `node`'s link ends.
+    pub fn owner(&self, node: &str) -> String {
         self.lab
             .node(node)
-            .map(|n| n.class)
-            .filter(|c| matches!(c, KindClass::Bridge | KindClass::Host))
+            .and_then(|n| n.netns_bridge())
+            .map_or(node, |(_, owner)| owner)
+            .to_string()
+    }
+
+    /// The bridge node inside a namespace that an end on `node` joins (`br|ns` nodes).
+    pub fn ns_master(&self, node: &str, plan: &mut Plan) -> Option<String> {
+        let (_, owner) = self.lab.node(node)?.netns_bridge()?;
+        if !plan.netns_bridge_owners.iter().any(|o| o == owner) {
+            plan.netns_bridge_owners.push(owner.to_string());
+        }
+        Some(node.to_string())
     }
 
     /// A link's MTU for a request (0: the kernel's default).
@@ -176,7 +203,15 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
                 vni,
                 udp_port,
                 parent,
-            } => vxlan::plan(l, *remote, *vni, *udp_port, parent.as_deref(), &mut plan),
+            } => vxlan::plan(
+                &cx,
+                l,
+                *remote,
+                *vni,
+                *udp_port,
+                parent.as_deref(),
+                &mut plan,
+            ),
             Peer::VxlanStitch {
                 remote,
                 vni,
@@ -197,7 +232,7 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
                 *host_mac,
                 &mut plan,
             ),
-            Peer::Dummy => dummy::plan(l, &mut plan),
+            Peer::Dummy => dummy::plan(&cx, l, &mut plan),
         }
     }
     plan
@@ -264,6 +299,7 @@ pub fn uses_mgmt_bridge(lab: &Lab) -> bool {
 /// Record `plan`'s intents, make its prerequisites and send its batch. `nets` maps node names to
 /// their namespaces.
 pub fn execute(
+    lab: &Lab,
     plan: &Plan,
     nets: &HashMap<String, &NetNs>,
     host: &mut Handle,
@@ -280,6 +316,16 @@ pub fn execute(
             Prereq::StitchBridge { .. } => vxlan_stitch::make(p, host, &mut indexes)?,
         }
     }
+    let ns_bridges = if plan.netns_bridge_owners.is_empty() {
+        HashMap::new()
+    } else {
+        let owners: HashSet<&str> = plan
+            .netns_bridge_owners
+            .iter()
+            .map(String::as_str)
+            .collect();
+        crate::wiring::ensure_netns_bridges(lab, &owners, nets)?
+    };
     let fd = |place: &Place| -> Result<Option<BorrowedFd<'_>>> {
         match place {
             Place::Host => Ok(None),
@@ -303,7 +349,11 @@ pub fn execute(
         match r {
             Request::Veth { first, second } => {
                 let end = |e: &End| -> Result<(Option<BorrowedFd<'_>>, Option<u32>)> {
-                    let master = e.master.as_deref().map(index).transpose()?;
+                    let master = match (&e.master, &e.ns_master) {
+                        (Some(m), _) => Some(index(m)?),
+                        (None, Some(b)) => ns_bridges.get(b).copied(),
+                        (None, None) => None,
+                    };
                     Ok((fd(&e.place)?, master))
                 };
                 let (ns1, m1) = end(first)?;
@@ -385,7 +435,7 @@ pub fn execute(
             }
         }
     }
-    batch.commit().map_err(|e| match e.innermost() {
+    let committed = batch.commit().map_err(|e| match e.innermost() {
         wire::Error::KernelLacks { kind } => Error::KernelLacks {
             kind: kind.to_string(),
         },
@@ -399,7 +449,30 @@ pub fn execute(
             },
             e => wire_err("create links")(e),
         },
-    })
+    });
+    committed?;
+    name_host_ends(plan, host)
+}
+
+/// Written names of host-side ends (bridge ports, `host` and `mgmt-net` links) that Linux could
+/// not take: kept on the interface as its alias and alternative name, as for node ends.
+fn name_host_ends(plan: &Plan, host: &mut Handle) -> Result<()> {
+    if plan.host_aliases.is_empty() {
+        return Ok(());
+    }
+    let index: HashMap<String, u32> = host
+        .links()
+        .map_err(wire_err("list host links"))?
+        .into_iter()
+        .map(|l| (l.name, l.index))
+        .collect();
+    let mut b = host.batch();
+    for (name, alias) in &plan.host_aliases {
+        if let Some(&i) = index.get(name) {
+            crate::wiring::keep_written_name(&mut b, i, name, alias);
+        }
+    }
+    b.commit().map_err(wire_err("name host interfaces"))
 }
 
 fn host_index(host: &mut Handle, name: &str, what: &'static str) -> Result<u32> {

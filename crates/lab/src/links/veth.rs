@@ -11,6 +11,9 @@ pub(super) fn plan(cx: &Cx<'_>, l: &Link, b: &Endpoint, plan: &mut Plan) {
     for ep in [&l.a, b] {
         if let Some(class) = cx.in_host(&ep.node) {
             plan.intents.push(host_link(&ep.iface, ep.mac));
+            if let Some(alias) = &ep.alias {
+                plan.host_aliases.push((ep.iface.clone(), alias.clone()));
+            }
             if class == KindClass::Bridge {
                 plan.need(&ep.node, "bridge");
             }
@@ -24,6 +27,12 @@ pub(super) fn plan(cx: &Cx<'_>, l: &Link, b: &Endpoint, plan: &mut Plan) {
     };
     let first_host = cx.in_host(&first.node);
     let mtu = Cx::mtu(l);
+    // An end on a bridge inside a node's namespace is that bridge's port.
+    let first_ns_master = match first_host {
+        Some(_) => None,
+        None => cx.ns_master(&first.node, plan),
+    };
+    let second_ns_master = cx.ns_master(&second.node, plan);
     plan.requests.push((
         format!("link {}:{} — {}:{}", l.a.node, l.a.iface, b.node, b.iface),
         Request::Veth {
@@ -31,20 +40,22 @@ pub(super) fn plan(cx: &Cx<'_>, l: &Link, b: &Endpoint, plan: &mut Plan) {
                 name: first.iface.clone(),
                 place: match first_host {
                     Some(_) => Place::Host,
-                    None => Place::Node(first.node.clone()),
+                    None => cx.place(&first.node),
                 },
                 mac: first.mac,
                 mtu,
                 master: (first_host == Some(KindClass::Bridge)).then(|| first.node.clone()),
+                ns_master: first_ns_master,
                 up: true,
             },
             second: End {
                 name: second.iface.clone(),
-                place: Place::Node(second.node.clone()),
+                place: cx.place(&second.node),
                 mac: second.mac,
                 mtu,
                 master: None,
-                up: false,
+                up: second_ns_master.is_some(),
+                ns_master: second_ns_master,
             },
         },
     ));

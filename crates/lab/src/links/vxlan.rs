@@ -7,6 +7,7 @@ use topology::Link;
 use super::{Cx, Plan, Request};
 
 pub(super) fn plan(
+    cx: &Cx<'_>,
     l: &Link,
     remote: IpAddr,
     vni: u32,
@@ -20,7 +21,7 @@ pub(super) fn plan(
     plan.requests.push((
         format!("vxlan link of {}:{}", l.a.node, l.a.iface),
         Request::Vxlan {
-            node: l.a.node.clone(),
+            node: cx.owner(&l.a.node),
             name: l.a.iface.clone(),
             vni,
             remote,

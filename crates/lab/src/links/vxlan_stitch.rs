@@ -56,7 +56,7 @@ pub(super) fn plan(
         port: t.port,
         parent: t.parent.map(str::to_string),
     });
-    super::host::plan_host_veth(l, host_iface, host_mac, Some(&br), plan);
+    super::host::plan_host_veth(cx, l, host_iface, host_mac, Some(&br), plan);
 }
 
 /// Make the stitch's bridge and tunnel; the bridge's index joins `indexes` for the batch.
