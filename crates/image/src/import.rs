@@ -569,7 +569,7 @@ fn scan_tar(store: &Store, src: &Path) -> Result<Option<Source>> {
 
 /// Copy `r` to a new file at `path`, returning its digest and size.
 fn stage(r: &mut dyn Read, path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::create(path)?;
+    let mut file = crate::store::create_private(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;

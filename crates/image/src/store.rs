@@ -59,6 +59,16 @@ pub struct Image {
     pub diff_ids: Vec<String>,
 }
 
+/// Create a new file 0600: blobs and disks are image content, private like the store root.
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// What an image says about how to run it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImageConfig {
@@ -86,7 +96,14 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
-        fs::create_dir_all(root).map_err(io_err(root))?;
+        // Everything below the root is image content or derived from it (blobs, unpacked layers
+        // with set-uid programs, VM disks): the root is 0700, corrected if it exists.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io_err(root))?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io_err(root))?;
         fs::create_dir_all(store.root.join("blobs/sha256")).map_err(io_err(root))?;
         for private in ["layers", "tmp", "locks"] {
             // Unpacked layers hold set-uid programs: keep them out of other users' reach.
@@ -249,7 +266,7 @@ impl Store {
     pub(crate) fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
         let tmp = self.tmp_path("file");
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = create_private(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             fs::rename(&tmp, path)
@@ -275,7 +292,7 @@ impl Store {
         }
         let tmp = self.tmp_path("blob");
         let copied = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = create_private(&tmp)?;
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;

@@ -132,8 +132,38 @@ fn process_env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
+/// The most an `env-files` entry may hold.
+pub const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
+
+/// Read an env file: a regular file of at most [`MAX_ENV_FILE_BYTES`]. It is opened non-blocking
+/// (a FIFO with no writer would hang the open) and refused unless regular (a device such as
+/// /dev/zero never ends), then read through a bound.
+pub fn read_env_file(p: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(invalid(
+            "not a regular file (an env file is read whole; devices, FIFOs and sockets are refused)".into(),
+        ));
+    }
+    let mut buf = Vec::new();
+    f.take(MAX_ENV_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_ENV_FILE_BYTES {
+        return Err(invalid(format!(
+            "larger than {MAX_ENV_FILE_BYTES} bytes, the most an env file may hold"
+        )));
+    }
+    String::from_utf8(buf).map_err(|_| invalid("not UTF-8 text".into()))
+}
+
 fn fs_read(p: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(p)
+    read_env_file(p)
 }
 
 impl Default for Options<'_> {

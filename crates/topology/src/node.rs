@@ -179,6 +179,25 @@ impl Levels<'_> {
 }
 
 /// Node names: a letter or digit first, then letters, digits, `.`, `_`, `-`; never `..`.
+/// The sysctls a node's own namespaces hold (net, uts, ipc), as messages list them.
+pub const NAMESPACED_SYSCTLS: &str = "net.*, kernel.hostname, kernel.domainname, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*";
+
+/// Whether sysctl `key` (dotted or slashed) belongs to a namespace a node has of its own: the
+/// network namespace's `net.*`, the UTS namespace's host and domain names, the IPC namespace's
+/// `kernel.shm*`, `kernel.msg*`, `kernel.sem` and `fs.mqueue.*` (Docker accepts the same set).
+pub fn is_namespaced_sysctl(key: &str) -> bool {
+    let key = key.replace('/', ".");
+    key.starts_with("net.")
+        || key.starts_with("fs.mqueue.")
+        || matches!(
+            key.as_str(),
+            "kernel.hostname" | "kernel.domainname" | "kernel.sem" | "kernel.shm_rmid_forced"
+        )
+        || key.strip_prefix("kernel.").is_some_and(|k| {
+            ["shmall", "shmmax", "shmmni", "msgmax", "msgmnb", "msgmni"].contains(&k)
+        })
+}
+
 pub fn check_node_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
@@ -495,7 +514,19 @@ pub fn decode(
         .map(|v| read::string_map(&v, &what("sysctls"), d))
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, (v, _))| (k, v))
+        .filter_map(|(k, (v, span))| {
+            // A VM node's sysctls go to its own kernel; elsewhere a key the node's namespaces do
+            // not hold would change the host's kernel for good.
+            if runtime != Runtime::Vm && !is_namespaced_sysctl(&k) {
+                d.error(
+                    Some(span),
+                    format!("sysctl `{k}` of node {name} is not namespaced: setting it would change the host's kernel"),
+                )
+                .help(format!("accepted: {NAMESPACED_SYSCTLS} (or any key on a `runtime: vm` node)"));
+                return None;
+            }
+            Some((k, v))
+        })
         .collect();
 
     let mut binds: Vec<Bind> = Vec::new();
