@@ -13,14 +13,18 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use topology::{Lab, NetworkMode};
 
 use crate::deploy::shell_quote;
-use crate::state::{self, Entry, Recorded};
 use crate::paths;
+use crate::state::{self, Entry, Recorded};
 
 /// The lab directory and the node directories in it must be real directories (or absent): a
 /// link there would send authorized_keys, inventories and node files to its target.
 pub(crate) fn check_lab_dir(lab: &Lab, problems: &mut Vec<String>) {
-    let dirs = std::iter::once((None, &lab.dir))
-        .chain(lab.nodes.iter().filter(|n| n.is_workload()).map(|n| (Some(&n.name), &n.dir)));
+    let dirs = std::iter::once((None, &lab.dir)).chain(
+        lab.nodes
+            .iter()
+            .filter(|n| n.is_workload())
+            .map(|n| (Some(&n.name), &n.dir)),
+    );
     for (node, dir) in dirs {
         let Ok(meta) = std::fs::symlink_metadata(dir) else {
             continue;
@@ -232,7 +236,8 @@ fn host_routes() -> Vec<(IpNet, String)> {
             if f.len() < 8 {
                 continue;
             }
-            let (Ok(dst), Ok(mask)) = (u32::from_str_radix(f[1], 16), u32::from_str_radix(f[7], 16))
+            let (Ok(dst), Ok(mask)) =
+                (u32::from_str_radix(f[1], 16), u32::from_str_radix(f[7], 16))
             else {
                 continue;
             };
@@ -273,8 +278,9 @@ pub(crate) fn ssh_config_is_labwires(path: &Path) -> bool {
     meta.is_file()
         && meta.uid() == 0
         && std::fs::read(path).is_ok_and(|b| {
-            b.split(|&c| c == b'\n')
-                .next()
-                .is_some_and(|l| l.starts_with(b"# SSH client config for the nodes of lab ") && l.ends_with(b", written by labwire"))
+            b.split(|&c| c == b'\n').next().is_some_and(|l| {
+                l.starts_with(b"# SSH client config for the nodes of lab ")
+                    && l.ends_with(b", written by labwire")
+            })
         })
 }

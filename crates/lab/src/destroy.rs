@@ -292,7 +292,10 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             _ => None,
         })
         .collect();
-    let results = crate::pool::run(&names, 16, &|| false, &|(name, ino): &(&String, Option<u64>)| {
+    let results = crate::pool::run(&names, 16, &|| false, &|(name, ino): &(
+        &String,
+        Option<u64>,
+    )| {
         // A name registered by someone else (taken before this lab's registration failed, or
         // after this lab's was removed) holds another namespace: it stays.
         match ino {

@@ -561,7 +561,10 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
         .ipv4_gw_net()
         .map(|gw| (IpAddr::V4(gw.addr()), gw.prefix_len()))
         .into_iter()
-        .chain(m.ipv6_gw_net().map(|gw| (IpAddr::V6(gw.addr()), gw.prefix_len())))
+        .chain(
+            m.ipv6_gw_net()
+                .map(|gw| (IpAddr::V6(gw.addr()), gw.prefix_len())),
+        )
         .collect();
     if foreign {
         journal_foreign_addresses(host, idx, &m.bridge, &gws, journal)?;
@@ -589,7 +592,9 @@ fn journal_foreign_addresses(
     // An address another lab added (and journalled) is this lab's too: the last lab out removes it.
     let by_labs: HashSet<(IpAddr, u8)> = crate::state::recorded_labs()
         .into_iter()
-        .flat_map(|other| crate::state::Recorded::read(&crate::paths::lab_state_dir(&other)).entries)
+        .flat_map(|other| {
+            crate::state::Recorded::read(&crate::paths::lab_state_dir(&other)).entries
+        })
         .filter_map(|e| match e {
             Entry::HostAddress { link, addr, prefix } if link == bridge => Some((addr, prefix)),
             _ => None,

@@ -63,7 +63,12 @@ fn import_busybox(lab: &TestLab) {
     run_ok(c);
     image_ok(
         lab,
-        &["import", tar.to_str().expect("utf-8"), "--name", "ct/busybox:1"],
+        &[
+            "import",
+            tar.to_str().expect("utf-8"),
+            "--name",
+            "ct/busybox:1",
+        ],
     );
 }
 
@@ -98,15 +103,10 @@ fn walk(roots: &[PathBuf]) -> Vec<PathBuf> {
 fn assert_unreachable_to_nobody(paths: &[PathBuf]) {
     let files: Vec<String> = paths
         .iter()
-        .filter(|p| {
-            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() || m.is_dir())
-        })
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() || m.is_dir()))
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    assert!(
-        files.len() > 5,
-        "too few files to check: {files:?}"
-    );
+    assert!(files.len() > 5, "too few files to check: {files:?}");
     let mut script = vec![
         "sh",
         "-c",
@@ -115,7 +115,11 @@ fn assert_unreachable_to_nobody(paths: &[PathBuf]) {
     ];
     script.extend(files.iter().map(String::as_str));
     let out = as_nobody(&script);
-    assert!(out.status.success(), "the check as nobody failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "the check as nobody failed: {}",
+        describe(&out)
+    );
     assert!(
         out.stdout.is_empty(),
         "nobody reaches files labwire wrote:\n{}",
@@ -215,10 +219,7 @@ fn lab_state_runtime_files_and_image_store_are_unreachable_to_other_users() {
         assert_eq!(m.mode() & 0o777, mode, "mode of {}", d.display());
     }
     let paths = walk(&[lab.state_dir(), run_dir, store.clone()]);
-    assert!(
-        paths.contains(&upper),
-        "the walk misses the node's layer"
-    );
+    assert!(paths.contains(&upper), "the walk misses the node's layer");
     assert_unreachable_to_nobody(&paths);
     // Blobs are private even below the private root.
     for p in walk(&[store.join("blobs")]) {
@@ -290,8 +291,15 @@ fn bind_sources_leading_out_of_the_tree_or_unreadable_by_the_owner_are_refused()
     let lab = ct_lab("ct-bindlink", "ct-bindlink", "bindl", 3, &["n1"], body);
     std::os::unix::fs::symlink("/etc/shadow", lab.dir.join("shadow-link")).unwrap();
     let out = lab.try_deploy();
-    assert_refused_untouched(&lab, &out, "symbolic link leading out of the topology's directory");
-    assert!(!lab.lab_dir().exists(), "a refused deploy made the lab directory");
+    assert_refused_untouched(
+        &lab,
+        &out,
+        "symbolic link leading out of the topology's directory",
+    );
+    assert!(
+        !lab.lab_dir().exists(),
+        "a refused deploy made the lab directory"
+    );
 
     // A topology written by nobody naming a file nobody cannot read.
     let body = "  nodes:\n\
@@ -335,7 +343,10 @@ fn env_files_that_are_devices_or_fifos_are_refused_at_once() {
         assert!(!out.status.success(), "{src} validated: {}", describe(&out));
         let err = text(&out.stderr);
         assert!(err.contains(needle) && err.contains(src), "{src}: {err}");
-        assert!(err.contains("topo.clab.yml:6:"), "{src}: no location in {err}");
+        assert!(
+            err.contains("topo.clab.yml:6:"),
+            "{src}: no location in {err}"
+        );
         assert!(took < Duration::from_secs(2), "{src} took {took:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -361,14 +372,24 @@ fn a_symlinked_lab_directory_is_refused_and_its_target_untouched() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("keep")], "written into the link's target");
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("keep")],
+        "written into the link's target"
+    );
     assert!(
-        std::fs::symlink_metadata(lab.lab_dir()).unwrap().file_type().is_symlink(),
+        std::fs::symlink_metadata(lab.lab_dir())
+            .unwrap()
+            .file_type()
+            .is_symlink(),
         "the link was replaced"
     );
     // destroy --cleanup leaves the link's target alone too.
     let _ = lab.destroy(true);
-    assert_eq!(std::fs::read_to_string(target.join("keep")).unwrap(), "mine\n");
+    assert_eq!(
+        std::fs::read_to_string(target.join("keep")).unwrap(),
+        "mine\n"
+    );
 
     // A node directory that is a link is refused the same way.
     let _ = std::fs::remove_file(lab.lab_dir());
@@ -394,13 +415,17 @@ fn a_foreign_netns_with_a_node_name_is_refused_and_kept() {
         c.args(["netns", "add", &name]);
         c
     });
-    let ino = std::fs::metadata(Path::new("/run/netns").join(&name)).unwrap().ino();
+    let ino = std::fs::metadata(Path::new("/run/netns").join(&name))
+        .unwrap()
+        .ino();
     let out = lab.try_deploy();
     assert_refused_untouched(&lab, &out, "already exists and is not this lab's");
     let _ = lab.destroy(true);
     assert!(registered(&name), "the foreign namespace was unregistered");
     assert_eq!(
-        std::fs::metadata(Path::new("/run/netns").join(&name)).unwrap().ino(),
+        std::fs::metadata(Path::new("/run/netns").join(&name))
+            .unwrap()
+            .ino(),
         ino
     );
 
@@ -410,12 +435,18 @@ fn a_foreign_netns_with_a_node_name_is_refused_and_kept() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("journal"),
-        format!("{{\"op\":\"netns\",\"name\":\"{name}\",\"ino\":{}}}\n", ino + 1),
+        format!(
+            "{{\"op\":\"netns\",\"name\":\"{name}\",\"ino\":{}}}\n",
+            ino + 1
+        ),
     )
     .unwrap();
     let out = lab.destroy(false);
     assert!(out.status.success(), "destroy: {}", describe(&out));
-    assert!(registered(&name), "destroy removed a namespace it did not make");
+    assert!(
+        registered(&name),
+        "destroy removed a namespace it did not make"
+    );
 }
 
 #[test]
@@ -447,8 +478,17 @@ fn a_container_already_holding_the_lab_label_survives_deploy_and_destroy() {
     let long = format!("clab-{lab_name}-n1");
     let _ = DOCKER.run(&["rm", "-f", &long]);
     let id = DOCKER.ok(&[
-        "run", "-d", "--name", &long, "--label", &format!("containerlab={lab_name}"),
-        "--network", "none", image, "sleep", "100000",
+        "run",
+        "-d",
+        "--name",
+        &long,
+        "--label",
+        &format!("containerlab={lab_name}"),
+        "--network",
+        "none",
+        image,
+        "sleep",
+        "100000",
     ]);
     let id = id.trim().to_string();
     struct Rm(String);
@@ -461,13 +501,25 @@ fn a_container_already_holding_the_lab_label_survives_deploy_and_destroy() {
     let body = format!("  nodes:\n    n1: {{kind: linux, runtime: docker, image: \"{image}\"}}\n");
     let lab = ct_lab("ct-409", lab_name, "c409", 9, &["n1"], &body);
     let out = lab.try_deploy();
-    assert!(!out.status.success(), "deploy over a foreign container: {}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "deploy over a foreign container: {}",
+        describe(&out)
+    );
     let still = DOCKER.ok(&["inspect", "-f", "{{.Id}} {{.State.Running}}", &long]);
-    assert_eq!(still.trim(), format!("{id} true"), "the rollback touched the container");
+    assert_eq!(
+        still.trim(),
+        format!("{id} true"),
+        "the rollback touched the container"
+    );
     let out = lab.destroy(true);
     assert!(out.status.success(), "destroy: {}", describe(&out));
     let still = DOCKER.ok(&["inspect", "-f", "{{.Id}} {{.State.Running}}", &long]);
-    assert_eq!(still.trim(), format!("{id} true"), "destroy removed the container");
+    assert_eq!(
+        still.trim(),
+        format!("{id} true"),
+        "destroy removed the container"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,8 +574,10 @@ fn an_existing_bridge_and_someone_elses_ssh_config_are_left_as_they_were() {
     let foreign = ssh_dir.join("clab-ct-fbr.conf");
     std::fs::write(&foreign, "Host mine\n  User someone\n").unwrap();
     std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
-    lab.env
-        .push(("LABWIRE_SSH_CONFIG_DIR".into(), ssh_dir.to_string_lossy().into_owned()));
+    lab.env.push((
+        "LABWIRE_SSH_CONFIG_DIR".into(),
+        ssh_dir.to_string_lossy().into_owned(),
+    ));
     lab.deploy();
     let during = addresses(bridge);
     assert!(
@@ -532,8 +586,15 @@ fn an_existing_bridge_and_someone_elses_ssh_config_are_left_as_they_were() {
     );
     let out = lab.destroy(true);
     assert!(out.status.success(), "destroy: {}", describe(&out));
-    assert!(host_link_names().contains(bridge), "destroy removed the bridge");
-    assert_eq!(addresses(bridge), before, "the bridge's addresses after destroy");
+    assert!(
+        host_link_names().contains(bridge),
+        "destroy removed the bridge"
+    );
+    assert_eq!(
+        addresses(bridge),
+        before,
+        "the bridge's addresses after destroy"
+    );
     assert_eq!(
         std::fs::read_to_string(&foreign).unwrap(),
         "Host mine\n  User someone\n",
@@ -579,9 +640,16 @@ fn non_namespaced_sysctls_and_default_route_subnets_are_refused() {
         )
         .unwrap();
         let out = validate(&file);
-        assert!(out.status.success(), "{key} on a vm node: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "{key} on a vm node: {}",
+            describe(&out)
+        );
     }
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap(), pid_max);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap(),
+        pid_max
+    );
     for (k, v, needle) in [
         ("ipv4-subnet", "0.0.0.0/0", "covers every IPv4 address"),
         ("ipv6-subnet", "\"::/0\"", "covers every IPv6 address"),
@@ -594,7 +662,10 @@ fn non_namespaced_sysctls_and_default_route_subnets_are_refused() {
         let out = validate(&file);
         assert!(!out.status.success(), "{v}: {}", describe(&out));
         let err = text(&out.stderr);
-        assert!(err.contains(needle) && err.contains("topo.clab.yml:3:"), "{v}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("topo.clab.yml:3:"),
+            "{v}: {err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -617,6 +688,10 @@ fn a_mgmt_subnet_over_a_host_route_is_refused_before_anything() {
     let body = "  nodes:\n    n1: {kind: linux, cmd: sleep 100000}\n";
     let lab = ct_lab("ct-route", "ct-route", "route", 12, &["n1"], body);
     let out = lab.try_deploy();
-    assert_refused_untouched(&lab, &out, "overlaps the host's route 10.231.12.0/24 on ctrt0");
+    assert_refused_untouched(
+        &lab,
+        &out,
+        "overlaps the host's route 10.231.12.0/24 on ctrt0",
+    );
     assert_eq!(addresses(other), vec!["10.231.12.1/24".to_string()]);
 }

@@ -110,7 +110,9 @@ pub fn open_lab_dir(path: &Path) -> Result<fs::File, ArtifactError> {
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) | Some(libc::ENOTDIR) => ArtifactError::NotADirectory(path.to_path_buf()),
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                ArtifactError::NotADirectory(path.to_path_buf())
+            }
             _ => ArtifactError::io("open directory", path, e),
         })
 }
@@ -118,7 +120,12 @@ pub fn open_lab_dir(path: &Path) -> Result<fs::File, ArtifactError> {
 /// Write `data` atomically (a temporary file, synced, given `mode`, renamed) as a file of the open
 /// directory `dir` (`path` names it in messages): the
 /// temporary file is created and renamed relative to `dir`, never through a link.
-fn write_atomic_in(dir: &fs::File, path: &Path, data: &[u8], mode: u32) -> Result<(), ArtifactError> {
+fn write_atomic_in(
+    dir: &fs::File,
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), ArtifactError> {
     use std::ffi::CString;
     use std::os::fd::{AsRawFd as _, FromRawFd as _};
     let name = path
@@ -127,7 +134,9 @@ fn write_atomic_in(dir: &fs::File, path: &Path, data: &[u8], mode: u32) -> Resul
     let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
     let tmp_name = format!(".{name}.labwire-{}-{seq}", std::process::id());
     let tmp = path.with_file_name(&tmp_name);
-    let c = |s: &str| CString::new(s).map_err(|e| ArtifactError::io("write", path, io::Error::other(e)));
+    let c = |s: &str| {
+        CString::new(s).map_err(|e| ArtifactError::io("write", path, io::Error::other(e)))
+    };
     let (c_tmp, c_name) = (c(&tmp_name)?, c(&name)?);
     let result = (|| -> io::Result<()> {
         // SAFETY: openat on a directory descriptor we hold, with NUL-terminated names; the
@@ -149,7 +158,15 @@ fn write_atomic_in(dir: &fs::File, path: &Path, data: &[u8], mode: u32) -> Resul
         f.write_all(data)?;
         f.sync_all()?;
         // SAFETY: renameat within one directory descriptor we hold, NUL-terminated names.
-        if unsafe { libc::renameat(dir.as_raw_fd(), c_tmp.as_ptr(), dir.as_raw_fd(), c_name.as_ptr()) } != 0 {
+        if unsafe {
+            libc::renameat(
+                dir.as_raw_fd(),
+                c_tmp.as_ptr(),
+                dir.as_raw_fd(),
+                c_name.as_ptr(),
+            )
+        } != 0
+        {
             return Err(io::Error::last_os_error());
         }
         Ok(())

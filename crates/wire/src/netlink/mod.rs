@@ -385,7 +385,9 @@ impl Handle {
     /// that is gone (ENODEV) counts as success.
     pub fn delete_address(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<()> {
         match self.execute_one(addr::delete(index, addr, prefix_len)) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => {
+                Ok(())
+            }
             r => r,
         }
     }
