@@ -47,6 +47,12 @@ fn import_locked(
     created: &mut Vec<String>,
 ) -> Result<Image> {
     let meta = fs::metadata(src).map_err(io_err(src))?;
+    if !meta.is_dir() && !meta.is_file() {
+        return Err(Error::Format {
+            path: src.to_path_buf(),
+            reason: "not a regular file or a directory (devices, FIFOs and sockets are refused: they may never end)".into(),
+        });
+    }
     let source = if meta.is_dir() {
         Source {
             origin: src.to_path_buf(),

@@ -695,3 +695,164 @@ fn a_mgmt_subnet_over_a_host_route_is_refused_before_anything() {
     );
     assert_eq!(addresses(other), vec!["10.231.12.1/24".to_string()]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Unbounded inputs: the image store
+// ---------------------------------------------------------------------------------------------
+
+/// Disk blocks under `dir` (what `du` counts), in bytes.
+fn disk_usage(dir: &Path) -> u64 {
+    walk(&[dir.to_path_buf()])
+        .iter()
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+#[test]
+fn image_store_writes_holes_caps_unpacked_size_and_sweeps_killed_imports() {
+    require_root();
+    let dir = PathBuf::from(format!("/tmp/lwt-ct-img-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("root")).unwrap();
+    let store = dir.join("store");
+    let image = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut c = labwire();
+        c.env("LABWIRE_IMAGE_DIR", &store).arg("image").args(args);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        run_timeout(c, Duration::from_secs(300))
+    };
+
+    // A 40 GiB sparse file with 4 bytes of data: a 10 KB tar.
+    let root = dir.join("root");
+    std::fs::write(root.join("small"), "hello\n").unwrap();
+    let f = std::fs::File::create(root.join("sparse")).unwrap();
+    f.set_len(40 << 30).unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, b"data", 1 << 20).unwrap();
+    drop(f);
+    let tar = dir.join("sparse.tar");
+    run_ok({
+        let mut c = Command::new("tar");
+        c.args(["--format=gnu", "--sparse", "-cf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&root)
+            .arg(".");
+        c
+    });
+    assert!(std::fs::metadata(&tar).unwrap().len() < 1 << 20);
+    // 40 GiB is over the default cap (32 GiB, holes count: a VM disk holds them whole).
+    let out = image(
+        &["import", tar.to_str().unwrap(), "--name", "ct/sparse:1"],
+        &[],
+    );
+    assert!(
+        !out.status.success()
+            && text(&out.stderr).contains("unpacks to more than 34359738368 bytes"),
+        "sparse import over the default cap: {}",
+        describe(&out)
+    );
+    let out = image(
+        &["import", tar.to_str().unwrap(), "--name", "ct/sparse:1"],
+        &[("LABWIRE_IMAGE_MAX_UNPACKED", "64G")],
+    );
+    assert!(out.status.success(), "sparse import: {}", describe(&out));
+    let used = disk_usage(&store.join("layers"));
+    assert!(
+        used < 16 << 20,
+        "the sparse layer takes {used} bytes of disk"
+    );
+    let out = image(&["ls"], &[]);
+    let ls = text(&out.stdout);
+    assert!(
+        ls.contains("UNPACKED") && ls.contains("42949.7MB"),
+        "image ls: {ls}"
+    );
+
+    // A gzip bomb: 256 MiB of one byte, a few hundred KB compressed, against a 64 MiB cap.
+    let _ = std::fs::remove_file(root.join("sparse"));
+    std::fs::write(root.join("bomb"), vec![b'a'; 256 << 20]).unwrap();
+    let bomb = dir.join("bomb.tar.gz");
+    run_ok({
+        let mut c = Command::new("tar");
+        c.arg("-czf").arg(&bomb).arg("-C").arg(&root).arg(".");
+        c
+    });
+    let big_tar = dir.join("bomb.tar");
+    run_ok({
+        let mut c = Command::new("tar");
+        c.arg("-cf").arg(&big_tar).arg("-C").arg(&root).arg(".");
+        c
+    });
+    let _ = std::fs::remove_file(root.join("bomb"));
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 2 << 20);
+    let out = image(
+        &["import", bomb.to_str().unwrap(), "--name", "ct/bomb:1"],
+        &[("LABWIRE_IMAGE_MAX_UNPACKED", "64M")],
+    );
+    assert!(
+        !out.status.success(),
+        "the bomb was imported: {}",
+        describe(&out)
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("unpacks to more than 67108864 bytes")
+            && err.contains("LABWIRE_IMAGE_MAX_UNPACKED"),
+        "{err}"
+    );
+    assert!(!text(&image(&["ls"], &[]).stdout).contains("ct/bomb"));
+
+    // Devices and FIFOs are refused at once.
+    let t = Instant::now();
+    let out = image(&["import", "/dev/zero", "--name", "ct/zero:1"], &[]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("not a regular file"),
+        "{}",
+        describe(&out)
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+
+    // An import killed midway leaves residue in tmp/ that the next store operation removes.
+    let tmp = store.join("tmp");
+    let mut child = {
+        let mut c = labwire();
+        c.env("LABWIRE_IMAGE_DIR", &store)
+            .args([
+                "image",
+                "import",
+                big_tar.to_str().unwrap(),
+                "--name",
+                "ct/killed:1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        c.spawn().unwrap()
+    };
+    let residue = poll(Duration::from_secs(60), || {
+        (disk_usage(&tmp) > 8 << 20)
+            .then_some(())
+            .ok_or_else(|| "no residue yet".to_string())
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(
+        residue.is_ok(),
+        "the import wrote nothing to tmp/ before it ended"
+    );
+    assert!(disk_usage(&tmp) > 8 << 20, "no residue to sweep");
+    let out = image(&["ls"], &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "residue after the next store operation: {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
