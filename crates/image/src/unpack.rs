@@ -667,6 +667,7 @@ mod tests {
             .map(|v| v.iter().map(|c| c.to_string_lossy().into_owned()).collect())
             .map_err(|f| match f {
                 Fail::Unsafe(r) => r,
+                Fail::TooLarge => "too large".into(),
                 Fail::Io(e) => e.to_string(),
             })
     }

@@ -285,7 +285,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         if alive && !opts.reconfigure {
             return Err(Error::Invalid(format!(
                 "lab {} is already deployed; destroy it first (`labwire destroy --name {}`) or deploy with --reconfigure",
-                lab.name, lab.name
+                lab.name, shell_quote(&lab.name)
             )));
         }
         destroy::destroy_recorded(&lab.name, &rec, false)?;

@@ -856,3 +856,79 @@ fn image_store_writes_holes_caps_unpacked_size_and_sweeps_killed_imports() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Names, 8. warnings
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn names_the_kernel_refuses_fail_validate_and_destroy_copes_with_them() {
+    let dir = PathBuf::from(format!("/tmp/lwt-ct-names-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("topo.clab.yml");
+    let lab = format!("ct-{}", "l".repeat(120));
+    let node = "n".repeat(128);
+    std::fs::write(
+        &file,
+        format!("name: {lab}\ntopology:\n  nodes:\n    {node}: {{kind: linux}}\n    n2:\n      kind: linux\n      hostname: {}\n", "h".repeat(65)),
+    )
+    .unwrap();
+    let out = validate(&file);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("has 257 bytes; as a network namespace name it can have at most 255")
+            && err.contains("topo.clab.yml:4:5"),
+        "{err}"
+    );
+    assert!(
+        err.contains("has 65 bytes; Linux takes at most 64") && err.contains("topo.clab.yml:7:"),
+        "{err}"
+    );
+
+    // A lab recorded by an earlier labwire with such a name can still be destroyed.
+    let name = "ct-nametoolong";
+    let state = PathBuf::from("/var/lib/labwire/labs").join(name);
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("journal"),
+        format!(
+            "{{\"op\":\"netns\",\"name\":\"clab-{name}-{}\"}}\n",
+            "x".repeat(260)
+        ),
+    )
+    .unwrap();
+    let mut c = labwire();
+    c.args(["destroy", "--name", name]);
+    let out = run_timeout(c, Duration::from_secs(60));
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    assert!(!state.exists(), "destroy left {}", state.display());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn duplicate_macs_and_a_node_named_host_are_warned_about() {
+    let dir = PathBuf::from(format!("/tmp/lwt-ct-warn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("topo.clab.yml");
+    std::fs::write(
+        &file,
+        "name: ct-warn\ntopology:\n  nodes:\n    host: {kind: linux}\n    a: {kind: linux}\n    b: {kind: linux}\n  links:\n\
+         \x20   - type: veth\n      endpoints:\n        - {node: a, interface: e1, mac: \"02:00:00:00:00:01\"}\n        - {node: b, interface: e1, mac: \"02:00:00:00:00:01\"}\n",
+    )
+    .unwrap();
+    let out = validate(&file);
+    assert!(out.status.success(), "{}", describe(&out));
+    let all = text(&out.stderr) + &text(&out.stdout);
+    assert!(
+        all.contains("a node named `host`") && all.contains("topo.clab.yml:4:5"),
+        "{all}"
+    );
+    assert!(
+        all.contains("MAC 02:00:00:00:00:01 of b:e1 is also the MAC of a:e1"),
+        "{all}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

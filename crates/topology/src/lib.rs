@@ -437,6 +437,13 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         levels.extend(kind);
         levels.push(&defaults);
         let levels = Levels { levels };
+        if n == "host" {
+            d.warning(
+                Some(*span),
+                "a node named `host`: in links, `host:IFACE` names an interface of the host itself, so links cannot reach this node by name",
+            )
+            .help("rename the node (e.g. `host1`)");
+        }
         if let Some(node) = node::decode(n, *span, &levels, &cx, d) {
             if node.is_workload() {
                 for (field, _) in node::FIELDS {
@@ -546,7 +553,36 @@ fn check_network_modes(
     }
 }
 
+/// Two endpoints given one MAC in the file: the kernel takes it, but the segment (or the host's
+/// neighbour tables) then cannot tell them apart.
+fn warn_duplicate_macs(links: &[link::Decoded], d: &mut Diagnostics) {
+    let mut first: HashMap<Mac, (String, Span)> = HashMap::new();
+    for l in links {
+        for ((ep, explicit), span) in l.link.endpoints().zip(&l.explicit_mac).zip(&l.spans) {
+            if !explicit {
+                continue;
+            }
+            let here = format!("{}:{}", ep.node, ep.iface);
+            match first.get(&ep.mac) {
+                Some((other, at)) => {
+                    d.warning(
+                        Some(*span),
+                        format!(
+                            "MAC {} of {here} is also the MAC of {other} (line {}); interfaces sharing a MAC confuse the switches and neighbours that see both",
+                            ep.mac, at.start.line
+                        ),
+                    );
+                }
+                None => {
+                    first.insert(ep.mac, (here, *span));
+                }
+            }
+        }
+    }
+}
+
 fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d: &mut Diagnostics) {
+    warn_duplicate_macs(links, d);
     // `Lab::node` is a linear search; with 10 000 nodes and 20 000 links it must not run per endpoint.
     let by_name: HashMap<&str, &Node> = lab.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     // (node, iface) → span of first use; host-side names share one namespace.
