@@ -541,7 +541,10 @@ pub fn decode(
         })
         .collect();
 
-    let mut binds: Vec<Bind> = Vec::new();
+    // Slots in order; a later bind for the same target empties the earlier one's slot (found in
+    // one lookup, so thousands of binds merge in linear time).
+    let mut slots: Vec<Option<Bind>> = Vec::new();
+    let mut by_target: HashMap<String, usize> = HashMap::new();
     for (b, span) in get("binds")
         .map(|v| read::strings(&v, &what("binds"), d))
         .unwrap_or_default()
@@ -561,9 +564,12 @@ pub fn decode(
                 .unwrap_or_default(),
         };
         // The most specific level wins for one target.
-        binds.retain(|x| x.target != bind.target);
-        binds.push(bind);
+        if let Some(i) = by_target.insert(bind.target.clone(), slots.len()) {
+            slots[i] = None;
+        }
+        slots.push(Some(bind));
     }
+    let binds: Vec<Bind> = slots.into_iter().flatten().collect();
 
     let mut ports = Vec::new();
     for (p, span) in get("ports")
