@@ -588,7 +588,7 @@ impl Store {
                 Err(e) => return Err(io_err(dir)(e)),
             }
             let _ = fs::remove_file(self.root.join("locks").join(format!("{hex}.lock")));
-            let _ = fs::remove_file(self.layer_size_path(&hex));
+            let _ = fs::remove_file(self.layer_size_path(hex));
         }
         Ok(())
     }
@@ -603,7 +603,7 @@ impl Store {
     fn unpacked_size(&self, diff_ids: &[String]) -> Option<u64> {
         diff_ids.iter().try_fold(0u64, |sum, d| {
             let hex = digest_hex(d).ok()?;
-            let text = fs::read_to_string(self.layer_size_path(&hex)).ok()?;
+            let text = fs::read_to_string(self.layer_size_path(hex)).ok()?;
             Some(sum + text.trim().parse::<u64>().ok()?)
         })
     }
@@ -687,10 +687,10 @@ impl Store {
         }
         let hex = digest_hex(&actual)?;
         let _ = self.write_atomic(
-            &self.layer_size_path(&hex),
+            &self.layer_size_path(hex),
             unpacked_bytes.to_string().as_bytes(),
         );
-        let dir = layers.join(&hex);
+        let dir = layers.join(hex);
         match fs::rename(&tmp, &dir) {
             Ok(()) => {}
             // Someone else unpacked the same layer meanwhile: theirs is as good as ours.
