@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::store::{busybox_rootfs, image_ok};
+use common::store::{busybox_rootfs, image_ok, tar_dir};
 use common::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -54,13 +54,7 @@ fn import_busybox(lab: &TestLab) {
     let root = lab.dir.join("rootfs");
     busybox_rootfs(&root, &lab.name);
     let tar = lab.dir.join("rootfs.tar");
-    let mut c = Command::new("tar");
-    c.args(["--numeric-owner", "--owner=0", "--group=0", "-cf"])
-        .arg(&tar)
-        .arg("-C")
-        .arg(&root)
-        .arg(".");
-    run_ok(c);
+    tar_dir(&root, &tar);
     image_ok(
         lab,
         &[
@@ -125,6 +119,14 @@ fn assert_unreachable_to_nobody(paths: &[PathBuf]) {
         "nobody reaches files labwire wrote:\n{}",
         text(&out.stdout)
     );
+}
+
+/// An empty directory `/tmp/lwt-ct-<tag>-<pid>` for a test's files.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = PathBuf::from(format!("/tmp/lwt-ct-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn validate(file: &Path) -> Output {
@@ -317,9 +319,7 @@ fn bind_sources_leading_out_of_the_tree_or_unreadable_by_the_owner_are_refused()
 
 #[test]
 fn env_files_that_are_devices_or_fifos_are_refused_at_once() {
-    let dir = PathBuf::from(format!("/tmp/lwt-ct-envf-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("envf");
     let fifo = dir.join("fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a NUL-terminated path.
@@ -605,9 +605,7 @@ fn an_existing_bridge_and_someone_elses_ssh_config_are_left_as_they_were() {
 
 #[test]
 fn non_namespaced_sysctls_and_default_route_subnets_are_refused() {
-    let dir = PathBuf::from(format!("/tmp/lwt-ct-sysctl-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("sysctl");
     let file = dir.join("topo.clab.yml");
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
     for (key, ok) in [
@@ -712,8 +710,7 @@ fn disk_usage(dir: &Path) -> u64 {
 #[test]
 fn image_store_writes_holes_caps_unpacked_size_and_sweeps_killed_imports() {
     require_root();
-    let dir = PathBuf::from(format!("/tmp/lwt-ct-img-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("img");
     std::fs::create_dir_all(dir.join("root")).unwrap();
     let store = dir.join("store");
     let image = |args: &[&str], extra: &[(&str, &str)]| {
@@ -863,9 +860,7 @@ fn image_store_writes_holes_caps_unpacked_size_and_sweeps_killed_imports() {
 
 #[test]
 fn names_the_kernel_refuses_fail_validate_and_destroy_copes_with_them() {
-    let dir = PathBuf::from(format!("/tmp/lwt-ct-names-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("names");
     let file = dir.join("topo.clab.yml");
     let lab = format!("ct-{}", "l".repeat(120));
     let node = "n".repeat(128);
@@ -909,9 +904,7 @@ fn names_the_kernel_refuses_fail_validate_and_destroy_copes_with_them() {
 
 #[test]
 fn duplicate_macs_and_a_node_named_host_are_warned_about() {
-    let dir = PathBuf::from(format!("/tmp/lwt-ct-warn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("warn");
     let file = dir.join("topo.clab.yml");
     std::fs::write(
         &file,
