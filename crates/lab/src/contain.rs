@@ -52,20 +52,63 @@ pub(crate) fn check_lab_dir(lab: &Lab, problems: &mut Vec<String>) {
 
 /// Who wrote the topology: the owner of its file (for standard input, the user sudo ran as).
 /// `None` for root, whose rights cover every source anyway.
-fn topology_owner(lab: &Lab) -> Option<u32> {
-    let uid = match &lab.topology_file {
+fn topology_owner(topology_file: Option<&Path>) -> Option<u32> {
+    let uid = match topology_file {
         Some(f) => std::fs::metadata(f).ok()?.uid(),
         None => std::env::var("SUDO_UID").ok()?.parse().ok()?,
     };
     (uid != 0).then_some(uid)
 }
 
-/// Bind sources (and startup-configs) are read or mounted as root: each must be readable by the
-/// topology's owner, and one inside the topology's directory must not be a link leading out of it.
+/// The rules for a file a topology names and labwire reads or mounts as root, with what they
+/// need computed once.
+pub struct SourceRules {
+    /// The topology's directory, as written and resolved.
+    base: std::path::PathBuf,
+    real_base: std::path::PathBuf,
+    /// The topology's owner and groups, unless root.
+    owner: Option<(u32, Vec<u32>)>,
+}
+
+impl SourceRules {
+    /// The rules for a topology file (`None`: standard input) whose relative paths start at
+    /// `base`.
+    pub fn new(topology_file: Option<&Path>, base: &Path) -> SourceRules {
+        SourceRules {
+            base: base.to_path_buf(),
+            real_base: std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf()),
+            owner: topology_owner(topology_file).map(|uid| (uid, groups_of(uid))),
+        }
+    }
+
+    /// Why `src` must not be read: a link inside the topology's directory leading out of it, or
+    /// a file the topology's owner cannot read. `None` when it may be (or does not exist: that is
+    /// reported elsewhere).
+    pub fn refuse(&self, src: &Path) -> Option<String> {
+        let real = std::fs::canonicalize(src).ok()?;
+        if src.starts_with(&self.base) && !real.starts_with(&self.real_base) {
+            return Some(format!(
+                "{} is a symbolic link leading out of the topology's directory {} (to {}); name the file by its own path if it is meant",
+                src.display(),
+                self.base.display(),
+                real.display()
+            ));
+        }
+        let (uid, gids) = self.owner.as_ref()?;
+        (!can_read(*uid, gids, &real)).then(|| {
+            format!(
+                "{} cannot be read by uid {uid}, the owner of the topology; labwire reads sources only with the rights of whoever wrote the topology",
+                src.display()
+            )
+        })
+    }
+}
+
+/// Bind sources (and startup-configs) are read or mounted as root: each must pass
+/// [`SourceRules::refuse`]. (`env-files` are checked as the topology is read, see the binary.)
 pub(crate) fn check_sources(lab: &Lab, problems: &mut Vec<String>) {
     let base = lab.dir.parent().map(Path::to_path_buf).unwrap_or_default();
-    let real_base = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
-    let owner = topology_owner(lab).map(|uid| (uid, groups_of(uid)));
+    let rules = SourceRules::new(lab.topology_file.as_deref(), &base);
     for n in lab.nodes.iter().filter(|n| n.is_workload()) {
         let sources = n
             .binds
@@ -77,27 +120,8 @@ pub(crate) fn check_sources(lab: &Lab, problems: &mut Vec<String>) {
             if src.starts_with(&lab.dir) {
                 continue;
             }
-            let Ok(real) = std::fs::canonicalize(src) else {
-                continue;
-            };
-            if src.starts_with(&base) && !real.starts_with(&real_base) {
-                problems.push(format!(
-                    "node {}: {what} {} is a symbolic link leading out of the topology's directory {} (to {}); name the file by its own path if it is meant",
-                    n.name,
-                    src.display(),
-                    base.display(),
-                    real.display()
-                ));
-                continue;
-            }
-            if let Some((uid, gids)) = &owner {
-                if !can_read(*uid, gids, &real) {
-                    problems.push(format!(
-                        "node {}: {what} {} cannot be read by uid {uid}, the owner of the topology; labwire reads sources only with the rights of whoever wrote the topology",
-                        n.name,
-                        src.display()
-                    ));
-                }
+            if let Some(why) = rules.refuse(src) {
+                problems.push(format!("node {}: {what} {why}", n.name));
             }
         }
     }

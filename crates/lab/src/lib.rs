@@ -5,7 +5,7 @@
 //! and starts nodes only through `runtime`.
 
 pub mod artifacts;
-mod contain;
+pub mod contain;
 pub mod deploy;
 pub mod destroy;
 pub mod error;

@@ -5,8 +5,9 @@
 //!
 //! - lab state, runtime files and the image store are unreachable to other users, including a
 //!   set-uid program a node wrote into its layer, and a VM node's initramfs, disk and console;
-//! - bind sources that are links out of the topology's tree, or that the topology's owner cannot
-//!   read, are refused; env-files that are devices or FIFOs are refused at once;
+//! - bind sources and env-files that are links out of the topology's tree, or that the topology's
+//!   owner cannot read, are refused; env-files that are devices, FIFOs or too large are refused at
+//!   once;
 //! - a symbolic link in place of the lab directory is refused and its target stays untouched;
 //! - a foreign network namespace with a node's name, a long name that collides with a deployed
 //!   lab's node, a container already holding the lab's label, an existing bridge used as the
@@ -318,7 +319,7 @@ fn bind_sources_leading_out_of_the_tree_or_unreadable_by_the_owner_are_refused()
 }
 
 #[test]
-fn env_files_that_are_devices_or_fifos_are_refused_at_once() {
+fn env_files_are_bounded_and_read_with_the_owners_rights() {
     let dir = scratch("envf");
     let fifo = dir.join("fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
@@ -348,6 +349,32 @@ fn env_files_that_are_devices_or_fifos_are_refused_at_once() {
             "{src}: no location in {err}"
         );
         assert!(took < Duration::from_secs(2), "{src} took {took:?}");
+    }
+    // Read with the topology owner's rights: a link out of the topology's directory, and a file
+    // the owner (nobody) cannot read, are refused.
+    std::os::unix::fs::symlink("/etc/shadow", dir.join("link.env")).unwrap();
+    let file = dir.join("topo.clab.yml");
+    for (src, owner, needle) in [
+        (
+            "link.env",
+            0,
+            "symbolic link leading out of the topology's directory",
+        ),
+        ("/etc/shadow", 65534, "cannot be read by uid 65534"),
+    ] {
+        std::fs::write(
+            &file,
+            format!("name: ct-envf\ntopology:\n  nodes:\n    n1:\n      kind: linux\n      env-files: [{src}]\n"),
+        )
+        .unwrap();
+        std::os::unix::fs::chown(&file, Some(owner), Some(owner)).unwrap();
+        let out = validate(&file);
+        assert!(!out.status.success(), "{src} validated: {}", describe(&out));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(needle) && !err.contains("root:"),
+            "{src}: {err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
