@@ -58,8 +58,12 @@ pub struct Teardown {
     pub bridges: Vec<(String, String, bool)>,
     /// Firewall rules (tool, bridge).
     pub firewall: Vec<(String, String)>,
-    /// Names under /run/netns.
-    pub netns: Vec<String>,
+    /// Names under /run/netns, with the inode of the namespace each held when recorded.
+    pub netns: Vec<(String, Option<u64>)>,
+    /// Addresses added to host links labwire did not make (link, address, prefix).
+    pub host_addresses: Vec<(String, std::net::IpAddr, u8)>,
+    /// Container names the engine refused (someone else's): never removed by name.
+    pub containers_not_made: Vec<String>,
     pub cgroups: Vec<PathBuf>,
     pub hosts_blocks: Vec<PathBuf>,
     pub ssh_configs: Vec<PathBuf>,
@@ -118,7 +122,11 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
             Entry::FirewallAccept { tool, bridge } => {
                 t.firewall.push((tool.clone(), bridge.clone()));
             }
-            Entry::Netns { name } => t.netns.push(name.clone()),
+            Entry::Netns { name, ino } => t.netns.push((name.clone(), *ino)),
+            Entry::ContainerNotMade { name } => t.containers_not_made.push(name.clone()),
+            Entry::HostAddress { link, addr, prefix } => {
+                t.host_addresses.push((link.clone(), *addr, *prefix));
+            }
             Entry::HostLink { name, mac } => t.host_links.push((name.clone(), mac.clone())),
             Entry::Bridge { name, mac, shared } => {
                 t.bridges.push((name.clone(), mac.clone(), *shared));
@@ -152,8 +160,13 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     //    id when recorded, else by name if the container there carries this lab's label. Those
     //    sharing another's network go first (in waves, deepest first): Podman refuses to remove a
     //    container others depend on.
-    let containers = &plan.containers;
-    let (removed, failures) = runtime::engine::remove_containers(name, containers, &|node| {
+    let containers: Vec<RecordedContainer> = plan
+        .containers
+        .iter()
+        .filter(|c| c.id.is_some() || !plan.containers_not_made.contains(&c.name))
+        .cloned()
+        .collect();
+    let (removed, failures) = runtime::engine::remove_containers(name, &containers, &|node| {
         network_depth(rec.lab.as_ref(), node)
     });
     report.nodes += removed;
@@ -239,6 +252,28 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         }
     }
 
+    // Addresses added to a bridge labwire did not make, unless another lab still uses it.
+    let added = &plan.host_addresses;
+    if !added.is_empty() {
+        let _g = Lock::global()?;
+        let in_use = bridges_used_by_others(name);
+        for (link, addr, prefix) in added {
+            let (addr, prefix) = (*addr, *prefix);
+            if in_use.contains(link.as_str()) {
+                continue;
+            }
+            match host.link(link) {
+                Ok(Some(l)) => {
+                    if let Err(err) = host.delete_address(l.index, addr, prefix) {
+                        errors.push(format!("remove address {addr}/{prefix} from {link}: {err}"));
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => errors.push(format!("look up {link}: {err}")),
+            }
+        }
+    }
+
     // Firewall rules accepting a bridge's traffic, unless another lab still uses the bridge.
     let rules = &plan.firewall;
     if !rules.is_empty() {
@@ -256,9 +291,16 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
 
     // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from several
     // threads lets those waits overlap.
-    let names: Vec<&String> = plan.netns.iter().collect();
-    let results = crate::pool::run(&names, 16, &|| false, &|name: &&String| {
-        wire::netns::unregister(name).map_err(|err| format!("unregister namespace {name}: {err}"))
+    let names: Vec<&(String, Option<u64>)> = plan.netns.iter().collect();
+    let results = crate::pool::run(&names, 16, &|| false, &|entry: &&(String, Option<u64>)| {
+        let (name, ino) = entry;
+        // A name registered by someone else (taken before this lab's registration failed, or
+        // after this lab's was removed) holds another namespace: it stays.
+        match ino {
+            Some(ino) => wire::netns::unregister_if(name, *ino).map(|_| ()),
+            None => wire::netns::unregister(name),
+        }
+        .map_err(|err| format!("unregister namespace {name}: {err}"))
     });
     errors.extend(results.into_iter().flatten().filter_map(Result::err));
     // The kills were sent before; by now most have taken effect.
@@ -285,7 +327,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             errors.push(crate::error::chain(&err));
         }
     }
-    for path in &plan.ssh_configs {
+    // Only while it is still labwire's file (someone may have replaced it since).
+    for path in plan
+        .ssh_configs
+        .iter()
+        .filter(|p| crate::contain::ssh_config_is_labwires(p))
+    {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -386,6 +433,7 @@ mod tests {
             },
             Entry::Netns {
                 name: "clab-x-a".into(),
+                ino: Some(4026532000),
             },
             Entry::HostLink {
                 name: "lw00000001".into(),
@@ -421,7 +469,7 @@ mod tests {
     fn every_recorded_object_lands_in_its_removal_step() {
         let t = teardown(&journal());
         assert_eq!(t.procs, [("a".to_string(), proc(10))]);
-        assert_eq!(t.netns, ["clab-x-a"]);
+        assert_eq!(t.netns, [("clab-x-a".to_string(), Some(4026532000))]);
         assert_eq!(
             t.host_links,
             [("lw00000001".to_string(), "02:00:00:00:00:01".to_string())]

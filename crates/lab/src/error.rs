@@ -13,7 +13,7 @@ pub enum Error {
     /// Another labwire process holds the lock.
     #[error("{what} is busy: another labwire process is working on it")]
     Busy { what: String },
-    #[error("lab {lab} is already deployed; destroy it first (`labwire destroy --name {lab}`) or deploy with --reconfigure")]
+    #[error("lab {lab} is already deployed; destroy it first (`labwire destroy --name {}`) or deploy with --reconfigure", runtime::node::shell_quote(lab))]
     AlreadyDeployed { lab: String },
     #[error("lab {lab} is not deployed")]
     NotDeployed { lab: String },

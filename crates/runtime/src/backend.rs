@@ -35,6 +35,9 @@ pub enum Made {
         engine: EngineKind,
         socket: Option<PathBuf>,
     },
+    /// The engine refused to create container `name` (the name is someone else's): destroy never
+    /// removes a container by that name.
+    ContainerNotMade { name: String },
     /// The lab's management network in a container engine (made or joined).
     EngineNetwork {
         engine: EngineKind,

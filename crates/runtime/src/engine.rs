@@ -152,7 +152,19 @@ impl Backend for EngineBackend {
             socket: Some(engine.socket().to_path_buf()),
         };
         record(rec, &[entry(None)])?;
-        let id = engine.create(&spec)?;
+        let id = match engine.create(&spec) {
+            Ok(id) => id,
+            Err(e) => {
+                // Refused (a name conflict): whatever holds the name is not this lab's.
+                record(
+                    rec,
+                    &[Made::ContainerNotMade {
+                        name: n.long_name.clone(),
+                    }],
+                )?;
+                return Err(e);
+            }
+        };
         record(rec, &[entry(Some(id.clone()))])?;
         let pid = engine.start(&id, &n.long_name)?;
         let proc = ProcId::of(pid).ok_or_else(|| Error::NodeSetup {

@@ -164,6 +164,18 @@ pub fn split_words(s: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// `s` as one shell word: as it is when it holds only safe characters, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The node's /etc/hosts content: localhost lines plus the node's own name.
 pub fn hosts_file(node: &Node) -> String {
     let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");

@@ -352,7 +352,8 @@ fn resolve_kernel(
         Some(reference) => {
             let kimg = store.resolve(reference).map_err(bad())?.ok_or_else(|| {
                 setup(format!(
-                    "kernel image `{reference}` is not in labwire's image store (import it with `labwire image import FILE --name {reference}`, or give a vmlinuz path)"
+                    "kernel image `{reference}` is not in labwire's image store (import it with `labwire image import FILE --name {}`, or give a vmlinuz path)",
+                    crate::node::shell_quote(reference)
                 ))
             })?;
             let layers = store.layer_dirs(&kimg).map_err(bad())?;

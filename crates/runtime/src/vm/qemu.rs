@@ -40,6 +40,9 @@ impl Vmm for Qemu {
         let node = spec.node;
         let overlay = spec.state_dir.join("root.qcow2");
         let _ = std::fs::remove_file(&overlay);
+        // qemu-img creates the overlay with the default 0644: made empty and private first, it
+        // keeps 0600 (qemu-img truncates an existing file rather than replacing it).
+        super::private_file(&overlay, true)?;
         let out = Command::new("qemu-img")
             .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
             .arg(spec.root_disk)
