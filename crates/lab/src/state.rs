@@ -204,17 +204,6 @@ impl Recorded {
         crate::destroy::teardown(&self.entries).containers
     }
 
-    /// Container names this lab's deploy tried and the engine refused.
-    pub fn containers_not_made(&self) -> std::collections::HashSet<&str> {
-        self.entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::ContainerNotMade { name } => Some(name.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
     pub fn done(&self) -> bool {
         self.entries.contains(&Entry::Done)
     }

@@ -219,12 +219,11 @@ fn journal_foreign_addresses(
     let by_labs: HashSet<(IpAddr, u8)> = crate::state::recorded_labs()
         .into_iter()
         .flat_map(|other| {
-            crate::state::Recorded::read(&crate::paths::lab_state_dir(&other)).entries
+            let rec = crate::state::Recorded::read(&crate::paths::lab_state_dir(&other));
+            crate::destroy::teardown(&rec.entries).host_addresses
         })
-        .filter_map(|e| match e {
-            Entry::HostAddress { link, addr, prefix } if link == bridge => Some((addr, prefix)),
-            _ => None,
-        })
+        .filter(|(link, _, _)| link == bridge)
+        .map(|(_, addr, prefix)| (addr, prefix))
         .collect();
     let had: HashSet<(IpAddr, u8)> = host
         .addresses(Some(idx))
