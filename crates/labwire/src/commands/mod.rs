@@ -1,15 +1,15 @@
 //! One module per verb; `Cli` holds the argument structs.
 
-mod completion;
-mod console;
-mod deploy;
-mod destroy;
-mod exec;
-mod generate;
-mod graph;
-mod image;
-mod inspect;
-mod validate;
+pub(crate) mod completion;
+pub(crate) mod console;
+pub(crate) mod deploy;
+pub(crate) mod destroy;
+pub(crate) mod exec;
+pub(crate) mod generate;
+pub(crate) mod graph;
+pub(crate) mod image;
+pub(crate) mod inspect;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -128,6 +128,42 @@ impl LabRef {
             .name),
         }
     }
+}
+
+/// Keep only the nodes named in `keep` (every node when empty) and the links whose nodes all stay:
+/// `--node-filter`. A name that is not a node of the lab is an error naming the lab's nodes.
+pub fn filter_nodes(lab: &mut topology::Lab, keep: &[String]) -> anyhow::Result<()> {
+    if keep.is_empty() {
+        return Ok(());
+    }
+    let unknown: Vec<&str> = keep
+        .iter()
+        .filter(|k| lab.node(k).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let names: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        anyhow::bail!(
+            "--node-filter names {} that lab {} does not have; its nodes are {}",
+            unknown.join(", "),
+            lab.name,
+            names.join(", ")
+        );
+    }
+    let all: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    let kept = |node: &str| keep.iter().any(|k| k == node);
+    for n in lab.nodes.iter().filter(|n| kept(&n.name)) {
+        if let topology::NetworkMode::Container(other) = &n.network_mode {
+            anyhow::ensure!(
+                kept(other) || !all.contains(other),
+                "--node-filter keeps {} but not {other}, whose network namespace it shares",
+                n.name
+            );
+        }
+    }
+    lab.nodes.retain(|n| kept(&n.name));
+    lab.links.retain(|l| l.endpoints().all(|ep| kept(&ep.node)));
+    Ok(())
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -14,6 +14,7 @@ const IFLA_MTU: u16 = 4;
 const IFLA_LINK: u16 = 5;
 const IFLA_MASTER: u16 = 10;
 const IFLA_OPERSTATE: u16 = 16;
+const IFLA_IFALIAS: u16 = 20;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
@@ -129,6 +130,25 @@ pub struct Link {
     pub kind: Option<String>,
     /// Ifindex of the master (bridge) this link is a port of.
     pub master: Option<u32>,
+    /// RFC 2863 operational state (`IF_OPER_*`), as `ip link` shows it by name.
+    pub oper_state: u8,
+    /// `IFLA_IFALIAS`, when set.
+    pub alias: Option<String>,
+}
+
+impl Link {
+    /// The operational state as `ip link` names it (lower case): `up`, `down`, `unknown`, …
+    pub fn oper_state_name(&self) -> &'static str {
+        match self.oper_state {
+            1 => "notpresent",
+            2 => "down",
+            3 => "lowerlayerdown",
+            4 => "testing",
+            5 => "dormant",
+            IF_OPER_UP => "up",
+            _ => "unknown",
+        }
+    }
 }
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
@@ -348,6 +368,8 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
         oper_up: false,
         kind: None,
         master: None,
+        oper_state: IF_OPER_UNKNOWN,
+        alias: None,
     };
     let mut oper = IF_OPER_UNKNOWN;
     for (ty, p) in attrs(&body[16..]) {
@@ -357,6 +379,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
             IFLA_ADDRESS if p.len() == 6 => link.mac = Some(p.try_into().expect("6 bytes")),
             IFLA_MASTER if p.len() >= 4 => link.master = Some(u32_at(p, 0)),
             IFLA_OPERSTATE if !p.is_empty() => oper = p[0],
+            IFLA_IFALIAS => link.alias = Some(attr_string(p)).filter(|a| !a.is_empty()),
             IFLA_LINKINFO => {
                 link.kind = attrs(p)
                     .find(|(t, _)| *t == IFLA_INFO_KIND)
@@ -365,6 +388,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
             _ => {}
         }
     }
+    link.oper_state = oper;
     link.oper_up = oper == IF_OPER_UP || (oper == IF_OPER_UNKNOWN && flags & IFF_RUNNING != 0);
     Some(link)
 }
