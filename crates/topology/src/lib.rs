@@ -378,15 +378,17 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             Some(g) => match groups.get(g) {
                 Some((_, def)) => Some(def),
                 None => {
-                    let gv = def.get("group").or(defaults.get("group"));
-                    let e = d.error(
-                        gv.map(|v| v.span),
-                        format!(
-                            "node {n} is in group `{g}`, which topology.groups does not define"
-                        ),
-                    );
+                    // As in containerlab, a group that `topology.groups` does not define is only a
+                    // label (tools such as netlab name several); a near miss is likely a typo.
                     if let Some(s) = diag::did_you_mean(g, groups.keys().map(String::as_str)) {
-                        e.help(format!("did you mean `{s}`?"));
+                        let gv = def.get("group").or(defaults.get("group"));
+                        d.warning(
+                            gv.map(|v| v.span),
+                            format!(
+                                "node {n} is in group `{g}`, which topology.groups does not define; it inherits nothing"
+                            ),
+                        )
+                        .help(format!("did you mean `{s}`?"));
                     }
                     None
                 }

@@ -1,0 +1,244 @@
+//! netlab end to end on labwire as containerlab: netlab (PyPI `networklab`, in a cached
+//! virtualenv) runs `containerlab version|deploy|destroy` against labwire's personality (a
+//! `containerlab` symlink on PATH) and reaches the nodes with `docker exec`, so the nodes must be
+//! real Docker containers. Three FRR routers run OSPF, a Linux host pings across them; after
+//! `netlab down --cleanup` nothing may be left.
+//!
+//! netlab's default images cannot be pulled here: `images/netlab-stand-ins/build.sh` builds
+//! stand-ins under their names (reused while its recipe is unchanged). This host's kernel has no
+//! VRF and no loadable modules, so the topology turns off FRR's management VRF and netlab's kernel
+//! modules.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const NETLAB_VERSION: &str = "26.10";
+const VENV: &str = "/var/cache/labwire-tests/netlab-venv";
+const LAB: &str = "clnl";
+
+/// A virtualenv with netlab NETLAB_VERSION, made once and reused.
+fn netlab_venv() -> PathBuf {
+    let venv = PathBuf::from(VENV);
+    let netlab = venv.join("bin/netlab");
+    let current = Command::new(&netlab)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).contains(&format!("netlab version {NETLAB_VERSION}")));
+    if !current {
+        let _ = std::fs::remove_dir_all(&venv);
+        std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
+        let mut mk = Command::new("python3");
+        mk.args(["-m", "venv"]).arg(&venv);
+        run_ok(mk);
+        let mut pip = Command::new(venv.join("bin/pip"));
+        pip.args(["install", "-q", &format!("networklab=={NETLAB_VERSION}")]);
+        let out = run_timeout(pip, Duration::from_secs(600));
+        assert!(out.status.success(), "pip install networklab: {}", describe(&out));
+    }
+    venv
+}
+
+/// netlab's default image of a device for containerlab, from its own device files.
+fn default_image(venv: &Path, device: &str) -> String {
+    let script = format!(
+        "import yaml, netsim, os; d = yaml.safe_load(open(os.path.join(os.path.dirname(netsim.__file__), 'devices', '{device}.yml'))); print(d['clab']['image'])"
+    );
+    let mut py = Command::new(venv.join("bin/python"));
+    py.args(["-c", &script]);
+    text(&run_ok(py).stdout).trim().to_string()
+}
+
+/// A directory for PATH holding `containerlab` and `clab` (labwire) and, where the host has
+/// none, a `sudo` that runs its command (the test runs as root; netlab calls `sudo ip netns exec`).
+fn bin_dir(work: &Path) -> PathBuf {
+    let bin = work.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for name in ["containerlab", "clab"] {
+        std::os::unix::fs::symlink(labwire_bin(), bin.join(name)).unwrap();
+    }
+    let has_sudo = Command::new("sh")
+        .args(["-c", "command -v sudo"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_sudo {
+        let shim = bin.join("sudo");
+        std::fs::write(
+            &shim,
+            "#!/bin/sh\nwhile [ $# -gt 0 ]; do case $1 in -*) shift;; *) break;; esac; done\nexec \"$@\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+const TOPOLOGY: &str = r#"provider: clab
+name: clnl
+module: [ ospf ]
+addressing:
+  mgmt:
+    ipv4: 172.31.221.0/24
+    _network: clnl_mgmt
+    _bridge: clnl-mgmt
+  loopback:
+    ipv4: 10.221.0.0/24
+  p2p:
+    ipv4: 10.222.0.0/16
+  lan:
+    ipv4: 10.223.0.0/16
+defaults.addressing.mgmt.ipv6: fd00:c1::/64
+defaults.device: frr
+defaults.devices.frr.clab.group_vars.netlab_mgmt_vrf: False
+defaults.devices.frr.clab.kmods.initial: []
+nodes:
+  r1:
+  r2:
+  r3:
+  h1:
+    device: linux
+links: [ r1-r2, r2-r3, r3-h1 ]
+validate:
+  back:
+    description: r1 reaches h1 across the OSPF fabric
+    wait: 60
+    nodes: [ r1 ]
+    plugin: ping('h1')
+  ping:
+    description: h1 reaches r1's loopback across the OSPF fabric
+    wait: 60
+    nodes: [ h1 ]
+    plugin: ping('r1')
+"#;
+
+struct Netlab {
+    venv: PathBuf,
+    work: PathBuf,
+    path: String,
+}
+
+impl Netlab {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.venv.join("bin/netlab"));
+        c.args(args)
+            .current_dir(&self.work)
+            .env("PATH", &self.path)
+            .env_remove("CLAB_RUNTIME")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str], timeout: Duration) -> std::process::Output {
+        run_timeout(self.cmd(args), timeout)
+    }
+}
+
+#[test]
+fn netlab_up_validate_down_on_docker() {
+    require_root();
+    DOCKER.ensure_running();
+    let venv = netlab_venv();
+    let frr = default_image(&venv, "frr");
+    let host = default_image(&venv, "linux");
+    let mut build = Command::new("bash");
+    build
+        .arg(open_nos::repo_root().join("images/netlab-stand-ins/build.sh"))
+        .args([&frr, &host, "docker"])
+        .stdin(Stdio::null());
+    let out = run_timeout(build, Duration::from_secs(1200));
+    assert!(out.status.success(), "stand-in images: {}", describe(&out));
+    eprint!("{}", text(&out.stdout));
+
+    let work = std::env::temp_dir().join(format!("lwt-clnl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("topology.yml"), TOPOLOGY).unwrap();
+    let bin = bin_dir(&work);
+    let path = format!(
+        "{}:{}:{}",
+        bin.display(),
+        venv.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let nl = Netlab { venv, work: work.clone(), path };
+    let host_links_before = host_link_names();
+
+    // Whatever happens below, the lab goes.
+    struct Down<'a>(&'a Netlab);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.run(&["down", "--cleanup", "--force"], Duration::from_secs(300));
+        }
+    }
+    let _down = Down(&nl);
+
+    let t = Instant::now();
+    let up = nl.run(&["up"], Duration::from_secs(900));
+    assert!(up.status.success(), "netlab up: {}", describe(&up));
+    eprintln!("netlab up: {:.1} s", t.elapsed().as_secs_f64());
+    // The host links the lab made (management veths, the bridge) must all go with it.
+    let lab_links: std::collections::BTreeSet<String> = host_link_names()
+        .difference(&host_links_before)
+        .cloned()
+        .collect();
+    assert!(lab_links.contains("clnl-mgmt"), "no management bridge among {lab_links:?}");
+    for n in ["r1", "r2", "r3", "h1"] {
+        let name = format!("clab-{LAB}-{n}");
+        let st = open_nos::docker_cmd(&["inspect", "-f", "{{.State.Running}} {{index .Config.Labels \"clab-node-name\"}}", &name]);
+        assert_eq!(text(&st.stdout).trim(), format!("true {n}"), "{}", describe(&st));
+    }
+
+    // What netlab and its users read: containerlab's inspect JSON, netlab status (docker ps).
+    let mut inspect = Command::new(bin.join("containerlab"));
+    inspect
+        .args(["inspect", "-t", "clab.yml", "--format", "json"])
+        .current_dir(&work);
+    let j: serde_json::Value = serde_json::from_slice(&run_ok(inspect).stdout).unwrap();
+    let rows = j[LAB].as_array().expect("lab key");
+    assert_eq!(rows.len(), 4, "{j}");
+    for r in rows {
+        assert_eq!(r["labPath"], "clab.yml", "{r}");
+        assert_eq!(r["state"], "running", "{r}");
+        assert!(r["status"].as_str().unwrap().starts_with("Up "), "{r}");
+        assert!(r["ipv4_address"].as_str().unwrap().starts_with("172.31.221."), "{r}");
+        assert_eq!(r["container_id"].as_str().unwrap().len(), 12, "{r}");
+    }
+    let status = nl.run(&["status"], Duration::from_secs(120));
+    assert!(status.status.success(), "netlab status: {}", describe(&status));
+    let connect = nl.run(&["connect", "h1", "ip", "-4", "route"], Duration::from_secs(60));
+    assert!(
+        connect.status.success() && text(&connect.stdout).contains("10.221.0.0/24"),
+        "netlab connect h1 ip -4 route: {}",
+        describe(&connect)
+    );
+
+    let t = Instant::now();
+    let validate = nl.run(&["validate"], Duration::from_secs(300));
+    assert!(validate.status.success(), "netlab validate: {}", describe(&validate));
+    assert!(text(&validate.stdout).contains("Tests passed: 2"), "{}", describe(&validate));
+    eprintln!("netlab validate: {:.1} s", t.elapsed().as_secs_f64());
+
+    let down = nl.run(&["down", "--cleanup"], Duration::from_secs(300));
+    assert!(down.status.success(), "netlab down --cleanup: {}", describe(&down));
+
+    // Nothing left: containers, the engine network, namespaces, host links, hosts lines, state.
+    let ps = open_nos::docker_cmd(&["ps", "-a", "--filter", &format!("label=containerlab={LAB}"), "-q"]);
+    assert_eq!(text(&ps.stdout).trim(), "", "containers left");
+    let nets = open_nos::docker_cmd(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!text(&nets.stdout).contains("clnl_mgmt"), "{}", text(&nets.stdout));
+    let left = poll(Duration::from_secs(10), || {
+        let l = leftovers(LAB, &lab_links);
+        l.is_empty().then_some(()).ok_or_else(|| l.join(", "))
+    });
+    assert!(left.is_ok(), "left after netlab down: {left:?}");
+    assert!(hosts_block(&read_etc_hosts(), LAB).is_none(), "/etc/hosts block left");
+    assert!(!work.join("clab.yml").exists(), "netlab --cleanup removes its files");
+    std::mem::forget(_down);
+    let _ = std::fs::remove_dir_all(&work);
+}
