@@ -38,7 +38,11 @@ fn netlab_venv() -> PathBuf {
         let mut pip = Command::new(venv.join("bin/pip"));
         pip.args(["install", "-q", &format!("networklab=={NETLAB_VERSION}")]);
         let out = run_timeout(pip, Duration::from_secs(600));
-        assert!(out.status.success(), "pip install networklab: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "pip install networklab: {}",
+            describe(&out)
+        );
     }
     venv
 }
@@ -166,14 +170,20 @@ fn netlab_up_validate_down_on_docker() {
         venv.join("bin").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let nl = Netlab { venv, work: work.clone(), path };
+    let nl = Netlab {
+        venv,
+        work: work.clone(),
+        path,
+    };
     let host_links_before = host_link_names();
 
     // Whatever happens below, the lab goes.
     struct Down<'a>(&'a Netlab);
     impl Drop for Down<'_> {
         fn drop(&mut self) {
-            let _ = self.0.run(&["down", "--cleanup", "--force"], Duration::from_secs(300));
+            let _ = self
+                .0
+                .run(&["down", "--cleanup", "--force"], Duration::from_secs(300));
         }
     }
     let _down = Down(&nl);
@@ -187,11 +197,24 @@ fn netlab_up_validate_down_on_docker() {
         .difference(&host_links_before)
         .cloned()
         .collect();
-    assert!(lab_links.contains("clnl-mgmt"), "no management bridge among {lab_links:?}");
+    assert!(
+        lab_links.contains("clnl-mgmt"),
+        "no management bridge among {lab_links:?}"
+    );
     for n in ["r1", "r2", "r3", "h1"] {
         let name = format!("clab-{LAB}-{n}");
-        let st = open_nos::docker_cmd(&["inspect", "-f", "{{.State.Running}} {{index .Config.Labels \"clab-node-name\"}}", &name]);
-        assert_eq!(text(&st.stdout).trim(), format!("true {n}"), "{}", describe(&st));
+        let st = open_nos::docker_cmd(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{index .Config.Labels \"clab-node-name\"}}",
+            &name,
+        ]);
+        assert_eq!(
+            text(&st.stdout).trim(),
+            format!("true {n}"),
+            "{}",
+            describe(&st)
+        );
     }
 
     // What netlab and its users read: containerlab's inspect JSON, netlab status (docker ps).
@@ -206,12 +229,25 @@ fn netlab_up_validate_down_on_docker() {
         assert_eq!(r["labPath"], "clab.yml", "{r}");
         assert_eq!(r["state"], "running", "{r}");
         assert!(r["status"].as_str().unwrap().starts_with("Up "), "{r}");
-        assert!(r["ipv4_address"].as_str().unwrap().starts_with("172.31.221."), "{r}");
+        assert!(
+            r["ipv4_address"]
+                .as_str()
+                .unwrap()
+                .starts_with("172.31.221."),
+            "{r}"
+        );
         assert_eq!(r["container_id"].as_str().unwrap().len(), 12, "{r}");
     }
     let status = nl.run(&["status"], Duration::from_secs(120));
-    assert!(status.status.success(), "netlab status: {}", describe(&status));
-    let connect = nl.run(&["connect", "h1", "ip", "-4", "route"], Duration::from_secs(60));
+    assert!(
+        status.status.success(),
+        "netlab status: {}",
+        describe(&status)
+    );
+    let connect = nl.run(
+        &["connect", "h1", "ip", "-4", "route"],
+        Duration::from_secs(60),
+    );
     assert!(
         connect.status.success() && text(&connect.stdout).contains("10.221.0.0/24"),
         "netlab connect h1 ip -4 route: {}",
@@ -220,25 +256,53 @@ fn netlab_up_validate_down_on_docker() {
 
     let t = Instant::now();
     let validate = nl.run(&["validate"], Duration::from_secs(300));
-    assert!(validate.status.success(), "netlab validate: {}", describe(&validate));
-    assert!(text(&validate.stdout).contains("Tests passed: 2"), "{}", describe(&validate));
+    assert!(
+        validate.status.success(),
+        "netlab validate: {}",
+        describe(&validate)
+    );
+    assert!(
+        text(&validate.stdout).contains("Tests passed: 2"),
+        "{}",
+        describe(&validate)
+    );
     eprintln!("netlab validate: {:.1} s", t.elapsed().as_secs_f64());
 
     let down = nl.run(&["down", "--cleanup"], Duration::from_secs(300));
-    assert!(down.status.success(), "netlab down --cleanup: {}", describe(&down));
+    assert!(
+        down.status.success(),
+        "netlab down --cleanup: {}",
+        describe(&down)
+    );
 
     // Nothing left: containers, the engine network, namespaces, host links, hosts lines, state.
-    let ps = open_nos::docker_cmd(&["ps", "-a", "--filter", &format!("label=containerlab={LAB}"), "-q"]);
+    let ps = open_nos::docker_cmd(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=containerlab={LAB}"),
+        "-q",
+    ]);
     assert_eq!(text(&ps.stdout).trim(), "", "containers left");
     let nets = open_nos::docker_cmd(&["network", "ls", "--format", "{{.Name}}"]);
-    assert!(!text(&nets.stdout).contains("clnl_mgmt"), "{}", text(&nets.stdout));
+    assert!(
+        !text(&nets.stdout).contains("clnl_mgmt"),
+        "{}",
+        text(&nets.stdout)
+    );
     let left = poll(Duration::from_secs(10), || {
         let l = leftovers(LAB, &lab_links);
         l.is_empty().then_some(()).ok_or_else(|| l.join(", "))
     });
     assert!(left.is_ok(), "left after netlab down: {left:?}");
-    assert!(hosts_block(&read_etc_hosts(), LAB).is_none(), "/etc/hosts block left");
-    assert!(!work.join("clab.yml").exists(), "netlab --cleanup removes its files");
+    assert!(
+        hosts_block(&read_etc_hosts(), LAB).is_none(),
+        "/etc/hosts block left"
+    );
+    assert!(
+        !work.join("clab.yml").exists(),
+        "netlab --cleanup removes its files"
+    );
     std::mem::forget(_down);
     let _ = std::fs::remove_dir_all(&work);
 }

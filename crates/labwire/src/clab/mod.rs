@@ -1027,3 +1027,149 @@ mod tests {
         }
     }
 }
+
+/// Every command, alias and flag of containerlab's command line parses (argv as tools pass it).
+#[cfg(test)]
+mod argv {
+    use super::*;
+
+    fn parse(line: &str) -> Cli {
+        let args = std::iter::once("containerlab").chain(line.split_whitespace());
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("`{line}`: {e}"))
+    }
+
+    fn refused(line: &str) {
+        let args = std::iter::once("containerlab").chain(line.split_whitespace());
+        assert!(
+            Cli::try_parse_from(args).is_err(),
+            "`{line}` should not parse"
+        );
+    }
+
+    #[test]
+    fn commands_and_aliases() {
+        for line in [
+            "deploy -t x.clab.yml",
+            "dep -t x.clab.yml",
+            "apply -t x.clab.yml",
+            "destroy -t x.clab.yml",
+            "des --all",
+            "redeploy -t x",
+            "rdep -t x",
+            "inspect --all",
+            "ins -a",
+            "i --name lab",
+            "inspect interfaces -t x",
+            "inspect int -n clab-x-a",
+            "inspect intf -f json",
+            "exec -t x --cmd true",
+            "save -t x",
+            "graph -t x --dot",
+            "generate --name g --nodes 2,1",
+            "gen --name g --nodes 2",
+            "validate -t x",
+            "val -t x",
+            "version",
+            "version check",
+            "version upgrade",
+            "version update",
+            "completion bash",
+            "tools veth create -a clab-x-a:eth9 -b host:vx9",
+            "tools vxlan create --remote 10.0.0.1 -l eth9",
+            "tools vxlan delete",
+            "tools netem set -n clab-x-a -i eth1 --delay 10ms",
+            "tools netem show -n clab-x-a",
+            "tools netem reset -n clab-x-a -i eth1",
+            "tools disable-tx-offload -c clab-x-a",
+            "start -t x",
+            "stop -t x",
+            "restart -t x",
+            "events",
+        ] {
+            parse(line);
+        }
+        refused("completion tcsh");
+        refused("nosuch");
+        refused("tools disable-tx-offload");
+        refused("tools vxlan create --remote 10.0.0.1");
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let c = parse(
+            "-d -d --log-level debug deploy --timeout 2m30s -r podman --vars v.yml --name n -t dir",
+        );
+        assert_eq!(c.global.debug, 2);
+        assert_eq!(c.global.runtime, "podman");
+        assert_eq!(c.global.timeout, Some(std::time::Duration::from_secs(150)));
+        assert_eq!(c.global.name.as_deref(), Some("n"));
+        assert_eq!(c.global.vars, [PathBuf::from("v.yml")]);
+        refused("deploy --log-level loud");
+        refused("deploy --timeout soon");
+    }
+
+    #[test]
+    fn default_runtime_is_docker_or_clab_runtime() {
+        // The environment is read by clap at parse time; this test process does not set it.
+        if std::env::var_os("CLAB_RUNTIME").is_none() {
+            assert_eq!(parse("deploy").global.runtime, "docker");
+        }
+        assert_eq!(parse("deploy --runtime native").global.runtime, "native");
+    }
+
+    #[test]
+    fn deploy_flags() {
+        let Cmd::Deploy(a) = parse(
+            "deploy -t x -c --max-workers 3 --node-filter a,b --node-filter c -f json -g --skip-post-deploy --skip-labdir-acl --owner bob --dry-run --network n -4 10.0.0.0/24 -6 fd00::/64 --export-template t --restore-all --restore a=s.tar --export-rendered r.yml",
+        )
+        .command
+        else {
+            panic!("not deploy")
+        };
+        assert!(a.reconfigure && a.graph && a.dry_run && a.skip_post_deploy && a.skip_labdir_acl);
+        assert_eq!(a.max_workers, Some(3));
+        assert_eq!(a.node_filter, ["a", "b", "c"]);
+        assert_eq!(a.format, "json");
+        assert_eq!(a.owner.as_deref(), Some("bob"));
+        assert_eq!(a.restore_all, Some(PathBuf::from("./snapshots")));
+        refused("deploy -f csv");
+    }
+
+    #[test]
+    fn destroy_inspect_exec_flags() {
+        let Cmd::Destroy(d) =
+            parse("destroy -t x -c --graceful -y --max-workers 2 --keep-mgmt-net --node-filter a")
+                .command
+        else {
+            panic!("not destroy")
+        };
+        assert!(d.cleanup && d.graceful && d.yes && d.keep_mgmt_net);
+        let Cmd::Inspect(i) = parse("inspect -a --details -f csv -w").command else {
+            panic!("not inspect")
+        };
+        assert!(i.all && i.details && i.wide);
+        assert_eq!(i.format, "csv");
+        let Cmd::Exec(e) = parse(
+            "exec --label clab-node-kind=linux,role=leaf --label x=y --cmd true --cmd false -f json",
+        )
+        .command
+        else {
+            panic!("not exec")
+        };
+        assert_eq!(e.label, ["clab-node-kind=linux", "role=leaf", "x=y"]);
+        assert_eq!(e.cmd, ["true", "false"]);
+        let Cmd::Redeploy(r) = parse("redeploy -t x -c --graceful -a --max-workers 2 --keep-mgmt-net -g -f json --skip-post-deploy --skip-labdir-acl").command else {
+            panic!("not redeploy")
+        };
+        assert!(r.cleanup && r.all && r.graph);
+        let Cmd::Generate(g) = parse("generate --name g --nodes 4,2:linux,1:linux:spine --kind linux --image alpine --image srl=srlinux --license srl=l --node-prefix n --group-prefix t --file f.yml --deploy --max-workers 2 --owner o").command else {
+            panic!("not generate")
+        };
+        assert_eq!(g.nodes, ["4", "2:linux", "1:linux:spine"]);
+        assert_eq!(g.image, ["alpine", "srl=srlinux"]);
+        let Cmd::Graph(gr) = parse("graph -t x -s :9 -o --mermaid --mermaid-direction LR --drawio-args a,b --drawio-version v --node-filter a").command else {
+            panic!("not graph")
+        };
+        assert!(gr.offline && gr.mermaid);
+    }
+}
