@@ -11,6 +11,9 @@ use crate::state::{self, Recorded};
 /// One node as `inspect` shows it (field names as containerlab's JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The node's short name (not shown: `name` is the long one, as containerlab's).
+    #[serde(skip)]
+    pub node: String,
     pub lab_name: String,
     #[serde(rename = "labPath")]
     pub lab_path: String,
@@ -78,6 +81,7 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 })
             });
             Row {
+                node: n.name.clone(),
                 lab_name: lab.name.clone(),
                 lab_path: lab_path.clone(),
                 abs_lab_path: abs_lab_path.clone(),

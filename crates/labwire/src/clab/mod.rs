@@ -7,7 +7,7 @@
 //! commands. A flag labwire cannot honour yet draws a warning when ignoring it changes nothing a
 //! user relies on, and an error (before anything is touched) when it would.
 
-mod format;
+pub(crate) mod format;
 mod tools;
 
 use std::collections::BTreeMap;
@@ -590,9 +590,8 @@ fn deploy(g: &Global, a: DeployArgs) -> anyhow::Result<ExitCode> {
     if a.graph {
         warn("--graph is ignored: use `containerlab graph --dot` or `--mermaid`");
     }
-    if a.skip_post_deploy || a.skip_labdir_acl {
-        // Neither has an effect here: labwire runs no post-deploy actions and sets no ACLs.
-    }
+    // Neither has an effect here: labwire runs no post-deploy actions and sets no ACLs.
+    let _ = (a.skip_post_deploy, a.skip_labdir_acl);
     let mut lab = g.load()?;
     commands::filter_nodes(&mut lab, &a.node_filter)?;
     let opts = lab::deploy::DeployOptions {
@@ -602,12 +601,7 @@ fn deploy(g: &Global, a: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let owner = a.owner.unwrap_or_else(lab::inspect::caller);
     let format = a.format;
-    commands::deploy::deploy_then(lab, &opts, &owner, false, |name| {
-        let rows = lab::inspect::lab(name)
-            .map(|(_, r)| vec![(name.to_string(), r)])
-            .unwrap_or_default();
-        print_rows(&format, &format::sorted(&rows), false, false)
-    })
+    commands::deploy::deploy_then(lab, &opts, &owner, false, |name| print_lab(&format, name))
 }
 
 /// Print inspect rows in `format` (table, json, csv).
@@ -664,25 +658,21 @@ fn redeploy(g: &Global, a: RedeployArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = (a.skip_post_deploy, a.skip_labdir_acl);
     let lab = g.load()?;
-    if lab::inspect::lab(&lab.name).is_some() || lab::paths::lab_state_dir(&lab.name).exists() {
-        let code =
-            commands::destroy::destroy_labs(std::slice::from_ref(&lab.name), a.cleanup, false)?;
-        if code != ExitCode::SUCCESS {
-            return Ok(code);
-        }
-    }
     let opts = lab::deploy::DeployOptions {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
         reconfigure: true,
         quiet: g.debug == 0,
     };
     let format = a.format;
-    commands::deploy::deploy_then(lab, &opts, &lab::inspect::caller(), false, |name| {
-        let rows = lab::inspect::lab(name)
-            .map(|(_, r)| vec![(name.to_string(), r)])
-            .unwrap_or_default();
-        print_rows(&format, &format::sorted(&rows), false, false)
+    commands::redeploy::redeploy_then(lab, a.cleanup, &opts, &lab::inspect::caller(), |name| {
+        print_lab(&format, name)
     })
+}
+
+/// The deployed lab `name` in `format`, as containerlab prints it after a deploy.
+fn print_lab(format: &str, name: &str) -> anyhow::Result<()> {
+    let rows = commands::deploy::lab_rows(name);
+    print_rows(format, &format::sorted(&rows), false, false)
 }
 
 fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<ExitCode> {
@@ -892,12 +882,10 @@ fn print_plain(node: &str, cmd: &[String], code: i32, stdout: &str, stderr: &str
 
 fn save(g: &Global, a: SaveArgs) -> anyhow::Result<ExitCode> {
     let name = g.lab_name()?;
-    let Some((lab, _)) = lab::inspect::lab(&name) else {
+    if lab::inspect::lab(&name).is_none() {
         bail!("lab {name} is not deployed");
-    };
-    let _ = lab;
-    let _ = a.copy;
-    let _ = a.node_filter;
+    }
+    let _ = (a.copy, a.node_filter);
     bail!(
         "save is not supported by labwire yet: the kinds it runs keep their configuration in the binds and startup-config of the topology"
     )
@@ -942,9 +930,6 @@ fn generate(g: &Global, a: GenerateArgs) -> anyhow::Result<ExitCode> {
     let Some(name) = &g.name else {
         bail!("provide a lab name with --name flag");
     };
-    if a.mgmt.network.is_some() || a.mgmt.ipv4_subnet.is_some() || a.mgmt.ipv6_subnet.is_some() {
-        // The generated file carries them.
-    }
     if a.export_rendered.is_some() {
         bail!("--export-rendered is not supported by labwire yet");
     }
@@ -984,10 +969,7 @@ fn generate(g: &Global, a: GenerateArgs) -> anyhow::Result<ExitCode> {
         };
         let owner = a.owner.unwrap_or_else(lab::inspect::caller);
         return commands::deploy::deploy_then(lab, &opts, &owner, false, |name| {
-            let rows = lab::inspect::lab(name)
-                .map(|(_, r)| vec![(name.to_string(), r)])
-                .unwrap_or_default();
-            print_rows("table", &format::sorted(&rows), false, false)
+            print_lab("table", name)
         });
     }
     if a.file.is_none() {

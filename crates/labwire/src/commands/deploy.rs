@@ -41,19 +41,29 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let (stats, format) = (a.stats, a.format);
     deploy_then(lab, &opts, &lab::inspect::caller(), stats, |name| {
-        let rows = lab::inspect::lab(name)
-            .map(|(_, r)| vec![(name.to_string(), r)])
-            .unwrap_or_default();
         if format == "json" {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&lab::inspect::to_json(&rows))?
+                serde_json::to_string_pretty(&lab::inspect::to_json(&lab_rows(name)))?
             );
+            Ok(())
         } else {
-            print!("{}", lab::inspect::table(&rows));
+            print_table(name)
         }
-        Ok(())
     })
+}
+
+/// The deployed lab `name` as labwire's table.
+pub fn print_table(name: &str) -> anyhow::Result<()> {
+    print!("{}", lab::inspect::table(&lab_rows(name)));
+    Ok(())
+}
+
+/// The rows of deployed lab `name` (none when it is not deployed), keyed by lab.
+pub fn lab_rows(name: &str) -> Vec<(String, Vec<lab::inspect::Row>)> {
+    lab::inspect::lab(name)
+        .map(|(_, r)| vec![(name.to_string(), r)])
+        .unwrap_or_default()
 }
 
 /// Deploy `lab` in a worker under the lab's reaper, record `owner`, print what the deploy did on

@@ -9,6 +9,7 @@ pub(crate) mod generate;
 pub(crate) mod graph;
 pub(crate) mod image;
 pub(crate) mod inspect;
+pub(crate) mod redeploy;
 pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Destroy a lab (or all) from its recorded state
     Destroy(destroy::DestroyArgs),
+    /// Destroy a lab if deployed, then deploy it again
+    Redeploy(redeploy::RedeployArgs),
     /// Show deployed labs
     Inspect(inspect::InspectArgs),
     /// Run a command inside nodes of a deployed lab
@@ -43,7 +46,7 @@ pub enum Command {
     Console(console::ConsoleArgs),
     /// Manage labwire's own images (import, ls, inspect, rm)
     Image(image::ImageArgs),
-    /// Generate ring or CLOS topologies
+    /// Generate ring or CLOS topologies, or stages as containerlab's generate takes them
     Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
     Validate(validate::ValidateArgs),
@@ -170,6 +173,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Deploy(a) => deploy::run(a),
         Command::Destroy(a) => destroy::run(a),
+        Command::Redeploy(a) => redeploy::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Exec(a) => exec::run(a),
         Command::Console(a) => console::run(a),
