@@ -1,0 +1,349 @@
+//! labwire as containerlab, end to end: the binary run through a `containerlab` symlink deploys,
+//! inspects (JSON, CSV, table, interfaces), execs by built-in label, wires with `tools`, and
+//! destroys real labs, with containerlab's outputs and exit codes. Native nodes here (the labels
+//! and formats must not depend on the runtime) and Docker nodes (containerlab's default runtime).
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// `containerlab` (a symlink to labwire in the lab's directory), run in the lab's directory.
+fn clab(lab: &TestLab, args: &[&str]) -> Output {
+    let link = lab.dir.join("containerlab");
+    if !link.exists() {
+        std::os::unix::fs::symlink(labwire_bin(), &link).expect("symlink containerlab");
+    }
+    let mut c = Command::new(&link);
+    c.args(args)
+        .current_dir(&lab.dir)
+        .env_remove("CLAB_RUNTIME")
+        .env("SUDO_USER", "lwt-owner");
+    run_timeout(c, Duration::from_secs(180))
+}
+
+fn clab_ok(lab: &TestLab, args: &[&str]) -> String {
+    let out = clab(lab, args);
+    assert!(
+        out.status.success(),
+        "containerlab {args:?}: {}",
+        describe(&out)
+    );
+    text(&out.stdout)
+}
+
+const NATIVE: &str = "name: clnat
+mgmt: {network: clnat, bridge: br-clnat, ipv4-subnet: 10.217.0.0/24, ipv6-subnet: \"fd00:217::/64\"}
+topology:
+  nodes:
+    a: {kind: linux, group: leaves, labels: {role: leaf}}
+    b: {kind: linux, group: leaves, labels: {role: leaf}}
+    c: {kind: linux}
+  links:
+    - endpoints: [\"a:eth1\", \"b:eth1\"]
+";
+
+#[test]
+fn containerlab_personality_on_native_nodes() {
+    let lab = TestLab::new("clnat", "clnat", "clnat", &["a", "b", "c"], NATIVE);
+    let file = "topo.clab.yml";
+
+    // version, as netlab reads it.
+    let v = clab_ok(&lab, &["version"]);
+    let words: Vec<&str> = v
+        .lines()
+        .filter(|l| l.contains("version"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(words, ["0.79.0"], "{v}");
+
+    clab_ok(
+        &lab,
+        &["-r", "native", "deploy", "-t", file, "--reconfigure"],
+    );
+
+    // inspect -f json: containerlab's keys in its order, relative labPath, owner from sudo.
+    let out = clab_ok(&lab, &["inspect", "-t", file, "--format", "json"]);
+    let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows = j["clnat"].as_array().unwrap_or_else(|| panic!("{j}"));
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["clab-clnat-a", "clab-clnat-b", "clab-clnat-c"]);
+    let a = &rows[0];
+    let keys: Vec<&String> = a.as_object().unwrap().keys().collect();
+    let want_keys = [
+        "lab_name",
+        "labPath",
+        "absLabPath",
+        "name",
+        "container_id",
+        "kind",
+        "group",
+        "state",
+        "status",
+        "ipv4_address",
+        "ipv6_address",
+        "owner",
+    ];
+    // serde_json's map sorts keys: compare the text's order instead.
+    let pos: Vec<usize> = want_keys
+        .iter()
+        .map(|k| {
+            out.find(&format!("\"{k}\""))
+                .unwrap_or_else(|| panic!("no {k}: {out}"))
+        })
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "key order: {out}");
+    assert_eq!(keys.len(), want_keys.len(), "{a}");
+    assert_eq!(a["labPath"], file);
+    assert_eq!(a["absLabPath"], lab.file.display().to_string());
+    assert_eq!(a["owner"], "lwt-owner");
+    assert_eq!(a["group"], "leaves");
+    assert_eq!(a["state"], "running");
+    assert!(a["status"].as_str().unwrap().starts_with("Up "), "{a}");
+    assert_eq!(a["container_id"].as_str().unwrap().len(), 12, "{a}");
+    assert!(
+        a["ipv4_address"].as_str().unwrap().starts_with("10.217.0."),
+        "{a}"
+    );
+    assert!(
+        rows[2].get("group").is_none(),
+        "no group, no key: {}",
+        rows[2]
+    );
+
+    // CSV: header and one line per node.
+    let csv = clab_ok(&lab, &["inspect", "-t", file, "-f", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "lab_name,labPath,absLabPath,name,container_id,image,kind,state,status,ipv4_address,ipv6_address,owner");
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[1].starts_with("clnat,topo.clab.yml,"), "{csv}");
+    assert!(lines[1].ends_with(",lwt-owner"), "{csv}");
+    // Table (aliases ins / i), --all and --wide.
+    let t = clab_ok(&lab, &["i", "--all", "--wide"]);
+    assert!(t.contains("clab-clnat-b") && t.contains("lwt-owner"), "{t}");
+    // A lab that is not deployed: {} and success, as containerlab.
+    assert_eq!(
+        clab_ok(&lab, &["inspect", "--name", "clnat-nosuch", "-f", "json"]),
+        "{}\n"
+    );
+
+    // inspect interfaces.
+    let out = clab_ok(
+        &lab,
+        &[
+            "inspect",
+            "interfaces",
+            "-t",
+            file,
+            "-n",
+            "clab-clnat-a",
+            "-f",
+            "json",
+        ],
+    );
+    let ifs: Value = serde_json::from_str(&out).unwrap();
+    let list = ifs.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{ifs}");
+    assert_eq!(list[0]["name"], "clab-clnat-a");
+    let names: Vec<&str> = list[0]["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["eth0", "eth1", "lo"], "{ifs}");
+    let eth1 = &list[0]["interfaces"][1];
+    assert_eq!(eth1["type"], "veth");
+    assert_eq!(eth1["state"], "up");
+    assert_eq!(eth1["mtu"], 9500);
+    assert_eq!(list[0]["interfaces"][2]["type"], "device");
+
+    // exec by built-in label, JSON stdout embedded as an object; two commands in order.
+    let out = clab_ok(
+        &lab,
+        &[
+            "exec",
+            "-t",
+            file,
+            "--label",
+            "clab-node-kind=linux",
+            "--label",
+            "clab-node-group=leaves",
+            "--cmd",
+            "echo '{\"host\":[1,2]}'",
+            "--cmd",
+            "hostname",
+            "-f",
+            "json",
+        ],
+    );
+    let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["clab-clnat-a", "clab-clnat-b"], "{j}");
+    let runs = j["clab-clnat-b"].as_array().unwrap();
+    assert_eq!(runs[0]["stdout"]["host"][1], 2, "{j}");
+    assert_eq!(
+        runs[0]["cmd"],
+        serde_json::json!(["echo", "{\"host\":[1,2]}"])
+    );
+    assert_eq!(runs[1]["stdout"], "b\n", "{j}");
+    assert_eq!(runs[1]["return-code"], 0);
+    // Labels alone: every deployed lab.
+    let out = clab_ok(
+        &lab,
+        &[
+            "exec",
+            "--label",
+            "containerlab=clnat",
+            "--label",
+            "role=leaf",
+            "--cmd",
+            "true",
+            "-f",
+            "json",
+        ],
+    );
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j.as_object().unwrap().len(), 2, "{j}");
+
+    // tools: a veth between two running nodes; netem refused clearly; tx offload.
+    clab_ok(
+        &lab,
+        &[
+            "tools",
+            "veth",
+            "create",
+            "-a",
+            "clab-clnat-a:eth9",
+            "-b",
+            "clab-clnat-c:eth9",
+            "--mtu",
+            "1500",
+        ],
+    );
+    for n in ["a", "c"] {
+        let l = lab.links(n);
+        let eth9 = l
+            .iter()
+            .find(|l| l["ifname"] == "eth9")
+            .unwrap_or_else(|| panic!("{n}: {l:?}"));
+        assert_eq!(eth9["mtu"], 1500);
+    }
+    let out = clab(
+        &lab,
+        &[
+            "tools",
+            "netem",
+            "set",
+            "-n",
+            "clab-clnat-a",
+            "-i",
+            "eth1",
+            "--delay",
+            "10ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("not supported"),
+        "{}",
+        describe(&out)
+    );
+    clab_ok(&lab, &["tools", "disable-tx-offload", "-c", "clab-clnat-a"]);
+
+    // Flags labwire cannot honour are refused before anything changes.
+    let out = clab(&lab, &["destroy", "-t", file, "--node-filter", "a"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(
+        lab.inspect_json()["clnat"].as_array().map(Vec::len),
+        Some(3)
+    );
+
+    // destroy (alias des) with --cleanup: nothing left.
+    clab_ok(&lab, &["des", "-t", file, "--cleanup"]);
+    lab.assert_nothing_left(&[]);
+    assert!(
+        !lab.lab_dir().exists(),
+        "--cleanup removes the lab directory"
+    );
+    // Destroying what is not deployed succeeds, as containerlab's does; labwire's own fails.
+    clab_ok(&lab, &["destroy", "-t", file]);
+    let mut own = lab.cmd();
+    own.args(["destroy", "--name", "clnat"]);
+    let out = run_timeout(own, Duration::from_secs(60));
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("not deployed"),
+        "{}",
+        describe(&out)
+    );
+}
+
+const DOCKER_LAB: &str = "name: cldock
+mgmt: {network: cldock, bridge: br-cldock, ipv4-subnet: 10.218.0.0/24, ipv6-subnet: \"fd00:218::/64\"}
+topology:
+  nodes:
+    a: {kind: linux, image: IMAGE, cmd: sleep infinity}
+    b: {kind: linux, image: IMAGE, cmd: sleep infinity}
+  links:
+    - endpoints: [\"a:eth1\", \"b:eth1\"]
+";
+
+/// containerlab's default runtime is docker: nodes are engine containers with its labels, and
+/// `redeploy` (alias rdep) replaces them.
+#[test]
+fn containerlab_personality_defaults_to_docker() {
+    DOCKER.ensure_running();
+    let image = "lwt/cl-busybox:1";
+    DOCKER.ensure_busybox_image(image);
+    let yaml = DOCKER_LAB.replace("IMAGE", image);
+    let lab = TestLab::new("cldock", "cldock", "cldock", &["a", "b"], &yaml);
+    let file = "topo.clab.yml";
+    clab_ok(&lab, &["deploy", "-t", file]);
+    let ids = |lab: &TestLab| -> Vec<String> {
+        let j: Value =
+            serde_json::from_str(&clab_ok(lab, &["inspect", "-t", file, "-f", "json"])).unwrap();
+        j["cldock"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["container_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = ids(&lab);
+    for (id, n) in before.iter().zip(["a", "b"]) {
+        let out = DOCKER.ok(&[
+            "inspect",
+            "-f",
+            "{{.Id}} {{index .Config.Labels \"clab-node-name\"}}",
+            &format!("clab-cldock-{n}"),
+        ]);
+        assert!(
+            out.starts_with(id.as_str()) && out.trim().ends_with(n),
+            "{id} vs {out}"
+        );
+    }
+    clab_ok(&lab, &["rdep", "-t", file, "-c"]);
+    let after = ids(&lab);
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|id| !before.contains(id)),
+        "{before:?} → {after:?}"
+    );
+    let j: Value =
+        serde_json::from_str(&clab_ok(&lab, &["inspect", "-t", file, "-f", "json"])).unwrap();
+    let b_addr = j["cldock"][1]["ipv4_address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    lab.assert_ping("a", &b_addr);
+    clab_ok(&lab, &["destroy", "-t", file, "--cleanup"]);
+    assert!(DOCKER.containers_of("cldock").is_empty());
+    lab.assert_nothing_left(&[]);
+}
