@@ -560,8 +560,16 @@ fn destroy_leaves_nothing() {
     let out = run_timeout(again, Duration::from_secs(60));
     assert!(out.status.success(), "second destroy: {}", describe(&out));
     let out = lab.destroy(true);
-    assert!(!out.status.success(), "destroy --name of a destroyed lab: {}", describe(&out));
-    assert!(text(&out.stderr).contains("lab lwt-gone is not deployed"), "{}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "destroy --name of a destroyed lab: {}",
+        describe(&out)
+    );
+    assert!(
+        text(&out.stderr).contains("lab lwt-gone is not deployed"),
+        "{}",
+        describe(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

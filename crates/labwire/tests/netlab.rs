@@ -1,8 +1,9 @@
 //! netlab end to end on labwire as containerlab: netlab (PyPI `networklab`, in a cached
 //! virtualenv) runs `containerlab version|deploy|destroy` against labwire's personality (a
 //! `containerlab` symlink on PATH) and reaches the nodes with `docker exec`, so the nodes must be
-//! real Docker containers. Three FRR routers run OSPF, a Linux host pings across them; after
-//! `netlab down --cleanup` nothing may be left.
+//! real Docker containers. Three FRR routers run OSPF, a Linux host pings across them; `netlab
+//! status`, `connect`, `capture` and `restart` work; after `netlab down --cleanup` nothing may be
+//! left.
 //!
 //! netlab's default images cannot be pulled here: `images/netlab-stand-ins/build.sh` builds
 //! stand-ins under their names (reused while its recipe is unchanged). This host's kernel has no
@@ -267,6 +268,34 @@ fn netlab_up_validate_down_on_docker() {
         describe(&validate)
     );
     eprintln!("netlab validate: {:.1} s", t.elapsed().as_secs_f64());
+
+    // capture: tcpdump in the node's namespace (`sudo ip netns exec clab-clnl-r1 …`); an OSPF
+    // hello arrives on r1's link to r2 every 10 s.
+    let capture = nl.run(
+        &["capture", "r1", "eth1", "-c", "1", "ip", "proto", "89"],
+        Duration::from_secs(60),
+    );
+    assert!(
+        capture.status.success() && text(&capture.stdout).contains("OSPF"),
+        "netlab capture r1 eth1: {}",
+        describe(&capture)
+    );
+
+    // restart: netlab down, then up again through containerlab destroy and deploy.
+    let t = Instant::now();
+    let restart = nl.run(&["restart"], Duration::from_secs(900));
+    assert!(
+        restart.status.success(),
+        "netlab restart: {}",
+        describe(&restart)
+    );
+    eprintln!("netlab restart: {:.1} s", t.elapsed().as_secs_f64());
+    let validate = nl.run(&["validate"], Duration::from_secs(300));
+    assert!(
+        validate.status.success() && text(&validate.stdout).contains("Tests passed: 2"),
+        "netlab validate after restart: {}",
+        describe(&validate)
+    );
 
     let down = nl.run(&["down", "--cleanup"], Duration::from_secs(300));
     assert!(
