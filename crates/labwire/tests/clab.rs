@@ -130,6 +130,16 @@ fn containerlab_personality_on_native_nodes() {
         "{}\n"
     );
 
+    // --details: the long form, with the built-in labels.
+    let d: Value =
+        serde_json::from_str(&clab_ok(&lab, &["inspect", "-t", file, "--details"])).unwrap();
+    let first = &d["clnat"][0];
+    assert_eq!(first["Names"][0], "clab-clnat-a", "{d}");
+    assert_eq!(first["Labels"]["clab-node-kind"], "linux", "{d}");
+    assert_eq!(first["Labels"]["clab-node-group"], "leaves", "{d}");
+    assert_eq!(first["Labels"]["containerlab"], "clnat", "{d}");
+    assert_eq!(first["NetworkSettings"]["IPv4pLen"], 24, "{d}");
+
     // inspect interfaces.
     let out = clab_ok(
         &lab,
@@ -345,5 +355,147 @@ fn containerlab_personality_defaults_to_docker() {
     lab.assert_ping("a", &b_addr);
     clab_ok(&lab, &["destroy", "-t", file, "--cleanup"]);
     assert!(DOCKER.containers_of("cldock").is_empty());
+    lab.assert_nothing_left(&[]);
+}
+
+const OWN: &str = "name: clown
+mgmt: {network: clown, bridge: br-clown, ipv4-subnet: 10.219.0.0/24, ipv6-subnet: \"fd00:219::/64\"}
+topology:
+  nodes:
+    a: {kind: linux, labels: {role: edge}}
+    b: {kind: linux}
+    c: {kind: linux}
+  links:
+    - endpoints: [\"a:eth1\", \"b:eth1\"]
+    - endpoints: [\"b:eth2\", \"c:eth1\"]
+";
+
+/// labwire's own commands with what containerlab users expect: --node-filter, redeploy, inspect
+/// interfaces and CSV, repeatable --cmd/--label, generate in containerlab's grammar.
+#[test]
+fn labwire_cli_has_containerlab_s_abilities() {
+    let lab = TestLab::new("clown", "clown", "clown", &["a", "b", "c"], OWN);
+    let own = |args: &[&str]| -> Output {
+        let mut c = lab.cmd();
+        c.args(args).current_dir(&lab.dir);
+        run_timeout(c, Duration::from_secs(180))
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = own(args);
+        assert!(out.status.success(), "labwire {args:?}: {}", describe(&out));
+        text(&out.stdout)
+    };
+    let file = lab.file.to_str().unwrap();
+
+    // graph and deploy of a subset: a and b, their link, not c.
+    let dot = ok(&["graph", "-t", file, "--node-filter", "a,b"]);
+    assert!(
+        dot.contains("\"a\" -- \"b\"") && !dot.contains("\"c\""),
+        "{dot}"
+    );
+    let out = own(&["deploy", "-t", file, "-q", "--node-filter", "a,x"]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("x"),
+        "{}",
+        describe(&out)
+    );
+    ok(&["deploy", "-t", file, "-q", "--node-filter", "a,b"]);
+    let csv = ok(&["inspect", "-t", file, "-f", "csv"]);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.contains("clab-clown-a,") && !csv.contains("clab-clown-c"),
+        "{csv}"
+    );
+    let csv = ok(&["inspect", "-t", file, "-f", "csv", "--node-filter", "b"]);
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    let links = lab.links("a");
+    assert!(links.iter().any(|l| l["ifname"] == "eth1"), "{links:?}");
+
+    // redeploy: the whole lab now, new processes.
+    ok(&["redeploy", "-t", file, "-q"]);
+    let j: Value = lab.inspect_json();
+    assert_eq!(j["clown"].as_array().map(Vec::len), Some(3), "{j}");
+
+    // inspect interfaces.
+    let ifs: Value = serde_json::from_str(&ok(&[
+        "inspect",
+        "interfaces",
+        "-t",
+        file,
+        "--node",
+        "b",
+        "-f",
+        "json",
+    ]))
+    .unwrap();
+    let names: Vec<&str> = ifs[0]["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["eth0", "eth1", "eth2", "lo"], "{ifs}");
+
+    // exec: repeatable --cmd, --label with built-in and own labels, --node-filter.
+    let j: Value = serde_json::from_str(&ok(&[
+        "exec",
+        "-t",
+        file,
+        "--label",
+        "clab-node-kind=linux",
+        "--label",
+        "role=edge",
+        "--cmd",
+        "hostname",
+        "--cmd",
+        "echo two",
+        "-f",
+        "json",
+    ]))
+    .unwrap();
+    let runs = j["clab-clown-a"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{j}"));
+    assert_eq!(j.as_object().unwrap().len(), 1, "{j}");
+    assert_eq!(
+        (runs[0]["stdout"].as_str(), runs[1]["stdout"].as_str()),
+        (Some("a\n"), Some("two\n"))
+    );
+    let j: Value = serde_json::from_str(&ok(&[
+        "exec",
+        "-t",
+        file,
+        "--node-filter",
+        "b,c",
+        "--cmd",
+        "true",
+        "-f",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        j.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["clab-clown-b", "clab-clown-c"]
+    );
+
+    // generate: containerlab's grammar, and clos without tiers is an error.
+    let gen = ok(&[
+        "generate",
+        "--name",
+        "g",
+        "--nodes",
+        "2,1:linux:spine",
+        "--image",
+        "alpine:3",
+    ]);
+    assert!(
+        gen.contains("node2-1") && gen.contains("\"node1-2:eth1\", \"node2-1:eth2\""),
+        "{gen}"
+    );
+    let out = own(&["generate", "clos"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "{}", describe(&out));
     lab.assert_nothing_left(&[]);
 }
