@@ -35,6 +35,16 @@ fn clab_ok(lab: &TestLab, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// The interface names of one node of `inspect interfaces -f json`.
+fn if_names(node: &Value) -> Vec<&str> {
+    node["interfaces"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no interfaces: {node}"))
+        .iter()
+        .map(|i| i["name"].as_str().unwrap_or_default())
+        .collect()
+}
+
 const NATIVE: &str = "name: clnat
 mgmt: {network: clnat, bridge: br-clnat, ipv4-subnet: 10.217.0.0/24, ipv6-subnet: \"fd00:217::/64\"}
 topology:
@@ -158,13 +168,7 @@ fn containerlab_personality_on_native_nodes() {
     let list = ifs.as_array().unwrap();
     assert_eq!(list.len(), 1, "{ifs}");
     assert_eq!(list[0]["name"], "clab-clnat-a");
-    let names: Vec<&str> = list[0]["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["eth0", "eth1", "lo"], "{ifs}");
+    assert_eq!(if_names(&list[0]), ["eth0", "eth1", "lo"], "{ifs}");
     let eth1 = &list[0]["interfaces"][1];
     assert_eq!(eth1["type"], "veth");
     assert_eq!(eth1["state"], "up");
@@ -428,13 +432,7 @@ fn labwire_cli_has_containerlab_s_abilities() {
         "json",
     ]))
     .unwrap();
-    let names: Vec<&str> = ifs[0]["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["eth0", "eth1", "eth2", "lo"], "{ifs}");
+    assert_eq!(if_names(&ifs[0]), ["eth0", "eth1", "eth2", "lo"], "{ifs}");
 
     // exec: repeatable --cmd, --label with built-in and own labels, --node-filter.
     let j: Value = serde_json::from_str(&ok(&[

@@ -140,8 +140,9 @@ struct MgmtFlags {
     ipv6_subnet: Option<String>,
 }
 
+/// What deploy and redeploy share.
 #[derive(Args)]
-struct DeployArgs {
+struct DeployFlags {
     /// generate topology graph
     #[arg(short = 'g', long)]
     graph: bool,
@@ -150,6 +151,41 @@ struct DeployArgs {
     /// output format. One of [table, json]
     #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
     format: String,
+    /// skip post deploy action
+    #[arg(long)]
+    skip_post_deploy: bool,
+    /// template file for topology data export
+    #[arg(long)]
+    export_template: Option<PathBuf>,
+    /// skip the lab directory extended ACLs provisioning
+    #[arg(long)]
+    skip_labdir_acl: bool,
+}
+
+/// What destroy and redeploy share.
+#[derive(Args)]
+struct DestroyFlags {
+    /// delete lab directory
+    #[arg(short = 'c', long)]
+    cleanup: bool,
+    /// attempt to stop containers before removing
+    #[arg(long)]
+    graceful: bool,
+    /// destroy all containerlab labs
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// limit the maximum number of workers
+    #[arg(long)]
+    max_workers: Option<usize>,
+    /// do not remove the management network
+    #[arg(long)]
+    keep_mgmt_net: bool,
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    #[command(flatten)]
+    common: DeployFlags,
     /// regenerate configuration artifacts and overwrite previous ones if any
     #[arg(short = 'c', long)]
     reconfigure: bool,
@@ -159,18 +195,9 @@ struct DeployArgs {
     /// limit the maximum number of workers creating nodes and virtual wires
     #[arg(long)]
     max_workers: Option<usize>,
-    /// skip post deploy action
-    #[arg(long)]
-    skip_post_deploy: bool,
-    /// template file for topology data export
-    #[arg(long)]
-    export_template: Option<PathBuf>,
     /// comma separated list of nodes to include
     #[arg(long, value_delimiter = ',')]
     node_filter: Vec<String>,
-    /// skip the lab directory extended ACLs provisioning
-    #[arg(long)]
-    skip_labdir_acl: bool,
     /// lab owner name
     #[arg(long)]
     owner: Option<String>,
@@ -187,24 +214,11 @@ struct DeployArgs {
 
 #[derive(Args)]
 struct DestroyArgs {
-    /// delete lab directory
-    #[arg(short = 'c', long)]
-    cleanup: bool,
-    /// attempt to stop containers before removing
-    #[arg(long)]
-    graceful: bool,
-    /// destroy all containerlab labs
-    #[arg(short = 'a', long)]
-    all: bool,
+    #[command(flatten)]
+    common: DestroyFlags,
     /// auto-approve deletion when used with --all
     #[arg(short = 'y', long)]
     yes: bool,
-    /// limit the maximum number of workers deleting nodes
-    #[arg(long)]
-    max_workers: Option<usize>,
-    /// do not remove the management network
-    #[arg(long)]
-    keep_mgmt_net: bool,
     /// comma separated list of nodes to include
     #[arg(long, value_delimiter = ',')]
     node_filter: Vec<String>,
@@ -212,38 +226,10 @@ struct DestroyArgs {
 
 #[derive(Args)]
 struct RedeployArgs {
-    /// delete lab directory
-    #[arg(short = 'c', long)]
-    cleanup: bool,
-    /// attempt to stop containers before removing
-    #[arg(long)]
-    graceful: bool,
-    /// destroy all containerlab labs
-    #[arg(short = 'a', long)]
-    all: bool,
-    /// limit the maximum number of workers creating/deleting nodes
-    #[arg(long)]
-    max_workers: Option<usize>,
-    /// do not remove the management network
-    #[arg(long)]
-    keep_mgmt_net: bool,
-    /// generate topology graph
-    #[arg(short = 'g', long)]
-    graph: bool,
     #[command(flatten)]
-    mgmt: MgmtFlags,
-    /// output format. One of [table, json]
-    #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
-    format: String,
-    /// skip post deploy action
-    #[arg(long)]
-    skip_post_deploy: bool,
-    /// template file for topology data export
-    #[arg(long)]
-    export_template: Option<PathBuf>,
-    /// skip the lab directory extended ACLs provisioning
-    #[arg(long)]
-    skip_labdir_acl: bool,
+    teardown: DestroyFlags,
+    #[command(flatten)]
+    common: DeployFlags,
 }
 
 #[derive(Args)]
@@ -342,24 +328,8 @@ struct GraphArgs {
 struct GenerateArgs {
     #[command(flatten)]
     mgmt: MgmtFlags,
-    /// container image name, can be prefixed with the node kind. <kind>=<image_name>
-    #[arg(long, value_delimiter = ',')]
-    image: Vec<String>,
-    /// container kind
-    #[arg(long, default_value = "srl")]
-    kind: String,
-    /// comma separated nodes definitions in format <num_nodes>:<kind>:<type>
-    #[arg(long, value_delimiter = ',')]
-    nodes: Vec<String>,
-    /// path to license file, can be prefix with the node kind. <kind>=/path/to/file
-    #[arg(long, value_delimiter = ',')]
-    license: Vec<String>,
-    /// prefix used in node names
-    #[arg(long, default_value = "node")]
-    node_prefix: String,
-    /// prefix used in group names
-    #[arg(long, default_value = "tier")]
-    group_prefix: String,
+    #[command(flatten)]
+    stages: commands::generate::StageArgs,
     /// file path to save generated topology
     #[arg(long)]
     file: Option<PathBuf>,
@@ -556,19 +526,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Flags of deploy and redeploy that labwire refuses, before anything is made.
-fn refuse_deploy_flags(mgmt: &MgmtFlags, export_template: &Option<PathBuf>) -> anyhow::Result<()> {
-    if mgmt.network.is_some() || mgmt.ipv4_subnet.is_some() || mgmt.ipv6_subnet.is_some() {
-        bail!("--network, --ipv4-subnet and --ipv6-subnet are not supported by labwire yet; set them under `mgmt:` in the topology");
+impl DeployFlags {
+    /// Refuse what labwire cannot do, before anything is made; warn about what changes nothing.
+    fn check(&self) -> anyhow::Result<()> {
+        let m = &self.mgmt;
+        if m.network.is_some() || m.ipv4_subnet.is_some() || m.ipv6_subnet.is_some() {
+            bail!("--network, --ipv4-subnet and --ipv6-subnet are not supported by labwire yet; set them under `mgmt:` in the topology");
+        }
+        if self.export_template.is_some() {
+            bail!("--export-template is not supported by labwire: topology-data.json is written in containerlab's own shape");
+        }
+        if self.graph {
+            warn("--graph is ignored: use `containerlab graph --dot` or `--mermaid`");
+        }
+        // Neither has an effect here: labwire runs no post-deploy actions and sets no ACLs.
+        let _ = (self.skip_post_deploy, self.skip_labdir_acl);
+        Ok(())
     }
-    if export_template.is_some() {
-        bail!("--export-template is not supported by labwire: topology-data.json is written in containerlab's own shape");
+}
+
+impl DestroyFlags {
+    /// Refuse what labwire cannot do; warn about what changes nothing.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.keep_mgmt_net {
+            bail!("--keep-mgmt-net is not supported by labwire yet: destroy removes the management network once no lab uses it");
+        }
+        if self.graceful {
+            warn("--graceful is ignored: labwire stops every node at once");
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn deploy(g: &Global, a: DeployArgs) -> anyhow::Result<ExitCode> {
-    refuse_deploy_flags(&a.mgmt, &a.export_template)?;
+    a.common.check()?;
     if a.dry_run {
         if a.reconfigure {
             bail!("--dry-run cannot be combined with --reconfigure: reconfigure always destroys and redeploys the full lab");
@@ -587,20 +578,15 @@ fn deploy(g: &Global, a: DeployArgs) -> anyhow::Result<ExitCode> {
             p.display()
         );
     }
-    if a.graph {
-        warn("--graph is ignored: use `containerlab graph --dot` or `--mermaid`");
-    }
-    // Neither has an effect here: labwire runs no post-deploy actions and sets no ACLs.
-    let _ = (a.skip_post_deploy, a.skip_labdir_acl);
     let mut lab = g.load()?;
     commands::filter_nodes(&mut lab, &a.node_filter)?;
     let opts = lab::deploy::DeployOptions {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
         reconfigure: a.reconfigure,
-        quiet: g.debug == 0,
+        quiet: false,
     };
     let owner = a.owner.unwrap_or_else(lab::inspect::caller);
-    let format = a.format;
+    let format = a.common.format;
     commands::deploy::deploy_then(lab, &opts, &owner, false, |name| print_lab(&format, name))
 }
 
@@ -619,16 +605,11 @@ fn destroy(g: &Global, a: DestroyArgs) -> anyhow::Result<ExitCode> {
     if !a.node_filter.is_empty() {
         bail!("--node-filter on destroy is not supported by labwire yet: it destroys whole labs");
     }
-    if a.keep_mgmt_net {
-        bail!("--keep-mgmt-net is not supported by labwire yet: destroy removes the management network once no lab uses it");
-    }
-    if a.graceful {
-        warn("--graceful is ignored: labwire stops every node at once");
-    }
-    if a.max_workers.is_some() {
+    a.common.check()?;
+    if a.common.max_workers.is_some() {
         warn("--max-workers is ignored by destroy");
     }
-    let names = if a.all {
+    let names = if a.common.all {
         lab::state::recorded_labs()
     } else {
         let name = g.lab_name()?;
@@ -638,35 +619,34 @@ fn destroy(g: &Global, a: DestroyArgs) -> anyhow::Result<ExitCode> {
         }
         vec![name]
     };
+    // labwire asks no confirmation for --all.
     let _ = a.yes;
-    commands::destroy::destroy_labs(&names, a.cleanup, false)
+    commands::destroy::destroy_labs(&names, a.common.cleanup, false)
 }
 
 fn redeploy(g: &Global, a: RedeployArgs) -> anyhow::Result<ExitCode> {
-    refuse_deploy_flags(&a.mgmt, &a.export_template)?;
-    if a.keep_mgmt_net {
-        bail!("--keep-mgmt-net is not supported by labwire yet: destroy removes the management network once no lab uses it");
-    }
-    if a.all {
+    a.common.check()?;
+    a.teardown.check()?;
+    if a.teardown.all {
         bail!("redeploy --all is not supported: redeploy one lab with -t");
     }
-    if a.graceful {
-        warn("--graceful is ignored: labwire stops every node at once");
-    }
-    if a.graph {
-        warn("--graph is ignored: use `containerlab graph --dot` or `--mermaid`");
-    }
-    let _ = (a.skip_post_deploy, a.skip_labdir_acl);
     let lab = g.load()?;
     let opts = lab::deploy::DeployOptions {
-        max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
+        max_workers: a
+            .teardown
+            .max_workers
+            .unwrap_or_else(lab::pool::default_workers),
         reconfigure: true,
-        quiet: g.debug == 0,
+        quiet: false,
     };
-    let format = a.format;
-    commands::redeploy::redeploy_then(lab, a.cleanup, &opts, &lab::inspect::caller(), |name| {
-        print_lab(&format, name)
-    })
+    let format = a.common.format;
+    commands::redeploy::redeploy_then(
+        lab,
+        a.teardown.cleanup,
+        &opts,
+        &lab::inspect::caller(),
+        |name| print_lab(&format, name),
+    )
 }
 
 /// The deployed lab `name` in `format`, as containerlab prints it after a deploy.
@@ -933,19 +913,19 @@ fn generate(g: &Global, a: GenerateArgs) -> anyhow::Result<ExitCode> {
     if a.export_rendered.is_some() {
         bail!("--export-rendered is not supported by labwire yet");
     }
-    let spec = lab::generate::ClabSpec {
-        name,
-        kind: &a.kind,
-        nodes: &a.nodes,
-        images: &a.image,
-        licenses: &a.license,
-        node_prefix: &a.node_prefix,
-        group_prefix: &a.group_prefix,
-        network: a.mgmt.network.as_deref(),
-        ipv4_subnet: a.mgmt.ipv4_subnet.as_deref(),
-        ipv6_subnet: a.mgmt.ipv6_subnet.as_deref(),
-    };
-    let text = lab::generate::clab(&spec).map_err(anyhow::Error::msg)?;
+    let mgmt = &a.mgmt;
+    let text = a
+        .stages
+        .generate(
+            name,
+            "srl",
+            [
+                mgmt.network.as_deref(),
+                mgmt.ipv4_subnet.as_deref(),
+                mgmt.ipv6_subnet.as_deref(),
+            ],
+        )
+        .map_err(anyhow::Error::msg)?;
     if let Some(f) = &a.file {
         std::fs::write(f, &text).with_context(|| format!("write {}", f.display()))?;
     }
@@ -1108,10 +1088,11 @@ mod argv {
         else {
             panic!("not deploy")
         };
-        assert!(a.reconfigure && a.graph && a.dry_run && a.skip_post_deploy && a.skip_labdir_acl);
+        assert!(a.reconfigure && a.common.graph && a.dry_run);
+        assert!(a.common.skip_post_deploy && a.common.skip_labdir_acl);
         assert_eq!(a.max_workers, Some(3));
         assert_eq!(a.node_filter, ["a", "b", "c"]);
-        assert_eq!(a.format, "json");
+        assert_eq!(a.common.format, "json");
         assert_eq!(a.owner.as_deref(), Some("bob"));
         assert_eq!(a.restore_all, Some(PathBuf::from("./snapshots")));
         refused("deploy -f csv");
@@ -1125,7 +1106,7 @@ mod argv {
         else {
             panic!("not destroy")
         };
-        assert!(d.cleanup && d.graceful && d.yes && d.keep_mgmt_net);
+        assert!(d.common.cleanup && d.common.graceful && d.yes && d.common.keep_mgmt_net);
         let Cmd::Inspect(i) = parse("inspect -a --details -f csv -w").command else {
             panic!("not inspect")
         };
@@ -1143,12 +1124,12 @@ mod argv {
         let Cmd::Redeploy(r) = parse("redeploy -t x -c --graceful -a --max-workers 2 --keep-mgmt-net -g -f json --skip-post-deploy --skip-labdir-acl").command else {
             panic!("not redeploy")
         };
-        assert!(r.cleanup && r.all && r.graph);
+        assert!(r.teardown.cleanup && r.teardown.all && r.common.graph);
         let Cmd::Generate(g) = parse("generate --name g --nodes 4,2:linux,1:linux:spine --kind linux --image alpine --image srl=srlinux --license srl=l --node-prefix n --group-prefix t --file f.yml --deploy --max-workers 2 --owner o").command else {
             panic!("not generate")
         };
-        assert_eq!(g.nodes, ["4", "2:linux", "1:linux:spine"]);
-        assert_eq!(g.image, ["alpine", "srl=srlinux"]);
+        assert_eq!(g.stages.nodes, ["4", "2:linux", "1:linux:spine"]);
+        assert_eq!(g.stages.image, ["alpine", "srl=srlinux"]);
         let Cmd::Graph(gr) = parse("graph -t x -s :9 -o --mermaid --mermaid-direction LR --drawio-args a,b --drawio-version v --node-filter a").command else {
             panic!("not graph")
         };

@@ -20,13 +20,26 @@ pub struct GenerateArgs {
     /// Second octet of the management network used for labs over 250 nodes (10.N.0.0/16)
     #[arg(long, global = true, default_value_t = 99)]
     pub mgmt_index: u8,
-    /// Stages of a CLOS fabric as containerlab writes them: N, N:kind or N:kind:type, comma-separated
-    /// (e.g. 4,2:linux,1:linux:spine); each node of a stage is linked to every node of the next
+    #[command(flatten)]
+    pub stages: StageArgs,
+    /// Deploy the generated lab (written to -o, or NAME.clab.yml); destroys it first if deployed
+    #[arg(long)]
+    pub deploy: bool,
+    /// Runtime for the deployed nodes (with --deploy)
+    #[arg(short = 'r', long, requires = "deploy")]
+    pub runtime: Option<String>,
+}
+
+/// Stages as containerlab's `generate` takes them (shared with the containerlab personality).
+#[derive(Args)]
+pub struct StageArgs {
+    /// Stages of a CLOS fabric: N, N:kind or N:kind:type, comma-separated (e.g.
+    /// 4,2:linux,1:linux:spine); each node of a stage is linked to every node of the next
     #[arg(long, value_delimiter = ',')]
     pub nodes: Vec<String>,
-    /// Kind of the stages that name none
-    #[arg(long, default_value = "linux")]
-    pub kind: String,
+    /// Kind of the stages that name none (labwire: linux; containerlab: srl)
+    #[arg(long)]
+    pub kind: Option<String>,
     /// Image per kind: KIND=IMAGE, or IMAGE for --kind (repeat or comma-separate)
     #[arg(long, value_delimiter = ',')]
     pub image: Vec<String>,
@@ -39,12 +52,30 @@ pub struct GenerateArgs {
     /// Prefix of group names (tier-1, …)
     #[arg(long, default_value = "tier")]
     pub group_prefix: String,
-    /// Deploy the generated lab (written to -o, or NAME.clab.yml); destroys it first if deployed
-    #[arg(long)]
-    pub deploy: bool,
-    /// Runtime for the deployed nodes (with --deploy)
-    #[arg(short = 'r', long, requires = "deploy")]
-    pub runtime: Option<String>,
+}
+
+impl StageArgs {
+    /// The topology text of lab `name` (stages of `default_kind` unless `--kind` or a stage
+    /// says otherwise), with the management network settings given.
+    pub fn generate(
+        &self,
+        name: &str,
+        default_kind: &str,
+        mgmt: [Option<&str>; 3],
+    ) -> Result<String, String> {
+        lab::generate::clab(&lab::generate::ClabSpec {
+            name,
+            kind: self.kind.as_deref().unwrap_or(default_kind),
+            nodes: &self.nodes,
+            images: &self.image,
+            licenses: &self.license,
+            node_prefix: &self.node_prefix,
+            group_prefix: &self.group_prefix,
+            network: mgmt[0],
+            ipv4_subnet: mgmt[1],
+            ipv6_subnet: mgmt[2],
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -63,7 +94,7 @@ pub enum Shape {
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     let text = match &a.shape {
-        Some(_) if !a.nodes.is_empty() => {
+        Some(_) if !a.stages.nodes.is_empty() => {
             bail!("--nodes (containerlab's stages) and a ring or clos shape exclude each other")
         }
         Some(Shape::Ring { nodes }) => lab::generate::ring(&a.name, *nodes, a.mgmt_index),
@@ -73,19 +104,10 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             }
             lab::generate::clos(&a.name, tiers, a.mgmt_index)
         }
-        None => lab::generate::clab(&lab::generate::ClabSpec {
-            name: &a.name,
-            kind: &a.kind,
-            nodes: &a.nodes,
-            images: &a.image,
-            licenses: &a.license,
-            node_prefix: &a.node_prefix,
-            group_prefix: &a.group_prefix,
-            network: None,
-            ipv4_subnet: None,
-            ipv6_subnet: None,
-        })
-        .map_err(|e| anyhow::anyhow!("{e}; or use `labwire generate ring|clos`"))?,
+        None => a
+            .stages
+            .generate(&a.name, "linux", [None; 3])
+            .map_err(|e| anyhow::anyhow!("{e}; or use `labwire generate ring|clos`"))?,
     };
     if a.deploy {
         let file = a
