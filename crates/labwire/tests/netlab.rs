@@ -20,10 +20,11 @@ use common::*;
 
 const NETLAB_VERSION: &str = "26.10";
 const VENV: &str = "/var/cache/labwire-tests/netlab-venv";
-const LAB: &str = "clnl";
 
-/// A virtualenv with netlab NETLAB_VERSION, made once and reused.
+/// A virtualenv with netlab NETLAB_VERSION, made once and reused (one test at a time makes it).
 fn netlab_venv() -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = PathBuf::from(VENV);
     let netlab = venv.join("bin/netlab");
     let current = Command::new(&netlab)
@@ -58,13 +59,20 @@ fn default_image(venv: &Path, device: &str) -> String {
     text(&run_ok(py).stdout).trim().to_string()
 }
 
-/// A directory for PATH holding `containerlab` and `clab` (labwire) and, where the host has
-/// none, a `sudo` that runs its command (the test runs as root; netlab calls `sudo ip netns exec`).
-fn bin_dir(work: &Path) -> PathBuf {
+/// A directory for PATH holding `containerlab` and `clab` (labwire); where the host has none, a
+/// `sudo` that runs its command (the test runs as root; netlab calls `sudo ip netns exec`); for
+/// Podman, a `docker` that is Podman's CLI.
+fn bin_dir(work: &Path, engine: &EngineCli) -> PathBuf {
     let bin = work.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     for name in ["containerlab", "clab"] {
         std::os::unix::fs::symlink(labwire_bin(), bin.join(name)).unwrap();
+    }
+    if engine.cli != "docker" {
+        script(
+            &bin.join("docker"),
+            &format!("#!/bin/sh\nexec {} \"$@\"\n", engine.cli),
+        );
     }
     let has_sudo = Command::new("sh")
         .args(["-c", "command -v sudo"])
@@ -72,33 +80,38 @@ fn bin_dir(work: &Path) -> PathBuf {
         .status()
         .is_ok_and(|s| s.success());
     if !has_sudo {
-        let shim = bin.join("sudo");
-        std::fs::write(
-            &shim,
+        script(
+            &bin.join("sudo"),
             "#!/bin/sh\nwhile [ $# -gt 0 ]; do case $1 in -*) shift;; *) break;; esac; done\nexec \"$@\"\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
     }
     bin
 }
 
+/// An executable script.
+fn script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The lab: NAME, N (the second octet of its private ranges) and ENGINE filled in per engine.
 const TOPOLOGY: &str = r#"provider: clab
-name: clnl
+name: NAME
 module: [ ospf ]
 addressing:
   mgmt:
-    ipv4: 172.31.221.0/24
-    _network: clnl_mgmt
-    _bridge: clnl-mgmt
+    ipv4: 172.31.N.0/24
+    _network: NAME_mgmt
+    _bridge: NAME-mgmt
   loopback:
-    ipv4: 10.221.0.0/24
+    ipv4: 10.N.0.0/24
   p2p:
-    ipv4: 10.222.0.0/16
+    ipv4: 10.N.128.0/17
   lan:
-    ipv4: 10.223.0.0/16
-defaults.addressing.mgmt.ipv6: fd00:c1::/64
+    ipv4: 10.N.64.0/18
+defaults.addressing.mgmt.ipv6: fd00:c1:N::/64
+defaults.providers.clab.runtime: ENGINE
 defaults.device: frr
 defaults.devices.frr.clab.group_vars.netlab_mgmt_vrf: False
 defaults.devices.frr.clab.kmods.initial: []
@@ -146,25 +159,44 @@ impl Netlab {
 
 #[test]
 fn netlab_up_validate_down_on_docker() {
+    netlab_scenario(&DOCKER, "clnl", 221);
+}
+
+/// As on Docker, with `defaults.providers.clab.runtime: podman` (netlab passes it on as
+/// `CLAB_RUNTIME`) and a `docker` on PATH that is Podman's CLI (as Podman's `podman-docker`
+/// package provides), since netlab reaches nodes with `docker exec`.
+#[test]
+fn netlab_up_validate_down_on_podman() {
+    netlab_scenario(&PODMAN, "clnp", 222);
+}
+
+/// netlab up, status, connect, validate, capture, restart, validate, down --cleanup of lab `lab`
+/// on `engine`, its private ranges 172.31.`n`.0/24 and 10.`n`.0.0/16; then nothing may be left.
+fn netlab_scenario(engine: &EngineCli, lab: &str, n: u8) {
     require_root();
-    DOCKER.ensure_running();
+    engine.ensure_running();
     let venv = netlab_venv();
     let frr = default_image(&venv, "frr");
     let host = default_image(&venv, "linux");
     let mut build = Command::new("bash");
     build
         .arg(open_nos::repo_root().join("images/netlab-stand-ins/build.sh"))
-        .args([&frr, &host, "docker"])
+        .args([frr.as_str(), host.as_str(), engine.cli])
         .stdin(Stdio::null());
     let out = run_timeout(build, Duration::from_secs(1200));
     assert!(out.status.success(), "stand-in images: {}", describe(&out));
     eprint!("{}", text(&out.stdout));
 
-    let work = std::env::temp_dir().join(format!("lwt-clnl-{}", std::process::id()));
+    let work = std::env::temp_dir().join(format!("lwt-{lab}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("topology.yml"), TOPOLOGY).unwrap();
-    let bin = bin_dir(&work);
+    let topology = TOPOLOGY
+        .replace("NAME", lab)
+        .replace("ENGINE", engine.cli)
+        .replace(".N.", &format!(".{n}."))
+        .replace(":N:", &format!(":{n}:"));
+    std::fs::write(work.join("topology.yml"), topology).unwrap();
+    let bin = bin_dir(&work, engine);
     let path = format!(
         "{}:{}:{}",
         bin.display(),
@@ -198,13 +230,14 @@ fn netlab_up_validate_down_on_docker() {
         .difference(&host_links_before)
         .cloned()
         .collect();
+    let bridge = format!("{lab}-mgmt");
     assert!(
-        lab_links.contains("clnl-mgmt"),
-        "no management bridge among {lab_links:?}"
+        lab_links.contains(&bridge),
+        "no {bridge} among {lab_links:?}"
     );
-    for n in ["r1", "r2", "r3", "h1"] {
-        let name = format!("clab-{LAB}-{n}");
-        let st = open_nos::docker_cmd(&[
+    for node in ["r1", "r2", "r3", "h1"] {
+        let name = format!("clab-{lab}-{node}");
+        let st = engine.run(&[
             "inspect",
             "-f",
             "{{.State.Running}} {{index .Config.Labels \"clab-node-name\"}}",
@@ -212,7 +245,7 @@ fn netlab_up_validate_down_on_docker() {
         ]);
         assert_eq!(
             text(&st.stdout).trim(),
-            format!("true {n}"),
+            format!("true {node}"),
             "{}",
             describe(&st)
         );
@@ -222,9 +255,10 @@ fn netlab_up_validate_down_on_docker() {
     let mut inspect = Command::new(bin.join("containerlab"));
     inspect
         .args(["inspect", "-t", "clab.yml", "--format", "json"])
+        .env("CLAB_RUNTIME", engine.cli)
         .current_dir(&work);
     let j: serde_json::Value = serde_json::from_slice(&run_ok(inspect).stdout).unwrap();
-    let rows = j[LAB].as_array().expect("lab key");
+    let rows = j[lab].as_array().expect("lab key");
     assert_eq!(rows.len(), 4, "{j}");
     for r in rows {
         assert_eq!(r["labPath"], "clab.yml", "{r}");
@@ -234,7 +268,7 @@ fn netlab_up_validate_down_on_docker() {
             r["ipv4_address"]
                 .as_str()
                 .unwrap()
-                .starts_with("172.31.221."),
+                .starts_with(&format!("172.31.{n}.")),
             "{r}"
         );
         assert_eq!(r["container_id"].as_str().unwrap().len(), 12, "{r}");
@@ -250,7 +284,7 @@ fn netlab_up_validate_down_on_docker() {
         Duration::from_secs(60),
     );
     assert!(
-        connect.status.success() && text(&connect.stdout).contains("10.221.0.0/24"),
+        connect.status.success() && text(&connect.stdout).contains(&format!("10.{n}.0.0/24")),
         "netlab connect h1 ip -4 route: {}",
         describe(&connect)
     );
@@ -269,7 +303,7 @@ fn netlab_up_validate_down_on_docker() {
     );
     eprintln!("netlab validate: {:.1} s", t.elapsed().as_secs_f64());
 
-    // capture: tcpdump in the node's namespace (`sudo ip netns exec clab-clnl-r1 …`); an OSPF
+    // capture: tcpdump in the node's namespace (`sudo ip netns exec clab-<lab>-r1 …`); an OSPF
     // hello arrives on r1's link to r2 every 10 s.
     let capture = nl.run(
         &["capture", "r1", "eth1", "-c", "1", "ip", "proto", "89"],
@@ -305,27 +339,20 @@ fn netlab_up_validate_down_on_docker() {
     );
 
     // Nothing left: containers, the engine network, namespaces, host links, hosts lines, state.
-    let ps = open_nos::docker_cmd(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=containerlab={LAB}"),
-        "-q",
-    ]);
-    assert_eq!(text(&ps.stdout).trim(), "", "containers left");
-    let nets = open_nos::docker_cmd(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(engine.containers_of(lab).is_empty(), "containers left");
+    let nets = engine.run(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(
-        !text(&nets.stdout).contains("clnl_mgmt"),
+        !text(&nets.stdout).contains(&format!("{lab}_mgmt")),
         "{}",
         text(&nets.stdout)
     );
     let left = poll(Duration::from_secs(10), || {
-        let l = leftovers(LAB, &lab_links);
+        let l = leftovers(lab, &lab_links);
         l.is_empty().then_some(()).ok_or_else(|| l.join(", "))
     });
     assert!(left.is_ok(), "left after netlab down: {left:?}");
     assert!(
-        hosts_block(&read_etc_hosts(), LAB).is_none(),
+        hosts_block(&read_etc_hosts(), lab).is_none(),
         "/etc/hosts block left"
     );
     assert!(
