@@ -173,6 +173,9 @@ fn netlab_up_validate_down_on_podman() {
 /// netlab up, status, connect, validate, capture, restart, validate, down --cleanup of lab `lab`
 /// on `engine`, its private ranges 172.31.`n`.0/24 and 10.`n`.0.0/16; then nothing may be left.
 fn netlab_scenario(engine: &EngineCli, lab: &str, n: u8) {
+    // netlab records its running labs host-wide as instance `default`: one scenario at a time.
+    static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
     require_root();
     engine.ensure_running();
     let venv = netlab_venv();
