@@ -246,6 +246,58 @@ fn containerlab_personality_on_native_nodes() {
             .unwrap_or_else(|| panic!("{n}: {l:?}"));
         assert_eq!(eth9["mtu"], 1500);
     }
+    // vxlan: a tunnel in the host, stitched to a host link (here a veth end made by tools veth).
+    clab_ok(
+        &lab,
+        &[
+            "tools",
+            "veth",
+            "create",
+            "-a",
+            "clab-clnat-c:eth8",
+            "-b",
+            "host:clnat-h8",
+        ],
+    );
+    struct DelLink;
+    impl Drop for DelLink {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["link", "del", "clnat-h8"])
+                .status();
+            let _ = Command::new("ip")
+                .args(["link", "del", "vx-clnat-h8"])
+                .status();
+        }
+    }
+    let _del = DelLink;
+    clab_ok(
+        &lab,
+        &[
+            "tools",
+            "vxlan",
+            "create",
+            "--remote",
+            "127.0.0.2",
+            "--id",
+            "77",
+            "-l",
+            "clnat-h8",
+            "-p",
+            "14790",
+        ],
+    );
+    let vx = ip_json(&["-d", "-j", "link", "show", "vx-clnat-h8"]);
+    let info = &vx[0]["linkinfo"];
+    assert_eq!(info["info_kind"], "vxlan", "{vx}");
+    assert_eq!(info["info_data"]["id"], 77, "{vx}");
+    assert_eq!(info["info_data"]["port"], 14790, "{vx}");
+    clab_ok(&lab, &["tools", "vxlan", "delete", "-p", "vx-clnat"]);
+    assert!(
+        !host_link_names().contains("vx-clnat-h8"),
+        "vxlan delete left vx-clnat-h8"
+    );
+
     let out = clab(
         &lab,
         &[
