@@ -444,14 +444,13 @@ impl Global {
     }
 
     /// Flags that change nothing labwire does: say so once.
-    fn note_ignored(&self) -> anyhow::Result<()> {
+    fn note_ignored(&self) {
         if !self.vars.is_empty() {
             warn("--vars is ignored: labwire does not render topology templates");
         }
         if self.timeout.is_some() {
             warn("--timeout is ignored: labwire's engine requests have their own bounds");
         }
-        Ok(())
     }
 
     /// Load the topology for a deploy, checking `--name` against it.
@@ -479,7 +478,7 @@ impl Global {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
-    g.note_ignored()?;
+    g.note_ignored();
     match cli.command {
         Cmd::Deploy(a) => deploy(g, a),
         Cmd::Destroy(a) => destroy(g, a),
@@ -945,7 +944,7 @@ fn generate(g: &Global, a: GenerateArgs) -> anyhow::Result<ExitCode> {
         let opts = lab::deploy::DeployOptions {
             max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
             reconfigure: true,
-            quiet: g.debug == 0,
+            quiet: false,
         };
         let owner = a.owner.unwrap_or_else(lab::inspect::caller);
         return commands::deploy::deploy_then(lab, &opts, &owner, false, |name| {
