@@ -124,6 +124,24 @@ fn containerlab_personality_on_native_nodes() {
         rows[2]
     );
 
+    // -t names a directory holding the topology: the same lab.
+    let by_dir = clab_ok(&lab, &["inspect", "-t", ".", "--format", "json"]);
+    assert_eq!(by_dir, out, "inspect -t DIR");
+    // A --name that is not the topology's is refused before anything is made.
+    let out = clab(&lab, &["deploy", "-t", file, "--name", "other", "-c"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("--name other"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        lab.inspect_json()["clnat"].as_array().map(Vec::len),
+        Some(3)
+    );
+    // completion for containerlab's shells.
+    assert!(clab_ok(&lab, &["completion", "bash"]).contains("containerlab"));
+
     // CSV: header and one line per node.
     let csv = clab_ok(&lab, &["inspect", "-t", file, "-f", "csv"]);
     let lines: Vec<&str> = csv.lines().collect();
