@@ -139,6 +139,18 @@ fn containerlab_personality_on_native_nodes() {
         lab.inspect_json()["clnat"].as_array().map(Vec::len),
         Some(3)
     );
+    // save: nothing to save for Linux nodes, as containerlab; --copy makes its directory.
+    let out = clab(
+        &lab,
+        &["save", "-t", file, "--node-filter", "a", "--copy", "saved"],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("clab-clnat-a") && !said.contains("clab-clnat-b"),
+        "{said}"
+    );
+    assert!(lab.dir.join("saved/clab-clnat").is_dir(), "{said}");
     // completion for containerlab's shells.
     assert!(clab_ok(&lab, &["completion", "bash"]).contains("containerlab"));
 
