@@ -107,6 +107,32 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
         .collect()
 }
 
+/// Run the healthcheck of each running node of lab `name` that has one, once, and add its result
+/// to the status as the Docker engine words it: `Up 3 minutes (healthy)` or `(unhealthy)`.
+pub fn check_health(name: &str, rows: &mut [Row]) {
+    let Some((lab, _)) = lab(name) else {
+        return;
+    };
+    for r in rows.iter_mut().filter(|r| r.state == "running") {
+        let Some(test) = lab
+            .node(&r.node)
+            .and_then(|n| n.healthcheck.as_ref())
+            .map(|h| &h.test)
+            .filter(|t| !t.is_empty())
+        else {
+            continue;
+        };
+        let cmd = crate::deploy::healthcheck_command(test);
+        let healthy = crate::exec::exec(name, &crate::exec::Select::Node(&r.node), &cmd)
+            .is_ok_and(|out| out.iter().all(|(_, o)| o.code == 0));
+        r.status.push_str(if healthy {
+            " (healthy)"
+        } else {
+            " (unhealthy)"
+        });
+    }
+}
+
 /// Where `inspect` finds who deployed a lab (see [`record_owner`]).
 const OWNER_FILE: &str = "owner";
 

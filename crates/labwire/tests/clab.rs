@@ -51,7 +51,7 @@ topology:
   nodes:
     a: {kind: linux, group: leaves, labels: {role: leaf}}
     b: {kind: linux, group: leaves, labels: {role: leaf}}
-    c: {kind: linux}
+    c: {kind: linux, healthcheck: {test: [CMD-SHELL, \"test ! -e /tmp/sick\"], interval: 1}}
   links:
     - endpoints: [\"a:eth1\", \"b:eth1\"]
 ";
@@ -123,6 +123,13 @@ fn containerlab_personality_on_native_nodes() {
         "no group, no key: {}",
         rows[2]
     );
+    // A node with a healthcheck shows its health alone, as containerlab does; it is checked now.
+    assert_eq!(rows[2]["status"], "healthy", "{}", rows[2]);
+    lab.exec_ok("c", "touch /tmp/sick");
+    let sick: Value =
+        serde_json::from_str(&clab_ok(&lab, &["inspect", "-t", file, "-f", "json"])).unwrap();
+    assert_eq!(sick["clnat"][2]["status"], "unhealthy", "{sick}");
+    lab.exec_ok("c", "rm /tmp/sick");
 
     // -t names a directory holding the topology: the same lab.
     let by_dir = clab_ok(&lab, &["inspect", "-t", ".", "--format", "json"]);

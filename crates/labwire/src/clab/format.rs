@@ -98,11 +98,25 @@ impl From<&lab::inspect::Row> for Details {
             kind: r.kind.clone(),
             group: r.group.clone(),
             state: r.state.clone(),
-            status: r.status.clone(),
+            status: health_status(&r.status),
             ipv4_address: r.ipv4_address.clone(),
             ipv6_address: r.ipv6_address.clone(),
             owner: r.owner.clone(),
         }
+    }
+}
+
+/// The status containerlab shows: the health alone when there is one (`healthy`, `unhealthy`,
+/// `health: starting`), else the engine's words (`Up 3 minutes`).
+fn health_status(status: &str) -> String {
+    if status.contains("unhealthy") {
+        "unhealthy".into()
+    } else if status.contains("health: starting") {
+        "health: starting".into()
+    } else if status.contains("healthy") {
+        "healthy".into()
+    } else {
+        status.to_string()
     }
 }
 
@@ -488,6 +502,17 @@ mod tests {
         let group = got.find("\"group\": \"leaves\"").unwrap();
         let state = got.find("\"state\"").unwrap();
         assert!(kind < group && group < state, "{got}");
+    }
+
+    #[test]
+    fn status_shows_health_alone_when_there_is_one() {
+        assert_eq!(health_status("Up 3 minutes (healthy)"), "healthy");
+        assert_eq!(health_status("Up 3 minutes (unhealthy)"), "unhealthy");
+        assert_eq!(
+            health_status("Up 2 seconds (health: starting)"),
+            "health: starting"
+        );
+        assert_eq!(health_status("Up 3 minutes"), "Up 3 minutes");
     }
 
     #[test]

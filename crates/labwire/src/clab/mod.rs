@@ -682,7 +682,7 @@ fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<ExitCode> {
     if !matches!(format.as_str(), "table" | "json" | "csv") {
         bail!("output format {format:?} is not supported when --details is not used, use 'table', 'json' or 'csv'");
     }
-    let labs = if a.all {
+    let mut labs = if a.all {
         lab::inspect::all()
     } else {
         if g.name.is_none() && g.topo.is_none() && topology::find_topology(Path::new(".")).is_err()
@@ -694,6 +694,9 @@ fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<ExitCode> {
             .map(|(_, rows)| vec![(name, rows)])
             .unwrap_or_default()
     };
+    for (name, rows) in &mut labs {
+        lab::inspect::check_health(name, rows);
+    }
     let rows = format::sorted(&labs);
     if a.details {
         print!("{}", details_json(&labs));

@@ -58,6 +58,9 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
             None => bail!("lab {name} is not deployed"),
         }
     };
+    for (name, rows) in &mut labs {
+        lab::inspect::check_health(name, rows);
+    }
     if !a.node_filter.is_empty() {
         for (_, rows) in &mut labs {
             rows.retain(|r| a.node_filter.iter().any(|f| r.node == *f || r.name == *f));
