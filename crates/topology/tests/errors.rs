@@ -466,3 +466,24 @@ fn snippets_render_with_a_caret_under_the_token() {
         "{out}"
     );
 }
+
+/// As in containerlab, a node's group that `topology.groups` does not define is a label only
+/// (netlab names groups such as `netlab_no_reload,netlab_no_collect`); a near miss of a defined
+/// group draws a warning with the suggestion.
+#[test]
+fn undefined_group_is_a_label_and_a_near_miss_a_warning() {
+    let text = "name: t\ntopology:\n  groups:\n    spines: {kind: linux}\n  nodes:\n    a: {kind: linux, group: \"netlab_no_reload,netlab_no_collect\"}\n    b: {group: spine}\n";
+    let loaded = run(text).unwrap_or_else(|d| panic!("{}", d.render(false)));
+    assert_eq!(
+        loaded.lab.node("a").unwrap().group.as_deref(),
+        Some("netlab_no_reload,netlab_no_collect")
+    );
+    let w = loaded.warnings.render(false);
+    assert!(
+        w.contains("t.clab.yml:7:")
+            && w.contains("`spine`")
+            && w.contains("did you mean `spines`?"),
+        "{w}"
+    );
+    assert!(!w.contains("netlab_no_reload"), "{w}");
+}
