@@ -97,13 +97,7 @@ pub fn preflight(lab: &Lab) -> Result<()> {
             ));
             continue;
         }
-        if n.class == KindClass::ExtContainer {
-            problems.push(format!(
-                "node {}: kind ext-container needs the docker runtime, which is not available yet",
-                n.name
-            ));
-        }
-        if n.is_workload() {
+        if n.is_workload() && n.class != KindClass::ExtContainer {
             if let Some(img) = &n.image {
                 let key = (img.clone(), n.image_pull_policy.clone());
                 let verdict = checked_images.entry(key).or_insert_with(|| {
@@ -155,9 +149,7 @@ pub fn preflight(lab: &Lab) -> Result<()> {
             }
             Peer::Veth { b } => {
                 for ep in [&l.a, b] {
-                    let host_side = lab
-                        .node(&ep.node)
-                        .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host));
+                    let host_side = lab.node(&ep.node).is_some_and(|n| n.in_host());
                     if host_side && exists(&ep.iface) {
                         problems.push(format!(
                             "link end {}:{}: an interface {} already exists in the host",
@@ -205,7 +197,11 @@ fn engine_preflight(
             }
         };
         let mut checked = HashSet::new();
-        for n in nodes {
+        // An ext-container node's container exists already; nothing is made from an image.
+        for n in nodes
+            .into_iter()
+            .filter(|n| n.class != KindClass::ExtContainer)
+        {
             let Some(img) = &n.image else {
                 problems.push(format!(
                     "node {}: the {kind} runtime needs an `image`",
@@ -515,7 +511,11 @@ impl Run<'_> {
             self.accept_bridge_traffic(&lab.mgmt.bridge)?;
         }
         wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
-        for n in lab.nodes.iter().filter(|n| n.class == KindClass::Bridge) {
+        for n in lab
+            .nodes
+            .iter()
+            .filter(|n| n.class == KindClass::Bridge && n.in_host())
+        {
             self.accept_bridge_traffic(&n.name)?;
         }
         self.timings
@@ -615,6 +615,10 @@ impl Run<'_> {
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
                 let join = match &n.network_mode {
+                    NetworkMode::Container(other) if self.lab.node(other).is_none() => {
+                        let p = self.external_container(n, other)?;
+                        Some(PathBuf::from(format!("/proc/{}/ns/net", p.pid)))
+                    }
                     NetworkMode::Container(other) => {
                         let procs = self.procs.lock().expect("procs");
                         let p = procs.get(other).ok_or_else(|| {
@@ -624,10 +628,15 @@ impl Run<'_> {
                     }
                     _ => None,
                 };
-                if n.startup_delay_s > 0 {
+                if n.startup_delay_s > 0 && n.class != KindClass::ExtContainer {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
                 let proc = match EngineKind::of(n.runtime) {
+                    // An ext-container node is a container started outside labwire: its namespace
+                    // is joined, never made, and it is never stopped (no node entry in the journal).
+                    _ if n.class == KindClass::ExtContainer => {
+                        self.external_container(n, &n.name)?
+                    }
                     Some(kind) => self.create_container(n, kind)?,
                     None => self.spawn_native(n, join.as_deref())?,
                 };
@@ -666,6 +675,55 @@ impl Run<'_> {
             .expect("timings")
             .push(("register netns".into(), t.elapsed()));
         Ok(())
+    }
+
+    /// A container outside the lab that node `n` needs (an ext-container node, or the `X` of
+    /// `network-mode: container:X`), waited for as containerlab does: asked of the node's engine
+    /// (Docker for native nodes, then Podman) until it runs, for at most
+    /// `LABWIRE_EXTERNAL_WAIT` seconds (default 120).
+    fn external_container(&self, n: &Node, name: &str) -> Result<ProcId> {
+        let kinds: Vec<EngineKind> = match EngineKind::of(n.runtime) {
+            Some(k) => vec![k],
+            None => vec![EngineKind::Docker, EngineKind::Podman],
+        };
+        let engines: Vec<docker::Engine> = kinds
+            .into_iter()
+            .filter_map(|k| docker::Engine::connect(k).ok())
+            .collect();
+        if engines.is_empty() {
+            return Err(Error::Invalid(format!(
+                "node {}: container {name} is outside the lab and no Docker or Podman engine answers to find it",
+                n.name
+            )));
+        }
+        let wait = std::env::var("LABWIRE_EXTERNAL_WAIT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120);
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        let mut told = false;
+        loop {
+            for e in &engines {
+                let pid = e.running_pid(name).map_err(|err| {
+                    Error::Invalid(format!("node {}: find container {name}: {err}", n.name))
+                })?;
+                if let Some(p) = pid.and_then(ProcId::of) {
+                    return Ok(p);
+                }
+            }
+            check_interrupt()?;
+            if Instant::now() >= deadline {
+                return Err(Error::Invalid(format!(
+                    "node {}: container {name} (outside the lab) was not running after {wait} s",
+                    n.name
+                )));
+            }
+            if !told {
+                eprintln!("node {}: waiting for container {name} to run", n.name);
+                told = true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// A native node: its init, in new namespaces (or joining `join`'s network namespace).
@@ -727,8 +785,15 @@ impl Run<'_> {
             ))
         })?;
         std::fs::create_dir_all(&n.dir).map_err(io(format!("create {}", n.dir.display())))?;
+        // A container outside the lab is joined by its own name, once it runs.
         let share = match &n.network_mode {
-            NetworkMode::Container(other) => lab.node(other).map(|o| o.long_name.as_str()),
+            NetworkMode::Container(other) => match lab.node(other) {
+                Some(o) => Some(o.long_name.as_str()),
+                None => {
+                    self.external_container(n, other)?;
+                    Some(other.as_str())
+                }
+            },
             _ => None,
         };
         let intfs = lab
@@ -773,8 +838,15 @@ impl Run<'_> {
         let lab = self.lab;
         let names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         let nets = self.nets.lock().expect("nets");
+        // A bridge inside a node's namespace exists once that node does.
         let created = |node: &str| -> bool {
-            nets.contains_key(node) || lab.node(node).is_some_and(|n| !n.is_workload())
+            match lab.node(node) {
+                Some(n) => match n.netns_bridge() {
+                    Some((_, owner)) => nets.contains_key(owner),
+                    None => nets.contains_key(node) || !n.is_workload(),
+                },
+                None => nets.contains_key(node),
+            }
         };
         let mut todo: Vec<(usize, &Link)> = Vec::new();
         for (i, l) in lab.links.iter().enumerate() {
@@ -791,12 +863,15 @@ impl Run<'_> {
             .copied()
             .filter(|n| {
                 n.network_mode == NetworkMode::Bridged
+                    && n.class != KindClass::ExtContainer
                     && !self.configured.contains(&n.name)
                     && !on_engine_network(n)
             })
             .collect();
         self.progress.stage("create links", todo.len() + mgmt.len());
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
+        // Bridges inside these nodes' namespaces exist before their links and their `exec`.
+        wiring::ensure_netns_bridges(lab, &names, &ns_refs)?;
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
         let links: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
         let t = Instant::now();
@@ -847,7 +922,8 @@ impl Run<'_> {
                 // The engine addresses eth0 of a node on its network.
                 let base = !configured.contains(&n.name)
                     && names.contains(n.name.as_str())
-                    && !on_engine_network(n);
+                    && !on_engine_network(n)
+                    && n.class != KindClass::ExtContainer;
                 if n.network_mode == NetworkMode::Container(String::new())
                     || matches!(n.network_mode, NetworkMode::Host)
                 {
@@ -901,7 +977,10 @@ impl Run<'_> {
             }
         }
         // Start each node's command now that its links are up.
-        for n in nodes.iter().filter(|n| EngineKind::of(n.runtime).is_none()) {
+        for n in nodes
+            .iter()
+            .filter(|n| EngineKind::of(n.runtime).is_none() && n.class != KindClass::ExtContainer)
+        {
             if let Some(p) = self.procs.lock().expect("procs").get(&n.name) {
                 if p.is_alive() {
                     // SAFETY: signals a process whose identity (pid + start time) was just checked.

@@ -268,8 +268,9 @@ pub struct NodeInterfaces {
 }
 
 /// The interfaces of each running node of lab `name` (only `nodes` when given, short or long
-/// names), read from the nodes' network namespaces; nodes sorted by long name.
-pub fn interfaces(name: &str, nodes: &[String]) -> crate::Result<Vec<NodeInterfaces>> {
+/// names) as they are now, read from the nodes' network namespaces (containerlab's `inspect
+/// interfaces`); nodes sorted by long name.
+pub fn live_interfaces(name: &str, nodes: &[String]) -> crate::Result<Vec<NodeInterfaces>> {
     let Some((lab, _)) = lab(name) else {
         return Err(crate::Error::Invalid(format!("lab {name} is not deployed")));
     };
@@ -364,10 +365,10 @@ pub fn table(labs: &[(String, Vec<Row>)]) -> String {
         "IPv6 Address",
         "PID",
     ];
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     for (_, rs) in labs {
         for r in rs {
-            rows.push([
+            rows.push(vec![
                 r.name.clone(),
                 r.kind.clone(),
                 if r.image.is_empty() {
@@ -382,10 +383,82 @@ pub fn table(labs: &[(String, Vec<Row>)]) -> String {
             ]);
         }
     }
-    let mut width = header.map(str::len);
-    for r in &rows {
+    render_table(&header, &rows)
+}
+
+/// One link end of a node as `inspect --interfaces` shows it: the name as the topology wrote it
+/// and the Linux interface it is (they differ for vendor port names and names Linux cannot take).
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfaceRow {
+    pub node: String,
+    pub interface: String,
+    pub linux_interface: String,
+    pub mac: String,
+    pub peer: String,
+}
+
+/// Every link end of every node of `lab`, in link order.
+pub fn interfaces(lab: &Lab) -> Vec<InterfaceRow> {
+    let mut out = Vec::new();
+    for l in &lab.links {
+        let far = |me: &topology::Endpoint| -> String {
+            match &l.peer {
+                topology::Peer::Veth { b } => {
+                    let other = if std::ptr::eq(me, b) { &l.a } else { b };
+                    format!("{}:{}", other.node, other.written())
+                }
+                topology::Peer::Host { host_iface, .. }
+                | topology::Peer::MgmtNet { host_iface, .. } => {
+                    format!(
+                        "{}:{}",
+                        l.peer.type_name(),
+                        l.host_alias.as_deref().unwrap_or(host_iface)
+                    )
+                }
+                p => p.type_name().to_string(),
+            }
+        };
+        for ep in l.endpoints() {
+            out.push(InterfaceRow {
+                node: ep.node.clone(),
+                interface: ep.written().to_string(),
+                linux_interface: ep.iface.clone(),
+                mac: ep.mac.to_string(),
+                peer: far(ep),
+            });
+        }
+    }
+    out
+}
+
+/// `inspect --interfaces` as a table.
+pub fn interfaces_table(labs: &[(String, Vec<InterfaceRow>)]) -> String {
+    let rows: Vec<Vec<String>> = labs
+        .iter()
+        .flat_map(|(lab, rs)| {
+            rs.iter().map(move |r| {
+                vec![
+                    lab.clone(),
+                    r.node.clone(),
+                    r.interface.clone(),
+                    r.linux_interface.clone(),
+                    r.mac.clone(),
+                    r.peer.clone(),
+                ]
+            })
+        })
+        .collect();
+    render_table(
+        &["Lab", "Node", "Interface", "Linux name", "MAC", "Peer"],
+        &rows,
+    )
+}
+
+fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
         for (w, c) in width.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.len());
+            *w = (*w).max(c.chars().count());
         }
     }
     let line = |cells: &[String]| -> String {
@@ -405,9 +478,11 @@ pub fn table(labs: &[(String, Vec<Row>)]) -> String {
             .join("+")
     );
     let mut out = sep.clone();
-    out.push_str(&line(&header.map(String::from)));
+    out.push_str(&line(
+        &header.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+    ));
     out.push_str(&sep);
-    for r in &rows {
+    for r in rows {
         out.push_str(&line(r));
     }
     out.push_str(&sep);

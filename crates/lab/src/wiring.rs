@@ -52,9 +52,52 @@ pub struct NodeNet<'a> {
 
 /// Is this node's side of a link in the host (a `bridge` or `host` kind node)?
 fn in_host(lab: &Lab, node: &str) -> Option<KindClass> {
+    lab.node(node).filter(|n| n.in_host()).map(|n| n.class)
+}
+
+/// The node whose namespace holds `node`'s link ends: itself, or for a bridge inside another
+/// node's namespace (`br|ns`), that node.
+fn netns_owner<'l>(lab: &'l Lab, node: &'l str) -> &'l str {
     lab.node(node)
-        .map(|n| n.class)
-        .filter(|c| matches!(c, KindClass::Bridge | KindClass::Host))
+        .and_then(|n| n.netns_bridge())
+        .map_or(node, |(_, owner)| owner)
+}
+
+/// Make every bridge that lives inside one of `owners`' namespaces (`br|ns` nodes), up; their
+/// ifindexes by bridge node name. They go with the namespace, so nothing is journaled.
+pub fn ensure_netns_bridges(
+    lab: &Lab,
+    owners: &HashSet<&str>,
+    nets: &HashMap<String, &NetNs>,
+) -> Result<HashMap<String, u32>> {
+    let mut out = HashMap::new();
+    for n in &lab.nodes {
+        let Some((bridge, owner)) = n.netns_bridge() else {
+            continue;
+        };
+        if !owners.contains(owner) {
+            continue;
+        }
+        let ns = nets
+            .get(owner)
+            .ok_or_else(|| Error::Invalid(format!("node {owner} has no network namespace")))?;
+        let op = |what: &str| format!("{what} bridge {bridge} in node {owner}");
+        let mut h = Handle::in_netns(ns).map_err(wire_err(op("open netlink for")))?;
+        let index = match h.link(bridge).map_err(wire_err(op("look up")))? {
+            Some(l) if l.kind.as_deref() == Some("bridge") => l.index,
+            Some(_) => {
+                return Err(Error::Invalid(format!(
+                    "node {}: interface {bridge} in node {owner} exists and is not a bridge",
+                    n.name
+                )))
+            }
+            None => h
+                .add_bridge(bridge, None, Some(bridge_node_mac(&n.name).0), true)
+                .map_err(wire_err(op("create")))?,
+        };
+        out.insert(n.name.clone(), index);
+    }
+    Ok(out)
 }
 
 fn host_index(host: &mut Handle, name: &str, what: &str) -> Result<u32> {
@@ -80,7 +123,7 @@ pub fn create_links(
     journal: &Journal,
 ) -> Result<()> {
     let fd = |node: &str| -> Result<BorrowedFd<'_>> {
-        nets.get(node)
+        nets.get(netns_owner(lab, node))
             .map(|n| n.fd())
             .ok_or_else(|| Error::Invalid(format!("node {node} has no network namespace")))
     };
@@ -206,6 +249,17 @@ pub fn create_links(
             indexes.insert(br.clone(), br_idx);
         }
     }
+    let owners: HashSet<&str> = links
+        .iter()
+        .flat_map(|l| l.endpoints())
+        .filter_map(|e| lab.node(&e.node).and_then(|n| n.netns_bridge()))
+        .map(|(_, owner)| owner)
+        .collect();
+    let ns_bridges = if owners.is_empty() {
+        HashMap::new()
+    } else {
+        ensure_netns_bridges(lab, &owners, nets)?
+    };
     let mut parents: HashMap<String, u32> = HashMap::new();
     for l in links {
         match &l.peer {
@@ -289,17 +343,19 @@ pub fn create_links(
                     master: if first_host == Some(KindClass::Bridge) {
                         parents.get(&first.node).copied()
                     } else {
-                        None
+                        ns_bridges.get(&first.node).copied()
                     },
                     up: true,
                 };
+                // An end on a bridge inside a node's namespace is that bridge's port.
+                let second_master = ns_bridges.get(&second.node).copied();
                 let second_end = VethEnd {
                     name: &second.iface,
                     netns: Some(fd(&second.node)?),
                     mac: Some(second.mac.0),
                     mtu,
-                    master: None,
-                    up: false,
+                    master: second_master,
+                    up: second_master.is_some(),
                 };
                 batch.add_veth(&first_end, &second_end);
             }
@@ -390,7 +446,7 @@ pub fn create_links(
             }
         }
     }
-    batch.commit().map_err(|e| match e.innermost() {
+    let committed = batch.commit().map_err(|e| match e.innermost() {
         wire::Error::KernelLacks { kind } => Error::Invalid(format!(
             "the running kernel lacks the \"{kind}\" link type, which this topology uses (load its module, e.g. `modprobe {kind}`, or change the link type)"
         )),
@@ -404,7 +460,57 @@ pub fn create_links(
                 source: e,
             },
         },
-    })
+    });
+    committed?;
+    name_host_ends(lab, links, host)
+}
+
+/// Written names of host-side ends (bridge ports, `host` and `mgmt-net` links) that Linux could
+/// not take: kept on the interface as its alias and alternative name, as for node ends.
+fn name_host_ends(lab: &Lab, links: &[&Link], host: &mut Handle) -> Result<()> {
+    let mut named: Vec<(&str, &str)> = Vec::new();
+    for l in links {
+        match &l.peer {
+            Peer::Veth { b } => {
+                for ep in [&l.a, b] {
+                    if let (Some(alias), Some(_)) = (&ep.alias, in_host(lab, &ep.node)) {
+                        named.push((&ep.iface, alias));
+                    }
+                }
+            }
+            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } => {
+                if let Some(alias) = &l.host_alias {
+                    named.push((host_iface, alias));
+                }
+            }
+            _ => {}
+        }
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    let index: HashMap<String, u32> = host
+        .links()
+        .map_err(wire_err("list host links"))?
+        .into_iter()
+        .map(|l| (l.name, l.index))
+        .collect();
+    let mut b = host.batch();
+    for (name, alias) in named {
+        if let Some(&i) = index.get(name) {
+            keep_written_name(&mut b, i, name, alias);
+        }
+    }
+    b.commit().map_err(wire_err("name host interfaces"))
+}
+
+/// The written name on interface `index` (Linux name `linux`): its alias, and its alternative
+/// name (made valid: `/` and white space become `-`) so `ip link show <written>` finds it.
+fn keep_written_name(b: &mut wire::Batch<'_>, index: u32, linux: &str, written: &str) {
+    b.set_alias(index, written);
+    if let Some(alt) = topology::ifname::altname(written).filter(|a| a != linux) {
+        b.add_altname(index, &alt);
+    }
 }
 
 /// A host link labwire is about to create may still exist from this lab's previous life: the kernel
@@ -483,6 +589,11 @@ pub fn configure_node(lab: &Lab, cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs)
         }
     }
     let mut b = h.batch();
+    for ep in cfg.endpoints {
+        if let (Some(alias), Some(&i)) = (&ep.alias, index.get(ep.iface.as_str())) {
+            keep_written_name(&mut b, i, &ep.iface, alias);
+        }
+    }
     for l in links.iter().filter(|l| !l.up) {
         b.set_up(l.index);
     }
@@ -572,7 +683,11 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
 /// Make sure every `bridge` kind node's bridge exists; record those labwire creates.
 pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<()> {
     let mut seen = HashSet::new();
-    for n in lab.nodes.iter().filter(|n| n.class == KindClass::Bridge) {
+    for n in lab
+        .nodes
+        .iter()
+        .filter(|n| n.class == KindClass::Bridge && n.in_host())
+    {
         if !seen.insert(n.name.clone()) {
             continue;
         }

@@ -465,7 +465,7 @@ topology:
 ";
 
 /// labwire's own commands with what containerlab users expect: --node-filter, redeploy, inspect
-/// interfaces and CSV, repeatable --cmd/--label, generate in containerlab's grammar.
+/// --interfaces and CSV, repeatable --cmd/--label, generate in containerlab's grammar.
 #[test]
 fn labwire_cli_has_containerlab_s_abilities() {
     let lab = TestLab::new("clown", "clown", "clown", &["a", "b", "c"], OWN);
@@ -510,19 +510,30 @@ fn labwire_cli_has_containerlab_s_abilities() {
     let j: Value = lab.inspect_json();
     assert_eq!(j["clown"].as_array().map(Vec::len), Some(3), "{j}");
 
-    // inspect interfaces.
+    // inspect --interfaces with --node-filter: b's link ends and their peers.
     let ifs: Value = serde_json::from_str(&ok(&[
         "inspect",
-        "interfaces",
+        "--interfaces",
         "-t",
         file,
-        "--node",
+        "--node-filter",
         "b",
         "-f",
         "json",
     ]))
     .unwrap();
-    assert_eq!(if_names(&ifs[0]), ["eth0", "eth1", "eth2", "lo"], "{ifs}");
+    let peers: Vec<(&str, &str)> = ifs["clown"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ifs}"))
+        .iter()
+        .map(|r| {
+            (
+                r["interface"].as_str().unwrap(),
+                r["peer"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(peers, [("eth1", "a:eth1"), ("eth2", "c:eth1")], "{ifs}");
 
     // exec: repeatable --cmd, --label with built-in and own labels, --node-filter.
     let j: Value = serde_json::from_str(&ok(&[

@@ -259,6 +259,21 @@ fn split(s: &str) -> Vec<String> {
     split_words(s).unwrap_or_else(|| vec![s.to_string()])
 }
 
+/// The node's `security-opts`, after the unconfined profiles a container asked for without
+/// `privileged` needs to act as a privileged one.
+fn security_opts(n: &Node, privileged: bool) -> Option<Vec<String>> {
+    let mut opts: Vec<String> = if privileged {
+        Vec::new()
+    } else {
+        vec![
+            "seccomp=unconfined".to_string(),
+            "apparmor=unconfined".to_string(),
+        ]
+    };
+    opts.extend(n.security_opts.iter().cloned());
+    (!opts.is_empty()).then_some(opts)
+}
+
 /// The Engine API request body for a node's container in engine `kind`, its argv judged without
 /// the image's config (see [`create_body_for`]).
 pub fn create_body(kind: EngineKind, c: &Container<'_>) -> ContainerCreateBody {
@@ -282,6 +297,7 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
         _ => "none".to_string(),
     };
     let own_net = network_mode == "none";
+    // Engine volumes (`name:/path`) go the same way as binds: the engine tells them apart.
     let binds: Vec<String> = n
         .binds
         .iter()
@@ -293,6 +309,7 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
             }
             s
         })
+        .chain(n.volumes.iter().cloned())
         .collect();
     // Docker's `privileged` asks runc for every capability the kernel has; where this host's
     // bounding set lacks some (inside another container), runc fails, so the same is asked for
@@ -307,12 +324,10 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
         privileged: Some(privileged),
         cap_add: (!privileged).then(|| vec!["ALL".to_string()]),
         cap_drop: (!privileged).then_some(missing),
-        security_opt: (!privileged).then(|| {
-            vec![
-                "seccomp=unconfined".to_string(),
-                "apparmor=unconfined".to_string(),
-            ]
-        }),
+        security_opt: security_opts(n, privileged),
+        pid_mode: n.pid_mode.clone(),
+        tmpfs: (!n.tmpfs.is_empty()).then(|| n.tmpfs.clone().into_iter().collect()),
+        cgroup_parent: n.cgroup_parent.clone(),
         masked_paths: (!privileged).then(Vec::new),
         readonly_paths: (!privileged).then(Vec::new),
         device_cgroup_rules: (!privileged).then(|| vec!["a *:* rwm".to_string()]),
@@ -331,7 +346,11 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
         dns_options: n.dns.as_ref().map(|d| d.options.clone()),
         restart_policy: n.restart_policy.as_deref().map(restart_policy),
         auto_remove: n.auto_remove.then_some(true),
-        cgroupns_mode: init.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
+        cgroupns_mode: match n.cgroupns_mode.as_deref() {
+            Some("host") => Some(HostConfigCgroupnsModeEnum::HOST),
+            Some("private") => Some(HostConfigCgroupnsModeEnum::PRIVATE),
+            _ => init.then_some(HostConfigCgroupnsModeEnum::PRIVATE),
+        },
         ulimits: (kind == EngineKind::Podman).then(podman_ulimits),
         ..Default::default()
     };
@@ -867,8 +886,29 @@ impl Engine {
         })
     }
 
+    /// The host pid of a running container's first process; `None` when there is no such
+    /// container or it is not running (yet).
+    pub fn running_pid(&self, name: &str) -> Result<Option<i32>> {
+        Ok(self.inspect(name)?.and_then(|info| {
+            info.state
+                .and_then(|s| s.pid)
+                .filter(|p| *p > 0)
+                .and_then(|p| i32::try_from(p).ok())
+        }))
+    }
+
     /// The `containerlab` label of a container, `None` when there is no such container.
     pub fn lab_label(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.inspect(name)?.map(|info| {
+            info.config
+                .and_then(|c| c.labels)
+                .and_then(|l| l.get("containerlab").cloned())
+                .unwrap_or_default()
+        }))
+    }
+
+    /// A container's details, `None` when there is no such container.
+    fn inspect(&self, name: &str) -> Result<Option<bollard::models::ContainerInspectResponse>> {
         self.rt.block_on(async {
             match self
                 .docker
@@ -878,12 +918,7 @@ impl Engine {
                 )
                 .await
             {
-                Ok(info) => Ok(Some(
-                    info.config
-                        .and_then(|c| c.labels)
-                        .and_then(|l| l.get("containerlab").cloned())
-                        .unwrap_or_default(),
-                )),
+                Ok(info) => Ok(Some(info)),
                 Err(e) if is_not_found(&e) => Ok(None),
                 Err(e) => Err(Error::Unsupported(format!("inspect container {name}: {e}"))),
             }
@@ -1146,6 +1181,32 @@ mod tests {
         let plain = create_body_for(EngineKind::Docker, &c, false);
         assert_eq!(plain.stop_signal, None);
         assert_eq!(plain.host_config.unwrap().cgroupns_mode, None);
+    }
+
+    #[test]
+    fn engine_fields_of_the_node_reach_the_host_config() {
+        let n = node(
+            "      volumes: [\"data:/data\"]\n      tmpfs: {/scratch: size=8m}\n      pid-mode: host\n      security-opts: [no-new-privileges]\n      cgroup-parent: lab.slice\n      cgroupns-mode: host\n",
+        );
+        let c = Container {
+            lab: "t",
+            node: &n,
+            topo_file: None,
+            share_net_with: None,
+            intfs: 0,
+            network: None,
+        };
+        let h = create_body(EngineKind::Podman, &c).host_config.unwrap();
+        assert_eq!(h.binds, Some(vec!["data:/data".to_string()]));
+        assert_eq!(
+            h.tmpfs.unwrap().get("/scratch").map(String::as_str),
+            Some("size=8m")
+        );
+        assert_eq!(h.pid_mode.as_deref(), Some("host"));
+        assert_eq!(h.cgroup_parent.as_deref(), Some("lab.slice"));
+        assert_eq!(h.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        // Podman runs privileged: only the node's own options are added.
+        assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));
     }
 
     #[test]

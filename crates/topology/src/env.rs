@@ -1,8 +1,9 @@
 //! Environment-variable expansion in topology text, in the bash forms containerlab accepts.
 //!
 //! Owns `${V}`, `${V:-d}`, `${V-d}`, `${V:=d}`, `${V=d}`, `${V:+o}`, `${V+o}`, `${V:?msg}`, `$V` and the
-//! `$$` escape. An unset variable without a default is left exactly as written, so text such as a
-//! shell snippet in `cmd` survives. Assignments (`:=`, `=`) are remembered for later expansions in
+//! `$$` escape, over the whole file before YAML reads it (as containerlab does, so a value may
+//! expand to nothing or to YAML syntax). An unset variable without a default is left exactly as
+//! written, so text such as a shell snippet in `cmd` survives. Assignments (`:=`, `=`) are remembered for later expansions in
 //! the same file, as in a shell. It never reads or writes the process environment itself: the caller
 //! passes a lookup.
 
@@ -46,25 +47,39 @@ impl<'a> Env<'a> {
 
     /// Expand every reference in `text`.
     pub fn expand(&mut self, text: &str) -> Result<String, RequiredVar> {
-        if !text.contains('$') {
-            return Ok(text.to_string());
+        let mut out = Expanded::default();
+        self.expand_into(text, &mut out);
+        match out.errors.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(out.text),
         }
-        let mut out = String::with_capacity(text.len());
+    }
+
+    /// Expand every reference in a whole file, remembering where each piece of the result came
+    /// from. A `${V:?msg}` whose variable is unset is reported with its offset and left as written,
+    /// so one pass finds them all.
+    pub fn expand_text(&mut self, text: &str) -> Expanded {
+        let mut out = Expanded::default();
+        self.expand_into(text, &mut out);
+        out
+    }
+
+    fn expand_into(&mut self, text: &str, out: &mut Expanded) {
+        if !text.contains('$') {
+            out.copy(text, 0, text.len());
+            return;
+        }
         let bytes = text.as_bytes();
+        // Start of the literal run not yet copied.
+        let mut lit = 0;
         let mut i = 0;
         while i < bytes.len() {
-            let c = bytes[i];
-            if c != b'$' {
-                let ch = text[i..].chars().next().unwrap_or('\0');
-                out.push(ch);
-                i += ch.len_utf8();
+            if bytes[i] != b'$' {
+                i += 1;
                 continue;
             }
-            match bytes.get(i + 1) {
-                Some(b'$') => {
-                    out.push('$');
-                    i += 2;
-                }
+            let (end, value) = match bytes.get(i + 1) {
+                Some(b'$') => (i + 2, Some("$".to_string())),
                 Some(b'{') => match find_close(text, i + 2) {
                     Some(close) => {
                         let inner = &text[i + 2..close];
@@ -72,39 +87,40 @@ impl<'a> Env<'a> {
                             self.depth += 1;
                             let r = self.expand_braced(inner);
                             self.depth -= 1;
-                            r?
+                            r
                         } else {
-                            None
+                            Ok(None)
                         };
                         match expanded {
-                            Some(v) => out.push_str(&v),
-                            None => out.push_str(&text[i..=close]),
+                            Ok(v) => (close + 1, v),
+                            Err(e) => {
+                                out.errors.push((i, e));
+                                (close + 1, None)
+                            }
                         }
-                        i = close + 1;
                     }
-                    None => {
-                        out.push_str(&text[i..]);
-                        break;
-                    }
+                    None => break,
                 },
                 Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {
                     let end = text[i + 1..]
                         .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
                         .map_or(text.len(), |n| i + 1 + n);
-                    let name = &text[i + 1..end];
-                    match self.get(name) {
-                        Some(v) => out.push_str(&v),
-                        None => out.push_str(&text[i..end]),
-                    }
-                    i = end;
+                    (end, self.get(&text[i + 1..end]))
                 }
                 _ => {
-                    out.push('$');
                     i += 1;
+                    continue;
                 }
+            };
+            // A reference left as written stays part of the literal run.
+            if let Some(v) = value {
+                out.copy(text, lit, i);
+                out.insert(&v, i);
+                lit = end;
             }
+            i = end;
         }
-        Ok(out)
+        out.copy(text, lit, text.len());
     }
 
     /// Expand the inside of `${…}`; `None` means "leave the reference as written".
@@ -170,6 +186,29 @@ impl<'a> Env<'a> {
     }
 }
 
+/// The result of expanding a whole file: the text, where its pieces came from, and the
+/// `${V:?msg}` references that failed (with their offsets in the input).
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub text: String,
+    pub map: crate::srcmap::OffsetMap,
+    pub errors: Vec<(usize, RequiredVar)>,
+}
+
+impl Expanded {
+    fn copy(&mut self, from: &str, start: usize, end: usize) {
+        if start < end {
+            self.map.copied(self.text.len(), start, end - start);
+            self.text.push_str(&from[start..end]);
+        }
+    }
+
+    fn insert(&mut self, value: &str, at: usize) {
+        self.map.inserted(self.text.len(), at, value.len());
+        self.text.push_str(value);
+    }
+}
+
 /// Index of the `}` closing a `${` whose body starts at `from`, allowing nested `${…}`.
 fn find_close(text: &str, from: usize) -> Option<usize> {
     let bytes = text.as_bytes();
@@ -221,6 +260,26 @@ mod tests {
         assert_eq!(expand("$$SET"), "$SET");
         assert_eq!(expand("cost $5"), "cost $5");
         assert_eq!(expand("${UNSET:-${SET}}"), "v");
+    }
+
+    #[test]
+    fn whole_text_expansion_maps_back_to_the_input() {
+        let lookup = |k: &str| (k == "P").then(|| "clab-long".to_string());
+        let text = "prefix: ${P}\nname: ${Q:-x}\nkeep: ${R}\nneed: ${S:?set S}\n";
+        let out = Env::new(&lookup).expand_text(text);
+        assert_eq!(
+            out.text,
+            "prefix: clab-long\nname: x\nkeep: ${R}\nneed: ${S:?set S}\n"
+        );
+        // Text after a substitution maps to where it was written.
+        let name_at = out.text.find("name").unwrap();
+        assert_eq!(out.map.to_input(name_at), text.find("name").unwrap());
+        // Inside a substituted value: the start of the reference.
+        let inside = out.text.find("long").unwrap();
+        assert_eq!(out.map.to_input(inside), text.find("${P}").unwrap());
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].0, text.find("${S").unwrap());
+        assert_eq!(out.errors[0].1.message, "set S");
     }
 
     #[test]

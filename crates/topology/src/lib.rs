@@ -8,6 +8,7 @@
 
 pub mod diag;
 pub mod env;
+pub mod ifname;
 pub mod kinds;
 pub mod link;
 pub mod mac;
@@ -15,6 +16,8 @@ pub mod mgmt;
 pub mod model;
 pub mod node;
 pub mod read;
+pub mod srcmap;
+pub mod template;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -36,6 +39,9 @@ pub struct Source {
     pub text: String,
     /// Directory that relative paths and the lab directory are relative to.
     pub base_dir: PathBuf,
+    /// Template variables files (`--vars`); when empty, `<topology>_vars.{yml,yaml,json}` beside
+    /// the topology file are used.
+    pub vars_files: Vec<PathBuf>,
 }
 
 impl Source {
@@ -51,6 +57,7 @@ impl Source {
             display: path.display().to_string(),
             text,
             base_dir,
+            vars_files: Vec::new(),
         })
     }
 
@@ -61,7 +68,45 @@ impl Source {
             display: display.to_string(),
             text: text.into(),
             base_dir: base_dir.to_path_buf(),
+            vars_files: Vec::new(),
         }
+    }
+
+    /// Template variables from these files (merged in order, later ones winning).
+    pub fn with_vars(mut self, files: Vec<PathBuf>) -> Source {
+        self.vars_files = files;
+        self
+    }
+
+    /// The variables files a template topology uses: those given, or the ones found beside the
+    /// file as `<name without its last extension>_vars.{yml,yaml,json}` (and
+    /// `…_vars.<more>.yml`), in name order.
+    pub fn template_vars_files(&self) -> Vec<PathBuf> {
+        if !self.vars_files.is_empty() {
+            return self.vars_files.clone();
+        }
+        let Some(path) = &self.path else {
+            return Vec::new();
+        };
+        let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str()))
+        else {
+            return Vec::new();
+        };
+        let want = format!("{stem}_vars.");
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with(&want)
+                        && [".yml", ".yaml", ".json"].iter().any(|x| n.ends_with(x))
+                })
+            })
+            .collect();
+        found.sort();
+        found
     }
 }
 
@@ -182,6 +227,13 @@ const ACTS_ON: &[&str] = &[
 
 /// Fields only the container runtimes (docker, podman) act on (they hand them to the engine).
 const DOCKER_ALSO_ACTS_ON: &[&str] = &[
+    "privileged",
+    "tmpfs",
+    "pid-mode",
+    "volumes",
+    "security-opts",
+    "cgroup-parent",
+    "cgroupns-mode",
     "memory",
     "cpu",
     "cpu-set",
@@ -208,7 +260,7 @@ fn acts_on(runtime: Runtime, field: &str) -> Option<bool> {
     }
 }
 
-const TOP_KEYS: [&str; 5] = ["name", "prefix", "mgmt", "settings", "topology"];
+const TOP_KEYS: [&str; 6] = ["name", "prefix", "mgmt", "settings", "topology", "debug"];
 const TOPOLOGY_KEYS: [&str; 5] = ["defaults", "kinds", "groups", "nodes", "links"];
 
 /// Load, validate and normalise a topology.
@@ -228,36 +280,70 @@ pub fn load(src: &Source, opts: &Options<'_>) -> Result<Loaded, LoadError> {
 }
 
 fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<Lab> {
-    let mut root = match yaml::parse(&src.text) {
+    // A Go template is rendered first, then variables are substituted in the whole text before
+    // YAML reads it, as containerlab does; every position is mapped back into the file as written.
+    let written = srcmap::Lines::new(&src.text);
+    let at = |off: usize| {
+        let p = written.pos(off);
+        Some(Span { start: p, end: p })
+    };
+    let (rendered, template_map) = if src.text.contains("{{") {
+        let data = template_vars(src, opts, d)?;
+        let subs = subtemplates(src, opts, d)?;
+        match template::render_with(&src.text, &subs, data) {
+            Ok(r) => r,
+            Err(e) => {
+                match e.source.unwrap_or(0) {
+                    0 => d.error(at(e.at), format!("template: {}", e.message)),
+                    i => {
+                        let (name, text) = &subs[i - 1];
+                        let pos = srcmap::Lines::new(text).pos(e.at);
+                        d.error(
+                            None,
+                            format!("template clab_templates/{name}:{pos}: {}", e.message),
+                        )
+                    }
+                };
+                return None;
+            }
+        }
+    } else {
+        let mut identity = srcmap::OffsetMap::default();
+        identity.copied(0, 0, src.text.len());
+        (src.text.clone(), identity)
+    };
+    let mut env = env::Env::new(opts.env);
+    let expanded = env.expand_text(&rendered);
+    let chain = srcmap::Chain::new(
+        &src.text,
+        &[(&rendered, &template_map), (&expanded.text, &expanded.map)],
+    );
+    for (off, e) in &expanded.errors {
+        let pos = written.pos(template_map.to_input(*off));
+        d.error(
+            Some(Span {
+                start: pos,
+                end: pos,
+            }),
+            format!("variable {} is required: {}", e.name, e.message),
+        );
+    }
+    let mut root = match yaml::parse(&expanded.text) {
         Ok(v) => v,
         Err(e) => {
+            let pos = chain.pos(e.pos);
             d.error(
                 Some(Span {
-                    start: e.pos,
-                    end: e.pos,
+                    start: pos,
+                    end: pos,
                 }),
                 format!("YAML syntax: {}", e.message),
             );
             return None;
         }
     };
-
-    // Environment expansion, scalar by scalar, so positions stay exact.
-    let mut env = env::Env::new(opts.env);
-    let mut env_errors = Vec::new();
-    root.map_scalars(&mut |s, span| {
-        if s.text.contains('$') {
-            match env.expand(&s.text) {
-                Ok(t) => s.text = t,
-                Err(e) => env_errors.push((span, e)),
-            }
-        }
-    });
-    for (span, e) in env_errors {
-        d.error(
-            Some(span),
-            format!("variable {} is required: {}", e.name, e.message),
-        );
+    if !chain.is_identity() {
+        root.map_spans(&mut |s| chain.span(s));
     }
 
     let top = read::map(&root, "the topology file", &TOP_KEYS, d)?;
@@ -302,6 +388,10 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             Some(s.span),
             "`settings` is accepted but labwire does not act on it yet",
         );
+    }
+
+    if let Some(v) = top.some("debug") {
+        read::boolean(v, "debug", d);
     }
 
     let Some(topo_v) = top.get("topology") else {
@@ -365,8 +455,14 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     let mut nodes = Vec::with_capacity(node_defs.len());
     let mut node_spans: HashMap<String, (Span, &Def)> = HashMap::new();
     let mut unacted: BTreeMap<(Runtime, &str), (Span, Vec<String>)> = BTreeMap::new();
+    let mut generic: BTreeMap<String, (Option<Span>, Vec<String>)> = BTreeMap::new();
     for (n, span, def) in &node_defs {
-        if let Err(e) = node::check_node_name(n) {
+        // `bridge|node` names a bridge inside that node's namespace (checked once decoded).
+        let name_ok = match n.split_once('|') {
+            Some((b, owner)) => node::check_node_name(b).and(node::check_node_name(owner)),
+            None => node::check_node_name(n),
+        };
+        if let Err(e) = name_ok {
             d.error(Some(*span), format!("node name `{n}`: {e}"));
             continue;
         }
@@ -374,30 +470,16 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             .get("group")
             .or(defaults.get("group"))
             .and_then(|g| g.as_str().map(str::to_string));
-        let group = match &group_name {
-            Some(g) => match groups.get(g) {
-                Some((_, def)) => Some(def),
-                None => {
-                    // As in containerlab, a group that `topology.groups` does not define is only a
-                    // label (tools such as netlab name several); a near miss is likely a typo.
-                    if let Some(s) = diag::did_you_mean(g, groups.keys().map(String::as_str)) {
-                        let gv = def.get("group").or(defaults.get("group"));
-                        d.warning(
-                            gv.map(|v| v.span),
-                            format!(
-                                "node {n} is in group `{g}`, which topology.groups does not define; it inherits nothing"
-                            ),
-                        )
-                        .help(format!("did you mean `{s}`?"));
-                    }
-                    None
-                }
-            },
-            None => None,
+        let group_defs = match &group_name {
+            Some(g) => {
+                let gv = def.get("group").or(defaults.get("group"));
+                node_groups(n, g, gv.map(|v| v.span), &groups, d)
+            }
+            None => Vec::new(),
         };
         let kind_name = def
             .get("kind")
-            .or(group.and_then(|g| g.get("kind")))
+            .or(group_defs.iter().find_map(|g| g.get("kind")))
             .or(defaults.get("kind"))
             .and_then(|k| k.as_str().map(str::to_string));
         let kind = kind_name
@@ -405,7 +487,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             .and_then(|k| kinds_defs.get(k))
             .map(|(_, d)| d);
         let mut levels = vec![def];
-        levels.extend(group);
+        levels.extend(group_defs.iter().copied());
         levels.extend(kind);
         levels.push(&defaults);
         let levels = Levels { levels };
@@ -415,7 +497,8 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
                     if acts_on(node.runtime, field) != Some(false) {
                         continue;
                     }
-                    if let Some(v) = levels.resolve(field) {
+                    // Only where it is set matters here, not the merged value.
+                    if let Some(v) = levels.levels.iter().find_map(|l| l.get(field)) {
                         let entry = unacted
                             .entry((node.runtime, field))
                             .or_insert((v.span, Vec::new()));
@@ -423,16 +506,35 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
                     }
                 }
             }
-            if let Some(k) = kinds::lookup(&node.kind) {
-                if matches!(k, kinds::Known::Foreign) {
-                    let kv = levels.resolve("kind");
-                    d.warning(
-                        kv.map(|v| v.span),
-                        format!(
-                            "kind `{}` (node {n}) runs as a generic Linux node in labwire",
-                            node.kind
-                        ),
-                    );
+            // Container nodes always run privileged (what network OS images need).
+            if node.privileged == Some(false)
+                && matches!(node.runtime, Runtime::Docker | Runtime::Podman)
+            {
+                let span = levels.levels.iter().find_map(|l| l.get("privileged"));
+                d.warning(
+                    span.map(|v| v.span),
+                    format!(
+                        "`privileged: false` (node {n}): labwire's {} nodes always run privileged",
+                        node.runtime
+                    ),
+                );
+            }
+            if let Some(kinds::Known::Foreign) = kinds::lookup(&node.kind) {
+                let span = levels.resolve("kind").map(|v| v.span);
+                generic
+                    .entry(node.kind.clone())
+                    .or_insert((span, Vec::new()))
+                    .1
+                    .push(n.clone());
+            }
+            if let Some((_, owner)) = n.split_once('|') {
+                if node.netns_bridge().map(|(_, o)| o) != Some(owner) {
+                    d.error(
+                        Some(*span),
+                        format!("node name `{n}`: `|` names a bridge inside node {owner}'s network namespace"),
+                    )
+                    .help(format!("give it `kind: bridge` and `network-mode: container:{owner}`"));
+                    continue;
                 }
             }
             node_spans.insert(n.clone(), (*span, def));
@@ -440,13 +542,23 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         }
     }
     for ((runtime, field), (span, names)) in unacted {
-        let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
-        let more = if names.len() > 5 {
-            format!(" and {} more", names.len() - 5)
-        } else {
-            String::new()
-        };
-        d.warning(Some(span), format!("`{field}` (nodes {}{more}) is accepted but the {runtime} runtime does not act on it yet", shown.join(", ")));
+        d.warning(
+            Some(span),
+            format!(
+                "`{field}` ({}) is accepted but the {runtime} runtime does not act on it yet",
+                some_nodes(&names)
+            ),
+        );
+    }
+    // One line per kind, however many nodes have it.
+    for (kind, (span, names)) in generic {
+        d.warning(
+            span,
+            format!(
+                "kind `{kind}` ({}) runs as a generic Linux node in labwire",
+                some_nodes(&names)
+            ),
+        );
     }
     // Deduplicate messages caused by a shared group/kind/defaults level.
     let mut seen = HashSet::new();
@@ -475,6 +587,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             }
         }
     }
+    resolve_iface_names(&lab, &mut decoded, d);
     check_links(&lab, &decoded, &defined, d);
     check_stages(&lab, d, &node_spans, &defined);
     let spans_of = |node: &str, key: &str| {
@@ -494,6 +607,134 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     Some(lab)
 }
 
+/// The group definitions a node's `group` names, most specific first. A name topology.groups does
+/// not define contributes nothing (containerlab ignores it too), with a warning in case of a typo;
+/// `a,b` names two groups unless a group is literally called `a,b`.
+fn node_groups<'g>(
+    node: &str,
+    group: &str,
+    span: Option<Span>,
+    groups: &'g BTreeMap<String, (Span, Def)>,
+    d: &mut Diagnostics,
+) -> Vec<&'g Def> {
+    if let Some((_, def)) = groups.get(group) {
+        return vec![def];
+    }
+    let mut out = Vec::new();
+    for g in group.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        match groups.get(g) {
+            Some((_, def)) => out.push(def),
+            None => {
+                let w = d.warning(
+                    span,
+                    format!("node {node} is in group `{g}`, which topology.groups does not define; it adds nothing"),
+                );
+                if let Some(s) = diag::did_you_mean(g, groups.keys().map(String::as_str)) {
+                    w.help(format!("did you mean `{s}`?"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The variables a template topology renders with: the merged variables files, or no data.
+fn template_vars(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<template::Val> {
+    let mut merged = serde_json::Value::Null;
+    for path in src.template_vars_files() {
+        let shown = path.display().to_string();
+        let text = match (opts.read_file)(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                d.error(None, format!("cannot read template variables {shown}: {e}"));
+                return None;
+            }
+        };
+        let v = match yaml::parse(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                d.error(
+                    None,
+                    format!("template variables {shown}:{}: {}", e.pos, e.message),
+                );
+                return None;
+            }
+        };
+        let v = read::to_json(&v);
+        if !(v.is_object() || v.is_null()) {
+            d.error(
+                None,
+                format!("template variables {shown} must be a mapping of names to values"),
+            );
+            return None;
+        }
+        merge_json(&mut merged, v);
+    }
+    Some(match merged {
+        serde_json::Value::Null => template::Val::Missing,
+        v => template::Val::from_json(&v),
+    })
+}
+
+/// containerlab's sub-templates: `clab_templates/*.gotmpl` beside the topology, each named by its
+/// file name, in name order.
+fn subtemplates(
+    src: &Source,
+    opts: &Options<'_>,
+    d: &mut Diagnostics,
+) -> Option<Vec<(String, String)>> {
+    let Some(dir) = src.path.as_ref().and_then(|p| p.parent()) else {
+        return Some(Vec::new());
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("clab_templates"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "gotmpl"))
+        .collect();
+    files.sort();
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let name = f.file_name()?.to_string_lossy().into_owned();
+        match (opts.read_file)(&f) {
+            Ok(text) => out.push((name, text)),
+            Err(e) => {
+                d.error(
+                    None,
+                    format!("cannot read sub-template {}: {e}", f.display()),
+                );
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Merge `src` into `dst`: mappings key by key (recursively), anything else replaced.
+fn merge_json(dst: &mut serde_json::Value, src: serde_json::Value) {
+    match (dst, src) {
+        (serde_json::Value::Object(d), serde_json::Value::Object(s)) => {
+            for (k, v) in s {
+                merge_json(d.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (d, s) => *d = s,
+    }
+}
+
+/// "node a" or "nodes a, b, c and 7 more", for warnings that gather many nodes.
+fn some_nodes(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = if names.len() > 5 {
+        format!(" and {} more", names.len() - 5)
+    } else {
+        String::new()
+    };
+    let s = if names.len() == 1 { "" } else { "s" };
+    format!("node{s} {}{more}", shown.join(", "))
+}
+
 fn check_network_modes(
     lab: &Lab,
     d: &mut Diagnostics,
@@ -501,8 +742,10 @@ fn check_network_modes(
     defined: &HashSet<String>,
 ) {
     for n in &lab.nodes {
+        // A bridge inside a namespace must name a node of the lab; any other node may share the
+        // network of a container started outside the lab (deploy waits for it).
         if let NetworkMode::Container(other) = &n.network_mode {
-            if !defined.contains(other) {
+            if !defined.contains(other) && n.class == KindClass::Bridge {
                 let span = spans
                     .get(&n.name)
                     .and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
@@ -513,6 +756,63 @@ fn check_network_modes(
                         n.name
                     ),
                 );
+            } else if !defined.contains(other) {
+                let span = spans
+                    .get(&n.name)
+                    .and_then(|(s, def)| def.get("network-mode").map(|v| v.span).or(Some(*s)));
+                let w = d.warning(
+                    span,
+                    format!(
+                        "node {} shares the network of `{other}`, which is not a node of this lab: deploy waits for a container of that name",
+                        n.name
+                    ),
+                );
+                if let Some(s) = diag::did_you_mean(other, defined.iter().map(String::as_str)) {
+                    w.help(format!("did you mean node `{s}`?"));
+                }
+            }
+        }
+    }
+}
+
+/// Vendor port names and names Linux cannot take → Linux names, the written name kept as the
+/// endpoint's alias (see `ifname`).
+fn resolve_iface_names(lab: &Lab, links: &mut [link::Decoded], d: &mut Diagnostics) {
+    let kinds: HashMap<&str, &str> = lab
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.kind.as_str()))
+        .collect();
+    for l in links.iter_mut() {
+        let spans = l.spans.clone();
+        let link = &mut l.link;
+        let mut ends: Vec<&mut Endpoint> = vec![&mut link.a];
+        if let Peer::Veth { b } = &mut link.peer {
+            ends.push(b);
+        }
+        for (ep, span) in ends.into_iter().zip(spans.iter()) {
+            let Some(kind) = kinds.get(ep.node.as_str()) else {
+                continue;
+            };
+            match ifname::resolve(kind, &ep.node, &ep.iface) {
+                Ok(r) => {
+                    ep.iface = r.linux;
+                    ep.alias = r.alias;
+                }
+                Err(e) => {
+                    d.error(
+                        Some(*span),
+                        format!("interface `{}` of node {}: {e}", ep.iface, ep.node),
+                    );
+                }
+            }
+        }
+        if let Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } = &mut link.peer {
+            if !ifname::linux_can_take(host_iface) {
+                link.host_alias = Some(std::mem::replace(
+                    host_iface,
+                    ifname::generated("host", host_iface),
+                ));
             }
         }
     }
@@ -577,7 +877,7 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
             let Some(node) = by_name.get(ep.node.as_str()) else {
                 continue;
             };
-            let host_side = matches!(node.class, KindClass::Bridge | KindClass::Host);
+            let host_side = node.in_host();
             if ep.iface == "eth0" && node.is_workload() && node.network_mode == NetworkMode::Bridged
             {
                 d.error(
@@ -624,11 +924,9 @@ fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d:
             _ => {}
         }
         if let Peer::Veth { b } = &l.link.peer {
-            let both_host = [&l.link.a, b].iter().all(|e| {
-                by_name
-                    .get(e.node.as_str())
-                    .is_some_and(|n| matches!(n.class, KindClass::Bridge | KindClass::Host))
-            });
+            let both_host = [&l.link.a, b]
+                .iter()
+                .all(|e| by_name.get(e.node.as_str()).is_some_and(|n| n.in_host()));
             if both_host {
                 d.error(
                     Some(l.span),

@@ -17,8 +17,10 @@ use crate::yaml::{Kind, Span, Value};
 pub const DEFAULT_MTU: u32 = 9500;
 pub const DEFAULT_VXLAN_PORT: u16 = 14789;
 
-pub const LINK_TYPES: [&str; 7] = [
+pub const LINK_TYPES: [&str; 9] = [
     "veth",
+    "veth-stitch",
+    "brief",
     "host",
     "mgmt-net",
     "macvlan",
@@ -208,6 +210,7 @@ fn to_endpoint(r: &RawEndpoint) -> Endpoint {
     Endpoint {
         node: r.node.clone(),
         iface: r.iface.clone(),
+        alias: None,
         mac: r.mac.unwrap_or(Mac([0; 6])),
         ipv4: r.ipv4,
         ipv6: r.ipv6,
@@ -253,7 +256,10 @@ pub fn decode(
         None => None,
     };
     match ty_name.as_deref() {
-        None => brief(v, &what, is_node, d),
+        // `type: brief` names the brief form explicitly.
+        None | Some("brief") => brief(v, &what, is_node, d),
+        // Two veths joined in the host carry frames as one veth between the ends does.
+        Some("veth-stitch") => typed(v, "veth", &what, d),
         Some(t) => typed(v, t, &what, d),
     }
 }
@@ -267,7 +273,7 @@ fn brief(
     let m = read::map(
         v,
         what,
-        &["endpoints", "mtu", "labels", "vars", "ipv4", "ipv6"],
+        &["type", "endpoints", "mtu", "labels", "vars", "ipv4", "ipv6"],
         d,
     )?;
     let (mtu, labels, vars) = common(&m, d);
@@ -336,6 +342,7 @@ fn brief(
                 link: Link {
                     a: to_endpoint(&a),
                     peer: Peer::Veth { b: to_endpoint(&b) },
+                    host_alias: None,
                     mtu: mtu.unwrap_or(DEFAULT_MTU),
                     labels,
                     vars,
@@ -379,6 +386,7 @@ fn brief(
         link: Link {
             a: to_endpoint(&node_end),
             peer,
+            host_alias: None,
             mtu: mtu.unwrap_or(default_mtu),
             labels,
             vars,
@@ -401,6 +409,7 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
             "vni",
             "udp-port",
             "dst-port",
+            "src-port",
             "parent-interface",
         ],
         _ => &["endpoint"],
@@ -433,6 +442,7 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
             link: Link {
                 a: to_endpoint(&a),
                 peer: Peer::Veth { b: to_endpoint(&b) },
+                host_alias: None,
                 mtu: mtu.unwrap_or(DEFAULT_MTU),
                 labels,
                 vars,
@@ -451,12 +461,8 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
             d.error(Some(v.span), format!("{what} has no `host-interface`"));
             return None;
         };
-        let s = read::string(h, "host-interface", d)?;
-        if let Err(e) = crate::node::check_iface_name(&s) {
-            d.error(Some(h.span), format!("host-interface `{s}`: {e}"));
-            return None;
-        }
-        Some(s)
+        // Checked with the other names once names Linux cannot take are resolved.
+        read::string(h, "host-interface", d)
     };
     let mut default_mtu = DEFAULT_MTU;
     let peer = match ty {
@@ -522,6 +528,13 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
                 Some(x) => read::uint(x, "udp-port", 65535, d)? as u16,
                 None => DEFAULT_VXLAN_PORT,
             };
+            if let Some(x) = m.some("src-port") {
+                read::uint(x, "src-port", 65535, d)?;
+                d.warning(
+                    Some(x.span),
+                    "vxlan `src-port` is accepted but labwire lets the kernel pick source ports",
+                );
+            }
             let parent = m
                 .some("parent-interface")
                 .and_then(|x| read::string(x, "parent-interface", d));
@@ -551,6 +564,7 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
         link: Link {
             a: to_endpoint(&a),
             peer,
+            host_alias: None,
             mtu: mtu.unwrap_or(default_mtu),
             labels,
             vars,

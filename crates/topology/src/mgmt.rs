@@ -18,7 +18,7 @@ pub const DEFAULT_NETWORK: &str = "clab";
 pub const DEFAULT_IPV4_SUBNET: &str = "172.20.20.0/24";
 pub const DEFAULT_IPV6_SUBNET: &str = "3fff:172:20:20::/64";
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 16] = [
     "network",
     "bridge",
     "ipv4-subnet",
@@ -31,6 +31,11 @@ const KEYS: [&str; 12] = [
     "external-access",
     "driver",
     "mac",
+    "skip-when-unused",
+    "driver-opts",
+    // containerlab's deprecated spellings, still read.
+    "ipv4_subnet",
+    "ipv6_subnet",
 ];
 
 /// Bridge name for a network without an explicit `bridge`: `br-<network>` when it fits in 15 bytes.
@@ -61,7 +66,35 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
         external_access: true,
     };
     let map = v.and_then(|v| read::map(v, "mgmt", &KEYS, d));
-    let get = |k: &str| map.as_ref().and_then(|m| m.some(k));
+    // The underscore spellings stand in for the current ones when those are absent.
+    let get = |k: &str| {
+        map.as_ref().and_then(|m| {
+            m.some(k).or_else(|| match k {
+                "ipv4-subnet" => m.some("ipv4_subnet"),
+                "ipv6-subnet" => m.some("ipv6_subnet"),
+                _ => None,
+            })
+        })
+    };
+    for (old, new) in [
+        ("ipv4_subnet", "ipv4-subnet"),
+        ("ipv6_subnet", "ipv6-subnet"),
+    ] {
+        if let Some(x) = map.as_ref().and_then(|m| m.some(old)) {
+            d.warning(Some(x.span), format!("mgmt `{old}` is deprecated"))
+                .help(format!("write `{new}`"));
+        }
+    }
+    if let Some(x) = get("skip-when-unused") {
+        read::boolean(x, "mgmt skip-when-unused", d);
+    }
+    if let Some(x) = get("driver-opts") {
+        read::string_map(x, "mgmt driver-opts", d);
+        d.warning(
+            Some(x.span),
+            "mgmt `driver-opts` is accepted but labwire does not act on it yet",
+        );
+    }
     if let Some(x) = get("network") {
         if let Some(s) = read::string(x, "mgmt network", d) {
             m.network = s;

@@ -288,11 +288,47 @@ pub struct Node {
     pub license: Option<PathBuf>,
     pub kernel: Option<String>,
     pub vmm: Option<String>,
+    /// The container engine fields (docker and podman hand them on).
+    #[serde(default)]
+    pub privileged: Option<bool>,
+    /// Destination path → mount options.
+    #[serde(default)]
+    pub tmpfs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pid_mode: Option<String>,
+    /// Engine volume mounts (`name:/path[:opts]`), as written.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub security_opts: Vec<String>,
+    #[serde(default)]
+    pub cgroup_parent: Option<String>,
+    #[serde(default)]
+    pub cgroupns_mode: Option<String>,
     /// Anything under `extras`, `certificate` or `config`, kept as written for the runtimes that use it.
     pub extras: BTreeMap<String, serde_json::Value>,
 }
 
 impl Node {
+    /// A bridge made inside another node's network namespace (`br|ns` with
+    /// `network-mode: container:ns`): the bridge's interface name and that node.
+    pub fn netns_bridge(&self) -> Option<(&str, &str)> {
+        match (&self.class, &self.network_mode) {
+            (KindClass::Bridge, NetworkMode::Container(owner)) => Some((
+                self.name
+                    .split_once('|')
+                    .map_or(self.name.as_str(), |(b, _)| b),
+                owner.as_str(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether this node's link ends are in the host's namespace (a bridge or host node).
+    pub fn in_host(&self) -> bool {
+        matches!(self.class, KindClass::Bridge | KindClass::Host) && self.netns_bridge().is_none()
+    }
+
     /// Whether this node runs as its own process tree (as opposed to a bridge or the host).
     pub fn is_workload(&self) -> bool {
         matches!(
@@ -306,10 +342,23 @@ impl Node {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub node: String,
+    /// The Linux interface name.
     pub iface: String,
+    /// The name as the topology wrote it, when Linux could not take it as it is (a vendor port
+    /// name such as `ethernet-1/1`, or a name too long): kept on the interface as its alias and
+    /// alternative name, and shown wherever the user reads names back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     pub mac: Mac,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
+}
+
+impl Endpoint {
+    /// The name as the user wrote it (the Linux name when that is what they wrote).
+    pub fn written(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.iface)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +435,9 @@ impl Peer {
 pub struct Link {
     pub a: Endpoint,
     pub peer: Peer,
+    /// The host-side name as written, when Linux could not take it (see [`Endpoint::alias`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_alias: Option<String>,
     pub mtu: u32,
     pub labels: BTreeMap<String, String>,
     pub vars: BTreeMap<String, serde_json::Value>,

@@ -74,6 +74,18 @@ pub const FIELDS: &[(&str, Merge)] = &[
     ("sandbox", Merge::First),
     ("kernel", Merge::First),
     ("vmm", Merge::First),
+    ("credentials", Merge::First),
+    ("username", Merge::First),
+    ("password", Merge::First),
+    ("identity-file", Merge::First),
+    ("volumes", Merge::List),
+    ("privileged", Merge::First),
+    ("cgroupns-mode", Merge::First),
+    ("cgroup-parent", Merge::First),
+    ("pid-mode", Merge::First),
+    ("tmpfs", Merge::Map),
+    ("security-opts", Merge::List),
+    ("link-apply-mode", Merge::First),
 ];
 
 pub fn field_names() -> Vec<&'static str> {
@@ -629,6 +641,37 @@ pub fn decode(
             .unwrap_or_default()
     };
     let cap_add = list("cap-add", d);
+    let volumes = list("volumes", d);
+    let security_opts = list("security-opts", d);
+    let privileged = get("privileged").and_then(|v| read::boolean(&v, &what("privileged"), d));
+    let tmpfs = get("tmpfs")
+        .map(|v| read::string_map(&v, &what("tmpfs"), d))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, (v, _))| (k, v))
+        .collect();
+    let one_of = |key: &str, accepted: &[&str], d: &mut Diagnostics| -> Option<String> {
+        let v = get(key)?;
+        let s = read::string(&v, &what(key), d)?;
+        if !accepted
+            .iter()
+            .any(|a| a.ends_with(':') && s.starts_with(a) || *a == s)
+        {
+            d.error(
+                Some(v.span),
+                format!("{key} `{s}` of node {name} is not known"),
+            )
+            .help(format!("accepted: {}", accepted.join(", ")));
+            return None;
+        }
+        Some(s)
+    };
+    let pid_mode = one_of("pid-mode", &["host", "private", "container:"], d);
+    let cgroupns_mode = one_of("cgroupns-mode", &["host", "private"], d);
+    one_of("link-apply-mode", &["live", "restart", "recreate"], d);
+    if let Some(v) = get("credentials") {
+        read::map(&v, &what("credentials"), &["username", "password"], d);
+    }
     let devices = list("devices", d);
     let aliases = list("aliases", d);
     list("publish", d);
@@ -718,6 +761,13 @@ pub fn decode(
         license: path_field("license", d),
         kernel: text("kernel", d),
         vmm,
+        privileged,
+        tmpfs,
+        pid_mode,
+        volumes,
+        security_opts,
+        cgroup_parent: text("cgroup-parent", d),
+        cgroupns_mode,
         extras,
     })
 }

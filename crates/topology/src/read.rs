@@ -36,6 +36,15 @@ pub fn map<'v>(v: &'v Value, what: &str, known: &[&str], d: &mut Diagnostics) ->
     for (k, span, val) in entries {
         if !known.is_empty() && !known.contains(&k) {
             let diag = d.error(Some(span), format!("unknown key `{k}` in {what}"));
+            // containerlab renamed `mgmt_ipv4` and the like to dashed names and no longer reads
+            // the old spellings on nodes either.
+            let dashed = k.replace('_', "-");
+            if dashed != k && known.contains(&dashed.as_str()) {
+                diag.help(format!(
+                    "`{k}` is the old spelling of `{dashed}`, which containerlab no longer reads either; write `{dashed}`"
+                ));
+                continue;
+            }
             match did_you_mean(k, known.iter().copied()) {
                 Some(s) => diag.help(format!("did you mean `{s}`?")),
                 None => diag.help(format!("accepted keys: {}", known.join(", "))),

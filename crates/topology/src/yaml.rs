@@ -114,6 +114,22 @@ impl Value {
         }
     }
 
+    /// Apply `f` to the span of every value and key of the tree (positions back into the file
+    /// as written after rewrites).
+    pub fn map_spans(&mut self, f: &mut dyn FnMut(Span) -> Span) {
+        self.span = f(self.span);
+        match &mut self.kind {
+            Kind::Scalar(_) => {}
+            Kind::Seq(items) => items.iter_mut().for_each(|v| v.map_spans(f)),
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    k.map_spans(f);
+                    v.map_spans(f);
+                }
+            }
+        }
+    }
+
     fn weight(&self) -> usize {
         match &self.kind {
             Kind::Scalar(s) => 1 + s.text.len() / 64,

@@ -86,6 +86,10 @@ fn node_keys_used() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for f in corpus_files() {
         let text = std::fs::read_to_string(corpus_dir().join(&f)).unwrap();
+        // A template is YAML only once rendered.
+        if text.contains("{{") {
+            continue;
+        }
         let root = yaml::parse(&text).unwrap();
         let Some(topo) = get(&root, "topology") else {
             continue;
@@ -123,15 +127,114 @@ fn corpus_uses_every_node_field() {
 
 #[test]
 fn corpus_uses_every_link_type() {
-    let mut types = BTreeSet::new();
+    // The types as loaded, and as written (`brief` and `veth-stitch` load as veths).
+    let mut types: BTreeSet<String> = BTreeSet::new();
     for f in corpus_files() {
         for l in &load_file(&f).lab.links {
-            types.insert(l.peer.type_name());
+            types.insert(l.peer.type_name().to_string());
+        }
+        let text = std::fs::read_to_string(corpus_dir().join(&f)).unwrap();
+        for line in text.lines() {
+            if let Some(t) = line.trim().strip_prefix("- type: ") {
+                types.insert(t.trim().to_string());
+            }
         }
     }
     for t in topology::link::LINK_TYPES {
         assert!(types.contains(t), "no corpus link of type {t}");
     }
+}
+
+#[test]
+fn containerlab_node_fields_resolve_across_levels() {
+    let loaded = load_file("compat-fields.clab.yml");
+    let lab = &loaded.lab;
+    // `${COMPAT_PREFIX:=""}` is substituted before YAML reads the file: an empty prefix.
+    assert_eq!(lab.prefix, "");
+    assert_eq!(node(lab, "leaf1").long_name, "leaf1");
+    assert_eq!(lab.mgmt.ipv4_subnet.unwrap().to_string(), "10.78.0.0/24");
+    assert_eq!(lab.mgmt.ipv6_subnet.unwrap().to_string(), "3fff:78::/64");
+    let leaf1 = node(lab, "leaf1");
+    assert_eq!(leaf1.privileged, Some(true));
+    assert_eq!(leaf1.pid_mode.as_deref(), Some("host"));
+    assert_eq!(leaf1.volumes, ["leafdata:/data"]);
+    // tmpfs merges as a map: kind, group and node entries.
+    let tmpfs: Vec<&str> = leaf1.tmpfs.keys().map(String::as_str).collect();
+    assert_eq!(tmpfs, ["/run", "/tmp", "/var/log"]);
+    assert_eq!(leaf1.security_opts, ["apparmor=unconfined"]);
+    // `leaves,edge` names two groups; the first is the more specific.
+    let leaf2 = node(lab, "leaf2");
+    assert_eq!(leaf2.pid_mode.as_deref(), Some("host"));
+    assert_eq!(leaf2.cgroup_parent.as_deref(), Some("labwire.slice"));
+    assert_eq!(
+        leaf2.security_opts,
+        ["apparmor=unconfined", "no-new-privileges"]
+    );
+    // An undefined group adds nothing and is no error.
+    let sros1 = node(lab, "sros1");
+    assert_eq!(sros1.cgroupns_mode.as_deref(), Some("private"));
+    assert!(sros1.volumes.is_empty());
+    let host1 = node(lab, "host1");
+    assert_eq!(host1.privileged, Some(false));
+    assert_eq!(host1.volumes, ["/srv/shared:/shared:ro"]);
+    let warnings = loaded.warnings.render(false);
+    assert!(
+        warnings.contains("group `not-defined-anywhere`, which topology.groups does not define"),
+        "{warnings}"
+    );
+    // One line per generic kind, however many nodes.
+    assert_eq!(
+        warnings
+            .matches("kind `nokia_srlinux` (nodes leaf1, leaf2) runs as a generic")
+            .count(),
+        1,
+        "{warnings}"
+    );
+}
+
+#[test]
+fn vendor_interface_names_map_and_keep_the_written_name() {
+    let lab = load_file("compat-names.clab.yml").lab;
+    let ep = |node: &str, written: &str| {
+        lab.links
+            .iter()
+            .flat_map(|l| l.endpoints())
+            .find(|e| e.node == node && e.written() == written)
+            .unwrap_or_else(|| panic!("endpoint {node}:{written}"))
+            .clone()
+    };
+    for (node, written, linux) in [
+        ("srl1", "ethernet-1/1", "e1-1"),
+        ("srl2", "ethernet-1/3/1", "e1-3-1"),
+        ("sim1", "1/1/c1/1", "e1-1-c1-1"),
+        ("sim2", "1/x1/1/c1/1", "e1-x1-1-c1-1"),
+        ("sim3", "1/1/1", "e1-1-1"),
+        ("iol1", "Ethernet0/1", "eth1"),
+        ("iol2", "e1/2", "eth6"),
+        ("vmx", "ge-0/0/0", "eth1"),
+        ("csr", "GigabitEthernet2", "eth1"),
+        ("ros", "ether2", "eth1"),
+        ("sim1", "1/1/c2/1", "e1-1-c2-1"),
+    ] {
+        let e = ep(node, written);
+        assert_eq!(e.iface, linux, "{node}:{written}");
+        assert_eq!(e.alias.as_deref(), Some(written));
+    }
+    // Linux names stay as they are, without an alias.
+    let ceos = ep("ceos", "eth1");
+    assert_eq!((ceos.iface.as_str(), ceos.alias), ("eth1", None));
+    // Too long for Linux: a generated name, the written one kept.
+    let long = ep("h", "a-name-longer-than-linux-takes");
+    assert!(long.iface.len() <= 15 && long.iface != long.written());
+    let host = lab
+        .links
+        .iter()
+        .find(|l| l.host_alias.as_deref() == Some("some_very_long_host_side_name"))
+        .expect("host link with a long name");
+    let Peer::Host { host_iface, .. } = &host.peer else {
+        panic!("{:?}", host.peer)
+    };
+    assert!(host_iface.len() <= 15);
 }
 
 #[test]
@@ -544,5 +647,80 @@ fn mgmt_addresses_are_static_first_and_never_the_gateway() {
     assert_eq!(
         node(&ranged, "a").mgmt_ipv6,
         Some("3fff:9::101".parse().unwrap())
+    );
+}
+
+#[test]
+fn a_template_topology_renders_with_the_variables_beside_it() {
+    let lab = load_file("compat-template.clab.yml").lab;
+    assert_eq!(lab.name, "compat-template");
+    let names: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["spine1", "spine2", "leaf1", "leaf2"]);
+    assert_eq!(node(&lab, "spine2").node_type.as_deref(), Some("ixrd3"));
+    assert_eq!(
+        node(&lab, "spine2").mgmt_ipv4,
+        Some(Ipv4Addr::new(172, 20, 20, 12))
+    );
+    assert_eq!(node(&lab, "leaf1").labels["asn"], "65001");
+    assert_eq!(node(&lab, "leaf2").labels["role"], "leaf");
+    assert_eq!(
+        node(&lab, "leaf1").image.as_deref(),
+        Some("ghcr.io/nokia/srlinux")
+    );
+    assert_eq!(node(&lab, "leaf2").image.as_deref(), Some("srl:custom"));
+    assert_eq!(lab.links.len(), 4);
+    let l = &lab.links[1];
+    assert_eq!(
+        (l.a.node.as_str(), l.a.written()),
+        ("spine1", "ethernet-1/2")
+    );
+    let Peer::Veth { b } = &l.peer else { panic!() };
+    assert_eq!(
+        (b.node.as_str(), b.iface.as_str(), b.written()),
+        ("leaf2", "e1-1", "ethernet-1/1")
+    );
+}
+
+#[test]
+fn explicit_template_variables_win_over_the_ones_beside_the_file() {
+    let dir = std::env::temp_dir().join(format!("lw-cp-vars-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vars = dir.join("other.json");
+    std::fs::write(
+        &vars,
+        r#"{"lab": "from-json", "mgmt": "172.20.20.0/24", "spines": {"count": 1, "prefix": "s", "type": "t"}, "leaves": {}, "images": {}}"#,
+    )
+    .unwrap();
+    let src = Source::from_file(&corpus_dir().join("compat-template.clab.yml"))
+        .unwrap()
+        .with_vars(vec![vars]);
+    let opts = Options {
+        env: &test_env,
+        runtime: None,
+        read_file: &read_file,
+    };
+    let lab = load(&src, &opts)
+        .unwrap_or_else(|e| panic!("{}", e.0.render(false)))
+        .lab;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(lab.name, "from-json");
+    assert_eq!(lab.nodes.len(), 1);
+    assert_eq!(lab.nodes[0].mgmt_ipv4, Some(Ipv4Addr::new(172, 20, 20, 11)));
+}
+
+#[test]
+fn bridges_in_namespaces_and_containers_outside_the_lab() {
+    let loaded = load_file("compat-netns.clab.yml");
+    let lab = &loaded.lab;
+    assert_eq!(node(lab, "br01|bp1").netns_bridge(), Some(("br01", "bp1")));
+    assert!(!node(lab, "br01|bp1").in_host());
+    assert_eq!(
+        node(lab, "sidecar").network_mode,
+        NetworkMode::Container("started-elsewhere".into())
+    );
+    let w = loaded.warnings.render(false);
+    assert!(
+        w.contains("deploy waits for a container of that name"),
+        "{w}"
     );
 }

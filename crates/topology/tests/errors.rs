@@ -166,21 +166,25 @@ fn endpoint_used_twice() {
 
 #[test]
 fn bad_interface_names() {
-    let text = format!("{TWO_NODES}    - endpoints: [\"a:this-is-sixteen1\", \"b:eth1\"]\n");
+    // Names Linux cannot take are kept as aliases on generated names (see corpus tests); names
+    // that no interface can have, and vendor names that name no data port, are errors.
+    let text = format!("{TWO_NODES}    - endpoints: [\"a:lo\", \"b:eth1\"]\n");
+    expect_error(&text, 7, 19, &["`lo`", "loopback"]);
+    let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"b:-x\"]\n");
+    expect_error(&text, 7, 29, &["`-x`", "cannot start with `-`"]);
+    let text = "name: t\ntopology:\n  nodes:\n    a: {kind: cisco_iol}\n    b: {}\n  links:\n    - endpoints: [\"a:Ethernet0/0\", \"b:eth1\"]\n";
     expect_error(
-        &text,
+        text,
         7,
         19,
-        &["`this-is-sixteen1`", "at most 15 bytes", "has 16"],
+        &[
+            "`Ethernet0/0` of node a",
+            "management interface",
+            "cisco_iol accepts",
+        ],
     );
-    let text = format!("{TWO_NODES}    - endpoints: [\"a:e1/1\", \"b:eth1\"]\n");
-    expect_error(&text, 7, 19, &["`e1/1`", "`/`"]);
-    let text = format!("{TWO_NODES}    - endpoints: [\"a:eth1\", \"b:eth 1\"]\n");
-    expect_error(&text, 7, 29, &["`eth 1`", "white space"]);
-    let text = format!(
-        "{TWO_NODES}    - type: host\n      endpoint: {{node: a, interface: eth1}}\n      host-interface: \"bad name\"\n"
-    );
-    expect_error(&text, 9, 23, &["host-interface `bad name`", "white space"]);
+    let text = "name: t\ntopology:\n  nodes:\n    a: {kind: srl}\n    b: {}\n  links:\n    - endpoints: [\"a:ethernet-0/1\", \"b:eth1\"]\n";
+    expect_error(text, 7, 19, &["`ethernet-0/1`", "count from 1"]);
 }
 
 #[test]
@@ -387,7 +391,7 @@ fn unknown_link_type_suggests() {
     let text = format!("{TWO_NODES}    - type: wormhole\n");
     let e = expect_error(&text, 7, 13, &["unknown link type `wormhole`"]);
     assert!(
-        e.contains("accepted: veth, host, mgmt-net, macvlan, vxlan, vxlan-stitch, dummy"),
+        e.contains("accepted: veth, veth-stitch, brief, host, mgmt-net, macvlan, vxlan, vxlan-stitch, dummy"),
         "{e}"
     );
 }
@@ -467,23 +471,83 @@ fn snippets_render_with_a_caret_under_the_token() {
     );
 }
 
-/// As in containerlab, a node's group that `topology.groups` does not define is a label only
-/// (netlab names groups such as `netlab_no_reload,netlab_no_collect`); a near miss of a defined
-/// group draws a warning with the suggestion.
 #[test]
-fn undefined_group_is_a_label_and_a_near_miss_a_warning() {
-    let text = "name: t\ntopology:\n  groups:\n    spines: {kind: linux}\n  nodes:\n    a: {kind: linux, group: \"netlab_no_reload,netlab_no_collect\"}\n    b: {group: spine}\n";
-    let loaded = run(text).unwrap_or_else(|d| panic!("{}", d.render(false)));
-    assert_eq!(
-        loaded.lab.node("a").unwrap().group.as_deref(),
-        Some("netlab_no_reload,netlab_no_collect")
+fn positions_point_into_the_file_as_written_after_substitution() {
+    // `${…}` is substituted in the whole text before YAML reads it; a long default before the
+    // error on the same line, and a value that spans lines after substitution, must not move
+    // the reported column or line.
+    let text = "name: t\ntopology:\n  nodes:\n    a: {image: \"${IMG:-a-rather-long-default-image-name}\", imgae: x}\n    b:\n      memory: ${MEM:-lots}\n";
+    let col = text.lines().nth(3).unwrap().find("imgae").unwrap() as u32 + 1;
+    expect_error(text, 4, col, &["unknown key `imgae`"]);
+    // The error about a substituted value points at the reference as written.
+    expect_error(text, 6, 15, &["memory size `lots`"]);
+    // A required variable names itself where it is written.
+    let text = "name: t\ntopology:\n  nodes:\n    a: {image: \"x-${NEED:?give NEED}\"}\n";
+    expect_error(text, 4, 19, &["variable NEED is required: give NEED"]);
+}
+
+#[test]
+fn a_variable_may_expand_to_nothing_before_yaml_reads_it() {
+    let text = "name: t\nprefix: ${P:=\"\"}\ntopology:\n  nodes:\n    a: {}\n";
+    let lab = run(text).expect("valid").lab;
+    assert_eq!(lab.prefix, "");
+    assert_eq!(lab.nodes[0].long_name, "a");
+}
+
+#[test]
+fn a_bar_in_a_node_name_is_only_for_a_bridge_in_that_node() {
+    let text = "name: t\ntopology:\n  nodes:\n    br|a: {kind: linux}\n    a: {}\n";
+    let e = expect_error(
+        text,
+        4,
+        5,
+        &["node name `br|a`", "inside node a's network namespace"],
     );
-    let w = loaded.warnings.render(false);
+    assert!(e.contains("network-mode: container:a"), "{e}");
+    let text = "name: t\ntopology:\n  nodes:\n    br|a: {kind: bridge, network-mode: container:b}\n    a: {}\n    b: {}\n";
+    expect_error(text, 4, 5, &["node name `br|a`"]);
+    let text =
+        "name: t\ntopology:\n  nodes:\n    br|zz: {kind: bridge, network-mode: container:zz}\n";
+    expect_error(
+        text,
+        4,
+        41,
+        &["shares the network of `zz`", "not a node of this lab"],
+    );
+}
+
+#[test]
+fn template_errors_point_at_the_construct() {
+    let text = "name: t\ntopology:\n  nodes:\n    a: {image: \"{{ nosuch 1 }}\"}\n";
+    expect_error(
+        text,
+        4,
+        20,
+        &["template: function `nosuch` is not supported"],
+    );
+    let text = "name: t\n{{ if .x }}\ntopology:\n  nodes: {a: {}}\n";
+    expect_error(text, 2, 1, &["template: missing `{{ end }}`"]);
+    let text = "name: t\ntopology:\n  nodes: {a: {}}\n{{ template \"sub\" }}\n";
+    expect_error(text, 4, 1, &["no template named \"sub\""]);
+    // An error after rendering points into the template as written.
+    let text = "name: t\ntopology:\n  nodes:\n{{- range seq 1 2 }}\n    n{{ . }}: {imgae: x}\n{{- end }}\n";
+    expect_error(text, 5, 16, &["unknown key `imgae`"]);
+}
+
+#[test]
+fn privileged_false_on_a_container_node_is_said_not_to_hold() {
+    let text =
+        "name: t\ntopology:\n  nodes:\n    a: {runtime: docker, image: x, privileged: false}\n";
+    let w = run(text).expect("valid").warnings.render(false);
     assert!(
-        w.contains("t.clab.yml:7:")
-            && w.contains("`spine`")
-            && w.contains("did you mean `spines`?"),
+        w.contains("t.clab.yml:4:48: warning: `privileged: false` (node a): labwire's docker nodes always run privileged"),
         "{w}"
     );
-    assert!(!w.contains("netlab_no_reload"), "{w}");
+}
+
+#[test]
+fn an_old_underscore_spelling_is_named_as_such() {
+    let text = "name: t\ntopology:\n  nodes:\n    a: {mgmt_ipv4: 172.20.20.9}\n";
+    let e = expect_error(text, 4, 9, &["unknown key `mgmt_ipv4` in node a"]);
+    assert!(e.contains("old spelling of `mgmt-ipv4`"), "{e}");
 }

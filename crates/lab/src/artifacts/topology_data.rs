@@ -129,7 +129,11 @@ fn node_entry(lab: &Lab, index: usize, node: &Node) -> Value {
 fn endpoint_entry(ep: &Endpoint, peer: &str) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("node".into(), json!(ep.node));
-    out.insert("interface".into(), json!(ep.iface));
+    // The name as the topology wrote it (a vendor port name is mapped to a Linux one).
+    out.insert("interface".into(), json!(ep.written()));
+    if ep.alias.is_some() {
+        out.insert("linux-interface".into(), json!(ep.iface));
+    }
     out.insert("mac".into(), json!(ep.mac.to_string()));
     if let Some(v4) = ep.ipv4 {
         out.insert("ipv4".into(), json!(v4.to_string()));
@@ -173,11 +177,19 @@ fn link_entry(link: &Link) -> Value {
         Peer::Host {
             host_iface,
             host_mac,
-        } => pseudo_endpoint("host", host_iface, host_mac.to_string()),
+        } => pseudo_endpoint(
+            "host",
+            link.host_alias.as_deref().unwrap_or(host_iface),
+            host_mac.to_string(),
+        ),
         Peer::MgmtNet {
             host_iface,
             host_mac,
-        } => pseudo_endpoint("mgmt-net", host_iface, host_mac.to_string()),
+        } => pseudo_endpoint(
+            "mgmt-net",
+            link.host_alias.as_deref().unwrap_or(host_iface),
+            host_mac.to_string(),
+        ),
         Peer::Macvlan { parent, mode } => {
             let mut z = pseudo_endpoint("macvlan", parent, String::new());
             z.insert("mode".into(), json!(format!("{mode:?}").to_lowercase()));

@@ -440,14 +440,12 @@ impl Global {
         Ok(TopoArg {
             topo,
             runtime: Some(self.runtime.clone()),
+            vars: self.vars.clone(),
         })
     }
 
     /// Flags that change nothing labwire does: say so once.
     fn note_ignored(&self) {
-        if !self.vars.is_empty() {
-            warn("--vars is ignored: labwire does not render topology templates");
-        }
         if self.timeout.is_some() {
             warn("--timeout is ignored: labwire's engine requests have their own bounds");
         }
@@ -662,7 +660,7 @@ fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<ExitCode> {
         let name = g.lab_name()?;
         let nodes: Vec<String> = node.into_iter().collect();
         let ifs = match lab::inspect::lab(&name) {
-            Some(_) => lab::inspect::interfaces(&name, &nodes)?,
+            Some(_) => lab::inspect::live_interfaces(&name, &nodes)?,
             None => Vec::new(),
         };
         if ifs.is_empty() {
@@ -955,6 +953,7 @@ fn generate(g: &Global, a: GenerateArgs) -> anyhow::Result<ExitCode> {
         let lab = TopoArg {
             topo: Some(file),
             runtime: Some(g.runtime.clone()),
+            vars: Vec::new(),
         }
         .load()?;
         let opts = lab::deploy::DeployOptions {

@@ -11,6 +11,9 @@ pub struct DestroyArgs {
     /// Topology file of the lab (only its `name` is used)
     #[arg(short = 't', long = "topo")]
     pub topo: Option<PathBuf>,
+    /// Variables of a Go-template topology (as given to deploy)
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
     /// Destroy the lab of this name (works when the topology file changed or is gone)
     #[arg(long, conflicts_with = "topo")]
     pub name: Option<String>,
@@ -57,6 +60,7 @@ pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
         vec![lab_name_of(super::TopoArg {
             topo: a.topo,
             runtime: None,
+            vars: a.vars,
         })?]
     };
     destroy_labs(&names, a.cleanup, a.stats)

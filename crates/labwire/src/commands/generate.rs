@@ -118,6 +118,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         let lab = super::TopoArg {
             topo: Some(file),
             runtime: a.runtime.clone(),
+            vars: Vec::new(),
         }
         .load()?;
         let opts = lab::deploy::DeployOptions {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use topology::{Lab, Peer};
+use topology::{Lab, Link, Peer};
 
 use super::TopoArg;
 
@@ -39,12 +39,13 @@ pub fn run(a: GraphArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The far end of a link as a graph vertex and its label.
-fn far_end(p: &Peer) -> (String, String) {
-    match p {
-        Peer::Veth { b } => (b.node.clone(), b.iface.clone()),
-        Peer::Host { host_iface, .. } => ("host".into(), host_iface.clone()),
-        Peer::MgmtNet { host_iface, .. } => ("mgmt-net".into(), host_iface.clone()),
+/// The far end of a link as a graph vertex and its label (interface names as written).
+fn far_end(l: &Link) -> (String, String) {
+    let host = |h: &String| l.host_alias.clone().unwrap_or_else(|| h.clone());
+    match &l.peer {
+        Peer::Veth { b } => (b.node.clone(), b.written().to_string()),
+        Peer::Host { host_iface, .. } => ("host".into(), host(host_iface)),
+        Peer::MgmtNet { host_iface, .. } => ("mgmt-net".into(), host(host_iface)),
         Peer::Macvlan { parent, .. } => ("host".into(), format!("macvlan:{parent}")),
         Peer::Vxlan { remote, vni, .. } | Peer::VxlanStitch { remote, vni, .. } => {
             (format!("vxlan {remote}"), format!("vni {vni}"))
@@ -68,13 +69,13 @@ pub fn dot(lab: &Lab) -> String {
         );
     }
     for l in &lab.links {
-        let (b, biface) = far_end(&l.peer);
+        let (b, biface) = far_end(l);
         let _ = writeln!(
             out,
             "  {} -- {} [taillabel={}, headlabel={}];",
             quote(&l.a.node),
             quote(&b),
-            quote(&l.a.iface),
+            quote(l.a.written()),
             quote(&biface)
         );
     }
@@ -100,12 +101,12 @@ pub fn mermaid(lab: &Lab) -> String {
         );
     }
     for l in &lab.links {
-        let (b, biface) = far_end(&l.peer);
+        let (b, biface) = far_end(l);
         let _ = writeln!(
             out,
             "  {} ---|\"{} — {}\"| {}",
             mermaid_id(&l.a.node),
-            l.a.iface,
+            l.a.written(),
             biface,
             mermaid_id(&b)
         );

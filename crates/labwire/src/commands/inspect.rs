@@ -1,15 +1,13 @@
-//! `labwire inspect`: what is deployed, as a table, containerlab's JSON or CSV; `inspect
-//! interfaces`: each node's interfaces, read from its network namespace.
+//! `labwire inspect`: what is deployed, as a table, containerlab's JSON or CSV; `--interfaces`:
+//! each node's link interfaces as the topology wrote them and as Linux names them.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
-use clap::{Args, Subcommand};
+use clap::Args;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    #[command(subcommand)]
-    pub sub: Option<InspectSub>,
     #[command(flatten)]
     pub lab: super::LabRef,
     /// Every deployed lab
@@ -17,37 +15,17 @@ pub struct InspectArgs {
     pub all: bool,
     #[arg(short, long, value_parser = ["table", "json", "csv"], default_value = "table")]
     pub format: String,
+    /// Each node's link interfaces: the name as the topology wrote it and the Linux name
+    #[arg(long)]
+    pub interfaces: bool,
     /// Only these nodes (comma-separated, short or long names)
     #[arg(long, value_delimiter = ',')]
     pub node_filter: Vec<String>,
 }
 
-#[derive(Subcommand)]
-pub enum InspectSub {
-    /// Each node's interfaces: name, alias, MAC, index, MTU, type, state
-    #[command(visible_alias = "int")]
-    Interfaces {
-        #[command(flatten)]
-        lab: super::LabRef,
-        /// Only this node (short or long name)
-        #[arg(short, long)]
-        node: Option<String>,
-        #[arg(short, long, value_parser = ["table", "json"], default_value = "table")]
-        format: String,
-    },
-}
-
 pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
-    if let Some(InspectSub::Interfaces { lab, node, format }) = a.sub {
-        let name = lab.resolve()?;
-        let nodes: Vec<String> = node.into_iter().collect();
-        let ifs = lab::inspect::interfaces(&name, &nodes)?;
-        if format == "json" {
-            println!("{}", serde_json::to_string_pretty(&ifs)?);
-        } else {
-            print!("{}", interfaces_table(&ifs));
-        }
-        return Ok(ExitCode::SUCCESS);
+    if a.interfaces {
+        return interfaces(&a);
     }
     let mut labs = if a.all {
         lab::inspect::all()
@@ -81,18 +59,36 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn interfaces_table(nodes: &[lab::inspect::NodeInterfaces]) -> String {
-    let mut out = format!(
-        "{:<28} {:<16} {:<18} {:>6} {:>6} {:<8} {}\n",
-        "NODE", "NAME", "MAC", "INDEX", "MTU", "TYPE", "STATE"
-    );
-    for n in nodes {
-        for f in &n.interfaces {
-            out.push_str(&format!(
-                "{:<28} {:<16} {:<18} {:>6} {:>6} {:<8} {}\n",
-                n.name, f.name, f.mac, f.ifindex, f.mtu, f.kind, f.state
-            ));
+fn interfaces(a: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let names = if a.all {
+        lab::state::recorded_labs()
+    } else {
+        vec![a.lab.resolve()?]
+    };
+    let mut labs = Vec::new();
+    for name in names {
+        match lab::inspect::lab(&name) {
+            Some((l, _)) => {
+                let mut rows = lab::inspect::interfaces(&l);
+                if !a.node_filter.is_empty() {
+                    rows.retain(|r| a.node_filter.contains(&r.node));
+                }
+                labs.push((name, rows));
+            }
+            None if a.all => {}
+            None => bail!("lab {name} is not deployed"),
         }
     }
-    out
+    if a.format == "json" {
+        let m: serde_json::Map<String, serde_json::Value> = labs
+            .iter()
+            .map(|(n, rows)| (n.clone(), serde_json::to_value(rows).unwrap_or_default()))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else if labs.is_empty() {
+        eprintln!("no labs are deployed");
+    } else {
+        print!("{}", lab::inspect::interfaces_table(&labs));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -67,6 +67,10 @@ pub struct TopoArg {
     /// Runtime for nodes that do not name one (native, docker, podman, vm)
     #[arg(short = 'r', long = "runtime")]
     pub runtime: Option<String>,
+    /// Variables for a Go-template topology (YAML or JSON; repeat to merge several); default: the
+    /// topology's `<name>_vars.{yml,yaml,json}` beside it
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
 }
 
 impl TopoArg {
@@ -100,10 +104,13 @@ impl TopoArg {
             let text = topology::read_bounded(std::io::stdin())
                 .context("read the topology from standard input")?;
             let cwd = std::env::current_dir().context("current directory")?;
-            return Ok(topology::Source::from_text("<stdin>", text, &cwd));
+            return Ok(
+                topology::Source::from_text("<stdin>", text, &cwd).with_vars(self.vars.clone())
+            );
         }
-        topology::Source::from_file(&path)
-            .with_context(|| format!("read topology {}", path.display()))
+        Ok(topology::Source::from_file(&path)
+            .with_context(|| format!("read topology {}", path.display()))?
+            .with_vars(self.vars.clone()))
     }
 }
 
@@ -116,6 +123,9 @@ pub struct LabRef {
     /// Lab name (works when the topology file changed or is gone)
     #[arg(long, conflicts_with = "topo")]
     pub name: Option<String>,
+    /// Variables of a Go-template topology (as given to deploy)
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
 }
 
 impl LabRef {
@@ -126,6 +136,7 @@ impl LabRef {
             None => Ok(TopoArg {
                 topo: self.topo.clone(),
                 runtime: None,
+                vars: self.vars.clone(),
             }
             .load()?
             .name),

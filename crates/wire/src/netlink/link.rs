@@ -13,10 +13,16 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_LINK: u16 = 5;
 const IFLA_MASTER: u16 = 10;
-const IFLA_OPERSTATE: u16 = 16;
 const IFLA_IFALIAS: u16 = 20;
+const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_PROP_LIST: u16 = 52;
+const IFLA_ALT_IFNAME: u16 = 53;
+const NLA_F_NESTED: u16 = 0x8000;
+/// `RTM_NEWLINKPROP` adds properties (alternative names) to a link.
+const RTM_NEWLINKPROP: u16 = 108;
+const NLM_F_APPEND: u16 = 0x800;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
@@ -134,6 +140,8 @@ pub struct Link {
     pub oper_state: u8,
     /// `IFLA_IFALIAS`, when set.
     pub alias: Option<String>,
+    /// Alternative names (`IFLA_ALT_IFNAME` in `IFLA_PROP_LIST`).
+    pub altnames: Vec<String>,
 }
 
 impl Link {
@@ -332,6 +340,29 @@ pub(crate) fn set_mtu(index: u32, mtu: u32) -> Request {
     Request::new(m, format!("set link {index} mtu {mtu}"))
 }
 
+/// `RTM_NEWLINKPROP` adding an alternative name, as `ip link property add dev X altname NAME`
+/// sends it. An altname may be up to 127 bytes, so a name too long for `IFLA_IFNAME` still finds
+/// the link (`ip link show NAME`).
+pub(crate) fn add_altname(index: u32, name: &str) -> Request {
+    let mut m = MsgBuilder::new(
+        RTM_NEWLINKPROP,
+        NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE | NLM_F_APPEND,
+    );
+    m.push(&ifinfomsg(index, false));
+    let list = m.nest_start(IFLA_PROP_LIST | NLA_F_NESTED);
+    m.attr_str(IFLA_ALT_IFNAME, name);
+    m.nest_end(list);
+    Request::new(m, format!("add altname {name} to link {index}")).eexist_ok()
+}
+
+/// `RTM_NEWLINK` setting the link's alias (`ip link set dev X alias TEXT`, `ifAlias`).
+pub(crate) fn set_alias(index: u32, alias: &str) -> Request {
+    let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_ACK);
+    m.push(&ifinfomsg(index, false));
+    m.attr_str_nonul(IFLA_IFALIAS, alias);
+    Request::new(m, format!("set alias {alias} on link {index}"))
+}
+
 pub(crate) fn delete(index: u32) -> Request {
     let mut m = MsgBuilder::new(RTM_DELLINK, NLM_F_ACK);
     m.push(&ifinfomsg(index, false));
@@ -370,6 +401,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
         master: None,
         oper_state: IF_OPER_UNKNOWN,
         alias: None,
+        altnames: Vec::new(),
     };
     let mut oper = IF_OPER_UNKNOWN;
     for (ty, p) in attrs(&body[16..]) {
@@ -378,8 +410,13 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
             IFLA_MTU if p.len() >= 4 => link.mtu = u32_at(p, 0),
             IFLA_ADDRESS if p.len() == 6 => link.mac = Some(p.try_into().expect("6 bytes")),
             IFLA_MASTER if p.len() >= 4 => link.master = Some(u32_at(p, 0)),
-            IFLA_OPERSTATE if !p.is_empty() => oper = p[0],
             IFLA_IFALIAS => link.alias = Some(attr_string(p)).filter(|a| !a.is_empty()),
+            IFLA_PROP_LIST => link.altnames.extend(
+                attrs(p)
+                    .filter(|(t, _)| *t == IFLA_ALT_IFNAME)
+                    .map(|(_, n)| attr_string(n)),
+            ),
+            IFLA_OPERSTATE if !p.is_empty() => oper = p[0],
             IFLA_LINKINFO => {
                 link.kind = attrs(p)
                     .find(|(t, _)| *t == IFLA_INFO_KIND)
@@ -423,6 +460,25 @@ mod tests {
         s.split_whitespace()
             .map(|b| u8::from_str_radix(b, 16).unwrap())
             .collect()
+    }
+
+    /// `ip link property add dev va altname e1-1` on ifindex 3 (iproute2 6.1, strace), sequence
+    /// number zeroed.
+    const IP_ALTNAME: &str = "
+        30 00 00 00 6c 00 05 0e  00 00 00 00 00 00 00 00
+        00 00 00 00 03 00 00 00  00 00 00 00 00 00 00 00
+        10 00 34 80 09 00 35 00  65 31 2d 31 00 00 00 00";
+
+    /// `ip link set dev va alias ethernet-1/1` on ifindex 3, sequence number zeroed.
+    const IP_ALIAS: &str = "
+        30 00 00 00 10 00 05 00  00 00 00 00 00 00 00 00
+        00 00 00 00 03 00 00 00  00 00 00 00 00 00 00 00
+        10 00 14 00 65 74 68 65  72 6e 65 74 2d 31 2f 31";
+
+    #[test]
+    fn altname_and_alias_match_ip() {
+        assert_eq!(add_altname(3, "e1-1").msg, hex(IP_ALTNAME));
+        assert_eq!(set_alias(3, "ethernet-1/1").msg, hex(IP_ALIAS));
     }
 
     #[test]

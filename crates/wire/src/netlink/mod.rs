@@ -747,6 +747,16 @@ impl Batch<'_> {
         self.push(link::set_mtu(index, mtu))
     }
 
+    /// Add an alternative name to a link (one it already has counts as done).
+    pub fn add_altname(&mut self, index: u32, name: &str) -> &mut Self {
+        self.push(link::add_altname(index, name))
+    }
+
+    /// Set a link's alias (`ifAlias`).
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> &mut Self {
+        self.push(link::set_alias(index, alias))
+    }
+
     pub fn delete_link(&mut self, index: u32) -> &mut Self {
         self.push(link::delete(index))
     }
