@@ -15,6 +15,32 @@ pub enum Select<'a> {
     All,
     Node(&'a str),
     Label(&'a str, &'a str),
+    /// Nodes named in `nodes` (short or long names; every node when empty) that carry every one
+    /// of `labels` (the node's own or the built-in `clab-node-kind`, `containerlab`, …).
+    Match {
+        nodes: &'a [String],
+        labels: &'a [(String, String)],
+    },
+}
+
+impl Select<'_> {
+    fn matches(&self, lab: &topology::Lab, n: &Node) -> bool {
+        let has_label = |k: &str, v: &str| {
+            n.labels.get(k).map(String::as_str) == Some(v)
+                || crate::artifacts::topology_data::builtin_labels(lab, n)
+                    .iter()
+                    .any(|(bk, bv)| *bk == k && bv == v)
+        };
+        match self {
+            Select::All => true,
+            Select::Node(x) => n.name == *x || n.long_name == *x,
+            Select::Label(k, v) => has_label(k, v),
+            Select::Match { nodes, labels } => {
+                (nodes.is_empty() || nodes.iter().any(|x| *x == n.name || *x == n.long_name))
+                    && labels.iter().all(|(k, v)| has_label(k, v))
+            }
+        }
+    }
 }
 
 /// The recorded lab `name`.
@@ -53,20 +79,12 @@ fn running<'a>(
     })
 }
 
-/// Run `cmd` in each selected running node of lab `name`; results in node order.
+/// Run `cmd` in each selected running node of lab `name`; results in node order. No node
+/// matching is an error.
 pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, ExecOutput)>> {
-    let (lab, rec) = deployed(name)?;
-    let nodes: Vec<&Node> = lab
-        .nodes
-        .iter()
-        .filter(|n| n.is_workload())
-        .filter(|n| match select {
-            Select::All => true,
-            Select::Node(x) => n.name == *x || n.long_name == *x,
-            Select::Label(k, v) => n.labels.get(*k).map(String::as_str) == Some(*v),
-        })
-        .collect();
-    if nodes.is_empty() {
+    let out = exec_matching(name, select, cmd)?;
+    if out.is_empty() {
+        let (lab, _) = deployed(name)?;
         return Err(Error::NoMatchingNode {
             lab: name.to_string(),
             nodes: lab
@@ -76,6 +94,25 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
                 .map(|n| n.name.clone())
                 .collect(),
         });
+    }
+    Ok(out)
+}
+
+/// As [`exec`], but no matching node is an empty result (a filter across several labs).
+pub fn exec_matching(
+    name: &str,
+    select: &Select<'_>,
+    cmd: &str,
+) -> Result<Vec<(Node, ExecOutput)>> {
+    let (lab, rec) = deployed(name)?;
+    let nodes: Vec<&Node> = lab
+        .nodes
+        .iter()
+        .filter(|n| n.is_workload())
+        .filter(|n| select.matches(&lab, n))
+        .collect();
+    if nodes.is_empty() {
+        return Ok(Vec::new());
     }
     let init = runtime::node::init_path()?;
     let backends = Backends::new();

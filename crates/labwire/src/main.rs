@@ -2,6 +2,7 @@
 //!
 //! Thin on purpose: every command lives in `commands/<verb>.rs`; nothing here speaks netlink or YAML.
 
+mod clab;
 mod commands;
 mod logging;
 mod output;
@@ -16,6 +17,10 @@ fn main() -> ExitCode {
     // A large lab holds a descriptor per node namespace (and a netlink socket per peer namespace
     // while wiring): 1000-node labs must never hit EMFILE.
     unix::raise_nofile_limit();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.first().is_some_and(clab::invoked_as_containerlab) {
+        return clab::main(args);
+    }
     let cli = commands::Cli::parse();
     logging::init(cli.debug, cli.log_level.as_deref());
     match commands::run(cli) {
