@@ -245,10 +245,8 @@ fn kernel_path(lab: &Lab, spec: &str) -> PathBuf {
 
 fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> Result<Assets> {
     let store = image::Store::open_default().map_err(image_err("open the image store"))?;
-    let accel = accel_cached(&d.dirs.locks);
-    if accel == Accel::Tcg {
-        notice("vm: KVM cannot run guests on this host; VM nodes use QEMU's TCG emulation (slower boots)");
-    }
+    // Judged once per deploy, with the first kernel a VM node boots.
+    let mut accel: Option<Accel> = None;
     let agent = super::agent_path()?;
     let mut kernels: HashMap<String, Arc<KernelBoot>> = HashMap::new();
     let mut disks: HashMap<String, PathBuf> = HashMap::new();
@@ -268,6 +266,13 @@ fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> R
             .unwrap_or_else(|| format!("image:{}", img.id));
         if !kernels.contains_key(&key) {
             let kernel = resolve_kernel(d.lab, n, img, &store)?;
+            let accel = *accel.get_or_insert_with(|| {
+                let accel = accel_cached(&d.dirs.locks, &kernel.image);
+                if accel == Accel::Tcg {
+                    notice("vm: KVM cannot run guests on this host; VM nodes use QEMU's TCG emulation (slower boots)");
+                }
+                accel
+            });
             let modules = match &kernel.modules {
                 Some(dir) => Some(
                     image::Modules::scan(dir)
@@ -310,23 +315,27 @@ fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> R
             },
         );
     }
-    Ok(Assets { boots, accel })
+    Ok(Assets {
+        boots,
+        accel: accel.unwrap_or(Accel::Tcg),
+    })
 }
 
 /// The accelerator probe's verdict, kept for the host's uptime in labwire's run directory (a
-/// tmpfs): the probe starts a VMM, which costs more than the rest of a VM node's orchestration.
-/// `LABWIRE_VM_ACCEL` still overrides it.
-fn accel_cached(locks: &Path) -> Accel {
+/// tmpfs): the probe boots a kernel, which costs more than the rest of a VM node's orchestration.
+/// The file's name says which probe gave the verdict (`vm-accel` held an older probe's, which
+/// could say KVM where KVM hangs real kernels). `LABWIRE_VM_ACCEL` still overrides it.
+fn accel_cached(locks: &Path, kernel: &Path) -> Accel {
     if std::env::var_os("LABWIRE_VM_ACCEL").is_some() {
-        return super::probe_accel().0;
+        return super::probe_accel(kernel).0;
     }
-    let path = locks.join("vm-accel");
+    let path = locks.join("vm-accel.boot");
     match std::fs::read_to_string(&path).as_deref().map(str::trim) {
         Ok("kvm") => return Accel::Kvm,
         Ok("tcg") => return Accel::Tcg,
         _ => {}
     }
-    let (accel, definitive) = super::probe_accel();
+    let (accel, definitive) = super::probe_accel(kernel);
     if definitive {
         let word = if accel == Accel::Kvm { "kvm" } else { "tcg" };
         let _ = std::fs::write(&path, word);
