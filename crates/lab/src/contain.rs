@@ -14,7 +14,7 @@ use topology::{Lab, NetworkMode};
 
 use crate::deploy::shell_quote;
 use crate::paths;
-use crate::state::{self, Entry, Recorded};
+use crate::state::{self, Recorded};
 
 /// The lab directory and the node directories in it must be real directories (or absent): a
 /// link there would send authorized_keys, inventories and node files to its target.
@@ -182,14 +182,13 @@ fn can_read(uid: u32, gids: &[u32], path: &Path) -> bool {
 /// a node long name another deployed lab already uses (lab `a` + node `x-n1` and lab `a-x` +
 /// node `n1` are both `clab-a-x-n1`), is refused rather than taken over and later removed.
 pub(crate) fn check_foreign_names(lab: &Lab, problems: &mut Vec<String>) {
-    let mine: HashSet<String> = Recorded::read(&paths::lab_state_dir(&lab.name))
-        .entries
-        .into_iter()
-        .filter_map(|e| match e {
-            Entry::Netns { name, .. } => Some(name),
-            _ => None,
-        })
-        .collect();
+    // This lab's own registrations, read through the destroy plan (the one reading of the journal).
+    let mine: HashSet<String> =
+        crate::destroy::teardown(&Recorded::read(&paths::lab_state_dir(&lab.name)).entries)
+            .netns
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
     let mut others: Vec<(String, String, String)> = Vec::new();
     for other in state::recorded_labs() {
         if other == lab.name {
