@@ -76,6 +76,15 @@ pub(crate) fn preflight(lab: &Lab, n: &Node, problems: &mut Vec<String>) {
                 n.name,
                 path.display()
             ));
+        } else {
+            match image::Kernel::from_file(&path) {
+                Err(e) => problems.push(format!("node {}: kernel: {e}", n.name)),
+                Ok(kernel) if kernel.modules.is_none() => {
+                    let tried = image::kernel::module_dirs_for_file(&path, &kernel.version);
+                    problems.push(missing_modules(n, &kernel, &tried));
+                }
+                Ok(_) => {}
+            }
         }
     }
     for b in &n.binds {
@@ -87,6 +96,20 @@ pub(crate) fn preflight(lab: &Lab, n: &Node, problems: &mut Vec<String>) {
             ));
         }
     }
+}
+
+/// The refusal of a kernel whose modules are nowhere labwire looks: without them the guest
+/// finds neither its disks nor its NICs.
+fn missing_modules(n: &Node, kernel: &image::Kernel, tried: &[PathBuf]) -> String {
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "node {}: kernel {} (release {}) has no modules where labwire looks; tried {} (unpack the whole kernel package, as images/kernel/fetch.sh does, so lib/modules/{} lies beside boot/)",
+        n.name,
+        kernel.image.display(),
+        kernel.version,
+        tried.join(", "),
+        kernel.version
+    )
 }
 
 fn kernel_path(lab: &Lab, spec: &str) -> PathBuf {
@@ -225,10 +248,31 @@ fn resolve_kernel(
     img: &ImageRoot,
     store: &image::Store,
 ) -> Result<image::Kernel> {
+    let (kernel, tried) = find_kernel(lab, n, img, store)?;
+    if kernel.modules.is_none() {
+        return Err(Error::Invalid(missing_modules(n, &kernel, &tried)));
+    }
+    Ok(kernel)
+}
+
+/// The node's kernel and the places its modules were looked for.
+fn find_kernel(
+    lab: &Lab,
+    n: &Node,
+    img: &ImageRoot,
+    store: &image::Store,
+) -> Result<(image::Kernel, Vec<PathBuf>)> {
     let bad = |e: image::Error| Error::Invalid(format!("node {}: kernel: {e}", n.name));
+    let in_layers = |k: image::Kernel, layers: &[PathBuf]| {
+        let tried = image::kernel::module_dirs_in_layers(layers, &k.version);
+        (k, tried)
+    };
     match n.kernel.as_deref() {
         Some(k) if image::kernel::is_file_spec(k) => {
-            image::Kernel::from_file(&kernel_path(lab, k)).map_err(bad)
+            let path = kernel_path(lab, k);
+            let kernel = image::Kernel::from_file(&path).map_err(bad)?;
+            let tried = image::kernel::module_dirs_for_file(&path, &kernel.version);
+            Ok((kernel, tried))
         }
         Some(reference) => {
             let kimg = store.resolve(reference).map_err(bad)?.ok_or_else(|| {
@@ -240,6 +284,7 @@ fn resolve_kernel(
             let layers = store.layer_dirs(&kimg).map_err(bad)?;
             image::Kernel::from_layers(&layers)
                 .map_err(bad)?
+                .map(|k| in_layers(k, &layers))
                 .ok_or_else(|| {
                     Error::Invalid(format!(
                         "node {}: image `{reference}` holds no /boot/vmlinuz* kernel",
@@ -249,6 +294,7 @@ fn resolve_kernel(
         }
         None => image::Kernel::from_layers(&img.layers)
             .map_err(bad)?
+            .map(|k| in_layers(k, &img.layers))
             .ok_or_else(|| {
                 Error::Invalid(format!(
                     "node {}: runtime vm needs a kernel: the image has no /boot/vmlinuz*, so set `kernel:` to a vmlinuz file or an image holding one",

@@ -267,11 +267,17 @@ pub fn boot_image(
             .load_order(BOOT_MODULES)
             .map_err(|e| Error::Unsupported(format!("kernel {}: {e}", kernel.version)))?;
         for (i, rel) in order.iter().enumerate() {
+            // Decompressed here: the agent loads plain ELF modules, whatever the kernel takes.
             let name = format!(
                 "labwire/modules/{i:02}-{}",
-                rel.file_name().unwrap_or_default().to_string_lossy()
+                image::kernel::plain_module_name(
+                    &rel.file_name().unwrap_or_default().to_string_lossy()
+                )
             );
-            a.file(&name, 0o644, &read(&m.dir().join(rel))?);
+            let path = m.dir().join(rel);
+            let data = image::kernel::read_module(&path)
+                .map_err(|e| Error::Unsupported(format!("kernel {}: {e}", kernel.version)))?;
+            a.file(&name, 0o644, &data);
             loaded.push(format!("/{name}"));
         }
     }
