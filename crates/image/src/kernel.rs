@@ -473,3 +473,52 @@ pub fn resolve_path(spec: &str, base: &Path) -> PathBuf {
 pub fn is_file_spec(spec: &str) -> bool {
     spec.contains('/') || Path::new(spec).is_file()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn compressed_modules_read_back_as_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut plain.as_slice(), &mut xz).expect("xz");
+        let zst = zstd::stream::encode_all(plain.as_slice(), 3).expect("zstd");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        for (name, bytes) in [
+            ("m.ko", plain.clone()),
+            ("m.ko.xz", xz),
+            ("m.ko.zst", zst),
+            ("m.ko.gz", gz),
+        ] {
+            let p = dir.path().join(name);
+            fs::write(&p, &bytes).expect("write");
+            assert_eq!(read_module(&p).expect(name), plain, "{name}");
+            assert_eq!(plain_module_name(name), "m.ko");
+            assert_eq!(is_compressed_module(name), name != "m.ko");
+        }
+        // A corrupt file names itself and the format.
+        let p = dir.path().join("bad.ko.xz");
+        fs::write(&p, b"not xz").expect("write");
+        let e = read_module(&p).expect_err("corrupt xz").to_string();
+        assert!(e.contains("bad.ko.xz") && e.contains("xz"), "{e}");
+        assert_eq!(plain_module_name("modules.dep"), "modules.dep");
+    }
+
+    #[test]
+    fn module_dirs_are_looked_for_beside_the_kernel_then_on_the_host() {
+        let dirs = module_dirs_for_file(Path::new("/k/boot/vmlinuz-6.12.1"), "6.12.1");
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/k/boot/../lib/modules/6.12.1"),
+                PathBuf::from("/k/boot/../usr/lib/modules/6.12.1"),
+                PathBuf::from("/lib/modules/6.12.1"),
+            ]
+        );
+    }
+}

@@ -320,6 +320,7 @@ pub(crate) fn nics(lab: &Lab, n: &Node) -> Vec<GuestNic> {
             mac: n.mgmt_mac.to_string(),
             name: "eth0".into(),
             mtu: lab.mgmt.mtu,
+            speed_mbps: topology::Link::DEFAULT_SPEED_MBPS,
             addresses,
         });
     }
@@ -336,6 +337,7 @@ pub(crate) fn nics(lab: &Lab, n: &Node) -> Vec<GuestNic> {
                 mac: e.mac.to_string(),
                 name: e.iface.clone(),
                 mtu: l.mtu,
+                speed_mbps: l.speed_mbps(),
                 addresses,
             });
         }

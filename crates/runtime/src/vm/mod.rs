@@ -74,6 +74,10 @@ pub struct GuestNic {
     pub mac: String,
     pub name: String,
     pub mtu: u32,
+    /// The link speed the NIC reports (Mbit/s, full duplex): 802.3ad bonding takes a member of
+    /// unknown speed for down.
+    #[serde(default)]
+    pub speed_mbps: u32,
     pub addresses: Vec<(IpAddr, u8)>,
 }
 
@@ -467,8 +471,8 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
             format!("tap,id=n{i},ifname={},script=no,downscript=no", tap_name(i)),
             "-device".into(),
             format!(
-                "virtio-net-device,netdev=n{i},mac={},host_mtu={}",
-                nic.mac, nic.mtu
+                "virtio-net-device,netdev=n{i},mac={},host_mtu={},speed={},duplex=full",
+                nic.mac, nic.mtu, nic.speed_mbps
             ),
         ]);
     }
