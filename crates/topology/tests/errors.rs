@@ -554,9 +554,8 @@ fn an_old_underscore_spelling_is_named_as_such() {
 
 #[test]
 fn link_speed_takes_mbits_or_a_unit_and_names_a_bad_one() {
-    let text = format!(
-        "{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n      speed: 10 furlongs\n"
-    );
+    let text =
+        format!("{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n      speed: 10 furlongs\n");
     let e = expect_error(&text, 8, 14, &["link speed `10 furlongs`"]);
     assert!(e.contains("help:") && e.contains("10G"), "{e}");
     let text = format!("{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n      speed: 0\n");
@@ -566,16 +565,25 @@ fn link_speed_takes_mbits_or_a_unit_and_names_a_bad_one() {
     );
     expect_error(&text, 8, 14, &["link speed `2000G`"]);
 
-    for (given, mbps) in [("25G", 25_000), ("100Mbps", 100), ("40000", 40_000), ("1gbit/s", 1000)] {
+    for (given, mbps) in [
+        ("25G", 25_000),
+        ("100Mbps", 100),
+        ("40000", 40_000),
+        ("1gbit/s", 1000),
+    ] {
         let text =
             format!("{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n      speed: {given}\n");
-        let lab = run(&text).unwrap_or_else(|d| panic!("{}", d.render(false))).lab;
+        let lab = run(&text)
+            .unwrap_or_else(|d| panic!("{}", d.render(false)))
+            .lab;
         assert_eq!(lab.links[0].speed, Some(mbps), "speed: {given}");
         assert_eq!(lab.links[0].speed_mbps(), mbps);
     }
-    let lab = run(&format!("{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n"))
-        .unwrap_or_else(|d| panic!("{}", d.render(false)))
-        .lab;
+    let lab = run(&format!(
+        "{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n"
+    ))
+    .unwrap_or_else(|d| panic!("{}", d.render(false)))
+    .lab;
     assert_eq!(lab.links[0].speed, None);
     assert_eq!(lab.links[0].speed_mbps(), 10_000, "the default: 10 Gbit/s");
 }

@@ -423,6 +423,10 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
         "-display".into(),
         "none".into(),
         "-no-reboot".into(),
+        // Modern (virtio 1.0) MMIO transport: a legacy one carries only the first 32 feature
+        // bits, and a NIC's speed and duplex (bit 63) would never reach the guest.
+        "-global".into(),
+        "virtio-mmio.force-legacy=false".into(),
         "-kernel".into(),
         spec.kernel.image.display().to_string(),
         "-initrd".into(),
