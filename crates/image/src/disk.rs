@@ -124,6 +124,7 @@ impl Store {
             for (file, p) in extra_files {
                 debugfs_write(&tmp, &p, file)?;
             }
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).map_err(io_err(&tmp))?;
             fs::rename(&tmp, path).map_err(io_err(path))
         })();
         let _ = fs::remove_file(&tmp);

@@ -47,6 +47,12 @@ fn import_locked(
     created: &mut Vec<String>,
 ) -> Result<Image> {
     let meta = fs::metadata(src).map_err(io_err(src))?;
+    if !meta.is_dir() && !meta.is_file() {
+        return Err(Error::Format {
+            path: src.to_path_buf(),
+            reason: "not a regular file or a directory (devices, FIFOs and sockets are refused: they may never end)".into(),
+        });
+    }
     let source = if meta.is_dir() {
         Source {
             origin: src.to_path_buf(),
@@ -569,7 +575,7 @@ fn scan_tar(store: &Store, src: &Path) -> Result<Option<Source>> {
 
 /// Copy `r` to a new file at `path`, returning its digest and size.
 fn stage(r: &mut dyn Read, path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::create(path)?;
+    let mut file = crate::store::create_private(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;

@@ -132,6 +132,7 @@ fn empty_image() -> Image {
         manifest: String::new(),
         names: Vec::new(),
         size: 0,
+        unpacked: None,
         created: None,
         config: Default::default(),
         layers: Vec::new(),

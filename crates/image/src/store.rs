@@ -51,12 +51,75 @@ pub struct Image {
     pub names: Vec<String>,
     /// Config plus layer blobs, in bytes (compressed layers count as stored).
     pub size: u64,
+    /// The layers' files once unpacked, in bytes (what a gzip bomb hides from `size`); `None`
+    /// while a layer is not unpacked yet.
+    pub unpacked: Option<u64>,
     pub created: Option<String>,
     pub config: ImageConfig,
     /// Layer blob digests, bottom layer first.
     pub layers: Vec<String>,
     /// Digests of the uncompressed layer tars, bottom layer first.
     pub diff_ids: Vec<String>,
+}
+
+/// The most one layer may unpack to by default.
+pub const DEFAULT_MAX_UNPACKED: u64 = 32 << 30;
+
+/// The per-layer unpacked size limit: `LABWIRE_IMAGE_MAX_UNPACKED` (bytes, or with a K, M, G or
+/// T suffix), else [`DEFAULT_MAX_UNPACKED`].
+pub fn max_unpacked() -> u64 {
+    std::env::var("LABWIRE_IMAGE_MAX_UNPACKED")
+        .ok()
+        .and_then(|v| parse_size(&v))
+        .unwrap_or(DEFAULT_MAX_UNPACKED)
+}
+
+/// `123`, `10K`, `512M`, `64G`, `1T` (powers of 1024) as bytes.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (digits, shift) = match v.char_indices().last()? {
+        (i, 'k' | 'K') => (&v[..i], 10),
+        (i, 'm' | 'M') => (&v[..i], 20),
+        (i, 'g' | 'G') => (&v[..i], 30),
+        (i, 't' | 'T') => (&v[..i], 40),
+        _ => (v, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Remove what killed imports and unpacks left in `tmp/`: each entry's name carries the id of
+/// the process that made it (see [`Store::tmp_path`]), and one whose process is gone is residue.
+fn sweep_tmp(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.rsplit('-').nth(2))
+            .and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let p = e.path();
+        let _ = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+    }
+}
+
+/// Create a new file 0600: blobs and disks are image content, private like the store root.
+pub(crate) fn create_private(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// What an image says about how to run it.
@@ -86,7 +149,14 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
-        fs::create_dir_all(root).map_err(io_err(root))?;
+        // Everything below the root is image content or derived from it (blobs, unpacked layers
+        // with set-uid programs, VM disks): the root is 0700, corrected if it exists.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(io_err(root))?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700)).map_err(io_err(root))?;
         fs::create_dir_all(store.root.join("blobs/sha256")).map_err(io_err(root))?;
         for private in ["layers", "tmp", "locks"] {
             // Unpacked layers hold set-uid programs: keep them out of other users' reach.
@@ -101,6 +171,7 @@ impl Store {
             }
         }
         fs::create_dir_all(root.join("layers/sha256")).map_err(io_err(root))?;
+        sweep_tmp(&root.join("tmp"));
         let layout = root.join("oci-layout");
         if !layout.exists() {
             store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -249,7 +320,7 @@ impl Store {
     pub(crate) fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
         let tmp = self.tmp_path("file");
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = create_private(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             fs::rename(&tmp, path)
@@ -275,7 +346,7 @@ impl Store {
         }
         let tmp = self.tmp_path("blob");
         let copied = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = create_private(&tmp)?;
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 1 << 16];
             let mut size = 0u64;
@@ -412,6 +483,7 @@ impl Store {
             manifest: manifest_digest.to_string(),
             names,
             size,
+            unpacked: self.unpacked_size(&config.rootfs.diff_ids),
             created: config.created,
             config: ImageConfig {
                 entrypoint: c.entrypoint.unwrap_or_default(),
@@ -516,8 +588,24 @@ impl Store {
                 Err(e) => return Err(io_err(dir)(e)),
             }
             let _ = fs::remove_file(self.root.join("locks").join(format!("{hex}.lock")));
+            let _ = fs::remove_file(self.layer_size_path(hex));
         }
         Ok(())
+    }
+
+    /// Where the unpacked size of layer `hex` (its diff-id's hex) is recorded.
+    fn layer_size_path(&self, hex: &str) -> PathBuf {
+        self.root.join("layers").join(format!("sha256-{hex}.size"))
+    }
+
+    /// The unpacked size of `image` (its layers' files, holes included), when every layer
+    /// recorded one (layers unpacked by an earlier labwire did not).
+    fn unpacked_size(&self, diff_ids: &[String]) -> Option<u64> {
+        diff_ids.iter().try_fold(0u64, |sum, d| {
+            let hex = digest_hex(d).ok()?;
+            let text = fs::read_to_string(self.layer_size_path(hex)).ok()?;
+            Some(sum + text.trim().parse::<u64>().ok()?)
+        })
     }
 
     /// Unpack the layer blob `blob` (gzip, zstd or plain tar) unless its diff-id's directory
@@ -557,6 +645,7 @@ impl Store {
             .mode(0o755)
             .create(&tmp)
             .map_err(io_err(&tmp))?;
+        let mut unpacked_bytes = 0;
         let unpacked = (|| {
             let file = File::open(&blob_path).map_err(io_err(&blob_path))?;
             let (_, reader) =
@@ -564,7 +653,9 @@ impl Store {
                     layer: blob.to_string(),
                     source,
                 })?;
-            let reader = unpack_layer(HashingReader::new(reader), &tmp, blob)?;
+            let (reader, size) =
+                unpack_layer(HashingReader::new(reader), &tmp, blob, max_unpacked())?;
+            unpacked_bytes = size;
             let (actual, _) = reader.finish().map_err(|source| Error::BadLayer {
                 layer: blob.to_string(),
                 source,
@@ -594,7 +685,12 @@ impl Store {
             // SAFETY: syncfs on a descriptor we hold open; no memory is passed.
             unsafe { libc::syncfs(dir.as_raw_fd()) };
         }
-        let dir = layers.join(digest_hex(&actual)?);
+        let hex = digest_hex(&actual)?;
+        let _ = self.write_atomic(
+            &self.layer_size_path(hex),
+            unpacked_bytes.to_string().as_bytes(),
+        );
+        let dir = layers.join(hex);
         match fs::rename(&tmp, &dir) {
             Ok(()) => {}
             // Someone else unpacked the same layer meanwhile: theirs is as good as ours.

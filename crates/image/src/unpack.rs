@@ -24,7 +24,16 @@ use crate::error::{Error, Result};
 
 /// Unpack the tar stream `reader` into the existing, empty directory `dest`. `layer` names the layer
 /// in errors. Returns the reader, positioned after the tar end marker, so the caller can drain it.
-pub(crate) fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Result<R> {
+///
+/// Regular files are written sparse (runs of zeros become holes), and the layer may unpack to at
+/// most `limit` bytes (the sum of its files' sizes): a small compressed layer cannot fill the disk.
+/// Returns the reader and the unpacked size.
+pub(crate) fn unpack_layer<R: Read>(
+    reader: R,
+    dest: &Path,
+    layer: &str,
+    limit: u64,
+) -> Result<(R, u64)> {
     let root = open_path_dir(dest).map_err(|source| Error::Io {
         path: dest.to_path_buf(),
         source,
@@ -32,6 +41,8 @@ pub(crate) fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Resu
     let mut unpacker = Unpacker {
         root,
         dirs: Vec::new(),
+        unpacked: 0,
+        limit,
     };
     let mut archive = tar::Archive::new(reader);
     let bad_layer = |source| Error::BadLayer {
@@ -47,6 +58,10 @@ pub(crate) fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Resu
                 entry: name,
                 reason,
             },
+            Fail::TooLarge => Error::TooLarge {
+                layer: layer.to_string(),
+                limit,
+            },
             Fail::Io(source) => Error::Entry {
                 layer: layer.to_string(),
                 entry: name,
@@ -55,13 +70,62 @@ pub(crate) fn unpack_layer<R: Read>(reader: R, dest: &Path, layer: &str) -> Resu
         })?;
     }
     unpacker.finish_directories();
-    Ok(archive.into_inner())
+    Ok((archive.into_inner(), unpacker.unpacked))
+}
+
+/// Copy `from` into the new file `to`, leaving holes where whole blocks are zero, and return
+/// `total` plus the bytes copied; fails with [`Fail::TooLarge`] before going past `limit`.
+fn copy_sparse(
+    from: &mut impl Read,
+    to: &mut File,
+    mut total: u64,
+    limit: u64,
+) -> Result<u64, Fail> {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    const BLOCK: usize = 64 << 10;
+    static ZEROS: [u8; BLOCK] = [0; BLOCK];
+    let mut buf = vec![0u8; BLOCK];
+    let mut len = 0u64;
+    loop {
+        // Fill the block (short reads happen at tar entry boundaries and in decompressors).
+        let mut n = 0;
+        while n < BLOCK {
+            match from.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fail::Io(e)),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > limit {
+            return Err(Fail::TooLarge);
+        }
+        // A slice comparison (memcmp) rather than a byte loop: sparse files are tens of GiB.
+        if buf[..n] == ZEROS[..n] {
+            to.seek(SeekFrom::Current(n as i64))?;
+        } else {
+            to.write_all(&buf[..n])?;
+        }
+        len += n as u64;
+        if n < BLOCK {
+            break;
+        }
+    }
+    // A file ending in a hole still has its full length.
+    to.set_len(len)?;
+    Ok(total)
 }
 
 /// Why one entry could not be written.
 enum Fail {
     /// Writing it could escape the layer root, or it makes no sense in a layer.
     Unsafe(String),
+    /// The layer's files add up to more than the limit.
+    TooLarge,
     Io(io::Error),
 }
 
@@ -84,6 +148,9 @@ struct Unpacker {
     root: OwnedFd,
     /// Directories whose mtime is set at the end (writing their children changes it).
     dirs: Vec<(Vec<CString>, i64)>,
+    /// Bytes of regular files so far, and the most allowed.
+    unpacked: u64,
+    limit: u64,
 }
 
 impl Unpacker {
@@ -151,7 +218,7 @@ impl Unpacker {
                     0o600,
                 )?;
                 let mut file = File::from(fd);
-                io::copy(entry, &mut file)?;
+                self.unpacked = copy_sparse(entry, &mut file, self.unpacked, self.limit)?;
                 apply_meta(file.as_fd(), &meta)?;
                 set_times_at(file.as_fd(), None, meta.mtime)?;
             }
@@ -600,6 +667,7 @@ mod tests {
             .map(|v| v.iter().map(|c| c.to_string_lossy().into_owned()).collect())
             .map_err(|f| match f {
                 Fail::Unsafe(r) => r,
+                Fail::TooLarge => "too large".into(),
                 Fail::Io(e) => e.to_string(),
             })
     }

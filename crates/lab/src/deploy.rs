@@ -118,6 +118,16 @@ pub fn preflight(lab: &Lab) -> Result<()> {
             }
         }
     }
+    crate::contain::check_lab_dir(lab, &mut problems);
+    crate::contain::check_sources(lab, &mut problems);
+    crate::contain::check_foreign_names(lab, &mut problems);
+    if lab
+        .nodes
+        .iter()
+        .any(|n| n.is_workload() && n.network_mode == NetworkMode::Bridged)
+    {
+        crate::contain::check_mgmt_routes(lab, &mut problems);
+    }
     // One dump of the host's interfaces answers every name check below.
     let host_links: HashSet<String> = Handle::new()
         .and_then(|mut h| h.links())
@@ -271,11 +281,12 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         if alive && !opts.reconfigure {
             return Err(Error::Invalid(format!(
                 "lab {} is already deployed; destroy it first (`labwire destroy --name {}`) or deploy with --reconfigure",
-                lab.name, lab.name
+                lab.name, shell_quote(&lab.name)
             )));
         }
         destroy::destroy_recorded(&lab.name, &rec, false)?;
     }
+    paths::private_lab_dirs(&lab.name)?;
     let journal;
     {
         let _g = Lock::global()?;
@@ -431,13 +442,12 @@ impl Run<'_> {
 
     fn all(&mut self) -> Result<()> {
         let lab = self.lab;
-        let created = lab.dir.exists();
+        let existed = std::fs::symlink_metadata(&lab.dir).is_ok();
         self.journal.record(&[Entry::LabDir {
             path: lab.dir.clone(),
-            created: !created,
+            created: !existed,
         }])?;
-        std::fs::create_dir_all(&lab.dir)
-            .map_err(io(format!("create lab directory {}", lab.dir.display())))?;
+        artifacts::open_lab_dir(&lab.dir)?;
         let state_dir = paths::lab_state_dir(&lab.name);
         // Container nodes' images live in their engine, not in labwire's store.
         let mut native_view = lab.clone();
@@ -655,14 +665,15 @@ impl Run<'_> {
         // Names under /run/netns are bind mounts, and every new mount namespace copies all of them:
         // registering only after this round's nodes exist keeps node creation linear in lab size.
         let t = Instant::now();
+        let nets = self.nets.lock().expect("nets");
         let entries: Vec<Entry> = nodes
             .iter()
             .map(|n| Entry::Netns {
                 name: n.long_name.clone(),
+                ino: nets.get(&n.name).and_then(|ns| ns.inode().ok()),
             })
             .collect();
         self.journal.record(&entries)?;
-        let nets = self.nets.lock().expect("nets");
         for n in nodes {
             let ns = nets
                 .get(&n.name)
@@ -818,7 +829,16 @@ impl Run<'_> {
             socket: Some(engine.socket().to_path_buf()),
         };
         self.journal.record(&[entry(None)])?;
-        let id = engine.create(&spec)?;
+        let id = match engine.create(&spec) {
+            Ok(id) => id,
+            Err(e) => {
+                // Refused (a name conflict): whatever holds the name is not this lab's.
+                self.journal.record(&[Entry::ContainerNotMade {
+                    name: n.long_name.clone(),
+                }])?;
+                return Err(e.into());
+            }
+        };
         self.journal.record(&[entry(Some(id.clone()))])?;
         let pid = engine.start(&id, &n.long_name)?;
         let proc = runtime::process::ProcId::of(pid).ok_or_else(|| {
@@ -1198,13 +1218,44 @@ impl Run<'_> {
         let ssh_dir = paths::ssh_config_dir();
         if ssh_dir.is_dir() {
             let path = ssh_dir.join(format!("clab-{}.conf", lab.name));
+            if std::fs::symlink_metadata(&path).is_ok()
+                && !crate::contain::ssh_config_is_labwires(&path)
+            {
+                // Someone else's file by that name: it stays as it is, and is not recorded.
+                self.progress.message(&format!(
+                    "warning: {} exists and was not written by labwire; leaving it alone (no ssh config for lab {})",
+                    path.display(),
+                    lab.name
+                ));
+                return Ok(());
+            }
             self.journal
                 .record(&[Entry::SshConfig { path: path.clone() }])?;
-            std::fs::write(&path, artifacts::ssh_config(lab))
-                .map_err(io(format!("write {}", path.display())))?;
+            write_new_file(&path, artifacts::ssh_config(lab).as_bytes())?;
         }
         Ok(())
     }
+}
+
+/// Write `data` to `path` as a root-owned 0644 file, never through a link: a file put there
+/// between the check and the write is replaced, not written into.
+fn write_new_file(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension(format!("labwire-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(data))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io(format!("write {}", path.display())))
 }
 
 /// A healthcheck `test` as one shell command.

@@ -57,7 +57,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     //    id when recorded, else by name if the container there carries this lab's label. Those
     //    sharing another's network go first (in waves, deepest first): Podman refuses to remove a
     //    container others depend on.
-    let containers = rec.containers();
+    let not_made = rec.containers_not_made();
+    let containers: Vec<RecordedContainer> = rec
+        .containers()
+        .into_iter()
+        .filter(|c| c.id.is_some() || !not_made.contains(c.name.as_str()))
+        .collect();
     let mut by_engine: BTreeMap<(EngineKind, Option<&Path>), Vec<&RecordedContainer>> =
         BTreeMap::new();
     for c in &containers {
@@ -227,6 +232,34 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         }
     }
 
+    // Addresses added to a bridge labwire did not make, unless another lab still uses it.
+    let added: Vec<(&String, std::net::IpAddr, u8)> = rec
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::HostAddress { link, addr, prefix } => Some((link, *addr, *prefix)),
+            _ => None,
+        })
+        .collect();
+    if !added.is_empty() {
+        let _g = Lock::global()?;
+        let in_use = bridges_used_by_others(name);
+        for (link, addr, prefix) in added {
+            if in_use.contains(link.as_str()) {
+                continue;
+            }
+            match host.link(link) {
+                Ok(Some(l)) => {
+                    if let Err(err) = host.delete_address(l.index, addr, prefix) {
+                        errors.push(format!("remove address {addr}/{prefix} from {link}: {err}"));
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => errors.push(format!("look up {link}: {err}")),
+            }
+        }
+    }
+
     // Firewall rules accepting a bridge's traffic, unless another lab still uses the bridge.
     let rules: Vec<(&String, &String)> = rec
         .entries
@@ -251,16 +284,25 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
 
     // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from several
     // threads lets those waits overlap.
-    let names: Vec<&String> = rec
+    let names: Vec<(&String, Option<u64>)> = rec
         .entries
         .iter()
         .filter_map(|e| match e {
-            Entry::Netns { name } => Some(name),
+            Entry::Netns { name, ino } => Some((name, *ino)),
             _ => None,
         })
         .collect();
-    let results = crate::pool::run(&names, 16, &|| false, &|name: &&String| {
-        wire::netns::unregister(name).map_err(|err| format!("unregister namespace {name}: {err}"))
+    let results = crate::pool::run(&names, 16, &|| false, &|(name, ino): &(
+        &String,
+        Option<u64>,
+    )| {
+        // A name registered by someone else (taken before this lab's registration failed, or
+        // after this lab's was removed) holds another namespace: it stays.
+        match ino {
+            Some(ino) => wire::netns::unregister_if(name, *ino).map(|_| ()),
+            None => wire::netns::unregister(name),
+        }
+        .map_err(|err| format!("unregister namespace {name}: {err}"))
     });
     errors.extend(results.into_iter().flatten().filter_map(Result::err));
     // The kills were sent before; by now most have taken effect.
@@ -293,11 +335,14 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                     errors.push(err.to_string());
                 }
             }
-            Entry::SshConfig { path } => match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => errors.push(format!("remove {}: {err}", path.display())),
-            },
+            // Only while it is still labwire's file (someone may have replaced it since).
+            Entry::SshConfig { path } if crate::contain::ssh_config_is_labwires(path) => {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => errors.push(format!("remove {}: {err}", path.display())),
+                }
+            }
             _ => {}
         }
     }

@@ -26,12 +26,14 @@ pub(crate) fn ensure_image(
         Some("always") => true,
         _ => !present,
     };
+    // Suggested commands carry the reference quoted for a shell: it comes from the topology.
+    let quoted = crate::deploy::shell_quote(reference);
     if !pull {
         return if present {
             Ok(())
         } else {
             Err(format!(
-                "image `{reference}` is not in labwire's image store (image-pull-policy: never); import it with `labwire image import FILE --name {reference}`"
+                "image `{reference}` is not in labwire's image store (image-pull-policy: never); import it with `labwire image import FILE --name {quoted}`"
             ))
         };
     }
@@ -46,7 +48,7 @@ pub(crate) fn ensure_image(
         Ok(_) => Ok(()),
         Err(_) if present => Ok(()),
         Err(e) => Err(format!(
-            "image `{reference}` is not in labwire's image store and pulling it failed ({e:#}); import it with `labwire image import FILE --name {reference}` or pull it with `labwire image pull {reference}`"
+            "image `{reference}` is not in labwire's image store and pulling it failed ({e:#}); import it with `labwire image import FILE --name {quoted}` or pull it with `labwire image pull {quoted}`"
         )),
     }
 }

@@ -5,6 +5,7 @@
 //! and starts nodes only through `runtime`.
 
 pub mod artifacts;
+pub mod contain;
 pub mod deploy;
 pub mod destroy;
 pub mod error;

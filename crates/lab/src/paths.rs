@@ -34,6 +34,37 @@ pub fn lab_run_dir(lab: &str) -> PathBuf {
     lock_dir().join("run").join(lab)
 }
 
+/// Make `dir` (and its missing parents) and set it to 0700: labwire's own directories hold image
+/// content (set-uid programs a node installed in its writable layer), VM disks and initramfs
+/// images with the node's secrets. A directory that exists gets its mode corrected, since a
+/// release before this one made them 0755.
+pub fn private_dir(dir: &std::path::Path) -> crate::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(crate::error::io(format!("create {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(crate::error::io(format!("make {} private", dir.display())))
+}
+
+/// The directories of a lab that hold what other users must not reach, each 0700: the state root,
+/// `labs/` and the lab's state directory (node layers, VM disks), and the runtime root and the
+/// lab's runtime directory (initramfs images, console logs).
+pub fn private_lab_dirs(lab: &str) -> crate::Result<()> {
+    for d in [
+        state_root(),
+        state_root().join("labs"),
+        lab_state_dir(lab),
+        lock_dir().join("run"),
+        lab_run_dir(lab),
+    ] {
+        private_dir(&d)?;
+    }
+    Ok(())
+}
+
 /// A lab name given on the command line becomes part of paths labwire removes: it must be a name
 /// the topology would accept (letters, digits, `.`, `_`, `-`; no `..`; not empty).
 pub fn check_lab_name(name: &str) -> crate::Result<()> {

@@ -53,8 +53,25 @@ pub enum Entry {
     /// About to accept a bridge's traffic in the Docker engine's `DOCKER-USER` chain (`tool` is
     /// iptables or ip6tables); removed with the bridge.
     FirewallAccept { tool: String, bridge: String },
-    /// About to register /run/netns/<name>.
-    Netns { name: String },
+    /// About to register /run/netns/<name> for the namespace whose nsfs inode is `ino`: destroy
+    /// unregisters the name only while it still holds that namespace (entries written before
+    /// labwire recorded the inode have none, and are trusted).
+    Netns {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ino: Option<u64>,
+    },
+    /// The engine refused to create container `name` (the name is someone else's): destroy never
+    /// removes a container by that name.
+    ContainerNotMade { name: String },
+    /// About to add address `addr/prefix` to host link `link`, which labwire did not make (a
+    /// management bridge that already existed): destroy removes the address again, once no other
+    /// lab uses that bridge.
+    HostAddress {
+        link: String,
+        addr: std::net::IpAddr,
+        prefix: u8,
+    },
     /// About to make a link in the host namespace (deleted on destroy only if its MAC matches).
     HostLink { name: String, mac: String },
     /// About to make a bridge in the host; `shared` for a management bridge other labs may use.
@@ -187,6 +204,17 @@ impl Recorded {
             }
         }
         out
+    }
+
+    /// Container names this lab's deploy tried and the engine refused.
+    pub fn containers_not_made(&self) -> std::collections::HashSet<&str> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::ContainerNotMade { name } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn done(&self) -> bool {

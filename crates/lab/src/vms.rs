@@ -277,8 +277,9 @@ fn find_kernel(
         Some(reference) => {
             let kimg = store.resolve(reference).map_err(bad)?.ok_or_else(|| {
                 Error::Invalid(format!(
-                    "node {}: kernel image `{reference}` is not in labwire's image store (import it with `labwire image import FILE --name {reference}`, or give a vmlinuz path)",
-                    n.name
+                    "node {}: kernel image `{reference}` is not in labwire's image store (import it with `labwire image import FILE --name {}`, or give a vmlinuz path)",
+                    n.name,
+                    crate::deploy::shell_quote(reference)
                 ))
             })?;
             let layers = store.layer_dirs(&kimg).map_err(bad)?;

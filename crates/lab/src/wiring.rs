@@ -631,8 +631,10 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
         .link(&m.bridge)
         .map_err(wire_err(format!("look up bridge {}", m.bridge)))?;
     let mut created = false;
+    let mut foreign = false;
     let idx = match existing {
         Some(l) => {
+            foreign = l.mac.map(Mac) != Some(mgmt_bridge_mac(lab));
             // Every lab on a bridge labwire made records it, so the last one out removes it.
             if l.mac.map(Mac) == Some(mgmt_bridge_mac(lab)) {
                 journal.record(&[Entry::Bridge {
@@ -666,18 +668,66 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
                 .map_err(wire_err(format!("create management bridge {}", m.bridge)))?
         }
     };
-    let mut b = host.batch();
-    if let Some(gw) = m.ipv4_gw_net() {
-        b.add_address(idx, IpAddr::V4(gw.addr()), gw.prefix_len());
+    let gws: Vec<(IpAddr, u8)> = m
+        .ipv4_gw_net()
+        .map(|gw| (IpAddr::V4(gw.addr()), gw.prefix_len()))
+        .into_iter()
+        .chain(
+            m.ipv6_gw_net()
+                .map(|gw| (IpAddr::V6(gw.addr()), gw.prefix_len())),
+        )
+        .collect();
+    if foreign {
+        journal_foreign_addresses(host, idx, &m.bridge, &gws, journal)?;
     }
-    if let Some(gw) = m.ipv6_gw_net() {
-        b.add_address(idx, IpAddr::V6(gw.addr()), gw.prefix_len());
+    let mut b = host.batch();
+    for (addr, prefix) in gws {
+        b.add_address(idx, addr, prefix);
     }
     if !b.is_empty() {
         b.commit()
             .map_err(wire_err(format!("address management bridge {}", m.bridge)))?;
     }
     Ok(created)
+}
+
+/// A bridge labwire did not make keeps only what it had: each gateway address it lacks is
+/// journalled before it is added, so destroy removes exactly those.
+fn journal_foreign_addresses(
+    host: &mut Handle,
+    idx: u32,
+    bridge: &str,
+    gws: &[(IpAddr, u8)],
+    journal: &Journal,
+) -> Result<()> {
+    // An address another lab added (and journalled) is this lab's too: the last lab out removes it.
+    let by_labs: HashSet<(IpAddr, u8)> = crate::state::recorded_labs()
+        .into_iter()
+        .flat_map(|other| {
+            crate::state::Recorded::read(&crate::paths::lab_state_dir(&other)).entries
+        })
+        .filter_map(|e| match e {
+            Entry::HostAddress { link, addr, prefix } if link == bridge => Some((addr, prefix)),
+            _ => None,
+        })
+        .collect();
+    let had: HashSet<(IpAddr, u8)> = host
+        .addresses(Some(idx))
+        .map_err(wire_err(format!("list the addresses of {bridge}")))?
+        .into_iter()
+        .map(|(_, a, p)| (a, p))
+        .filter(|a| !by_labs.contains(a))
+        .collect();
+    let added: Vec<Entry> = gws
+        .iter()
+        .filter(|g| !had.contains(g))
+        .map(|&(addr, prefix)| Entry::HostAddress {
+            link: bridge.to_string(),
+            addr,
+            prefix,
+        })
+        .collect();
+    journal.record(&added)
 }
 
 /// Make sure every `bridge` kind node's bridge exists; record those labwire creates.

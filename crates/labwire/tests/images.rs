@@ -26,17 +26,6 @@ use serde_json::{json, Value};
 // Images built by the tests
 // ---------------------------------------------------------------------------------------------
 
-/// `tar -cf out -C dir .` with root ownership.
-fn tar_dir(dir: &Path, out: &Path) {
-    let mut c = Command::new("tar");
-    c.args(["--numeric-owner", "--owner=0", "--group=0", "-cf"])
-        .arg(out)
-        .arg("-C")
-        .arg(dir)
-        .arg(".");
-    run_ok(c);
-}
-
 /// The bytes of a tar of `dir`, made in `scratch`.
 fn tar_bytes(dir: &Path, scratch: &Path) -> Vec<u8> {
     let out = scratch.join(format!(

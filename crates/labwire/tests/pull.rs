@@ -187,13 +187,7 @@ impl Registry {
         let root = scratch.join("rootfs");
         busybox_rootfs(&root, "pull");
         let tar = scratch.join("rootfs.tar");
-        let mut c = Command::new("tar");
-        c.args(["--numeric-owner", "--owner=0", "--group=0", "-cf"])
-            .arg(&tar)
-            .arg("-C")
-            .arg(&root)
-            .arg(".");
-        run_ok(c);
+        tar_dir(&root, &tar);
         let mut c = Command::new("gzip");
         c.args(["-n", "-c"]).arg(&tar);
         let layer = run_ok(c).stdout;

@@ -177,8 +177,38 @@ fn process_env(k: &str) -> Option<String> {
     std::env::var(k).ok()
 }
 
+/// The most an `env-files` entry may hold.
+pub const MAX_ENV_FILE_BYTES: u64 = 1 << 20;
+
+/// Read an env file: a regular file of at most [`MAX_ENV_FILE_BYTES`]. It is opened non-blocking
+/// (a FIFO with no writer would hang the open) and refused unless regular (a device such as
+/// /dev/zero never ends), then read through a bound.
+pub fn read_env_file(p: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(invalid(
+            "not a regular file (an env file is read whole; devices, FIFOs and sockets are refused)".into(),
+        ));
+    }
+    let mut buf = Vec::new();
+    f.take(MAX_ENV_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_ENV_FILE_BYTES {
+        return Err(invalid(format!(
+            "larger than {MAX_ENV_FILE_BYTES} bytes, the most an env file may hold"
+        )));
+    }
+    String::from_utf8(buf).map_err(|_| invalid("not UTF-8 text".into()))
+}
+
 fn fs_read(p: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(p)
+    read_env_file(p)
 }
 
 impl Default for Options<'_> {
@@ -491,6 +521,13 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         levels.extend(kind);
         levels.push(&defaults);
         let levels = Levels { levels };
+        if n == "host" {
+            d.warning(
+                Some(*span),
+                "a node named `host`: in links, `host:IFACE` names an interface of the host itself, so links cannot reach this node by name",
+            )
+            .help("rename the node (e.g. `host1`)");
+        }
         if let Some(node) = node::decode(n, *span, &levels, &cx, d) {
             if node.is_workload() {
                 for (field, _) in node::FIELDS {
@@ -818,7 +855,36 @@ fn resolve_iface_names(lab: &Lab, links: &mut [link::Decoded], d: &mut Diagnosti
     }
 }
 
+/// Two endpoints given one MAC in the file: the kernel takes it, but the segment (or the host's
+/// neighbour tables) then cannot tell them apart.
+fn warn_duplicate_macs(links: &[link::Decoded], d: &mut Diagnostics) {
+    let mut first: HashMap<Mac, (String, Span)> = HashMap::new();
+    for l in links {
+        for ((ep, explicit), span) in l.link.endpoints().zip(&l.explicit_mac).zip(&l.spans) {
+            if !explicit {
+                continue;
+            }
+            let here = format!("{}:{}", ep.node, ep.iface);
+            match first.get(&ep.mac) {
+                Some((other, at)) => {
+                    d.warning(
+                        Some(*span),
+                        format!(
+                            "MAC {} of {here} is also the MAC of {other} (line {}); interfaces sharing a MAC confuse the switches and neighbours that see both",
+                            ep.mac, at.start.line
+                        ),
+                    );
+                }
+                None => {
+                    first.insert(ep.mac, (here, *span));
+                }
+            }
+        }
+    }
+}
+
 fn check_links(lab: &Lab, links: &[link::Decoded], defined: &HashSet<String>, d: &mut Diagnostics) {
+    warn_duplicate_macs(links, d);
     // `Lab::node` is a linear search; with 10 000 nodes and 20 000 links it must not run per endpoint.
     let by_name: HashMap<&str, &Node> = lab.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     // (node, iface) → span of first use; host-side names share one namespace.

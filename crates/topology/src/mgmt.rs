@@ -116,6 +116,11 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
         let x = get(k)?;
         let s = read::string(x, k, d)?;
         match s.parse::<Ipv4Net>() {
+            Ok(n) if n.prefix_len() == 0 => {
+                d.error(Some(x.span), format!("mgmt {k} `{s}` covers every IPv4 address"))
+                    .help("its route would replace the host's default route; use a private prefix such as 172.20.20.0/24");
+                None
+            }
             Ok(n) if n.network() == n.addr() => Some(n),
             Ok(n) => {
                 d.error(Some(x.span), format!("mgmt {k} `{s}` has host bits set"))
@@ -136,6 +141,11 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> MgmtNet {
         let x = get(k)?;
         let s = read::string(x, k, d)?;
         match s.parse::<Ipv6Net>() {
+            Ok(n) if n.prefix_len() == 0 => {
+                d.error(Some(x.span), format!("mgmt {k} `{s}` covers every IPv6 address"))
+                    .help("its route would replace the host's default route; use a prefix such as 3fff:172:20:20::/64");
+                None
+            }
             Ok(n) if n.network() == n.addr() => Some(n),
             Ok(n) => {
                 d.error(Some(x.span), format!("mgmt {k} `{s}` has host bits set"))

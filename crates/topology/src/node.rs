@@ -4,7 +4,7 @@
 //! Owns every per-node check (names, addresses, sizes, ports, stages). It does not assign management
 //! addresses or MACs to links; `mgmt` and `link` do.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
@@ -138,6 +138,8 @@ impl Levels<'_> {
             Merge::First => found.next().cloned(),
             Merge::List => {
                 let mut items: Vec<Value> = Vec::new();
+                // Text items already taken: one lookup each keeps a merge linear in its input.
+                let mut seen: HashSet<&str> = HashSet::new();
                 let mut span = None;
                 // Defaults first, so the node's own items come last.
                 let all: Vec<&Value> = found.collect();
@@ -146,10 +148,7 @@ impl Levels<'_> {
                     match &v.kind {
                         Kind::Seq(s) => {
                             for item in s {
-                                if !items
-                                    .iter()
-                                    .any(|i| i.as_str() == item.as_str() && item.as_str().is_some())
-                                {
+                                if item.as_str().is_none_or(|t| seen.insert(t)) {
                                     items.push(item.clone());
                                 }
                             }
@@ -165,6 +164,9 @@ impl Levels<'_> {
             }
             Merge::Map => {
                 let mut entries: Vec<(Value, Value)> = Vec::new();
+                // Where each key sits in `entries`, so a more specific level replaces its value
+                // in one lookup (the merge stays linear in the levels' sizes).
+                let mut at: HashMap<Option<&str>, usize> = HashMap::new();
                 let mut span = None;
                 let all: Vec<&Value> = found.collect();
                 for v in all.iter().rev() {
@@ -172,9 +174,12 @@ impl Levels<'_> {
                     match &v.kind {
                         Kind::Map(m) => {
                             for (k, val) in m {
-                                match entries.iter_mut().find(|(e, _)| e.as_str() == k.as_str()) {
-                                    Some(slot) => slot.1 = val.clone(),
-                                    None => entries.push((k.clone(), val.clone())),
+                                match at.get(&k.as_str()) {
+                                    Some(&i) => entries[i].1 = val.clone(),
+                                    None => {
+                                        at.insert(k.as_str(), entries.len());
+                                        entries.push((k.clone(), val.clone()));
+                                    }
                                 }
                             }
                         }
@@ -191,6 +196,32 @@ impl Levels<'_> {
 }
 
 /// Node names: a letter or digit first, then letters, digits, `.`, `_`, `-`; never `..`.
+/// The longest file name (a path component) Linux accepts.
+pub const MAX_FILE_NAME: usize = 255;
+
+/// The longest hostname Linux accepts (`HOST_NAME_MAX`).
+pub const MAX_HOSTNAME: usize = 64;
+
+/// The sysctls a node's own namespaces hold (net, uts, ipc), as messages list them.
+pub const NAMESPACED_SYSCTLS: &str =
+    "net.*, kernel.hostname, kernel.domainname, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*";
+
+/// Whether sysctl `key` (dotted or slashed) belongs to a namespace a node has of its own: the
+/// network namespace's `net.*`, the UTS namespace's host and domain names, the IPC namespace's
+/// `kernel.shm*`, `kernel.msg*`, `kernel.sem` and `fs.mqueue.*` (Docker accepts the same set).
+pub fn is_namespaced_sysctl(key: &str) -> bool {
+    let key = key.replace('/', ".");
+    key.starts_with("net.")
+        || key.starts_with("fs.mqueue.")
+        || matches!(
+            key.as_str(),
+            "kernel.hostname" | "kernel.domainname" | "kernel.sem" | "kernel.shm_rmid_forced"
+        )
+        || key.strip_prefix("kernel.").is_some_and(|k| {
+            ["shmall", "shmmax", "shmmni", "msgmax", "msgmnb", "msgmni"].contains(&k)
+        })
+}
+
 pub fn check_node_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
@@ -507,10 +538,25 @@ pub fn decode(
         .map(|v| read::string_map(&v, &what("sysctls"), d))
         .unwrap_or_default()
         .into_iter()
-        .map(|(k, (v, _))| (k, v))
+        .filter_map(|(k, (v, span))| {
+            // A VM node's sysctls go to its own kernel; elsewhere a key the node's namespaces do
+            // not hold would change the host's kernel for good.
+            if runtime != Runtime::Vm && !is_namespaced_sysctl(&k) {
+                d.error(
+                    Some(span),
+                    format!("sysctl `{k}` of node {name} is not namespaced: setting it would change the host's kernel"),
+                )
+                .help(format!("accepted: {NAMESPACED_SYSCTLS} (or any key on a `runtime: vm` node)"));
+                return None;
+            }
+            Some((k, v))
+        })
         .collect();
 
-    let mut binds: Vec<Bind> = Vec::new();
+    // Slots in order; a later bind for the same target empties the earlier one's slot (found in
+    // one lookup, so thousands of binds merge in linear time).
+    let mut slots: Vec<Option<Bind>> = Vec::new();
+    let mut by_target: HashMap<String, usize> = HashMap::new();
     for (b, span) in get("binds")
         .map(|v| read::strings(&v, &what("binds"), d))
         .unwrap_or_default()
@@ -530,9 +576,12 @@ pub fn decode(
                 .unwrap_or_default(),
         };
         // The most specific level wins for one target.
-        binds.retain(|x| x.target != bind.target);
-        binds.push(bind);
+        if let Some(i) = by_target.insert(bind.target.clone(), slots.len()) {
+            slots[i] = None;
+        }
+        slots.push(Some(bind));
     }
+    let binds: Vec<Bind> = slots.into_iter().flatten().collect();
 
     let mut ports = Vec::new();
     for (p, span) in get("ports")
@@ -719,9 +768,35 @@ pub fn decode(
     let path_field =
         |key: &str, d: &mut Diagnostics| text(key, d).map(|s| resolve_path(cx.base_dir, &s));
 
+    // Names the kernel must accept at deploy: the long name is a file name under /run/netns
+    // (at most 255 bytes), the hostname goes to sethostname (at most 64 bytes).
+    let long = long_name(cx.prefix, cx.lab, name);
+    if long.len() > MAX_FILE_NAME {
+        d.error(
+            Some(name_span),
+            format!(
+                "node {name}: its long name `{long}` has {} bytes; as a network namespace name it can have at most {MAX_FILE_NAME}",
+                long.len()
+            ),
+        )
+        .help("shorten the lab name, the node name or the prefix");
+    }
+    let hostname = text("hostname", d).unwrap_or_else(|| name.to_string());
+    if hostname.len() > MAX_HOSTNAME {
+        let span = get("hostname").map_or(name_span, |v| v.span);
+        d.error(
+            Some(span),
+            format!(
+                "node {name}: hostname `{hostname}` has {} bytes; Linux takes at most {MAX_HOSTNAME}",
+                hostname.len()
+            ),
+        )
+        .help("set a shorter `hostname` for the node");
+    }
+
     Some(Node {
         name: name.to_string(),
-        long_name: long_name(cx.prefix, cx.lab, name),
+        long_name: long,
         kind,
         class,
         node_type: text("type", d),
@@ -730,7 +805,7 @@ pub fn decode(
         image: text("image", d),
         image_pull_policy,
         dir: node_dir.clone(),
-        hostname: text("hostname", d).unwrap_or_else(|| name.to_string()),
+        hostname,
         network_mode,
         mgmt_static: mgmt_ipv4.is_some() || mgmt_ipv6.is_some(),
         mgmt_ipv4,

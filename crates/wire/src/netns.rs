@@ -29,6 +29,12 @@ pub struct NetNs {
 }
 
 impl NetNs {
+    /// The namespace's nsfs inode: what `/run/netns/NAME` shows once it is registered there.
+    pub fn inode(&self) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt as _;
+        File::from(self.fd.try_clone()?).metadata().map(|m| m.ino())
+    }
+
     /// Opens a namespace file such as `/run/netns/x` or `/proc/PID/ns/net`.
     pub fn open(path: &Path) -> Result<NetNs> {
         let op = || format!("open netns {}", path.display());
@@ -220,14 +226,68 @@ pub fn unregister(name: &str) -> Result<()> {
     if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } == -1 {
         let errno = io::Error::last_os_error();
         // EINVAL: not a mount point (half-registered); ENOENT: not there at all.
-        if !matches!(errno.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
+        // ENAMETOOLONG: a name no registration can have.
+        if !matches!(
+            errno.raw_os_error(),
+            Some(libc::EINVAL | libc::ENOENT | libc::ENAMETOOLONG)
+        ) {
             return Err(Error::sys_from(op, errno));
         }
     }
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => Ok(()),
         Err(e) => Err(Error::sys_from(op, e)),
+    }
+}
+
+/// What `/run/netns/NAME` holds, to tell a registration labwire made from someone else's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// Nothing by that name (or a name the kernel cannot hold, ENAMETOOLONG).
+    Absent,
+    /// A namespace is mounted there; its nsfs inode.
+    Namespace(u64),
+    /// A plain file: a registration interrupted before its mount.
+    Unmounted,
+}
+
+/// See [`Registered`].
+pub fn registered(name: &str) -> Registered {
+    let Ok(path) = registered_path("", name) else {
+        return Registered::Absent;
+    };
+    let Ok(c) = cstring("", &path) else {
+        return Registered::Absent;
+    };
+    // SAFETY: statfs fills a zeroed struct for a NUL-terminated path.
+    let fs_type = unsafe {
+        let mut sfs: libc::statfs = std::mem::zeroed();
+        if libc::statfs(c.as_ptr(), &mut sfs) != 0 {
+            return Registered::Absent;
+        }
+        sfs.f_type
+    };
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(&path) {
+        Err(_) => Registered::Absent,
+        Ok(m) if fs_type == NSFS_MAGIC => Registered::Namespace(m.ino()),
+        Ok(_) => Registered::Unmounted,
+    }
+}
+
+/// The nsfs magic (`NSFS_MAGIC` in linux/magic.h).
+const NSFS_MAGIC: libc::__fsword_t = 0x6e73_6673;
+
+/// [`unregister`] only if `NAME` still holds the namespace whose inode is `ino` (or a registration
+/// interrupted before its mount, which only labwire's own journal points at): someone else's
+/// namespace that took the name meanwhile stays. Returns whether anything was removed.
+pub fn unregister_if(name: &str, ino: u64) -> Result<bool> {
+    match registered(name) {
+        Registered::Namespace(i) if i == ino => unregister(name).map(|()| true),
+        Registered::Unmounted => unregister(name).map(|()| true),
+        _ => Ok(false),
     }
 }
 

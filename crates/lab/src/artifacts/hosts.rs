@@ -262,16 +262,30 @@ fn write_temp(tmp: &Path, data: &[u8], mode: u32, owner: Option<(u32, u32)>) -> 
     f.sync_all()
 }
 
-/// Overwrite `path` where it is: write from the start, cut what is left, sync.
+/// Overwrite `path` where it is, touching only what changes: the bytes `data` shares with the
+/// file at its start are not written again, the rest is written after them, and only then is the
+/// file cut to its new length. The host's own lines come before labwire's blocks (a new block is
+/// appended), so a reader never sees them rewritten or cut short; adding a block is an append
+/// and removing the last one a truncation.
 fn rewrite_in_place(path: &Path, data: &[u8]) -> Result<(), ArtifactError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::FileExt as _;
     let err = |e| ArtifactError::io("rewrite", path, e);
     let mut f = OpenOptions::new()
+        .read(true)
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .map_err(err)?;
-    f.write_all(data).map_err(err)?;
-    f.set_len(data.len() as u64).map_err(err)?;
+    let mut old = Vec::new();
+    f.read_to_end(&mut old).map_err(err)?;
+    let same = old.iter().zip(data).take_while(|(a, b)| a == b).count();
+    if same < data.len() {
+        f.write_all_at(&data[same..], same as u64).map_err(err)?;
+    }
+    if data.len() < old.len() {
+        f.set_len(data.len() as u64).map_err(err)?;
+    }
     f.sync_all().map_err(err)
 }
 
@@ -336,6 +350,43 @@ mod tests {
         172.20.20.5\tclab-other-a\n\
         ###### CLAB-other-END ######\n\
         ::1\tlocalhost ip6-localhost\n";
+
+    /// Readers racing add/remove cycles always see the host's own lines whole.
+    #[test]
+    fn readers_never_see_the_host_lines_cut_during_rewrites() {
+        let host = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n10.0.0.1\tgateway\n";
+        let f = Fixture::new("race", host);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, stop) = (f.hosts.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let text = fs::read(&path).unwrap();
+                    assert!(
+                        text.starts_with(host.as_bytes()),
+                        "read {reads}: {:?}",
+                        String::from_utf8_lossy(&text)
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        let e = entries(&[("10.1.0.2", "clab-a-n1"), ("10.1.0.3", "clab-a-n2")]);
+        for i in 0..300 {
+            f.add("a", &e);
+            if i % 2 == 0 {
+                f.add("b", &e);
+            }
+            f.remove("a");
+            f.remove("b");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let reads = reader.join().expect("the reader saw a cut file");
+        assert!(reads > 0);
+        assert_eq!(f.read(), host);
+    }
 
     #[test]
     fn block_text_puts_ipv4_first() {

@@ -49,6 +49,8 @@ pub enum ArtifactError {
     },
     #[error("{}: the block of lab `{lab}` has a START line but no END line; fix the file by hand", path.display())]
     UnterminatedBlock { path: PathBuf, lab: String },
+    #[error("lab directory {} is a symbolic link or not a directory; labwire writes only into a directory of its own there: remove it, or deploy from another directory", .0.display())]
+    NotADirectory(PathBuf),
     #[error("`{0}` cannot go into a hosts file: names must be non-empty, without spaces or control characters")]
     HostsName(String),
 }
@@ -66,8 +68,12 @@ impl ArtifactError {
 /// Write every lab-directory artifact into `lab.dir` (created if missing), each atomically with
 /// mode 0644, and return the paths written: the Ansible inventory, the Nornir inventory,
 /// `topology-data.json`, `authorized_keys` (`keys`, one per line) and `ssh_config`.
+///
+/// The files are written relative to the directory opened without following a link: a lab
+/// directory replaced by a symbolic link (to `/etc`, someone's `~/.ssh`) is refused, never written
+/// through.
 pub fn write_lab_artifacts(lab: &Lab, keys: &[String]) -> Result<Vec<PathBuf>, ArtifactError> {
-    fs::create_dir_all(&lab.dir).map_err(|e| ArtifactError::io("create directory", &lab.dir, e))?;
+    let dir = open_lab_dir(&lab.dir)?;
     let mut data = serde_json::to_string_pretty(&topology_data(lab, keys))
         .expect("a JSON value always serialises");
     data.push('\n');
@@ -85,41 +91,94 @@ pub fn write_lab_artifacts(lab: &Lab, keys: &[String]) -> Result<Vec<PathBuf>, A
     let mut written = Vec::with_capacity(files.len());
     for (name, text) in files {
         let path = lab.dir.join(name);
-        write_atomic(&path, text.as_bytes(), 0o644)?;
+        write_atomic_in(&dir, &path, text.as_bytes(), 0o644)?;
         written.push(path);
     }
     Ok(written)
 }
 
-static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+/// Make the lab directory if missing (not its parents: the topology's directory exists) and open
+/// it, refusing a symbolic link or anything not a directory.
+pub fn open_lab_dir(path: &Path) -> Result<fs::File, ArtifactError> {
+    match fs::DirBuilder::new().create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(ArtifactError::io("create directory", path, e)),
+    }
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                ArtifactError::NotADirectory(path.to_path_buf())
+            }
+            _ => ArtifactError::io("open directory", path, e),
+        })
+}
 
-/// Write `data` to a temp file beside `path`, sync it, give it `mode`, and rename it over `path`.
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), ArtifactError> {
+/// Write `data` atomically (a temporary file, synced, given `mode`, renamed) as a file of the open
+/// directory `dir` (`path` names it in messages): the
+/// temporary file is created and renamed relative to `dir`, never through a link.
+fn write_atomic_in(
+    dir: &fs::File,
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), ArtifactError> {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{name}.labwire-{}-{seq}", std::process::id()));
+    let tmp_name = format!(".{name}.labwire-{}-{seq}", std::process::id());
+    let tmp = path.with_file_name(&tmp_name);
+    let c = |s: &str| {
+        CString::new(s).map_err(|e| ArtifactError::io("write", path, io::Error::other(e)))
+    };
+    let (c_tmp, c_name) = (c(&tmp_name)?, c(&name)?);
     let result = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)?;
+        // SAFETY: openat on a directory descriptor we hold, with NUL-terminated names; the
+        // returned descriptor is owned by the File made from it.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c_tmp.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened and is owned by nothing else.
+        let mut f = unsafe { fs::File::from_raw_fd(fd) };
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
-        f.sync_all()
+        f.sync_all()?;
+        // SAFETY: renameat within one directory descriptor we hold, NUL-terminated names.
+        if unsafe {
+            libc::renameat(
+                dir.as_raw_fd(),
+                c_tmp.as_ptr(),
+                dir.as_raw_fd(),
+                c_name.as_ptr(),
+            )
+        } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(ArtifactError::io("write", &tmp, e));
-    }
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        ArtifactError::io("rename", &tmp, e)
+    result.map_err(|e| {
+        // SAFETY: unlinkat within a directory descriptor we hold; a missing name is fine.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), c_tmp.as_ptr(), 0) };
+        ArtifactError::io("write", &tmp, e)
     })
 }
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 #[cfg(test)]
 pub(crate) fn test_dir(name: &str) -> PathBuf {

@@ -93,11 +93,18 @@ pub fn run(a: ImageArgs) -> anyhow::Result<ExitCode> {
             if format == "json" {
                 println!("{}", serde_json::to_string_pretty(&images)?);
             } else {
-                println!("{:<48} {:<12} {:>10}", "NAME", "ID", "SIZE");
+                println!(
+                    "{:<48} {:<12} {:>10} {:>10}",
+                    "NAME", "ID", "SIZE", "UNPACKED"
+                );
                 for img in &images {
+                    // Not known until the layers are unpacked (at import, or first use).
+                    let unpacked = img
+                        .unpacked
+                        .map_or_else(|| "-".to_string(), |u| format!("{:.1}MB", u as f64 / 1e6));
                     for n in &img.names {
                         println!(
-                            "{n:<48} {:<12} {:>8.1}MB",
+                            "{n:<48} {:<12} {:>8.1}MB {unpacked:>10}",
                             short(&img.id),
                             img.size as f64 / 1e6
                         );

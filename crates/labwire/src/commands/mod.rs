@@ -83,8 +83,18 @@ impl TopoArg {
             None => None,
         };
         let src = self.source()?;
+        // env-files are read (as root, for deploy) under the same rules as bind sources.
+        let rules = lab::contain::SourceRules::new(src.path.as_deref(), &src.base_dir);
+        let read_file = |p: &Path| match rules.refuse(p) {
+            Some(why) => Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                why,
+            )),
+            None => topology::read_env_file(p),
+        };
         let opts = topology::Options {
             runtime,
+            read_file: &read_file,
             ..Default::default()
         };
         let loaded = topology::load(&src, &opts)?;

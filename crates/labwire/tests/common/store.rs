@@ -2,7 +2,7 @@
 //! by the image tests (`images.rs`, `pull.rs`).
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -18,6 +18,17 @@ pub const APPLETS: &[&str] = &[
 
 /// What the test image's /etc/motd holds (a file only in the image).
 pub const MOTD: &str = "labwire test image";
+
+/// `tar -cf out -C dir .` with root ownership.
+pub fn tar_dir(dir: &Path, out: &Path) {
+    let mut c = Command::new("tar");
+    c.args(["--numeric-owner", "--owner=0", "--group=0", "-cf"])
+        .arg(out)
+        .arg("-C")
+        .arg(dir)
+        .arg(".");
+    run_ok(c);
+}
 
 /// A busybox root file system under `root`: /bin/busybox and its applets, /etc/passwd with `root`
 /// and `lw` (uid 1000), /etc/group, /etc/motd, and the usual empty directories; /etc/lwt-image

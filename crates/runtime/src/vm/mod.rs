@@ -295,14 +295,25 @@ pub fn boot_image(
     })
 }
 
+/// The largest file copied into a VM node's initramfs (it sits in the guest's memory).
+const MAX_GUEST_FILE_BYTES: u64 = 64 << 20;
+
 /// Write the node's initramfs: the shared boot image followed by the node's configuration and
 /// files.
 fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
     let mut a = cpio::Archive::new();
-    let read = |p: &Path| std::fs::read(p).map_err(io(format!("read {}", p.display())));
     let mut files = Vec::new();
     let mut add_file = |a: &mut cpio::Archive, src: &Path, target: &str| -> Result<()> {
-        let meta = std::fs::metadata(src).map_err(io(format!("read {}", src.display())))?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Opened without blocking (a FIFO with no writer) and judged by what was opened.
+        let file = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(src)
+            .map_err(io(format!("read {}", src.display())))?;
+        let meta = file
+            .metadata()
+            .map_err(io(format!("read {}", src.display())))?;
         if !meta.is_file() {
             return Err(Error::Unsupported(format!(
                 "node {}: bind {} → {}: a VM node gets files copied in, and this is not a regular file",
@@ -313,7 +324,19 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         }
         use std::os::unix::fs::PermissionsExt as _;
         let i = files.len();
-        a.file(&format!("labwire/files/{i}"), 0o644, &read(src)?);
+        if meta.len() > MAX_GUEST_FILE_BYTES {
+            return Err(Error::Unsupported(format!(
+                "node {}: bind {} → {target}: {} bytes; a file copied into a VM node holds at most {MAX_GUEST_FILE_BYTES}",
+                spec.node.name,
+                src.display(),
+                meta.len()
+            )));
+        }
+        let mut data = Vec::new();
+        file.take(MAX_GUEST_FILE_BYTES)
+            .read_to_end(&mut data)
+            .map_err(io(format!("read {}", src.display())))?;
+        a.file(&format!("labwire/files/{i}"), 0o644, &data);
         files.push((i, target.to_string(), meta.permissions().mode() & 0o7777));
         Ok(())
     };
@@ -357,25 +380,52 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
     };
     let json = serde_json::to_vec_pretty(&config).expect("config serialises");
     a.file("labwire/config.json", 0o644, &json);
-    let mut f = std::fs::File::create(out).map_err(io(format!("create {}", out.display())))?;
+    let mut f = private_file(out, true)?;
     f.write_all(&spec.boot.initramfs)
         .map_err(io(format!("write {}", out.display())))?;
     a.finish(&mut f)
         .map_err(io(format!("write {}", out.display())))
 }
 
+/// Open `path` for writing, created 0600 (an existing file is made 0600, and emptied with
+/// `truncate`): the node's files carry its environment, its bind sources and its disk.
+fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let f = std::fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io(format!("create {}", path.display())))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("make {} private", path.display())))?;
+    Ok(f)
+}
+
 /// Make the node's files (initramfs, copy-on-write disk) and return the VMM's argv.
 pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
     let node = spec.node;
-    std::fs::create_dir_all(spec.run_dir)
-        .map_err(io(format!("create {}", spec.run_dir.display())))?;
-    std::fs::create_dir_all(spec.state_dir)
-        .map_err(io(format!("create {}", spec.state_dir.display())))?;
+    for d in [spec.run_dir, spec.state_dir] {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)
+            .map_err(io(format!("create {}", d.display())))?;
+    }
     std::fs::create_dir_all(&node.dir).map_err(io(format!("create {}", node.dir.display())))?;
     let initrd = spec.run_dir.join("initramfs.cpio");
     write_initramfs(spec, &initrd)?;
+    // The guest's serial console shows what it prints (keys, passwords typed at a prompt): the
+    // VMM appends to this file, which keeps the mode it is created with here.
+    private_file(&node.dir.join("console.log"), false)?;
     let overlay = spec.state_dir.join("root.qcow2");
     let _ = std::fs::remove_file(&overlay);
+    // qemu-img creates the overlay with the default 0644: made empty and private first, it keeps
+    // 0600 (qemu-img truncates an existing file rather than replacing it).
+    private_file(&overlay, true)?;
     let out = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
         .arg(spec.root_disk)

@@ -1,4 +1,4 @@
-//! Address requests (`RTM_NEWADDR`) and parsing of address dumps.
+//! Address requests (`RTM_NEWADDR`, `RTM_DELADDR`) and parsing of address dumps.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -47,6 +47,19 @@ pub(crate) fn add(index: u32, addr: IpAddr, prefix_len: u8) -> Request {
         format!("add address {addr}/{prefix_len} on link {index}"),
     )
     .eexist_ok()
+}
+
+/// Removes `addr/prefix_len` from link `index`; an address (or link) already gone is fine.
+pub(crate) fn delete(index: u32, addr: IpAddr, prefix_len: u8) -> Request {
+    let mut m = MsgBuilder::new(RTM_DELADDR, NLM_F_ACK);
+    m.push(&ifaddrmsg(family(&addr), prefix_len, 0, index));
+    m.attr(IFA_LOCAL, &octets(&addr));
+    m.attr(IFA_ADDRESS, &octets(&addr));
+    Request::new(
+        m,
+        format!("delete address {addr}/{prefix_len} from link {index}"),
+    )
+    .enoent_ok()
 }
 
 pub(crate) fn dump() -> Request {

@@ -381,6 +381,17 @@ impl Handle {
         self.execute_one(addr::add(index, addr, prefix_len))
     }
 
+    /// Removes an address from link `index`; one the link does not have (EADDRNOTAVAIL) or a link
+    /// that is gone (ENODEV) counts as success.
+    pub fn delete_address(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<()> {
+        match self.execute_one(addr::delete(index, addr, prefix_len)) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
     /// `(ifindex, address, prefix length)` of every address, or of link `index`'s.
     pub fn addresses(&mut self, index: Option<u32>) -> Result<Vec<(u32, IpAddr, u8)>> {
         let mut out = Vec::new();
