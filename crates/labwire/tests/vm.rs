@@ -33,15 +33,20 @@ use std::time::{Duration, Instant};
 use common::open_nos::{debian_kernel as kernel, ensure_image, repo_root, IMAGE_DIR, KERNEL_DIR};
 use common::*;
 
-/// The same kernel as an image in the test store (`fetch.sh --import`), for `kernel: IMAGE`.
-fn kernel_image() -> String {
-    let k = kernel();
-    let release = k
+/// The release of a kernel file named as Debian names it (`vmlinuz-<release>`).
+fn release_of(kernel: &std::path::Path) -> String {
+    kernel
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix("vmlinuz-"))
         .expect("vmlinuz-<release>")
-        .to_string();
+        .to_string()
+}
+
+/// The same kernel as an image in the test store (`fetch.sh --import`), for `kernel: IMAGE`.
+fn kernel_image() -> String {
+    let k = kernel();
+    let release = release_of(&k);
     let name = format!("lwt-kernel:{release}");
     let mut inspect = labwire();
     inspect
@@ -71,6 +76,20 @@ fn vm_lab(test: &str, name: &str, nodes: &[&str], yaml: &str) -> TestLab {
     let mut lab = TestLab::new(test, name, name, nodes, yaml);
     lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
     lab
+}
+
+/// Deploy a lab that must be refused before anything is made; returns the error text.
+fn deploy_refused(lab: &TestLab) -> String {
+    let before = host_link_names();
+    let out = lab.try_deploy();
+    assert!(
+        !out.status.success(),
+        "deploy succeeded: {}",
+        describe(&out)
+    );
+    assert_eq!(host_link_names(), before, "deploy touched the host's links");
+    assert!(!lab.state_dir().exists(), "a state directory was made");
+    text(&out.stderr)
 }
 
 fn deploy_vms(lab: &TestLab) -> Duration {
@@ -362,21 +381,12 @@ fn bad_vm_input_is_refused_before_anything() {
          \x20     kernel: /nonexistent/vmlinuz-1\n    b:\n      kind: linux\n      runtime: vm\n"
     );
     let lab = vm_lab("vm3", name, &["a", "b"], &yaml);
-    let before = host_link_names();
-    let out = lab.try_deploy();
-    assert!(
-        !out.status.success(),
-        "deploy succeeded: {}",
-        describe(&out)
-    );
-    let err = text(&out.stderr);
+    let err = deploy_refused(&lab);
     assert!(
         err.contains("node a: kernel /nonexistent/vmlinuz-1 does not exist"),
         "{err}"
     );
     assert!(err.contains("node b: runtime vm needs an `image`"), "{err}");
-    assert_eq!(host_link_names(), before, "deploy touched the host's links");
-    assert!(!lab.state_dir().exists(), "a state directory was made");
 
     // An unknown VMM is a topology error, with its position.
     let bad = lab.dir.join("vmm.clab.yml");
@@ -470,12 +480,7 @@ fn vk_debian_612_kernel_with_xz_modules() {
     require_root();
     ensure_image();
     let kernel = kernel_612();
-    let release = kernel
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .expect("vmlinuz-<release>")
-        .to_string();
+    let release = release_of(&kernel);
     assert!(release.starts_with("6.12."), "fetched {release}");
     let modules = kernel
         .parent()
@@ -549,12 +554,7 @@ fn vk_debian_612_kernel_with_xz_modules() {
 fn vk_kernel_without_modules_is_refused_at_once() {
     require_root();
     let kernel = kernel();
-    let release = kernel
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .expect("vmlinuz-<release>")
-        .to_string();
+    let release = release_of(&kernel);
     let name = "vk-nomod";
     let lab = vm_lab(
         "vknomod",
@@ -573,16 +573,9 @@ fn vk_kernel_without_modules_is_refused_at_once() {
          \x20     kernel: bare/boot/vmlinuz-{release}\n"
     );
     std::fs::write(&lab.file, yaml).expect("write topology");
-    let before = host_link_names();
     let t = Instant::now();
-    let out = lab.try_deploy();
+    let err = deploy_refused(&lab);
     let took = t.elapsed();
-    assert!(
-        !out.status.success(),
-        "deploy succeeded: {}",
-        describe(&out)
-    );
-    let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
             "node a: kernel {} (release {release}) has no modules where labwire looks",
@@ -606,6 +599,4 @@ fn vk_kernel_without_modules_is_refused_at_once() {
         "vm: a kernel without modules was refused in {:.3} s",
         took.as_secs_f64()
     );
-    assert_eq!(host_link_names(), before, "deploy touched the host's links");
-    assert!(!lab.state_dir().exists(), "a state directory was made");
 }
