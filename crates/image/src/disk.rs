@@ -56,9 +56,11 @@ impl Store {
             meta.ino(),
             meta.mtime() as u64 ^ (meta.dev() << 20)
         );
-        let path = self.disks_dir()?.join(format!("modules-{key}.ext4"));
+        let compressed = modules.has_compressed();
+        // A disk built before compressed modules were decompressed holds them as they were.
+        let form = if compressed { "-plain" } else { "" };
+        let path = self.disks_dir()?.join(format!("modules-{key}{form}.ext4"));
         self.build_once(&path, MODULES_HEADROOM, |staging| {
-            let compressed = modules.has_compressed();
             if !compressed && src.join("modules.dep.bin").is_file() {
                 return Ok((src.to_path_buf(), Vec::new()));
             }
