@@ -18,11 +18,14 @@
 //!   bookworm-security (`fetch.sh --package linux-image-6.12-cloud-amd64`), whose modules are all
 //!   `.ko.xz`, loads `bonding` from them in the guest and makes an 802.3ad bond; its NICs report
 //!   the link's `speed` (25G) and the 10 Gbit/s default, full duplex.
+//! - `vk_lacp_bond_between_two_vm_nodes`: two VM nodes bond their two links with 802.3ad; with
+//!   the speed their NICs report, both members find their LACP partner and aggregate, and the
+//!   bonds carry traffic — no `ethtool` in the guests.
 //! - `vk_kernel_without_modules_is_refused_at_once`: a kernel with no modules where labwire looks
 //!   is refused in under 2 s, naming the release and every path tried, and nothing is made.
 //!
 //! Runs as root. Labs `lwt-vm1`, `lwt-vm2`, `lwt-vm3` on 172.31.211-213.0/24; `vk-612`,
-//! `vk-nomod` on 172.31.181-182.0/24.
+//! `vk-nomod`, `vk-lacp` on 172.31.181-183.0/24.
 
 mod common;
 
@@ -599,4 +602,90 @@ fn vk_kernel_without_modules_is_refused_at_once() {
         "vm: a kernel without modules was refused in {:.3} s",
         took.as_secs_f64()
     );
+}
+
+#[test]
+fn vk_lacp_bond_between_two_vm_nodes() {
+    require_root();
+    ensure_image();
+    let kernel = kernel_612();
+    let name = "vk-lacp";
+    let node = |n: &str| {
+        format!(
+            "    {n}:\n      kind: linux\n      runtime: vm\n      image: open-nos:latest\n      kernel: {}\n      memory: 384MB\n",
+            kernel.display()
+        )
+    };
+    let yaml = format!(
+        "name: {name}\nmgmt:\n  network: {name}\n  ipv4-subnet: 172.31.183.0/24\n\
+         topology:\n  nodes:\n{}{}\
+         \x20 links:\n    - endpoints: [\"a:swp1\", \"b:swp1\"]\n\
+         \x20   - endpoints: [\"a:swp2\", \"b:swp2\"]\n",
+        node("a"),
+        node("b")
+    );
+    let lab = vm_lab("vklacp", name, &["a", "b"], &yaml);
+    deploy_vms(&lab);
+    for (n, addr) in [("a", "10.183.1.1/24"), ("b", "10.183.1.2/24")] {
+        lab.exec_ok(
+            n,
+            &format!(
+                "modprobe bonding && ip link add bond0 type bond mode 802.3ad miimon 100 lacp_rate fast \
+                 && for i in swp1 swp2; do ip link set $i down && ip link set $i master bond0; done \
+                 && ip link set bond0 up && ip addr add {addr} dev bond0"
+            ),
+        );
+    }
+    // Both members of each bond get a partner and join one aggregator.
+    for n in ["a", "b"] {
+        poll(Duration::from_secs(60), || {
+            let state = lab.exec_ok(n, "cat /proc/net/bonding/bond0");
+            let field = |name: &str| -> Vec<&str> {
+                state
+                    .lines()
+                    .filter_map(|l| l.trim_start().strip_prefix(name))
+                    .collect()
+            };
+            // The bond's active aggregator, then one line per member: all one aggregator of two
+            // ports, whose partner is the other node.
+            let ids = field("Aggregator ID: ");
+            let ports = field("Number of ports: ");
+            let partner = field("Partner Mac Address: ");
+            if ids.len() == 3
+                && ids.iter().all(|i| *i == ids[0])
+                && ports == ["2"]
+                && partner.len() == 1
+                && partner[0] != "00:00:00:00:00:00"
+            {
+                Ok(())
+            } else {
+                Err(format!("node {n}: bond not aggregated yet:\n{state}"))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let state = lab.exec_ok(n, "cat /proc/net/bonding/bond0");
+        assert_eq!(
+            state.matches("Speed: 10000 Mbps\nDuplex: full").count(),
+            2,
+            "node {n}: both members at the links' speed:\n{state}"
+        );
+    }
+    // The first frames after the members start distributing may be lost: ask for a while.
+    for (n, peer) in [("a", "10.183.1.2"), ("b", "10.183.1.1")] {
+        poll(Duration::from_secs(30), || {
+            let out = lab.exec(n, &format!("ping -c1 -W2 {peer}"));
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "node {n}: no answer from {peer} over bond0: {}",
+                    describe(&out)
+                ))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = lab.destroy(false);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+    lab.assert_nothing_left(&[]);
 }
