@@ -12,10 +12,61 @@ pub enum Select<'a> {
     All,
     Node(&'a str),
     Label(&'a str, &'a str),
+    /// Nodes named in `nodes` (short or long names; every node when empty) that carry every one
+    /// of `labels` (the node's own or the built-in `clab-node-kind`, `containerlab`, …).
+    Match {
+        nodes: &'a [String],
+        labels: &'a [(String, String)],
+    },
 }
 
-/// Run `cmd` in each selected running node of lab `name`; results in node order.
+impl Select<'_> {
+    fn matches(&self, lab: &topology::Lab, n: &Node) -> bool {
+        let has_label = |k: &str, v: &str| {
+            n.labels.get(k).map(String::as_str) == Some(v)
+                || crate::artifacts::topology_data::builtin_labels(lab, n)
+                    .iter()
+                    .any(|(bk, bv)| *bk == k && bv == v)
+        };
+        match self {
+            Select::All => true,
+            Select::Node(x) => n.name == *x || n.long_name == *x,
+            Select::Label(k, v) => has_label(k, v),
+            Select::Match { nodes, labels } => {
+                (nodes.is_empty() || nodes.iter().any(|x| *x == n.name || *x == n.long_name))
+                    && labels.iter().all(|(k, v)| has_label(k, v))
+            }
+        }
+    }
+}
+
+/// Run `cmd` in each selected running node of lab `name`; results in node order. No node
+/// matching is an error.
 pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, ExecOutput)>> {
+    let out = exec_matching(name, select, cmd)?;
+    if out.is_empty() {
+        let rec = Recorded::read(&paths::lab_state_dir(name));
+        let names: Vec<String> = rec
+            .lab
+            .iter()
+            .flat_map(|l| l.nodes.iter())
+            .filter(|n| n.is_workload())
+            .map(|n| n.name.clone())
+            .collect();
+        return Err(Error::Invalid(format!(
+            "no node of lab {name} matches; its nodes are {}",
+            names.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+/// As [`exec`], but no matching node is an empty result (a filter across several labs).
+pub fn exec_matching(
+    name: &str,
+    select: &Select<'_>,
+    cmd: &str,
+) -> Result<Vec<(Node, ExecOutput)>> {
     paths::check_lab_name(name)?;
     let rec = Recorded::read(&paths::lab_state_dir(name));
     let Some(lab) = rec.lab.clone() else {
@@ -26,23 +77,10 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
         .nodes
         .iter()
         .filter(|n| n.is_workload())
-        .filter(|n| match select {
-            Select::All => true,
-            Select::Node(x) => n.name == *x || n.long_name == *x,
-            Select::Label(k, v) => n.labels.get(*k).map(String::as_str) == Some(*v),
-        })
+        .filter(|n| select.matches(&lab, n))
         .collect();
     if nodes.is_empty() {
-        let names: Vec<&str> = lab
-            .nodes
-            .iter()
-            .filter(|n| n.is_workload())
-            .map(|n| n.name.as_str())
-            .collect();
-        return Err(Error::Invalid(format!(
-            "no node of lab {name} matches; its nodes are {}",
-            names.join(", ")
-        )));
+        return Ok(Vec::new());
     }
     let init = native::init_path()?;
     let mut out = Vec::new();

@@ -65,6 +65,160 @@ pub fn clos(name: &str, tiers: &[usize], mgmt_index: u8) -> String {
     s
 }
 
+/// What containerlab's `generate` takes: stages as `N`, `N:kind` or `N:kind:type` (`--nodes
+/// 4,2,1`), the default kind, images and licenses as `kind=value` or a bare value for the default
+/// kind, name prefixes, and management network settings.
+pub struct ClabSpec<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub nodes: &'a [String],
+    pub images: &'a [String],
+    pub licenses: &'a [String],
+    pub node_prefix: &'a str,
+    pub group_prefix: &'a str,
+    pub network: Option<&'a str>,
+    pub ipv4_subnet: Option<&'a str>,
+    pub ipv6_subnet: Option<&'a str>,
+}
+
+struct Stage {
+    count: usize,
+    kind: String,
+    node_type: Option<String>,
+}
+
+/// The interface name of link number `i` (from 1) on a node of `kind`, as containerlab's
+/// generator names them.
+fn interface_name(kind: &str, i: usize) -> String {
+    match kind {
+        "srl" | "nokia_srlinux" => format!("e1-{i}"),
+        _ => format!("eth{i}"),
+    }
+}
+
+/// `kind=value` items (a bare value belongs to `default_kind`), by kind.
+fn per_kind(
+    items: &[String],
+    default_kind: &str,
+    what: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in items {
+        let (k, v) = match item.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None if !default_kind.is_empty() => (default_kind.to_string(), item.clone()),
+            None => return Err(format!("--{what} `{item}` names no kind; use KIND={item}")),
+        };
+        if v.is_empty() {
+            return Err(format!("--{what} `{item}` has no value"));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// A CLOS topology in containerlab's `generate` grammar: stage k's nodes `<prefix><k>-<j>` in
+/// group `<group-prefix>-<k>`, every node of a stage linked to every node of the next.
+pub fn clab(spec: &ClabSpec<'_>) -> Result<String, String> {
+    if spec.nodes.is_empty() {
+        return Err("--nodes is required: stages as N[:kind[:type]], e.g. --nodes 4,2,1".into());
+    }
+    let mut stages = Vec::new();
+    for def in spec.nodes {
+        let mut parts = def.splitn(3, ':');
+        let count = parts
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                format!("--nodes `{def}`: expected N[:kind[:type]] with N a positive number")
+            })?;
+        let kind = parts
+            .next()
+            .filter(|k| !k.is_empty())
+            .unwrap_or(spec.kind)
+            .to_string();
+        if kind.is_empty() {
+            return Err(format!("--nodes `{def}` names no kind and --kind is empty"));
+        }
+        let node_type = parts.next().filter(|t| !t.is_empty()).map(String::from);
+        stages.push(Stage {
+            count,
+            kind,
+            node_type,
+        });
+    }
+    let images = per_kind(spec.images, spec.kind, "image")?;
+    let licenses = per_kind(spec.licenses, spec.kind, "license")?;
+    let mut s = format!("name: {}\n", yaml_str(spec.name));
+    if spec.network.is_some() || spec.ipv4_subnet.is_some() || spec.ipv6_subnet.is_some() {
+        s.push_str("mgmt:\n");
+        for (k, v) in [
+            ("network", spec.network),
+            ("ipv4-subnet", spec.ipv4_subnet),
+            ("ipv6-subnet", spec.ipv6_subnet),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(s, "  {k}: {}", yaml_str(v));
+            }
+        }
+    }
+    s.push_str("topology:\n");
+    let kinds: std::collections::BTreeSet<&String> = images.keys().chain(licenses.keys()).collect();
+    if !kinds.is_empty() {
+        s.push_str("  kinds:\n");
+        for k in kinds {
+            let _ = writeln!(s, "    {k}:");
+            if let Some(i) = images.get(k) {
+                let _ = writeln!(s, "      image: {}", yaml_str(i));
+            }
+            if let Some(l) = licenses.get(k) {
+                let _ = writeln!(s, "      license: {}", yaml_str(l));
+            }
+        }
+    }
+    s.push_str("  nodes:\n");
+    let node = |stage: usize, j: usize| format!("{}{}-{}", spec.node_prefix, stage + 1, j + 1);
+    for (i, st) in stages.iter().enumerate() {
+        for j in 0..st.count {
+            let _ = write!(
+                s,
+                "    {}:\n      kind: {}\n      group: {}\n",
+                node(i, j),
+                st.kind,
+                yaml_str(&format!("{}-{}", spec.group_prefix, i + 1))
+            );
+            if let Some(t) = &st.node_type {
+                let _ = writeln!(s, "      type: {}", yaml_str(t));
+            }
+        }
+    }
+    if stages.len() > 1 {
+        s.push_str("  links:\n");
+    }
+    for i in 0..stages.len().saturating_sub(1) {
+        // A node's up-links are numbered after its down-links (one per node of the stage below).
+        let offset = if i > 0 { stages[i - 1].count } else { 0 };
+        for j in 0..stages[i].count {
+            for k in 0..stages[i + 1].count {
+                let _ = writeln!(
+                    s,
+                    "    - endpoints: [\"{}:{}\", \"{}:{}\"]",
+                    node(i, j),
+                    interface_name(&stages[i].kind, k + 1 + offset),
+                    node(i + 1, k),
+                    interface_name(&stages[i + 1].kind, j + 1)
+                );
+            }
+        }
+    }
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +239,52 @@ mod tests {
         let big = load(&ring("big", 1000, 2));
         assert_eq!(big.links.len(), 1000);
         assert!(big.nodes.iter().all(|n| n.mgmt_ipv4.is_some()));
+    }
+
+    fn spec<'a>(nodes: &'a [String], images: &'a [String]) -> ClabSpec<'a> {
+        ClabSpec {
+            name: "g",
+            kind: "linux",
+            nodes,
+            images,
+            licenses: &[],
+            node_prefix: "node",
+            group_prefix: "tier",
+            network: None,
+            ipv4_subnet: None,
+            ipv6_subnet: None,
+        }
+    }
+
+    #[test]
+    fn clab_grammar_makes_stages_and_full_mesh_between_them() {
+        let nodes = vec!["4".to_string(), "2:linux".into(), "1:linux:spine".into()];
+        let images = vec!["alpine:3".to_string()];
+        let text = clab(&spec(&nodes, &images)).unwrap();
+        let lab = load(&text);
+        assert_eq!(lab.nodes.len(), 7);
+        assert_eq!(lab.links.len(), 4 * 2 + 2);
+        let n = lab.node("node2-1").unwrap();
+        assert_eq!(n.group.as_deref(), Some("tier-2"));
+        assert_eq!(n.image.as_deref(), Some("alpine:3"));
+        assert_eq!(
+            lab.node("node3-1").unwrap().node_type.as_deref(),
+            Some("spine")
+        );
+        // node2-1: down-links eth1..eth4, its up-link after them.
+        assert!(
+            text.contains("[\"node2-1:eth5\", \"node3-1:eth1\"]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn clab_grammar_errors_name_the_bad_item() {
+        let bad = vec!["x:linux".to_string()];
+        assert!(clab(&spec(&bad, &[])).unwrap_err().contains("`x:linux`"));
+        assert!(clab(&spec(&[], &[]))
+            .unwrap_err()
+            .contains("--nodes is required"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What is deployed: one row per node of each recorded lab, in containerlab's inspect shape.
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 use topology::Lab;
 
@@ -9,6 +11,9 @@ use crate::state::{self, Recorded};
 /// One node as `inspect` shows it (field names as containerlab's JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The node's short name (not shown: `name` is the long one, as containerlab's).
+    #[serde(skip)]
+    pub node: String,
     pub lab_name: String,
     #[serde(rename = "labPath")]
     pub lab_path: String,
@@ -18,6 +23,8 @@ pub struct Row {
     pub container_id: String,
     pub image: String,
     pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
     pub state: String,
     pub status: String,
     pub ipv4_address: String,
@@ -33,6 +40,15 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
     };
     let procs = rec.procs();
     let containers = rec.containers();
+    let owner = std::fs::read_to_string(rec.dir.join(OWNER_FILE))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "root".into());
+    let (lab_path, abs_lab_path) = lab
+        .topology_file
+        .as_deref()
+        .map_or_else(Default::default, topology_paths);
     lab.nodes
         .iter()
         .filter(|n| n.is_workload())
@@ -46,7 +62,7 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
             let vm_down = vm && proc.is_some() && vmm.is_none();
             let (state, status) = match proc {
                 Some(p) if p.is_alive() && vm_down => ("exited", "VMM exited".to_string()),
-                Some(p) if p.is_alive() => ("running", "Up".to_string()),
+                Some(p) if p.is_alive() => ("running", up_status(p.start)),
                 Some(_) => ("exited", "Exited".to_string()),
                 None => ("missing", "Not created".to_string()),
             };
@@ -65,24 +81,20 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 })
             });
             Row {
+                node: n.name.clone(),
                 lab_name: lab.name.clone(),
-                lab_path: lab
-                    .topology_file
-                    .as_ref()
-                    .map_or_else(String::new, |p| p.display().to_string()),
-                abs_lab_path: lab
-                    .topology_file
-                    .as_ref()
-                    .map_or_else(String::new, |p| p.display().to_string()),
+                lab_path: lab_path.clone(),
+                abs_lab_path: abs_lab_path.clone(),
                 name: n.long_name.clone(),
                 container_id: id,
                 image: n.image.clone().unwrap_or_default(),
                 kind: n.kind.clone(),
+                group: n.group.clone().unwrap_or_default(),
                 state: state.into(),
                 status,
                 ipv4_address: ipv4(lab, n),
                 ipv6_address: ipv6(lab, n),
-                owner: "root".into(),
+                owner: owner.clone(),
                 runtime: n.runtime.to_string(),
                 // A VM node shows its VMM.
                 pid: if vm {
@@ -93,6 +105,211 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
             }
         })
         .collect()
+}
+
+/// Run the healthcheck of each running node of lab `name` that has one, once, and add its result
+/// to the status as the Docker engine words it: `Up 3 minutes (healthy)` or `(unhealthy)`.
+pub fn check_health(name: &str, rows: &mut [Row]) {
+    let Some((lab, _)) = lab(name) else {
+        return;
+    };
+    for r in rows.iter_mut().filter(|r| r.state == "running") {
+        let Some(test) = lab
+            .node(&r.node)
+            .and_then(|n| n.healthcheck.as_ref())
+            .map(|h| &h.test)
+            .filter(|t| !t.is_empty())
+        else {
+            continue;
+        };
+        let cmd = crate::deploy::healthcheck_command(test);
+        let healthy = crate::exec::exec(name, &crate::exec::Select::Node(&r.node), &cmd)
+            .is_ok_and(|out| out.iter().all(|(_, o)| o.code == 0));
+        r.status.push_str(if healthy {
+            " (healthy)"
+        } else {
+            " (unhealthy)"
+        });
+    }
+}
+
+/// Where `inspect` finds who deployed a lab (see [`record_owner`]).
+const OWNER_FILE: &str = "owner";
+
+/// Remember who deployed lab `name` (the user behind `sudo`, as containerlab shows it).
+pub fn record_owner(name: &str, owner: &str) -> crate::Result<()> {
+    let path = paths::lab_state_dir(name).join(OWNER_FILE);
+    std::fs::write(&path, format!("{owner}\n"))
+        .map_err(crate::error::io(format!("write {}", path.display())))
+}
+
+/// The user a lab deployed now belongs to: `CLAB_OWNER`, else the user who ran `sudo`, else the
+/// user running this process.
+pub fn caller() -> String {
+    for var in ["CLAB_OWNER", "SUDO_USER"] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            return v;
+        }
+    }
+    // SAFETY: getuid cannot fail; getpwuid returns a pointer into static storage or null,
+    // read at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if !pw.is_null() && !(*pw).pw_name.is_null() {
+            return std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    std::env::var("USER").unwrap_or_else(|_| "root".into())
+}
+
+/// The topology file as `inspect` shows it: relative to the working directory when that is
+/// shorter, and absolute.
+pub fn topology_paths(file: &Path) -> (String, String) {
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let abs_s = abs.display().to_string();
+    let rel = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| relative_path(&cwd, &abs))
+        .map(|p| p.display().to_string());
+    match rel {
+        Some(r) if r.len() < abs_s.len() => (r, abs_s),
+        _ => (abs_s.clone(), abs_s),
+    }
+}
+
+/// `to` relative to directory `from` (both absolute), with `..` where needed.
+fn relative_path(from: &Path, to: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let f: Vec<Component> = from.components().collect();
+    let t: Vec<Component> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c.as_os_str());
+    }
+    Some(out)
+}
+
+/// `Up 3 minutes` for a process started at `start` (clock ticks since boot), in the words the
+/// Docker engine uses for a container's status.
+pub fn up_status(start: u64) -> String {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let uptime = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let secs = (uptime - start as f64 / hz).max(0.0);
+    format!(
+        "Up {}",
+        human_duration(std::time::Duration::from_secs_f64(secs))
+    )
+}
+
+/// A duration as Docker's status words it: `Less than a second`, `5 seconds`, `About a minute`,
+/// `3 minutes`, `About an hour`, `5 hours`, `3 days`, `2 weeks`, `4 months`, `2 years`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    let whole = d.as_secs();
+    let minutes = whole / 60;
+    // Hours round to the nearest, as Docker's do.
+    let hours = (secs / 3600.0 + 0.5) as u64;
+    if secs < 1.0 {
+        "Less than a second".into()
+    } else if whole == 1 {
+        "1 second".into()
+    } else if whole < 60 {
+        format!("{whole} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", (secs / 3600.0 / 24.0 / 365.0) as u64)
+    }
+}
+
+/// One interface of a node, as `inspect interfaces` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interface {
+    pub name: String,
+    pub alias: String,
+    pub mac: String,
+    pub ifindex: u32,
+    pub mtu: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: String,
+}
+
+/// A node's interfaces (the node's long name, interfaces sorted by name).
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInterfaces {
+    pub name: String,
+    pub interfaces: Vec<Interface>,
+}
+
+/// The interfaces of each running node of lab `name` (only `nodes` when given, short or long
+/// names) as they are now, read from the nodes' network namespaces (containerlab's `inspect
+/// interfaces`); nodes sorted by long name.
+pub fn live_interfaces(name: &str, nodes: &[String]) -> crate::Result<Vec<NodeInterfaces>> {
+    let Some((lab, _)) = lab(name) else {
+        return Err(crate::Error::Invalid(format!("lab {name} is not deployed")));
+    };
+    let mut out = Vec::new();
+    for n in lab.nodes.iter().filter(|n| n.is_workload()) {
+        if !nodes.is_empty() && !nodes.iter().any(|x| *x == n.name || *x == n.long_name) {
+            continue;
+        }
+        let path = Path::new(wire::netns::NETNS_RUN_DIR).join(&n.long_name);
+        let Ok(ns) = wire::NetNs::open(&path) else {
+            continue;
+        };
+        let links = wire::Handle::in_netns(&ns)
+            .and_then(|mut h| h.links())
+            .map_err(crate::error::wire(format!("list links of {}", n.long_name)))?;
+        let mut interfaces: Vec<Interface> = links
+            .iter()
+            .map(|l| Interface {
+                name: l.name.clone(),
+                alias: l.alias.clone().unwrap_or_default(),
+                mac: l
+                    .mac
+                    .as_ref()
+                    .map(wire::netlink::format_mac)
+                    .unwrap_or_default(),
+                ifindex: l.index,
+                mtu: l.mtu,
+                kind: l.kind.clone().unwrap_or_else(|| "device".into()),
+                state: l.oper_state_name().into(),
+            })
+            .collect();
+        interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        out.push(NodeInterfaces {
+            name: n.long_name.clone(),
+            interfaces,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 fn ipv4(lab: &Lab, n: &topology::Node) -> String {
@@ -270,4 +487,45 @@ fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out.push_str(&sep);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_docker_words_them() {
+        let cases = [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "About a minute"),
+            (119, "About a minute"),
+            (180, "3 minutes"),
+            (3599, "59 minutes"),
+            (3600, "About an hour"),
+            (5 * 3600, "5 hours"),
+            (47 * 3600, "47 hours"),
+            (3 * 86400, "3 days"),
+            (15 * 86400, "2 weeks"),
+            (90 * 86400, "3 months"),
+            (800 * 86400, "2 years"),
+        ];
+        for (secs, words) in cases {
+            assert_eq!(human_duration(Duration::from_secs(secs)), words, "{secs} s");
+        }
+    }
+
+    #[test]
+    fn topology_path_is_relative_when_shorter() {
+        assert_eq!(
+            relative_path(Path::new("/a/b/c"), Path::new("/a/x/t.clab.yml")),
+            Some(PathBuf::from("../../x/t.clab.yml"))
+        );
+        assert_eq!(
+            relative_path(Path::new("/a"), Path::new("/a/t.clab.yml")),
+            Some(PathBuf::from("t.clab.yml"))
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! Thin on purpose: every command lives in `commands/<verb>.rs`; nothing here speaks netlink or YAML.
 
+mod clab;
 mod commands;
 mod output;
 
@@ -16,6 +17,10 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     raise_nofile_limit();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.first().is_some_and(clab::invoked_as_containerlab) {
+        return clab::main(args);
+    }
     let cli = commands::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

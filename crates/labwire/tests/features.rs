@@ -1126,8 +1126,14 @@ fn destroy_by_name_after_topology_deleted() {
         "destroy --cleanup left {}",
         lab.lab_dir().display()
     );
+    // Nothing is recorded under that name any more: as inspect, destroy says so and fails.
     let out = lab.destroy(true);
-    assert!(out.status.success(), "second destroy: {}", describe(&out));
+    assert!(!out.status.success(), "second destroy: {}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("lab lwt-dname is not deployed"),
+        "{}",
+        describe(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

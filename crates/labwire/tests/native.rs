@@ -553,9 +553,23 @@ fn destroy_leaves_nothing() {
         "destroy --cleanup left {}",
         lab.lab_dir().display()
     );
-    // A second destroy is a no-op that succeeds.
-    let out = lab.destroy(true);
+    // A second destroy from the topology file is a no-op that succeeds; by a name nothing is
+    // recorded under, it fails as inspect does (a mistyped name must not look destroyed).
+    let mut again = lab.cmd();
+    again.args(["destroy", "--cleanup", "-t"]).arg(&lab.file);
+    let out = run_timeout(again, Duration::from_secs(60));
     assert!(out.status.success(), "second destroy: {}", describe(&out));
+    let out = lab.destroy(true);
+    assert!(
+        !out.status.success(),
+        "destroy --name of a destroyed lab: {}",
+        describe(&out)
+    );
+    assert!(
+        text(&out.stderr).contains("lab lwt-gone is not deployed"),
+        "{}",
+        describe(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 pub mod hosts;
 mod inventory;
 mod ssh;
-mod topology_data;
+pub mod topology_data;
 mod yaml;
 
 use std::fs::{self, OpenOptions};

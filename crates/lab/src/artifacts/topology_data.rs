@@ -70,19 +70,15 @@ fn mgmt_entry(lab: &Lab) -> Value {
     Value::Object(out)
 }
 
-/// The labels containerlab puts on every node, then the node's own (which cannot override them).
-fn node_labels(lab: &Lab, node: &Node) -> Map<String, Value> {
-    let mut labels: Map<String, Value> = node
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
+/// The labels containerlab puts on every node of every runtime (`exec --label` selects by them
+/// too).
+pub fn builtin_labels(lab: &Lab, node: &Node) -> [(&'static str, String); 7] {
     let topo_file = lab
         .topology_file
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let own = [
+    [
         ("clab-node-name", node.name.clone()),
         ("clab-node-kind", node.kind.clone()),
         ("clab-node-type", node.node_type.clone().unwrap_or_default()),
@@ -90,8 +86,17 @@ fn node_labels(lab: &Lab, node: &Node) -> Map<String, Value> {
         ("clab-node-lab-dir", node.dir.display().to_string()),
         ("clab-topo-file", topo_file),
         ("containerlab", lab.name.clone()),
-    ];
-    for (k, v) in own {
+    ]
+}
+
+/// The built-in labels, then the node's own (which cannot override them).
+fn node_labels(lab: &Lab, node: &Node) -> Map<String, Value> {
+    let mut labels: Map<String, Value> = node
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    for (k, v) in builtin_labels(lab, node) {
         labels.insert(k.into(), json!(v));
     }
     labels

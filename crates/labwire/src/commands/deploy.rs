@@ -26,16 +26,69 @@ pub struct DeployArgs {
     /// Print the nodes as JSON instead of a table
     #[arg(long, value_parser = ["table", "json"], default_value = "table")]
     pub format: String,
+    /// Deploy only these nodes (comma-separated) and the links between them
+    #[arg(long, value_delimiter = ',')]
+    pub node_filter: Vec<String>,
 }
 
 pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
-    let lab = a.topo.load()?;
+    let mut lab = a.topo.load()?;
+    super::filter_nodes(&mut lab, &a.node_filter)?;
+    let opts = DeployOptions {
+        max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
+        reconfigure: a.reconfigure,
+        quiet: a.quiet,
+    };
+    let (stats, format) = (a.stats, a.format);
+    deploy_then(lab, &opts, &lab::inspect::caller(), stats, |name| {
+        if format == "json" {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&lab::inspect::to_json(&lab_rows(name)))?
+            );
+            Ok(())
+        } else {
+            print_table(name)
+        }
+    })
+}
+
+/// The deployed lab `name` as labwire's table.
+pub fn print_table(name: &str) -> anyhow::Result<()> {
+    print!("{}", lab::inspect::table(&lab_rows(name)));
+    Ok(())
+}
+
+/// The rows of deployed lab `name` (none when it is not deployed), keyed by lab.
+pub fn lab_rows(name: &str) -> Vec<(String, Vec<lab::inspect::Row>)> {
+    lab::inspect::lab(name)
+        .map(|(_, r)| vec![(name.to_string(), r)])
+        .unwrap_or_default()
+}
+
+/// Deploy `lab` in a worker under the lab's reaper, record `owner`, print what the deploy did on
+/// standard error, then `report` what runs (given the lab's name) and exit with the deploy's code.
+pub fn deploy_then(
+    lab: topology::Lab,
+    opts: &DeployOptions,
+    owner: &str,
+    stats: bool,
+    report: impl FnOnce(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
     // Fork the lab's reaper and a worker before any thread exists (see lab::supervise).
     let worker = match lab::supervise::split(&lab.name)? {
         lab::supervise::Split::Waited(code) => return Ok(ExitCode::from(code)),
         lab::supervise::Split::Worker(w) => w,
     };
-    let result = deploy_in_worker(a, lab);
+    let deployed = deploy_in_worker(lab, opts, owner, stats);
+    // A report that fails (a closed pipe) does not undo the deploy.
+    let ok = deployed.is_ok();
+    let result = deployed.and_then(|name| {
+        report(&name)?;
+        use std::io::Write as _;
+        std::io::stdout().flush()?;
+        Ok(())
+    });
     let code = match &result {
         Ok(()) => 0,
         Err(e) => {
@@ -43,17 +96,18 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
             1
         }
     };
-    worker.finish(code, result.is_ok());
+    worker.finish(code, ok);
     std::process::exit(i32::from(code));
 }
 
-fn deploy_in_worker(a: DeployArgs, lab: topology::Lab) -> anyhow::Result<()> {
-    let opts = DeployOptions {
-        max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
-        reconfigure: a.reconfigure,
-        quiet: a.quiet,
-    };
-    let done = deploy::deploy(lab, &opts)?;
+fn deploy_in_worker(
+    lab: topology::Lab,
+    opts: &DeployOptions,
+    owner: &str,
+    stats: bool,
+) -> anyhow::Result<String> {
+    let done = deploy::deploy(lab, opts)?;
+    lab::inspect::record_owner(&done.lab.name, owner)?;
     for e in &done.execs {
         let status = if e.output.code == 0 {
             String::new()
@@ -76,7 +130,7 @@ fn deploy_in_worker(a: DeployArgs, lab: topology::Lab) -> anyhow::Result<()> {
         done.lab.links.len(),
         done.elapsed.as_secs_f64()
     );
-    if a.stats {
+    if stats {
         // SAFETY: getrusage fills the zeroed struct for this process.
         let ru = unsafe {
             let mut ru: libc::rusage = std::mem::zeroed();
@@ -88,18 +142,5 @@ fn deploy_in_worker(a: DeployArgs, lab: topology::Lab) -> anyhow::Result<()> {
             eprintln!("  {what:<14} {:>8.3} s", d.as_secs_f64());
         }
     }
-    let rows = lab::inspect::lab(&done.lab.name)
-        .map(|(_, r)| vec![(done.lab.name.clone(), r)])
-        .unwrap_or_default();
-    if a.format == "json" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&lab::inspect::to_json(&rows))?
-        );
-    } else {
-        print!("{}", lab::inspect::table(&rows));
-    }
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
-    Ok(())
+    Ok(done.lab.name.clone())
 }

@@ -29,8 +29,8 @@ pub struct DestroyArgs {
 }
 
 /// The lab name from a topology file, even one that no longer validates.
-fn lab_name(topo: &TopoSource) -> anyhow::Result<String> {
-    let src = topo.0.source()?;
+pub fn lab_name_of(topo: super::TopoArg) -> anyhow::Result<String> {
+    let src = topo.source()?;
     match topology::load(&src, &topology::Options::default()) {
         Ok(l) => Ok(l.lab.name),
         Err(e) => {
@@ -47,34 +47,40 @@ fn lab_name(topo: &TopoSource) -> anyhow::Result<String> {
     }
 }
 
-struct TopoSource(super::TopoArg);
-
 pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if a.all {
         lab::state::recorded_labs()
     } else if let Some(n) = a.name {
+        // As inspect: a name that is not deployed is an error.
+        if lab::inspect::lab(&n).is_none() && !lab::paths::lab_state_dir(&n).exists() {
+            bail!("lab {n} is not deployed");
+        }
         vec![n]
     } else {
-        let t = TopoSource(super::TopoArg {
+        vec![lab_name_of(super::TopoArg {
             topo: a.topo,
             runtime: None,
             vars: a.vars,
-        });
-        vec![lab_name(&t)?]
+        })?]
     };
+    destroy_labs(&names, a.cleanup, a.stats)
+}
+
+/// Destroy each lab of `names`, reporting each; an error when any was not fully destroyed.
+pub fn destroy_labs(names: &[String], cleanup: bool, stats: bool) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         eprintln!("no labs are deployed");
         return Ok(ExitCode::SUCCESS);
     }
     let mut failed = false;
     for n in names {
-        match lab::destroy::destroy(&n, a.cleanup) {
+        match lab::destroy::destroy(n, cleanup) {
             Ok(d) => {
                 eprintln!(
                     "lab {n} destroyed: {} nodes stopped, {} host links and {} bridges removed",
                     d.nodes, d.links, d.bridges
                 );
-                if a.stats {
+                if stats {
                     for (what, t) in &d.timings {
                         eprintln!("  {what:<16} {:>8.3} s", t.as_secs_f64());
                     }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::anyhow;
 use clap::Args;
 use lab::exec::Select;
 
@@ -13,48 +13,64 @@ pub struct ExecArgs {
     /// Only this node (short or long name)
     #[arg(long)]
     pub node: Option<String>,
-    /// Only nodes with this label (key=value)
-    #[arg(long, conflicts_with = "node")]
-    pub label: Option<String>,
-    /// The command, run with /bin/sh -c inside each node
-    #[arg(long)]
-    pub cmd: String,
+    /// Only these nodes (comma-separated, short or long names)
+    #[arg(long, value_delimiter = ',', conflicts_with = "node")]
+    pub node_filter: Vec<String>,
+    /// Only nodes with this label (key=value; repeat or comma-separate: all must match). The
+    /// built-in labels count: clab-node-kind, clab-node-group, containerlab, …
+    #[arg(long, value_delimiter = ',', conflicts_with = "node")]
+    pub label: Vec<String>,
+    /// The command, run with /bin/sh -c inside each node (repeat: run in order)
+    #[arg(long, required = true)]
+    pub cmd: Vec<String>,
     #[arg(short, long, value_parser = ["plain", "json"], default_value = "plain")]
     pub format: String,
 }
 
 pub fn run(a: ExecArgs) -> anyhow::Result<ExitCode> {
     let name = a.lab.resolve()?;
-    let select = match (&a.node, &a.label) {
-        (Some(n), _) => Select::Node(n),
-        (None, Some(l)) => match l.split_once('=') {
-            Some((k, v)) => Select::Label(k, v),
-            None => bail!("--label takes key=value, not `{l}`"),
+    let labels: Vec<(String, String)> = a
+        .label
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(anyhow!("--label takes key=value, not `{l}`")),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let one: Vec<String> = a.node.iter().cloned().collect();
+    let select = Select::Match {
+        nodes: if a.node.is_some() {
+            &one
+        } else {
+            &a.node_filter
         },
-        (None, None) => Select::All,
+        labels: &labels,
     };
-    let results = lab::exec::exec(&name, &select, &a.cmd)?;
     let mut worst = 0;
-    if a.format == "json" {
-        let mut m = serde_json::Map::new();
-        for (n, out) in &results {
-            m.insert(
-                n.long_name.clone(),
-                serde_json::json!([{ "cmd": ["/bin/sh", "-c", a.cmd], "return-code": out.code, "stdout": out.stdout, "stderr": out.stderr }]),
-            );
-            worst = worst.max(out.code);
-        }
-        println!("{}", serde_json::to_string_pretty(&m)?);
-    } else {
+    let mut json = serde_json::Map::new();
+    for cmd in &a.cmd {
+        let results = lab::exec::exec(&name, &select, cmd)?;
         let many = results.len() > 1;
         for (n, out) in &results {
-            if many {
-                println!("--- {} ---", n.name);
-            }
-            print!("{}", out.stdout);
-            eprint!("{}", out.stderr);
             worst = worst.max(out.code);
+            if a.format == "json" {
+                let entry = json
+                    .entry(n.long_name.clone())
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+                if let serde_json::Value::Array(list) = entry {
+                    list.push(serde_json::json!({ "cmd": ["/bin/sh", "-c", cmd], "return-code": out.code, "stdout": out.stdout, "stderr": out.stderr }));
+                }
+            } else {
+                if many {
+                    println!("--- {} ---", n.name);
+                }
+                print!("{}", out.stdout);
+                eprint!("{}", out.stderr);
+            }
         }
+    }
+    if a.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&json)?);
     }
     Ok(if worst == 0 {
         ExitCode::SUCCESS

@@ -23,10 +23,14 @@ pub struct GraphArgs {
     /// Write to this file instead of standard output
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Only these nodes (comma-separated) and the links between them
+    #[arg(long, value_delimiter = ',')]
+    pub node_filter: Vec<String>,
 }
 
 pub fn run(a: GraphArgs) -> anyhow::Result<ExitCode> {
-    let lab = a.topo.load()?;
+    let mut lab = a.topo.load()?;
+    super::filter_nodes(&mut lab, &a.node_filter)?;
     let text = if a.mermaid { mermaid(&lab) } else { dot(&lab) };
     match a.output {
         Some(p) => std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?,

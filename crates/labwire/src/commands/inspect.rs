@@ -1,4 +1,5 @@
-//! `labwire inspect`: what is deployed, as a table or containerlab's JSON.
+//! `labwire inspect`: what is deployed, as a table, containerlab's JSON or CSV; `--interfaces`:
+//! each node's link interfaces as the topology wrote them and as Linux names them.
 
 use std::process::ExitCode;
 
@@ -12,18 +13,21 @@ pub struct InspectArgs {
     /// Every deployed lab
     #[arg(short, long, conflicts_with_all = ["topo", "name"])]
     pub all: bool,
-    #[arg(short, long, value_parser = ["table", "json"], default_value = "table")]
+    #[arg(short, long, value_parser = ["table", "json", "csv"], default_value = "table")]
     pub format: String,
     /// Each node's link interfaces: the name as the topology wrote it and the Linux name
     #[arg(long)]
     pub interfaces: bool,
+    /// Only these nodes (comma-separated, short or long names)
+    #[arg(long, value_delimiter = ',')]
+    pub node_filter: Vec<String>,
 }
 
 pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     if a.interfaces {
         return interfaces(&a);
     }
-    let labs = if a.all {
+    let mut labs = if a.all {
         lab::inspect::all()
     } else {
         let name = a.lab.resolve()?;
@@ -32,15 +36,25 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
             None => bail!("lab {name} is not deployed"),
         }
     };
-    if a.format == "json" {
-        println!(
+    for (name, rows) in &mut labs {
+        lab::inspect::check_health(name, rows);
+    }
+    if !a.node_filter.is_empty() {
+        for (_, rows) in &mut labs {
+            rows.retain(|r| a.node_filter.iter().any(|f| r.node == *f || r.name == *f));
+        }
+    }
+    match a.format.as_str() {
+        "json" => println!(
             "{}",
             serde_json::to_string_pretty(&lab::inspect::to_json(&labs))?
-        );
-    } else if labs.is_empty() {
-        eprintln!("no labs are deployed");
-    } else {
-        print!("{}", lab::inspect::table(&labs));
+        ),
+        "csv" => print!(
+            "{}",
+            crate::clab::format::inspect_csv(&crate::clab::format::sorted(&labs))
+        ),
+        _ if labs.is_empty() => eprintln!("no labs are deployed"),
+        _ => print!("{}", lab::inspect::table(&labs)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -54,7 +68,13 @@ fn interfaces(a: &InspectArgs) -> anyhow::Result<ExitCode> {
     let mut labs = Vec::new();
     for name in names {
         match lab::inspect::lab(&name) {
-            Some((l, _)) => labs.push((name, lab::inspect::interfaces(&l))),
+            Some((l, _)) => {
+                let mut rows = lab::inspect::interfaces(&l);
+                if !a.node_filter.is_empty() {
+                    rows.retain(|r| a.node_filter.contains(&r.node));
+                }
+                labs.push((name, rows));
+            }
             None if a.all => {}
             None => bail!("lab {name} is not deployed"),
         }

@@ -1,15 +1,16 @@
 //! One module per verb; `Cli` holds the argument structs.
 
-mod completion;
-mod console;
-mod deploy;
-mod destroy;
-mod exec;
-mod generate;
-mod graph;
-mod image;
-mod inspect;
-mod validate;
+pub(crate) mod completion;
+pub(crate) mod console;
+pub(crate) mod deploy;
+pub(crate) mod destroy;
+pub(crate) mod exec;
+pub(crate) mod generate;
+pub(crate) mod graph;
+pub(crate) mod image;
+pub(crate) mod inspect;
+pub(crate) mod redeploy;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Destroy a lab (or all) from its recorded state
     Destroy(destroy::DestroyArgs),
+    /// Destroy a lab if deployed, then deploy it again
+    Redeploy(redeploy::RedeployArgs),
     /// Show deployed labs
     Inspect(inspect::InspectArgs),
     /// Run a command inside nodes of a deployed lab
@@ -43,7 +46,7 @@ pub enum Command {
     Console(console::ConsoleArgs),
     /// Manage labwire's own images (import, ls, inspect, rm)
     Image(image::ImageArgs),
-    /// Generate ring or CLOS topologies
+    /// Generate ring or CLOS topologies, or stages as containerlab's generate takes them
     Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
     Validate(validate::ValidateArgs),
@@ -151,10 +154,47 @@ impl LabRef {
     }
 }
 
+/// Keep only the nodes named in `keep` (every node when empty) and the links whose nodes all stay:
+/// `--node-filter`. A name that is not a node of the lab is an error naming the lab's nodes.
+pub fn filter_nodes(lab: &mut topology::Lab, keep: &[String]) -> anyhow::Result<()> {
+    if keep.is_empty() {
+        return Ok(());
+    }
+    let unknown: Vec<&str> = keep
+        .iter()
+        .filter(|k| lab.node(k).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let names: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        anyhow::bail!(
+            "--node-filter names {} that lab {} does not have; its nodes are {}",
+            unknown.join(", "),
+            lab.name,
+            names.join(", ")
+        );
+    }
+    let all: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+    let kept = |node: &str| keep.iter().any(|k| k == node);
+    for n in lab.nodes.iter().filter(|n| kept(&n.name)) {
+        if let topology::NetworkMode::Container(other) = &n.network_mode {
+            anyhow::ensure!(
+                kept(other) || !all.contains(other),
+                "--node-filter keeps {} but not {other}, whose network namespace it shares",
+                n.name
+            );
+        }
+    }
+    lab.nodes.retain(|n| kept(&n.name));
+    lab.links.retain(|l| l.endpoints().all(|ep| kept(&ep.node)));
+    Ok(())
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Deploy(a) => deploy::run(a),
         Command::Destroy(a) => destroy::run(a),
+        Command::Redeploy(a) => redeploy::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Exec(a) => exec::run(a),
         Command::Console(a) => console::run(a),

@@ -136,10 +136,27 @@ pub struct Link {
     pub kind: Option<String>,
     /// Ifindex of the master (bridge) this link is a port of.
     pub master: Option<u32>,
+    /// RFC 2863 operational state (`IF_OPER_*`), as `ip link` shows it by name.
+    pub oper_state: u8,
     /// `IFLA_IFALIAS`, when set.
     pub alias: Option<String>,
     /// Alternative names (`IFLA_ALT_IFNAME` in `IFLA_PROP_LIST`).
     pub altnames: Vec<String>,
+}
+
+impl Link {
+    /// The operational state as `ip link` names it (lower case): `up`, `down`, `unknown`, …
+    pub fn oper_state_name(&self) -> &'static str {
+        match self.oper_state {
+            1 => "notpresent",
+            2 => "down",
+            3 => "lowerlayerdown",
+            4 => "testing",
+            5 => "dormant",
+            IF_OPER_UP => "up",
+            _ => "unknown",
+        }
+    }
 }
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
@@ -382,6 +399,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
         oper_up: false,
         kind: None,
         master: None,
+        oper_state: IF_OPER_UNKNOWN,
         alias: None,
         altnames: Vec::new(),
     };
@@ -407,6 +425,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
             _ => {}
         }
     }
+    link.oper_state = oper;
     link.oper_up = oper == IF_OPER_UP || (oper == IF_OPER_UNKNOWN && flags & IFF_RUNNING != 0);
     Some(link)
 }

@@ -1,0 +1,333 @@
+//! `containerlab tools …`: ad-hoc wiring of running nodes (veth, vxlan), TX offload, and the
+//! refusals for tools labwire does not offer yet (netem until link impairments exist).
+//!
+//! Nodes are found by their registered network namespace (`/run/netns/<container name>`), which
+//! labwire makes for every node of every runtime.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+pub struct ToolsArgs {
+    #[command(subcommand)]
+    tool: Tool,
+}
+
+#[derive(Subcommand)]
+enum Tool {
+    /// veth operations
+    Veth {
+        #[command(subcommand)]
+        op: VethOp,
+    },
+    /// VxLAN interface commands
+    Vxlan {
+        #[command(subcommand)]
+        op: VxlanOp,
+    },
+    /// link impairment operations
+    Netem {
+        #[command(subcommand)]
+        op: NetemOp,
+    },
+    /// disables tx checksum offload on eth0 interface of a container
+    DisableTxOffload {
+        /// container name to disable offload in
+        #[arg(short = 'c', long, required = true)]
+        container: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VethOp {
+    /// Create a veth interface and attach its sides to the specified containers
+    Create {
+        /// veth endpoint A in the format of <container-name>:<interface-name> or host:<interface-name>
+        #[arg(short = 'a', long = "a-endpoint", required = true)]
+        a_endpoint: String,
+        /// veth endpoint B
+        #[arg(short = 'b', long = "b-endpoint", required = true)]
+        b_endpoint: String,
+        /// link mtu
+        #[arg(short = 'm', long, default_value_t = 9500)]
+        mtu: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum VxlanOp {
+    /// create vxlan interface
+    Create {
+        /// VxLAN ID (VNI)
+        #[arg(short = 'i', long, default_value_t = 10)]
+        id: u32,
+        /// remote VTEP IP address
+        #[arg(long, required = true)]
+        remote: IpAddr,
+        /// parent (source) interface name for VxLAN
+        #[arg(long)]
+        dev: Option<String>,
+        /// link to which 'attach' vxlan tunnel with tc redirect
+        #[arg(short = 'l', long, required = true)]
+        link: String,
+        /// VxLAN MTU
+        #[arg(short = 'm', long)]
+        mtu: Option<u32>,
+        /// VxLAN destination UDP port (alias of --dst-port)
+        #[arg(long, conflicts_with = "dst_port")]
+        port: Option<u16>,
+        /// VxLAN destination UDP port
+        #[arg(short = 'p', long, default_value_t = 14789)]
+        dst_port: u16,
+        /// VxLAN source UDP port (default: the kernel's range)
+        #[arg(short = 's', long, default_value_t = 0)]
+        src_port: u16,
+    },
+    /// delete vxlan interface
+    Delete {
+        /// delete all containerlab created VxLAN interfaces which start with this prefix
+        #[arg(short = 'p', long, default_value = "vx-")]
+        prefix: String,
+        /// delete the VxLAN interface of this name
+        #[arg(short = 'n', long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetemOp {
+    /// set link impairments
+    Set {
+        #[arg(short = 'n', long, required = true)]
+        node: String,
+        #[arg(short = 'i', long, required = true)]
+        interface: String,
+        #[arg(long)]
+        delay: Option<String>,
+        #[arg(long)]
+        jitter: Option<String>,
+        #[arg(long)]
+        loss: Option<f64>,
+        #[arg(long)]
+        rate: Option<u64>,
+        #[arg(long)]
+        corruption: Option<f64>,
+    },
+    /// show link impairments for a node
+    Show {
+        #[arg(short = 'n', long, required = true)]
+        node: String,
+        #[arg(short = 'f', long, default_value = "table")]
+        format: String,
+    },
+    /// reset link impairments
+    Reset {
+        #[arg(short = 'n', long, required = true)]
+        node: String,
+        #[arg(short = 'i', long, required = true)]
+        interface: String,
+    },
+}
+
+pub fn run(_g: &super::Global, a: ToolsArgs) -> anyhow::Result<ExitCode> {
+    match a.tool {
+        Tool::Veth {
+            op:
+                VethOp::Create {
+                    a_endpoint,
+                    b_endpoint,
+                    mtu,
+                },
+        } => veth_create(&a_endpoint, &b_endpoint, mtu),
+        Tool::Vxlan {
+            op:
+                VxlanOp::Create {
+                    id,
+                    remote,
+                    dev,
+                    link,
+                    mtu,
+                    port,
+                    dst_port,
+                    src_port,
+                },
+        } => {
+            if src_port != 0 {
+                bail!("--src-port is not supported by labwire yet (the kernel picks source ports)");
+            }
+            vxlan_create(id, remote, dev.as_deref(), &link, mtu, port.unwrap_or(dst_port))
+        }
+        Tool::Vxlan {
+            op: VxlanOp::Delete { prefix, name },
+        } => vxlan_delete(&prefix, name.as_deref()),
+        Tool::Netem { .. } => bail!(
+            "tools netem is not supported by labwire yet: link impairments (delay, jitter, loss, rate, corruption) are not implemented, and this host's kernel has no netem"
+        ),
+        Tool::DisableTxOffload { container } => disable_tx_offload(&container),
+    }
+}
+
+/// A `<container>:<interface>` or `host:<interface>` endpoint: its namespace (None: the host) and
+/// interface name.
+fn endpoint(spec: &str) -> anyhow::Result<(Option<wire::NetNs>, String)> {
+    let Some((node, iface)) = spec.split_once(':') else {
+        bail!("endpoint `{spec}`: expected <container-name>:<interface-name> or host:<interface-name>");
+    };
+    if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ':', ' ']) {
+        bail!("endpoint `{spec}`: `{iface}` is not a valid interface name");
+    }
+    if node.starts_with("bridge") || node.starts_with("ovs-bridge") || iface.contains(':') {
+        bail!("endpoint `{spec}`: bridge endpoints are not supported by labwire's tools veth yet");
+    }
+    if node == "host" {
+        return Ok((None, iface.to_string()));
+    }
+    Ok((Some(node_netns(node)?), iface.to_string()))
+}
+
+/// The registered network namespace of a running node (its container name).
+fn node_netns(node: &str) -> anyhow::Result<wire::NetNs> {
+    topology::node::check_node_name(node)
+        .map_err(|e| anyhow::anyhow!("container name `{node}`: {e}"))?;
+    let path = Path::new(wire::netns::NETNS_RUN_DIR).join(node);
+    wire::NetNs::open(&path).with_context(|| {
+        format!(
+            "container {node} not found (no network namespace {})",
+            path.display()
+        )
+    })
+}
+
+fn veth_create(a: &str, b: &str, mtu: u32) -> anyhow::Result<ExitCode> {
+    let (a_ns, a_if) = endpoint(a)?;
+    let (b_ns, b_if) = endpoint(b)?;
+    let mut h = wire::Handle::new().context("open netlink")?;
+    let mut va = wire::VethEnd::new(&a_if);
+    va.netns = a_ns.as_ref().map(|n| n.fd());
+    va.mtu = Some(mtu);
+    va.up = true;
+    let mut vb = wire::VethEnd::new(&b_if);
+    vb.netns = b_ns.as_ref().map(|n| n.fd());
+    vb.mtu = Some(mtu);
+    vb.up = true;
+    h.add_veth(&va, &vb)
+        .with_context(|| format!("create veth {a} -- {b}"))?;
+    eprintln!("INFO veth interface successfully created a={a} b={b}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vxlan_create(
+    vni: u32,
+    remote: IpAddr,
+    dev: Option<&str>,
+    link: &str,
+    mtu: Option<u32>,
+    port: u16,
+) -> anyhow::Result<ExitCode> {
+    let mut h = wire::Handle::new().context("open netlink")?;
+    let target = h
+        .link(link)?
+        .with_context(|| format!("link {link} not found in the host"))?;
+    let parent = match dev {
+        Some(d) => Some(
+            h.link(d)?
+                .with_context(|| format!("device {d} not found"))?
+                .index,
+        ),
+        None => None,
+    };
+    let name: String = format!("vx-{link}").chars().take(15).collect();
+    let v = wire::Vxlan {
+        name: &name,
+        vni,
+        remote,
+        local: None,
+        dst_port: port,
+        parent,
+        mtu,
+        mac: None,
+        netns: None,
+        up: true,
+        learning: false,
+    };
+    h.add_vxlan(&v)
+        .with_context(|| format!("create vxlan {name}"))?;
+    let vx = h
+        .link(&name)?
+        .with_context(|| format!("vxlan {name} vanished"))?;
+    if let Err(e) = h
+        .set_up(target.index)
+        .and_then(|_| h.stitch(vx.index, target.index))
+    {
+        let _ = h.delete_link(vx.index);
+        return Err(anyhow::Error::new(e).context(format!("redirect {name} <-> {link}")));
+    }
+    eprintln!("INFO vxlan interface created link={name} vni={vni} remote={remote}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vxlan_delete(prefix: &str, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut h = wire::Handle::new().context("open netlink")?;
+    let links = h.links()?;
+    let doomed: Vec<&wire::Link> = links
+        .iter()
+        .filter(|l| l.kind.as_deref() == Some("vxlan"))
+        .filter(|l| match name {
+            Some(n) => l.name == n,
+            None => l.name.starts_with(prefix),
+        })
+        .collect();
+    for l in doomed {
+        h.delete_link(l.index)
+            .with_context(|| format!("delete {}", l.name))?;
+        eprintln!("INFO Deleting VxLAN link link={}", l.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ethtool -K eth0 tx off` inside the container: the classic ETHTOOL_STXCSUM ioctl.
+fn disable_tx_offload(container: &str) -> anyhow::Result<ExitCode> {
+    let ns = node_netns(container)?;
+    let done = ns
+        .run_in(|| -> std::io::Result<()> {
+            const SIOCETHTOOL: libc::c_ulong = 0x8946;
+            const ETHTOOL_STXCSUM: u32 = 0x17;
+            #[repr(C)]
+            struct EthtoolValue {
+                cmd: u32,
+                data: u32,
+            }
+            let mut value = EthtoolValue {
+                cmd: ETHTOOL_STXCSUM,
+                data: 0,
+            };
+            // SAFETY: a zeroed ifreq gets the name (NUL-terminated, < IFNAMSIZ) and a pointer to
+            // `value`, which outlives the ioctl; the socket is closed before returning.
+            unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut ifr: libc::ifreq = std::mem::zeroed();
+                for (d, s) in ifr.ifr_name.iter_mut().zip(b"eth0\0") {
+                    *d = *s as libc::c_char;
+                }
+                ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+                let rc = libc::ioctl(fd, SIOCETHTOOL as _, &mut ifr);
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                if rc < 0 {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        })
+        .context("enter the container's network namespace")?;
+    done.with_context(|| format!("disable tx checksum offload on eth0 of {container}"))?;
+    eprintln!("INFO Tx checksum offload disabled for eth0 interface of {container} container");
+    Ok(ExitCode::SUCCESS)
+}
