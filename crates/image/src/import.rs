@@ -595,7 +595,7 @@ fn stage(r: &mut dyn Read, path: &Path) -> io::Result<(String, u64)> {
 }
 
 /// Seconds since the epoch as an RFC 3339 UTC timestamp.
-fn rfc3339(secs: i64) -> String {
+pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's days-to-civil algorithm.

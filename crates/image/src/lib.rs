@@ -25,6 +25,7 @@ mod unpack;
 
 pub use disk::{find_tool, merge_layers, ROOT_HEADROOM};
 pub use error::{Error, Result};
+pub use import::rfc3339;
 pub use kernel::{Kernel, Modules};
 pub use pull::{pull, pull_report, PullOptions, PullReport};
 pub use reference::normalize_reference;

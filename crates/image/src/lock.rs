@@ -3,8 +3,6 @@
 //! process dies), so a crash never leaves the store locked.
 
 use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use crate::error::{io_err, Result};
@@ -25,16 +23,7 @@ impl FileLock {
             .write(true)
             .open(path)
             .map_err(io_err(path))?;
-        loop {
-            // SAFETY: flock on a file descriptor we own; no memory is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(FileLock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(io_err(path)(err));
-            }
-        }
+        unix::flock(&file, unix::Flock::Exclusive, &|| false).map_err(io_err(path))?;
+        Ok(FileLock { _file: file })
     }
 }

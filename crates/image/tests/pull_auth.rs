@@ -64,6 +64,7 @@ fn basic_auth_with_docker_config_credentials() {
         )
         .as_bytes(),
     );
+    // SAFETY: this test binary holds this one test, so no other thread reads the environment.
     unsafe { std::env::set_var("DOCKER_CONFIG", &wrong) };
     let err = image::pull(&store, &reference, &opts)
         .unwrap_err()
@@ -81,6 +82,7 @@ fn basic_auth_with_docker_config_credentials() {
         )
         .as_bytes(),
     );
+    // SAFETY: as above, no other thread reads the environment.
     unsafe { std::env::set_var("DOCKER_CONFIG", &good) };
     let img = image::pull(&store, &reference, &opts).unwrap();
     assert_eq!(img.manifest, manifest);

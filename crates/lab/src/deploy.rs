@@ -11,19 +11,19 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use runtime::docker::{self, EngineKind};
-use runtime::native;
+use runtime::backend::{CreateNode, Deployment, LabDirs, SharedNet};
+use runtime::docker;
+use runtime::node::{ExecOutput, ImageRoot, NodeContext};
 use runtime::process::ProcId;
-use topology::{
-    ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Peer, Runtime, Stage,
-};
+use runtime::{Backends, NodeNetwork, Running};
+use topology::{ExecPhase, ExecTarget, KindClass, Lab, Link, NetworkMode, Node, Stage};
 use wire::netlink::Handle;
 use wire::NetNs;
 
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::progress::Progress;
 use crate::state::{self, Entry, Journal, Recorded};
-use crate::{artifacts, destroy, lock::Lock, paths, pool, signals, vms, wiring};
+use crate::{artifacts, destroy, links, lock::Lock, paths, pool, signals, wiring};
 
 pub struct DeployOptions {
     pub max_workers: usize,
@@ -47,7 +47,7 @@ impl Default for DeployOptions {
 pub struct ExecReport {
     pub node: String,
     pub command: String,
-    pub output: native::ExecOutput,
+    pub output: ExecOutput,
 }
 
 pub struct Deployed {
@@ -59,45 +59,20 @@ pub struct Deployed {
 }
 
 /// Everything checked before the host is touched.
-pub fn preflight(lab: &Lab) -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(Error::Invalid(
-            "labwire deploy needs root: it creates namespaces, links and bridges (run it with sudo)".into(),
-        ));
+pub fn preflight(lab: &Lab, backends: &Backends) -> Result<()> {
+    if !unix::is_root() {
+        return Err(Error::NotRoot { command: "deploy" });
     }
     let mut problems = Vec::new();
     let mut checked_images: HashMap<(String, Option<String>), std::result::Result<(), String>> =
         HashMap::new();
-    let engines = engine_preflight(lab, &mut problems);
-    for n in &lab.nodes {
-        if let Some(kind) = EngineKind::of(n.runtime).filter(|_| n.is_workload()) {
-            if let Some(Err(e)) = engines.get(&kind) {
-                problems.push(format!("node {}: {e}", n.name));
-            }
-            // A container joins another's network by the engine's `container:NAME`, so that one
-            // must be a container of the same engine.
-            if let NetworkMode::Container(other) = &n.network_mode {
-                if let Some(o) = lab.node(other).filter(|o| o.runtime != n.runtime) {
-                    problems.push(format!(
-                        "node {}: network-mode container:{other} needs {other} to run on the {kind} runtime too (it runs on {})",
-                        n.name, o.runtime
-                    ));
-                }
-            }
+    let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
+    for (backend, nodes) in backends.group(&workloads) {
+        problems.extend(backend.preflight(lab, &nodes));
+        if !backend.uses_image_store() {
             continue;
         }
-        if n.is_workload() && n.runtime == Runtime::Vm {
-            crate::vms::preflight(lab, n, &mut problems);
-        }
-        if n.is_workload() && !matches!(n.runtime, Runtime::Native | Runtime::Vm) {
-            problems.push(format!(
-                "node {}: the {} runtime is not available in this version of labwire; use `runtime: native` (or -r native)",
-                n.name, n.runtime
-            ));
-            continue;
-        }
-        if n.is_workload() && n.class != KindClass::ExtContainer {
+        for n in nodes {
             if let Some(img) = &n.image {
                 let key = (img.clone(), n.image_pull_policy.clone());
                 let verdict = checked_images.entry(key).or_insert_with(|| {
@@ -107,6 +82,12 @@ pub fn preflight(lab: &Lab) -> Result<()> {
                     problems.push(format!("node {}: {e}", n.name));
                 }
             }
+        }
+    }
+    for n in &lab.nodes {
+        // An engine checks its containers' binds itself.
+        if !backends.node(n).uses_image_store() && n.is_workload() {
+            continue;
         }
         for b in &n.binds {
             if !b.source.exists() && !b.source.starts_with(&lab.dir) {
@@ -135,99 +116,18 @@ pub fn preflight(lab: &Lab) -> Result<()> {
         .into_iter()
         .map(|l| l.name)
         .collect();
-    let exists = |name: &str| host_links.contains(name);
-    for l in &lab.links {
-        match &l.peer {
-            Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. }
-                if exists(host_iface) =>
-            {
-                problems.push(format!(
-                    "link {}:{}: host interface {host_iface} already exists",
-                    l.a.node, l.a.iface
-                ));
-            }
-            Peer::Macvlan { parent, .. }
-                if !lab
-                    .node(parent)
-                    .is_some_and(|n| n.class == KindClass::Bridge)
-                    && !exists(parent) =>
-            {
-                problems.push(format!(
-                    "link {}:{}: macvlan parent interface {parent} does not exist in the host",
-                    l.a.node, l.a.iface
-                ));
-            }
-            Peer::Veth { b } => {
-                for ep in [&l.a, b] {
-                    let host_side = lab.node(&ep.node).is_some_and(|n| n.in_host());
-                    if host_side && exists(&ep.iface) {
-                        problems.push(format!(
-                            "link end {}:{}: an interface {} already exists in the host",
-                            ep.node, ep.iface, ep.iface
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if lab.links.iter().any(|l| matches!(l.peer, Peer::Dummy)) {
+    links::preflight(lab, &host_links, &mut problems);
+    if links::uses_dummy(lab) {
         probe_kind_dummy(&mut problems)?;
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "lab {} cannot be deployed:\n  {}",
-            lab.name,
-            problems.join("\n  ")
-        )))
+        Err(Error::Preflight {
+            lab: lab.name.clone(),
+            problems,
+        })
     }
-}
-
-/// The container runtimes' checks: each engine the lab's nodes use answers, and every such node's
-/// image is in its engine (pulled as `image-pull-policy` says). One verdict per engine used.
-fn engine_preflight(
-    lab: &Lab,
-    problems: &mut Vec<String>,
-) -> BTreeMap<EngineKind, std::result::Result<(), String>> {
-    let mut by_engine: BTreeMap<EngineKind, Vec<&Node>> = BTreeMap::new();
-    for n in lab.nodes.iter().filter(|n| n.is_workload()) {
-        if let Some(kind) = EngineKind::of(n.runtime) {
-            by_engine.entry(kind).or_default().push(n);
-        }
-    }
-    let mut verdicts = BTreeMap::new();
-    for (kind, nodes) in by_engine {
-        let engine = match docker::Engine::connect(kind) {
-            Ok(e) => e,
-            Err(e) => {
-                verdicts.insert(kind, Err(e.to_string()));
-                continue;
-            }
-        };
-        let mut checked = HashSet::new();
-        // An ext-container node's container exists already; nothing is made from an image.
-        for n in nodes
-            .into_iter()
-            .filter(|n| n.class != KindClass::ExtContainer)
-        {
-            let Some(img) = &n.image else {
-                problems.push(format!(
-                    "node {}: the {kind} runtime needs an `image`",
-                    n.name
-                ));
-                continue;
-            };
-            if checked.insert((img.clone(), n.image_pull_policy.clone())) {
-                if let Err(e) = engine.ensure_image(img, n.image_pull_policy.as_deref()) {
-                    problems.push(format!("node {}: {e}", n.name));
-                }
-            }
-        }
-        verdicts.insert(kind, Ok(()));
-    }
-    verdicts
 }
 
 /// Try a dummy interface in a throwaway namespace: a missing module is reported before anything.
@@ -242,10 +142,7 @@ fn probe_kind_dummy(problems: &mut Vec<String>) -> Result<()> {
             ));
             Ok(())
         }
-        Err(e) => Err(Error::Wire {
-            op: "probe dummy links".into(),
-            source: e,
-        }),
+        Err(e) => Err(wire_err("probe dummy links")(e)),
     }
 }
 
@@ -269,7 +166,16 @@ fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
 /// Deploy a normalised lab. On failure everything made is removed again.
 pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let start = Instant::now();
-    preflight(&lab)?;
+    let backends = Backends::new();
+    preflight(&lab, &backends)?;
+    if !opts.quiet {
+        log::info!(
+            "deploy lab {}: {} nodes, {} links",
+            lab.name,
+            lab.nodes.iter().filter(|n| n.is_workload()).count(),
+            lab.links.len()
+        );
+    }
     paths::ensure_run_tmpfs()?;
     let _lab_lock = Lock::lab(&lab.name)?;
     signals::install();
@@ -279,10 +185,9 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         let alive = rec.procs().iter().any(|(_, p)| p.is_alive())
             || !runtime::process::find_inits(&lab.name).is_empty();
         if alive && !opts.reconfigure {
-            return Err(Error::Invalid(format!(
-                "lab {} is already deployed; destroy it first (`labwire destroy --name {}`) or deploy with --reconfigure",
-                lab.name, shell_quote(&lab.name)
-            )));
+            return Err(Error::AlreadyDeployed {
+                lab: lab.name.clone(),
+            });
         }
         destroy::destroy_recorded(&lab.name, &rec, false)?;
     }
@@ -307,20 +212,26 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
                 .map(|n| n.name.clone())
                 .collect();
             if !clashes.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "the static management addresses of {} are used by another lab on network {}",
-                    clashes.join(", "),
-                    lab.mgmt.network
-                )));
+                return Err(Error::AddressesTaken {
+                    nodes: clashes,
+                    network: lab.mgmt.network.clone(),
+                });
             }
-            topology::reassign_mgmt(&mut lab, &taken).map_err(Error::Invalid)?;
+            topology::reassign_mgmt(&mut lab, &taken).map_err(Error::MgmtAddresses)?;
         }
         state::write_lab(&state_dir, &lab)?;
         journal = Journal::open(&state_dir)?;
     }
     let progress = Progress::new(opts.quiet);
+    let dirs = LabDirs {
+        run: paths::lab_run_dir(&lab.name),
+        state: state_dir.clone(),
+        locks: paths::lock_dir(),
+    };
     let mut run = Run {
         lab: &lab,
+        backends: &backends,
+        dirs: &dirs,
         journal: &journal,
         opts,
         progress: &progress,
@@ -329,11 +240,9 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         made_links: HashSet::new(),
         configured: HashSet::new(),
         execs: Mutex::new(Vec::new()),
-        init: native::init_path()?,
+        init: runtime::node::init_path()?,
         timings: Mutex::new(Vec::new()),
         images: HashMap::new(),
-        engines: HashMap::new(),
-        vms: None,
     };
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
@@ -352,20 +261,21 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         }
         Err(e) => {
             progress.message(&format!(
-                "deploy of lab {} failed: {e}; removing what was made",
-                lab.name
+                "deploy of lab {} failed: {}; removing what was made",
+                lab.name,
+                crate::error::chain(&e)
             ));
             progress.finish();
             let rec = Recorded::read(&state_dir);
             // A lab directory this deploy created goes too; one that existed before stays.
-            let made_dir = rec
-                .entries
-                .iter()
-                .any(|e| matches!(e, Entry::LabDir { created: true, .. }));
+            let made_dir = destroy::teardown(&rec.entries)
+                .lab_dir
+                .is_some_and(|(_, created)| created);
             if let Err(d) = destroy::destroy_recorded(&lab.name, &rec, made_dir) {
-                return Err(Error::Invalid(format!(
-                    "{e}; the rollback also failed: {d}"
-                )));
+                return Err(Error::Rollback {
+                    failed: Box::new(e),
+                    rollback: Box::new(d),
+                });
             }
             Err(e)
         }
@@ -374,6 +284,9 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
 
 struct Run<'a> {
     lab: &'a Lab,
+    /// The runtime of each node.
+    backends: &'a Backends,
+    dirs: &'a LabDirs,
     journal: &'a Journal,
     opts: &'a DeployOptions,
     progress: &'a Progress,
@@ -386,20 +299,8 @@ struct Run<'a> {
     execs: Mutex<Vec<ExecReport>>,
     init: PathBuf,
     timings: Mutex<Vec<(String, Duration)>>,
-    /// Roots of the nodes that run from images.
-    images: HashMap<String, native::ImageRoot>,
-    /// The container engines the lab's docker and podman nodes use, connected before the nodes
-    /// are created.
-    engines: HashMap<EngineKind, docker::Engine>,
-    /// What the VM nodes boot from, when the lab has any.
-    vms: Option<vms::Assets>,
-}
-
-/// Whether a node's eth0 is on the container engine's management network: docker nodes in the
-/// default network mode. (Podman nodes are wired by labwire: Podman's own networking is not used
-/// yet.)
-pub(crate) fn on_engine_network(n: &Node) -> bool {
-    n.is_workload() && n.runtime == Runtime::Docker && n.network_mode == NetworkMode::Bridged
+    /// Roots of the nodes that run from images in labwire's store.
+    images: HashMap<String, ImageRoot>,
 }
 
 fn check_interrupt() -> Result<()> {
@@ -440,6 +341,42 @@ impl Run<'_> {
         self.opts.max_workers.max(1)
     }
 
+    /// What the runtimes are given about this deploy.
+    fn deployment(&self) -> Deployment<'_> {
+        Deployment {
+            lab: self.lab,
+            dirs: self.dirs,
+            init: &self.init,
+            images: &self.images,
+        }
+    }
+
+    /// A created node as the runtimes reach it.
+    fn running<'n>(&'n self, n: &'n Node) -> Result<Running<'n>> {
+        let proc = self
+            .procs
+            .lock()
+            .expect("procs")
+            .get(&n.name)
+            .copied()
+            .ok_or_else(|| Error::NotRunning {
+                lab: self.lab.name.clone(),
+                node: n.name.clone(),
+            })?;
+        Ok(Running {
+            lab: self.lab,
+            node: n,
+            proc,
+            run_dir: self.dirs.node_run(&n.name),
+            init: &self.init,
+        })
+    }
+
+    /// Whether labwire wires and addresses a node's management `eth0` (not its engine).
+    fn wires_mgmt(&self, n: &Node) -> bool {
+        !n.is_workload() || self.backends.node(n).labwire_wires_mgmt(n)
+    }
+
     fn all(&mut self) -> Result<()> {
         let lab = self.lab;
         let existed = std::fs::symlink_metadata(&lab.dir).is_ok();
@@ -450,25 +387,25 @@ impl Run<'_> {
         artifacts::open_lab_dir(&lab.dir)?;
         let state_dir = paths::lab_state_dir(&lab.name);
         // Container nodes' images live in their engine, not in labwire's store.
-        let mut native_view = lab.clone();
-        for n in &mut native_view.nodes {
-            if EngineKind::of(n.runtime).is_some() {
+        let mut store_view = lab.clone();
+        for n in &mut store_view.nodes {
+            if !self.backends.node(n).uses_image_store() {
                 n.image = None;
             }
         }
         self.images = self.timed("unpack images", || {
-            crate::images::image_roots(&native_view, &state_dir)
+            crate::images::image_roots(&store_view, &state_dir)
         })?;
-        self.vms = self.timed("vm disks", || {
-            vms::prepare_assets(lab, &self.images, &|m| self.progress.message(m))
-        })?;
-        for n in lab.nodes.iter().filter(|n| n.is_workload()) {
-            if let Some(kind) = EngineKind::of(n.runtime) {
-                if let std::collections::hash_map::Entry::Vacant(v) = self.engines.entry(kind) {
-                    v.insert(docker::Engine::connect(kind)?);
-                }
+        let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
+        let backends = self.backends;
+        let groups = backends.group(&workloads);
+        self.timed("prepare nodes", || -> Result<()> {
+            let d = self.deployment();
+            for (backend, nodes) in &groups {
+                backend.prepare(&d, nodes, &|m| self.progress.message(m))?;
             }
-        }
+            Ok(())
+        })?;
         let used: Vec<Entry> = self
             .images
             .iter()
@@ -494,26 +431,15 @@ impl Run<'_> {
             .nodes
             .iter()
             .any(|n| n.is_workload() && n.network_mode == NetworkMode::Bridged)
-            || lab
-                .links
-                .iter()
-                .any(|l| matches!(l.peer, Peer::MgmtNet { .. }));
-        // Docker nodes' eth0 is on the engine's own bridge network (so `ports` publish); that
-        // network's bridge is the management bridge, which native nodes join as usual.
-        if lab.nodes.iter().any(on_engine_network) {
-            let engine = self
-                .engines
-                .get(&EngineKind::Docker)
-                .ok_or_else(|| Error::Invalid("the Docker engine is not connected".into()))?;
+            || links::uses_mgmt_bridge(lab);
+        // Networks of a runtime's own (the Docker engine's, whose bridge is the management
+        // bridge, which other nodes join as usual).
+        {
             let _g = Lock::global()?;
-            self.journal.record(&[Entry::EngineNetwork {
-                engine: EngineKind::Docker,
-                socket: Some(engine.socket().to_path_buf()),
-                name: lab.mgmt.network.clone(),
-            }])?;
-            self.timed("engine network", || {
-                engine.ensure_network(&lab.name, &lab.mgmt)
-            })?;
+            let d = self.deployment();
+            for (backend, nodes) in &groups {
+                backend.host_networks(&d, nodes, self.journal)?;
+            }
         }
         if needs_mgmt {
             let _g = Lock::global()?;
@@ -559,10 +485,9 @@ impl Run<'_> {
                     .filter(|(_, s)| **s != Some(Stage::Exit))
                     .map(|(n, _)| *n)
                     .collect();
-                return Err(Error::Invalid(format!(
-                    "stages cannot progress: nodes {} wait for each other",
-                    stuck.join(", ")
-                )));
+                return Err(Error::StagesStuck {
+                    nodes: stuck.into_iter().map(str::to_string).collect(),
+                });
             }
             for (stage, nodes) in ready {
                 self.stage_execs(&nodes, stage, ExecPhase::OnEnter)?;
@@ -624,32 +549,44 @@ impl Run<'_> {
             self.workers(),
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
-                let join = match &n.network_mode {
+                let share_net_with = match &n.network_mode {
+                    // A container outside the lab is joined by its own name, once it runs.
                     NetworkMode::Container(other) if self.lab.node(other).is_none() => {
-                        let p = self.external_container(n, other)?;
-                        Some(PathBuf::from(format!("/proc/{}/ns/net", p.pid)))
+                        let proc = runtime::external::find(n, other, &signals::interrupted)?;
+                        Some(SharedNet { name: other, proc })
                     }
                     NetworkMode::Container(other) => {
                         let procs = self.procs.lock().expect("procs");
-                        let p = procs.get(other).ok_or_else(|| {
-                            Error::Invalid(format!("node {}: node {other} is not running", n.name))
+                        let proc = *procs.get(other).ok_or_else(|| Error::NotRunning {
+                            lab: self.lab.name.clone(),
+                            node: other.clone(),
                         })?;
-                        Some(PathBuf::from(format!("/proc/{}/ns/net", p.pid)))
+                        let o = self.lab.node(other).ok_or_else(|| Error::NoSuchNode {
+                            lab: self.lab.name.clone(),
+                            node: other.clone(),
+                        })?;
+                        Some(SharedNet {
+                            name: &o.long_name,
+                            proc,
+                        })
                     }
                     _ => None,
                 };
                 if n.startup_delay_s > 0 && n.class != KindClass::ExtContainer {
                     sleep_interruptible(Duration::from_secs(n.startup_delay_s))?;
                 }
-                let proc = match EngineKind::of(n.runtime) {
-                    // An ext-container node is a container started outside labwire: its namespace
-                    // is joined, never made, and it is never stopped (no node entry in the journal).
-                    _ if n.class == KindClass::ExtContainer => {
-                        self.external_container(n, &n.name)?
-                    }
-                    Some(kind) => self.create_container(n, kind)?,
-                    None => self.spawn_native(n, join.as_deref())?,
+                let t = Instant::now();
+                let network = NodeNetwork::of(self.lab, n);
+                let req = CreateNode {
+                    node: n,
+                    ctx: NodeContext::of(self.lab, n),
+                    network: &network,
+                    share_net_with,
                 };
+                let proc = self
+                    .backends
+                    .node(n)
+                    .create(&self.deployment(), &req, self.journal)?;
                 let ns = NetNs::of_pid(proc.pid)
                     .map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
                 self.procs
@@ -657,7 +594,14 @@ impl Run<'_> {
                     .expect("procs")
                     .insert(n.name.clone(), proc);
                 self.nets.lock().expect("nets").insert(n.name.clone(), ns);
-                self.progress.step(1);
+                log::debug!(
+                    "node {}: created on the {} runtime, pid {}",
+                    n.name,
+                    self.backends.node(n).name(),
+                    proc.pid
+                );
+                self.progress
+                    .step_item(&format!("node {}", n.name), t.elapsed());
                 Ok(())
             },
         );
@@ -675,9 +619,9 @@ impl Run<'_> {
             .collect();
         self.journal.record(&entries)?;
         for n in nodes {
-            let ns = nets
-                .get(&n.name)
-                .ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
+            let ns = nets.get(&n.name).ok_or_else(|| Error::NoNamespace {
+                node: n.name.clone(),
+            })?;
             wire::netns::register(ns, &n.long_name)
                 .map_err(wire_err(format!("register namespace {}", n.long_name)))?;
         }
@@ -686,172 +630,6 @@ impl Run<'_> {
             .expect("timings")
             .push(("register netns".into(), t.elapsed()));
         Ok(())
-    }
-
-    /// A container outside the lab that node `n` needs (an ext-container node, or the `X` of
-    /// `network-mode: container:X`), waited for as containerlab does: asked of the node's engine
-    /// (Docker for native nodes, then Podman) until it runs, for at most
-    /// `LABWIRE_EXTERNAL_WAIT` seconds (default 120).
-    fn external_container(&self, n: &Node, name: &str) -> Result<ProcId> {
-        let kinds: Vec<EngineKind> = match EngineKind::of(n.runtime) {
-            Some(k) => vec![k],
-            None => vec![EngineKind::Docker, EngineKind::Podman],
-        };
-        let engines: Vec<docker::Engine> = kinds
-            .into_iter()
-            .filter_map(|k| docker::Engine::connect(k).ok())
-            .collect();
-        if engines.is_empty() {
-            return Err(Error::Invalid(format!(
-                "node {}: container {name} is outside the lab and no Docker or Podman engine answers to find it",
-                n.name
-            )));
-        }
-        let wait = std::env::var("LABWIRE_EXTERNAL_WAIT")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(120);
-        let deadline = Instant::now() + Duration::from_secs(wait);
-        let mut told = false;
-        loop {
-            for e in &engines {
-                let pid = e.running_pid(name).map_err(|err| {
-                    Error::Invalid(format!("node {}: find container {name}: {err}", n.name))
-                })?;
-                if let Some(p) = pid.and_then(ProcId::of) {
-                    return Ok(p);
-                }
-            }
-            check_interrupt()?;
-            if Instant::now() >= deadline {
-                return Err(Error::Invalid(format!(
-                    "node {}: container {name} (outside the lab) was not running after {wait} s",
-                    n.name
-                )));
-            }
-            if !told {
-                eprintln!("node {}: waiting for container {name} to run", n.name);
-                told = true;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-
-    /// A native node: its init, in new namespaces (or joining `join`'s network namespace).
-    fn spawn_native(&self, n: &Node, join: Option<&std::path::Path>) -> Result<ProcId> {
-        let lab = self.lab;
-        let image = self.images.get(&n.name);
-        let cgroup = match image {
-            Some(img) if n.runtime != Runtime::Vm && native::runs_init_system(n, img) => {
-                let base = native::cgroup2_mount().ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "node {} runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host",
-                        n.name
-                    ))
-                })?;
-                let path = base.join("labwire").join(&lab.name).join(&n.name);
-                self.journal
-                    .record(&[Entry::Cgroup { path: path.clone() }])?;
-                Some(path)
-            }
-            _ => None,
-        };
-        let vm = match (&self.vms, n.runtime, image) {
-            (Some(assets), Runtime::Vm, Some(img)) => {
-                let boot = assets.boots.get(&n.name).ok_or_else(|| {
-                    Error::Invalid(format!("node {}: nothing prepared to boot", n.name))
-                })?;
-                Some((
-                    vms::shell_node(n),
-                    vms::vmm_argv(lab, n, img, boot, assets)?,
-                ))
-            }
-            _ => None,
-        };
-        let proc = native::spawn(&native::Spawn {
-            lab: &lab.name,
-            node: vm.as_ref().map_or(n, |(shell, _)| shell),
-            init: &self.init,
-            run_dir: &paths::lab_run_dir(&lab.name).join(&n.name),
-            join_netns: join,
-            image: if vm.is_some() { None } else { image },
-            cgroup: cgroup.as_deref(),
-            argv: vm.as_ref().map(|(_, argv)| argv.as_slice()),
-        })?;
-        self.journal.record(&[Entry::Node {
-            node: n.name.clone(),
-            proc,
-        }])?;
-        Ok(proc)
-    }
-
-    /// A docker or podman node: its container, created by engine `kind` (journalled by name first,
-    /// then by id) and started; the container's first process is recorded as the node's process.
-    fn create_container(&self, n: &Node, kind: EngineKind) -> Result<ProcId> {
-        let lab = self.lab;
-        let engine = self.engines.get(&kind).ok_or_else(|| {
-            Error::Invalid(format!(
-                "node {}: no connection to the {kind} engine",
-                n.name
-            ))
-        })?;
-        std::fs::create_dir_all(&n.dir).map_err(io(format!("create {}", n.dir.display())))?;
-        // A container outside the lab is joined by its own name, once it runs.
-        let share = match &n.network_mode {
-            NetworkMode::Container(other) => match lab.node(other) {
-                Some(o) => Some(o.long_name.as_str()),
-                None => {
-                    self.external_container(n, other)?;
-                    Some(other.as_str())
-                }
-            },
-            _ => None,
-        };
-        let intfs = lab
-            .links
-            .iter()
-            .flat_map(|l| l.endpoints())
-            .filter(|e| e.node == n.name)
-            .count();
-        let spec = docker::Container {
-            lab: &lab.name,
-            node: n,
-            topo_file: lab.topology_file.as_deref(),
-            share_net_with: share,
-            intfs,
-            network: on_engine_network(n).then_some(lab.mgmt.network.as_str()),
-        };
-        let entry = |id: Option<String>| Entry::Container {
-            node: n.name.clone(),
-            name: n.long_name.clone(),
-            id,
-            engine: kind,
-            socket: Some(engine.socket().to_path_buf()),
-        };
-        self.journal.record(&[entry(None)])?;
-        let id = match engine.create(&spec) {
-            Ok(id) => id,
-            Err(e) => {
-                // Refused (a name conflict): whatever holds the name is not this lab's.
-                self.journal.record(&[Entry::ContainerNotMade {
-                    name: n.long_name.clone(),
-                }])?;
-                return Err(e.into());
-            }
-        };
-        self.journal.record(&[entry(Some(id.clone()))])?;
-        let pid = engine.start(&id, &n.long_name)?;
-        let proc = runtime::process::ProcId::of(pid).ok_or_else(|| {
-            Error::Invalid(format!(
-                "node {}: container {} exited right after it started",
-                n.name, n.long_name
-            ))
-        })?;
-        self.journal.record(&[Entry::Node {
-            node: n.name.clone(),
-            proc,
-        }])?;
-        Ok(proc)
     }
 
     fn create_links(&mut self, nodes: &[&Node], host: &mut Handle) -> Result<()> {
@@ -885,7 +663,7 @@ impl Run<'_> {
                 n.network_mode == NetworkMode::Bridged
                     && n.class != KindClass::ExtContainer
                     && !self.configured.contains(&n.name)
-                    && !on_engine_network(n)
+                    && self.wires_mgmt(n)
             })
             .collect();
         self.progress.stage("create links", todo.len() + mgmt.len());
@@ -893,17 +671,26 @@ impl Run<'_> {
         // Bridges inside these nodes' namespaces exist before their links and their `exec`.
         wiring::ensure_netns_bridges(lab, &names, &ns_refs)?;
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
-        let links: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
+        let round: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
         let t = Instant::now();
         for chunk in mgmt.chunks(512) {
             check_interrupt()?;
-            wiring::create_links(lab, &[], chunk, &ns_refs, host, self.journal)?;
+            let plan = links::plan(lab, &[], chunk);
+            log::debug!("management interfaces: {} requests", plan.requests.len());
+            links::execute(lab, &plan, &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_mgmt = t.elapsed();
-        for chunk in links.chunks(512) {
+        for chunk in round.chunks(512) {
             check_interrupt()?;
-            wiring::create_links(lab, chunk, &[], &ns_refs, host, self.journal)?;
+            let plan = links::plan(lab, chunk, &[]);
+            log::debug!(
+                "links: {} requests, {} host objects, {} made first",
+                plan.requests.len(),
+                plan.intents.len(),
+                plan.prereqs.len()
+            );
+            links::execute(lab, &plan, &ns_refs, host, self.journal)?;
             self.progress.step(chunk.len());
         }
         let t_links = t.elapsed() - t_mgmt;
@@ -914,7 +701,7 @@ impl Run<'_> {
         let t = Instant::now();
         // Configure every node that got an interface this round.
         let mut touched: BTreeSet<&str> = names.clone().into_iter().collect();
-        for l in &links {
+        for l in &round {
             for e in l.endpoints() {
                 if nets.contains_key(&e.node) {
                     touched.insert(e.node.as_str());
@@ -922,12 +709,6 @@ impl Run<'_> {
             }
         }
         let touched: Vec<&Node> = touched.into_iter().filter_map(|n| lab.node(n)).collect();
-        let mut endpoints: HashMap<&str, Vec<&topology::Endpoint>> = HashMap::new();
-        for l in &lab.links {
-            for e in l.endpoints() {
-                endpoints.entry(e.node.as_str()).or_default().push(e);
-            }
-        }
         let home = NetNs::current().map_err(wire_err("open the host network namespace"))?;
         self.progress.stage("configure interfaces", touched.len());
         let configured = &self.configured;
@@ -936,30 +717,27 @@ impl Run<'_> {
             self.workers(),
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
-                let ns = ns_refs
-                    .get(&n.name)
-                    .ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
+                let ns = ns_refs.get(&n.name).ok_or_else(|| Error::NoNamespace {
+                    node: n.name.clone(),
+                })?;
                 // The engine addresses eth0 of a node on its network.
                 let base = !configured.contains(&n.name)
                     && names.contains(n.name.as_str())
-                    && !on_engine_network(n)
-                    && n.class != KindClass::ExtContainer;
+                    && self.wires_mgmt(n);
                 if n.network_mode == NetworkMode::Container(String::new())
                     || matches!(n.network_mode, NetworkMode::Host)
                 {
                     return Ok(());
                 }
-                let eps = endpoints
-                    .get(n.name.as_str())
-                    .map_or(&[][..], Vec::as_slice);
+                let network = NodeNetwork::of(lab, n);
                 let cfg = wiring::NodeConfig {
                     node: n,
-                    endpoints: eps,
+                    network: &network,
                     base,
                     // A VM node's guest holds its addresses.
-                    addresses: n.runtime != Runtime::Vm,
+                    addresses: !n.is_workload() || self.backends.node(n).addresses_in_namespace(),
                 };
-                wiring::configure_node(lab, &cfg, ns, &home)?;
+                wiring::configure_node(&cfg, ns, &home)?;
                 self.progress.step(1);
                 Ok(())
             },
@@ -980,36 +758,24 @@ impl Run<'_> {
     }
 
     fn configure(&self, nodes: &[&Node]) -> Result<()> {
-        let vm_nodes: Vec<&Node> = nodes
+        // Start each node's command now that its links are up.
+        let home = NetNs::current().map_err(wire_err("open the host network namespace"))?;
+        {
+            let nets = self.nets.lock().expect("nets");
+            for n in nodes {
+                let ns = nets.get(&n.name).ok_or_else(|| Error::NoNamespace {
+                    node: n.name.clone(),
+                })?;
+                self.backends.node(n).start(&self.running(n)?, ns, &home)?;
+            }
+        }
+        let waiting: Vec<&Node> = nodes
             .iter()
             .copied()
-            .filter(|n| n.runtime == Runtime::Vm)
+            .filter(|n| self.backends.node(n).waits_until_ready())
             .collect();
-        if !vm_nodes.is_empty() {
-            // Every NIC exists before the guest boots.
-            let home = NetNs::current().map_err(wire_err("open the host network namespace"))?;
-            let nets = self.nets.lock().expect("nets");
-            for n in &vm_nodes {
-                let ns = nets
-                    .get(&n.name)
-                    .ok_or_else(|| Error::Invalid(format!("node {} has no namespace", n.name)))?;
-                vms::stitch(self.lab, n, ns, &home)?;
-            }
-        }
-        // Start each node's command now that its links are up.
-        for n in nodes
-            .iter()
-            .filter(|n| EngineKind::of(n.runtime).is_none() && n.class != KindClass::ExtContainer)
-        {
-            if let Some(p) = self.procs.lock().expect("procs").get(&n.name) {
-                if p.is_alive() {
-                    // SAFETY: signals a process whose identity (pid + start time) was just checked.
-                    unsafe { libc::kill(p.pid, libc::SIGUSR1) };
-                }
-            }
-        }
-        if !vm_nodes.is_empty() {
-            self.wait_for_guests(&vm_nodes)?;
+        if !waiting.is_empty() {
+            self.wait_ready(&waiting)?;
         }
         let with_exec: Vec<&Node> = nodes
             .iter()
@@ -1035,37 +801,26 @@ impl Run<'_> {
         first_error(results)
     }
 
-    /// Wait until every VM node's guest agent answers (the guests boot in parallel).
-    fn wait_for_guests(&self, vm_nodes: &[&Node]) -> Result<()> {
-        self.progress.stage("boot VMs", vm_nodes.len());
+    /// Wait until every node that boots (a VM's guest) is up; they boot in parallel.
+    fn wait_ready(&self, nodes: &[&Node]) -> Result<()> {
+        self.progress.stage("boot VMs", nodes.len());
         let t = Instant::now();
-        let timeout = vms::boot_timeout();
         let results = pool::run(
-            vm_nodes,
-            vm_nodes.len().min(64),
+            nodes,
+            nodes.len().min(64),
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
-                let proc = self.procs.lock().expect("procs").get(&n.name).copied();
-                // The VMM appears once the node's init has the start signal; it may take a
-                // moment to fork it.
-                let since = Instant::now();
-                let seen = std::cell::Cell::new(false);
-                let alive = || {
-                    let Some(p) = proc.filter(|p| p.is_alive()) else {
-                        return false;
-                    };
-                    if vms::vmm_pid(p).is_some() {
-                        seen.set(true);
-                        return !signals::interrupted();
-                    }
-                    !seen.get() && since.elapsed() < Duration::from_secs(10)
-                };
-                let run_dir = vms::node_run_dir(&self.lab.name, &n.name);
-                let logs = [run_dir.join("console.log"), n.dir.join("console.log")];
-                let logs: Vec<&std::path::Path> = logs.iter().map(PathBuf::as_path).collect();
-                runtime::vm::wait_ready(&run_dir, &logs, timeout, &alive)
-                    .map_err(|e| Error::Invalid(format!("VM node {}: {e}", n.name)))?;
-                self.progress.step(1);
+                let t = Instant::now();
+                self.backends
+                    .node(n)
+                    .wait_ready(&self.running(n)?, &signals::interrupted)?;
+                log::debug!(
+                    "node {}: up after {:.1} s",
+                    n.name,
+                    t.elapsed().as_secs_f64()
+                );
+                self.progress
+                    .step_item(&format!("node {}", n.name), t.elapsed());
                 Ok(())
             },
         );
@@ -1078,20 +833,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn exec_in(&self, n: &Node, command: &str) -> Result<native::ExecOutput> {
-        let proc = self
-            .procs
-            .lock()
-            .expect("procs")
-            .get(&n.name)
-            .copied()
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "node {} is not running, so `{command}` cannot run in it",
-                    n.name
-                ))
-            })?;
-        let out = vms::exec_in_node(&self.lab.name, n, proc, &self.init, command)?;
+    fn exec_in(&self, n: &Node, command: &str) -> Result<ExecOutput> {
+        let out = self.backends.node(n).exec(&self.running(n)?, command)?;
         self.execs.lock().expect("execs").push(ExecReport {
             node: n.name.clone(),
             command: command.to_string(),
@@ -1123,7 +866,7 @@ impl Run<'_> {
                         self.execs.lock().expect("execs").push(ExecReport {
                             node: format!("{} (host)", n.name),
                             command: e.command.clone(),
-                            output: native::ExecOutput {
+                            output: ExecOutput {
                                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
                                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
                                 code: out.status.code().unwrap_or(-1),
@@ -1154,19 +897,14 @@ impl Run<'_> {
             &|n: &&Node| -> Result<()> {
                 let h = n.healthcheck.as_ref().expect("filtered");
                 let cmd = healthcheck_command(&h.test);
-                let proc = self
-                    .procs
-                    .lock()
-                    .expect("procs")
-                    .get(&n.name)
-                    .copied()
-                    .ok_or_else(|| Error::Invalid(format!("node {} is not running", n.name)))?;
+                let running = self.running(n)?;
+                let backend = self.backends.node(n);
                 let start = Instant::now();
                 sleep_interruptible(Duration::from_secs(h.start_period_s.min(1)))?;
                 let mut failures = 0;
                 loop {
                     check_interrupt()?;
-                    let out = vms::exec_in_node(&self.lab.name, n, proc, &self.init, &cmd)?;
+                    let out = backend.exec(&running, &cmd)?;
                     if out.code == 0 {
                         self.progress.step(1);
                         return Ok(());
@@ -1175,12 +913,13 @@ impl Run<'_> {
                         failures += 1;
                     }
                     if failures >= h.retries.max(1) {
-                        return Err(Error::Invalid(format!(
-                        "node {} is unhealthy: `{cmd}` failed {failures} times (last exit {}: {})",
-                        n.name,
-                        out.code,
-                        out.stderr.trim()
-                    )));
+                        return Err(Error::Unhealthy {
+                            node: n.name.clone(),
+                            command: cmd,
+                            failures,
+                            code: out.code,
+                            stderr: out.stderr.trim().to_string(),
+                        });
                     }
                     sleep_interruptible(Duration::from_secs(h.interval_s.max(1)))?;
                 }
@@ -1271,16 +1010,7 @@ pub fn healthcheck_command(test: &[String]) -> String {
     }
 }
 
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+pub use runtime::node::shell_quote;
 
 fn sleep_interruptible(d: Duration) -> Result<()> {
     let end = Instant::now() + d;

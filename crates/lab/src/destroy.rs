@@ -2,12 +2,11 @@
 //! and each object is removed only if it is still what labwire made (pid + start time, MAC of host
 //! links and bridges). Works when the topology file changed or is gone; a second destroy is a no-op.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use runtime::docker::{Engine, EngineKind};
+use runtime::docker::EngineKind;
 use runtime::process::{self, ProcId};
 use wire::netlink::{format_mac, Handle};
 
@@ -43,13 +42,117 @@ pub fn destroy_all(cleanup: bool) -> Result<Vec<(String, Destroyed)>> {
     Ok(out)
 }
 
+/// What a destroy removes, sorted out of a lab's journal by kind (the order of the fields is the
+/// order of removal). Pure: it reads entries and touches nothing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Teardown {
+    /// Containers, one per (engine, name), with the engine's id when recorded.
+    pub containers: Vec<RecordedContainer>,
+    /// Engine networks (engine, socket, name), each once.
+    pub engine_networks: Vec<(EngineKind, Option<PathBuf>, String)>,
+    /// Each node's first process, by node.
+    pub procs: Vec<(String, ProcId)>,
+    /// Host interfaces (name, MAC): deleted only while their MAC is still the recorded one.
+    pub host_links: Vec<(String, String)>,
+    /// Bridges (name, MAC, shared with other labs).
+    pub bridges: Vec<(String, String, bool)>,
+    /// Firewall rules (tool, bridge).
+    pub firewall: Vec<(String, String)>,
+    /// Names under /run/netns, with the inode of the namespace each held when recorded.
+    pub netns: Vec<(String, Option<u64>)>,
+    /// Addresses added to host links labwire did not make (link, address, prefix).
+    pub host_addresses: Vec<(String, std::net::IpAddr, u8)>,
+    /// Container names the engine refused (someone else's): never removed by name.
+    pub containers_not_made: Vec<String>,
+    pub cgroups: Vec<PathBuf>,
+    pub hosts_blocks: Vec<PathBuf>,
+    pub ssh_configs: Vec<PathBuf>,
+    /// The lab directory (removed with --cleanup) and whether labwire made it.
+    pub lab_dir: Option<(PathBuf, bool)>,
+    /// Images nodes ran from (nothing to remove; `image rm` refuses them while recorded).
+    pub images: Vec<String>,
+}
+
+/// Sort a journal into what destroy removes. Every entry kind is named here, so a new one does
+/// not compile until destroy knows what to do with it.
+pub fn teardown(entries: &[Entry]) -> Teardown {
+    let mut t = Teardown::default();
+    for e in entries {
+        match e {
+            Entry::LabDir { path, created } => {
+                t.lab_dir.get_or_insert_with(|| (path.clone(), *created));
+            }
+            // Nothing was made yet: the init that follows is found by its command line.
+            Entry::Spawning { .. } => {}
+            Entry::Node { node, proc } => t.procs.push((node.clone(), *proc)),
+            Entry::Container {
+                node,
+                name,
+                id,
+                engine,
+                socket,
+            } => match t
+                .containers
+                .iter_mut()
+                .find(|c| c.name == *name && c.engine == *engine)
+            {
+                Some(c) => {
+                    if id.is_some() {
+                        c.id = id.clone();
+                    }
+                }
+                None => t.containers.push(RecordedContainer {
+                    node: node.clone(),
+                    name: name.clone(),
+                    id: id.clone(),
+                    engine: *engine,
+                    socket: socket.clone(),
+                }),
+            },
+            Entry::EngineNetwork {
+                engine,
+                socket,
+                name,
+            } => {
+                let key = (*engine, socket.clone(), name.clone());
+                if !t.engine_networks.contains(&key) {
+                    t.engine_networks.push(key);
+                }
+            }
+            Entry::FirewallAccept { tool, bridge } => {
+                t.firewall.push((tool.clone(), bridge.clone()));
+            }
+            Entry::Netns { name, ino } => t.netns.push((name.clone(), *ino)),
+            Entry::ContainerNotMade { name } => t.containers_not_made.push(name.clone()),
+            Entry::HostAddress { link, addr, prefix } => {
+                t.host_addresses.push((link.clone(), *addr, *prefix));
+            }
+            Entry::HostLink { name, mac } => t.host_links.push((name.clone(), mac.clone())),
+            Entry::Bridge { name, mac, shared } => {
+                t.bridges.push((name.clone(), mac.clone(), *shared));
+            }
+            Entry::HostsBlock { path } => t.hosts_blocks.push(path.clone()),
+            Entry::SshConfig { path } => t.ssh_configs.push(path.clone()),
+            Entry::Cgroup { path } => t.cgroups.push(path.clone()),
+            Entry::NodeImage { id, .. } => t.images.push(id.clone()),
+            Entry::Done => {}
+        }
+    }
+    t
+}
+
 /// Remove everything `rec` names (caller holds the lab lock).
 pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Destroyed> {
+    let plan = teardown(&rec.entries);
     let mut report = Destroyed::default();
     let mut errors: Vec<String> = Vec::new();
 
     let mut t = Instant::now();
     let mut lap = |what: &'static str, report: &mut Destroyed| {
+        log::info!(
+            "destroy {name}: {what} done in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
         report.timings.push((what, t.elapsed()));
         t = Instant::now();
     };
@@ -57,102 +160,30 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     //    id when recorded, else by name if the container there carries this lab's label. Those
     //    sharing another's network go first (in waves, deepest first): Podman refuses to remove a
     //    container others depend on.
-    let not_made = rec.containers_not_made();
-    let containers: Vec<RecordedContainer> = rec
-        .containers()
-        .into_iter()
-        .filter(|c| c.id.is_some() || !not_made.contains(c.name.as_str()))
+    let containers: Vec<RecordedContainer> = plan
+        .containers
+        .iter()
+        .filter(|c| c.id.is_some() || !plan.containers_not_made.contains(&c.name))
+        .cloned()
         .collect();
-    let mut by_engine: BTreeMap<(EngineKind, Option<&Path>), Vec<&RecordedContainer>> =
-        BTreeMap::new();
-    for c in &containers {
-        by_engine
-            .entry((c.engine, c.socket.as_deref()))
-            .or_default()
-            .push(c);
-    }
-    for ((kind, socket), list) in by_engine {
-        let engine = match socket {
-            Some(s) => Engine::connect_at(kind, s),
-            None => Engine::connect(kind),
-        };
-        let engine = match engine {
-            Ok(e) => e,
-            Err(e) => {
-                errors.push(format!(
-                    "{} {kind} containers were not removed: {e}",
-                    list.len()
-                ));
-                continue;
-            }
-        };
-        let mut waves: BTreeMap<Reverse<usize>, Vec<&RecordedContainer>> = BTreeMap::new();
-        for c in list {
-            waves
-                .entry(Reverse(network_depth(rec.lab.as_ref(), &c.node)))
-                .or_default()
-                .push(c);
-        }
-        for wave in waves.into_values() {
-            let results = crate::pool::run(
-                &wave,
-                8,
-                &|| false,
-                &|c: &&RecordedContainer| -> Result<bool, String> {
-                    let target = match &c.id {
-                        Some(id) => id.clone(),
-                        None => match engine.lab_label(&c.name).map_err(|e| e.to_string())? {
-                            Some(l) if l == name => c.name.clone(),
-                            _ => return Ok(false),
-                        },
-                    };
-                    engine.remove(&target).map_err(|e| e.to_string())
-                },
-            );
-            for r in results.into_iter().flatten() {
-                match r {
-                    Ok(true) => report.nodes += 1,
-                    Ok(false) => {}
-                    Err(e) => errors.push(e),
-                }
-            }
-        }
-    }
+    let (removed, failures) = runtime::engine::remove_containers(name, &containers, &|node| {
+        network_depth(rec.lab.as_ref(), node)
+    });
+    report.nodes += removed;
+    errors.extend(failures);
     let container_nodes: HashSet<&str> = containers.iter().map(|c| c.node.as_str()).collect();
     // Engine networks, once their containers are gone (kept while another lab's use them).
-    let mut networks: Vec<(EngineKind, Option<&Path>, &str)> = Vec::new();
-    for e in &rec.entries {
-        if let Entry::EngineNetwork {
-            engine,
-            socket,
-            name: net,
-        } = e
-        {
-            let key = (*engine, socket.as_deref(), net.as_str());
-            if !networks.contains(&key) {
-                networks.push(key);
-            }
-        }
-    }
-    for (kind, socket, net) in networks {
-        let engine = match socket {
-            Some(s) => Engine::connect_at(kind, s),
-            None => Engine::connect(kind),
-        };
-        if let Err(e) = engine.and_then(|en| en.remove_network(net)) {
-            errors.push(format!("{kind} network {net}: {e}"));
-        }
-    }
+    errors.extend(runtime::engine::remove_networks(&plan.engine_networks));
     lap("containers", &mut report);
 
     // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
-    let mut procs: Vec<ProcId> = rec.procs().into_iter().map(|(_, p)| p).collect();
+    let mut procs: Vec<ProcId> = plan.procs.iter().map(|(_, p)| *p).collect();
     procs.extend(process::find_inits(name).into_iter().map(|(p, _)| p));
     let mut seen = HashSet::new();
     procs.retain(|p| seen.insert(p.pid));
-    let container_procs: HashSet<i32> = rec
-        .procs()
-        .into_iter()
+    let container_procs: HashSet<i32> = plan
+        .procs
+        .iter()
         .filter(|(n, _)| container_nodes.contains(n.as_str()))
         .map(|(_, p)| p.pid)
         .collect();
@@ -181,22 +212,18 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         .into_iter()
         .map(|l| (l.name, (l.index, l.mac.map(|m| format_mac(&m)), l.kind)))
         .collect();
-    for e in &rec.entries {
-        if let Entry::HostLink { name, mac } = e {
-            match present.get(name) {
-                Some((_, Some(m), Some(kind)))
-                    if m == mac && kind == "veth" && !procs.is_empty() =>
-                {
-                    report.links += 1
-                }
-                Some((index, Some(m), _)) if m == mac => match host.delete_link(*index) {
-                    Ok(()) => report.links += 1,
-                    // Gone meanwhile: its peer's namespace was freed.
-                    Err(err) if err.raw_os_error() == Some(libc::ENODEV) => {}
-                    Err(err) => errors.push(format!("delete {name}: {err}")),
-                },
-                _ => {}
+    for (name, mac) in &plan.host_links {
+        match present.get(name) {
+            Some((_, Some(m), Some(kind))) if m == mac && kind == "veth" && !procs.is_empty() => {
+                report.links += 1
             }
+            Some((index, Some(m), _)) if m == mac => match host.delete_link(*index) {
+                Ok(()) => report.links += 1,
+                // Gone meanwhile: its peer's namespace was freed.
+                Err(err) if err.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(err) => errors.push(format!("delete {name}: {err}")),
+            },
+            _ => {}
         }
     }
     lap("host links", &mut report);
@@ -204,19 +231,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     // 3. Bridges labwire made; a management bridge stays while another lab uses it. Deleted while
     //    the nodes' namespaces still exist: afterwards the kernel's cleanup of those namespaces holds
     //    the netlink lock and the deletion would wait for all of it.
-    let bridges: Vec<(&String, &String, bool)> = rec
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Bridge { name, mac, shared } => Some((name, mac, *shared)),
-            _ => None,
-        })
-        .collect();
+    let bridges = &plan.bridges;
     if !bridges.is_empty() {
         let _g = Lock::global()?;
         let in_use = bridges_used_by_others(name);
         for (br, mac, shared) in bridges {
-            if shared && in_use.contains(br.as_str()) {
+            if *shared && in_use.contains(br.as_str()) {
                 continue;
             }
             match host.link(br) {
@@ -233,18 +253,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     }
 
     // Addresses added to a bridge labwire did not make, unless another lab still uses it.
-    let added: Vec<(&String, std::net::IpAddr, u8)> = rec
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::HostAddress { link, addr, prefix } => Some((link, *addr, *prefix)),
-            _ => None,
-        })
-        .collect();
+    let added = &plan.host_addresses;
     if !added.is_empty() {
         let _g = Lock::global()?;
         let in_use = bridges_used_by_others(name);
         for (link, addr, prefix) in added {
+            let (addr, prefix) = (*addr, *prefix);
             if in_use.contains(link.as_str()) {
                 continue;
             }
@@ -261,14 +275,7 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     }
 
     // Firewall rules accepting a bridge's traffic, unless another lab still uses the bridge.
-    let rules: Vec<(&String, &String)> = rec
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::FirewallAccept { tool, bridge } => Some((tool, bridge)),
-            _ => None,
-        })
-        .collect();
+    let rules = &plan.firewall;
     if !rules.is_empty() {
         let _g = Lock::global()?;
         let in_use = bridges_used_by_others(name);
@@ -284,18 +291,9 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
 
     // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from several
     // threads lets those waits overlap.
-    let names: Vec<(&String, Option<u64>)> = rec
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Netns { name, ino } => Some((name, *ino)),
-            _ => None,
-        })
-        .collect();
-    let results = crate::pool::run(&names, 16, &|| false, &|(name, ino): &(
-        &String,
-        Option<u64>,
-    )| {
+    let names: Vec<&(String, Option<u64>)> = plan.netns.iter().collect();
+    let results = crate::pool::run(&names, 16, &|| false, &|entry: &&(String, Option<u64>)| {
+        let (name, ino) = entry;
         // A name registered by someone else (taken before this lab's registration failed, or
         // after this lab's was removed) holds another namespace: it stays.
         match ino {
@@ -311,56 +309,50 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         errors.push(format!("{} node processes did not stop", left.len()));
     }
     // Node cgroups (and whatever an init system made inside them), then the lab's own.
-    for e in &rec.entries {
-        if let Entry::Cgroup { path } = e {
-            if let Err(err) = runtime::native::remove_cgroup(path) {
-                errors.push(format!("remove cgroup {}: {err}", path.display()));
-            }
-            if let Some(parent) = path.parent() {
-                let _ = std::fs::remove_dir(parent);
-            }
+    for path in &plan.cgroups {
+        if let Err(err) = runtime::native::remove_cgroup(path) {
+            errors.push(format!("remove cgroup {}: {err}", path.display()));
+        }
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::remove_dir(parent);
         }
     }
     lap("unregister netns", &mut report);
 
     // 5. Files on the host.
-    for e in &rec.entries {
-        match e {
-            Entry::HostsBlock { path } => {
-                if let Err(err) = artifacts::hosts::remove_block_locked(
-                    path,
-                    &paths::lock_dir().join("hosts.lock"),
-                    name,
-                ) {
-                    errors.push(err.to_string());
-                }
-            }
-            // Only while it is still labwire's file (someone may have replaced it since).
-            Entry::SshConfig { path } if crate::contain::ssh_config_is_labwires(path) => {
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(err) => errors.push(format!("remove {}: {err}", path.display())),
-                }
-            }
-            _ => {}
+    for path in &plan.hosts_blocks {
+        if let Err(err) =
+            artifacts::hosts::remove_block_locked(path, &paths::lock_dir().join("hosts.lock"), name)
+        {
+            errors.push(crate::error::chain(&err));
+        }
+    }
+    // Only while it is still labwire's file (someone may have replaced it since).
+    for path in plan
+        .ssh_configs
+        .iter()
+        .filter(|p| crate::contain::ssh_config_is_labwires(p))
+    {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => errors.push(format!("remove {}: {err}", path.display())),
         }
     }
     if !errors.is_empty() {
-        return Err(Error::Invalid(format!(
-            "destroy of lab {name} left things behind:\n  {}",
-            errors.join("\n  ")
-        )));
+        return Err(Error::Teardown {
+            lab: name.to_string(),
+            failures: errors,
+        });
     }
 
     // 6. The lab directory (with --cleanup), then the state itself.
     if cleanup {
-        let dir = rec.lab.as_ref().map(|l| l.dir.clone()).or_else(|| {
-            rec.entries.iter().find_map(|e| match e {
-                Entry::LabDir { path, .. } => Some(path.clone()),
-                _ => None,
-            })
-        });
+        let dir = rec
+            .lab
+            .as_ref()
+            .map(|l| l.dir.clone())
+            .or_else(|| plan.lab_dir.as_ref().map(|(d, _)| d.clone()));
         if let Some(d) = dir {
             if d.file_name()
                 .is_some_and(|f| f.to_string_lossy().starts_with("clab-"))
@@ -418,4 +410,155 @@ fn bridges_used_by_others(me: &str) -> HashSet<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: i32) -> ProcId {
+        ProcId { pid, start: 7 }
+    }
+
+    fn journal() -> Vec<Entry> {
+        vec![
+            Entry::LabDir {
+                path: "/labs/clab-x".into(),
+                created: true,
+            },
+            Entry::Spawning { node: "a".into() },
+            Entry::Node {
+                node: "a".into(),
+                proc: proc(10),
+            },
+            Entry::Netns {
+                name: "clab-x-a".into(),
+                ino: Some(4026532000),
+            },
+            Entry::HostLink {
+                name: "lw00000001".into(),
+                mac: "02:00:00:00:00:01".into(),
+            },
+            Entry::Bridge {
+                name: "br-x".into(),
+                mac: "02:00:00:00:00:02".into(),
+                shared: true,
+            },
+            Entry::FirewallAccept {
+                tool: "iptables".into(),
+                bridge: "br-x".into(),
+            },
+            Entry::Cgroup {
+                path: "/sys/fs/cgroup/labwire/x/a".into(),
+            },
+            Entry::HostsBlock {
+                path: "/etc/hosts".into(),
+            },
+            Entry::SshConfig {
+                path: "/etc/ssh/ssh_config.d/clab-x.conf".into(),
+            },
+            Entry::NodeImage {
+                node: "a".into(),
+                id: "sha256:f00".into(),
+            },
+            Entry::Done,
+        ]
+    }
+
+    #[test]
+    fn every_recorded_object_lands_in_its_removal_step() {
+        let t = teardown(&journal());
+        assert_eq!(t.procs, [("a".to_string(), proc(10))]);
+        assert_eq!(t.netns, [("clab-x-a".to_string(), Some(4026532000))]);
+        assert_eq!(
+            t.host_links,
+            [("lw00000001".to_string(), "02:00:00:00:00:01".to_string())]
+        );
+        assert_eq!(
+            t.bridges,
+            [("br-x".to_string(), "02:00:00:00:00:02".to_string(), true)]
+        );
+        assert_eq!(t.firewall, [("iptables".to_string(), "br-x".to_string())]);
+        assert_eq!(t.cgroups.len(), 1);
+        assert_eq!(t.hosts_blocks.len(), 1);
+        assert_eq!(t.ssh_configs.len(), 1);
+        assert_eq!(t.images, ["sha256:f00"]);
+        assert_eq!(t.lab_dir, Some(("/labs/clab-x".into(), true)));
+    }
+
+    #[test]
+    fn an_empty_journal_removes_nothing() {
+        assert_eq!(teardown(&[]), Teardown::default());
+        assert_eq!(
+            teardown(&[Entry::Spawning { node: "a".into() }, Entry::Done]),
+            Teardown::default()
+        );
+    }
+
+    #[test]
+    fn a_container_recorded_twice_is_one_container_with_its_id() {
+        let c = |id: Option<&str>| Entry::Container {
+            node: "b".into(),
+            name: "clab-x-b".into(),
+            id: id.map(str::to_string),
+            engine: EngineKind::Docker,
+            socket: None,
+        };
+        let t = teardown(&[c(None), c(Some("abc"))]);
+        assert_eq!(t.containers.len(), 1);
+        assert_eq!(t.containers[0].id.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn containers_of_two_engines_stay_apart() {
+        let c = |engine| Entry::Container {
+            node: "b".into(),
+            name: "clab-x-b".into(),
+            id: None,
+            engine,
+            socket: None,
+        };
+        let t = teardown(&[c(EngineKind::Docker), c(EngineKind::Podman)]);
+        assert_eq!(t.containers.len(), 2);
+    }
+
+    #[test]
+    fn an_engine_network_joined_twice_is_removed_once() {
+        let n = Entry::EngineNetwork {
+            engine: EngineKind::Docker,
+            socket: None,
+            name: "clab".into(),
+        };
+        assert_eq!(teardown(&[n.clone(), n]).engine_networks.len(), 1);
+    }
+
+    #[test]
+    fn the_first_lab_directory_recorded_decides_whether_it_goes() {
+        let t = teardown(&[
+            Entry::LabDir {
+                path: "/a".into(),
+                created: false,
+            },
+            Entry::LabDir {
+                path: "/a".into(),
+                created: true,
+            },
+        ]);
+        assert_eq!(t.lab_dir, Some(("/a".into(), false)));
+    }
+
+    #[test]
+    fn network_depth_follows_container_network_modes() {
+        let src = topology::Source::from_text(
+            "d.clab.yml",
+            "name: d\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux, network-mode: container:a}\n    c: {kind: linux, network-mode: container:b}\n",
+            std::path::Path::new("/tmp"),
+        );
+        let lab = topology::load(&src, &topology::Options::default())
+            .unwrap()
+            .lab;
+        assert_eq!(network_depth(Some(&lab), "a"), 0);
+        assert_eq!(network_depth(Some(&lab), "c"), 2);
+        assert_eq!(network_depth(None, "c"), 0);
+    }
 }

@@ -1,7 +1,10 @@
-//! Running a command inside deployed nodes (`labwire exec`), selected by name or label.
+//! Reaching into deployed nodes: running a command in them (`labwire exec`), selected by name or
+//! label, and attaching to a node's console (`labwire console`). Each goes through the node's
+//! runtime; this module only finds the nodes and their processes in the recorded state.
 
-use runtime::native::{self, ExecOutput};
-use topology::Node;
+use runtime::node::ExecOutput;
+use runtime::{Backends, Running};
+use topology::{Lab, Node};
 
 use crate::error::{Error, Result};
 use crate::paths;
@@ -40,23 +43,57 @@ impl Select<'_> {
     }
 }
 
+/// The recorded lab `name`.
+fn deployed(name: &str) -> Result<(Lab, Recorded)> {
+    paths::check_lab_name(name)?;
+    let rec = Recorded::read(&paths::lab_state_dir(name));
+    let lab = rec.lab.clone().ok_or_else(|| Error::NotDeployed {
+        lab: name.to_string(),
+    })?;
+    Ok((lab, rec))
+}
+
+/// Node `n` of `lab` as its runtime reaches it, when its process runs.
+fn running<'a>(
+    lab: &'a Lab,
+    rec: &Recorded,
+    n: &'a Node,
+    init: &'a std::path::Path,
+) -> Result<Running<'a>> {
+    let proc = rec
+        .procs()
+        .into_iter()
+        .find(|(x, _)| *x == n.name)
+        .map(|(_, p)| p)
+        .filter(|p| p.is_alive())
+        .ok_or_else(|| Error::NotRunning {
+            lab: lab.name.clone(),
+            node: n.name.clone(),
+        })?;
+    Ok(Running {
+        lab,
+        node: n,
+        proc,
+        run_dir: paths::lab_run_dir(&lab.name).join(&n.name),
+        init,
+    })
+}
+
 /// Run `cmd` in each selected running node of lab `name`; results in node order. No node
 /// matching is an error.
 pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, ExecOutput)>> {
     let out = exec_matching(name, select, cmd)?;
     if out.is_empty() {
-        let rec = Recorded::read(&paths::lab_state_dir(name));
-        let names: Vec<String> = rec
-            .lab
-            .iter()
-            .flat_map(|l| l.nodes.iter())
-            .filter(|n| n.is_workload())
-            .map(|n| n.name.clone())
-            .collect();
-        return Err(Error::Invalid(format!(
-            "no node of lab {name} matches; its nodes are {}",
-            names.join(", ")
-        )));
+        let (lab, _) = deployed(name)?;
+        return Err(Error::NoMatchingNode {
+            lab: name.to_string(),
+            nodes: lab
+                .nodes
+                .iter()
+                .filter(|n| n.is_workload())
+                .map(|n| n.name.clone())
+                .collect(),
+        });
     }
     Ok(out)
 }
@@ -67,12 +104,7 @@ pub fn exec_matching(
     select: &Select<'_>,
     cmd: &str,
 ) -> Result<Vec<(Node, ExecOutput)>> {
-    paths::check_lab_name(name)?;
-    let rec = Recorded::read(&paths::lab_state_dir(name));
-    let Some(lab) = rec.lab.clone() else {
-        return Err(Error::Invalid(format!("lab {name} is not deployed")));
-    };
-    let procs = rec.procs();
+    let (lab, rec) = deployed(name)?;
     let nodes: Vec<&Node> = lab
         .nodes
         .iter()
@@ -82,21 +114,28 @@ pub fn exec_matching(
     if nodes.is_empty() {
         return Ok(Vec::new());
     }
-    let init = native::init_path()?;
+    let init = runtime::node::init_path()?;
+    let backends = Backends::new();
     let mut out = Vec::new();
     for n in nodes {
-        let proc = procs
-            .iter()
-            .find(|(x, _)| *x == n.name)
-            .map(|(_, p)| *p)
-            .filter(|p| p.is_alive())
-            .ok_or_else(|| {
-                Error::Invalid(format!("node {} of lab {name} is not running", n.name))
-            })?;
-        out.push((
-            n.clone(),
-            crate::vms::exec_in_node(name, n, proc, &init, cmd)?,
-        ));
+        let node = running(&lab, &rec, n, &init)?;
+        out.push((n.clone(), backends.node(n).exec(&node, cmd)?));
     }
     Ok(out)
+}
+
+/// Attach the terminal to the console of node `node` of deployed lab `name`.
+pub fn console(name: &str, node: &str) -> Result<()> {
+    let (lab, rec) = deployed(name)?;
+    let n = lab
+        .nodes
+        .iter()
+        .find(|n| n.name == node || n.long_name == node)
+        .ok_or_else(|| Error::NoSuchNode {
+            lab: name.to_string(),
+            node: node.to_string(),
+        })?;
+    let init = runtime::node::init_path()?;
+    let running = running(&lab, &rec, n, &init)?;
+    Ok(Backends::new().node(n).console(&running)?)
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use runtime::native;
+use runtime::node::ImageRoot;
 use topology::{Lab, Node};
 
 use crate::error::{Error, Result};
@@ -62,7 +62,7 @@ pub(crate) fn image_store() -> std::result::Result<image::Store, String> {
 pub(crate) fn image_roots(
     lab: &Lab,
     state_dir: &std::path::Path,
-) -> Result<HashMap<String, native::ImageRoot>> {
+) -> Result<HashMap<String, ImageRoot>> {
     let mut out = HashMap::new();
     let wanted: Vec<&Node> = lab
         .nodes
@@ -72,29 +72,34 @@ pub(crate) fn image_roots(
     if wanted.is_empty() {
         return Ok(out);
     }
-    let store = image_store().map_err(Error::Invalid)?;
+    let store = image::Store::open_default().map_err(|source| Error::Image {
+        op: "open the image store".into(),
+        source,
+    })?;
     let mut cache: HashMap<String, (image::Image, Vec<PathBuf>)> = HashMap::new();
     for n in wanted {
         let reference = n.image.as_deref().unwrap_or_default();
         if !cache.contains_key(reference) {
             let img = store
                 .resolve(reference)
-                .map_err(|e| Error::Invalid(format!("image `{reference}`: {e}")))?
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "image `{reference}` is not in labwire's image store"
-                    ))
+                .map_err(|source| Error::Image {
+                    op: format!("image `{reference}`"),
+                    source,
+                })?
+                .ok_or_else(|| Error::NotInStore {
+                    reference: reference.to_string(),
                 })?;
-            let layers = store
-                .layer_dirs(&img)
-                .map_err(|e| Error::Invalid(format!("unpack image `{reference}`: {e}")))?;
+            let layers = store.layer_dirs(&img).map_err(|source| Error::Image {
+                op: format!("unpack image `{reference}`"),
+                source,
+            })?;
             cache.insert(reference.to_string(), (img, layers));
         }
         let (img, layers) = &cache[reference];
         let node_dir = state_dir.join("nodes").join(&n.name);
         out.insert(
             n.name.clone(),
-            native::ImageRoot {
+            ImageRoot {
                 id: img.id.clone(),
                 layers: layers.clone(),
                 upper: node_dir.join("upper"),
@@ -115,10 +120,10 @@ pub fn labs_using(id: &str) -> Vec<String> {
     let mut out = Vec::new();
     for name in crate::state::recorded_labs() {
         let rec = crate::state::Recorded::read(&crate::paths::lab_state_dir(&name));
-        let uses = rec
-            .entries
+        let uses = crate::destroy::teardown(&rec.entries)
+            .images
             .iter()
-            .any(|e| matches!(e, crate::state::Entry::NodeImage { id: used, .. } if used == id));
+            .any(|used| used == id);
         if uses {
             out.push(name);
         }

@@ -40,6 +40,7 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
     };
     let procs = rec.procs();
     let containers = rec.containers();
+    let backends = runtime::Backends::new();
     let owner = std::fs::read_to_string(rec.dir.join(OWNER_FILE))
         .ok()
         .map(|s| s.trim().to_string())
@@ -57,15 +58,10 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 .iter()
                 .find(|(name, _)| *name == n.name)
                 .map(|(_, p)| *p);
-            let vm = n.runtime == topology::Runtime::Vm;
-            let vmm = proc.filter(|_| vm).and_then(crate::vms::vmm_pid);
-            let vm_down = vm && proc.is_some() && vmm.is_none();
-            let (state, status) = match proc {
-                Some(p) if p.is_alive() && vm_down => ("exited", "VMM exited".to_string()),
-                Some(p) if p.is_alive() => ("running", up_status(p.start)),
-                Some(_) => ("exited", "Exited".to_string()),
-                None => ("missing", "Not created".to_string()),
-            };
+            let mut status = backends.node(n).status(lab, n, proc);
+            if let (Some(p), "Up") = (proc, status.status.as_str()) {
+                status.status = up_status(p.start);
+            }
             let engine_id = containers
                 .iter()
                 .find(|c| c.node == n.name)
@@ -90,18 +86,13 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 image: n.image.clone().unwrap_or_default(),
                 kind: n.kind.clone(),
                 group: n.group.clone().unwrap_or_default(),
-                state: state.into(),
-                status,
+                state: status.state.into(),
+                status: status.status,
                 ipv4_address: ipv4(lab, n),
                 ipv6_address: ipv6(lab, n),
                 owner: owner.clone(),
                 runtime: n.runtime.to_string(),
-                // A VM node shows its VMM.
-                pid: if vm {
-                    vmm.unwrap_or(0)
-                } else {
-                    proc.map_or(0, |p| p.pid)
-                },
+                pid: status.pid,
             }
         })
         .collect()
@@ -272,7 +263,9 @@ pub struct NodeInterfaces {
 /// interfaces`); nodes sorted by long name.
 pub fn live_interfaces(name: &str, nodes: &[String]) -> crate::Result<Vec<NodeInterfaces>> {
     let Some((lab, _)) = lab(name) else {
-        return Err(crate::Error::Invalid(format!("lab {name} is not deployed")));
+        return Err(crate::Error::NotDeployed {
+            lab: name.to_string(),
+        });
     };
     let mut out = Vec::new();
     for n in lab.nodes.iter().filter(|n| n.is_workload()) {

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod generate;
 pub mod images;
 pub mod inspect;
+pub mod links;
 pub mod lock;
 pub mod paths;
 pub mod pool;
@@ -20,7 +21,6 @@ pub mod progress;
 pub mod signals;
 pub mod state;
 pub mod supervise;
-pub mod vms;
 pub mod wiring;
 
 pub use error::{Error, Result};

@@ -2,7 +2,6 @@
 //! and one host-wide for shared things (management networks, address allocation).
 
 use std::fs::File;
-use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
 use crate::error::{io, Error, Result};
@@ -23,35 +22,23 @@ impl Lock {
             .write(true)
             .open(path)
             .map_err(io(format!("open lock {}", path.display())))?;
-        let op = if wait {
-            libc::LOCK_EX
+        let how = if wait {
+            unix::Flock::Exclusive
         } else {
-            libc::LOCK_EX | libc::LOCK_NB
+            unix::Flock::ExclusiveNow
         };
-        loop {
-            // SAFETY: flock on a descriptor owned by `file`.
-            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                // A signal while waiting: Ctrl-C ends the wait, anything else retries.
-                if crate::signals::interrupted() {
-                    return Err(Error::Interrupted);
-                }
-                continue;
-            }
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(Error::Invalid(format!(
-                    "{what} is busy: another labwire process is working on it"
-                )));
-            }
-            return Err(Error::Io {
+        // A signal while waiting: Ctrl-C ends the wait, anything else retries.
+        match unix::flock(&file, how, &crate::signals::interrupted) {
+            Ok(()) => Ok(Lock { _file: file }),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(Error::Interrupted),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Busy {
+                what: what.to_string(),
+            }),
+            Err(e) => Err(Error::Io {
                 op: format!("lock {}", path.display()),
                 source: e,
-            });
+            }),
         }
-        Ok(Lock { _file: file })
     }
 
     /// The lock of one lab; fails at once if another process holds it.
@@ -70,7 +57,7 @@ impl Lock {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             match Lock::lab(name) {
-                Err(Error::Invalid(_)) if std::time::Instant::now() < deadline => {
+                Err(Error::Busy { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 other => return other,

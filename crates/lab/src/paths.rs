@@ -68,8 +68,10 @@ pub fn private_lab_dirs(lab: &str) -> crate::Result<()> {
 /// A lab name given on the command line becomes part of paths labwire removes: it must be a name
 /// the topology would accept (letters, digits, `.`, `_`, `-`; no `..`; not empty).
 pub fn check_lab_name(name: &str) -> crate::Result<()> {
-    topology::node::check_node_name(name)
-        .map_err(|e| crate::Error::Invalid(format!("lab name `{name}`: {e}")))
+    topology::node::check_node_name(name).map_err(|e| crate::Error::BadLabName {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Make sure labwire's runtime directory is on tmpfs. Nodes' runtime files (hosts, hostname,
@@ -79,34 +81,13 @@ pub fn check_lab_name(name: &str) -> crate::Result<()> {
 pub fn ensure_run_tmpfs() -> crate::Result<()> {
     let dir = lock_dir();
     std::fs::create_dir_all(&dir).map_err(crate::error::io(format!("create {}", dir.display())))?;
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| crate::Error::Invalid(format!("bad path {}", dir.display())))?;
-    // SAFETY: statfs fills a zeroed struct for a NUL-terminated path.
-    let fs_type = unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        if libc::statfs(c.as_ptr(), &mut st) != 0 {
-            return Ok(());
-        }
-        st.f_type
-    };
-    if fs_type == libc::TMPFS_MAGIC {
+    // Unknown (statfs failed): leave it as it is.
+    if unix::is_tmpfs(&dir).unwrap_or(true) {
         return Ok(());
     }
-    // SAFETY: mounts a tmpfs on labwire's own directory.
-    let rc = unsafe {
-        libc::mount(
-            c"labwire".as_ptr(),
-            c.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            c"mode=755".as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(crate::Error::Io {
-            op: format!("mount a tmpfs on {}", dir.display()),
-            source: std::io::Error::last_os_error(),
-        });
-    }
+    unix::mount_tmpfs(c"labwire", &dir, c"mode=755").map_err(crate::error::io(format!(
+        "mount a tmpfs on {}",
+        dir.display()
+    )))?;
     Ok(())
 }

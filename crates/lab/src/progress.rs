@@ -1,5 +1,7 @@
-//! Progress on a terminal: one status line per stage (`links 812/2000`), redrawn in place; silent
-//! when standard error is not a terminal.
+//! Progress of a long command. On a terminal: one status line per stage (`links 812/2000`),
+//! redrawn in place. Elsewhere (a pipe, a CI log): a timestamped log line when a stage starts and
+//! when it finishes, with its count, its time and its slowest item (through the `log` facade, at
+//! level info). Nothing with `quiet`.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,6 +15,11 @@ pub struct Progress {
 
 struct Inner {
     enabled: bool,
+    /// Log lines instead of a status line.
+    lines: bool,
+    stage_start: Mutex<Instant>,
+    /// The slowest item of the stage so far.
+    slowest: Mutex<Option<(String, Duration)>>,
     label: Mutex<String>,
     done: AtomicUsize,
     total: AtomicUsize,
@@ -39,9 +46,13 @@ impl Inner {
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        let enabled = !quiet && std::io::stderr().is_terminal();
+        let terminal = std::io::stderr().is_terminal();
+        let enabled = !quiet && terminal;
         let inner = Arc::new(Inner {
             enabled,
+            lines: !quiet && !terminal,
+            stage_start: Mutex::new(Instant::now()),
+            slowest: Mutex::new(None),
             label: Mutex::new(String::new()),
             done: AtomicUsize::new(0),
             total: AtomicUsize::new(0),
@@ -68,17 +79,53 @@ impl Progress {
         *self.inner.label.lock().expect("label") = label.to_string();
         self.inner.done.store(0, Ordering::Relaxed);
         self.inner.total.store(total, Ordering::Relaxed);
+        *self.inner.stage_start.lock().expect("stage start") = Instant::now();
+        *self.inner.slowest.lock().expect("slowest") = None;
+        if self.inner.lines {
+            log::info!("{label}: {total} to do");
+        }
     }
 
     pub fn step(&self, n: usize) {
         self.inner.done.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// One item of the stage is done (`what`, which took `took`): the slowest is reported.
+    pub fn step_item(&self, what: &str, took: Duration) {
+        self.step(1);
+        let mut slowest = self.inner.slowest.lock().expect("slowest");
+        if slowest.as_ref().is_none_or(|(_, t)| took > *t) {
+            *slowest = Some((what.to_string(), took));
+        }
+    }
+
     /// Close the current stage's line (it stays on screen with its final count).
     fn finish_line(&self) {
-        if self.inner.enabled && !self.inner.label.lock().expect("label").is_empty() {
+        let label = self.inner.label.lock().expect("label").clone();
+        if label.is_empty() {
+            return;
+        }
+        if self.inner.enabled {
             self.inner.draw();
             eprintln!();
+        }
+        if self.inner.lines {
+            let took = self
+                .inner
+                .stage_start
+                .lock()
+                .expect("stage start")
+                .elapsed();
+            let slowest = match self.inner.slowest.lock().expect("slowest").take() {
+                Some((what, t)) => format!(", slowest {what} {:.2} s", t.as_secs_f64()),
+                None => String::new(),
+            };
+            log::info!(
+                "{label}: {}/{} done in {:.2} s{slowest}",
+                self.inner.done.load(Ordering::Relaxed),
+                self.inner.total.load(Ordering::Relaxed),
+                took.as_secs_f64()
+            );
         }
     }
 

@@ -11,15 +11,12 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// Route SIGINT, SIGTERM and SIGHUP to the flag.
 pub fn install() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: installs an async-signal-safe handler (a single atomic store).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
+    // The handler is async-signal-safe: a single atomic store.
+    unix::on_signals(
+        &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP],
+        on_signal,
+        false,
+    );
 }
 
 pub fn interrupted() -> bool {

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use runtime::docker::EngineKind;
+pub use runtime::engine::RecordedContainer;
 use runtime::process::ProcId;
+use runtime::Made;
 use serde::{Deserialize, Serialize};
 use topology::Lab;
 
-use crate::error::{io, Error, Result};
+use crate::error::{io, Result};
 
 /// One object labwire is about to make (or has made) on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,28 +116,58 @@ impl Journal {
 
     /// Record entries with one write.
     pub fn record(&self, entries: &[Entry]) -> Result<()> {
+        self.write(entries).map_err(io("write the journal"))
+    }
+
+    fn write(&self, entries: &[Entry]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for e in entries {
-            serde_json::to_writer(&mut buf, e)
-                .map_err(|e| Error::Invalid(format!("encode journal entry: {e}")))?;
+            serde_json::to_writer(&mut buf, e)?;
             buf.push(b'\n');
         }
         let mut f = self.file.lock().expect("journal lock");
-        f.write_all(&buf).map_err(io("write the journal"))
+        f.write_all(&buf)
     }
 }
 
-/// A node's container as the journal records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedContainer {
-    pub node: String,
-    /// The container's name (the node's long name).
-    pub name: String,
-    /// The engine's id, once the engine made it.
-    pub id: Option<String>,
-    pub engine: EngineKind,
-    /// The engine's socket at deploy time (`None`: the engine's default).
-    pub socket: Option<PathBuf>,
+impl From<&Made> for Entry {
+    fn from(m: &Made) -> Entry {
+        match m.clone() {
+            Made::Process { node, proc } => Entry::Node { node, proc },
+            Made::Cgroup { path } => Entry::Cgroup { path },
+            Made::ContainerNotMade { name } => Entry::ContainerNotMade { name },
+            Made::Container {
+                node,
+                name,
+                id,
+                engine,
+                socket,
+            } => Entry::Container {
+                node,
+                name,
+                id,
+                engine,
+                socket,
+            },
+            Made::EngineNetwork {
+                engine,
+                socket,
+                name,
+            } => Entry::EngineNetwork {
+                engine,
+                socket,
+                name,
+            },
+        }
+    }
+}
+
+/// A runtime records what it makes in the lab's journal.
+impl runtime::Record for Journal {
+    fn record(&self, made: &[Made]) -> std::io::Result<()> {
+        let entries: Vec<Entry> = made.iter().map(Entry::from).collect();
+        self.write(&entries)
+    }
 }
 
 /// Everything known about one deployed lab.
@@ -162,59 +194,14 @@ impl Recorded {
         }
     }
 
+    /// Each node's first process, as recorded.
     pub fn procs(&self) -> Vec<(String, ProcId)> {
-        self.entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Node { node, proc } => Some((node.clone(), *proc)),
-                _ => None,
-            })
-            .collect()
+        crate::destroy::teardown(&self.entries).procs
     }
 
     /// Containers, one per (engine, name), in order, with the id when recorded.
     pub fn containers(&self) -> Vec<RecordedContainer> {
-        let mut out: Vec<RecordedContainer> = Vec::new();
-        for e in &self.entries {
-            if let Entry::Container {
-                node,
-                name,
-                id,
-                engine,
-                socket,
-            } = e
-            {
-                match out
-                    .iter_mut()
-                    .find(|c| c.name == *name && c.engine == *engine)
-                {
-                    Some(c) => {
-                        if id.is_some() {
-                            c.id = id.clone();
-                        }
-                    }
-                    None => out.push(RecordedContainer {
-                        node: node.clone(),
-                        name: name.clone(),
-                        id: id.clone(),
-                        engine: *engine,
-                        socket: socket.clone(),
-                    }),
-                }
-            }
-        }
-        out
-    }
-
-    /// Container names this lab's deploy tried and the engine refused.
-    pub fn containers_not_made(&self) -> std::collections::HashSet<&str> {
-        self.entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::ContainerNotMade { name } => Some(name.as_str()),
-                _ => None,
-            })
-            .collect()
+        crate::destroy::teardown(&self.entries).containers
     }
 
     pub fn done(&self) -> bool {
@@ -227,7 +214,7 @@ pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     let tmp = dir.join(".lab.json.tmp");
     let data = serde_json::to_vec_pretty(lab)
-        .map_err(|e| Error::Invalid(format!("encode lab state: {e}")))?;
+        .map_err(|e| io("encode lab state")(std::io::Error::other(e)))?;
     let mut f = File::options()
         .create(true)
         .write(true)

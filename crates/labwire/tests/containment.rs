@@ -539,7 +539,11 @@ fn a_container_already_holding_the_lab_label_survives_deploy_and_destroy() {
         format!("{id} true"),
         "the rollback touched the container"
     );
-    let out = lab.destroy(true);
+    // By topology file: the rolled-back lab is not recorded, so `destroy --name` would refuse it;
+    // destroy from the file must still leave the foreign container alone.
+    let mut c = lab.cmd();
+    c.args(["destroy", "--cleanup", "-t"]).arg(&lab.file);
+    let out = run_timeout(c, Duration::from_secs(120));
     assert!(out.status.success(), "destroy: {}", describe(&out));
     let still = DOCKER.ok(&["inspect", "-f", "{{.Id}} {{.State.Running}}", &long]);
     assert_eq!(

@@ -100,10 +100,8 @@ fn the_runtime_flag_selects_podman_and_the_journal_names_it() {
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the rlimit it is given.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut ours) },
-        0
-    );
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut ours) };
+    assert_eq!(rc, 0);
     let nofile = text(&limits.stdout)
         .lines()
         .find(|l| l.starts_with("Max open files"))

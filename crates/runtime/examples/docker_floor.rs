@@ -68,7 +68,7 @@ fn main() {
     };
     let connect = || {
         Engine::connect(EngineKind::Docker).unwrap_or_else(|e| {
-            eprintln!("docker_floor: {e}");
+            eprintln!("docker_floor: {}", runtime::chain(&e));
             std::process::exit(1)
         })
     };
@@ -81,7 +81,7 @@ fn main() {
     let failed = AtomicUsize::new(0);
     let t0 = Instant::now();
     if let Err(e) = engines[0].ensure_network(&lab.name, &lab.mgmt) {
-        eprintln!("docker_floor: {e}");
+        eprintln!("docker_floor: {}", runtime::chain(&e));
         std::process::exit(1);
     }
     std::thread::scope(|s| {
@@ -90,20 +90,23 @@ fn main() {
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(node) = lab.nodes.get(i) else { break };
+                let network = runtime::NodeNetwork::of(lab, node);
                 let spec = Container {
-                    lab: &lab.name,
+                    ctx: runtime::node::NodeContext {
+                        lab: &lab.name,
+                        topo_file: Some(Path::new("/tmp/lwf.clab.yml")),
+                        // A ring node has two data interfaces (`CLAB_INTFS`).
+                        intfs: 2,
+                    },
                     node,
-                    topo_file: Some(Path::new("/tmp/lwf.clab.yml")),
                     share_net_with: None,
-                    // A ring node has two data interfaces (`CLAB_INTFS`).
-                    intfs: 2,
-                    network: Some(&lab.mgmt.network),
+                    network: Some((&lab.mgmt.network, &network)),
                 };
                 let made = engine
                     .create(&spec)
                     .and_then(|id| engine.start(&id, &node.long_name));
                 if let Err(e) = made {
-                    eprintln!("docker_floor: {}: {e}", node.long_name);
+                    eprintln!("docker_floor: {}: {}", node.long_name, runtime::chain(&e));
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             });
@@ -119,13 +122,13 @@ fn main() {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(node) = lab.nodes.get(i) else { break };
                 if let Err(e) = engine.remove(&node.long_name) {
-                    eprintln!("docker_floor: {e}");
+                    eprintln!("docker_floor: {}", runtime::chain(&e));
                 }
             });
         }
     });
     if let Err(e) = engines[0].remove_network(&lab.mgmt.network) {
-        eprintln!("docker_floor: {e}");
+        eprintln!("docker_floor: {}", runtime::chain(&e));
     }
     if failed.load(Ordering::Relaxed) > 0 {
         std::process::exit(1);

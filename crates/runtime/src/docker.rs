@@ -28,7 +28,8 @@ use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use topology::{MgmtNet, NetworkMode, Node, Runtime};
 
-use crate::native::{container_argv, is_init_system, split_words};
+use crate::network::NodeNetwork;
+use crate::node::{self, container_argv, is_init_system, split_or_whole, NodeContext};
 use crate::{Error, Result};
 
 /// Where the Docker engine listens unless `DOCKER_HOST` says otherwise.
@@ -83,21 +84,34 @@ impl EngineKind {
             EngineKind::Docker => "DOCKER_HOST",
             EngineKind::Podman => "LABWIRE_PODMAN_SOCKET",
         };
-        socket_from(self, std::env::var(var).ok().as_deref()).map_err(Error::Unsupported)
+        socket_from(self, std::env::var(var).ok().as_deref()).map_err(Error::EngineAddress)
     }
 
-    /// What to say when nothing answers at `socket`.
-    fn no_engine(self, socket: &Path, why: impl std::fmt::Display) -> Error {
-        let socket = socket.display();
-        Error::Unsupported(match self {
-            EngineKind::Docker => format!(
-                "the docker runtime needs a running Docker engine at {socket} ({why}); start dockerd"
-            ),
-            EngineKind::Podman => format!(
-                "the podman runtime needs Podman's API service at {socket} ({why}); start it with: \
-                 podman system service --time=0 unix://{socket}"
-            ),
-        })
+    /// The error when nothing answers at `socket`.
+    fn no_engine(
+        self,
+        socket: &Path,
+        why: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::NoEngine {
+            kind: self,
+            socket: socket.to_path_buf(),
+            source: why.into(),
+        }
+    }
+}
+
+/// What to say when engine `kind` does not answer at `socket` (the reason follows as the source).
+pub(crate) fn no_engine_message(kind: EngineKind, socket: &Path) -> String {
+    let socket = socket.display();
+    match kind {
+        EngineKind::Docker => {
+            format!("the docker runtime needs a running Docker engine at {socket}; start dockerd")
+        }
+        EngineKind::Podman => format!(
+            "the podman runtime needs Podman's API service at {socket}; start it with: \
+             podman system service --time=0 unix://{socket}"
+        ),
     }
 }
 
@@ -144,7 +158,7 @@ pub struct Engine {
 
 fn engine_err(op: impl std::fmt::Display) -> impl FnOnce(DockerError) -> Error {
     let op = op.to_string();
-    move |e| Error::Unsupported(format!("{op}: {e}"))
+    move |source| Error::Engine { op, source }
 }
 
 fn is_not_found(e: &DockerError) -> bool {
@@ -159,17 +173,14 @@ fn is_not_found(e: &DockerError) -> bool {
 
 /// What one container of a lab is made from.
 pub struct Container<'a> {
-    pub lab: &'a str,
+    /// The lab's name, topology file and the node's interface count (labels and variables).
+    pub ctx: NodeContext<'a>,
     pub node: &'a Node,
-    /// The topology file (label `clab-topo-file`).
-    pub topo_file: Option<&'a Path>,
     /// The container name of the node whose network this one shares (`network-mode: container:X`).
     pub share_net_with: Option<&'a str>,
-    /// Number of data interfaces (`CLAB_INTFS`).
-    pub intfs: usize,
-    /// The engine network the container's eth0 joins, with the node's management addresses and
-    /// MAC (`None`: no engine network; labwire wires eth0 itself).
-    pub network: Option<&'a str>,
+    /// The engine network the container's eth0 joins with the management interface of `net`
+    /// (`None`: no engine network; labwire wires eth0 itself).
+    pub network: Option<(&'a str, &'a NodeNetwork)>,
 }
 
 /// The label marking an engine network labwire made (so only those are ever removed).
@@ -204,59 +215,13 @@ pub fn port_bindings(n: &Node) -> (ExposedPorts, bollard::models::PortMap) {
 
 /// containerlab's labels of a node's container.
 pub fn labels(c: &Container<'_>) -> BTreeMap<String, String> {
-    let n = c.node;
-    let mut l = BTreeMap::new();
-    l.insert("containerlab".to_string(), c.lab.to_string());
-    l.insert("clab-node-name".into(), n.name.clone());
-    l.insert("clab-node-longname".into(), n.long_name.clone());
-    l.insert("clab-node-kind".into(), n.kind.clone());
-    l.insert(
-        "clab-node-type".into(),
-        n.node_type.clone().unwrap_or_default(),
-    );
-    l.insert(
-        "clab-node-group".into(),
-        n.group.clone().unwrap_or_default(),
-    );
-    l.insert("clab-node-lab-dir".into(), n.dir.display().to_string());
-    l.insert(
-        "clab-topo-file".into(),
-        c.topo_file
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-    );
-    for (k, v) in &n.labels {
-        l.insert(k.clone(), v.clone());
-    }
-    l
+    node::labels(&c.ctx, c.node)
 }
 
-/// The environment of a node's container: the node's `env`, each label as `CLAB_LABEL_*`, and
-/// `CLAB_INTFS`.
+/// The environment of a node's container: the rule every runtime follows ([`node::environment`]);
+/// the engine adds the image's variables itself.
 pub fn environment(c: &Container<'_>) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    for (k, v) in labels(c) {
-        let key: String = k
-            .chars()
-            .map(|ch| {
-                if ch.is_ascii_alphanumeric() {
-                    ch.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        env.insert(format!("CLAB_LABEL_{key}"), v);
-    }
-    env.insert("CLAB_INTFS".into(), c.intfs.to_string());
-    env.insert("CLAB_NODE_NAME".into(), c.node.name.clone());
-    env.insert("CLAB_NODE_LONGNAME".into(), c.node.long_name.clone());
-    env.extend(c.node.env.clone());
-    env
-}
-
-fn split(s: &str) -> Vec<String> {
-    split_words(s).unwrap_or_else(|| vec![s.to_string()])
+    node::environment(&c.ctx, c.node)
 }
 
 /// The node's `security-opts`, after the unconfined profiles a container asked for without
@@ -365,11 +330,11 @@ pub fn create_body_for(kind: EngineKind, c: &Container<'_>, init: bool) -> Conta
         user: n.user.clone(),
         env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
         stop_signal: init.then(|| "SIGRTMIN+3".to_string()),
-        cmd: n.cmd.as_deref().map(split),
+        cmd: n.cmd.as_deref().map(split_or_whole),
         // `entrypoint: ""` resets the image's. Docker reads an empty Entrypoint so; Podman's
         // compatible API reads it as unset (the image's stays) and resets on `[""]`, which is what
         // `docker run --entrypoint ""` sends.
-        entrypoint: n.entrypoint.as_deref().map(split).map(|e| {
+        entrypoint: n.entrypoint.as_deref().map(split_or_whole).map(|e| {
             if e.is_empty() && kind == EngineKind::Podman {
                 vec![String::new()]
             } else {
@@ -705,8 +670,8 @@ impl Engine {
             config.as_ref().and_then(|c| c.cmd.as_deref()),
         );
         let mut body = create_body_for(self.serves, c, is_init_system(&argv));
-        if let Some(net) = c.network {
-            self.attach(&mut body, c.node, net);
+        if let Some((name, net)) = c.network {
+            self.attach(&mut body, c.node, name, net);
         }
         let r = self
             .rt
@@ -717,14 +682,21 @@ impl Engine {
 
     /// Put a container's eth0 on engine network `net` with the node's management addresses and
     /// MAC, and publish its `ports` there.
-    fn attach(&self, body: &mut ContainerCreateBody, n: &Node, net: &str) {
-        let mac = n.mgmt_mac.to_string();
+    fn attach(&self, body: &mut ContainerCreateBody, n: &Node, net: &str, nw: &NodeNetwork) {
+        let eth0 = nw.mgmt();
+        let mac = eth0.map_or_else(|| n.mgmt_mac.to_string(), |i| i.mac.to_string());
+        let address = |v4: bool| {
+            eth0.into_iter()
+                .flat_map(|i| &i.addresses)
+                .find(|(a, _)| a.is_ipv4() == v4)
+                .map(|(a, _)| a.to_string())
+        };
         // Before API 1.44 the MAC is the container's, later the endpoint's.
         let per_endpoint = api_at_least(&self.api_version(), 1, 44);
         let endpoint = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
-                ipv4_address: n.mgmt_ipv4.map(|a| a.to_string()),
-                ipv6_address: n.mgmt_ipv6.map(|a| a.to_string()),
+                ipv4_address: address(true),
+                ipv6_address: address(false),
                 link_local_ips: None,
             }),
             mac_address: per_endpoint.then(|| mac.clone()),
@@ -769,22 +741,17 @@ impl Engine {
                         .cloned()
                         .unwrap_or_default();
                     if bridge != m.bridge {
-                        return Err(Error::Unsupported(format!(
-                            "{} network {} exists on bridge `{bridge}`, but the topology puts the management network on bridge {}; remove the network or set mgmt.bridge",
-                            self.kind.product(),
-                            m.network,
-                            m.bridge
-                        )));
+                        return Err(Error::NetworkOnOtherBridge {
+                            product: self.kind.product(),
+                            network: m.network.clone(),
+                            found: bridge,
+                            bridge: m.bridge.clone(),
+                        });
                     }
                     return Ok(false);
                 }
                 Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    return Err(Error::Unsupported(format!(
-                        "inspect network {}: {e}",
-                        m.network
-                    )))
-                }
+                Err(e) => return Err(engine_err(format!("inspect network {}", m.network))(e)),
             }
             let mut config = Vec::new();
             if let Some(sub) = m.ipv4_subnet {
@@ -811,8 +778,14 @@ impl Engine {
                     options: None,
                 }),
                 options: Some(HashMap::from([
-                    ("com.docker.network.bridge.name".to_string(), m.bridge.clone()),
-                    ("com.docker.network.driver.mtu".to_string(), m.mtu.to_string()),
+                    (
+                        "com.docker.network.bridge.name".to_string(),
+                        m.bridge.clone(),
+                    ),
+                    (
+                        "com.docker.network.driver.mtu".to_string(),
+                        m.mtu.to_string(),
+                    ),
                 ])),
                 labels: Some(HashMap::from([
                     ("containerlab".to_string(), String::new()),
@@ -842,7 +815,7 @@ impl Engine {
             {
                 Ok(n) => n,
                 Err(e) if is_not_found(&e) => return Ok(false),
-                Err(e) => return Err(Error::Unsupported(format!("inspect network {name}: {e}"))),
+                Err(e) => return Err(engine_err(format!("inspect network {name}"))(e)),
             };
             let ours = net
                 .labels
@@ -855,7 +828,7 @@ impl Engine {
             match self.docker.remove_network(name).await {
                 Ok(()) => Ok(true),
                 Err(e) if is_not_found(&e) => Ok(false),
-                Err(e) => Err(Error::Unsupported(format!("remove network {name}: {e}"))),
+                Err(e) => Err(engine_err(format!("remove network {name}"))(e)),
             }
         })
     }
@@ -870,18 +843,21 @@ impl Engine {
                 .map_err(engine_err(format!("start container {name}")))?;
             let info = self
                 .docker
-                .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+                .inspect_container(
+                    id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
                 .await
                 .map_err(engine_err(format!("inspect container {name}")))?;
             let state = info.state.unwrap_or_default();
             match state.pid {
                 Some(pid) if pid > 0 => Ok(pid as i32),
-                _ => Err(Error::Unsupported(format!(
-                    "container {name} is not running after start (status {:?}, exit code {:?}, error {:?})",
-                    state.status,
-                    state.exit_code,
-                    state.error.unwrap_or_default()
-                ))),
+                _ => Err(Error::ContainerNotRunning {
+                    name: name.to_string(),
+                    status: format!("{:?}", state.status),
+                    code: format!("{:?}", state.exit_code),
+                    error: state.error.unwrap_or_default(),
+                }),
             }
         })
     }
@@ -920,7 +896,7 @@ impl Engine {
             {
                 Ok(info) => Ok(Some(info)),
                 Err(e) if is_not_found(&e) => Ok(None),
-                Err(e) => Err(Error::Unsupported(format!("inspect container {name}: {e}"))),
+                Err(e) => Err(engine_err(format!("inspect container {name}"))(e)),
             }
         })
     }
@@ -937,9 +913,7 @@ impl Engine {
         {
             Ok(()) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(Error::Unsupported(format!(
-                "remove container {name_or_id}: {e}"
-            ))),
+            Err(e) => Err(engine_err(format!("remove container {name_or_id}"))(e)),
         }
     }
 }
@@ -1015,10 +989,11 @@ pub fn allow_bridge_forwarding(bridge: &str) -> Result<Vec<String>> {
         match iptables(tool, "-I", bridge) {
             Some(o) if o.status.success() => added.push(tool.to_string()),
             Some(o) => {
-                return Err(Error::Unsupported(format!(
-                    "{tool}: accept traffic of bridge {bridge} in the DOCKER-USER chain: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                )))
+                return Err(Error::Firewall {
+                    tool: tool.to_string(),
+                    bridge: bridge.to_string(),
+                    stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                })
             }
             None => {}
         }
@@ -1071,11 +1046,13 @@ mod tests {
             .unwrap()
             .lab;
         let c = Container {
-            lab: "t",
+            ctx: NodeContext {
+                lab: "t",
+                topo_file: None,
+                intfs: 0,
+            },
             node: &lab.nodes[0],
-            topo_file: None,
             share_net_with: None,
-            intfs: 0,
             network: None,
         };
         let body = create_body(EngineKind::Docker, &c);
@@ -1159,11 +1136,13 @@ mod tests {
     fn an_init_system_gets_its_own_cgroup_namespace() {
         let n = node("      entrypoint: \"\"\n      cmd: /lib/systemd/systemd\n");
         let c = Container {
-            lab: "t",
+            ctx: NodeContext {
+                lab: "t",
+                topo_file: None,
+                intfs: 0,
+            },
             node: &n,
-            topo_file: None,
             share_net_with: None,
-            intfs: 0,
             network: None,
         };
         let body = create_body(EngineKind::Docker, &c);
@@ -1189,11 +1168,13 @@ mod tests {
             "      volumes: [\"data:/data\"]\n      tmpfs: {/scratch: size=8m}\n      pid-mode: host\n      security-opts: [no-new-privileges]\n      cgroup-parent: lab.slice\n      cgroupns-mode: host\n",
         );
         let c = Container {
-            lab: "t",
+            ctx: NodeContext {
+                lab: "t",
+                topo_file: None,
+                intfs: 0,
+            },
             node: &n,
-            topo_file: None,
             share_net_with: None,
-            intfs: 0,
             network: None,
         };
         let h = create_body(EngineKind::Podman, &c).host_config.unwrap();
@@ -1213,11 +1194,13 @@ mod tests {
     fn podman_containers_get_limits_within_the_hard_ones_and_privileged() {
         let n = node("      entrypoint: \"\"\n      cmd: /lib/systemd/systemd\n");
         let c = Container {
-            lab: "t",
+            ctx: NodeContext {
+                lab: "t",
+                topo_file: None,
+                intfs: 0,
+            },
             node: &n,
-            topo_file: None,
             share_net_with: None,
-            intfs: 0,
             network: None,
         };
         let body = create_body(EngineKind::Podman, &c);

@@ -10,8 +10,16 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use topology::{NetworkMode, Node};
+use topology::{Lab, NetworkMode, Node};
+use wire::NetNs;
 
+use crate::backend::{
+    record, record_process, Backend, CreateNode, Deployment, Made, Record, Running,
+};
+use crate::node::{
+    environment_of_process, hosts_file, image_command, process_environment, runs_init_system,
+    shell_command, ExecOutput, ImageRoot, NodeContext,
+};
 use crate::process::ProcId;
 use crate::{io, Error, Result};
 
@@ -23,34 +31,10 @@ pub const PRIVATE_DIRS: [(&str, &str); 4] = [
     ("/var/log", "755"),
 ];
 
-/// Where labwire-init lives: next to the running labwire binary (cargo puts both in target/*/),
-/// or `LABWIRE_INIT` when set.
-pub fn init_path() -> Result<PathBuf> {
-    sibling_binary("labwire-init", "LABWIRE_INIT")
-}
-
-/// A helper binary of labwire's: `$env` when set, else next to the running labwire binary (or
-/// one directory up, for test binaries under target/*/deps).
-pub fn sibling_binary(name: &str, env: &str) -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().map_err(io("locate the labwire binary"))?;
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    for cand in [dir.join(name), dir.join("..").join(name)] {
-        if cand.is_file() {
-            return Ok(cand);
-        }
-    }
-    Err(Error::Unsupported(format!(
-        "{name} not found next to {} (build the workspace with `cargo build --release`, or set {env})",
-        exe.display()
-    )))
-}
-
 /// What to start for one node.
 pub struct Spawn<'a> {
-    pub lab: &'a str,
+    /// The lab's name, topology file and the node's interface count (its environment).
+    pub ctx: NodeContext<'a>,
     pub node: &'a Node,
     pub init: &'a Path,
     /// Directory for the node's runtime files (hosts, hostname, console log): on tmpfs, so starting
@@ -67,43 +51,6 @@ pub struct Spawn<'a> {
     /// The command to run instead of the node's own (a VM node runs its VMM). Such a node keeps
     /// the host's /run and /tmp, where its VMM's files are.
     pub argv: Option<&'a [String]>,
-}
-
-/// Whether the node's command (from its image) is an init system, which must be PID 1 and gets a
-/// cgroup of its own.
-pub fn runs_init_system(node: &Node, image: &ImageRoot) -> bool {
-    is_init_system(&image_command(node, image))
-}
-
-/// Whether an argv starts an init system (`/sbin/init`, `/lib/systemd/systemd`). labwire-init, a
-/// separate small binary, applies the same rule when it hands PID 1 over.
-pub fn is_init_system(argv: &[String]) -> bool {
-    argv.first().is_some_and(|a| {
-        let base = a.rsplit('/').next().unwrap_or(a);
-        matches!(base, "init" | "systemd")
-    })
-}
-
-/// The argv a node runs, merged as container engines merge it: the node's `entrypoint` (even
-/// empty) replaces the image's; the node's `cmd` replaces the image's, and the image's `CMD` only
-/// applies when the node gave no non-empty entrypoint. Node strings are split into words as a shell
-/// would, without a shell.
-pub fn container_argv(
-    n: &Node,
-    image_entrypoint: Option<&[String]>,
-    image_cmd: Option<&[String]>,
-) -> Vec<String> {
-    let split = |s: &str| split_words(s).unwrap_or_else(|| vec![s.to_string()]);
-    let node_entrypoint = n.entrypoint.as_deref().map(split);
-    let cmd = match (n.cmd.as_deref().map(split), &node_entrypoint) {
-        (Some(c), _) => c,
-        (None, Some(e)) if !e.is_empty() => Vec::new(),
-        (None, _) => image_cmd.map(<[String]>::to_vec).unwrap_or_default(),
-    };
-    let mut argv = node_entrypoint
-        .unwrap_or_else(|| image_entrypoint.map(<[String]>::to_vec).unwrap_or_default());
-    argv.extend(cmd);
-    argv
 }
 
 /// Where the host's cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
@@ -137,145 +84,6 @@ pub fn remove_cgroup(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// What a node started from an image needs: its layers and the image's run configuration.
-#[derive(Debug, Clone, Default)]
-pub struct ImageRoot {
-    /// The image's id (config digest).
-    pub id: String,
-    /// Unpacked layer directories, bottom first (overlayfs lower layers).
-    pub layers: Vec<PathBuf>,
-    /// The node's own writable layer and overlayfs work directory (same file system).
-    pub upper: PathBuf,
-    pub work: PathBuf,
-    pub entrypoint: Vec<String>,
-    pub cmd: Vec<String>,
-    /// `KEY=VALUE` entries from the image.
-    pub env: Vec<String>,
-    pub working_dir: Option<String>,
-    pub user: Option<String>,
-}
-
-/// Split a command line into words as a POSIX shell would (quotes and backslashes), without
-/// expanding anything; `None` for an unterminated quote.
-pub fn split_words(s: &str) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        x => cur.push(x),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => match chars.next()? {
-                            x @ ('"' | '\\' | '$' | '`') => cur.push(x),
-                            x => {
-                                cur.push('\\');
-                                cur.push(x);
-                            }
-                        },
-                        x => cur.push(x),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                if let Some(x) = chars.next() {
-                    cur.push(x);
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Some(out)
-}
-
-/// The node's /etc/hosts content: localhost lines plus the node's own name.
-pub fn hosts_file(node: &Node) -> String {
-    let mut s = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    if let Some(a) = node.mgmt_ipv4 {
-        s.push_str(&format!("{a}\t{} {}\n", node.hostname, node.long_name));
-    } else {
-        s.push_str(&format!(
-            "127.0.1.1\t{} {}\n",
-            node.hostname, node.long_name
-        ));
-    }
-    if let Some(a) = node.mgmt_ipv6 {
-        s.push_str(&format!("{a}\t{} {}\n", node.hostname, node.long_name));
-    }
-    s
-}
-
-/// The command of a node started from an image, as docker composes it: the entrypoint (the node's,
-/// else the image's) followed by the command (the node's; else the image's unless the node replaced
-/// the entrypoint). Node strings are split into words like a shell would, without a shell.
-pub fn image_command(node: &Node, image: &ImageRoot) -> Vec<String> {
-    container_argv(node, Some(&image.entrypoint), Some(&image.cmd))
-}
-
-/// The node's command as argv: `sh -c "<entrypoint> <cmd>"`, or nothing (the init just waits).
-pub fn command(node: &Node) -> Vec<String> {
-    let line = match (&node.entrypoint, &node.cmd) {
-        (Some(e), Some(c)) => format!("{e} {c}"),
-        (Some(e), None) => e.clone(),
-        (None, Some(c)) => c.clone(),
-        (None, None) => return Vec::new(),
-    };
-    vec!["/bin/sh".into(), "-c".into(), line]
-}
-
-/// The environment a node's processes see.
-pub fn environment(node: &Node) -> BTreeMap<String, String> {
-    environment_with(node, None)
-}
-
-/// The environment of a node, an image's environment under the node's own.
-pub fn environment_with(node: &Node, image: Option<&ImageRoot>) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::new();
-    env.insert(
-        "PATH".into(),
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-    );
-    for kv in image.map(|i| i.env.as_slice()).unwrap_or_default() {
-        if let Some((k, v)) = kv.split_once('=') {
-            env.insert(k.to_string(), v.to_string());
-        }
-    }
-    if image.is_some() {
-        env.insert("container".into(), "labwire".into());
-    }
-    env.insert("HOME".into(), "/root".into());
-    env.insert("HOSTNAME".into(), node.hostname.clone());
-    env.insert("CLAB_NODE_NAME".into(), node.name.clone());
-    env.insert("CLAB_NODE_LONGNAME".into(), node.long_name.clone());
-    env.extend(node.env.clone());
-    env
-}
-
 /// Start the node's init and wait for it to report. The node's directory in the lab directory is
 /// created; its runtime files go to `run_dir`.
 pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
@@ -292,7 +100,7 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     let mut cmd = Command::new(s.init);
     cmd.args([
         "--lab",
-        s.lab,
+        s.ctx.lab,
         "--node",
         &node.name,
         "--hostname",
@@ -378,12 +186,13 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     let argv = match (s.argv, s.image) {
         (Some(a), _) => a.to_vec(),
         (None, Some(img)) => image_command(node, img),
-        (None, None) => command(node),
+        (None, None) => shell_command(node),
     };
     if !argv.is_empty() {
         cmd.arg("--").args(&argv);
     }
-    cmd.env_clear().envs(environment_with(node, s.image));
+    cmd.env_clear()
+        .envs(process_environment(&s.ctx, node, s.image));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -418,35 +227,6 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     })
 }
 
-/// The environment commands run with inside a running node: its PID 1's (image variables
-/// included), or the one the topology gives when that cannot be read.
-pub fn node_environment(pid: i32, node: &Node) -> BTreeMap<String, String> {
-    process_environment(pid).unwrap_or_else(|| environment(node))
-}
-
-/// The environment of a running process (the node's PID 1 carries the node's environment,
-/// image variables included).
-pub fn process_environment(pid: i32) -> Option<BTreeMap<String, String>> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    Some(
-        raw.split(|b| *b == 0)
-            .filter_map(|kv| {
-                let kv = String::from_utf8_lossy(kv);
-                kv.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect(),
-    )
-}
-
-/// Output of a command run inside a node.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExecOutput {
-    pub stdout: String,
-    pub stderr: String,
-    pub code: i32,
-}
-
 /// Run `sh -c cmd` inside the node whose PID 1 is `pid`, with the node's environment.
 pub fn exec(
     init: &Path,
@@ -468,22 +248,72 @@ pub fn exec(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::split_words;
+/// The environment commands run with inside a running node: its PID 1's (image variables
+/// included), or the one the topology gives when that cannot be read.
+pub fn node_environment(ctx: &NodeContext<'_>, pid: i32, node: &Node) -> BTreeMap<String, String> {
+    environment_of_process(pid).unwrap_or_else(|| process_environment(ctx, node, None))
+}
 
-    #[test]
-    fn words_split_like_a_shell() {
-        assert_eq!(split_words("a b  c").unwrap(), ["a", "b", "c"]);
-        assert_eq!(
-            split_words("sh -c 'echo $X; ls'").unwrap(),
-            ["sh", "-c", "echo $X; ls"]
-        );
-        assert_eq!(
-            split_words(r#"x "a \"b\" c" d\ e"#).unwrap(),
-            ["x", "a \"b\" c", "d e"]
-        );
-        assert_eq!(split_words("''").unwrap(), [""]);
-        assert!(split_words("'open").is_none());
+/// The native runtime as a [`Backend`]: labwire-init over the host's file system or an image root
+/// from labwire's store.
+#[derive(Debug, Default)]
+pub struct Native;
+
+impl Backend for Native {
+    fn name(&self) -> &'static str {
+        "native"
     }
+
+    /// Nothing beyond what the lab checks for every node (binds, images in the store).
+    fn preflight(&self, _lab: &Lab, _nodes: &[&Node]) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn create(&self, d: &Deployment<'_>, req: &CreateNode<'_>, rec: &dyn Record) -> Result<ProcId> {
+        let n = req.node;
+        let image = d.images.get(&n.name);
+        let cgroup = match image {
+            Some(img) if runs_init_system(n, img) => {
+                let base = cgroup2_mount().ok_or_else(|| Error::NodeSetup {
+                    node: n.name.clone(),
+                    message: "it runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host".into(),
+                })?;
+                let path = base.join("labwire").join(&d.lab.name).join(&n.name);
+                record(rec, &[Made::Cgroup { path: path.clone() }])?;
+                Some(path)
+            }
+            _ => None,
+        };
+        let join = req
+            .share_net_with
+            .map(|s| PathBuf::from(format!("/proc/{}/ns/net", s.proc.pid)));
+        let proc = spawn(&Spawn {
+            ctx: req.ctx,
+            node: n,
+            init: d.init,
+            run_dir: &d.dirs.node_run(&n.name),
+            join_netns: join.as_deref(),
+            image,
+            cgroup: cgroup.as_deref(),
+            argv: None,
+        })?;
+        record_process(rec, n, proc)
+    }
+
+    fn start(&self, node: &Running<'_>, _ns: &NetNs, _home: &NetNs) -> Result<()> {
+        node.proc.signal_start();
+        Ok(())
+    }
+
+    fn exec(&self, node: &Running<'_>, cmd: &str) -> Result<ExecOutput> {
+        exec_in_namespaces(node, cmd)
+    }
+}
+
+/// Run a command in a node's namespaces through labwire-init, with its PID 1's environment (the
+/// native and engine runtimes).
+pub fn exec_in_namespaces(node: &Running<'_>, cmd: &str) -> Result<ExecOutput> {
+    let ctx = NodeContext::of(node.lab, node.node);
+    let env = node_environment(&ctx, node.proc.pid, node.node);
+    exec(node.init, node.proc.pid, &env, cmd)
 }

@@ -41,6 +41,14 @@ impl ProcId {
         // SAFETY: kill(2) with a pid checked against its start time just above.
         unsafe { libc::kill(self.pid, libc::SIGKILL) == 0 }
     }
+
+    /// Tell a node's labwire-init to run the node's command (SIGUSR1), if it is still this one.
+    pub fn signal_start(&self) {
+        if self.is_alive() {
+            // SAFETY: kill(2) with a pid checked against its start time just above.
+            unsafe { libc::kill(self.pid, libc::SIGUSR1) };
+        }
+    }
 }
 
 /// Wait until none of `procs` is alive, up to `timeout`. Returns those still alive.

@@ -432,8 +432,9 @@ fn missing_dev_net_tun_is_reported_as_such() {
         s.spawn(|| {
             // SAFETY: unshare affects this scoped thread only (its own fs_struct and mount
             // namespace); the namespace goes away when the thread ends.
+            let rc = unsafe { libc::unshare(libc::CLONE_NEWNS) };
             assert_eq!(
-                unsafe { libc::unshare(libc::CLONE_NEWNS) },
+                rc,
                 0,
                 "unshare(CLONE_NEWNS): {}",
                 io::Error::last_os_error()

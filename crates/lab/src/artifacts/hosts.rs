@@ -17,7 +17,6 @@
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,16 +194,9 @@ impl Lock {
             .custom_flags(libc::O_CLOEXEC)
             .open(lock_path)
             .map_err(|e| ArtifactError::io("open", lock_path, e))?;
-        loop {
-            // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(Lock { _file: file });
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(ArtifactError::io("lock", lock_path, e));
-            }
-        }
+        unix::flock(&file, unix::Flock::Exclusive, &|| false)
+            .map_err(|e| ArtifactError::io("lock", lock_path, e))?;
+        Ok(Lock { _file: file })
     }
 }
 

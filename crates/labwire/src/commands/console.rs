@@ -14,6 +14,6 @@ pub struct ConsoleArgs {
 
 pub fn run(a: ConsoleArgs) -> anyhow::Result<ExitCode> {
     let name = a.lab.resolve()?;
-    lab::vms::console(&name, &a.node)?;
+    lab::exec::console(&name, &a.node)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -131,13 +131,7 @@ fn deploy_in_worker(
         done.elapsed.as_secs_f64()
     );
     if stats {
-        // SAFETY: getrusage fills the zeroed struct for this process.
-        let ru = unsafe {
-            let mut ru: libc::rusage = std::mem::zeroed();
-            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-            ru
-        };
-        eprintln!("peak RSS {:.1} MB", ru.ru_maxrss as f64 / 1024.0);
+        eprintln!("peak RSS {:.1} MB", unix::peak_rss_kib() as f64 / 1024.0);
         for (what, d) in &done.timings {
             eprintln!("  {what:<14} {:>8.3} s", d.as_secs_f64());
         }

@@ -87,7 +87,7 @@ pub fn destroy_labs(names: &[String], cleanup: bool, stats: bool) -> anyhow::Res
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", lab::error::chain(&e));
                 failed = true;
             }
         }

@@ -27,6 +27,12 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Show debug messages (as --log-level debug)
+    #[arg(short = 'd', long, global = true)]
+    pub debug: bool,
+    /// How much to log on standard error (default: info when it is not a terminal, else warn)
+    #[arg(long, global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -578,6 +578,7 @@ fn run_pid1(c: &Config, set: &libc::sigset_t) -> ! {
     // The command starts when labwire says the node's links are up (SIGUSR1).
     let mut started = false;
     loop {
+        // SAFETY: siginfo_t is plain data, valid all zeroes.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: waits for one of the blocked signals.
         let sig = unsafe { libc::sigwaitinfo(set, &mut info) };

@@ -10,7 +10,10 @@
 //! the links and the taps, and starts the VMM as the node's command.
 
 pub mod cpio;
+pub mod node;
 pub mod proto;
+pub mod qemu;
+pub mod vmm;
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::native::{ExecOutput, ImageRoot};
+use crate::node::{ExecOutput, ImageRoot, NodeContext};
 use crate::{io, Error, Result};
 
 /// Modules the guest needs before its root is mounted (Debian's stock kernel builds them as
@@ -91,6 +94,8 @@ pub enum Accel {
 /// Everything needed to start one VM node.
 pub struct VmSpec<'a> {
     pub node: &'a topology::Node,
+    /// The lab's name, topology file and the node's interface count (its environment).
+    pub ctx: NodeContext<'a>,
     pub image: &'a ImageRoot,
     pub kernel: &'a image::Kernel,
     /// What every node of this kernel shares ([`boot_image`]).
@@ -127,17 +132,20 @@ pub const QEMU: &str = "qemu-system-x86_64";
 
 /// Where the guest agent binary lives: next to the running labwire binary, or `LABWIRE_GUEST`.
 pub fn agent_path() -> Result<PathBuf> {
-    crate::native::sibling_binary("labwire-guest", "LABWIRE_GUEST")
+    crate::node::sibling_binary("labwire-guest", "LABWIRE_GUEST")
 }
 
-/// Whether KVM can run this host's QEMU guests: `/dev/kvm` opens and QEMU starts a paused
-/// microvm under it and quits cleanly (on some nested hosts QEMU aborts setting the vCPU up).
+/// Whether KVM can run this host's QEMU guests, judged by booting `kernel` (the first VM node's)
+/// under it to its first panic: no root device, `panic=-1` and `-no-reboot`, so a kernel that runs
+/// makes QEMU exit at once (well under a second under KVM). Starting a paused machine is not
+/// enough: on some nested hosts KVM starts a machine and then hangs a real kernel in its early
+/// boot for good, where TCG boots the same kernel in seconds.
 /// `LABWIRE_VM_ACCEL=kvm|tcg` overrides the probe.
 ///
-/// Returns the accelerator and whether the verdict is definitive: KVM ran the probe, or QEMU
-/// failed under it. A missing `/dev/kvm`, a QEMU that does not start, or a probe that times out
-/// on a busy host say TCG for now only.
-pub fn probe_accel() -> (Accel, bool) {
+/// Returns the accelerator and whether the verdict is definitive: the kernel ran, QEMU failed
+/// under KVM, or the kernel did not reach its panic within the probe's time (slower than TCG would
+/// boot it). A missing `/dev/kvm` or a QEMU that does not start say TCG for now only.
+pub fn probe_accel(kernel: &Path) -> (Accel, bool) {
     match std::env::var("LABWIRE_VM_ACCEL").as_deref() {
         Ok("kvm") => return (Accel::Kvm, true),
         Ok("tcg") => return (Accel::Tcg, true),
@@ -152,22 +160,27 @@ pub fn probe_accel() -> (Accel, bool) {
         return (Accel::Tcg, false);
     }
     let child = Command::new(QEMU)
-        .args(["-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "64"])
-        .args(["-nodefaults", "-no-user-config", "-display", "none", "-S"])
-        .args(["-qmp", "stdio"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .args([
+            "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "128",
+        ])
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(kernel)
+        .args(["-append", PROBE_CMDLINE])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
     let Ok(mut child) = child else {
         return (Accel::Tcg, false);
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(
-            b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"cont\"}\n{\"execute\":\"quit\"}\n",
-        );
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PROBE_TIME;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
@@ -179,7 +192,12 @@ pub fn probe_accel() -> (Accel, bool) {
                 return (accel, true);
             }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (Accel::Tcg, true);
+            }
+            Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return (Accel::Tcg, false);
@@ -187,6 +205,15 @@ pub fn probe_accel() -> (Accel, bool) {
         }
     }
 }
+
+/// The probe kernel's command line: no init anywhere and no root device, so the kernel panics as
+/// soon as it has booted, and reboots at once (which `-no-reboot` turns into QEMU's exit).
+const PROBE_CMDLINE: &str =
+    "panic=-1 root=/dev/labwire-probe rdinit=/labwire-probe init=/labwire-probe";
+
+/// How long the probe waits for the kernel's panic under KVM. TCG boots Debian's kernel to it in
+/// about 7 s on a 2-vCPU host; a KVM that takes longer than this is of no use.
+const PROBE_TIME: Duration = Duration::from_secs(20);
 
 /// The dynamic libraries (and loader) a binary needs, as `ldd` lists them.
 fn shared_libraries(bin: &Path) -> Result<Vec<PathBuf>> {
@@ -269,7 +296,7 @@ pub fn boot_image(
     if let Some(m) = modules {
         let order = m
             .load_order(BOOT_MODULES)
-            .map_err(|e| Error::Unsupported(format!("kernel {}: {e}", kernel.version)))?;
+            .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
         for (i, rel) in order.iter().enumerate() {
             // Decompressed here: the agent loads plain ELF modules, whatever the kernel takes.
             let name = format!(
@@ -280,7 +307,7 @@ pub fn boot_image(
             );
             let path = m.dir().join(rel);
             let data = image::kernel::read_module(&path)
-                .map_err(|e| Error::Unsupported(format!("kernel {}: {e}", kernel.version)))?;
+                .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
             a.file(&name, 0o644, &data);
             loaded.push(format!("/{name}"));
         }
@@ -315,22 +342,26 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
             .metadata()
             .map_err(io(format!("read {}", src.display())))?;
         if !meta.is_file() {
-            return Err(Error::Unsupported(format!(
-                "node {}: bind {} → {}: a VM node gets files copied in, and this is not a regular file",
-                spec.node.name,
-                src.display(),
-                target
-            )));
+            return Err(Error::VmConfig {
+                node: spec.node.name.clone(),
+                message: format!(
+                    "bind {} → {}: a VM node gets files copied in, and this is not a regular file",
+                    src.display(),
+                    target
+                ),
+            });
         }
         use std::os::unix::fs::PermissionsExt as _;
         let i = files.len();
         if meta.len() > MAX_GUEST_FILE_BYTES {
-            return Err(Error::Unsupported(format!(
-                "node {}: bind {} → {target}: {} bytes; a file copied into a VM node holds at most {MAX_GUEST_FILE_BYTES}",
-                spec.node.name,
-                src.display(),
-                meta.len()
-            )));
+            return Err(Error::VmConfig {
+                node: spec.node.name.clone(),
+                message: format!(
+                    "bind {} → {target}: {} bytes; a file copied into a VM node holds at most {MAX_GUEST_FILE_BYTES}",
+                    src.display(),
+                    meta.len()
+                ),
+            });
         }
         let mut data = Vec::new();
         file.take(MAX_GUEST_FILE_BYTES)
@@ -357,18 +388,18 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
             add_file(&mut a, &k, "/root/.ssh/authorized_keys")?;
         }
     }
-    let env = crate::native::environment_with(spec.node, Some(spec.image));
+    let env = crate::node::process_environment(&spec.ctx, spec.node, Some(spec.image));
     let config = GuestConfig {
         hostname: spec.node.hostname.clone(),
         modules: spec.boot.modules.clone(),
         nics: spec.nics.clone(),
         gateways: spec.gateways.clone(),
-        argv: crate::native::image_command(spec.node, spec.image),
-        init: crate::native::runs_init_system(spec.node, spec.image),
+        argv: crate::node::image_command(spec.node, spec.image),
+        init: crate::node::runs_init_system(spec.node, spec.image),
         env: env.into_iter().collect(),
         workdir: spec.image.working_dir.clone().filter(|w| !w.is_empty()),
         files,
-        hosts: crate::native::hosts_file(spec.node),
+        hosts: crate::node::hosts_file(spec.node),
         kernel_release: spec.kernel.version.clone(),
         modules_disk: spec.modules_disk.is_some(),
         sysctls: spec
@@ -389,7 +420,7 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
 
 /// Open `path` for writing, created 0600 (an existing file is made 0600, and emptied with
 /// `truncate`): the node's files carry its environment, its bind sources and its disk.
-fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File> {
+pub(crate) fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File> {
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let f = std::fs::File::options()
         .write(true)
@@ -404,8 +435,10 @@ fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// Make the node's files (initramfs, copy-on-write disk) and return the VMM's argv.
+/// Make the node's files (initramfs, and the VMM's own: a copy-on-write disk) and return the
+/// VMM's argv.
 pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
+    let vmm = vmm::of(spec.node)?;
     let node = spec.node;
     for d in [spec.run_dir, spec.state_dir] {
         use std::os::unix::fs::DirBuilderExt as _;
@@ -421,116 +454,7 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
     // The guest's serial console shows what it prints (keys, passwords typed at a prompt): the
     // VMM appends to this file, which keeps the mode it is created with here.
     private_file(&node.dir.join("console.log"), false)?;
-    let overlay = spec.state_dir.join("root.qcow2");
-    let _ = std::fs::remove_file(&overlay);
-    // qemu-img creates the overlay with the default 0644: made empty and private first, it keeps
-    // 0600 (qemu-img truncates an existing file rather than replacing it).
-    private_file(&overlay, true)?;
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-        .arg(spec.root_disk)
-        .arg(&overlay)
-        .output()
-        .map_err(io("run qemu-img (install qemu-utils)"))?;
-    if !out.status.success() {
-        return Err(Error::NodeSetup {
-            node: node.name.clone(),
-            message: format!(
-                "qemu-img create failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    let mem_mib = node
-        .memory_bytes
-        .map_or(DEFAULT_MEMORY_MIB, |b| (b >> 20).max(64));
-    let cpus = node.cpu.map_or(1, |c| (c.ceil() as u64).max(1));
-    let mut argv: Vec<String> = vec![
-        image::find_tool(QEMU).map_or_else(|| QEMU.to_string(), |p| p.display().to_string()),
-        "-name".into(),
-        node.long_name.clone(),
-        "-M".into(),
-        "microvm,isa-serial=on,rtc=on".into(),
-    ];
-    match spec.accel {
-        Accel::Kvm => argv.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]),
-        // A bounded translation cache keeps the VMM's own memory small; below 32 MiB a guest
-        // booting systemd and Python retranslates so often that it boots several times slower.
-        Accel::Tcg => argv.extend([
-            "-accel".into(),
-            "tcg,tb-size=32".into(),
-            "-cpu".into(),
-            "max".into(),
-        ]),
-    }
-    argv.extend([
-        "-m".into(),
-        format!("{mem_mib}M"),
-        "-smp".into(),
-        cpus.to_string(),
-        "-nodefaults".into(),
-        "-no-user-config".into(),
-        "-display".into(),
-        "none".into(),
-        "-no-reboot".into(),
-        // Modern (virtio 1.0) MMIO transport: a legacy one carries only the first 32 feature
-        // bits, and a NIC's speed and duplex (bit 63) would never reach the guest.
-        "-global".into(),
-        "virtio-mmio.force-legacy=false".into(),
-        "-kernel".into(),
-        spec.kernel.image.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
-        spec.boot.cmdline.clone(),
-        "-chardev".into(),
-        format!(
-            "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",
-            console_socket(spec.run_dir).display(),
-            node.dir.join("console.log").display()
-        ),
-        "-serial".into(),
-        "chardev:con".into(),
-        "-device".into(),
-        "virtio-serial-device".into(),
-        "-chardev".into(),
-        format!(
-            "socket,id=agent,path={},server=on,wait=off",
-            agent_socket(spec.run_dir).display()
-        ),
-        "-device".into(),
-        format!("virtserialport,chardev=agent,name={}", proto::PORT_NAME),
-        "-drive".into(),
-        format!(
-            "id=root,file={},format=qcow2,if=none,cache=unsafe",
-            overlay.display()
-        ),
-        "-device".into(),
-        "virtio-blk-device,drive=root,serial=labwire-root".into(),
-    ]);
-    if let Some(d) = spec.modules_disk {
-        argv.extend([
-            "-drive".into(),
-            format!(
-                "id=modules,file={},format=raw,if=none,readonly=on",
-                d.display()
-            ),
-            "-device".into(),
-            "virtio-blk-device,drive=modules,serial=labwire-modules".into(),
-        ]);
-    }
-    for (i, nic) in spec.nics.iter().enumerate() {
-        argv.extend([
-            "-netdev".into(),
-            format!("tap,id=n{i},ifname={},script=no,downscript=no", tap_name(i)),
-            "-device".into(),
-            format!(
-                "virtio-net-device,netdev=n{i},mac={},host_mtu={},speed={},duplex=full",
-                nic.mac, nic.mtu, nic.speed_mbps
-            ),
-        ]);
-    }
-    Ok(argv)
+    vmm.command(spec, &initrd)
 }
 
 /// The guest kernel's command line. Under TCG the guest's TSC ticks at the host's rate, but the
@@ -616,7 +540,7 @@ impl Agent {
                 return Ok(Agent { stream });
             }
             if Instant::now() >= deadline {
-                return Err(Error::Unsupported("the guest agent does not answer".into()));
+                return Err(Error::Guest("the guest agent does not answer".into()));
             }
         }
     }
@@ -640,7 +564,7 @@ pub fn wait_ready(
     let mut last = String::new();
     while Instant::now() < deadline {
         if !alive() {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::Guest(format!(
                 "the VMM exited before the guest was up{}",
                 log_tail(logs)
             )));
@@ -651,7 +575,7 @@ pub fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(Error::Unsupported(format!(
+    Err(Error::Guest(format!(
         "the guest agent did not answer within {} s ({last}){}",
         timeout.as_secs(),
         log_tail(logs)
@@ -700,14 +624,8 @@ pub fn exec(
         .write(true)
         .open(&lock_path)
         .map_err(io(format!("open {}", lock_path.display())))?;
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: flock on an open descriptor; released when `lock` is dropped.
-    while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(io("lock the guest agent")(e));
-        }
-    }
+    // Released when `lock` is dropped.
+    unix::flock(&lock, unix::Flock::Exclusive, &|| false).map_err(io("lock the guest agent"))?;
     let mut agent = Agent::connect(run_dir, timeout)?;
     let req = proto::ExecRequest {
         command: command.to_string(),
