@@ -45,6 +45,8 @@ impl Store {
 
     /// The cached ext4 disk of a kernel's module tree, with `modules.dep`, `modules.alias` and
     /// `modules.softdep` written for it when the tree has none (so the guest's modprobe works).
+    /// Compressed modules (`.ko.xz`, `.ko.zst`, `.ko.gz`) are decompressed to `.ko` files on the
+    /// disk, so any modprobe and any kernel load them, and indexed afresh.
     pub fn modules_disk(&self, kernel: &Kernel, modules: &Modules) -> Result<PathBuf> {
         let src = modules.dir();
         let meta = fs::metadata(src).map_err(io_err(src))?;
@@ -54,17 +56,25 @@ impl Store {
             meta.ino(),
             meta.mtime() as u64 ^ (meta.dev() << 20)
         );
-        let path = self.disks_dir()?.join(format!("modules-{key}.ext4"));
+        let compressed = modules.has_compressed();
+        // A disk built before compressed modules were decompressed holds them as they were.
+        let form = if compressed { "-plain" } else { "" };
+        let path = self.disks_dir()?.join(format!("modules-{key}{form}.ext4"));
         self.build_once(&path, MODULES_HEADROOM, |staging| {
-            if src.join("modules.dep.bin").is_file() {
+            if !compressed && src.join("modules.dep.bin").is_file() {
                 return Ok((src.to_path_buf(), Vec::new()));
             }
-            // The guest's modprobe (kmod) reads only the binary indexes depmod writes: run the
-            // host's depmod over a hard-linked copy of the tree when there is one.
-            if find_tool("depmod").is_some() {
-                let tree = staging.join("lib/modules").join(&kernel.version);
-                fs::create_dir_all(&tree).map_err(io_err(&tree))?;
+            let tree = staging.join("lib/modules").join(&kernel.version);
+            fs::create_dir_all(&tree).map_err(io_err(&tree))?;
+            if compressed {
+                // The tree's own indexes name the compressed files: they are rebuilt below.
+                stage_plain_modules(src, &tree)?;
+            } else {
                 merge_dir(src, &tree)?;
+            }
+            // The guest's modprobe (kmod) reads only the binary indexes depmod writes: run the
+            // host's depmod over the staged tree when there is one.
+            if find_tool("depmod").is_some() {
                 run_tool("depmod", src, "depmod", |c| {
                     c.arg("-b").arg(staging).arg(&kernel.version);
                 })?;
@@ -72,7 +82,8 @@ impl Store {
             }
             // Without depmod, the text indexes: enough for busybox's modprobe, not for kmod's
             // (install kmod on the host).
-            Ok((src.to_path_buf(), modules.index_files()?))
+            let staged = Modules::scan(&tree)?;
+            Ok((tree, staged.index_files()?))
         })
     }
 
@@ -215,6 +226,41 @@ fn tool_error(tool: &str, e: io::Error) -> Error {
         )),
         source: e,
     }
+}
+
+/// Copy a module tree to `dest` with every compressed module decompressed to its `.ko` name,
+/// other files hard-linked, and depmod's indexes left out (they name the compressed files).
+fn stage_plain_modules(src: &Path, dest: &Path) -> Result<()> {
+    for e in fs::read_dir(src).map_err(io_err(src))? {
+        let e = e.map_err(io_err(src))?;
+        let from = e.path();
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ft = e.file_type().map_err(io_err(&from))?;
+        if ft.is_dir() {
+            let to = dest.join(&*name);
+            fs::create_dir_all(&to).map_err(io_err(&to))?;
+            stage_plain_modules(&from, &to)?;
+        } else if ft.is_file() && crate::kernel::is_compressed_module(&name) {
+            let to = dest.join(crate::kernel::plain_module_name(&name));
+            let data = crate::kernel::read_module(&from)?;
+            fs::write(&to, data).map_err(io_err(&to))?;
+        } else if !is_depmod_index(&name) {
+            link_no_follow(&from, &dest.join(&*name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file of a module tree's top is an index depmod writes (`modules.dep`,
+/// `modules.alias.bin`, …), as opposed to what `make modules_install` writes and depmod reads
+/// (`modules.order`, `modules.builtin`, `modules.builtin.modinfo`).
+fn is_depmod_index(name: &str) -> bool {
+    name.starts_with("modules.")
+        && !matches!(
+            name,
+            "modules.order" | "modules.builtin" | "modules.builtin.modinfo"
+        )
 }
 
 /// Merge unpacked layers (bottom first) into `dest` with hard links, applying overlay whiteouts

@@ -2,6 +2,8 @@
 //! lays them out, or under /lib/modules), or an image holding `/boot/vmlinuz*` and
 //! `/lib/modules/<version>`; and the kernel's modules, read without modprobe or depmod (the host
 //! may have neither): each module's `.modinfo` ELF section gives its dependencies and aliases.
+//! Modules compressed as distributions ship them (`.ko.xz`, `.ko.zst`, `.ko.gz`) are read through
+//! [`read_module`], which decompresses them, so the guest only ever gets plain `.ko` files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -34,13 +36,9 @@ impl Kernel {
             });
         }
         let version = kernel_version(path)?;
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        let candidates = [
-            dir.join("../lib/modules").join(&version),
-            dir.join("../usr/lib/modules").join(&version),
-            Path::new("/lib/modules").join(&version),
-        ];
-        let modules = candidates.into_iter().find(|d| d.join("kernel").is_dir());
+        let modules = module_dirs_for_file(path, &version)
+            .into_iter()
+            .find(|d| is_module_tree(d));
         Ok(Kernel {
             image: path.to_path_buf(),
             version,
@@ -74,18 +72,48 @@ impl Kernel {
             return Ok(None);
         };
         let version = kernel_version(&image)?;
-        let modules = layers.iter().rev().find_map(|l| {
-            ["lib/modules", "usr/lib/modules"]
-                .iter()
-                .map(|m| l.join(m).join(&version))
-                .find(|d| d.join("kernel").is_dir())
-        });
+        let modules = module_dirs_in_layers(layers, &version)
+            .into_iter()
+            .find(|d| is_module_tree(d));
         Ok(Some(Kernel {
             image,
             version,
             modules,
         }))
     }
+}
+
+/// Where the modules of kernel file `path` (release `version`) are looked for, in order:
+/// `../lib/modules/<version>` and `../usr/lib/modules/<version>` from the file's directory (as
+/// Debian's package lays them out beside `boot/`), then the host's `/lib/modules/<version>`.
+pub fn module_dirs_for_file(path: &Path, version: &str) -> Vec<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    vec![
+        dir.join("../lib/modules").join(version),
+        dir.join("../usr/lib/modules").join(version),
+        Path::new("/lib/modules").join(version),
+    ]
+}
+
+/// Where the modules of an image's kernel are looked for: `lib/modules/<version>` and
+/// `usr/lib/modules/<version>` of each layer, topmost first.
+pub fn module_dirs_in_layers(layers: &[PathBuf], version: &str) -> Vec<PathBuf> {
+    layers
+        .iter()
+        .rev()
+        .flat_map(|l| ["lib/modules", "usr/lib/modules"].map(|m| l.join(m).join(version)))
+        .collect()
+}
+
+/// Whether `dir` is a kernel's module tree: it has the `kernel/` directory `make
+/// modules_install` writes, or (a kernel with everything built in) its `modules.builtin`.
+fn is_module_tree(dir: &Path) -> bool {
+    dir.join("kernel").is_dir() || dir.join("modules.builtin").is_file()
 }
 
 /// Compare kernel file names so that `vmlinuz-6.10` sorts after `vmlinuz-6.9`.
@@ -186,6 +214,15 @@ impl Modules {
         &self.dir
     }
 
+    /// Whether any module file is compressed (`.ko.xz`, `.ko.zst`, `.ko.gz`).
+    pub fn has_compressed(&self) -> bool {
+        self.files.values().any(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.ends_with(".ko"))
+        })
+    }
+
     /// Whether a module is compiled into the kernel.
     pub fn is_builtin(&self, name: &str) -> bool {
         self.builtin.contains(&module_name(name))
@@ -281,6 +318,54 @@ fn module_stem(file: &str) -> Option<&str> {
         .or_else(|| file.strip_suffix(".ko.gz"))
 }
 
+/// The name a module file has once decompressed (`virtio_net.ko.xz` → `virtio_net.ko`); other
+/// names are returned as they are.
+pub fn plain_module_name(file: &str) -> String {
+    match module_stem(file) {
+        Some(stem) => format!("{stem}.ko"),
+        None => file.to_string(),
+    }
+}
+
+/// Whether a file name is a compressed kernel module.
+pub fn is_compressed_module(file: &str) -> bool {
+    module_stem(file).is_some() && !file.ends_with(".ko")
+}
+
+/// A module file's content, decompressed when its name says it is compressed (`.ko.xz`,
+/// `.ko.zst`, `.ko.gz`, as the kernel's `make modules_install` names them).
+pub fn read_module(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let bad = |e: std::io::Error| Error::Format {
+        path: path.to_path_buf(),
+        reason: format!("cannot decompress the module: {e}"),
+    };
+    if name.ends_with(".ko.xz") {
+        let f = File::open(path).map_err(io_err(path))?;
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut std::io::BufReader::new(f), &mut out).map_err(|e| {
+            Error::Format {
+                path: path.to_path_buf(),
+                reason: format!("cannot decompress the module (xz): {e}"),
+            }
+        })?;
+        Ok(out)
+    } else if name.ends_with(".ko.zst") {
+        let f = File::open(path).map_err(io_err(path))?;
+        zstd::stream::decode_all(f).map_err(bad)
+    } else if name.ends_with(".ko.gz") {
+        let f = File::open(path).map_err(io_err(path))?;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(f)
+            .read_to_end(&mut out)
+            .map_err(bad)?;
+        Ok(out)
+    } else {
+        fs::read(path).map_err(io_err(path))
+    }
+}
+
 /// What a module's `.modinfo` section says about loading it.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ModInfo {
@@ -289,36 +374,36 @@ pub struct ModInfo {
     pub aliases: Vec<String>,
 }
 
-/// Read a module's `.modinfo` ELF section (uncompressed `.ko` files only).
+/// Read a module's `.modinfo` ELF section (of a plain or compressed module file).
 pub fn modinfo(path: &Path) -> Result<ModInfo> {
-    let bad = |reason: &str| Error::Format {
+    let data = read_module(path)?;
+    modinfo_of(&data).map_err(|reason| Error::Format {
         path: path.to_path_buf(),
         reason: reason.to_string(),
-    };
-    if path.extension().is_some_and(|e| e != "ko") {
-        return Err(bad(
-            "compressed kernel modules are not supported; use a kernel with plain .ko modules",
-        ));
-    }
-    let f = File::open(path).map_err(io_err(path))?;
-    let read = |off: u64, len: usize| -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, off).map_err(io_err(path))?;
-        Ok(buf)
+    })
+}
+
+/// The `.modinfo` section of a module's ELF image.
+fn modinfo_of(elf: &[u8]) -> std::result::Result<ModInfo, &'static str> {
+    let read = |off: u64, len: usize| -> std::result::Result<&[u8], &'static str> {
+        usize::try_from(off)
+            .ok()
+            .and_then(|o| elf.get(o..o.checked_add(len)?))
+            .ok_or("truncated ELF module")
     };
     let h = read(0, 64)?;
     if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
-        return Err(bad("not a 64-bit little-endian ELF module"));
+        return Err("not a 64-bit little-endian ELF module");
     }
     let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
     let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4"));
     let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8"));
-    let shoff = u64_at(&h, 0x28);
-    let shentsize = u16_at(&h, 0x3a);
-    let shnum = u16_at(&h, 0x3c);
-    let shstrndx = u16_at(&h, 0x3e);
+    let shoff = u64_at(h, 0x28);
+    let shentsize = u16_at(h, 0x3a);
+    let shnum = u16_at(h, 0x3c);
+    let shstrndx = u16_at(h, 0x3e);
     if shentsize < 64 || shnum == 0 || shnum > 65_000 || shstrndx >= shnum {
-        return Err(bad("bad ELF section table"));
+        return Err("bad ELF section table");
     }
     let table = read(shoff, shentsize * shnum)?;
     let section = |i: usize| {
@@ -327,7 +412,7 @@ pub fn modinfo(path: &Path) -> Result<ModInfo> {
     };
     let (_, str_off, str_size) = section(shstrndx);
     if str_size > 1 << 20 {
-        return Err(bad("bad ELF section name table"));
+        return Err("bad ELF section name table");
     }
     let names = read(str_off, str_size as usize)?;
     let modinfo = (0..shnum).map(section).find(|(name, _, _)| {
@@ -339,7 +424,7 @@ pub fn modinfo(path: &Path) -> Result<ModInfo> {
         return Ok(ModInfo::default());
     };
     if size > 1 << 20 {
-        return Err(bad("oversized .modinfo section"));
+        return Err("oversized .modinfo section");
     }
     let data = read(off, size as usize)?;
     let mut info = ModInfo::default();
@@ -387,4 +472,53 @@ pub fn resolve_path(spec: &str, base: &Path) -> PathBuf {
 /// existing file.
 pub fn is_file_spec(spec: &str) -> bool {
     spec.contains('/') || Path::new(spec).is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn compressed_modules_read_back_as_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut plain.as_slice(), &mut xz).expect("xz");
+        let zst = zstd::stream::encode_all(plain.as_slice(), 3).expect("zstd");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        for (name, bytes) in [
+            ("m.ko", plain.clone()),
+            ("m.ko.xz", xz),
+            ("m.ko.zst", zst),
+            ("m.ko.gz", gz),
+        ] {
+            let p = dir.path().join(name);
+            fs::write(&p, &bytes).expect("write");
+            assert_eq!(read_module(&p).expect(name), plain, "{name}");
+            assert_eq!(plain_module_name(name), "m.ko");
+            assert_eq!(is_compressed_module(name), name != "m.ko");
+        }
+        // A corrupt file names itself and the format.
+        let p = dir.path().join("bad.ko.xz");
+        fs::write(&p, b"not xz").expect("write");
+        let e = read_module(&p).expect_err("corrupt xz").to_string();
+        assert!(e.contains("bad.ko.xz") && e.contains("xz"), "{e}");
+        assert_eq!(plain_module_name("modules.dep"), "modules.dep");
+    }
+
+    #[test]
+    fn module_dirs_are_looked_for_beside_the_kernel_then_on_the_host() {
+        let dirs = module_dirs_for_file(Path::new("/k/boot/vmlinuz-6.12.1"), "6.12.1");
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/k/boot/../lib/modules/6.12.1"),
+                PathBuf::from("/k/boot/../usr/lib/modules/6.12.1"),
+                PathBuf::from("/lib/modules/6.12.1"),
+            ]
+        );
+    }
 }

@@ -18,6 +18,8 @@ pub struct Interface {
     pub mac: Mac,
     /// 0 leaves the kernel's default.
     pub mtu: u32,
+    /// The link speed it reports where labwire makes the NIC (a VM guest's), in Mbit/s.
+    pub speed_mbps: u32,
     /// Addresses with their prefix lengths.
     pub addresses: Vec<(IpAddr, u8)>,
     /// Whether this is the management interface (on the lab's management network).
@@ -52,6 +54,7 @@ impl NodeNetwork {
                 name: "eth0".into(),
                 mac: node.mgmt_mac,
                 mtu: lab.mgmt.mtu,
+                speed_mbps: topology::Link::DEFAULT_SPEED_MBPS,
                 addresses,
                 mgmt: true,
                 alias: None,
@@ -70,6 +73,7 @@ impl NodeNetwork {
                     name: e.iface.clone(),
                     mac: e.mac,
                     mtu: l.mtu,
+                    speed_mbps: l.speed_mbps(),
                     addresses,
                     mgmt: false,
                     alias: e.alias.clone(),

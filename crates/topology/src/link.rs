@@ -165,14 +165,15 @@ fn endpoint_map(v: &Value, what: &str, d: &mut Diagnostics) -> Option<RawEndpoin
     })
 }
 
-fn common(
-    m: &read::Map<'_>,
-    d: &mut Diagnostics,
-) -> (
-    Option<u32>,
-    BTreeMap<String, String>,
-    BTreeMap<String, serde_json::Value>,
-) {
+/// The fields every link type takes.
+struct Common {
+    mtu: Option<u32>,
+    speed: Option<u32>,
+    labels: BTreeMap<String, String>,
+    vars: BTreeMap<String, serde_json::Value>,
+}
+
+fn common(m: &read::Map<'_>, d: &mut Diagnostics) -> Common {
     let mtu = m.some("mtu").and_then(|v| {
         let n = read::uint(v, "link mtu", 65535, d)?;
         if n < 68 {
@@ -183,6 +184,18 @@ fn common(
             return None;
         }
         Some(n as u32)
+    });
+    let speed = m.some("speed").and_then(|v| {
+        let s = read::string(v, "link speed", d)?;
+        let n = parse_speed(&s);
+        if n.is_none() {
+            d.error(
+                Some(v.span),
+                format!("link speed `{s}` is not a speed from 1 Mbit/s to {MAX_SPEED_MBPS} Mbit/s"),
+            )
+            .help("a number of Mbit/s (`speed: 25000`) or one with a unit: `100M`, `10G`, `25Gbps`, `100Gbit/s`");
+        }
+        n
     });
     let labels = m
         .some("labels")
@@ -203,7 +216,33 @@ fn common(
                 .collect()
         })
         .unwrap_or_default();
-    (mtu, labels, vars)
+    Common {
+        mtu,
+        speed,
+        labels,
+        vars,
+    }
+}
+
+/// The highest link speed accepted (1 Tbit/s), in Mbit/s.
+pub const MAX_SPEED_MBPS: u32 = 1_000_000;
+
+/// A link speed in Mbit/s: a bare number is Mbit/s; `M`, `Mbps`, `Mbit/s`, `G`, `Gbps` and
+/// `Gbit/s` (any case) name the unit. `None` when it is not one, or not from 1 Mbit/s to 1 Tbit/s.
+pub fn parse_speed(s: &str) -> Option<u32> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "m" | "mbps" | "mbit/s" => 1,
+        "g" | "gbps" | "gbit/s" => 1000,
+        _ => return None,
+    };
+    let mbps = n.checked_mul(scale)?;
+    (1..=u64::from(MAX_SPEED_MBPS))
+        .contains(&mbps)
+        .then_some(mbps as u32)
 }
 
 fn to_endpoint(r: &RawEndpoint) -> Endpoint {
@@ -273,10 +312,24 @@ fn brief(
     let m = read::map(
         v,
         what,
-        &["type", "endpoints", "mtu", "labels", "vars", "ipv4", "ipv6"],
+        &[
+            "type",
+            "endpoints",
+            "mtu",
+            "speed",
+            "labels",
+            "vars",
+            "ipv4",
+            "ipv6",
+        ],
         d,
     )?;
-    let (mtu, labels, vars) = common(&m, d);
+    let Common {
+        mtu,
+        speed,
+        labels,
+        vars,
+    } = common(&m, d);
     let Some(eps) = m.get("endpoints") else {
         d.error(Some(v.span), format!("{what} has no `endpoints`"))
             .help("a brief link lists two endpoints: endpoints: [\"a:eth1\", \"b:eth1\"], or give a `type`");
@@ -344,6 +397,7 @@ fn brief(
                     peer: Peer::Veth { b: to_endpoint(&b) },
                     host_alias: None,
                     mtu: mtu.unwrap_or(DEFAULT_MTU),
+                    speed,
                     labels,
                     vars,
                 },
@@ -388,6 +442,7 @@ fn brief(
             peer,
             host_alias: None,
             mtu: mtu.unwrap_or(default_mtu),
+            speed,
             labels,
             vars,
         },
@@ -398,7 +453,7 @@ fn brief(
 }
 
 fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded> {
-    const COMMON: [&str; 4] = ["type", "mtu", "labels", "vars"];
+    const COMMON: [&str; 5] = ["type", "mtu", "speed", "labels", "vars"];
     let extra: &[&str] = match ty {
         "veth" => &["endpoints"],
         "host" | "mgmt-net" => &["endpoint", "host-interface"],
@@ -417,7 +472,12 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
     let known: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
     let what = format!("{what} (type {ty})");
     let m = read::map(v, &what, &known, d)?;
-    let (mtu, labels, vars) = common(&m, d);
+    let Common {
+        mtu,
+        speed,
+        labels,
+        vars,
+    } = common(&m, d);
     if ty == "veth" {
         let Some(eps) = m.get("endpoints") else {
             d.error(Some(v.span), format!("{what} has no `endpoints`"));
@@ -444,6 +504,7 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
                 peer: Peer::Veth { b: to_endpoint(&b) },
                 host_alias: None,
                 mtu: mtu.unwrap_or(DEFAULT_MTU),
+                speed,
                 labels,
                 vars,
             },
@@ -566,6 +627,7 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
             peer,
             host_alias: None,
             mtu: mtu.unwrap_or(default_mtu),
+            speed,
             labels,
             vars,
         },

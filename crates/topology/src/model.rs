@@ -439,11 +439,23 @@ pub struct Link {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_alias: Option<String>,
     pub mtu: u32,
+    /// The speed (Mbit/s) the link's NICs report where labwire makes them (VM nodes' virtio-net
+    /// NICs); `None` is [`Link::DEFAULT_SPEED_MBPS`]. It does not shape traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u32>,
     pub labels: BTreeMap<String, String>,
     pub vars: BTreeMap<String, serde_json::Value>,
 }
 
 impl Link {
+    /// What a NIC reports when its link sets no `speed`: 10 Gbit/s, as a veth does.
+    pub const DEFAULT_SPEED_MBPS: u32 = 10_000;
+
+    /// The speed the link's NICs report, in Mbit/s.
+    pub fn speed_mbps(&self) -> u32 {
+        self.speed.unwrap_or(Self::DEFAULT_SPEED_MBPS)
+    }
+
     /// Both node endpoints (one for links to the host, macvlan, vxlan and dummy).
     pub fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
         std::iter::once(&self.a).chain(match &self.peer {

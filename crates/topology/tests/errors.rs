@@ -551,3 +551,39 @@ fn an_old_underscore_spelling_is_named_as_such() {
     let e = expect_error(text, 4, 9, &["unknown key `mgmt_ipv4` in node a"]);
     assert!(e.contains("old spelling of `mgmt-ipv4`"), "{e}");
 }
+
+#[test]
+fn link_speed_takes_mbits_or_a_unit_and_names_a_bad_one() {
+    let text =
+        format!("{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n      speed: 10 furlongs\n");
+    let e = expect_error(&text, 8, 14, &["link speed `10 furlongs`"]);
+    assert!(e.contains("help:") && e.contains("10G"), "{e}");
+    let text = format!("{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n      speed: 0\n");
+    expect_error(&text, 8, 14, &["link speed `0`", "from 1 Mbit/s"]);
+    let text = format!(
+        "{TWO_NODES}    - type: veth\n      speed: 2000G\n      endpoints:\n        - {{node: a, interface: e1}}\n        - {{node: b, interface: e1}}\n"
+    );
+    expect_error(&text, 8, 14, &["link speed `2000G`"]);
+
+    for (given, mbps) in [
+        ("25G", 25_000),
+        ("100Mbps", 100),
+        ("40000", 40_000),
+        ("1gbit/s", 1000),
+    ] {
+        let text =
+            format!("{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n      speed: {given}\n");
+        let lab = run(&text)
+            .unwrap_or_else(|d| panic!("{}", d.render(false)))
+            .lab;
+        assert_eq!(lab.links[0].speed, Some(mbps), "speed: {given}");
+        assert_eq!(lab.links[0].speed_mbps(), mbps);
+    }
+    let lab = run(&format!(
+        "{TWO_NODES}    - endpoints: [\"a:e1\", \"b:e1\"]\n"
+    ))
+    .unwrap_or_else(|d| panic!("{}", d.render(false)))
+    .lab;
+    assert_eq!(lab.links[0].speed, None);
+    assert_eq!(lab.links[0].speed_mbps(), 10_000, "the default: 10 Gbit/s");
+}

@@ -77,6 +77,10 @@ pub struct GuestNic {
     pub mac: String,
     pub name: String,
     pub mtu: u32,
+    /// The link speed the NIC reports (Mbit/s, full duplex): 802.3ad bonding takes a member of
+    /// unknown speed for down.
+    #[serde(default)]
+    pub speed_mbps: u32,
     pub addresses: Vec<(IpAddr, u8)>,
 }
 
@@ -294,11 +298,17 @@ pub fn boot_image(
             .load_order(BOOT_MODULES)
             .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
         for (i, rel) in order.iter().enumerate() {
+            // Decompressed here: the agent loads plain ELF modules, whatever the kernel takes.
             let name = format!(
                 "labwire/modules/{i:02}-{}",
-                rel.file_name().unwrap_or_default().to_string_lossy()
+                image::kernel::plain_module_name(
+                    &rel.file_name().unwrap_or_default().to_string_lossy()
+                )
             );
-            a.file(&name, 0o644, &read(&m.dir().join(rel))?);
+            let path = m.dir().join(rel);
+            let data = image::kernel::read_module(&path)
+                .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
+            a.file(&name, 0o644, &data);
             loaded.push(format!("/{name}"));
         }
     }

@@ -99,6 +99,19 @@ impl Backend for Vm {
                         n.name,
                         path.display()
                     ));
+                } else {
+                    match image::Kernel::from_file(&path) {
+                        Err(e) => problems.push(format!("node {}: kernel: {e}", n.name)),
+                        Ok(kernel) if kernel.modules.is_none() => {
+                            let tried = image::kernel::module_dirs_for_file(&path, &kernel.version);
+                            problems.push(format!(
+                                "node {}: {}",
+                                n.name,
+                                missing_modules(&kernel, &tried)
+                            ));
+                        }
+                        Ok(_) => {}
+                    }
                 }
             }
             for b in &n.binds {
@@ -343,20 +356,57 @@ fn accel_cached(locks: &Path, kernel: &Path) -> Accel {
     accel
 }
 
+/// The refusal of a kernel whose modules are nowhere labwire looks: without them the guest
+/// finds neither its disks nor its NICs.
+fn missing_modules(kernel: &image::Kernel, tried: &[PathBuf]) -> String {
+    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "kernel {} (release {}) has no modules where labwire looks; tried {} (unpack the whole kernel package, as images/kernel/fetch.sh does, so lib/modules/{} lies beside boot/)",
+        kernel.image.display(),
+        kernel.version,
+        tried.join(", "),
+        kernel.version
+    )
+}
+
 fn resolve_kernel(
     lab: &Lab,
     n: &Node,
     img: &ImageRoot,
     store: &image::Store,
 ) -> Result<image::Kernel> {
+    let (kernel, tried) = find_kernel(lab, n, img, store)?;
+    if kernel.modules.is_none() {
+        return Err(Error::NodeSetup {
+            node: n.name.clone(),
+            message: missing_modules(&kernel, &tried),
+        });
+    }
+    Ok(kernel)
+}
+
+/// The node's kernel and the places its modules were looked for.
+fn find_kernel(
+    lab: &Lab,
+    n: &Node,
+    img: &ImageRoot,
+    store: &image::Store,
+) -> Result<(image::Kernel, Vec<PathBuf>)> {
     let bad = || image_err(format!("node {}: kernel", n.name));
     let setup = |message: String| Error::NodeSetup {
         node: n.name.clone(),
         message,
     };
+    let in_layers = |k: image::Kernel, layers: &[PathBuf]| {
+        let tried = image::kernel::module_dirs_in_layers(layers, &k.version);
+        (k, tried)
+    };
     match n.kernel.as_deref() {
         Some(k) if image::kernel::is_file_spec(k) => {
-            image::Kernel::from_file(&kernel_path(lab, k)).map_err(bad())
+            let path = kernel_path(lab, k);
+            let kernel = image::Kernel::from_file(&path).map_err(bad())?;
+            let tried = image::kernel::module_dirs_for_file(&path, &kernel.version);
+            Ok((kernel, tried))
         }
         Some(reference) => {
             let kimg = store.resolve(reference).map_err(bad())?.ok_or_else(|| {
@@ -368,10 +418,12 @@ fn resolve_kernel(
             let layers = store.layer_dirs(&kimg).map_err(bad())?;
             image::Kernel::from_layers(&layers)
                 .map_err(bad())?
+                .map(|k| in_layers(k, &layers))
                 .ok_or_else(|| setup(format!("image `{reference}` holds no /boot/vmlinuz* kernel")))
         }
         None => image::Kernel::from_layers(&img.layers)
             .map_err(bad())?
+            .map(|k| in_layers(k, &img.layers))
             .ok_or_else(|| {
                 setup(
                     "runtime vm needs a kernel: the image has no /boot/vmlinuz*, so set `kernel:` to a vmlinuz file or an image holding one".into(),
@@ -388,6 +440,7 @@ fn guest_nics(net: &NodeNetwork) -> Vec<GuestNic> {
             mac: i.mac.to_string(),
             name: i.name.clone(),
             mtu: i.mtu,
+            speed_mbps: i.speed_mbps,
             addresses: i.addresses.clone(),
         })
         .collect()

@@ -92,6 +92,10 @@ impl Vmm for Qemu {
             "-display".into(),
             "none".into(),
             "-no-reboot".into(),
+            // Modern (virtio 1.0) MMIO transport: a legacy one carries only the first 32 feature
+            // bits, and a NIC's speed and duplex (bit 63) would never reach the guest.
+            "-global".into(),
+            "virtio-mmio.force-legacy=false".into(),
             "-kernel".into(),
             spec.kernel.image.display().to_string(),
             "-initrd".into(),
@@ -140,8 +144,8 @@ impl Vmm for Qemu {
                 format!("tap,id=n{i},ifname={},script=no,downscript=no", tap_name(i)),
                 "-device".into(),
                 format!(
-                    "virtio-net-device,netdev=n{i},mac={},host_mtu={}",
-                    nic.mac, nic.mtu
+                    "virtio-net-device,netdev=n{i},mac={},host_mtu={},speed={},duplex=full",
+                    nic.mac, nic.mtu, nic.speed_mbps
                 ),
             ]);
         }
