@@ -77,7 +77,7 @@ impl SourceRules {
         SourceRules {
             base: base.to_path_buf(),
             real_base: std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf()),
-            owner: topology_owner(topology_file).map(|uid| (uid, groups_of(uid))),
+            owner: topology_owner(topology_file).map(|uid| (uid, unix::groups_of(uid))),
         }
     }
 
@@ -124,30 +124,6 @@ pub(crate) fn check_sources(lab: &Lab, problems: &mut Vec<String>) {
                 problems.push(format!("node {}: {what} {why}", n.name));
             }
         }
-    }
-}
-
-/// The primary and supplementary groups of `uid` (just its primary group when it has no
-/// passwd entry: none, since the gid is then unknown).
-fn groups_of(uid: u32) -> Vec<u32> {
-    // SAFETY: getpwuid_r fills `pw` with pointers into `buf`, which outlives their use here;
-    // getgrouplist writes at most `n` gids into `groups`.
-    unsafe {
-        let mut pw: libc::passwd = std::mem::zeroed();
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let mut buf = vec![0 as libc::c_char; 16 * 1024];
-        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) != 0
-            || found.is_null()
-        {
-            return Vec::new();
-        }
-        let mut n: libc::c_int = 256;
-        let mut groups = vec![0 as libc::gid_t; n as usize];
-        if libc::getgrouplist(pw.pw_name, pw.pw_gid, groups.as_mut_ptr(), &mut n) < 0 {
-            return vec![pw.pw_gid];
-        }
-        groups.truncate(n.max(0) as usize);
-        groups
     }
 }
 

@@ -142,15 +142,8 @@ pub fn caller() -> String {
             return v;
         }
     }
-    // SAFETY: getuid cannot fail; getpwuid returns a pointer into static storage or null,
-    // read at once.
-    unsafe {
-        let pw = libc::getpwuid(libc::getuid());
-        if !pw.is_null() && !(*pw).pw_name.is_null() {
-            return std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
+    if let Some(name) = unix::user_name() {
+        return name;
     }
     std::env::var("USER").unwrap_or_else(|_| "root".into())
 }
@@ -192,8 +185,7 @@ fn relative_path(from: &Path, to: &Path) -> Option<PathBuf> {
 /// `Up 3 minutes` for a process started at `start` (clock ticks since boot), in the words the
 /// Docker engine uses for a container's status.
 pub fn up_status(start: u64) -> String {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let hz = unix::clock_ticks_per_second() as f64;
     let uptime = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())

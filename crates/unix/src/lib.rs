@@ -249,6 +249,147 @@ pub fn wait_any_child() -> bool {
     unsafe { libc::waitpid(-1, &mut status, 0) >= 0 }
 }
 
+/// Create `name` in the directory `dir` for writing: it must not exist yet, and a symbolic link
+/// in its place is an error, not followed (`O_CREAT | O_EXCL | O_NOFOLLOW`). Created 0600.
+pub fn create_new_at(dir: &File, name: &CStr) -> io::Result<File> {
+    // SAFETY: openat on a directory descriptor the caller holds, with a NUL-terminated name; the
+    // returned descriptor is owned by nothing else and becomes the File's.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned by nothing else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Rename `from` to `to`, both names in the directory `dir` (atomic within one file system).
+pub fn rename_at(dir: &File, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: renameat within one directory descriptor the caller holds, NUL-terminated names.
+    let rc =
+        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Remove the file `name` from the directory `dir`.
+pub fn unlink_at(dir: &File, name: &CStr) -> io::Result<()> {
+    // SAFETY: unlinkat within a directory descriptor the caller holds, a NUL-terminated name.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The primary and supplementary groups of the user `uid`, from the passwd and group databases;
+/// empty when `uid` has no passwd entry.
+pub fn groups_of(uid: u32) -> Vec<u32> {
+    // SAFETY: getpwuid_r fills `pw` with pointers into `buf`, which outlives their use here;
+    // getgrouplist writes at most `n` gids into `groups`.
+    unsafe {
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) != 0
+            || found.is_null()
+        {
+            return Vec::new();
+        }
+        let mut n: libc::c_int = 256;
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        if libc::getgrouplist(pw.pw_name, pw.pw_gid, groups.as_mut_ptr(), &mut n) < 0 {
+            return vec![pw.pw_gid];
+        }
+        groups.truncate(n.max(0) as usize);
+        groups
+    }
+}
+
+/// Turn transmit checksum offload off on the interface `ifname` of the calling thread's network
+/// namespace (what `ethtool -K IF tx off` does, through the ETHTOOL_STXCSUM ioctl).
+pub fn disable_tx_checksum_offload(ifname: &str) -> io::Result<()> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ || ifname.contains('\0') {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    // SAFETY: a plain datagram socket, owned by the OwnedFd that closes it.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is valid; the name (checked shorter than IFNAMSIZ, so it stays
+    // NUL-terminated) is copied in, and the data pointer refers to `value`, which outlives the
+    // ioctl.
+    let rc = unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, s) in ifr.ifr_name.iter_mut().zip(ifname.as_bytes()) {
+            *d = *s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+        libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut ifr)
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The name of the user running this process, from the passwd database (`None` without an
+/// entry).
+pub fn user_name() -> Option<String> {
+    let mut pw: libc::passwd = zeroed_passwd();
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getuid cannot fail; getpwuid_r fills `pw` with pointers into `buf`, which outlives
+    // the read of the name below.
+    unsafe {
+        if libc::getpwuid_r(
+            libc::getuid(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        ) != 0
+            || found.is_null()
+            || pw.pw_name.is_null()
+        {
+            return None;
+        }
+        Some(CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned())
+    }
+}
+
+fn zeroed_passwd() -> libc::passwd {
+    // SAFETY: passwd is a plain C struct of pointers and integers, for which all zeroes is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The kernel's clock ticks per second (`_SC_CLK_TCK`), which `/proc/<pid>/stat` times count in.
+pub fn clock_ticks_per_second() -> i64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

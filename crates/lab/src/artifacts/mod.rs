@@ -127,7 +127,6 @@ fn write_atomic_in(
     mode: u32,
 ) -> Result<(), ArtifactError> {
     use std::ffi::CString;
-    use std::os::fd::{AsRawFd as _, FromRawFd as _};
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
@@ -139,41 +138,15 @@ fn write_atomic_in(
     };
     let (c_tmp, c_name) = (c(&tmp_name)?, c(&name)?);
     let result = (|| -> io::Result<()> {
-        // SAFETY: openat on a directory descriptor we hold, with NUL-terminated names; the
-        // returned descriptor is owned by the File made from it.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                c_tmp.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just opened and is owned by nothing else.
-        let mut f = unsafe { fs::File::from_raw_fd(fd) };
+        let mut f = unix::create_new_at(dir, &c_tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
         f.sync_all()?;
-        // SAFETY: renameat within one directory descriptor we hold, NUL-terminated names.
-        if unsafe {
-            libc::renameat(
-                dir.as_raw_fd(),
-                c_tmp.as_ptr(),
-                dir.as_raw_fd(),
-                c_name.as_ptr(),
-            )
-        } != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        unix::rename_at(dir, &c_tmp, &c_name)
     })();
     result.map_err(|e| {
-        // SAFETY: unlinkat within a directory descriptor we hold; a missing name is fine.
-        unsafe { libc::unlinkat(dir.as_raw_fd(), c_tmp.as_ptr(), 0) };
+        // A missing temporary file is fine: the error came before it was made.
+        let _ = unix::unlink_at(dir, &c_tmp);
         ArtifactError::io("write", &tmp, e)
     })
 }

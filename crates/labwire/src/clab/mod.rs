@@ -413,6 +413,14 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
+    // containerlab's level names onto the log's; its default (info) leaves labwire's own default.
+    let level = match cli.global.log_level.as_str() {
+        "info" => None,
+        "warning" => Some("warn"),
+        "fatal" => Some("error"),
+        other => Some(other),
+    };
+    crate::logging::init(cli.global.debug > 0, level);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

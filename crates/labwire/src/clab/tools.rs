@@ -293,39 +293,7 @@ fn vxlan_delete(prefix: &str, name: Option<&str>) -> anyhow::Result<ExitCode> {
 fn disable_tx_offload(container: &str) -> anyhow::Result<ExitCode> {
     let ns = node_netns(container)?;
     let done = ns
-        .run_in(|| -> std::io::Result<()> {
-            const SIOCETHTOOL: libc::c_ulong = 0x8946;
-            const ETHTOOL_STXCSUM: u32 = 0x17;
-            #[repr(C)]
-            struct EthtoolValue {
-                cmd: u32,
-                data: u32,
-            }
-            let mut value = EthtoolValue {
-                cmd: ETHTOOL_STXCSUM,
-                data: 0,
-            };
-            // SAFETY: a zeroed ifreq gets the name (NUL-terminated, < IFNAMSIZ) and a pointer to
-            // `value`, which outlives the ioctl; the socket is closed before returning.
-            unsafe {
-                let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let mut ifr: libc::ifreq = std::mem::zeroed();
-                for (d, s) in ifr.ifr_name.iter_mut().zip(b"eth0\0") {
-                    *d = *s as libc::c_char;
-                }
-                ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-                let rc = libc::ioctl(fd, SIOCETHTOOL as _, &mut ifr);
-                let err = std::io::Error::last_os_error();
-                libc::close(fd);
-                if rc < 0 {
-                    return Err(err);
-                }
-            }
-            Ok(())
-        })
+        .run_in(|| unix::disable_tx_checksum_offload("eth0"))
         .context("enter the container's network namespace")?;
     done.with_context(|| format!("disable tx checksum offload on eth0 of {container}"))?;
     eprintln!("INFO Tx checksum offload disabled for eth0 interface of {container} container");
