@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::sync::Once;
 
 use common::*;
 use serde_json::Value;
@@ -123,7 +122,7 @@ fn vendor_and_long_interface_names_are_kept_as_altnames() {
     );
     let mut graph = lab.cmd();
     graph.args(["graph", "-t"]).arg(&lab.file).arg("--mermaid");
-    let graph = text_of(run_ok(graph).stdout);
+    let graph = common::text(&run_ok(graph).stdout);
     assert!(
         graph.contains("ethernet-1/1") && graph.contains("Ethernet0/1"),
         "{graph}"
@@ -151,24 +150,11 @@ fn vendor_and_long_interface_names_are_kept_as_altnames() {
     lab.assert_nothing_left(&[port, host_end]);
 }
 
-fn text_of(b: Vec<u8>) -> String {
-    String::from_utf8_lossy(&b).into_owned()
-}
-
 const IMAGE: &str = "lwt-busybox:cp";
-
-fn engine_and_image() {
-    static READY: Once = Once::new();
-    READY.call_once(|| {
-        require_root();
-        DOCKER.ensure_running();
-        DOCKER.ensure_busybox_image(IMAGE);
-    });
-}
 
 #[test]
 fn docker_nodes_get_mapped_names_and_engine_fields() {
-    engine_and_image();
+    DOCKER.ready_with_busybox(IMAGE);
     let yaml = format!(
         r#"name: cp-dk
 mgmt: {{network: cp-dk, ipv4-subnet: 10.171.2.0/24, ipv6-subnet: "fd00:171:2::/64"}}
@@ -267,7 +253,7 @@ impl Drop for RmContainer {
 
 #[test]
 fn external_containers_are_joined_and_waited_for() {
-    engine_and_image();
+    DOCKER.ready_with_busybox(IMAGE);
     let _c1 = RmContainer("cp-ext1");
     let _c2 = RmContainer("cp-ext2");
     for c in ["cp-ext1", "cp-ext2"] {
@@ -322,7 +308,7 @@ topology:
     starter.join().expect("starter thread");
     assert!(out.status.success(), "deploy: {}", describe(&out));
     assert!(
-        text_of(out.stderr.clone()).contains("waiting for container cp-ext2"),
+        text(&out.stderr).contains("waiting for container cp-ext2"),
         "{}",
         describe(&out)
     );
@@ -399,6 +385,6 @@ topology:
         .arg(&vars)
         .arg("--cleanup");
     let out = run_ok(destroy);
-    assert!(text_of(out.stderr).contains("lab cp-tpl destroyed"));
+    assert!(text(&out.stderr).contains("lab cp-tpl destroyed"));
     lab.assert_nothing_left(&[]);
 }

@@ -30,19 +30,9 @@ fn containers_of(lab: &str) -> Vec<String> {
     DOCKER.containers_of(lab)
 }
 
-/// A running dockerd (started when none answers) and the test image.
-fn engine_and_image() {
-    static READY: Once = Once::new();
-    READY.call_once(|| {
-        require_root();
-        DOCKER.ensure_running();
-        DOCKER.ensure_busybox_image(IMAGE);
-    });
-}
-
 #[test]
 fn docker_and_native_nodes_in_one_lab() {
-    engine_and_image();
+    DOCKER.ready_with_busybox(IMAGE);
     let net = MixedNet {
         v4: "10.254",
         v6: "fd00:254",
@@ -54,7 +44,7 @@ fn docker_and_native_nodes_in_one_lab() {
 
 #[test]
 fn a_missing_image_is_named_with_how_to_import_it() {
-    engine_and_image();
+    DOCKER.ready_with_busybox(IMAGE);
     let yaml = "name: lwt-dk2\n\
          mgmt: {network: lwt-dk2, ipv4-subnet: 10.254.0.0/24}\n\
          topology:\n  nodes:\n    a: {kind: linux, image: \"lwt-absent:dk\"}\n";
@@ -107,7 +97,7 @@ const OPEN_NOS: &str = "open-nos:latest";
 /// `lwt-dks` on 10.254.8.0/24 and fd00:254:8::/64.
 #[test]
 fn systemd_image_reaches_running() {
-    engine_and_image();
+    DOCKER.ready_with_busybox(IMAGE);
     open_nos_image();
     let yaml = format!(
         "name: lwt-dks\n\

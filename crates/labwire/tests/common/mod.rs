@@ -720,6 +720,22 @@ impl EngineCli {
         }
     }
 
+    /// The engine answering and holding the busybox image `image` (see
+    /// [`EngineCli::ensure_busybox_image`]), checked once per test binary, engine and image; tests
+    /// of one binary running in parallel wait for the first to finish the import.
+    pub fn ready_with_busybox(&self, image: &str) {
+        static READY: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
+        let key = format!("{} {image}", self.cli);
+        if ready.contains(&key) {
+            return;
+        }
+        require_root();
+        self.ensure_running();
+        self.ensure_busybox_image(image);
+        ready.push(key);
+    }
+
     /// `image` in the engine: when missing, a `<cli> import` of a root of the host's static
     /// busybox (no registry is reachable), running `sleep` as its command.
     pub fn ensure_busybox_image(&self, image: &str) {
