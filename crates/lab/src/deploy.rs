@@ -117,6 +117,7 @@ pub fn preflight(lab: &Lab, backends: &Backends) -> Result<()> {
         .map(|l| l.name)
         .collect();
     links::preflight(lab, &host_links, &mut problems);
+    crate::linkops::preflight(lab, backends, &mut problems)?;
     if links::uses_dummy(lab) {
         probe_kind_dummy(&mut problems)?;
     }
@@ -248,6 +249,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
     let timings = std::mem::take(&mut *run.timings.lock().expect("timings"));
     drop(run);
+    let result = result.and_then(|()| crate::linkops::apply_deployed(&lab, &backends));
     match result {
         Ok(()) => {
             journal.record(&[Entry::Done])?;

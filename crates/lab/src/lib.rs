@@ -14,6 +14,7 @@ pub mod exec;
 pub mod generate;
 pub mod images;
 pub mod inspect;
+pub mod linkops;
 pub mod links;
 pub mod lock;
 pub mod paths;

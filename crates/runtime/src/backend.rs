@@ -231,6 +231,12 @@ pub trait Backend: Send + Sync {
         })
     }
 
+    /// Set the carrier of the node's interface `iface` where the namespace's veth is not what
+    /// the node's own kernel sees (a VM guest's NIC); nothing to do elsewhere.
+    fn set_carrier(&self, _node: &Running<'_>, _iface: &str, _up: bool) -> Result<()> {
+        Ok(())
+    }
+
     /// The node's state for `inspect`.
     fn status(&self, _lab: &Lab, _node: &Node, proc: Option<ProcId>) -> Status {
         process_status(proc)

@@ -1,5 +1,5 @@
 //! `containerlab tools …`: ad-hoc wiring of running nodes (veth, vxlan), TX offload, and the
-//! refusals for tools labwire does not offer yet (netem until link impairments exist).
+//! link impairments (`tools netem`, through labwire's own `tools netem`).
 //!
 //! Nodes are found by their registered network namespace (`/run/netns/<container name>`), which
 //! labwire makes for every node of every runtime.
@@ -102,26 +102,20 @@ enum VxlanOp {
 enum NetemOp {
     /// set link impairments
     Set {
+        /// node name (with -t/--name) or container name
         #[arg(short = 'n', long, required = true)]
         node: String,
+        /// interface name or alias
         #[arg(short = 'i', long, required = true)]
         interface: String,
-        #[arg(long)]
-        delay: Option<String>,
-        #[arg(long)]
-        jitter: Option<String>,
-        #[arg(long)]
-        loss: Option<f64>,
-        #[arg(long)]
-        rate: Option<u64>,
-        #[arg(long)]
-        corruption: Option<f64>,
+        #[command(flatten)]
+        flags: crate::commands::tools::NetemFlags,
     },
     /// show link impairments for a node
     Show {
         #[arg(short = 'n', long, required = true)]
         node: String,
-        #[arg(short = 'f', long, default_value = "table")]
+        #[arg(short = 'f', long, value_parser = ["table", "json"], default_value = "table")]
         format: String,
     },
     /// reset link impairments
@@ -133,7 +127,17 @@ enum NetemOp {
     },
 }
 
-pub fn run(_g: &super::Global, a: ToolsArgs) -> anyhow::Result<ExitCode> {
+/// The lab a `tools netem -n NODE` is about: the one `-t`/`--name` names, else the deployed lab
+/// that has a node whose container (long) name is NODE.
+fn netem_lab(g: &super::Global, node: &str) -> anyhow::Result<String> {
+    if g.topo.is_some() || g.name.is_some() {
+        return g.lab_name();
+    }
+    lab::linkops::lab_of_container(node)
+        .ok_or_else(|| anyhow::anyhow!("no deployed lab has a node (container) named {node}; give -t or --name with a node name"))
+}
+
+pub fn run(g: &super::Global, a: ToolsArgs) -> anyhow::Result<ExitCode> {
     match a.tool {
         Tool::Veth {
             op:
@@ -159,14 +163,42 @@ pub fn run(_g: &super::Global, a: ToolsArgs) -> anyhow::Result<ExitCode> {
             if src_port != 0 {
                 bail!("--src-port is not supported by labwire yet (the kernel picks source ports)");
             }
-            vxlan_create(id, remote, dev.as_deref(), &link, mtu, port.unwrap_or(dst_port))
+            vxlan_create(
+                id,
+                remote,
+                dev.as_deref(),
+                &link,
+                mtu,
+                port.unwrap_or(dst_port),
+            )
         }
         Tool::Vxlan {
             op: VxlanOp::Delete { prefix, name },
         } => vxlan_delete(&prefix, name.as_deref()),
-        Tool::Netem { .. } => bail!(
-            "tools netem is not supported by labwire yet: link impairments (delay, jitter, loss, rate, corruption) are not implemented, and this host's kernel has no netem"
-        ),
+        Tool::Netem { op } => {
+            use crate::commands::tools::{netem_set, netem_show};
+            match op {
+                NetemOp::Set {
+                    node,
+                    interface,
+                    flags,
+                } => netem_set(
+                    &netem_lab(g, &node)?,
+                    &node,
+                    &interface,
+                    &flags.impairment()?,
+                ),
+                NetemOp::Show { node, format } => {
+                    netem_show(&netem_lab(g, &node)?, Some(&node), &format)
+                }
+                NetemOp::Reset { node, interface } => netem_set(
+                    &netem_lab(g, &node)?,
+                    &node,
+                    &interface,
+                    &topology::Impairment::default(),
+                ),
+            }
+        }
         Tool::DisableTxOffload { container } => disable_tx_offload(&container),
     }
 }

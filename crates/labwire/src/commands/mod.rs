@@ -11,6 +11,7 @@ pub(crate) mod graph;
 pub(crate) mod image;
 pub(crate) mod inspect;
 pub(crate) mod redeploy;
+pub(crate) mod tools;
 pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Draw the topology as Graphviz dot or Mermaid
     Graph(graph::GraphArgs),
+    /// Change a running lab's links: impairments (netem set|show|reset), state (link down|up)
+    Tools(tools::ToolsArgs),
     /// Stream a lab's node and link state changes as they happen (waits for the lab to exist and
     /// follows it across redeploys)
     Events(events::EventsArgs),
@@ -213,6 +216,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Events(a) => events::run(a),
+        Command::Tools(a) => tools::run(a),
         Command::Version => {
             println!("labwire {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

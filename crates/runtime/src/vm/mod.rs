@@ -13,6 +13,7 @@ pub mod cpio;
 pub mod node;
 pub mod proto;
 pub mod qemu;
+pub mod qmp;
 pub mod vmm;
 
 use std::collections::BTreeMap;

@@ -234,6 +234,23 @@ impl Backend for Vm {
         super::console(&node.run_dir, &node.node.name)
     }
 
+    /// The guest NIC's link through QMP `set_link` on its netdev (`n<i>`, in the order of the
+    /// node's network): the guest sees carrier loss, as a pulled cable.
+    fn set_carrier(&self, node: &Running<'_>, iface: &str, up: bool) -> Result<()> {
+        let net = NodeNetwork::of(node.lab, node.node);
+        let i = net
+            .interfaces
+            .iter()
+            .position(|x| x.name == iface)
+            .ok_or_else(|| Error::Guest(format!("node {} has no NIC {iface}", node.node.name)))?;
+        super::qmp::command(
+            &node.run_dir,
+            "set_link",
+            serde_json::json!({"name": format!("n{i}"), "up": up}),
+        )?;
+        Ok(())
+    }
+
     /// A VM node shows its VMM; a holder without one is a guest that went away.
     fn status(&self, _lab: &Lab, _node: &Node, proc: Option<ProcId>) -> Status {
         let vmm = proc.and_then(vmm_pid);

@@ -119,6 +119,12 @@ impl Vmm for Qemu {
             ),
             "-device".into(),
             format!("virtserialport,chardev=agent,name={}", proto::PORT_NAME),
+            // QMP, for a NIC's link state (`labwire tools link down|up`).
+            "-qmp".into(),
+            format!(
+                "unix:{},server=on,wait=off",
+                super::qmp::qmp_socket(spec.run_dir).display()
+            ),
             "-drive".into(),
             format!(
                 "id=root,file={},format=qcow2,if=none,cache=unsafe",

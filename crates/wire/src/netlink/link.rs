@@ -326,6 +326,15 @@ pub(crate) fn set_up(index: u32) -> Request {
     Request::new(m, format!("set link {index} up"))
 }
 
+/// `ip link set IF down`: IFF_UP cleared (in the change mask, not in the flags).
+pub(crate) fn set_down(index: u32) -> Request {
+    let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_ACK);
+    let mut b = ifinfomsg(index, false);
+    b[12..16].copy_from_slice(&IFF_UP.to_ne_bytes());
+    m.push(&b);
+    Request::new(m, format!("set link {index} down"))
+}
+
 pub(crate) fn set_master(index: u32, master: u32) -> Request {
     let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_ACK);
     m.push(&ifinfomsg(index, false));

@@ -10,6 +10,7 @@ mod addr;
 mod link;
 mod msg;
 mod route;
+mod shape;
 mod tc;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub use link::{format_mac, Link, Macvlan, MacvlanMode, VethEnd, Vxlan};
 use msg::*;
+pub use shape::Shape;
 pub use tc::REDIRECT_PREF;
 
 use crate::netns::{self, NetNs};
@@ -350,6 +352,12 @@ impl Handle {
         self.execute_one(link::set_up(index))
     }
 
+    /// Sets the link administratively down (`ip link set IF down`); a veth's peer then loses
+    /// its carrier.
+    pub fn set_down(&mut self, index: u32) -> Result<()> {
+        self.execute_one(link::set_down(index))
+    }
+
     pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
         self.execute_one(link::set_master(index, master))
     }
@@ -456,6 +464,13 @@ impl Handle {
         let mut reqs = Vec::from(tc::redirect_all(a, b));
         reqs.extend(tc::redirect_all(b, a));
         self.execute_all(reqs)
+    }
+
+    /// Makes `shape` the root qdisc of link `ifindex`: the one there removed, then netem (or
+    /// tbf for a rate alone); an empty shape leaves the device's default. Both requests go in
+    /// one `sendmsg`. [`Error::Unsupported`] names the module when the kernel lacks the qdisc.
+    pub fn shape(&mut self, ifindex: u32, shape: &Shape) -> Result<()> {
+        self.execute_all(shape::apply(ifindex, shape))
     }
 
     // ---- the exchange ----
@@ -854,5 +869,23 @@ impl Batch<'_> {
                     error: Box::new(e),
                 },
             })
+    }
+}
+
+/// Whether the running kernel can make a qdisc of kind `netem`: one is added to the loopback of
+/// a throwaway namespace (it leaves nothing behind: the namespace goes with its descriptor).
+pub fn kernel_has_netem() -> Result<bool> {
+    let ns = NetNs::create_anonymous()?;
+    let mut h = Handle::in_netns(&ns)?;
+    match h.shape(
+        1,
+        &Shape {
+            delay_ns: 1_000_000,
+            ..Default::default()
+        },
+    ) {
+        Ok(()) => Ok(true),
+        Err(Error::Unsupported { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
