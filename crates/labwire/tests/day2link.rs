@@ -284,6 +284,13 @@ router bgp $asn
 EOF
 chown frr:frr /etc/frr/frr.conf
 /usr/lib/frr/frrinit.sh start
+# Under TCG on a loaded host watchfrr may restart a daemon that answered too late, which then runs
+# without its configuration: load it again until BGP has its neighbour.
+(for i in $(seq 120); do
+    vtysh -c 'show bgp summary' 2>/dev/null | grep -q eth1 && exit 0
+    sleep 5
+    vtysh -b >/dev/null 2>&1 || true
+done) &
 echo "start.sh: $node up"
 "#;
 
@@ -320,15 +327,25 @@ fn wait_bgp(lab: &TestLab, nodes: &[&str], established: bool, timeout: Duration)
     t.elapsed()
 }
 
+/// A `labwire events` follower, ended when dropped (also when the test fails).
+struct Follower(Child);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `labwire events --name LAB --format json`, writing to a file of the lab's directory.
-fn follow_events(lab: &TestLab) -> (Child, std::path::PathBuf) {
+fn follow_events(lab: &TestLab) -> (Follower, std::path::PathBuf) {
     let path = lab.dir.join("events.out");
     let file = std::fs::File::create(&path).expect("events output file");
     let mut c = lab.cmd();
     c.args(["events", "--name", &lab.name, "--format", "json"])
         .stdout(file)
         .stderr(Stdio::null());
-    (c.spawn().expect("spawn labwire events"), path)
+    (Follower(c.spawn().expect("spawn labwire events")), path)
 }
 
 fn events_seen(path: &std::path::Path) -> Vec<Value> {
@@ -393,7 +410,7 @@ fn d2k_native_frr_bgp_link_down_up_with_events() {
     lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
     std::fs::write(lab.dir.join("start.sh"), FRR_START).expect("write start.sh");
     // Started before the lab exists: it waits for it.
-    let (mut follower, events) = follow_events(&lab);
+    let (follower, events) = follow_events(&lab);
     lab.deploy();
     let up = wait_bgp(&lab, &["r1", "r2"], true, Duration::from_secs(90));
     eprintln!(
@@ -409,8 +426,7 @@ fn d2k_native_frr_bgp_link_down_up_with_events() {
             "{n}'s eth1 is not up with carrier again"
         );
     }
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
     let destroyed = lab.destroy(true);
     assert!(destroyed.status.success(), "{}", describe(&destroyed));
     lab.assert_nothing_left(&[]);
@@ -450,7 +466,7 @@ fn d2k_vm_impairments_and_link_flap() {
     let mut lab = TestLab::new("d2k-vm", name, name, &["r1", "r2"], &yaml);
     lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
     std::fs::write(lab.dir.join("start.sh"), FRR_START).expect("write start.sh");
-    let (mut follower, events) = follow_events(&lab);
+    let (follower, events) = follow_events(&lab);
     let t = Instant::now();
     let out = run_timeout(lab.deploy_cmd(), Duration::from_secs(900));
     assert!(out.status.success(), "deploy: {}", describe(&out));
@@ -512,8 +528,7 @@ fn d2k_vm_impairments_and_link_flap() {
             && e["impairment"]["loss"] == 20.0),
         "no impairment change to 20% loss in {ev:?}"
     );
-    let _ = follower.kill();
-    let _ = follower.wait();
+    drop(follower);
     let destroyed = lab.destroy(true);
     assert!(destroyed.status.success(), "{}", describe(&destroyed));
     lab.assert_nothing_left(&[]);
