@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod env;
 pub mod ifname;
+pub mod impair;
 pub mod kinds;
 pub mod link;
 pub mod mac;

@@ -4,6 +4,7 @@
 //! endpoints, every interface its MAC and every node its management addresses. These types are also
 //! the lab's recorded state, so they serialise; they never refer back to YAML.
 
+pub use crate::impair::Impairment;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -357,9 +358,17 @@ pub struct Endpoint {
     pub mac: Mac,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
+    /// What this end does to the frames it sends (the link's `impairments`, labwire's extension).
+    #[serde(default, skip_serializing_if = "Impairment::is_none")]
+    pub impairment: Impairment,
 }
 
 impl Endpoint {
+    /// `node:interface` as the topology writes it.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.node, self.written())
+    }
+
     /// The name as the user wrote it (the Linux name when that is what they wrote).
     pub fn written(&self) -> &str {
         self.alias.as_deref().unwrap_or(&self.iface)
