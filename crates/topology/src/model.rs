@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -241,6 +242,10 @@ pub struct StageSpec {
     pub exec: Vec<StageExec>,
 }
 
+/// A text map a node inherits (`env`, `labels`, `sysctls`). Nodes that inherit the same levels
+/// unchanged share one map, so a lab's size is not the product of its nodes and its defaults.
+pub type SharedMap = Arc<BTreeMap<String, String>>;
+
 /// A node with every field resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
@@ -267,11 +272,11 @@ pub struct Node {
     pub cmd: Option<String>,
     pub entrypoint: Option<String>,
     pub exec: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
+    pub env: SharedMap,
+    pub labels: SharedMap,
     pub binds: Vec<Bind>,
     pub ports: Vec<PortMap>,
-    pub sysctls: BTreeMap<String, String>,
+    pub sysctls: SharedMap,
     pub user: Option<String>,
     pub cpu: Option<f64>,
     pub cpu_set: Option<String>,
