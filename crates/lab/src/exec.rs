@@ -44,7 +44,7 @@ impl Select<'_> {
 }
 
 /// The recorded lab `name`.
-fn deployed(name: &str) -> Result<(Lab, Recorded)> {
+pub(crate) fn deployed(name: &str) -> Result<(Lab, Recorded)> {
     paths::check_lab_name(name)?;
     let rec = Recorded::read(&paths::lab_state_dir(name));
     let lab = rec.lab.clone().ok_or_else(|| Error::NotDeployed {
@@ -54,7 +54,7 @@ fn deployed(name: &str) -> Result<(Lab, Recorded)> {
 }
 
 /// Node `n` of `lab` as its runtime reaches it, when its process runs.
-fn running<'a>(
+pub(crate) fn running<'a>(
     lab: &'a Lab,
     rec: &Recorded,
     n: &'a Node,

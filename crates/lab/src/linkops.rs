@@ -12,13 +12,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use runtime::{Backends, Running};
+use runtime::Backends;
 use topology::{Endpoint, Impairment, Lab, Link, Node, Peer};
 use wire::netlink::{Handle, Shape};
 use wire::NetNs;
 
-use crate::error::{io, wire as wire_err, Error, Result};
+use crate::error::{wire as wire_err, Error, Result};
 use crate::events::{self, Event};
+use crate::exec::{deployed, running};
 use crate::paths;
 use crate::state::Recorded;
 
@@ -70,16 +71,6 @@ pub fn preflight(lab: &Lab, backends: &Backends, problems: &mut Vec<String>) -> 
         problems.extend(needs_netem.into_iter().map(netem_missing));
     }
     Ok(())
-}
-
-/// The recorded lab `name`.
-fn deployed(name: &str) -> Result<(Lab, Recorded)> {
-    paths::check_lab_name(name)?;
-    let rec = Recorded::read(&paths::lab_state_dir(name));
-    let lab = rec.lab.clone().ok_or_else(|| Error::NotDeployed {
-        lab: name.to_string(),
-    })?;
-    Ok((lab, rec))
 }
 
 /// The link and the end of it that `node` and `iface` (the Linux name or the name the topology
@@ -135,27 +126,6 @@ pub fn parse_endpoint(s: &str) -> Result<(&str, &str)> {
             "endpoint `{s}` is not `node:interface` (e.g. r1:eth1)"
         ))),
     }
-}
-
-/// Node `n` as its runtime reaches it.
-fn running<'a>(lab: &'a Lab, rec: &Recorded, n: &'a Node, init: &'a Path) -> Result<Running<'a>> {
-    let proc = rec
-        .procs()
-        .into_iter()
-        .find(|(x, _)| *x == n.name)
-        .map(|(_, p)| p)
-        .filter(|p| p.is_alive())
-        .ok_or_else(|| Error::NotRunning {
-            lab: lab.name.clone(),
-            node: n.name.clone(),
-        })?;
-    Ok(Running {
-        lab,
-        node: n,
-        proc,
-        run_dir: paths::lab_run_dir(&lab.name).join(&n.name),
-        init,
-    })
 }
 
 /// The node's network namespace, as registered under /run/netns.
@@ -271,21 +241,8 @@ fn read_recorded(name: &str) -> BTreeMap<String, Impairment> {
 }
 
 fn write_recorded(name: &str, all: &BTreeMap<String, Impairment>) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = paths::lab_state_dir(name);
-    let tmp = dir.join(format!("{IMPAIRMENTS_FILE}.tmp"));
-    let path = dir.join(IMPAIRMENTS_FILE);
-    let mut f = std::fs::File::options()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("write {}", tmp.display())))?;
-    f.write_all(&serde_json::to_vec_pretty(all).expect("impairments serialise"))
-        .map_err(io(format!("write {}", tmp.display())))?;
-    std::fs::rename(&tmp, &path).map_err(io(format!("replace {}", path.display())))
+    let data = serde_json::to_vec_pretty(all).expect("impairments serialise");
+    crate::state::write_private(&paths::lab_state_dir(name), IMPAIRMENTS_FILE, &data)
 }
 
 /// Apply the topology's impairments to a lab that was just deployed (its lock is held).

@@ -212,9 +212,14 @@ impl Recorded {
 /// Write `lab.json` atomically, 0600.
 pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
-    let tmp = dir.join(".lab.json.tmp");
     let data = serde_json::to_vec_pretty(lab)
         .map_err(|e| io("encode lab state")(std::io::Error::other(e)))?;
+    write_private(dir, "lab.json", &data)
+}
+
+/// Replace `dir/name` with `data` atomically (a 0600 temporary renamed over it).
+pub(crate) fn write_private(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = File::options()
         .create(true)
         .write(true)
@@ -222,9 +227,9 @@ pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io(format!("write {}", tmp.display())))?;
-    f.write_all(&data)
+    f.write_all(data)
         .map_err(io(format!("write {}", tmp.display())))?;
-    std::fs::rename(&tmp, dir.join("lab.json")).map_err(io(format!("rename {}", tmp.display())))
+    std::fs::rename(&tmp, dir.join(name)).map_err(io(format!("rename {}", tmp.display())))
 }
 
 /// Names of every lab with recorded state.

@@ -294,21 +294,26 @@ done) &
 echo "start.sh: $node up"
 "#;
 
-/// The BGP state of the session on eth1 as `node` sees it (`None`: no answer yet).
-fn bgp_state(lab: &TestLab, node: &str) -> Option<String> {
+/// The BGP state of the session on eth1 as `node` sees it, or what vtysh said instead.
+fn bgp_state(lab: &TestLab, node: &str) -> Result<String, String> {
     let out = lab.exec(node, "vtysh -c 'show bgp summary json'");
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        let mut said = describe(&out);
+        said.truncate(300);
+        said
+    })?;
     v["ipv4Unicast"]["peers"]["eth1"]["state"]
         .as_str()
         .map(str::to_string)
+        .ok_or_else(|| "no eth1 peer".to_string())
 }
 
 fn wait_bgp(lab: &TestLab, nodes: &[&str], established: bool, timeout: Duration) -> Duration {
     let t = Instant::now();
     poll(timeout, || {
-        let states: Vec<Option<String>> = nodes.iter().map(|n| bgp_state(lab, n)).collect();
+        let states: Vec<Result<String, String>> = nodes.iter().map(|n| bgp_state(lab, n)).collect();
         let ok = states.iter().all(|s| {
-            let up = s.as_deref() == Some("Established");
+            let up = s.as_deref() == Ok("Established");
             up == established
         });
         if ok {

@@ -587,3 +587,53 @@ fn link_speed_takes_mbits_or_a_unit_and_names_a_bad_one() {
     assert_eq!(lab.links[0].speed, None);
     assert_eq!(lab.links[0].speed_mbps(), 10_000, "the default: 10 Gbit/s");
 }
+
+#[test]
+fn impairments_shared_and_per_endpoint() {
+    let text = "name: t\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      impairments:\n        rate: 10Mbit\n        loss: 1%\n        \"a:eth1\": {delay: 50ms, loss: 20%}\n";
+    let lab = run(text).expect("valid").lab;
+    let l = &lab.links[0];
+    assert_eq!(l.a.impairment.delay_us, Some(50_000));
+    assert_eq!(l.a.impairment.loss, Some(20.0));
+    assert_eq!(l.a.impairment.rate_kbit, Some(10_000));
+    let topology::Peer::Veth { b } = &l.peer else {
+        panic!("a veth link")
+    };
+    assert_eq!(b.impairment.loss, Some(1.0));
+    assert_eq!(b.impairment.delay_us, None);
+    assert_eq!(b.impairment.rate_kbit, Some(10_000));
+}
+
+#[test]
+fn impairment_errors_point_at_the_value() {
+    let base = "name: t\ntopology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n";
+    let e = expect_error(
+        &format!("{base}      impairments: {{delay: 3 parsecs}}\n"),
+        8,
+        28,
+        &["delay `3 parsecs`", "not valid"],
+    );
+    assert!(e.contains("help: a time such as `100ms`"), "{e}");
+    let e = expect_error(
+        &format!("{base}      impairments: {{\"c:eth1\": {{loss: 5%}}}}\n"),
+        8,
+        21,
+        &["unknown key `c:eth1`"],
+    );
+    assert!(
+        e.contains("did you mean `a:eth1`?") || e.contains("b:eth1"),
+        "{e}"
+    );
+    expect_error(
+        &format!("{base}      impairments: {{loss: 120%}}\n"),
+        8,
+        27,
+        &["loss `120%`"],
+    );
+    expect_error(
+        &format!("{base}      impairments: {{jitter: 5ms}}\n"),
+        8,
+        20,
+        &["jitter needs a delay"],
+    );
+}
