@@ -283,13 +283,16 @@ router bgp $asn
  exit-address-family
 EOF
 chown frr:frr /etc/frr/frr.conf
-/usr/lib/frr/frrinit.sh start
-# Under TCG on a loaded host watchfrr may restart a daemon that answered too late, which then runs
-# without its configuration: load it again until BGP has its neighbour.
+# zebra and bgpd without watchfrr: under TCG on a loaded host watchfrr takes a daemon that answers
+# late for hung and restarts it without its configuration. The configuration is loaded (again)
+# until BGP has its neighbour.
+install -d -o frr -g frr -m 0755 /run/frr
+/usr/lib/frr/zebra -d -F traditional -A 127.0.0.1
+/usr/lib/frr/bgpd -d -F traditional -A 127.0.0.1
 (for i in $(seq 120); do
-    vtysh -c 'show bgp summary' 2>/dev/null | grep -q eth1 && exit 0
-    sleep 5
     vtysh -b >/dev/null 2>&1 || true
+    vtysh -c 'show bgp summary' 2>/dev/null | grep -q eth1 && exit 0
+    sleep 3
 done) &
 echo "start.sh: $node up"
 "#;
