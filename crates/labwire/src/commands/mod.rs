@@ -10,6 +10,7 @@ pub(crate) mod graph;
 pub(crate) mod image;
 pub(crate) mod inspect;
 pub(crate) mod redeploy;
+pub(crate) mod serve;
 pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
@@ -56,8 +57,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
     Validate(validate::ValidateArgs),
-    /// Draw the topology as Graphviz dot or Mermaid
+    /// Draw the topology: Graphviz dot, Mermaid, draw.io, or a self-contained HTML page
     Graph(graph::GraphArgs),
+    /// Serve the HTTP API (OpenAPI at /openapi.json) and the live lab page
+    Serve(serve::ServeArgs),
     /// Print the version
     Version,
     /// Print a shell completion script
@@ -208,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(a) => image::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Version => {
             println!("labwire {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
