@@ -88,7 +88,7 @@ pub fn check(root: &Path, req: &DeployRequest) -> ApiResult<(String, Checked)> {
         return Err(ApiError::new(ErrorCode::Forbidden, refused.join("\n")));
     }
     let lab = loaded
-        .map_err(|e| ApiError::new(ErrorCode::InvalidTopology, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorCode::InvalidTopology, e.0.render(false)))?
         .lab;
     lab::paths::check_lab_name(&lab.name).map_err(ApiError::from)?;
     let refusals = crate::contain::refusals(&lab, root, &source.base_dir);
