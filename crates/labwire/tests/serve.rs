@@ -725,3 +725,36 @@ fn graph_formats() {
     assert_eq!(b.js("return window.labwire.links()"), json!(3));
     b.screenshot("static-html");
 }
+
+/// A 1000-node lab (a generated ring) renders and pans smoothly: the figures are printed, and
+/// bounded well above what this 2-vCPU machine shows so a slower CI still passes.
+#[test]
+fn page_draws_1000_nodes() {
+    let dir = Scratch::new("big");
+    let topo = dir.0.join("ring.clab.yml");
+    run_ok({
+        let mut c = labwire();
+        c.args(["generate", "ring", "--nodes", "1000", "-o"]).arg(&topo);
+        c
+    });
+    let html = dir.0.join("ring.html");
+    run_ok({
+        let mut c = labwire();
+        c.args(["graph", "--html", "-t"]).arg(&topo).arg("-o").arg(&html);
+        c
+    });
+    let b = Browser::start();
+    b.open(&format!("file://{}", html.display()));
+    b.wait_for("1000 nodes", "return window.labwire.nodes().length === 1000");
+    assert_eq!(b.js("return window.labwire.links()"), json!(1000));
+    let layout = b.js("return window.labwire.timing().layoutMs").as_f64().unwrap();
+    let frames: Vec<f64> = (0..30)
+        .map(|i| b.js(&format!("return window.labwire.pan({}, 3)", if i % 2 == 0 { 7 } else { -5 })).as_f64().unwrap())
+        .collect();
+    let worst = frames.iter().cloned().fold(0.0, f64::max);
+    let mean = frames.iter().sum::<f64>() / frames.len() as f64;
+    eprintln!("1000 nodes: layout {layout:.0} ms, a frame while panning {mean:.1} ms on average, {worst:.1} ms at worst");
+    b.screenshot("ring-1000");
+    assert!(layout < 10_000.0, "layout took {layout} ms");
+    assert!(mean < 50.0, "a frame takes {mean} ms on average");
+}
