@@ -264,7 +264,13 @@ fn serve_api_deploy_inspect_exec_destroy() {
 
     let labs = s.get("/api/v1/labs");
     assert_eq!(labs.status, 200);
-    let names: Vec<&str> = labs.body.as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = labs
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["srvapi1", "srvapi2"]);
 
     let lab = s.get("/api/v1/labs/srvapi1");
@@ -274,8 +280,14 @@ fn serve_api_deploy_inspect_exec_destroy() {
     assert_eq!(n1["interfaces"], json!(["eth1", "eth2"]));
     assert!(n1["mgmt_ipv4"].as_str().unwrap().starts_with("172.30.171."));
     let link = &lab.body["links"][0];
-    assert_eq!((link["a"]["node"].as_str(), link["a"]["interface"].as_str()), (Some("n1"), Some("eth1")));
-    assert_eq!((link["b"]["node"].as_str(), link["b"]["interface"].as_str()), (Some("n2"), Some("eth2")));
+    assert_eq!(
+        (link["a"]["node"].as_str(), link["a"]["interface"].as_str()),
+        (Some("n1"), Some("eth1"))
+    );
+    assert_eq!(
+        (link["b"]["node"].as_str(), link["b"]["interface"].as_str()),
+        (Some("n2"), Some("eth2"))
+    );
 
     // exec: JSON results per node; the node has the link's address, and pings across it.
     let ex = s.post(
@@ -286,25 +298,51 @@ fn serve_api_deploy_inspect_exec_destroy() {
     let r = &ex.body[0];
     assert_eq!(r["node"], "n1");
     assert_eq!(r["return_code"], 0, "{r}");
-    assert!(r["stdout"].as_str().unwrap().contains("10.171.1.2/31"), "{r}");
+    assert!(
+        r["stdout"].as_str().unwrap().contains("10.171.1.2/31"),
+        "{r}"
+    );
     let failing = s.post("/api/v1/labs/srvapi1/exec", &json!({"cmd": "exit 3"}));
     assert_eq!(failing.status, 200);
     assert_eq!(failing.body.as_array().unwrap().len(), 3);
-    assert!(failing.body.as_array().unwrap().iter().all(|r| r["return_code"] == 3));
-    let nobody = s.post("/api/v1/labs/srvapi1/exec", &json!({"cmd": "true", "nodes": ["zz"]}));
-    assert_eq!((nobody.status, nobody.body["error"].as_str()), (404, Some("not_found")));
+    assert!(failing
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["return_code"] == 3));
+    let nobody = s.post(
+        "/api/v1/labs/srvapi1/exec",
+        &json!({"cmd": "true", "nodes": ["zz"]}),
+    );
+    assert_eq!(
+        (nobody.status, nobody.body["error"].as_str()),
+        (404, Some("not_found"))
+    );
 
     // What the day-2 functions will do answers "not available yet" (501), typed, for a real
     // node and link end; unknown ones are 404, a bad action 400.
     let restart = s.post("/api/v1/labs/srvapi1/nodes/n1/restart", &json!({}));
-    assert_eq!((restart.status, restart.body["error"].as_str()), (501, Some("not_available")));
+    assert_eq!(
+        (restart.status, restart.body["error"].as_str()),
+        (501, Some("not_available"))
+    );
     let ghost = s.post("/api/v1/labs/srvapi1/nodes/zz/restart", &json!({}));
     assert_eq!(ghost.status, 404);
     let bad = s.post("/api/v1/labs/srvapi1/nodes/n1/explode", &json!({}));
-    assert_eq!((bad.status, bad.body["error"].as_str()), (400, Some("bad_request")));
-    let down = s.post("/api/v1/labs/srvapi1/links/state", &json!({"endpoint": "n1:eth1", "state": "down"}));
+    assert_eq!(
+        (bad.status, bad.body["error"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let down = s.post(
+        "/api/v1/labs/srvapi1/links/state",
+        &json!({"endpoint": "n1:eth1", "state": "down"}),
+    );
     assert_eq!(down.status, 501, "{}", down.body);
-    let nolink = s.post("/api/v1/labs/srvapi1/links/state", &json!({"endpoint": "n1:eth9", "state": "down"}));
+    let nolink = s.post(
+        "/api/v1/labs/srvapi1/links/state",
+        &json!({"endpoint": "n1:eth9", "state": "down"}),
+    );
     assert_eq!(nolink.status, 404);
 
     // The CLI sees what the API deployed.
@@ -322,10 +360,17 @@ fn serve_api_deploy_inspect_exec_destroy() {
         assert_eq!(d.status, 200, "{}", d.body);
         assert_eq!(d.body["lab"], lab);
         let gone = s.get(&format!("/api/v1/labs/{lab}"));
-        assert_eq!((gone.status, gone.body["error"].as_str()), (404, Some("not_found")));
+        assert_eq!(
+            (gone.status, gone.body["error"].as_str()),
+            (404, Some("not_found"))
+        );
         let left = poll(Duration::from_secs(5), || {
             let l = leftovers_in(&dir.state(), lab, &own_links);
-            if l.is_empty() { Ok(()) } else { Err(l.join("\n")) }
+            if l.is_empty() {
+                Ok(())
+            } else {
+                Err(l.join("\n"))
+            }
         });
         assert!(left.is_ok(), "left after destroy of {lab}: {left:?}");
     }
@@ -338,43 +383,75 @@ fn serve_refuses_without_token_and_outside_root() {
     let dir = Scratch::new("guard");
     let _g = dir.guard("srvguard");
     let outside = Scratch::new("guard-outside");
-    std::fs::write(outside.0.join("topo.clab.yml"), ring_yaml("srvguard", 2, 3, 173)).unwrap();
+    std::fs::write(
+        outside.0.join("topo.clab.yml"),
+        ring_yaml("srvguard", 2, 3, 173),
+    )
+    .unwrap();
     std::fs::write(outside.0.join("env"), "A=1\n").unwrap();
 
     // Beyond loopback without a token: refused before listening.
     let out = run_timeout(
         {
             let mut c = labwire();
-            c.env("LABWIRE_STATE_DIR", dir.state())
-                .args(["serve", "--listen", &format!("0.0.0.0:{}", free_port())]);
+            c.env("LABWIRE_STATE_DIR", dir.state()).args([
+                "serve",
+                "--listen",
+                &format!("0.0.0.0:{}", free_port()),
+            ]);
             c
         },
         Duration::from_secs(20),
     );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("refusing to listen on 0.0.0.0"), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("refusing to listen on 0.0.0.0"),
+        "{}",
+        describe(&out)
+    );
 
     // A token file is made (0600) at first start and every API request needs its token.
     let token_file = dir.0.join("token");
-    let mut s = Server::start(&dir.0, &dir.state(), &["--token-file", token_file.to_str().unwrap()]);
+    let mut s = Server::start(
+        &dir.0,
+        &dir.state(),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
     assert_eq!(token.len(), 64);
     let no = s.get("/api/v1/labs");
-    assert_eq!((no.status, no.body["error"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (no.status, no.body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
     s.token = Some("0".repeat(64));
     assert_eq!(s.get("/api/v1/labs").status, 401);
-    let by_query = s.agent.get(format!("{}/api/v1/labs?token={token}", s.base)).call().unwrap();
+    let by_query = s
+        .agent
+        .get(format!("{}/api/v1/labs?token={token}", s.base))
+        .call()
+        .unwrap();
     assert_eq!(by_query.status(), 200);
     s.token = Some(token.clone());
     assert_eq!(s.get("/api/v1/labs").status, 200);
     // The page and the document are public: they hold no lab data.
-    assert_eq!(s.agent.get(format!("{}/", s.base)).call().unwrap().status(), 200);
+    assert_eq!(
+        s.agent.get(format!("{}/", s.base)).call().unwrap().status(),
+        200
+    );
     // A restart keeps the token.
     drop(s);
-    let mut s = Server::start(&dir.0, &dir.state(), &["--token-file", token_file.to_str().unwrap()]);
+    let mut s = Server::start(
+        &dir.0,
+        &dir.state(),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
     s.token = Some(token);
     assert_eq!(s.get("/api/v1/labs").status, 200);
 
@@ -401,36 +478,79 @@ fn serve_refuses_without_token_and_outside_root() {
         assert_eq!(r.status, 403, "{what}: {}", r.body);
         assert_eq!(r.body["error"], "forbidden", "{what}");
     }
-    for path in [format!("{outside_dir}/topo.clab.yml"), "../../etc/passwd".to_string()] {
+    for path in [
+        format!("{outside_dir}/topo.clab.yml"),
+        "../../etc/passwd".to_string(),
+    ] {
         let r = s.post("/api/v1/labs", &json!({"path": path}));
-        assert_eq!((r.status, r.body["error"].as_str()), (403, Some("forbidden")), "{path}: {}", r.body);
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (403, Some("forbidden")),
+            "{path}: {}",
+            r.body
+        );
     }
     assert!(!Path::new("/tmp/srv-pwned").exists());
     assert_eq!(s.get("/api/v1/labs").body, json!([]), "nothing deployed");
     assert!(!Path::new("/run/netns/clab-srvguard-a").exists());
 
     // Other bad requests: typed 4xx.
-    let r = s.post("/api/v1/labs", &json!({"topology": "name: srvguard\ntopology:\n  nodes:\n    a: {kindd: linux}\n"}));
-    assert_eq!((r.status, r.body["error"].as_str()), (422, Some("invalid_topology")), "{}", r.body);
+    let r = s.post(
+        "/api/v1/labs",
+        &json!({"topology": "name: srvguard\ntopology:\n  nodes:\n    a: {kindd: linux}\n"}),
+    );
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (422, Some("invalid_topology")),
+        "{}",
+        r.body
+    );
     assert!(r.body["message"].as_str().unwrap().contains("kindd"));
     let r = s.post("/api/v1/labs", &json!({"topology": "x", "path": "y"}));
-    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("bad_request")));
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("bad_request"))
+    );
     let r = s.post("/api/v1/labs", &json!({"path": "missing.clab.yml"}));
-    assert_eq!((r.status, r.body["error"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (404, Some("not_found"))
+    );
     let r = s.request("POST", "/api/v1/labs", None);
-    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("bad_request")));
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("bad_request"))
+    );
     let r = s.get("/api/v1/labs/..%2Fetc");
-    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("bad_request")), "{}", r.body);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("bad_request")),
+        "{}",
+        r.body
+    );
 
     // A deploy that fails midway (a node command that cannot start) leaves nothing behind.
     let own_links = ["br-srvguard".to_string()].into_iter().collect();
     let failing = base("      exec: [\"false\"]\n      healthcheck: {test: [\"CMD-SHELL\", \"false\"], retries: 1, interval: 1, timeout: 1}\n");
     let r = s.post("/api/v1/labs", &json!({"topology": failing}));
-    assert_eq!((r.status, r.body["error"].as_str()), (422, Some("deploy_failed")), "{}", r.body);
-    assert!(r.body["message"].as_str().unwrap().contains("unhealthy"), "failed midway: {}", r.body);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (422, Some("deploy_failed")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body["message"].as_str().unwrap().contains("unhealthy"),
+        "failed midway: {}",
+        r.body
+    );
     let left = poll(Duration::from_secs(5), || {
         let l = leftovers_in(&dir.state(), "srvguard", &own_links);
-        if l.is_empty() { Ok(()) } else { Err(l.join("\n")) }
+        if l.is_empty() {
+            Ok(())
+        } else {
+            Err(l.join("\n"))
+        }
     });
     assert!(left.is_ok(), "left after a failed deploy: {left:?}");
 }
@@ -438,7 +558,9 @@ fn serve_refuses_without_token_and_outside_root() {
 /// The virtualenv with the OpenAPI tools, made on first use.
 fn tools_venv() -> PathBuf {
     let venv = PathBuf::from("/var/cache/labwire-tests/serve-venv");
-    let ready = ["openapi-spec-validator", "schemathesis"].iter().all(|t| venv.join("bin").join(t).is_file());
+    let ready = ["openapi-spec-validator", "schemathesis"]
+        .iter()
+        .all(|t| venv.join("bin").join(t).is_file());
     if !ready {
         let _ = std::fs::remove_dir_all(&venv);
         std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
@@ -469,7 +591,10 @@ fn serve_openapi_validates_and_survives_fuzzing() {
         c.args(["serve", "--openapi"]);
         c
     });
-    assert_eq!(doc, serde_json::from_slice::<Value>(&printed.stdout).unwrap());
+    assert_eq!(
+        doc,
+        serde_json::from_slice::<Value>(&printed.stdout).unwrap()
+    );
     let file = dir.0.join("openapi.json");
     std::fs::write(&file, doc.to_string()).unwrap();
     run_ok({
@@ -477,12 +602,21 @@ fn serve_openapi_validates_and_survives_fuzzing() {
         c.arg(&file);
         c
     });
-    for path in ["/api/v1/labs", "/api/v1/labs/{lab}", "/api/v1/labs/{lab}/exec", "/api/v1/labs/{lab}/events", "/api/v1/labs/{lab}/nodes/{node}/terminal"] {
+    for path in [
+        "/api/v1/labs",
+        "/api/v1/labs/{lab}",
+        "/api/v1/labs/{lab}/exec",
+        "/api/v1/labs/{lab}/events",
+        "/api/v1/labs/{lab}/nodes/{node}/terminal",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
 
     // A lab for the fuzzer to find (it lists labs and follows them).
-    let r = s.post("/api/v1/labs", &json!({"topology": ring_yaml("srvfuzz", 2, 4, 174)}));
+    let r = s.post(
+        "/api/v1/labs",
+        &json!({"topology": ring_yaml("srvfuzz", 2, 4, 174)}),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     // The event stream never ends: it is tested by the browser test instead.
     let out = run_timeout(
@@ -496,8 +630,23 @@ fn serve_openapi_validates_and_survives_fuzzing() {
         },
         Duration::from_secs(900),
     );
-    assert!(out.status.success(), "schemathesis found failures:\n{}", describe(&out));
-    eprintln!("{}", text(&out.stdout).lines().rev().take(14).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{}",
+        describe(&out)
+    );
+    eprintln!(
+        "{}",
+        text(&out.stdout)
+            .lines()
+            .rev()
+            .take(14)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,8 +662,14 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
-        for (bin, pkg) in [("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")] {
-            assert!(Path::new(bin).exists(), "{bin} is missing: install Debian's {pkg} (scripts/test does)");
+        for (bin, pkg) in [
+            ("/usr/bin/chromium", "chromium"),
+            ("/usr/bin/chromedriver", "chromium-driver"),
+        ] {
+            assert!(
+                Path::new(bin).exists(),
+                "{bin} is missing: install Debian's {pkg} (scripts/test does)"
+            );
         }
         let port = free_port();
         let driver = Command::new("/usr/bin/chromedriver")
@@ -535,11 +690,20 @@ impl Browser {
                 .header("content-type", "application/json")
                 .send(caps.to_string())
                 .map_err(|e| e.to_string())?;
-            let v: Value = serde_json::from_str(&r.body_mut().read_to_string().map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            v["value"]["sessionId"].as_str().map(str::to_string).ok_or_else(|| v.to_string())
+            let v: Value =
+                serde_json::from_str(&r.body_mut().read_to_string().map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+            v["value"]["sessionId"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| v.to_string())
         });
-        let mut b = Browser { driver, base, session: String::new(), agent };
+        let mut b = Browser {
+            driver,
+            base,
+            session: String::new(),
+            agent,
+        };
         b.session = session.unwrap_or_else(|e| panic!("no WebDriver session: {e}"));
         b
     }
@@ -549,7 +713,10 @@ impl Browser {
         let mut r = if method == "GET" {
             self.agent.get(&url).call()
         } else {
-            self.agent.post(&url).header("content-type", "application/json").send(body.to_string())
+            self.agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body.to_string())
         }
         .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
         let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
@@ -562,14 +729,22 @@ impl Browser {
     }
 
     fn js(&self, script: &str) -> Value {
-        self.call("POST", "/execute/sync", json!({"script": script, "args": []}))
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
     }
 
     /// Wait until `script` returns something truthy; its value.
     fn wait_for(&self, what: &str, script: &str) -> Value {
         let r = poll(Duration::from_secs(30), || {
             let v = self.js(script);
-            if v.is_null() || v == json!(false) { Err(format!("{v}")) } else { Ok(v) }
+            if v.is_null() || v == json!(false) {
+                Err(format!("{v}"))
+            } else {
+                Ok(v)
+            }
         });
         r.unwrap_or_else(|last| {
             self.screenshot("failure");
@@ -584,15 +759,25 @@ impl Browser {
     }
 
     fn element(&self, css: &str) -> String {
-        let v = self.call("POST", "/element", json!({"using": "css selector", "value": css}));
-        v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap().to_string()
+        let v = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
     }
 
     /// Save a screenshot as target/serve-screenshots/<name>.png.
     fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine as _;
         let v = self.call("GET", "/screenshot", Value::Null);
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/serve-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
@@ -604,7 +789,10 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.agent.delete(format!("{}/session/{}", self.base, self.session)).call();
+        let _ = self
+            .agent
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .call();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -622,7 +810,10 @@ fn serve_page_in_chromium() {
     let dir = Scratch::new("page");
     let _g = dir.guard("srvweb");
     let s = Server::start(&dir.0, &dir.state(), &[]);
-    let r = s.post("/api/v1/labs", &json!({"topology": ring_yaml("srvweb", 4, 5, 175)}));
+    let r = s.post(
+        "/api/v1/labs",
+        &json!({"topology": ring_yaml("srvweb", 4, 5, 175)}),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     let b = Browser::start();
     b.open(&format!("{}/?lab=srvweb", s.base));
@@ -647,14 +838,27 @@ fn serve_page_in_chromium() {
     // Click n1, open its terminal, run `ip -br addr`: its interfaces show.
     let n1 = node_on_page(&b, "n1");
     b.click_at(n1["x"].as_f64().unwrap(), n1["y"].as_f64().unwrap());
-    b.wait_for("n1's details", "const t = document.getElementById('node-title'); return t && t.textContent === 'n1'");
+    b.wait_for(
+        "n1's details",
+        "const t = document.getElementById('node-title'); return t && t.textContent === 'n1'",
+    );
     let details = b.js("return document.getElementById('details').textContent");
-    assert!(details.as_str().unwrap().contains("eth1, eth2"), "{details}");
+    assert!(
+        details.as_str().unwrap().contains("eth1, eth2"),
+        "{details}"
+    );
     let button = b.element("#btn-terminal");
     b.call("POST", &format!("/element/{button}/click"), json!({}));
     let input = b.element("#term-in");
-    b.wait_for("a shell prompt", "return window.labwire.terminalText().length > 0");
-    b.call("POST", &format!("/element/{input}/value"), json!({"text": "ip -br addr\u{E007}"}));
+    b.wait_for(
+        "a shell prompt",
+        "return window.labwire.terminalText().length > 0",
+    );
+    b.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        json!({"text": "ip -br addr\u{E007}"}),
+    );
     let shown = b.wait_for(
         "n1's interfaces in the terminal",
         "const t = window.labwire.terminalText(); return /eth1@\\S+\\s+UP\\s+10\\.171\\.5\\.2\\/31/.test(t) && /eth2@/.test(t) && t",
@@ -667,7 +871,14 @@ fn serve_page_in_chromium() {
 fn graph_formats() {
     let dir = Scratch::new("graph");
     let topo = dir.0.join("g.clab.yml");
-    std::fs::write(&topo, ring_yaml("srvgraph", 3, 6, 171).replace("n1: {kind: linux}", "n1: {kind: nokia_srlinux, image: \"x\\\"y\"}")).unwrap();
+    std::fs::write(
+        &topo,
+        ring_yaml("srvgraph", 3, 6, 171).replace(
+            "n1: {kind: linux}",
+            "n1: {kind: nokia_srlinux, image: \"x\\\"y\"}",
+        ),
+    )
+    .unwrap();
     let graph = |flag: &str| -> String {
         let out = run_ok({
             let mut c = labwire();
@@ -679,18 +890,32 @@ fn graph_formats() {
 
     // dot: each node's label on two lines (name, kind), rendered so by Graphviz itself.
     let dot = graph("--dot");
-    assert!(dot.contains("\"n1\" [label=\"n1\\nnokia_srlinux\"];"), "{dot}");
-    assert!(dot.contains("\"n1\" -- \"n2\" [taillabel=\"eth1\", headlabel=\"eth2\"];"), "{dot}");
+    assert!(
+        dot.contains("\"n1\" [label=\"n1\\nnokia_srlinux\"];"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"n1\" -- \"n2\" [taillabel=\"eth1\", headlabel=\"eth2\"];"),
+        "{dot}"
+    );
     if Path::new("/usr/bin/dot").exists() {
         let svg = {
             let mut c = Command::new("dot");
             c.arg("-Tsvg").stdin(Stdio::piped()).stdout(Stdio::piped());
             let mut child = c.spawn().unwrap();
             use std::io::Write as _;
-            child.stdin.take().unwrap().write_all(dot.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(dot.as_bytes())
+                .unwrap();
             text(&child.wait_with_output().unwrap().stdout)
         };
-        assert!(svg.contains(">n1</text>") && svg.contains(">nokia_srlinux</text>"), "two text lines: {svg}");
+        assert!(
+            svg.contains(">n1</text>") && svg.contains(">nokia_srlinux</text>"),
+            "two text lines: {svg}"
+        );
         assert!(!svg.contains("\\n"), "no literal \\n: {svg}");
     } else {
         panic!("/usr/bin/dot is missing: install Debian's graphviz (scripts/test does)");
@@ -698,20 +923,30 @@ fn graph_formats() {
 
     let mermaid = graph("--mermaid");
     assert!(mermaid.starts_with("flowchart LR\n"));
-    assert!(mermaid.contains("n1[\"n1 (nokia_srlinux)\"]") && mermaid.contains("n1 ---|\"eth1 — eth2\"| n2"), "{mermaid}");
+    assert!(
+        mermaid.contains("n1[\"n1 (nokia_srlinux)\"]")
+            && mermaid.contains("n1 ---|\"eth1 — eth2\"| n2"),
+        "{mermaid}"
+    );
 
     // draw.io: a vertex per node, an edge per link between them, labelled with both interfaces.
     let drawio = graph("--drawio");
     assert!(drawio.starts_with("<mxfile") && drawio.trim_end().ends_with("</mxfile>"));
     assert_eq!(drawio.matches("vertex=\"1\"").count(), 3);
     assert_eq!(drawio.matches("edge=\"1\"").count(), 3);
-    assert!(drawio.contains("value=\"eth1 — eth2\"") && drawio.contains("source=\"n0\" target=\"n1\""), "{drawio}");
+    assert!(
+        drawio.contains("value=\"eth1 — eth2\"") && drawio.contains("source=\"n0\" target=\"n1\""),
+        "{drawio}"
+    );
 
     // html: one self-contained file (no request anywhere), which a browser draws.
     let html_file = dir.0.join("lab.html");
     run_ok({
         let mut c = labwire();
-        c.args(["graph", "--html", "-t"]).arg(&topo).arg("-o").arg(&html_file);
+        c.args(["graph", "--html", "-t"])
+            .arg(&topo)
+            .arg("-o")
+            .arg(&html_file);
         c
     });
     let html = std::fs::read_to_string(&html_file).unwrap();
@@ -721,7 +956,10 @@ fn graph_formats() {
     }
     let b = Browser::start();
     b.open(&format!("file://{}", html_file.display()));
-    b.wait_for("three planned nodes", "return window.labwire.nodes().filter(n => n.state === 'planned').length === 3");
+    b.wait_for(
+        "three planned nodes",
+        "return window.labwire.nodes().filter(n => n.state === 'planned').length === 3",
+    );
     assert_eq!(b.js("return window.labwire.links()"), json!(3));
     b.screenshot("static-html");
 }
@@ -734,22 +972,39 @@ fn page_draws_1000_nodes() {
     let topo = dir.0.join("ring.clab.yml");
     run_ok({
         let mut c = labwire();
-        c.args(["generate", "ring", "--nodes", "1000", "-o"]).arg(&topo);
+        c.args(["generate", "ring", "--nodes", "1000", "-o"])
+            .arg(&topo);
         c
     });
     let html = dir.0.join("ring.html");
     run_ok({
         let mut c = labwire();
-        c.args(["graph", "--html", "-t"]).arg(&topo).arg("-o").arg(&html);
+        c.args(["graph", "--html", "-t"])
+            .arg(&topo)
+            .arg("-o")
+            .arg(&html);
         c
     });
     let b = Browser::start();
     b.open(&format!("file://{}", html.display()));
-    b.wait_for("1000 nodes", "return window.labwire.nodes().length === 1000");
+    b.wait_for(
+        "1000 nodes",
+        "return window.labwire.nodes().length === 1000",
+    );
     assert_eq!(b.js("return window.labwire.links()"), json!(1000));
-    let layout = b.js("return window.labwire.timing().layoutMs").as_f64().unwrap();
+    let layout = b
+        .js("return window.labwire.timing().layoutMs")
+        .as_f64()
+        .unwrap();
     let frames: Vec<f64> = (0..30)
-        .map(|i| b.js(&format!("return window.labwire.pan({}, 3)", if i % 2 == 0 { 7 } else { -5 })).as_f64().unwrap())
+        .map(|i| {
+            b.js(&format!(
+                "return window.labwire.pan({}, 3)",
+                if i % 2 == 0 { 7 } else { -5 }
+            ))
+            .as_f64()
+            .unwrap()
+        })
         .collect();
     let worst = frames.iter().cloned().fold(0.0, f64::max);
     let mean = frames.iter().sum::<f64>() / frames.len() as f64;

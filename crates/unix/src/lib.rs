@@ -390,51 +390,6 @@ pub fn clock_ticks_per_second() -> i64 {
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read as _, Write as _};
-
-    #[test]
-    fn a_pipe_carries_bytes_and_ends_when_the_writer_closes() {
-        let (mut r, mut w) = pipe().unwrap();
-        w.write_all(b"42\n").unwrap();
-        drop(w);
-        let mut s = String::new();
-        r.read_to_string(&mut s).unwrap();
-        assert_eq!(s, "42\n");
-    }
-
-    #[test]
-    fn a_second_exclusive_lock_on_the_same_file_is_refused_at_once() {
-        let path = std::env::temp_dir().join(format!("unix-flock-{}", std::process::id()));
-        let a = File::create(&path).unwrap();
-        let b = File::open(&path).unwrap();
-        flock(&a, Flock::ExclusiveNow, &|| false).unwrap();
-        let e = flock(&b, Flock::ExclusiveNow, &|| false).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-        drop(a);
-        flock(&b, Flock::ExclusiveNow, &|| false).unwrap();
-        let _ = std::fs::remove_file(path);
-    }
-
-    #[test]
-    fn fork_is_refused_with_several_threads() {
-        // The test harness runs tests on threads of their own.
-        let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
-        assert!(fork().is_err());
-        t.join().unwrap();
-    }
-
-    #[test]
-    fn proc_is_tmpfs_or_not_and_dev_shm_is() {
-        assert!(!is_tmpfs(Path::new("/proc")).unwrap());
-        if Path::new("/dev/shm").is_dir() {
-            assert!(is_tmpfs(Path::new("/dev/shm")).unwrap());
-        }
-    }
-}
-
 /// A new pseudo-terminal: its controller end and the terminal end a child takes as its stdio
 /// (both close-on-exec; a child gets the terminal through `Stdio`, which duplicates it).
 pub fn open_pty() -> io::Result<(File, File)> {
@@ -495,5 +450,50 @@ pub fn with_controlling_terminal(cmd: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    #[test]
+    fn a_pipe_carries_bytes_and_ends_when_the_writer_closes() {
+        let (mut r, mut w) = pipe().unwrap();
+        w.write_all(b"42\n").unwrap();
+        drop(w);
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "42\n");
+    }
+
+    #[test]
+    fn a_second_exclusive_lock_on_the_same_file_is_refused_at_once() {
+        let path = std::env::temp_dir().join(format!("unix-flock-{}", std::process::id()));
+        let a = File::create(&path).unwrap();
+        let b = File::open(&path).unwrap();
+        flock(&a, Flock::ExclusiveNow, &|| false).unwrap();
+        let e = flock(&b, Flock::ExclusiveNow, &|| false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        drop(a);
+        flock(&b, Flock::ExclusiveNow, &|| false).unwrap();
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn fork_is_refused_with_several_threads() {
+        // The test harness runs tests on threads of their own.
+        let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        assert!(fork().is_err());
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn proc_is_tmpfs_or_not_and_dev_shm_is() {
+        assert!(!is_tmpfs(Path::new("/proc")).unwrap());
+        if Path::new("/dev/shm").is_dir() {
+            assert!(is_tmpfs(Path::new("/dev/shm")).unwrap());
+        }
     }
 }

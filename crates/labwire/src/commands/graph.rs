@@ -67,12 +67,13 @@ fn quote(s: &str) -> String {
 pub fn dot(lab: &Lab) -> String {
     let mut out = format!("graph {} {{\n  node [shape=box];\n", quote(&lab.name));
     for n in &lab.nodes {
+        // Two lines: Graphviz's own `\n` between the escaped name and kind.
         let _ = writeln!(
             out,
-            "  {} [label={}];",
+            "  {} [label=\"{}\\n{}\"];",
             quote(&n.name),
-            // Two lines: Graphviz's own `\n` between the escaped name and kind.
-            format!("\"{}\\n{}\"", escape(&n.name), escape(&n.kind))
+            escape(&n.name),
+            escape(&n.kind)
         );
     }
     for l in &lab.links {
