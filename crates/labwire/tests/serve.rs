@@ -261,6 +261,27 @@ fn serve_api_deploy_inspect_exec_destroy() {
     let again = s.post("/api/v1/labs", &json!({"path": "one.clab.yml"}));
     assert_eq!(again.status, 409, "{}", again.body);
     assert_eq!(again.body["error"], "conflict");
+    // Requests on one lab are serialised: of two deploys of a new lab at once, one deploys and
+    // the other then finds it deployed.
+    std::fs::write(
+        dir.0.join("three.clab.yml"),
+        ring_yaml("srvapi3", 2, 3, 173),
+    )
+    .unwrap();
+    let _g3 = dir.guard("srvapi3");
+    let (x, y) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| s.post("/api/v1/labs", &json!({"path": "three.clab.yml"})));
+        let b = sc.spawn(|| s.post("/api/v1/labs", &json!({"path": "three.clab.yml"})));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut codes = [x.status, y.status];
+    codes.sort();
+    assert_eq!(codes, [201, 409], "{} / {}", x.body, y.body);
+    assert_eq!(
+        s.request("DELETE", "/api/v1/labs/srvapi3?cleanup=true", None)
+            .status,
+        200
+    );
 
     let labs = s.get("/api/v1/labs");
     assert_eq!(labs.status, 200);
@@ -376,6 +397,37 @@ fn serve_api_deploy_inspect_exec_destroy() {
     }
     let again = s.request("DELETE", "/api/v1/labs/srvapi1", None);
     assert_eq!(again.status, 404);
+}
+
+#[test]
+fn serve_on_a_unix_socket() {
+    let dir = Scratch::new("sock");
+    let sock = dir.0.join("api.sock");
+    let mut c = labwire();
+    c.env("LABWIRE_STATE_DIR", dir.state())
+        .args(["serve", "--socket"])
+        .arg(&sock)
+        .stdout(Stdio::null());
+    let mut child = c.spawn().expect("start labwire serve");
+    let answer = poll(Duration::from_secs(20), || {
+        let out = Command::new("curl")
+            .args(["-s", "--unix-socket"])
+            .arg(&sock)
+            .arg("http://labwire/api/v1/labs")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(text(&out.stdout))
+        } else {
+            Err(text(&out.stderr))
+        }
+    });
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&sock).map(|m| m.permissions().mode() & 0o777);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer.as_deref(), Ok("[]"));
+    assert_eq!(mode.unwrap(), 0o600);
 }
 
 #[test]
