@@ -919,6 +919,27 @@ fn serve_page_in_chromium() {
     b.screenshot("terminal");
 }
 
+/// `labwire graph --html -t topo -o out`, opened in a browser once it shows `nodes` nodes.
+fn static_page(topo: &Path, out: &Path, nodes: usize) -> Browser {
+    run_ok({
+        let mut c = labwire();
+        c.args(["graph", "--html", "-t"])
+            .arg(topo)
+            .arg("-o")
+            .arg(out);
+        c
+    });
+    let b = Browser::start();
+    b.open(&format!("file://{}", out.display()));
+    b.wait_for(
+        &format!("{nodes} planned nodes"),
+        &format!(
+            "return window.labwire.nodes().filter(n => n.state === 'planned').length === {nodes}"
+        ),
+    );
+    b
+}
+
 #[test]
 fn graph_formats() {
     let dir = Scratch::new("graph");
@@ -993,25 +1014,12 @@ fn graph_formats() {
 
     // html: one self-contained file (no request anywhere), which a browser draws.
     let html_file = dir.0.join("lab.html");
-    run_ok({
-        let mut c = labwire();
-        c.args(["graph", "--html", "-t"])
-            .arg(&topo)
-            .arg("-o")
-            .arg(&html_file);
-        c
-    });
+    let b = static_page(&topo, &html_file, 3);
     let html = std::fs::read_to_string(&html_file).unwrap();
     assert!(html.contains("window.LABWIRE_STATIC = {\"name\":\"srvgraph\""));
     for external in ["src=\"/", "href=\"/", "http://", "https://"] {
         assert!(!html.contains(external), "the file refers to {external}");
     }
-    let b = Browser::start();
-    b.open(&format!("file://{}", html_file.display()));
-    b.wait_for(
-        "three planned nodes",
-        "return window.labwire.nodes().filter(n => n.state === 'planned').length === 3",
-    );
     assert_eq!(b.js("return window.labwire.links()"), json!(3));
     b.screenshot("static-html");
 }
@@ -1029,20 +1037,7 @@ fn page_draws_1000_nodes() {
         c
     });
     let html = dir.0.join("ring.html");
-    run_ok({
-        let mut c = labwire();
-        c.args(["graph", "--html", "-t"])
-            .arg(&topo)
-            .arg("-o")
-            .arg(&html);
-        c
-    });
-    let b = Browser::start();
-    b.open(&format!("file://{}", html.display()));
-    b.wait_for(
-        "1000 nodes",
-        "return window.labwire.nodes().length === 1000",
-    );
+    let b = static_page(&topo, &html, 1000);
     assert_eq!(b.js("return window.labwire.links()"), json!(1000));
     let layout = b
         .js("return window.labwire.timing().layoutMs")

@@ -137,6 +137,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the operation panicked: {e}")))?
 }
 
+/// Run a blocking operation that changes lab `name`, holding the lab's in-process lock: requests
+/// on one lab wait for each other, other labs go on.
+async fn locked<T: Send + 'static>(
+    s: &Shared,
+    name: String,
+    f: impl FnOnce(String) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let lock = s.locks.of(&name);
+    let _held = lock.lock().await;
+    blocking(move || f(name)).await
+}
+
 /// A lab name from the path, checked as the lab layer checks names.
 fn lab_name(name: &str) -> ApiResult<String> {
     lab::paths::check_lab_name(name).map_err(ApiError::from)?;
@@ -225,12 +237,9 @@ async fn deploy_lab(
     let req = body(req)?;
     let s2 = s.clone();
     let (name, source) = blocking(move || crate::deploy::check(&s2.root, &req)).await?;
-    let lock = s.locks.of(&name);
-    let _held = lock.lock().await;
     let (exe, root) = (s.exe.clone(), s.root.clone());
-    let n = name.clone();
-    blocking(move || crate::deploy::run(&exe, &root, &source, &n)).await?;
-    let view = blocking(move || {
+    let view = locked(&s, name, move |name| {
+        crate::deploy::run(&exe, &root, &source, &name)?;
         let (l, rows) = deployed(&name)?;
         Ok(LabView::deployed(&l, &rows))
     })
@@ -291,9 +300,7 @@ async fn destroy_lab(
 ) -> ApiResult<Json<DestroyResponse>> {
     let name = lab_name(&name)?;
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
-    let lock = s.locks.of(&name);
-    let _held = lock.lock().await;
-    blocking(move || {
+    locked(&s, name, move |name| {
         if lab::inspect::lab(&name).is_none() && !lab::paths::lab_state_dir(&name).exists() {
             return Err(ApiError::new(
                 ErrorCode::NotFound,
@@ -426,9 +433,7 @@ async fn node_action(
                 format!("unknown node action `{action}`; accepted: stop, start, restart"),
             )
         })?;
-    let lock = s.locks.of(&name);
-    let _held = lock.lock().await;
-    blocking(move || {
+    locked(&s, name, move |name| {
         has_node(&name, &node)?;
         Err(ApiError::not_available(&format!(
             "{} of a node",
@@ -539,9 +544,7 @@ async fn link_state(
 ) -> ApiResult<StatusCode> {
     let name = lab_name(&name)?;
     let req = body(req)?;
-    let lock = s.locks.of(&name);
-    let _held = lock.lock().await;
-    blocking(move || {
+    locked(&s, name, move |name| {
         has_endpoint(&name, &req.endpoint)?;
         let state = match req.state {
             LinkState::Up => "up",
@@ -602,9 +605,7 @@ async fn set_impairments(
 ) -> ApiResult<StatusCode> {
     let name = lab_name(&name)?;
     let req = body(req)?;
-    let lock = s.locks.of(&name);
-    let _held = lock.lock().await;
-    blocking(move || {
+    locked(&s, name, move |name| {
         req.impairments.check()?;
         has_endpoint(&name, &req.endpoint)?;
         Err(ApiError::not_available("setting link impairments"))
