@@ -1012,6 +1012,20 @@ fn graph_formats() {
         "{drawio}"
     );
 
+    // As containerlab: `graph --drawio` writes <lab dir>/<lab>.drawio, as `--dot` writes .dot.
+    let clab = dir.0.join("containerlab");
+    std::os::unix::fs::symlink(labwire_bin(), &clab).expect("symlink containerlab");
+    run_ok({
+        let mut c = Command::new(&clab);
+        c.args(["graph", "--drawio", "-t"])
+            .arg(&topo)
+            .current_dir(&dir.0);
+        c
+    });
+    let written = std::fs::read_to_string(dir.0.join("clab-srvgraph/srvgraph.drawio"))
+        .expect("containerlab graph --drawio writes the diagram into the lab directory");
+    assert_eq!(written, drawio);
+
     // html: one self-contained file (no request anywhere), which a browser draws.
     let html_file = dir.0.join("lab.html");
     let b = static_page(&topo, &html_file, 3);
