@@ -4,6 +4,7 @@ pub(crate) mod completion;
 pub(crate) mod console;
 pub(crate) mod deploy;
 pub(crate) mod destroy;
+pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod generate;
 pub(crate) mod graph;
@@ -61,6 +62,9 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Serve the HTTP API (OpenAPI at /openapi.json) and the live lab page
     Serve(serve::ServeArgs),
+    /// Stream a lab's node and link state changes as they happen (waits for the lab to exist and
+    /// follows it across redeploys)
+    Events(events::EventsArgs),
     /// Print the version
     Version,
     /// Print a shell completion script
@@ -212,6 +216,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Events(a) => events::run(a),
         Command::Version => {
             println!("labwire {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
