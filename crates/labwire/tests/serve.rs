@@ -946,10 +946,17 @@ fn graph_formats() {
     let topo = dir.0.join("g.clab.yml");
     std::fs::write(
         &topo,
-        ring_yaml("srvgraph", 3, 6, 171).replace(
-            "n1: {kind: linux}",
-            "n1: {kind: nokia_srlinux, image: \"x\\\"y\"}",
-        ),
+        ring_yaml("srvgraph", 3, 6, 171)
+            .replace(
+                "n1: {kind: linux}",
+                "n1: {kind: nokia_srlinux, image: \"x\\\"y\"}",
+            )
+            // The first link impaired (shown on the page's link).
+            .replacen(
+                "\n      ipv4:",
+                "\n      impairments: {delay: 10ms, rate: 1Mbit}\n      ipv4:",
+                1,
+            ),
     )
     .unwrap();
     let graph = |flag: &str| -> String {
@@ -1031,6 +1038,10 @@ fn graph_formats() {
     let b = static_page(&topo, &html_file, 3);
     let html = std::fs::read_to_string(&html_file).unwrap();
     assert!(html.contains("window.LABWIRE_STATIC = {\"name\":\"srvgraph\""));
+    assert!(
+        html.contains("\"impairments\":[\"n1:eth1 delay=10ms"),
+        "the impairment is in the view"
+    );
     for external in ["src=\"/", "href=\"/", "http://", "https://"] {
         assert!(!html.contains(external), "the file refers to {external}");
     }

@@ -316,7 +316,9 @@
     document.querySelectorAll('#lab-list li').forEach((li) => li.classList.toggle('sel', li.dataset.lab === name));
     if (events) events.close();
     events = new EventSource(withToken('/api/v1/labs/' + encodeURIComponent(name) + '/events'));
-    events.addEventListener('lab', () => { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 150); });
+    const later = () => { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 150); };
+    events.addEventListener('lab', later);
+    events.addEventListener('record', later);
     refresh();
   }
   async function loadLabs() {

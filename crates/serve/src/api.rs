@@ -613,8 +613,10 @@ async fn set_impairments(
     .await
 }
 
-/// The lab's changes as they happen, as Server-Sent Events (one `LabEvent` as JSON per event).
-/// The stream stays open while the lab is not deployed (it reports the deploy when it comes).
+/// The lab's changes as they happen, as Server-Sent Events: `lab` events carry a `LabEvent` (node
+/// states as inspect sees them), `record` events a line of the lab's own event file unchanged
+/// (`labwire events --format json`: node restarts, links down/up, impairments). The stream stays
+/// open while the lab is not deployed (it reports the deploy when it comes).
 #[utoipa::path(get, path = "/api/v1/labs/{lab}/events", tag = "labs",
     params(("lab" = String, Path, description = "Lab name")),
     responses(

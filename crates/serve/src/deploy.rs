@@ -96,7 +96,7 @@ pub fn check(root: &Path, req: &DeployRequest) -> ApiResult<(String, Checked)> {
         return Err(ApiError::new(ErrorCode::Forbidden, refusals.join("\n")));
     }
     let checked = Checked {
-        text: source.path.is_none().then(|| source.text.clone()),
+        text: source.path.is_none().then(|| source.text.to_string()),
         file: source.path.clone(),
         reconfigure: req.reconfigure,
     };

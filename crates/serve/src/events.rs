@@ -1,6 +1,9 @@
 //! A lab's changes as Server-Sent Events, and the in-process locks that serialise the API's
-//! requests on one lab. Changes are found by comparing the lab's inspect rows once a second
-//! (deployed or destroyed, nodes added or removed, a node's state); each difference is one event.
+//! requests on one lab. Two sources, checked once a second: the lab's inspect rows (deployed or
+//! destroyed, nodes added or removed, a node's state — also what no labwire command reports, such
+//! as a node that crashed), sent as `lab` events; and the lab's own event file (`lab::events`:
+//! restarts, links down/up, impairments, as the commands that make them record them), each record
+//! sent unchanged as a `record` event.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -95,10 +98,13 @@ fn differences(lab: &str, old: &Snapshot, new: &Snapshot) -> Vec<LabEvent> {
 
 /// The event stream of `lab`; it ends when the client goes away.
 pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<LabEvent>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let name = lab.clone();
-        let Ok(mut last) = tokio::task::spawn_blocking(move || snapshot(&name)).await else {
+        let start = tokio::task::spawn_blocking(move || {
+            (snapshot(&name), lab::events::Follower::new(&name, false))
+        });
+        let Ok((mut last, mut follower)) = start.await else {
             return;
         };
         loop {
@@ -107,10 +113,23 @@ pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
                 return;
             }
             let name = lab.clone();
-            let Ok(now) = tokio::task::spawn_blocking(move || snapshot(&name)).await else {
+            let tick = tokio::task::spawn_blocking(move || {
+                let records = follower.poll();
+                (snapshot(&name), records, follower)
+            });
+            let Ok((now, records, f)) = tick.await else {
                 return;
             };
-            for e in differences(&lab, &last, &now) {
+            follower = f;
+            let diffs = differences(&lab, &last, &now).into_iter().map(|e| {
+                Event::default()
+                    .event("lab")
+                    .data(serde_json::to_string(&e).unwrap_or_default())
+            });
+            let records = records
+                .into_iter()
+                .map(|line| Event::default().event("record").data(line));
+            for e in diffs.chain(records) {
                 if tx.send(e).await.is_err() {
                     return;
                 }
@@ -120,8 +139,7 @@ pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
     });
     let events = futures_util::stream::unfold(rx, |mut rx| async move {
         let e = rx.recv().await?;
-        let data = serde_json::to_string(&e).unwrap_or_default();
-        Some((Ok(Event::default().event("lab").data(data)), rx))
+        Some((Ok(e), rx))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
 }

@@ -82,6 +82,14 @@ pub fn far_end(l: &Link) -> (String, String) {
     }
 }
 
+/// Each end's impairment (as the topology declares it): `node:iface delay=100ms loss=20%`.
+fn impairments(l: &Link) -> Vec<String> {
+    l.endpoints()
+        .filter(|ep| ep.impairment != topology::Impairment::default())
+        .map(|ep| format!("{}:{} {}", ep.node, ep.written(), ep.impairment.describe()))
+        .collect()
+}
+
 impl LabView {
     /// The lab as its topology describes it, nothing deployed.
     pub fn planned(lab: &Lab) -> LabView {
@@ -146,7 +154,7 @@ impl LabView {
                     },
                     state: link_state.to_string(),
                     mtu: l.mtu,
-                    impairments: Vec::new(),
+                    impairments: impairments(l),
                 }
             })
             .collect();
