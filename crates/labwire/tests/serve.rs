@@ -2,7 +2,7 @@
 //! inspect → exec → destroy on native nodes, labs in parallel), the token and the allowed
 //! directory refused with the right status codes, the OpenAPI document validated
 //! (`openapi-spec-validator`) and fuzzed (`schemathesis`, from a virtualenv under
-//! /var/cache/labwire-tests/), the page in real headless Chromium through chromedriver (a lab's
+//! /var/cache/labwire-tests/), the page in real headless Chromium through chromedriver, behind a token (a lab's
 //! nodes drawn, a node's state change shown live, a terminal running `ip -br addr`), and every
 //! format of `labwire graph` (dot rendered by Graphviz).
 //!
@@ -861,14 +861,25 @@ fn node_on_page(b: &Browser, name: &str) -> Value {
 fn serve_page_in_chromium() {
     let dir = Scratch::new("page");
     let _g = dir.guard("srvweb");
-    let s = Server::start(&dir.0, &dir.state(), &[]);
+    // With a token: the page sends it on its requests, its event stream and its terminal.
+    let token_file = dir.0.join("token");
+    let mut s = Server::start(
+        &dir.0,
+        &dir.state(),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    s.token = Some(token.clone());
     let r = s.post(
         "/api/v1/labs",
         &json!({"topology": ring_yaml("srvweb", 4, 5, 175)}),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let b = Browser::start();
-    b.open(&format!("{}/?lab=srvweb", s.base));
+    b.open(&format!("{}/?lab=srvweb#token={token}", s.base));
 
     // Every node drawn, running (green), and every link.
     b.wait_for("four running nodes", "return window.labwire.nodes().filter(n => n.state === 'running' && n.color === '#16a34a').length === 4");
