@@ -310,6 +310,30 @@ fn serve_api_deploy_inspect_exec_destroy() {
         (Some("n2"), Some("eth2"))
     );
 
+    // A link's state is read live: one end down is the link down.
+    ip(&["-n", "clab-srvapi1-n2", "link", "set", "eth2", "down"]);
+    let states: Vec<(String, String)> = s.get("/api/v1/labs/srvapi1").body["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_str().unwrap().to_string(),
+                l["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect = |id: &str, st: &str| (id.to_string(), st.to_string());
+    assert_eq!(
+        states,
+        [
+            expect("n1:eth1", "down"),
+            expect("n2:eth1", "up"),
+            expect("n3:eth1", "up")
+        ]
+    );
+    ip(&["-n", "clab-srvapi1-n2", "link", "set", "eth2", "up"]);
+
     // exec: JSON results per node; the node has the link's address, and pings across it.
     let ex = s.post(
         "/api/v1/labs/srvapi1/exec",

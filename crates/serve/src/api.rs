@@ -166,6 +166,13 @@ fn deployed(name: &str) -> ApiResult<(topology::Lab, Vec<lab::inspect::Row>)> {
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("lab {name} is not deployed")))
 }
 
+/// The deployed lab `name` as the page draws it, links' states read live.
+fn view_of(name: &str) -> ApiResult<LabView> {
+    let (l, rows) = deployed(name)?;
+    let live = lab::inspect::live_interfaces(name, &[]).map_err(ApiError::from)?;
+    Ok(LabView::deployed(&l, &rows, &live))
+}
+
 /// One deployed lab in the list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LabSummary {
@@ -240,8 +247,7 @@ async fn deploy_lab(
     let (exe, root) = (s.exe.clone(), s.root.clone());
     let view = locked(&s, name, move |name| {
         crate::deploy::run(&exe, &root, &source, &name)?;
-        let (l, rows) = deployed(&name)?;
-        Ok(LabView::deployed(&l, &rows))
+        view_of(&name)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -258,11 +264,7 @@ async fn deploy_lab(
     ))]
 async fn inspect_lab(Path(name): Path<String>) -> ApiResult<Json<LabView>> {
     let name = lab_name(&name)?;
-    blocking(move || {
-        let (l, rows) = deployed(&name)?;
-        Ok(Json(LabView::deployed(&l, &rows)))
-    })
-    .await
+    blocking(move || view_of(&name).map(Json)).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

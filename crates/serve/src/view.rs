@@ -96,9 +96,29 @@ impl LabView {
         LabView::build(lab, "planned", None)
     }
 
-    /// The deployed lab, each node's state from its inspect row.
-    pub fn deployed(lab: &Lab, rows: &[lab::inspect::Row]) -> LabView {
-        LabView::build(lab, "deployed", Some(rows))
+    /// The deployed lab, each node's state from its inspect row, each link's from its ends'
+    /// interfaces as they are now (`live`, from the nodes' namespaces): `up` when every end in a
+    /// node is operationally up, else `down`.
+    pub fn deployed(
+        lab: &Lab,
+        rows: &[lab::inspect::Row],
+        live: &[lab::inspect::NodeInterfaces],
+    ) -> LabView {
+        let mut view = LabView::build(lab, "deployed", Some(rows));
+        let up = |node: &str, iface: &str| {
+            lab.node(node).is_none_or(|n| {
+                live.iter()
+                    .find(|l| l.name == n.long_name)
+                    .and_then(|l| l.interfaces.iter().find(|i| i.name == iface))
+                    .is_some_and(|i| i.state == "up")
+            })
+        };
+        for (v, l) in view.links.iter_mut().zip(&lab.links) {
+            if !l.endpoints().all(|ep| up(&ep.node, &ep.iface)) {
+                v.state = "down".into();
+            }
+        }
+        view
     }
 
     fn build(lab: &Lab, state: &str, rows: Option<&[lab::inspect::Row]>) -> LabView {
