@@ -8,7 +8,7 @@
 //!
 //! Each server runs with a state directory of its own (`LABWIRE_STATE_DIR`), so it sees only the
 //! labs of its test: the fuzzer can never reach another lab on the host. Lab names start with
-//! `srv`, link subnets are in 10.171.0.0/16, management subnets 172.30.171–175.0/24.
+//! `srv`, link subnets are in 10.171.0.0/16, management subnets in 172.30.171.0–172.30.175.255, each lab its own.
 //! Screenshots go to `target/serve-screenshots/`.
 
 mod common;
@@ -205,10 +205,10 @@ impl Drop for Scratch {
 }
 
 /// A ring of `nodes` linux nodes (n1 … nN, eth1 → next node's eth2) with addresses 10.171.<m>.x
-/// on each link; management network `srv<m>` on 172.30.<mgmt>.0/24.
-fn ring_yaml(name: &str, nodes: usize, m: u8, mgmt: u8) -> String {
+/// on each link; management network `<name>` on `mgmt` (IPv4) and fd00:171:<m>::/64.
+fn ring_yaml(name: &str, nodes: usize, m: u8, mgmt: &str) -> String {
     let mut y = format!(
-        "name: {name}\nmgmt:\n  network: {name}\n  bridge: br-{name}\n  ipv4-subnet: 172.30.{mgmt}.0/24\n  ipv6-subnet: fd00:171:{mgmt}::/64\ntopology:\n  nodes:\n"
+        "name: {name}\nmgmt:\n  network: {name}\n  bridge: br-{name}\n  ipv4-subnet: {mgmt}\n  ipv6-subnet: fd00:171:{m}::/64\ntopology:\n  nodes:\n"
     );
     for i in 1..=nodes {
         y.push_str(&format!("    n{i}: {{kind: linux}}\n"));
@@ -231,7 +231,11 @@ fn serve_api_deploy_inspect_exec_destroy() {
     let dir = Scratch::new("api");
     let _g1 = dir.guard("srvapi1");
     let _g2 = dir.guard("srvapi2");
-    std::fs::write(dir.0.join("one.clab.yml"), ring_yaml("srvapi1", 3, 1, 171)).unwrap();
+    std::fs::write(
+        dir.0.join("one.clab.yml"),
+        ring_yaml("srvapi1", 3, 1, "172.30.171.0/24"),
+    )
+    .unwrap();
     let s = Server::start(&dir.0, &dir.state(), &[]);
 
     // Two labs deployed at once, one from a file on the server, one from the request body: both
@@ -241,7 +245,7 @@ fn serve_api_deploy_inspect_exec_destroy() {
         let b = sc.spawn(|| {
             s.post(
                 "/api/v1/labs",
-                &json!({"topology": ring_yaml("srvapi2", 2, 2, 172)}),
+                &json!({"topology": ring_yaml("srvapi2", 2, 2, "172.30.172.0/24")}),
             )
         });
         (a.join().unwrap(), b.join().unwrap())
@@ -265,7 +269,7 @@ fn serve_api_deploy_inspect_exec_destroy() {
     // the other then finds it deployed.
     std::fs::write(
         dir.0.join("three.clab.yml"),
-        ring_yaml("srvapi3", 2, 3, 173),
+        ring_yaml("srvapi3", 2, 7, "172.30.174.128/25"),
     )
     .unwrap();
     let _g3 = dir.guard("srvapi3");
@@ -461,7 +465,7 @@ fn serve_refuses_without_token_and_outside_root() {
     let outside = Scratch::new("guard-outside");
     std::fs::write(
         outside.0.join("topo.clab.yml"),
-        ring_yaml("srvguard", 2, 3, 173),
+        ring_yaml("srvguard", 2, 3, "172.30.173.0/24"),
     )
     .unwrap();
     std::fs::write(outside.0.join("env"), "A=1\n").unwrap();
@@ -541,6 +545,8 @@ fn serve_refuses_without_token_and_outside_root() {
     let cases = [
         ("binds", base("      binds: [\"/etc/shadow:/mnt/shadow:ro\"]\n")),
         ("relative binds", base("      binds: [\"../../../etc:/mnt/etc\"]\n")),
+        // A variable the deploy would expand must be checked expanded.
+        ("variable in binds", base("      binds: [\"${PATH}:/mnt/p\"]\n")),
         ("env-files", base(&format!("      env-files: [\"{outside_dir}/env\"]\n"))),
         ("startup-config", base("      startup-config: /etc/passwd\n")),
         ("kernel", base("      kernel: /boot/vmlinuz\n      runtime: vm\n      image: x\n")),
@@ -691,7 +697,7 @@ fn serve_openapi_validates_and_survives_fuzzing() {
     // A lab for the fuzzer to find (it lists labs and follows them).
     let r = s.post(
         "/api/v1/labs",
-        &json!({"topology": ring_yaml("srvfuzz", 2, 4, 174)}),
+        &json!({"topology": ring_yaml("srvfuzz", 2, 4, "172.30.174.0/25")}),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     // The event stream never ends: it is tested by the browser test instead.
@@ -901,7 +907,7 @@ fn serve_page_in_chromium() {
     s.token = Some(token.clone());
     let r = s.post(
         "/api/v1/labs",
-        &json!({"topology": ring_yaml("srvweb", 4, 5, 175)}),
+        &json!({"topology": ring_yaml("srvweb", 4, 5, "172.30.175.0/24")}),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let b = Browser::start();
@@ -983,7 +989,7 @@ fn graph_formats() {
     let topo = dir.0.join("g.clab.yml");
     std::fs::write(
         &topo,
-        ring_yaml("srvgraph", 3, 6, 171)
+        ring_yaml("srvgraph", 3, 6, "172.30.171.0/24")
             .replace(
                 "n1: {kind: linux}",
                 "n1: {kind: nokia_srlinux, image: \"x\\\"y\"}",

@@ -75,10 +75,12 @@ pub fn check(root: &Path, req: &DeployRequest) -> ApiResult<(String, Checked)> {
         }
         topology::read_env_file(p)
     };
-    // Variables of the server's own environment are not the client's to read.
-    let no_env = |_: &str| None;
+    // The variables the child deploy will see, and no others: the check must read the topology
+    // as the deploy will (a `${VAR}` expanded only by the deploy would escape the check).
+    let vars = child_env();
+    let lookup = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let opts = topology::Options {
-        env: &no_env,
+        env: &lookup,
         runtime: None,
         read_file: &read_file,
     };
@@ -101,6 +103,17 @@ pub fn check(root: &Path, req: &DeployRequest) -> ApiResult<(String, Checked)> {
         reconfigure: req.reconfigure,
     };
     Ok((lab.name, checked))
+}
+
+/// The environment of a child deploy: labwire's own settings and the engines', nothing else of
+/// the server's (its variables are not an API client's to read into a topology).
+fn child_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("LABWIRE_")
+                || ["PATH", "DOCKER_HOST", "DOCKER_CONFIG"].contains(&k.as_str())
+        })
+        .collect()
 }
 
 /// Deploy as `labwire deploy` does, in a child; its error when it fails (it rolled back).
