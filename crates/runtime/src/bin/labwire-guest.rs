@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, Read as _};
+use std::io;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -96,6 +96,7 @@ fn boot() -> Result<()> {
         fs::create_dir_all(&dir).map_err(|e| format!("create {dir}: {e}"))?;
         mount(&dev, &dir, "ext4", libc::MS_RDONLY, "")?;
     }
+    load_kernel_modules(&cfg.kernel_modules)?;
     let _ = fs::create_dir_all("/run");
     mount(
         "tmpfs",
@@ -173,6 +174,37 @@ fn load_module(path: &str) -> Result<()> {
         if e.raw_os_error() != Some(libc::EEXIST) {
             return Err(format!("load module {path}: {e}"));
         }
+    }
+    Ok(())
+}
+
+/// Load the node's `kernel-modules` with the image's modprobe (it resolves their dependencies
+/// from the modules disk's index).
+fn load_kernel_modules(modules: &[String]) -> Result<()> {
+    if modules.is_empty() {
+        return Ok(());
+    }
+    let modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe", "/bin/modprobe"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| {
+            format!(
+                "kernel-modules {}: the image has no modprobe (/usr/sbin, /sbin, /bin; Debian's package kmod)",
+                modules.join(", ")
+            )
+        })?;
+    let out = Command::new(modprobe)
+        .arg("-a")
+        .args(modules)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {modprobe}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "modprobe -a {}: {}",
+            modules.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(())
 }
@@ -473,9 +505,9 @@ fn run_command(cfg: &GuestConfig) -> Result<()> {
             log(&format!("start {prog}: {e}"));
         }
     }
-    // Keep the console quiet and reap whatever ends.
-    let mut sink = [0u8; 1];
-    let _ = io::stdin().read(&mut sink[..0]);
+    // Reap whatever ends: daemons that fork into the background (FRR's, sshd) are reparented
+    // here, and a service script that stops one waits until its PID is gone, which a zombie never
+    // is. (Nothing may block before this loop: a read of the console would never return.)
     loop {
         let mut status = 0;
         // SAFETY: waits for any child; status is a valid out-pointer.

@@ -66,6 +66,10 @@ pub struct GuestConfig {
     pub kernel_release: String,
     /// Whether a modules disk is attached.
     pub modules_disk: bool,
+    /// Modules the node names in `kernel-modules`, loaded with the image's `modprobe` once the
+    /// modules disk is mounted.
+    #[serde(default)]
+    pub kernel_modules: Vec<String>,
     /// The node's sysctls, applied in the guest once its NICs are named.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
@@ -402,6 +406,7 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         hosts: crate::node::hosts_file(spec.node),
         kernel_release: spec.kernel.version.clone(),
         modules_disk: spec.modules_disk.is_some(),
+        kernel_modules: spec.node.kernel_modules.clone(),
         sysctls: spec
             .node
             .sysctls

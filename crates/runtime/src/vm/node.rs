@@ -69,7 +69,9 @@ impl Backend for Vm {
     }
 
     fn preflight(&self, lab: &Lab, nodes: &[&Node]) -> Vec<String> {
-        let mut problems = crate::native::Native.preflight(lab, nodes);
+        // Not the native runtime's checks: a VM node's `kernel-modules` are its own kernel's.
+        let mut problems = Vec::new();
+        let mut scanned = std::collections::HashMap::new();
         for n in nodes {
             match super::vmm::of(n) {
                 Ok(vmm) => problems.extend(vmm.preflight(n)),
@@ -109,6 +111,26 @@ impl Backend for Vm {
                                 n.name,
                                 missing_modules(&kernel, &tried)
                             ));
+                        }
+                        Ok(kernel) if !n.kernel_modules.is_empty() => {
+                            let dir = kernel.modules.unwrap_or_default();
+                            // Indexed once per module tree: every node of a lab shares a kernel.
+                            let index = scanned
+                                .entry(dir.clone())
+                                .or_insert_with(|| image::kernel::Modules::scan(&dir).ok());
+                            for m in &n.kernel_modules {
+                                let has = index
+                                    .as_ref()
+                                    .is_some_and(|i| i.file(m).is_some() || i.is_builtin(m));
+                                if !has {
+                                    problems.push(format!(
+                                        "node {}: kernel module `{m}` (kernel-modules) is neither a module file under {} nor built into kernel {}",
+                                        n.name,
+                                        dir.display(),
+                                        kernel.version
+                                    ));
+                                }
+                            }
                         }
                         Ok(_) => {}
                     }
