@@ -16,6 +16,7 @@ mod disk;
 mod error;
 mod import;
 pub mod kernel;
+mod vmlinux;
 mod lock;
 mod oci;
 mod pull;

@@ -77,9 +77,12 @@ df_filter() {
 case $node in
 leaf*)
     install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
+    # watchfrr starts the daemons itself and kills a start that takes over 20 s, which several
+    # guests emulated (TCG) on a busy host can take: give it two minutes.
+    echo 'watchfrr_options="--restart-timeout 120"' >>/etc/frr/daemons
     /usr/lib/frr/frrinit.sh start
-    # On a slow host watchfrr may find a daemon not yet listening and restart it, which then
-    # runs without the configuration frrinit.sh had loaded: load it again until bgpd has it.
+    # Should a start still have been cut short, its daemons run without the configuration:
+    # load it again until bgpd has it.
     for _ in $(seq 60); do
         vtysh -c 'show running-config' 2>/dev/null | grep -q '^router bgp' && break
         sleep 2

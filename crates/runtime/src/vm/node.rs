@@ -300,7 +300,7 @@ fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> R
             .clone()
             .unwrap_or_else(|| format!("image:{}", img.id));
         if !kernels.contains_key(&key) {
-            let kernel = resolve_kernel(d.lab, n, img, &store)?;
+            let mut kernel = resolve_kernel(d.lab, n, img, &store)?;
             let accel = *accel.get_or_insert_with(|| {
                 let accel = accel_cached(&d.dirs.locks, &kernel.image);
                 if accel == Accel::Tcg {
@@ -308,6 +308,17 @@ fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> R
                 }
                 accel
             });
+            // Under TCG a guest decompressing its own bzImage spends seconds in emulated xz:
+            // boot the ELF inside it instead, decompressed once on the host (PVH entry). Under
+            // KVM the bzImage is kept, as the probe booted it.
+            if accel == Accel::Tcg {
+                if let Some(elf) = store
+                    .pvh_kernel(&kernel)
+                    .map_err(image_err(format!("node {}: decompress the kernel", n.name)))?
+                {
+                    kernel.image = elf;
+                }
+            }
             let modules = match &kernel.modules {
                 Some(dir) => Some(
                     image::Modules::scan(dir)
