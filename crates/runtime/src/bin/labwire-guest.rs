@@ -137,6 +137,20 @@ fn boot() -> Result<()> {
         libc::MS_NOSUID | libc::MS_NODEV,
         "",
     );
+    // The node's directory binds, shared by the VMM over virtio 9p (after /run's tmpfs, which
+    // would hide one made under it).
+    for share in &cfg.shares {
+        fs::create_dir_all(&share.target)
+            .map_err(|e| format!("create {}: {e}", share.target))?;
+        let flags = if share.read_only { libc::MS_RDONLY } else { 0 };
+        mount(
+            &share.tag,
+            &share.target,
+            "9p",
+            flags,
+            "trans=virtio,version=9p2000.L,msize=262144",
+        )?;
+    }
     set_hostname(&cfg.hostname)?;
     write_file(
         "/etc/hostname",

@@ -112,20 +112,21 @@ impl Backend for Vm {
                                 missing_modules(&kernel, &tried)
                             ));
                         }
-                        Ok(kernel) if !n.kernel_modules.is_empty() => {
+                        Ok(kernel) if !super::guest_modules(n).is_empty() => {
                             let dir = kernel.modules.unwrap_or_default();
                             // Indexed once per module tree: every node of a lab shares a kernel.
                             let index = scanned
                                 .entry(dir.clone())
                                 .or_insert_with(|| image::kernel::Modules::scan(&dir).ok());
-                            for m in &n.kernel_modules {
+                            for m in super::guest_modules(n) {
                                 let has = index
                                     .as_ref()
-                                    .is_some_and(|i| i.file(m).is_some() || i.is_builtin(m));
+                                    .is_some_and(|i| i.file(&m).is_some() || i.is_builtin(&m));
                                 if !has {
                                     problems.push(format!(
-                                        "node {}: kernel module `{m}` (kernel-modules) is neither a module file under {} nor built into kernel {}",
+                                        "node {}: kernel module `{m}` ({}) is neither a module file under {} nor built into kernel {}",
                                         n.name,
+                                        if n.kernel_modules.contains(&m) { "kernel-modules" } else { "for its directory binds" },
                                         dir.display(),
                                         kernel.version
                                     ));
@@ -134,15 +135,6 @@ impl Backend for Vm {
                         }
                         Ok(_) => {}
                     }
-                }
-            }
-            for b in &n.binds {
-                if b.source.is_dir() {
-                    problems.push(format!(
-                        "node {}: bind {}: a VM node gets files copied into its disk, not directories",
-                        n.name,
-                        b.source.display()
-                    ));
                 }
             }
         }
