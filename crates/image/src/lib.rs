@@ -16,13 +16,13 @@ mod disk;
 mod error;
 mod import;
 pub mod kernel;
-mod vmlinux;
 mod lock;
 mod oci;
 mod pull;
 mod reference;
 mod store;
 mod unpack;
+mod vmlinux;
 
 pub use disk::{find_tool, merge_layers, ROOT_HEADROOM};
 pub use error::{Error, Result};

@@ -132,7 +132,10 @@ fn xz_with_tool(p: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether a 64-bit little-endian ELF carries the Xen PVH entry note QEMU boots it by.
 fn has_pvh_entry(elf: &[u8]) -> bool {
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u16_at = |o: usize| {
+        elf.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
     let u32_at = |o: usize| {
         elf.get(o..o + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -166,7 +169,9 @@ fn has_pvh_entry(elf: &[u8]) -> bool {
             else {
                 return false;
             };
-            let name = elf.get(at + 12..at + 12 + namesz as usize).unwrap_or_default();
+            let name = elf
+                .get(at + 12..at + 12 + namesz as usize)
+                .unwrap_or_default();
             if kind == XEN_ELFNOTE_PHYS32_ENTRY && name.starts_with(b"Xen") {
                 return true;
             }
@@ -210,9 +215,15 @@ mod tests {
 
     #[test]
     fn the_pvh_note_is_found_and_only_it() {
-        assert!(has_pvh_entry(&elf_with_note(b"Xen\0", XEN_ELFNOTE_PHYS32_ENTRY)));
+        assert!(has_pvh_entry(&elf_with_note(
+            b"Xen\0",
+            XEN_ELFNOTE_PHYS32_ENTRY
+        )));
         assert!(!has_pvh_entry(&elf_with_note(b"Xen\0", 6)));
-        assert!(!has_pvh_entry(&elf_with_note(b"GNU\0", XEN_ELFNOTE_PHYS32_ENTRY)));
+        assert!(!has_pvh_entry(&elf_with_note(
+            b"GNU\0",
+            XEN_ELFNOTE_PHYS32_ENTRY
+        )));
         assert!(!has_pvh_entry(b"\x7fELF"));
     }
 

@@ -123,7 +123,10 @@ fn es_of(lab: &TestLab, leaf: &str) -> Result<(Vec<String>, Vec<String>), String
             })
             .collect()
     };
-    Ok((strings(&es["flags"], None), strings(&es["vteps"], Some("vtep"))))
+    Ok((
+        strings(&es["flags"], None),
+        strings(&es["vteps"], Some("vtep")),
+    ))
 }
 
 /// The segment as it should be once converged with both leaves on it: local and remote on
@@ -142,7 +145,9 @@ fn segment_converged(lab: &TestLab, up: &[&str]) -> Result<String, String> {
         }
     }
     if df.len() != 1 {
-        return Err(format!("designated forwarders among {up:?}: {df:?} (want one)"));
+        return Err(format!(
+            "designated forwarders among {up:?}: {df:?} (want one)"
+        ));
     }
     let (flags, mut vteps) = es_of(lab, "leaf03")?;
     vteps.sort();
@@ -308,11 +313,12 @@ fn vmf_dual_homed_on_native_nodes_is_refused() {
          this host's kernel has bonding or can load it"
     );
     let lab_name = "vmf-mhn";
-    let yaml = example_yaml(lab_name, "172.30.182.0/24", "fd00:182::/64").replace(
-        "    runtime: vm\n",
-        "    runtime: native\n",
+    let yaml = example_yaml(lab_name, "172.30.182.0/24", "fd00:182::/64")
+        .replace("    runtime: vm\n", "    runtime: native\n");
+    assert!(
+        yaml.contains("runtime: native"),
+        "the example has no `runtime: vm` default"
     );
-    assert!(yaml.contains("runtime: native"), "the example has no `runtime: vm` default");
     ensure_image();
     let mut lab = TestLab::with_file(
         "vmfmhn",
@@ -327,8 +333,16 @@ fn vmf_dual_homed_on_native_nodes_is_refused() {
     let before = host_link_names();
     let t = Instant::now();
     let out = lab.try_deploy();
-    assert!(!out.status.success(), "deploy succeeded: {}", describe(&out));
-    assert!(t.elapsed() < Duration::from_secs(5), "refused after {:?}", t.elapsed());
+    assert!(
+        !out.status.success(),
+        "deploy succeeded: {}",
+        describe(&out)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "refused after {:?}",
+        t.elapsed()
+    );
     let err = text(&out.stderr);
     for want in [
         "nodes leaf01, leaf02, leaf03, server01, server03: kernel module `bonding` (kernel-modules) is missing from the host's kernel",
@@ -337,6 +351,10 @@ fn vmf_dual_homed_on_native_nodes_is_refused() {
     ] {
         assert!(err.contains(want), "no `{want}` in the refusal:\n{err}");
     }
-    assert_eq!(host_link_names(), before, "the refused deploy touched the host's links");
+    assert_eq!(
+        host_link_names(),
+        before,
+        "the refused deploy touched the host's links"
+    );
     assert!(!lab.state_dir().exists(), "a state directory was made");
 }

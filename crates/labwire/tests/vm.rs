@@ -24,8 +24,12 @@
 //! - `vk_kernel_without_modules_is_refused_at_once`: a kernel with no modules where labwire looks
 //!   is refused in under 2 s, naming the release and every path tried, and nothing is made.
 //!
+//! - `vmf_guest_features_binds_sysctls_exec_healthcheck`: directory binds shared over virtio 9p
+//!   (written both ways, `:ro` refused a write), a file bind, sysctls (a non-namespaced one too),
+//!   startup-config, exec and a healthcheck that deploy waits for and inspect reports.
+//!
 //! Runs as root. Labs `lwt-vm1`, `lwt-vm2`, `lwt-vm3` on 172.31.211-213.0/24; `vk-612`,
-//! `vk-nomod`, `vk-lacp` on 172.31.181-183.0/24.
+//! `vk-nomod`, `vk-lacp` on 172.31.181-183.0/24; `vmf-feat` on 172.30.184.0/24.
 
 mod common;
 
@@ -732,7 +736,10 @@ fn vmf_guest_features_binds_sysctls_exec_healthcheck() {
         "from the guest\n",
         "a file the guest wrote into the rw bind is not on the host"
     );
-    assert_eq!(lab.exec_ok("r1", "cat /mnt/ro/setting"), "read-only setting\n");
+    assert_eq!(
+        lab.exec_ok("r1", "cat /mnt/ro/setting"),
+        "read-only setting\n"
+    );
     let out = lab.exec("r1", "touch /mnt/ro/nope");
     assert!(
         !out.status.success() && text(&out.stderr).contains("Read-only file system"),
@@ -752,13 +759,22 @@ fn vmf_guest_features_binds_sysctls_exec_healthcheck() {
         "hostname r1\n"
     );
     assert_eq!(
-        lab.exec_ok("r1", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/vm/swappiness"),
+        lab.exec_ok(
+            "r1",
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/vm/swappiness"
+        ),
         "1\n13\n"
     );
     // exec ran (after the binds were there), and the healthcheck passes in inspect.
-    assert_eq!(lab.exec_ok("r1", "cat /tmp/exec-mark"), "read-only setting\n");
+    assert_eq!(
+        lab.exec_ok("r1", "cat /tmp/exec-mark"),
+        "read-only setting\n"
+    );
     let v = lab.inspect_json();
-    let status = v[name][0]["status"].as_str().unwrap_or_default().to_string();
+    let status = v[name][0]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(status.ends_with("(healthy)"), "inspect status: {v}");
 
     let out = lab.destroy(false);

@@ -591,7 +591,9 @@ fn link_speed_takes_mbits_or_a_unit_and_names_a_bad_one() {
 #[test]
 fn kernel_modules_are_module_names_merged_across_levels() {
     let text = "name: t\ntopology:\n  defaults:\n    kernel-modules: [bonding]\n  nodes:\n    a:\n      kind: linux\n      kernel-modules: [vxlan, bonding, 8021q]\n";
-    let lab = run(text).unwrap_or_else(|d| panic!("{}", d.render(false))).lab;
+    let lab = run(text)
+        .unwrap_or_else(|d| panic!("{}", d.render(false)))
+        .lab;
     let a = lab.nodes.iter().find(|n| n.name == "a").unwrap();
     let mut got = a.kernel_modules.clone();
     got.sort();
@@ -602,5 +604,8 @@ fn kernel_modules_are_module_names_merged_across_levels() {
         33,
         &["kernel module `../x` of node a is not a module name"],
     );
-    assert!(e.contains("help: a module's name as modprobe takes it"), "{e}");
+    assert!(
+        e.contains("help: a module's name as modprobe takes it"),
+        "{e}"
+    );
 }

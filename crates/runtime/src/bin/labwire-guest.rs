@@ -140,8 +140,7 @@ fn boot() -> Result<()> {
     // The node's directory binds, shared by the VMM over virtio 9p (after /run's tmpfs, which
     // would hide one made under it).
     for share in &cfg.shares {
-        fs::create_dir_all(&share.target)
-            .map_err(|e| format!("create {}: {e}", share.target))?;
+        fs::create_dir_all(&share.target).map_err(|e| format!("create {}: {e}", share.target))?;
         let flags = if share.read_only { libc::MS_RDONLY } else { 0 };
         mount(
             &share.tag,
