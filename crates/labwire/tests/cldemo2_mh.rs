@@ -50,19 +50,21 @@ fn example_yaml(lab: &str, v4: &str, v6: &str) -> String {
     out
 }
 
-fn copy_example(into: &Path) {
-    let src = repo_root().join("examples/cldemo2/mh");
-    for f in [
-        "start.sh",
-        "leaf01/frr.conf",
-        "leaf02/frr.conf",
-        "leaf03/frr.conf",
-    ] {
-        let to = into.join(f);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(src.join(f), &to)
-            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.join(f).display(), to.display()));
-    }
+/// The example as lab `name` in its own temp dir, with its files and the test image store.
+fn mh_lab(test: &str, name: &str, yaml: &str) -> TestLab {
+    let mut lab = TestLab::with_file(test, name, name, &NODES, "cldemo2-mh.clab.yml", yaml);
+    lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
+    common::open_nos::copy_example(
+        "examples/cldemo2/mh",
+        &[
+            "start.sh",
+            "leaf01/frr.conf",
+            "leaf02/frr.conf",
+            "leaf03/frr.conf",
+        ],
+        &lab.dir,
+    );
+    lab
 }
 
 /// A field of `/proc/net/bonding/<bond>` (every line starting with `name`, trimmed).
@@ -179,18 +181,9 @@ fn vmf_dual_homed_evpn_mh_on_vms() {
     let kernel = debian_kernel();
     let lab_name = "vmf-mh";
     let yaml = example_yaml(lab_name, "172.30.181.0/24", "fd00:181::/64");
-    let mut lab = TestLab::with_file(
-        "vmfmh",
-        lab_name,
-        lab_name,
-        &NODES,
-        "cldemo2-mh.clab.yml",
-        &yaml,
-    );
-    lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
+    let mut lab = mh_lab("vmfmh", lab_name, &yaml);
     lab.env
         .push(("LABWIRE_KERNEL".into(), kernel.display().to_string()));
-    copy_example(&lab.dir);
     let console = |node: &str| {
         let log = std::fs::read_to_string(lab.lab_dir().join(node).join("console.log"))
             .unwrap_or_default();
@@ -320,16 +313,7 @@ fn vmf_dual_homed_on_native_nodes_is_refused() {
         "the example has no `runtime: vm` default"
     );
     ensure_image();
-    let mut lab = TestLab::with_file(
-        "vmfmhn",
-        lab_name,
-        lab_name,
-        &NODES,
-        "cldemo2-mh.clab.yml",
-        &yaml,
-    );
-    lab.env.push(("LABWIRE_IMAGE_DIR".into(), IMAGE_DIR.into()));
-    copy_example(&lab.dir);
+    let lab = mh_lab("vmfmhn", lab_name, &yaml);
     let before = host_link_names();
     let t = Instant::now();
     let out = lab.try_deploy();
