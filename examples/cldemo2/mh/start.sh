@@ -79,7 +79,8 @@ leaf*)
     install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
     # watchfrr starts the daemons itself and kills a start that takes over 20 s, which several
     # guests emulated (TCG) on a busy host can take: give it two minutes.
-    echo 'watchfrr_options="--restart-timeout 120"' >>/etc/frr/daemons
+    grep -q '^watchfrr_options=' /etc/frr/daemons \
+        || echo 'watchfrr_options="--restart-timeout 120"' >>/etc/frr/daemons
     /usr/lib/frr/frrinit.sh start
     # Should a start still have been cut short, its daemons run without the configuration:
     # load it again until bgpd has it.
