@@ -466,7 +466,7 @@ pub struct LinkStateRequest {
 }
 
 /// Impairments of one link end (absent: none).
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Impairments {
     pub delay_ms: Option<u32>,
@@ -475,16 +475,48 @@ pub struct Impairments {
     pub loss_percent: Option<f64>,
     /// Percent of packets corrupted.
     pub corruption_percent: Option<f64>,
+    /// Percent of packets sent twice.
+    pub duplication_percent: Option<f64>,
+    /// Percent of packets sent out of order (needs a delay).
+    pub reorder_percent: Option<f64>,
     /// Rate limit in kbit/s.
     pub rate_kbit: Option<u64>,
 }
 
 impl Impairments {
+    /// As the lab layer holds them.
+    fn to_lab(&self) -> topology::Impairment {
+        topology::Impairment {
+            delay_us: self.delay_ms.map(|v| u64::from(v) * 1000),
+            jitter_us: self.jitter_ms.map(|v| u64::from(v) * 1000),
+            loss: self.loss_percent,
+            corruption: self.corruption_percent,
+            duplication: self.duplication_percent,
+            reorder: self.reorder_percent,
+            rate_kbit: self.rate_kbit,
+        }
+    }
+
+    fn from_lab(i: &topology::Impairment) -> Impairments {
+        let ms = |us: Option<u64>| us.map(|v| u32::try_from(v / 1000).unwrap_or(u32::MAX));
+        Impairments {
+            delay_ms: ms(i.delay_us),
+            jitter_ms: ms(i.jitter_us),
+            loss_percent: i.loss,
+            corruption_percent: i.corruption,
+            duplication_percent: i.duplication,
+            reorder_percent: i.reorder,
+            rate_kbit: i.rate_kbit,
+        }
+    }
+
     /// Percentages within 0–100.
     fn check(&self) -> ApiResult<()> {
         for (what, v) in [
             ("loss_percent", self.loss_percent),
             ("corruption_percent", self.corruption_percent),
+            ("duplication_percent", self.duplication_percent),
+            ("reorder_percent", self.reorder_percent),
         ] {
             if let Some(v) = v.filter(|v| !(0.0..=100.0).contains(v)) {
                 return Err(ApiError::new(
@@ -506,8 +538,8 @@ pub struct ImpairmentsRequest {
     pub impairments: Impairments,
 }
 
-/// The endpoint `node:iface` of deployed lab `lab` (else 400/404).
-fn has_endpoint(lab: &str, endpoint: &str) -> ApiResult<()> {
+/// The endpoint `node:iface` of deployed lab `lab` as its node and interface (else 400/404).
+fn has_endpoint(lab: &str, endpoint: &str) -> ApiResult<(String, String)> {
     let Some((node, iface)) = endpoint.split_once(':') else {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
@@ -526,7 +558,7 @@ fn has_endpoint(lab: &str, endpoint: &str) -> ApiResult<()> {
             format!("lab {lab} has no link end {endpoint}"),
         ));
     }
-    Ok(())
+    Ok((node.to_string(), iface.to_string()))
 }
 
 /// Set a link's state.
@@ -537,7 +569,8 @@ fn has_endpoint(lab: &str, endpoint: &str) -> ApiResult<()> {
         (status = 400, description = "Bad lab name or body", body = ApiError),
         (status = 401, description = "No valid token", body = ApiError),
         (status = 404, description = "No such lab or link end", body = ApiError),
-        (status = 501, description = "Link state is not in this build yet", body = ApiError),
+        (status = 409, description = "Another labwire process works on the lab", body = ApiError),
+        (status = 422, description = "A node's end could not be changed", body = ApiError),
     ))]
 async fn link_state(
     State(s): State<Arc<Shared>>,
@@ -547,15 +580,10 @@ async fn link_state(
     let name = lab_name(&name)?;
     let req = body(req)?;
     locked(&s, name, move |name| {
-        has_endpoint(&name, &req.endpoint)?;
-        let state = match req.state {
-            LinkState::Up => "up",
-            LinkState::Down => "down",
-        };
-        Err(ApiError::not_available(&format!(
-            "taking a link {state} ({})",
-            req.endpoint
-        )))
+        let (node, iface) = has_endpoint(&name, &req.endpoint)?;
+        let up = matches!(req.state, LinkState::Up);
+        lab::linkops::set_link_state(&name, &node, &iface, up)?;
+        Ok(StatusCode::NO_CONTENT)
     })
     .await
 }
@@ -575,7 +603,6 @@ pub struct EndpointParam {
         (status = 400, description = "Bad lab name or endpoint", body = ApiError),
         (status = 401, description = "No valid token", body = ApiError),
         (status = 404, description = "No such lab or link end", body = ApiError),
-        (status = 501, description = "Link impairments are not in this build yet", body = ApiError),
     ))]
 async fn get_impairments(
     Path(name): Path<String>,
@@ -584,8 +611,15 @@ async fn get_impairments(
     let name = lab_name(&name)?;
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
     blocking(move || {
-        has_endpoint(&name, &q.endpoint)?;
-        Err(ApiError::not_available("reading link impairments"))
+        let (node, iface) = has_endpoint(&name, &q.endpoint)?;
+        let all = lab::linkops::show(&name, Some(&node))?;
+        let want = format!("{node}:{iface}");
+        Ok(Json(
+            all.iter()
+                .find(|(label, _)| *label == want)
+                .map(|(_, imp)| Impairments::from_lab(imp))
+                .unwrap_or_default(),
+        ))
     })
     .await
 }
@@ -598,7 +632,8 @@ async fn get_impairments(
         (status = 400, description = "Bad lab name or body", body = ApiError),
         (status = 401, description = "No valid token", body = ApiError),
         (status = 404, description = "No such lab or link end", body = ApiError),
-        (status = 501, description = "Link impairments are not in this build yet", body = ApiError),
+        (status = 409, description = "Another labwire process works on the lab", body = ApiError),
+        (status = 422, description = "Refused: the host kernel lacks sch_netem for delay or loss on a non-VM node, or the values do not go together", body = ApiError),
     ))]
 async fn set_impairments(
     State(s): State<Arc<Shared>>,
@@ -609,8 +644,9 @@ async fn set_impairments(
     let req = body(req)?;
     locked(&s, name, move |name| {
         req.impairments.check()?;
-        has_endpoint(&name, &req.endpoint)?;
-        Err(ApiError::not_available("setting link impairments"))
+        let (node, iface) = has_endpoint(&name, &req.endpoint)?;
+        lab::linkops::set(&name, &node, &iface, &req.impairments.to_lab())?;
+        Ok(StatusCode::NO_CONTENT)
     })
     .await
 }

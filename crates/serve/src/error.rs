@@ -29,6 +29,9 @@ pub enum ErrorCode {
     DeployFailed,
     /// The node is not running.
     NotRunning,
+    /// The host or the node cannot do what was asked (a kernel without the queueing discipline
+    /// an impairment needs, a command that failed inside the node).
+    Refused,
     /// The operation exists in the API but this build of labwire cannot do it yet.
     NotAvailable,
     /// Something failed on the host.
@@ -43,7 +46,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::InvalidTopology | ErrorCode::DeployFailed | ErrorCode::NotRunning => {
+            ErrorCode::InvalidTopology
+            | ErrorCode::DeployFailed
+            | ErrorCode::NotRunning
+            | ErrorCode::Refused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ErrorCode::NotAvailable => StatusCode::NOT_IMPLEMENTED,
@@ -84,6 +90,7 @@ impl From<lab::Error> for ApiError {
             lab::Error::NoMatchingNode { .. } => ErrorCode::NotFound,
             lab::Error::NotRunning { .. } => ErrorCode::NotRunning,
             lab::Error::BadLabName { .. } => ErrorCode::BadRequest,
+            lab::Error::Path(_) => ErrorCode::Refused,
             _ => ErrorCode::Internal,
         };
         ApiError::new(code, lab::error::chain(&e))
