@@ -307,6 +307,9 @@ pub struct Node {
     pub cgroupns_mode: Option<String>,
     /// Anything under `extras`, `certificate` or `config`, kept as written for the runtimes that use it.
     pub extras: BTreeMap<String, serde_json::Value>,
+    /// The partition (host) that runs the node, in a lab split across hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 impl Node {
@@ -503,9 +506,35 @@ pub struct Lab {
     pub mgmt: MgmtNet,
     pub nodes: Vec<Node>,
     pub links: Vec<Link>,
+    /// `partitions:`: partition name → its host, for a lab split across hosts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitions: BTreeMap<String, Partition>,
+    /// Set when this lab is the part one host deploys (see [`crate::partition::view`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<PartOf>,
+}
+
+/// One host of a partitioned lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    /// The host's IP address or DNS name, where the other partitions' tunnels end.
+    pub address: String,
+}
+
+/// The partition a lab view deploys, and the whole lab it is part of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartOf {
+    pub partition: String,
+    /// The whole lab, as loaded: the artifacts name all of its nodes.
+    pub lab: Box<Lab>,
 }
 
 impl Lab {
+    /// The whole lab: this one, or the lab this partition is part of.
+    pub fn whole(&self) -> &Lab {
+        self.part_of.as_ref().map_or(self, |p| &p.lab)
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
