@@ -32,11 +32,7 @@ pub fn resolve(host: &str, wait: Duration) -> Result<IpAddr, String> {
         let err = match (host, 0u16).to_socket_addrs() {
             Ok(addrs) => {
                 let addrs: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-                if let Some(a) = addrs
-                    .iter()
-                    .find(|a| a.is_ipv4())
-                    .or_else(|| addrs.first())
-                {
+                if let Some(a) = addrs.iter().find(|a| a.is_ipv4()).or_else(|| addrs.first()) {
                     return Ok(*a);
                 }
                 "no address".to_string()

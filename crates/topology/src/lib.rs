@@ -641,12 +641,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     }
     resolve_iface_names(&lab, &mut decoded, d);
     check_links(&lab, &decoded, &defined, d);
-    partition::check_links(
-        &lab,
-        &decoded,
-        &|n| node_spans.get(n).map(|(s, _)| *s),
-        d,
-    );
+    partition::check_links(&lab, &decoded, &|n| node_spans.get(n).map(|(s, _)| *s), d);
     check_stages(&lab, d, &node_spans, &defined);
     let spans_of = |node: &str, key: &str| {
         node_spans

@@ -415,6 +415,11 @@ pub enum Peer {
         parent: Option<String>,
         host_iface: String,
         host_mac: Mac,
+        /// Join the tunnel and the veth's host end with a two-way tc redirect instead of a
+        /// bridge (partition tunnels: a tunnel that is a bridge port refuses frames larger
+        /// than the underlay carries whole, where a redirected one has the host fragment them).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redirect: bool,
     },
     /// A dummy interface inside the node.
     Dummy,

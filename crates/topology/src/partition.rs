@@ -3,7 +3,7 @@
 //! Owns the top-level `partitions:` map (partition name → the host's `address`), the checks that
 //! tie nodes and links to partitions, the VXLAN network identifier each link between partitions
 //! gets, and [`view`]: the part of a lab one host deploys, where every link to a node of another
-//! partition becomes a VXLAN tunnel to that node's host. Both hosts of a link derive the same VNI
+//! partition becomes a VXLAN tunnel to that node's host, stitched to the node's usual veth. Both hosts of a link derive the same VNI
 //! from the topology alone (the lab's name and the link's place among the crossing links), so they
 //! agree without talking. The module is pure: the caller resolves host names to addresses.
 
@@ -50,8 +50,8 @@ pub fn decode(v: Option<&Value>, d: &mut Diagnostics) -> BTreeMap<String, Partit
                 String::new()
             }
             Some(addr_v) => {
-                let address = read::string(addr_v, &format!("`address` of {what}"), d)
-                    .unwrap_or_default();
+                let address =
+                    read::string(addr_v, &format!("`address` of {what}"), d).unwrap_or_default();
                 if let Err(e) = check_address(&address) {
                     d.error(
                         Some(addr_v.span),
@@ -104,7 +104,10 @@ pub fn check_node(
         Some(p) if partitions.is_empty() => {
             d.error(
                 span,
-                format!("node {} is in partition `{p}`, but the topology has no top-level `partitions`", node.name),
+                format!(
+                    "node {} is in partition `{p}`, but the topology has no top-level `partitions`",
+                    node.name
+                ),
             )
             .help("add `partitions: {NAME: {address: HOST}}` at the top level, one entry per host");
         }
@@ -234,10 +237,18 @@ pub fn vni(lab: &str, k: usize) -> u32 {
     (block << 12) | (k as u32 + 1)
 }
 
+/// The host end of the veth a partition tunnel is stitched to (`vxs-<VNI in hex>`; the tunnel is
+/// `vxl-…` and their bridge `vxb-…`, see the vxlan-stitch link type).
+pub fn stitch_iface(vni: u32) -> String {
+    format!("vxs-{vni:06x}")
+}
+
 /// The part of `lab` that partition `name` deploys: its nodes, the links among them, its nodes'
-/// single-ended links, and each link to a node of another partition as a VXLAN tunnel born in the
-/// local node with the local end's name, MAC, addresses and MTU, towards `address(partition)` of
-/// the far node's partition. The whole lab rides along in [`Lab::part_of`] for the artifacts.
+/// single-ended links, and each link to a node of another partition as a VXLAN tunnel in the host
+/// towards `address(partition)` of the far node's partition, stitched to a veth whose node end has
+/// the local end's name, MAC, addresses and MTU — the node sees the same veth as on one host (a
+/// routing daemon that treats VXLAN devices as EVPN VNIs, as FRR's zebra does, must not see a
+/// tunnel where a port was). The whole lab rides along in [`Lab::part_of`] for the artifacts.
 pub fn view(
     lab: &Lab,
     name: &str,
@@ -253,7 +264,11 @@ pub fn view(
         let mut msg = format!(
             "lab {} has no partition `{name}`; its partitions are {}",
             lab.name,
-            lab.partitions.keys().cloned().collect::<Vec<_>>().join(", ")
+            lab.partitions
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         if let Some(s) = did_you_mean(name, lab.partitions.keys().map(String::as_str)) {
             msg.push_str(&format!(" (did you mean `{s}`?)"));
@@ -285,7 +300,8 @@ pub fn view(
         } else {
             continue;
         };
-        let far_part = partition_of(lab, &far.node).expect("a crossing link's ends have partitions");
+        let far_part =
+            partition_of(lab, &far.node).expect("a crossing link's ends have partitions");
         let remote = match addresses.get(far_part) {
             Some(a) => *a,
             None => {
@@ -295,13 +311,17 @@ pub fn view(
                 a
             }
         };
+        let host_iface = stitch_iface(this_vni);
         out.links.push(Link {
             a: local.clone(),
-            peer: Peer::Vxlan {
+            peer: Peer::VxlanStitch {
                 remote,
                 vni: this_vni,
                 udp_port: VXLAN_PORT,
                 parent: None,
+                host_mac: crate::mac::derive(&lab.name, "host", &host_iface, 0),
+                host_iface,
+                redirect: true,
             },
             host_alias: None,
             mtu: l.mtu,

@@ -28,7 +28,9 @@ fn run(text: &str) -> Result<Lab, String> {
         runtime: None,
         read_file: &no_files,
     };
-    load(&src, &opts).map(|l| l.lab).map_err(|e| e.0.render(false))
+    load(&src, &opts)
+        .map(|l| l.lab)
+        .map_err(|e| e.0.render(false))
 }
 
 #[track_caller]
@@ -88,7 +90,10 @@ fn view_turns_crossing_links_into_tunnels_with_one_host_names() {
     let east = view(&lab, "east", &addr).unwrap();
     let west = view(&lab, "west", &addr).unwrap();
     assert_eq!(
-        east.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        east.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>(),
         ["a"]
     );
     assert_eq!(west.nodes.len(), 2);
@@ -105,14 +110,18 @@ fn view_turns_crossing_links_into_tunnels_with_one_host_names() {
             .find(|x| x.a.node == node && x.a.iface == iface)
             .unwrap_or_else(|| panic!("no link at {node}:{iface}"));
         match &link.peer {
-            Peer::Vxlan {
+            Peer::VxlanStitch {
                 remote,
                 vni,
                 udp_port,
                 parent,
+                host_iface,
+                ..
             } => {
                 assert_eq!(*udp_port, partition::VXLAN_PORT);
                 assert!(parent.is_none());
+                assert_eq!(*host_iface, partition::stitch_iface(*vni));
+                assert!(host_iface.len() <= 15);
                 (link.clone(), *remote, *vni)
             }
             p => panic!("{node}:{iface} is {p:?}"),
@@ -126,8 +135,14 @@ fn view_turns_crossing_links_into_tunnels_with_one_host_names() {
     assert_eq!(a2.mtu, 1400);
     assert_eq!(c9.mtu, 1400);
     // Same MAC and address as the one-host link.
-    let one_host = lab.links.iter().find(|l| l.a.iface == "eth2" && l.a.node == "a").unwrap();
-    let Peer::Veth { b } = &one_host.peer else { panic!() };
+    let one_host = lab
+        .links
+        .iter()
+        .find(|l| l.a.iface == "eth2" && l.a.node == "a")
+        .unwrap();
+    let Peer::Veth { b } = &one_host.peer else {
+        panic!()
+    };
     assert_eq!(a2.a, one_host.a);
     assert_eq!(c9.a, *b);
     let (_, _, a1_vni) = tunnel(&east, "a", "eth1");
@@ -136,7 +151,12 @@ fn view_turns_crossing_links_into_tunnels_with_one_host_names() {
     assert_ne!(a1_vni, a2_vni, "links of one lab never share a VNI");
     assert!(a1_vni > 0 && a1_vni < (1 << 24));
     assert!(
-        !west.links.iter().any(|l| matches!(l.peer, Peer::Vxlan { .. }) && l.a.node == "b" && l.a.iface == "eth2"),
+        !west
+            .links
+            .iter()
+            .any(|l| matches!(l.peer, Peer::VxlanStitch { .. })
+                && l.a.node == "b"
+                && l.a.iface == "eth2"),
         "a link inside one partition stays a veth"
     );
 }
@@ -166,7 +186,11 @@ fn partition_without_partitions_is_an_error() {
         "partitions:\n  east: {address: 10.186.0.1}\n  west: {address: west.example.net}\n",
         "",
     );
-    expect_error(&text, "3:25", &["partition `east`", "no top-level `partitions`"]);
+    expect_error(
+        &text,
+        "3:25",
+        &["partition `east`", "no top-level `partitions`"],
+    );
 }
 
 #[test]
@@ -174,7 +198,11 @@ fn bad_address_and_missing_address_are_errors() {
     let text = LAB.replace("west.example.net", "bad_name!");
     expect_error(&text, "4:19", &["`address` of partition west", "bad_name!"]);
     let out = run(&text).unwrap_err();
-    assert_eq!(out.matches("error:").count(), 1, "one error, no follow-ups:\n{out}");
+    assert_eq!(
+        out.matches("error:").count(),
+        1,
+        "one error, no follow-ups:\n{out}"
+    );
     let text = LAB.replace("{address: 10.186.0.1}", "{}");
     expect_error(&text, "3:9", &["partition east has no `address`"]);
     let text = LAB.replace("{address: 10.186.0.1}", "{adress: 10.186.0.1}");
@@ -185,10 +213,7 @@ fn bad_address_and_missing_address_are_errors() {
 fn a_bridge_cannot_span_partitions() {
     let text = LAB
         .replace("c: {partition: west}", "c: {partition: west, kind: bridge}")
-        .replace(
-            "    - endpoints: [\"b:eth2\", \"c:eth2\"]\n",
-            "",
-        );
+        .replace("    - endpoints: [\"b:eth2\", \"c:eth2\"]\n", "");
     expect_error(&text, "15:7", &["crosses partitions", "c (west)"]);
 }
 
@@ -196,7 +221,12 @@ fn a_bridge_cannot_span_partitions() {
 fn view_of_an_unknown_partition_names_the_partitions() {
     let lab = run(LAB).unwrap();
     let e = view(&lab, "est", &addr).unwrap_err();
-    assert!(e.contains("east, west") && e.contains("did you mean `east`"), "{e}");
+    assert!(
+        e.contains("east, west") && e.contains("did you mean `east`"),
+        "{e}"
+    );
     let plain = run("name: prt-u2\ntopology: {nodes: {a: {}}}\n").unwrap();
-    assert!(view(&plain, "east", &addr).unwrap_err().contains("no `partitions`"));
+    assert!(view(&plain, "east", &addr)
+        .unwrap_err()
+        .contains("no `partitions`"));
 }
