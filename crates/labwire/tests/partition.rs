@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -556,4 +556,351 @@ fn partition_cldemo2_three_hosts_bgp_evpn() {
             .stdout,
     );
     assert!(!netns.contains("prt-c2"), "{netns}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes: rendered objects checked against the official schemas, and pods stood in for by
+// containers of the pod image with what a kubelet would give them
+// ---------------------------------------------------------------------------------------------
+
+const VALIDATE_VENV: &str = "/var/cache/labwire-tests/k8s-validate-venv";
+
+/// kubernetes-validate (PyPI), in its own virtualenv (scripts/test makes it; made here if not).
+fn kubernetes_validate() -> PathBuf {
+    let bin = Path::new(VALIDATE_VENV).join("bin/kubernetes-validate");
+    if !bin.is_file() {
+        let mut venv = Command::new("python3");
+        venv.args(["-m", "venv", VALIDATE_VENV]);
+        ok(
+            run_timeout(venv, Duration::from_secs(120)),
+            "python3 -m venv",
+        );
+        let mut pip = Command::new(Path::new(VALIDATE_VENV).join("bin/pip"));
+        pip.args(["install", "-q", "kubernetes-validate"]);
+        ok(
+            run_timeout(pip, Duration::from_secs(600)),
+            "pip install kubernetes-validate",
+        );
+    }
+    bin
+}
+
+/// The cldemo2 example as lab `prt-k8s` (no partitions: a pod per node).
+fn cldemo2_for_k8s(dir: &Path) -> PathBuf {
+    let src = repo_root().join("examples/cldemo2");
+    let y = std::fs::read_to_string(src.join("cldemo2.clab.yml"))
+        .unwrap()
+        .replace("\nname: cldemo2\n", "\nname: prt-k8s\n")
+        .replace("network: cldemo2-frr", "network: prt-k8s")
+        .replace("172.31.200.0/24", "172.30.188.0/24")
+        .replace("fd00:c2::/64", "fd00:186:c8::/64");
+    assert!(y.contains("name: prt-k8s"));
+    for f in ["start.sh", "leaf01/frr.conf", "leaf02/frr.conf"] {
+        let to = dir.join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(f), &to).unwrap();
+    }
+    let topo = dir.join("prt-k8s.clab.yml");
+    std::fs::write(&topo, y).unwrap();
+    topo
+}
+
+/// Containers standing in for a lab's pods; removed (after their preStop hook) when dropped.
+struct Pods {
+    network: String,
+    containers: Vec<(String, Value)>,
+    root: PathBuf,
+}
+
+impl Pods {
+    /// `docker exec` of an exec action's command.
+    fn exec_action(&self, container: &str, action: &Value) -> Output {
+        let mut c = Command::new("docker");
+        c.args(["exec", container]);
+        for a in action["command"].as_array().unwrap() {
+            c.arg(a.as_str().unwrap());
+        }
+        c.stdin(std::process::Stdio::null());
+        run_timeout(c, Duration::from_secs(120))
+    }
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        for (c, pod) in &self.containers {
+            let pre = &pod["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"];
+            self.exec_action(c, pre);
+            docker_cmd(&["rm", "-f", c]);
+        }
+        docker_cmd(&["network", "rm", &self.network]);
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up() {
+    require_root();
+    ensure_image_for(true);
+    let root = PathBuf::from(format!("/var/tmp/prt-k8s-{}", std::process::id()));
+    let src_dir = root.join("src");
+    std::fs::create_dir_all(&src_dir).unwrap();
+    let topo = cldemo2_for_k8s(&src_dir);
+    let image = "prt-labwire-pod:test";
+
+    // Render, and check every object against the official schemas (strict: no unknown field).
+    let mut render = labwire();
+    render
+        .args(["k8s", "render", "--image", image, "-t"])
+        .arg(&topo);
+    let yaml = ok(run_timeout(render, Duration::from_secs(60)), "k8s render");
+    let manifests = root.join("lab.yaml");
+    std::fs::write(&manifests, &yaml).unwrap();
+    let mut v = Command::new(kubernetes_validate());
+    v.args(["--strict", "-k", "1.36.0", "--quiet"])
+        .arg(&manifests);
+    let out = run_timeout(v, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "kubernetes-validate: {}",
+        describe(&out)
+    );
+    // The validator does fail on a wrong manifest (a check that cannot fail proves nothing).
+    let bad = root.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        yaml.replace("\"restartPolicy\": \"Never\"", "\"restartPolicy\": 7"),
+    )
+    .unwrap();
+    let mut v = Command::new(kubernetes_validate());
+    v.args(["--strict", "-k", "1.36.0", "--quiet"]).arg(&bad);
+    assert!(!run_timeout(v, Duration::from_secs(120)).status.success());
+
+    let objects: Vec<Value> = yaml
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "Pod").count(),
+        5,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "Service").count(),
+        5,
+        "{kinds:?}"
+    );
+    let config = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+
+    // The pod image, from the repository's Dockerfile.
+    let ctx = root.join("image");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::copy(repo_root().join("Dockerfile"), ctx.join("Dockerfile")).unwrap();
+    for b in ["labwire", "labwire-init"] {
+        std::fs::copy(labwire_bin().parent().unwrap().join(b), ctx.join(b)).unwrap();
+    }
+    let mut build = Command::new("docker");
+    build
+        .args([
+            "build",
+            "-q",
+            "--build-arg",
+            &format!("BASE={IMAGE}"),
+            "--build-arg",
+            "BIN_DIR=.",
+            "-t",
+            image,
+        ])
+        .arg(&ctx);
+    ok(
+        run_timeout(build, Duration::from_secs(300)),
+        "docker build of the pod image",
+    );
+
+    // One container per pod: the pod's image, command, capabilities, volumes (the ConfigMap
+    // written as the kubelet projects it, emptyDirs as fresh directories, a memory one as tmpfs),
+    // on one network where each answers to its Service's name.
+    let network = "prt-k8s";
+    docker_cmd(&["network", "rm", network]);
+    ok(
+        docker_cmd(&["network", "create", "--subnet", "172.30.192.0/24", network]),
+        "network",
+    );
+    let mut pods = Pods {
+        network: network.into(),
+        containers: Vec::new(),
+        root: root.clone(),
+    };
+    for pod in objects.iter().filter(|o| o["kind"] == "Pod") {
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        let cname = format!("prt-k8s-{name}");
+        docker_cmd(&["rm", "-f", &cname]);
+        let spec = &pod["spec"];
+        let c = &spec["containers"][0];
+        let sc = &c["securityContext"];
+        assert_eq!(sc["privileged"], false);
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "-d".into(),
+            "--name".into(),
+            cname.clone(),
+            "--hostname".into(),
+            spec["hostname"].as_str().unwrap().into(),
+            "--network".into(),
+            network.into(),
+            "--network-alias".into(),
+            name.into(),
+        ];
+        for cap in sc["capabilities"]["add"].as_array().unwrap() {
+            args.extend(["--cap-add".into(), cap.as_str().unwrap().into()]);
+        }
+        assert_eq!(sc["seccompProfile"]["type"], "Unconfined");
+        assert_eq!(sc["appArmorProfile"]["type"], "Unconfined");
+        args.extend([
+            "--security-opt".into(),
+            "seccomp=unconfined".into(),
+            "--security-opt".into(),
+            "apparmor=unconfined".into(),
+        ]);
+        for m in c["volumeMounts"].as_array().unwrap() {
+            let vname = m["name"].as_str().unwrap();
+            let at = m["mountPath"].as_str().unwrap();
+            let vol = spec["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == vname)
+                .unwrap();
+            let host = root.join("pods").join(name).join(vname);
+            std::fs::create_dir_all(&host).unwrap();
+            if let Some(items) = vol["configMap"]["items"].as_array() {
+                for it in items {
+                    let p = host.join(it["path"].as_str().unwrap());
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::write(
+                        &p,
+                        config["data"][it["key"].as_str().unwrap()]
+                            .as_str()
+                            .unwrap(),
+                    )
+                    .unwrap();
+                }
+            }
+            if vol["emptyDir"]["medium"] == "Memory" {
+                args.extend(["--tmpfs".into(), at.into()]);
+                continue;
+            }
+            let ro = if m["readOnly"] == true { ":ro" } else { "" };
+            args.extend(["-v".into(), format!("{}:{at}{ro}", host.display())]);
+        }
+        // Where a cluster's pod would pull the node image into its own store, the stand-in
+        // shares the test's store.
+        args.extend([
+            "-e".into(),
+            format!("LABWIRE_IMAGE_DIR={IMAGE_DIR}"),
+            "-v".into(),
+            format!("{IMAGE_DIR}:{IMAGE_DIR}"),
+            c["image"].as_str().unwrap().into(),
+        ]);
+        args.extend(
+            c["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string()),
+        );
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(docker_cmd(&argv), &format!("docker run for pod {name}"));
+        pods.containers.push((cname, pod.clone()));
+    }
+
+    // Readiness as the kubelet sees it: the probe command succeeds once the partition is up.
+    let t0 = Instant::now();
+    for (cname, pod) in &pods.containers {
+        let probe = &pod["spec"]["containers"][0]["readinessProbe"]["exec"];
+        let r = poll(Duration::from_secs(120), || {
+            let out = pods.exec_action(cname, probe);
+            if out.status.success() {
+                Ok(())
+            } else {
+                let logs = docker_cmd(&["logs", "--tail", "20", cname]);
+                Err(format!("{}\nlogs: {}", describe(&out), describe(&logs)))
+            }
+        });
+        if let Err(e) = r {
+            panic!("pod {cname} never ready: {e}");
+        }
+    }
+    let ready_secs = t0.elapsed().as_secs_f64();
+    let lw = |c: &str, node: &str, cmd: &str| {
+        let mut x = Command::new("docker");
+        x.args([
+            "exec",
+            c,
+            "/usr/local/bin/labwire",
+            "exec",
+            "--name",
+            "prt-k8s",
+            "--node",
+            node,
+            "--cmd",
+            cmd,
+        ])
+        .stdin(std::process::Stdio::null());
+        run_timeout(x, Duration::from_secs(60))
+    };
+    for leaf in ["leaf01", "leaf02"] {
+        let c = format!("prt-k8s-{leaf}");
+        let r = poll(Duration::from_secs(90), || {
+            let out = lw(&c, leaf, "vtysh -c 'show bgp summary json'");
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| format!("{e}: {}", describe(&out)))?;
+            for af in ["ipv4Unicast", "l2VpnEvpn"] {
+                for peer in ["swp49", "swp50"] {
+                    if v[af]["peers"][peer]["state"] != "Established" {
+                        return Err(format!(
+                            "{leaf} {af} {peer}: {}",
+                            v[af]["peers"][peer]["state"]
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            panic!("BGP between the leaf pods not Established: {e}");
+        }
+    }
+    let r = poll(Duration::from_secs(20), || {
+        let out = lw("prt-k8s-server01", "server01", "ping -c1 -W1 10.1.100.103");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(describe(&out))
+        }
+    });
+    if let Err(e) = r {
+        panic!("server01 pod cannot reach server03 pod over the EVPN VNI: {e}");
+    }
+    eprintln!("cldemo2 as 5 stand-in pods: all ready {ready_secs:.1} s after start");
+
+    // The preStop hook destroys each pod's partition: nothing is left in the pod.
+    for (cname, pod) in &pods.containers {
+        let pre = &pod["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"];
+        ok(pods.exec_action(cname, pre), &format!("preStop of {cname}"));
+        let mut x = Command::new("docker");
+        x.args([
+            "exec",
+            cname,
+            "sh",
+            "-c",
+            "ip netns list; ip -o link show | grep -v ': \\(lo\\|eth0@[^:]*\\):' || true",
+        ]);
+        let left = ok(run_timeout(x, Duration::from_secs(30)), "leftovers");
+        assert_eq!(left.trim(), "", "left in {cname} after preStop");
+    }
 }

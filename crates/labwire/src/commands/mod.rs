@@ -9,6 +9,7 @@ pub(crate) mod generate;
 pub(crate) mod graph;
 pub(crate) mod image;
 pub(crate) mod inspect;
+pub(crate) mod k8s;
 pub(crate) mod redeploy;
 pub(crate) mod validate;
 
@@ -56,6 +57,9 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
     Validate(validate::ValidateArgs),
+    /// A lab on Kubernetes: one pod per partition running labwire (render, apply, destroy,
+    /// inspect; run and ready are what the pods run)
+    K8s(k8s::K8sArgs),
     /// Draw the topology as Graphviz dot or Mermaid
     Graph(graph::GraphArgs),
     /// Print the version
@@ -207,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(a) => generate::run(a),
         Command::Image(a) => image::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::K8s(a) => k8s::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Version => {
             println!("labwire {}", env!("CARGO_PKG_VERSION"));
