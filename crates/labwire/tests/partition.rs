@@ -11,12 +11,15 @@
 //! - `partition_cldemo2_three_hosts_bgp_evpn`: the cldemo2 fabric (open-nos image, FRR) split
 //!   over three stand-in hosts converges BGP unnumbered and EVPN over the tunnels, routes and
 //!   bridges the servers' traffic as on one host; destroy leaves nothing.
+//! - `k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up`: `labwire k8s render` of
+//!   cldemo2 passes `kubernetes-validate --strict`; containers of the pod image (the repository's
+//!   Dockerfile) given what a kubelet would give each pod bring the fabric up; preStop cleans up.
 //!
 //! Runs as root with a Docker engine (scripts/test starts dockerd) and the open-nos image in the
 //! engine and in labwire's store (built once by `images/open-nos/build.sh --docker`, shared with
-//! tests/cldemo2.rs). Lab names start with `prt`; stand-in networks 172.30.191.0/24 and
-//! 172.30.192.0/24, management subnets 172.30.186.0/24 and 172.30.187.0/24, link subnets in
-//! 10.186.0.0/16.
+//! tests/cldemo2.rs). Lab names start with `prt`; stand-in networks 172.30.191.0/24,
+//! 172.30.192.0/25 and 172.30.192.128/25, management subnets 172.30.186.0/24, 172.30.187.0/24 and
+//! 172.30.188.0/24, link subnets in 10.186.0.0/16.
 
 mod common;
 
@@ -461,7 +464,7 @@ fn partition_cldemo2_three_hosts_bgp_evpn() {
     ensure_image_for(true);
     let s = StandIns::start(
         "prt-c2",
-        "172.30.192.0/24",
+        "172.30.192.0/25",
         &[
             ("prt-c2-h1", None),
             ("prt-c2-h2", None),
@@ -727,7 +730,13 @@ fn k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up() {
     let network = "prt-k8s";
     docker_cmd(&["network", "rm", network]);
     ok(
-        docker_cmd(&["network", "create", "--subnet", "172.30.192.0/24", network]),
+        docker_cmd(&[
+            "network",
+            "create",
+            "--subnet",
+            "172.30.192.128/25",
+            network,
+        ]),
         "network",
     );
     let mut pods = Pods {
