@@ -31,18 +31,9 @@ use common::open_nos::{docker_cmd, ensure_image_for, repo_root, IMAGE, IMAGE_DIR
 use common::*;
 use serde_json::Value;
 
-/// The capabilities labwire needs in a container (or pod) to deploy native nodes; `--privileged`
-/// fails on this machine (its bounding set lacks CAP_SYS_RESOURCE), and is more than needed.
-const CAPS: [&str; 8] = [
-    "SYS_ADMIN",
-    "NET_ADMIN",
-    "NET_RAW",
-    "SYS_PTRACE",
-    "SYS_CHROOT",
-    "MKNOD",
-    "DAC_READ_SEARCH",
-    "KILL",
-];
+/// The capabilities labwire needs in a container (or pod) to deploy native nodes, as the pods
+/// get them; `--privileged` fails on this machine (its bounding set lacks CAP_SYS_RESOURCE).
+const CAPS: [&str; 8] = k8s::CAPABILITIES;
 
 /// Where the labwire binaries are inside a stand-in host.
 const BIN: &str = "/opt/labwire/labwire";
@@ -208,6 +199,25 @@ impl StandIns {
     }
 }
 
+impl StandIns {
+    /// Nothing left in `host` (waiting a moment: the kernel frees a deleted namespace's veths
+    /// in the background).
+    #[track_caller]
+    fn assert_nothing_left(&self, host: &str) {
+        let r = poll(Duration::from_secs(10), || {
+            let left = self.leftovers(host);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        });
+        if let Err(e) = r {
+            panic!("left in {host}: {e}");
+        }
+    }
+}
+
 impl Drop for StandIns {
     fn drop(&mut self) {
         for h in &self.hosts {
@@ -277,7 +287,7 @@ fn partition_two_hosts_vxlan_link() {
     let (one_a, one_b) = (one("a"), one("b"));
     assert_eq!(one_a["linkinfo"]["info_kind"], "veth");
     ok(s.destroy(east), "destroy the one-host deploy");
-    assert_eq!(s.leftovers(east), Vec::<String>::new());
+    s.assert_nothing_left(east);
 
     let out = s.deploy(east, Some("east"));
     let east_log = text(&out.stderr);
@@ -385,7 +395,7 @@ fn partition_two_hosts_vxlan_link() {
 
     for h in [east, west] {
         ok(s.destroy(h), "destroy");
-        assert_eq!(s.leftovers(h), Vec::<String>::new(), "left in {h}");
+        s.assert_nothing_left(h);
     }
 }
 
@@ -441,22 +451,7 @@ fn cldemo2_split() -> Vec<(String, String)> {
 
 fn sessions_established(s: &StandIns, host: &str, leaf: &str) -> Result<(), String> {
     let out = s.exec(host, leaf, "vtysh -c 'show bgp summary json'");
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{leaf}: no JSON yet ({e}): {}", describe(&out)))?;
-    let mut problems = Vec::new();
-    for af in ["ipv4Unicast", "l2VpnEvpn"] {
-        for peer in ["swp49", "swp50"] {
-            let state = v[af]["peers"][peer]["state"].as_str().unwrap_or("absent");
-            if state != "Established" {
-                problems.push(format!("{leaf} {af} {peer}: {state}"));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
+    common::open_nos::sessions_established_in(leaf, &out)
 }
 
 #[test]
@@ -548,7 +543,7 @@ fn partition_cldemo2_three_hosts_bgp_evpn() {
     );
     for h in ["prt-c2-h1", "prt-c2-h2", "prt-c2-h3"] {
         ok(s.destroy(h), "destroy");
-        assert_eq!(s.leftovers(h), Vec::<String>::new(), "left in {h}");
+        s.assert_nothing_left(h);
     }
     // The machine itself was never touched.
     let netns = text(
@@ -866,19 +861,7 @@ fn k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up() {
         let c = format!("prt-k8s-{leaf}");
         let r = poll(Duration::from_secs(90), || {
             let out = lw(&c, leaf, "vtysh -c 'show bgp summary json'");
-            let v: Value = serde_json::from_slice(&out.stdout)
-                .map_err(|e| format!("{e}: {}", describe(&out)))?;
-            for af in ["ipv4Unicast", "l2VpnEvpn"] {
-                for peer in ["swp49", "swp50"] {
-                    if v[af]["peers"][peer]["state"] != "Established" {
-                        return Err(format!(
-                            "{leaf} {af} {peer}: {}",
-                            v[af]["peers"][peer]["state"]
-                        ));
-                    }
-                }
-            }
-            Ok(())
+            common::open_nos::sessions_established_in(leaf, &out)
         });
         if let Err(e) = r {
             panic!("BGP between the leaf pods not Established: {e}");
@@ -901,15 +884,25 @@ fn k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up() {
     for (cname, pod) in &pods.containers {
         let pre = &pod["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"];
         ok(pods.exec_action(cname, pre), &format!("preStop of {cname}"));
-        let mut x = Command::new("docker");
-        x.args([
-            "exec",
-            cname,
-            "sh",
-            "-c",
-            "ip netns list; ip -o link show | grep -v ': \\(lo\\|eth0@[^:]*\\):' || true",
-        ]);
-        let left = ok(run_timeout(x, Duration::from_secs(30)), "leftovers");
-        assert_eq!(left.trim(), "", "left in {cname} after preStop");
+        // The kernel frees a deleted namespace's veths in the background: allow a moment.
+        let r = poll(Duration::from_secs(10), || {
+            let mut x = Command::new("docker");
+            x.args([
+                "exec",
+                cname,
+                "sh",
+                "-c",
+                "ip netns list; ip -o link show | grep -v ': \\(lo\\|eth0@[^:]*\\):' || true",
+            ]);
+            let left = ok(run_timeout(x, Duration::from_secs(30)), "leftovers");
+            if left.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(left)
+            }
+        });
+        if let Err(e) = r {
+            panic!("left in {cname} after preStop: {e}");
+        }
     }
 }
