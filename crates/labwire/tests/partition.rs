@@ -640,6 +640,13 @@ fn k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up() {
     require_root();
     ensure_image_for(true);
     let root = PathBuf::from(format!("/var/tmp/prt-k8s-{}", std::process::id()));
+    let network = "prt-k8s";
+    // Removes the containers, the network and `root`, whatever happens from here on.
+    let mut pods = Pods {
+        network: network.into(),
+        containers: Vec::new(),
+        root: root.clone(),
+    };
     let src_dir = root.join("src");
     std::fs::create_dir_all(&src_dir).unwrap();
     let topo = cldemo2_for_k8s(&src_dir);
@@ -722,7 +729,6 @@ fn k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up() {
     // One container per pod: the pod's image, command, capabilities, volumes (the ConfigMap
     // written as the kubelet projects it, emptyDirs as fresh directories, a memory one as tmpfs),
     // on one network where each answers to its Service's name.
-    let network = "prt-k8s";
     docker_cmd(&["network", "rm", network]);
     ok(
         docker_cmd(&[
@@ -734,11 +740,6 @@ fn k8s_render_validates_and_pod_image_stand_ins_bring_cldemo2_up() {
         ]),
         "network",
     );
-    let mut pods = Pods {
-        network: network.into(),
-        containers: Vec::new(),
-        root: root.clone(),
-    };
     for pod in objects.iter().filter(|o| o["kind"] == "Pod") {
         let name = pod["metadata"]["name"].as_str().unwrap();
         let cname = format!("prt-k8s-{name}");
