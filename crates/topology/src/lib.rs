@@ -266,6 +266,7 @@ const ACTS_ON: &[&str] = &[
     "wait-for",
     "hostname",
     "partition",
+    "kernel-modules",
 ];
 
 /// Fields only the container runtimes (docker, podman) act on (they hand them to the engine).

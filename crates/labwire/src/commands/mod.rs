@@ -12,6 +12,7 @@ pub(crate) mod image;
 pub(crate) mod inspect;
 pub(crate) mod k8s;
 pub(crate) mod redeploy;
+pub(crate) mod serve;
 pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
@@ -61,8 +62,10 @@ pub enum Command {
     /// A lab on Kubernetes: one pod per partition running labwire (render, apply, destroy,
     /// inspect; run and ready are what the pods run)
     K8s(k8s::K8sArgs),
-    /// Draw the topology as Graphviz dot or Mermaid
+    /// Draw the topology: Graphviz dot, Mermaid, draw.io, or a self-contained HTML page
     Graph(graph::GraphArgs),
+    /// Serve the HTTP API (OpenAPI at /openapi.json) and the live lab page
+    Serve(serve::ServeArgs),
     /// Stream a lab's node and link state changes as they happen (waits for the lab to exist and
     /// follows it across redeploys)
     Events(events::EventsArgs),
@@ -217,6 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::K8s(a) => k8s::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Events(a) => events::run(a),
         Command::Version => {
             println!("labwire {}", env!("CARGO_PKG_VERSION"));
