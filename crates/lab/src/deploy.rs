@@ -168,6 +168,7 @@ fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
 pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let start = Instant::now();
     let backends = Backends::new();
+    crate::partition::skip_mgmt_ipv6_if_disabled(&mut lab);
     preflight(&lab, &backends)?;
     if !opts.quiet {
         log::info!(
@@ -425,7 +426,7 @@ impl Run<'_> {
             let home =
                 std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
             let keys = artifacts::collect_ssh_pub_keys(&home);
-            artifacts::write_lab_artifacts(lab, &keys)?;
+            artifacts::write_lab_artifacts(lab.whole(), &keys)?;
             Ok(())
         })?;
 
@@ -933,7 +934,8 @@ impl Run<'_> {
     }
 
     fn artifacts(&self) -> Result<()> {
-        let lab = self.lab;
+        // A partition's artifacts name the whole lab.
+        let lab = self.lab.whole();
         let entries: Vec<(IpAddr, String)> = lab
             .nodes
             .iter()

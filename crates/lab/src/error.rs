@@ -35,6 +35,15 @@ pub enum Error {
     NoMatchingNode { lab: String, nodes: Vec<String> },
     #[error("lab {lab} has no node {node}")]
     NoSuchNode { lab: String, node: String },
+    /// A node of a partitioned lab that another host runs.
+    #[error("node {node} of lab {lab} runs in partition {partition} (host {host}); this host runs partition {here}")]
+    InOtherPartition {
+        lab: String,
+        node: String,
+        partition: String,
+        host: String,
+        here: String,
+    },
     /// What a destroy could not remove (it removed everything else).
     #[error("destroy of lab {lab} left things behind:\n  {}", failures.join("\n  "))]
     Teardown { lab: String, failures: Vec<String> },

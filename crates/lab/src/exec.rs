@@ -85,6 +85,9 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
     let out = exec_matching(name, select, cmd)?;
     if out.is_empty() {
         let (lab, _) = deployed(name)?;
+        if let Some(e) = in_other_partition(&lab, select) {
+            return Err(e);
+        }
         return Err(Error::NoMatchingNode {
             lab: name.to_string(),
             nodes: lab
@@ -96,6 +99,31 @@ pub fn exec(name: &str, select: &Select<'_>, cmd: &str) -> Result<Vec<(Node, Exe
         });
     }
     Ok(out)
+}
+
+/// A node `select` names that another host of the partitioned lab runs.
+fn in_other_partition(lab: &topology::Lab, select: &Select<'_>) -> Option<Error> {
+    let part = lab.part_of.as_ref()?;
+    let named: Vec<&str> = match select {
+        Select::Node(n) => vec![n],
+        Select::Match { nodes, .. } => nodes.iter().map(String::as_str).collect(),
+        _ => return None,
+    };
+    named.into_iter().find_map(|want| {
+        let n = part
+            .lab
+            .nodes
+            .iter()
+            .find(|n| n.name == want || n.long_name == want)?;
+        let p = n.partition.clone()?;
+        Some(Error::InOtherPartition {
+            lab: lab.name.clone(),
+            node: n.name.clone(),
+            host: part.lab.partitions.get(&p).map(|x| x.address.clone())?,
+            partition: p,
+            here: part.partition.clone(),
+        })
+    })
 }
 
 /// As [`exec`], but no matching node is an empty result (a filter across several labs).

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod linkops;
 pub mod links;
 pub mod lock;
+pub mod partition;
 pub mod paths;
 pub mod pool;
 pub mod progress;

@@ -141,25 +141,7 @@ fn copy_example(into: &Path) {
 /// Ok when both sessions (swp49, swp50) of `leaf` are Established in IPv4 unicast and EVPN.
 fn sessions_established(lab: &TestLab, leaf: &str) -> Result<(), String> {
     let out = lab.exec(leaf, "vtysh -c 'show bgp summary json'");
-    if !out.status.success() {
-        return Err(format!("{leaf}: {}", describe(&out)));
-    }
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{leaf}: no JSON yet ({e}): {}", text(&out.stdout)))?;
-    let mut problems = Vec::new();
-    for af in ["ipv4Unicast", "l2VpnEvpn"] {
-        for peer in ["swp49", "swp50"] {
-            let state = v[af]["peers"][peer]["state"].as_str().unwrap_or("absent");
-            if state != "Established" {
-                problems.push(format!("{leaf} {af} {peer}: {state}"));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
+    common::open_nos::sessions_established_in(leaf, &out)
 }
 
 fn ping_within(lab: &TestLab, node: &str, addr: &str, timeout: Duration) {

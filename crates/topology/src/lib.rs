@@ -16,6 +16,7 @@ pub mod mac;
 pub mod mgmt;
 pub mod model;
 pub mod node;
+pub mod partition;
 pub mod read;
 pub mod srcmap;
 pub mod template;
@@ -264,6 +265,7 @@ const ACTS_ON: &[&str] = &[
     "stages",
     "wait-for",
     "hostname",
+    "partition",
     "kernel-modules",
 ];
 
@@ -302,7 +304,15 @@ fn acts_on(runtime: Runtime, field: &str) -> Option<bool> {
     }
 }
 
-const TOP_KEYS: [&str; 6] = ["name", "prefix", "mgmt", "settings", "topology", "debug"];
+const TOP_KEYS: [&str; 7] = [
+    "name",
+    "prefix",
+    "mgmt",
+    "settings",
+    "topology",
+    "debug",
+    "partitions",
+];
 const TOPOLOGY_KEYS: [&str; 5] = ["defaults", "kinds", "groups", "nodes", "links"];
 
 /// Load, validate and normalise a topology.
@@ -432,6 +442,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         );
     }
     let mgmt = mgmt::decode(top.get("mgmt"), d);
+    let partitions = partition::decode(top.get("partitions"), d);
     if let Some(s) = top.some("settings") {
         read::map(s, "settings", &["certificate-authority"], d);
         d.warning(
@@ -551,6 +562,8 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             .help("rename the node (e.g. `host1`)");
         }
         if let Some(node) = node::decode(n, *span, &levels, &cx, d) {
+            let part_span = levels.resolve("partition").map(|v| v.span);
+            partition::check_node(&node, &partitions, part_span, *span, d);
             if node.is_workload() {
                 for (field, _) in node::FIELDS {
                     if acts_on(node.runtime, field) != Some(false) {
@@ -632,6 +645,8 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         mgmt,
         nodes,
         links: Vec::new(),
+        partitions,
+        part_of: None,
     };
 
     // Every node written in the file, decoded or not: a node whose own definition has errors is
@@ -648,6 +663,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     }
     resolve_iface_names(&lab, &mut decoded, d);
     check_links(&lab, &decoded, &defined, d);
+    partition::check_links(&lab, &decoded, &|n| node_spans.get(n).map(|(s, _)| *s), d);
     check_stages(&lab, d, &node_spans, &defined);
     let spans_of = |node: &str, key: &str| {
         node_spans

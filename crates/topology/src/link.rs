@@ -637,6 +637,7 @@ fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded
                     parent,
                     host_iface: format!("vx-{}", a.iface).chars().take(15).collect(),
                     host_mac: Mac([0; 6]),
+                    redirect: false,
                 }
             }
         }

@@ -317,6 +317,9 @@ pub struct Node {
     pub cgroupns_mode: Option<String>,
     /// Anything under `extras`, `certificate` or `config`, kept as written for the runtimes that use it.
     pub extras: BTreeMap<String, serde_json::Value>,
+    /// The partition (host) that runs the node, in a lab split across hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
 }
 
 impl Node {
@@ -430,6 +433,11 @@ pub enum Peer {
         parent: Option<String>,
         host_iface: String,
         host_mac: Mac,
+        /// Join the tunnel and the veth's host end with a two-way tc redirect instead of a
+        /// bridge (partition tunnels: a tunnel that is a bridge port refuses frames larger
+        /// than the underlay carries whole, where a redirected one has the host fragment them).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redirect: bool,
     },
     /// A dummy interface inside the node.
     Dummy,
@@ -521,9 +529,35 @@ pub struct Lab {
     pub mgmt: MgmtNet,
     pub nodes: Vec<Node>,
     pub links: Vec<Link>,
+    /// `partitions:`: partition name → its host, for a lab split across hosts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitions: BTreeMap<String, Partition>,
+    /// Set when this lab is the part one host deploys (see [`crate::partition::view`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<PartOf>,
+}
+
+/// One host of a partitioned lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    /// The host's IP address or DNS name, where the other partitions' tunnels end.
+    pub address: String,
+}
+
+/// The partition a lab view deploys, and the whole lab it is part of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartOf {
+    pub partition: String,
+    /// The whole lab, as loaded: the artifacts name all of its nodes.
+    pub lab: Box<Lab>,
 }
 
 impl Lab {
+    /// The whole lab: this one, or the lab this partition is part of.
+    pub fn whole(&self) -> &Lab {
+        self.part_of.as_ref().map_or(self, |p| &p.lab)
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }

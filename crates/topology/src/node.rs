@@ -28,7 +28,7 @@ pub enum Merge {
     Map,
 }
 
-/// Every node field containerlab has, plus labwire's `kernel` and `vmm`.
+/// Every node field containerlab has, plus labwire's `kernel`, `vmm` and `partition`.
 pub const FIELDS: &[(&str, Merge)] = &[
     ("kind", Merge::First),
     ("group", Merge::First),
@@ -90,6 +90,7 @@ pub const FIELDS: &[(&str, Merge)] = &[
     ("tmpfs", Merge::Map),
     ("security-opts", Merge::List),
     ("link-apply-mode", Merge::First),
+    ("partition", Merge::First),
 ];
 
 pub fn field_names() -> Vec<&'static str> {
@@ -988,6 +989,7 @@ pub fn decode(
         cgroup_parent: text("cgroup-parent", d),
         cgroupns_mode,
         extras,
+        partition: text("partition", d),
     })
 }
 

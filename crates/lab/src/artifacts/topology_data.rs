@@ -212,6 +212,7 @@ fn link_entry(link: &Link) -> Value {
             parent,
             host_iface,
             host_mac,
+            ..
         } => {
             let mut z = pseudo_endpoint("vxlan", host_iface, host_mac.to_string());
             vxlan_fields(&mut z, remote, *vni, *udp_port, parent.as_deref());

@@ -91,16 +91,17 @@ pub enum Request {
 /// A host object made before the batch, one request at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prereq {
-    /// A vxlan tunnel in the host enslaved to a bridge of its own (vxlan-stitch).
+    /// A vxlan tunnel in the host enslaved to a bridge of its own (vxlan-stitch), or alone when
+    /// `bridge` is `None` (joined to its veth by a tc redirect after the batch).
     StitchBridge {
-        bridge: String,
-        bridge_mac: Mac,
+        bridge: Option<(String, Mac)>,
         vxlan: String,
         vxlan_mac: Mac,
         vni: u32,
         remote: IpAddr,
         port: u16,
         parent: Option<String>,
+        mtu: Option<u32>,
     },
 }
 
@@ -125,6 +126,8 @@ pub struct Plan {
     pub netns_bridge_owners: Vec<String>,
     /// Host-side ends whose written name Linux could not take: (interface, written name).
     pub host_aliases: Vec<(String, String)>,
+    /// Host interface pairs joined back to back by a two-way tc redirect after the batch.
+    pub redirects: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -219,6 +222,7 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
                 parent,
                 host_iface,
                 host_mac,
+                redirect,
             } => vxlan_stitch::plan(
                 &cx,
                 l,
@@ -227,6 +231,7 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
                     vni: *vni,
                     port: *udp_port,
                     parent: parent.as_deref(),
+                    redirect: *redirect,
                 },
                 host_iface,
                 *host_mac,
@@ -451,6 +456,14 @@ pub fn execute(
         },
     });
     committed?;
+    for (a, b) in &plan.redirects {
+        let (ia, ib) = (
+            host_index(host, a, "interface")?,
+            host_index(host, b, "interface")?,
+        );
+        host.stitch(ia, ib)
+            .map_err(wire_err(format!("redirect {a} ⇄ {b}")))?;
+    }
     name_host_ends(plan, host)
 }
 

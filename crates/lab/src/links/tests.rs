@@ -352,10 +352,46 @@ fn a_vxlan_stitch_makes_its_bridge_and_tunnel_before_the_batch() {
         [Prereq::StitchBridge {
             bridge, vxlan, vni, ..
         }] => {
-            assert_eq!((bridge, vxlan, *vni), (&br, &vx, 4243));
+            assert_eq!(
+                (bridge.as_ref().map(|b| &b.0), vxlan, *vni),
+                (Some(&br), &vx, 4243)
+            );
         }
         other => panic!("{other:?}"),
     }
+    assert!(p.redirects.is_empty());
+}
+
+#[test]
+fn a_partition_tunnel_is_redirected_to_its_veth_without_a_bridge() {
+    let mut lab = with_link(
+        "",
+        "type: vxlan-stitch\n      endpoint: {node: a, interface: st1}\n      remote: 192.0.2.9\n      vni: 4243",
+    );
+    if let topology::Peer::VxlanStitch { redirect, .. } = &mut lab.links[0].peer {
+        *redirect = true;
+    }
+    let p = plan(&lab, &all_links(&lab), &[]);
+    let (host, _) = veth(only_request(&p));
+    let (vx, _) = vxlan_stitch::stitch_names(&host.name);
+    assert_eq!(host.master, None);
+    match &p.prereqs[..] {
+        [Prereq::StitchBridge {
+            bridge: None,
+            vxlan,
+            mtu,
+            ..
+        }] => {
+            assert_eq!(vxlan, &vx);
+            assert_eq!(*mtu, Some(lab.links[0].mtu).filter(|m| *m > 0));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.redirects, vec![(vx, host.name.clone())]);
+    assert!(!p
+        .intents
+        .iter()
+        .any(|e| matches!(e, crate::state::Entry::Bridge { .. })));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `vxlan-stitch` links: a VXLAN tunnel in the host, enslaved to a bridge of its own, with a veth
 //! from that bridge to the node. The bridge and the tunnel are made one by one before the batch
-//! (such links are few); the veth goes in the batch.
+//! (such links are few); the veth goes in the batch. A partition tunnel (`redirect`) has no
+//! bridge: the tunnel and the veth's host end are joined by a two-way tc redirect after the batch.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +25,18 @@ pub(super) struct Tunnel<'a> {
     pub vni: u32,
     pub port: u16,
     pub parent: Option<&'a str>,
+    /// Joined to the veth by tc redirect rather than a bridge.
+    pub redirect: bool,
+}
+
+/// The tunnel's MTU: the link's when it has no parent, so every frame the veth takes crosses the
+/// bridge (the underlay fragments the outer packets); over a parent, the kernel's, which fits it.
+fn tunnel_mtu(l: &Link, parent: Option<&str>) -> Option<u32> {
+    if parent.is_some() {
+        None
+    } else {
+        Cx::mtu(l)
+    }
 }
 
 pub(super) fn plan(
@@ -38,25 +51,32 @@ pub(super) fn plan(
     let vxlan_mac = mac::derive(&cx.lab.name, "host", &vx, 0);
     let bridge_mac = crate::wiring::bridge_node_mac(&br);
     plan.intents.push(host_link(&vx, vxlan_mac));
-    plan.intents.push(Entry::Bridge {
-        name: br.clone(),
-        mac: bridge_mac.to_string(),
-        shared: false,
-    });
+    if !t.redirect {
+        plan.intents.push(Entry::Bridge {
+            name: br.clone(),
+            mac: bridge_mac.to_string(),
+            shared: false,
+        });
+    }
     if let Some(p) = t.parent {
         plan.need(p, "vxlan parent interface");
     }
     plan.prereqs.push(Prereq::StitchBridge {
-        bridge: br.clone(),
-        bridge_mac,
-        vxlan: vx,
+        bridge: (!t.redirect).then(|| (br.clone(), bridge_mac)),
+        vxlan: vx.clone(),
         vxlan_mac,
         vni: t.vni,
         remote: t.remote,
         port: t.port,
         parent: t.parent.map(str::to_string),
+        mtu: tunnel_mtu(l, t.parent),
     });
-    super::host::plan_host_veth(cx, l, host_iface, host_mac, Some(&br), plan);
+    if t.redirect {
+        super::host::plan_host_veth(cx, l, host_iface, host_mac, None, plan);
+        plan.redirects.push((vx, host_iface.to_string()));
+    } else {
+        super::host::plan_host_veth(cx, l, host_iface, host_mac, Some(&br), plan);
+    }
 }
 
 /// Make the stitch's bridge and tunnel; the bridge's index joins `indexes` for the batch.
@@ -67,17 +87,14 @@ pub(super) fn make(
 ) -> Result<()> {
     let Prereq::StitchBridge {
         bridge,
-        bridge_mac,
         vxlan,
         vxlan_mac,
         vni,
         remote,
         port,
         parent,
+        mtu,
     } = p;
-    let br_idx = host
-        .add_bridge(bridge, None, Some(bridge_mac.0), true)
-        .map_err(wire_err(format!("create stitch bridge {bridge}")))?;
     let parent_idx = parent.as_ref().and_then(|p| indexes.get(p).copied());
     host.add_vxlan(&Vxlan {
         name: vxlan,
@@ -86,13 +103,19 @@ pub(super) fn make(
         local: None,
         dst_port: *port,
         parent: parent_idx,
-        mtu: None,
+        mtu: *mtu,
         mac: Some(vxlan_mac.0),
         netns: None,
         up: true,
         learning: true,
     })
     .map_err(wire_err(format!("create vxlan {vxlan}")))?;
+    let Some((bridge, bridge_mac)) = bridge else {
+        return Ok(());
+    };
+    let br_idx = host
+        .add_bridge(bridge, None, Some(bridge_mac.0), true)
+        .map_err(wire_err(format!("create stitch bridge {bridge}")))?;
     let vx_idx = super::host_index(host, vxlan, "vxlan")?;
     host.set_master(vx_idx, br_idx)
         .map_err(wire_err(format!("attach {vxlan} to {bridge}")))?;

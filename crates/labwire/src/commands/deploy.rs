@@ -29,10 +29,18 @@ pub struct DeployArgs {
     /// Deploy only these nodes (comma-separated) and the links between them
     #[arg(long, value_delimiter = ',')]
     pub node_filter: Vec<String>,
+    /// Deploy only this partition's nodes (a lab split across hosts with `partitions:`); its
+    /// links to other partitions become VXLAN tunnels to their hosts
+    #[arg(long)]
+    pub partition: Option<String>,
 }
 
 pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
     let mut lab = a.topo.load()?;
+    if let Some(p) = &a.partition {
+        lab = lab::partition::view(&lab, p, lab::partition::RESOLVE_WAIT)
+            .map_err(anyhow::Error::msg)?;
+    }
     super::filter_nodes(&mut lab, &a.node_filter)?;
     let opts = DeployOptions {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),

@@ -10,6 +10,7 @@ pub(crate) mod generate;
 pub(crate) mod graph;
 pub(crate) mod image;
 pub(crate) mod inspect;
+pub(crate) mod k8s;
 pub(crate) mod redeploy;
 pub(crate) mod serve;
 pub(crate) mod tools;
@@ -59,6 +60,9 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
     Validate(validate::ValidateArgs),
+    /// A lab on Kubernetes: one pod per partition running labwire (render, apply, destroy,
+    /// inspect; run and ready are what the pods run)
+    K8s(k8s::K8sArgs),
     /// Draw the topology: Graphviz dot, Mermaid, draw.io, or a self-contained HTML page
     Graph(graph::GraphArgs),
     /// Change a running lab's links: impairments (netem set|show|reset), state (link down|up)
@@ -217,6 +221,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(a) => generate::run(a),
         Command::Image(a) => image::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::K8s(a) => k8s::run(a),
         Command::Graph(a) => graph::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Events(a) => events::run(a),

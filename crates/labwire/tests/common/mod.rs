@@ -1095,6 +1095,30 @@ pub mod open_nos {
         Some(t.elapsed().as_secs_f64())
     }
 
+    /// Ok when `show bgp summary json` (`out`) of `leaf` has both sessions (swp49, swp50)
+    /// Established in IPv4 unicast and EVPN.
+    pub fn sessions_established_in(leaf: &str, out: &std::process::Output) -> Result<(), String> {
+        if !out.status.success() {
+            return Err(format!("{leaf}: {}", describe(out)));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("{leaf}: no JSON yet ({e}): {}", text(&out.stdout)))?;
+        let mut problems = Vec::new();
+        for af in ["ipv4Unicast", "l2VpnEvpn"] {
+            for peer in ["swp49", "swp50"] {
+                let state = v[af]["peers"][peer]["state"].as_str().unwrap_or("absent");
+                if state != "Established" {
+                    problems.push(format!("{leaf} {af} {peer}: {state}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
     pub fn docker_cmd(args: &[&str]) -> std::process::Output {
         let mut c = Command::new("docker");
         c.args(args).stdin(std::process::Stdio::null());
