@@ -84,6 +84,8 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
             }
             // Nothing was made yet: the init that follows is found by its command line.
             Entry::Spawning { .. } => {}
+            // A stopped node's namespace and objects are recorded by their own entries.
+            Entry::Stopped { .. } => {}
             Entry::Node { node, proc } => t.procs.push((node.clone(), *proc)),
             Entry::Container {
                 node,

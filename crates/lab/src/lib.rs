@@ -13,6 +13,7 @@ pub mod exec;
 pub mod generate;
 pub mod images;
 pub mod inspect;
+pub mod lifecycle;
 pub mod links;
 pub mod lock;
 pub mod paths;

@@ -13,7 +13,9 @@ use wire::netlink::Handle;
 use wire::NetNs;
 
 use super::{Accel, GuestNic};
-use crate::backend::{record_process, Backend, CreateNode, Deployment, Record, Running, Status};
+use crate::backend::{
+    record_process, Backend, CreateNode, Deployment, Record, Resume, Running, Status,
+};
 use crate::native::{spawn, Spawn};
 use crate::network::NodeNetwork;
 use crate::node::{ExecOutput, ImageRoot};
@@ -173,6 +175,11 @@ impl Backend for Vm {
             accel: assets.accel,
         };
         let argv = super::prepare(&spec)?;
+        let saved = super::argv_file(&run_dir);
+        let text = serde_json::to_vec(&argv).map_err(|e| {
+            crate::io(format!("encode {}", saved.display()))(std::io::Error::other(e))
+        })?;
+        std::fs::write(&saved, text).map_err(crate::io(format!("write {}", saved.display())))?;
         let shell = shell_node(n);
         let proc = spawn(&Spawn {
             ctx: req.ctx,
@@ -196,6 +203,76 @@ impl Backend for Vm {
 
     fn waits_until_ready(&self) -> bool {
         true
+    }
+
+    /// With a grace period, the guest is asked to power off (ACPI) and given that long; then the
+    /// namespace holder goes, and the VMM with it. The taps stay in the node's namespace.
+    fn halt(&self, node: &Running<'_>, grace: Duration) -> Result<()> {
+        if let (false, Some(vmm)) = (grace.is_zero(), vmm_pid(node.proc)) {
+            let asked = super::vmm::of(node.node).and_then(|v| v.power_down(&node.run_dir));
+            match asked {
+                Ok(()) => {
+                    let vmm = ProcId::of(vmm).into_iter().collect::<Vec<_>>();
+                    if !crate::process::wait_gone(&vmm, grace).is_empty() {
+                        log::info!(
+                            "VM node {}: the guest did not power off within {} s; stopping its VMM",
+                            node.node.name,
+                            grace.as_secs()
+                        );
+                    }
+                }
+                Err(e) => log::info!(
+                    "VM node {}: no ACPI power-down ({}); stopping its VMM",
+                    node.node.name,
+                    crate::chain(&e)
+                ),
+            }
+        }
+        crate::backend::halt_process(node, node.proc, Duration::ZERO)
+    }
+
+    /// A new namespace holder in the kept namespace boots the VMM with the command line it booted
+    /// with first: the same taps, MACs and disk overlay (so the guest's disk keeps its writes).
+    fn resume(&self, r: &Resume<'_>, rec: &dyn Record) -> Result<ProcId> {
+        let n = r.node;
+        let run_dir = r.dirs.node_run(&n.name);
+        let saved = super::argv_file(&run_dir);
+        let argv: Vec<String> = std::fs::read(&saved)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| Error::NodeSetup {
+                node: n.name.clone(),
+                message: format!(
+                    "its VMM command line ({}) is gone; redeploy the node",
+                    saved.display()
+                ),
+            })?;
+        // Sockets of the VMM that is gone.
+        for sock in [
+            super::agent_socket(&run_dir),
+            super::console_socket(&run_dir),
+            super::control_socket(&run_dir),
+        ] {
+            let _ = std::fs::remove_file(sock);
+        }
+        let shell = shell_node(n);
+        let proc = spawn(&Spawn {
+            ctx: crate::node::NodeContext::of(r.lab, n),
+            node: &shell,
+            init: r.init,
+            run_dir: &run_dir,
+            join_netns: Some(r.netns),
+            image: None,
+            cgroup: None,
+            argv: Some(&argv),
+        })?;
+        record_process(rec, n, proc)
+    }
+
+    /// The taps and their redirects were kept: the VMM just starts.
+    fn resume_start(&self, node: &Running<'_>, _ns: &NetNs, _home: &NetNs) -> Result<()> {
+        node.proc.signal_start();
+        Ok(())
     }
 
     /// Wait until the guest agent answers.
