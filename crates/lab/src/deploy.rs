@@ -23,13 +23,15 @@ use wire::NetNs;
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::progress::Progress;
 use crate::state::{self, Entry, Journal, Recorded};
-use crate::{artifacts, destroy, links, lock::Lock, paths, pool, signals, wiring};
+use crate::{artifacts, converge, destroy, links, lock::Lock, paths, pool, signals, wiring};
 
 pub struct DeployOptions {
     pub max_workers: usize,
     pub reconfigure: bool,
     /// No progress display (tests, scripts).
     pub quiet: bool,
+    /// On a running lab, converge only these nodes (and their links); the rest stays as it runs.
+    pub node_filter: Vec<String>,
 }
 
 impl Default for DeployOptions {
@@ -38,6 +40,7 @@ impl Default for DeployOptions {
             max_workers: pool::default_workers(),
             reconfigure: false,
             quiet: false,
+            node_filter: Vec::new(),
         }
     }
 }
@@ -147,7 +150,7 @@ fn probe_kind_dummy(problems: &mut Vec<String>) -> Result<()> {
 }
 
 /// Management addresses used by other deployed labs on the same network.
-fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
+pub(crate) fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
     let mut taken = BTreeSet::new();
     for other in state::recorded_labs() {
         if other == lab.name {
@@ -163,11 +166,19 @@ fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
     taken
 }
 
-/// Deploy a normalised lab. On failure everything made is removed again.
+/// Deploy a normalised lab; on a lab that runs (without `reconfigure`), change only what differs
+/// from the recorded lab ([`converge`]). On failure everything made is removed again.
 pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let start = Instant::now();
     let backends = Backends::new();
-    preflight(&lab, &backends)?;
+    let converging = match converge::running(&lab.name).filter(|_| !opts.reconfigure) {
+        Some(rec) => Some(converge::prepare(&mut lab, &rec, &opts.node_filter)?),
+        None => None,
+    };
+    match &converging {
+        Some((_, plan)) => preflight(&converge::preflight_view(&lab, plan), &backends)?,
+        None => preflight(&lab, &backends)?,
+    }
     if !opts.quiet {
         log::info!(
             "deploy lab {}: {} nodes, {} links",
@@ -180,7 +191,10 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let _lab_lock = Lock::lab(&lab.name)?;
     signals::install();
     let state_dir = paths::lab_state_dir(&lab.name);
-    if state_dir.exists() {
+    if let Some((old, plan)) = &converging {
+        log::info!("{}", plan.render(old, &lab).trim_end());
+        converge::remove(&lab.name, &Recorded::read(&state_dir), old, plan)?;
+    } else if state_dir.exists() {
         let rec = Recorded::read(&state_dir);
         let alive = rec.procs().iter().any(|(_, p)| p.is_alive())
             || !runtime::process::find_inits(&lab.name).is_empty();
@@ -243,7 +257,11 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         init: runtime::node::init_path()?,
         timings: Mutex::new(Vec::new()),
         images: HashMap::new(),
+        kept: HashSet::new(),
     };
+    if let Some((_, plan)) = &converging {
+        run.adopt_running(plan, &Recorded::read(&state_dir))?;
+    }
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
     let timings = std::mem::take(&mut *run.timings.lock().expect("timings"));
@@ -267,6 +285,16 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             ));
             progress.finish();
             let rec = Recorded::read(&state_dir);
+            if let Some((_, plan)) = &converging {
+                // Only what this deploy made goes; the nodes that ran before keep running.
+                return match converge::undo(&lab, &rec, plan) {
+                    Ok(()) => Err(e),
+                    Err(d) => Err(Error::Rollback {
+                        failed: Box::new(e),
+                        rollback: Box::new(d),
+                    }),
+                };
+            }
             // A lab directory this deploy created goes too; one that existed before stays.
             let made_dir = destroy::teardown(&rec.entries)
                 .lab_dir
@@ -301,6 +329,8 @@ struct Run<'a> {
     timings: Mutex<Vec<(String, Duration)>>,
     /// Roots of the nodes that run from images in labwire's store.
     images: HashMap<String, ImageRoot>,
+    /// Nodes that already run, untouched by a converging deploy.
+    kept: HashSet<String>,
 }
 
 fn check_interrupt() -> Result<()> {
@@ -386,17 +416,22 @@ impl Run<'_> {
         }])?;
         artifacts::open_lab_dir(&lab.dir)?;
         let state_dir = paths::lab_state_dir(&lab.name);
-        // Container nodes' images live in their engine, not in labwire's store.
+        // Container nodes' images live in their engine, not in labwire's store; nodes that run
+        // already have theirs.
         let mut store_view = lab.clone();
         for n in &mut store_view.nodes {
-            if !self.backends.node(n).uses_image_store() {
+            if !self.backends.node(n).uses_image_store() || self.kept.contains(&n.name) {
                 n.image = None;
             }
         }
         self.images = self.timed("unpack images", || {
             crate::images::image_roots(&store_view, &state_dir)
         })?;
-        let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
+        let workloads: Vec<&Node> = lab
+            .nodes
+            .iter()
+            .filter(|n| n.is_workload() && !self.kept.contains(&n.name))
+            .collect();
         let backends = self.backends;
         let groups = backends.group(&workloads);
         self.timed("prepare nodes", || -> Result<()> {
@@ -461,8 +496,13 @@ impl Run<'_> {
 
         // Stage rounds: each round moves every node whose waits are met one stage on.
         let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
-        let mut reached: HashMap<&str, Option<Stage>> =
-            workloads.iter().map(|n| (n.name.as_str(), None)).collect();
+        let mut reached: HashMap<&str, Option<Stage>> = workloads
+            .iter()
+            .map(|n| {
+                let done = self.kept.contains(&n.name).then_some(Stage::Exit);
+                (n.name.as_str(), done)
+            })
+            .collect();
         loop {
             check_interrupt()?;
             let mut ready: BTreeMap<Stage, Vec<&Node>> = BTreeMap::new();
@@ -509,8 +549,45 @@ impl Run<'_> {
                 }
             }
         }
+        // Links a converging deploy adds between nodes that ran already.
+        let pending: Vec<&Node> = workloads
+            .iter()
+            .copied()
+            .filter(|n| self.kept.contains(&n.name))
+            .filter(|n| {
+                lab.links.iter().enumerate().any(|(i, l)| {
+                    !self.made_links.contains(&i) && l.endpoints().any(|e| e.node == n.name)
+                })
+            })
+            .collect();
+        if !pending.is_empty() {
+            self.create_links(&pending, &mut host)?;
+        }
         check_interrupt()?;
         self.timed("artifacts", || self.artifacts())
+    }
+
+    /// Take the nodes a converging deploy keeps as they run: their processes and namespaces, and
+    /// their links that stay.
+    fn adopt_running(&mut self, plan: &converge::Plan, rec: &Recorded) -> Result<()> {
+        let lab = self.lab;
+        for name in &plan.keep {
+            let Some(n) = lab.node(name).filter(|n| n.is_workload()) else {
+                continue;
+            };
+            let path = std::path::Path::new(wire::netns::NETNS_RUN_DIR).join(&n.long_name);
+            let ns = NetNs::open(&path)
+                .map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
+            if let Some(p) = rec.node_proc(name) {
+                self.procs.lock().expect("procs").insert(name.clone(), p);
+            }
+            self.nets.lock().expect("nets").insert(name.clone(), ns);
+            self.configured.insert(name.clone());
+            self.kept.insert(name.clone());
+        }
+        let make: HashSet<usize> = plan.make_links.iter().copied().collect();
+        self.made_links = (0..lab.links.len()).filter(|i| !make.contains(i)).collect();
+        Ok(())
     }
 
     fn waits_met(&self, n: &Node, stage: Stage, reached: &HashMap<&str, Option<Stage>>) -> bool {

@@ -58,6 +58,7 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
             if status.state != "running" && rec.stopped(&n.name) {
                 status.state = "stopped";
                 status.status = "Stopped".into();
+                status.pid = 0;
             }
             if let (Some(p), "Up") = (proc, status.status.as_str()) {
                 status.status = up_status(p.start);

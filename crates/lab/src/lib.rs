@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod contain;
+pub mod converge;
 pub mod deploy;
 pub mod destroy;
 pub mod error;

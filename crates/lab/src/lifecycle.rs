@@ -297,6 +297,46 @@ impl Ctx<'_> {
     }
 }
 
+/// Stop the running nodes among `nodes` of lab `lab` in parallel, each as its runtime does it
+/// gracefully (SIGTERM, a container's stop signal, a VM's ACPI power-down), killed after `grace`:
+/// the first step of `destroy --graceful`. Returns the failures, one line each.
+pub fn halt_nodes(lab: &Lab, rec: &Recorded, nodes: &[&Node], grace: Duration) -> Vec<String> {
+    let init = match runtime::node::init_path() {
+        Ok(i) => i,
+        Err(e) => return vec![crate::error::chain(&e)],
+    };
+    let backends = Backends::new();
+    let run = paths::lab_run_dir(&lab.name);
+    let running: Vec<(&Node, ProcId)> = nodes
+        .iter()
+        .filter(|n| n.is_workload())
+        .filter_map(|n| {
+            rec.node_proc(&n.name)
+                .filter(ProcId::is_alive)
+                .map(|p| (*n, p))
+        })
+        .collect();
+    let results = crate::pool::run(
+        &running,
+        running.len().clamp(1, 64),
+        &|| false,
+        &|(n, proc): &(&Node, ProcId)| -> std::result::Result<(), String> {
+            let node = Running {
+                lab,
+                node: n,
+                proc: *proc,
+                run_dir: run.join(&n.name),
+                init: &init,
+            };
+            backends
+                .node(n)
+                .halt(&node, grace)
+                .map_err(|e| format!("stop node {}: {}", n.name, runtime::chain(&e)))
+        },
+    );
+    results.into_iter().flatten().filter_map(|r| r.err()).collect()
+}
+
 /// The namespace a node keeps while stopped, by its registered name.
 fn kept_netns(n: &Node) -> Result<NetNs> {
     let path = PathBuf::from(wire::netns::NETNS_RUN_DIR).join(&n.long_name);
