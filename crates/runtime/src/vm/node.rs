@@ -215,9 +215,16 @@ impl Backend for Vm {
                     let vmm = ProcId::of(vmm).into_iter().collect::<Vec<_>>();
                     if !crate::process::wait_gone(&vmm, grace).is_empty() {
                         log::info!(
-                            "VM node {}: the guest did not power off within {} s; stopping its VMM",
+                            "VM node {}: the guest did not power off within {} s (nothing in it handles the power button); its disk is synced and its VMM stopped",
                             node.node.name,
                             grace.as_secs()
+                        );
+                        // What the guest wrote reaches its disk before the VMM goes.
+                        let _ = super::exec(
+                            &node.run_dir,
+                            "sync",
+                            &BTreeMap::new(),
+                            Duration::from_secs(10),
                         );
                     }
                 }
