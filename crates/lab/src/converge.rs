@@ -161,7 +161,12 @@ pub fn refusal(old: &Lab, new: &Lab) -> Option<String> {
 
 /// Compare `new` with the recorded `old`. Nodes that stay keep their management addresses (an
 /// added node takes a free one), so adding a node never renumbers the others.
-pub fn plan(old: &Lab, new: &mut Lab, taken_elsewhere: &BTreeSet<std::net::IpAddr>) -> Result<Plan> {
+pub fn plan(
+    old: &Lab,
+    new: &mut Lab,
+    taken_elsewhere: &BTreeSet<std::net::IpAddr>,
+    fixed_links: &dyn Fn(&Node) -> bool,
+) -> Result<Plan> {
     for n in new.nodes.iter_mut().filter(|n| !n.mgmt_static) {
         match old.node(&n.name) {
             Some(o) => {
@@ -179,7 +184,10 @@ pub fn plan(old: &Lab, new: &mut Lab, taken_elsewhere: &BTreeSet<std::net::IpAdd
     for n in &new.nodes {
         match old.node(&n.name) {
             None => p.add.push(n.name.clone()),
-            Some(o) if same_node(o, n) => p.keep.push(n.name.clone()),
+            // A node whose interfaces are fixed while it runs is made again when they change.
+            Some(o) if same_node(o, n) && !(fixed_links(n) && links_of(old, o) != links_of(new, n)) => {
+                p.keep.push(n.name.clone())
+            }
             Some(_) => p.recreate.push(n.name.clone()),
         }
     }
@@ -221,7 +229,9 @@ pub fn prepare(lab: &mut Lab, rec: &Recorded, scope: &[String]) -> Result<(Lab, 
         });
     }
     let taken = crate::deploy::addresses_taken_elsewhere(lab);
-    let plan = plan(&old, lab, &taken)?;
+    let backends = runtime::Backends::new();
+    let fixed = |n: &Node| n.is_workload() && !backends.node(n).takes_new_links();
+    let plan = plan(&old, lab, &taken, &fixed)?;
     Ok((old, plan))
 }
 
@@ -278,6 +288,14 @@ pub fn undo(lab: &Lab, rec: &Recorded, plan: &Plan) -> Result<()> {
     left.links
         .retain(|l| l.endpoints().all(|e| !made.contains(&e.node)));
     state::write_lab(&rec.dir, &left)
+}
+
+/// The links of node `n` in `lab`, in order.
+fn links_of<'a>(lab: &'a Lab, n: &Node) -> Vec<&'a Link> {
+    lab.links
+        .iter()
+        .filter(|l| l.endpoints().any(|e| e.node == n.name))
+        .collect()
 }
 
 /// Whether a node runs as the topology now describes it.

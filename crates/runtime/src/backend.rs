@@ -198,6 +198,12 @@ pub trait Backend: Send + Sync {
         true
     }
 
+    /// Whether a running node takes links added to it (`false`: a guest's NICs are fixed at
+    /// boot, so a converging deploy recreates a node whose links change).
+    fn takes_new_links(&self) -> bool {
+        true
+    }
+
     /// Problems with these nodes that can be found without touching the host, one line each.
     fn preflight(&self, lab: &Lab, nodes: &[&Node]) -> Vec<String>;
 

@@ -70,6 +70,10 @@ impl Backend for Vm {
         false
     }
 
+    fn takes_new_links(&self) -> bool {
+        false
+    }
+
     fn preflight(&self, lab: &Lab, nodes: &[&Node]) -> Vec<String> {
         let mut problems = crate::native::Native.preflight(lab, nodes);
         for n in nodes {
