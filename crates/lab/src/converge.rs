@@ -312,17 +312,26 @@ pub fn remove(name: &str, rec: &Recorded, old: &Lab, plan: &Plan) -> Result<()> 
         .chain(&plan.recreate)
         .cloned()
         .collect();
+    let kept = |n: &str| plan.keep.iter().any(|k| k == n);
+    // The ends in nodes that stay go first and at once: the kernel frees a deleted namespace's
+    // veths only a moment later, and a new link may want the same name.
+    let with_nodes = plan.links_going_with_nodes.iter().map(|i| &old.links[*i]);
+    delete_links(old, with_nodes, &kept)?;
     remove_nodes(name, rec, old, &going, Duration::ZERO)?;
-    delete_links(old, plan.delete_links.iter().map(|i| &old.links[*i]))
+    delete_links(old, plan.delete_links.iter().map(|i| &old.links[*i]), &kept)
 }
 
-/// Delete links of a running lab: each by its end in the namespace of a node that stays (a veth
+/// Delete links of a running lab, each by its end in the namespace of a node `at` accepts (a veth
 /// pair goes whole; the far end of a link to the host with it).
-fn delete_links<'a>(lab: &Lab, links: impl Iterator<Item = &'a Link>) -> Result<()> {
+fn delete_links<'a>(
+    lab: &Lab,
+    links: impl Iterator<Item = &'a Link>,
+    at: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     for l in links {
         let Some(e) = l
             .endpoints()
-            .find(|e| lab.node(&e.node).is_some_and(Node::is_workload))
+            .find(|e| at(&e.node) && lab.node(&e.node).is_some_and(Node::is_workload))
         else {
             continue;
         };
@@ -445,6 +454,12 @@ pub fn destroy_nodes(name: &str, nodes: &[String], grace: Duration) -> Result<us
             nodes: lab.nodes.iter().map(|n| n.name.clone()).collect(),
         });
     }
+    let stays = |n: &str| !nodes.iter().any(|x| x == n);
+    let going = lab
+        .links
+        .iter()
+        .filter(|l| l.endpoints().any(|e| !stays(&e.node)));
+    delete_links(&lab, going, &stays)?;
     remove_nodes(name, &rec, &lab, nodes, grace)?;
     lab.nodes.retain(|n| !nodes.contains(&n.name));
     lab.links
