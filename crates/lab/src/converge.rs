@@ -496,3 +496,98 @@ fn rewrite_files(lab: &Lab) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Lab {
+        let src = topology::Source::from_text("c.clab.yml", yaml, std::path::Path::new("/tmp"));
+        topology::load(&src, &topology::Options::default())
+            .unwrap()
+            .lab
+    }
+
+    const HEAD: &str = "name: c\nmgmt: {network: c, ipv4-subnet: 172.30.99.0/24}\ntopology:\n  nodes:\n";
+    const NONE: &dyn Fn(&Node) -> bool = &|_| false;
+
+    #[test]
+    fn the_plan_names_what_changes_and_keeps_the_rest() {
+        let old = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n    d: {{kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n    - endpoints: [a:eth2, b:eth2]\n"
+        ));
+        let mut new = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux, env: {{X: \"1\"}}}}\n    c: {{kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n    - endpoints: [a:eth3, c:eth1]\n"
+        ));
+        let p = plan(&old, &mut new, &BTreeSet::new(), NONE).unwrap();
+        assert_eq!(p.keep, ["a"]);
+        assert_eq!(p.add, ["c"]);
+        assert_eq!(p.recreate, ["b"]);
+        assert_eq!(p.remove, ["d"]);
+        // a–b goes with b (recreated) and is made again; a–c is new.
+        let made: Vec<String> = p.make_links.iter().map(|i| link_label(&new.links[*i])).collect();
+        assert_eq!(made, ["a:eth1 -- b:eth1", "a:eth3 -- c:eth1"]);
+        assert!(p.delete_links.is_empty());
+        assert_eq!(p.links_going_with_nodes, [0, 1]);
+        assert!(!p.is_empty());
+        let text = p.render(&old, &new);
+        assert!(text.contains("recreate node  b"), "{text}");
+    }
+
+    #[test]
+    fn a_link_gone_between_kept_nodes_is_deleted_alone() {
+        let old = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n    - endpoints: [a:eth2, b:eth2]\n"
+        ));
+        let mut new = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n"
+        ));
+        let p = plan(&old, &mut new, &BTreeSet::new(), NONE).unwrap();
+        assert_eq!(p.keep, ["a", "b"]);
+        assert!(p.make_links.is_empty());
+        assert_eq!(p.delete_links, [1]);
+        let mut same = old.clone();
+        assert!(plan(&old, &mut same, &BTreeSet::new(), NONE)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_node_added_first_takes_a_free_address_and_renumbers_nobody() {
+        let old = load(&format!("{HEAD}    b: {{kind: linux}}\n"));
+        let mut new = load(&format!("{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n"));
+        let b_before = old.node("b").unwrap().mgmt_ipv4;
+        let p = plan(&old, &mut new, &BTreeSet::new(), NONE).unwrap();
+        assert_eq!(p.keep, ["b"]);
+        assert_eq!(new.node("b").unwrap().mgmt_ipv4, b_before);
+        assert_ne!(new.node("a").unwrap().mgmt_ipv4, b_before);
+        assert!(new.node("a").unwrap().mgmt_ipv4.is_some());
+    }
+
+    #[test]
+    fn a_node_with_fixed_interfaces_is_recreated_when_its_links_change() {
+        let old = load(&format!("{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n"));
+        let mut new = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n"
+        ));
+        let fixed = |n: &Node| n.name == "a";
+        let p = plan(&old, &mut new, &BTreeSet::new(), &fixed).unwrap();
+        assert_eq!(p.keep, ["b"]);
+        assert_eq!(p.recreate, ["a"]);
+    }
+
+    #[test]
+    fn a_scoped_target_keeps_what_lies_outside_the_scope() {
+        let old = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n"
+        ));
+        let new = load(&format!(
+            "{HEAD}    b: {{kind: linux}}\n    c: {{kind: linux}}\n  links:\n    - endpoints: [b:eth2, c:eth1]\n"
+        ));
+        let t = scoped_target(&old, &new, &["c".to_string()]);
+        let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["b", "c", "a"]);
+        let links: Vec<String> = t.links.iter().map(link_label).collect();
+        assert_eq!(links, ["a:eth1 -- b:eth1", "b:eth2 -- c:eth1"]);
+    }
+}
