@@ -78,7 +78,12 @@ impl Plan {
             let _ = writeln!(out, "  {:<14} {}", "add link", link_label(&new.links[*i]));
         }
         for i in &self.delete_links {
-            let _ = writeln!(out, "  {:<14} {}", "remove link", link_label(&old.links[*i]));
+            let _ = writeln!(
+                out,
+                "  {:<14} {}",
+                "remove link",
+                link_label(&old.links[*i])
+            );
         }
         if !self.keep.is_empty() {
             let _ = writeln!(out, "  {:<14} {}", "keep running", list(&self.keep));
@@ -104,8 +109,8 @@ pub fn link_label(l: &Link) -> String {
 pub fn running(name: &str) -> Option<Recorded> {
     let rec = Recorded::read(&paths::lab_state_dir(name));
     rec.lab.as_ref()?;
-    let alive = rec.procs().iter().any(|(_, p)| p.is_alive())
-        || !process::find_inits(name).is_empty();
+    let alive =
+        rec.procs().iter().any(|(_, p)| p.is_alive()) || !process::find_inits(name).is_empty();
     alive.then_some(rec)
 }
 
@@ -185,7 +190,9 @@ pub fn plan(
         match old.node(&n.name) {
             None => p.add.push(n.name.clone()),
             // A node whose interfaces are fixed while it runs is made again when they change.
-            Some(o) if same_node(o, n) && !(fixed_links(n) && links_of(old, o) != links_of(new, n)) => {
+            Some(o)
+                if same_node(o, n) && !(fixed_links(n) && links_of(old, o) != links_of(new, n)) =>
+            {
                 p.keep.push(n.name.clone())
             }
             Some(_) => p.recreate.push(n.name.clone()),
@@ -306,12 +313,7 @@ fn same_node(a: &Node, b: &Node) -> bool {
 /// Remove what `plan` takes away from the running lab: removed and recreated nodes (with their
 /// links), then links between nodes that stay. The caller holds the lab's lock.
 pub fn remove(name: &str, rec: &Recorded, old: &Lab, plan: &Plan) -> Result<()> {
-    let going: Vec<String> = plan
-        .remove
-        .iter()
-        .chain(&plan.recreate)
-        .cloned()
-        .collect();
+    let going: Vec<String> = plan.remove.iter().chain(&plan.recreate).cloned().collect();
     let kept = |n: &str| plan.keep.iter().any(|k| k == n);
     // The ends in nodes that stay go first and at once: the kernel frees a deleted namespace's
     // veths only a moment later, and a new link may want the same name.
@@ -508,7 +510,8 @@ mod tests {
             .lab
     }
 
-    const HEAD: &str = "name: c\nmgmt: {network: c, ipv4-subnet: 172.30.99.0/24}\ntopology:\n  nodes:\n";
+    const HEAD: &str =
+        "name: c\nmgmt: {network: c, ipv4-subnet: 172.30.99.0/24}\ntopology:\n  nodes:\n";
     const NONE: &dyn Fn(&Node) -> bool = &|_| false;
 
     #[test]
@@ -525,7 +528,11 @@ mod tests {
         assert_eq!(p.recreate, ["b"]);
         assert_eq!(p.remove, ["d"]);
         // a–b goes with b (recreated) and is made again; a–c is new.
-        let made: Vec<String> = p.make_links.iter().map(|i| link_label(&new.links[*i])).collect();
+        let made: Vec<String> = p
+            .make_links
+            .iter()
+            .map(|i| link_label(&new.links[*i]))
+            .collect();
         assert_eq!(made, ["a:eth1 -- b:eth1", "a:eth3 -- c:eth1"]);
         assert!(p.delete_links.is_empty());
         assert_eq!(p.links_going_with_nodes, [0, 1]);
@@ -555,7 +562,9 @@ mod tests {
     #[test]
     fn a_node_added_first_takes_a_free_address_and_renumbers_nobody() {
         let old = load(&format!("{HEAD}    b: {{kind: linux}}\n"));
-        let mut new = load(&format!("{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n"));
+        let mut new = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n"
+        ));
         let b_before = old.node("b").unwrap().mgmt_ipv4;
         let p = plan(&old, &mut new, &BTreeSet::new(), NONE).unwrap();
         assert_eq!(p.keep, ["b"]);
@@ -566,7 +575,9 @@ mod tests {
 
     #[test]
     fn a_node_with_fixed_interfaces_is_recreated_when_its_links_change() {
-        let old = load(&format!("{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n"));
+        let old = load(&format!(
+            "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n"
+        ));
         let mut new = load(&format!(
             "{HEAD}    a: {{kind: linux}}\n    b: {{kind: linux}}\n  links:\n    - endpoints: [a:eth1, b:eth1]\n"
         ));

@@ -334,7 +334,11 @@ pub fn halt_nodes(lab: &Lab, rec: &Recorded, nodes: &[&Node], grace: Duration) -
                 .map_err(|e| format!("stop node {}: {}", n.name, runtime::chain(&e)))
         },
     );
-    results.into_iter().flatten().filter_map(|r| r.err()).collect()
+    results
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.err())
+        .collect()
 }
 
 /// The namespace a node keeps while stopped, by its registered name.

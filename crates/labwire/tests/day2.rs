@@ -50,9 +50,7 @@ fn state(lab: &TestLab, node: &str) -> String {
 }
 
 fn node_count(lab: &TestLab) -> usize {
-    lab.inspect_json()[&lab.name]
-        .as_array()
-        .map_or(0, Vec::len)
+    lab.inspect_json()[&lab.name].as_array().map_or(0, Vec::len)
 }
 
 /// `ip -j link` of one interface of a node (`Null` when it has none of that name).
@@ -78,7 +76,16 @@ fn has_carrier(lab: &TestLab, node: &str, name: &str) -> bool {
 }
 
 fn ipv4_of(lab: &TestLab, node: &str, name: &str) -> Vec<String> {
-    let v = ip_json(&["-n", &lab.netns(node), "-j", "-4", "addr", "show", "dev", name]);
+    let v = ip_json(&[
+        "-n",
+        &lab.netns(node),
+        "-j",
+        "-4",
+        "addr",
+        "show",
+        "dev",
+        name,
+    ]);
     v[0]["addr_info"]
         .as_array()
         .into_iter()
@@ -90,7 +97,8 @@ fn ipv4_of(lab: &TestLab, node: &str, name: &str) -> Vec<String> {
 /// `labwire VERB --name LAB --node NODE [extra]`, which must succeed.
 fn lifecycle(lab: &TestLab, verb: &str, node: &str, extra: &[&str]) -> String {
     let mut c = lab.cmd();
-    c.args([verb, "--name", &lab.name, "--node", node]).args(extra);
+    c.args([verb, "--name", &lab.name, "--node", node])
+        .args(extra);
     let out = run_timeout(c, Duration::from_secs(600));
     assert!(
         out.status.success(),
@@ -176,7 +184,10 @@ fn d2l_native_node_lifecycle_keeps_links() {
         !has_carrier(&lab, "a", "eth1"),
         "a's eth1 keeps carrier while b is stopped"
     );
-    assert!(!lab.exec("b", "true").status.success(), "exec ran in a stopped node");
+    assert!(
+        !lab.exec("b", "true").status.success(),
+        "exec ran in a stopped node"
+    );
     assert!(
         !lab.exec("a", "ping -c1 -W1 10.161.11.2").status.success(),
         "a stopped node answered a ping"
@@ -237,9 +248,12 @@ fn conv_yaml(nodes: &str, links: &[&str]) -> String {
     y
 }
 
-const AB: &str = "    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [10.161.12.1/30, 10.161.12.2/30]\n";
-const BC: &str = "    - endpoints: [\"b:eth2\", \"c:eth1\"]\n      ipv4: [10.161.12.5/30, 10.161.12.6/30]\n";
-const AB2: &str = "    - endpoints: [\"a:eth2\", \"b:eth3\"]\n      ipv4: [10.161.12.9/30, 10.161.12.10/30]\n";
+const AB: &str =
+    "    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [10.161.12.1/30, 10.161.12.2/30]\n";
+const BC: &str =
+    "    - endpoints: [\"b:eth2\", \"c:eth1\"]\n      ipv4: [10.161.12.5/30, 10.161.12.6/30]\n";
+const AB2: &str =
+    "    - endpoints: [\"a:eth2\", \"b:eth3\"]\n      ipv4: [10.161.12.9/30, 10.161.12.10/30]\n";
 
 #[test]
 fn d2l_converging_deploy_changes_only_the_difference() {
@@ -265,7 +279,10 @@ fn d2l_converging_deploy_changes_only_the_difference() {
         assert!(plan.contains(want), "the plan lacks `{want}`:\n{plan}");
     }
     assert_eq!(node_count(&lab), 2, "--dry-run made a node");
-    assert!(!netns_exists(&lab.netns("c")), "--dry-run made c's namespace");
+    assert!(
+        !netns_exists(&lab.netns("c")),
+        "--dry-run made c's namespace"
+    );
     assert!(iface(&lab, "a", "eth2").is_null(), "--dry-run made a link");
     assert_eq!(
         std::fs::read(lab.state_dir().join("journal")).expect("journal"),
@@ -275,7 +292,11 @@ fn d2l_converging_deploy_changes_only_the_difference() {
 
     // A node and two links join the running lab; a and b keep running untouched.
     deploy_file(&lab, &three, &[]);
-    assert_eq!((pid(&lab, "a"), pid(&lab, "b")), (pid_a, pid_b), "a or b was restarted");
+    assert_eq!(
+        (pid(&lab, "a"), pid(&lab, "b")),
+        (pid_a, pid_b),
+        "a or b was restarted"
+    );
     assert_eq!(state(&lab, "c"), "running");
     lab.assert_ping("c", "10.161.12.5");
     lab.assert_ping("a", "10.161.12.10");
@@ -284,7 +305,11 @@ fn d2l_converging_deploy_changes_only_the_difference() {
 
     // The same file again changes nothing.
     let out = deploy_file(&lab, &three, &["--dry-run"]);
-    assert!(text(&out.stdout).contains("nothing to change"), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains("nothing to change"),
+        "{}",
+        describe(&out)
+    );
     deploy_file(&lab, &three, &[]);
     assert_eq!(
         (pid(&lab, "a"), pid(&lab, "b"), pid(&lab, "c")),
@@ -316,7 +341,9 @@ fn d2l_converging_deploy_changes_only_the_difference() {
 
     // destroy --node-filter removes c alone; deploy --node-filter brings it back alone.
     let mut c = lab.cmd();
-    c.args(["destroy", "-t"]).arg(&lab.file).args(["--node-filter", "c"]);
+    c.args(["destroy", "-t"])
+        .arg(&lab.file)
+        .args(["--node-filter", "c"]);
     run_ok(c);
     assert_eq!(node_count(&lab), 2);
     assert!(!netns_exists(&lab.netns("c")), "c's namespace is left");
@@ -379,7 +406,12 @@ fn d2l_docker_node_lifecycle_and_converge() {
     assert_eq!(mac(&lab, "d", "eth1"), mac_d, "d's eth1 changed its MAC");
     assert_eq!(ipv4_of(&lab, "d", "eth1"), ["10.161.13.2"]);
     // The name under /run/netns is the container's namespace now.
-    let in_container = DOCKER.ok(&["exec", &lab.long_name("d"), "cat", "/sys/class/net/eth1/address"]);
+    let in_container = DOCKER.ok(&[
+        "exec",
+        &lab.long_name("d"),
+        "cat",
+        "/sys/class/net/eth1/address",
+    ]);
     assert_eq!(in_container.trim(), mac_d);
     lab.assert_ping("d", "10.161.13.1");
 
@@ -400,7 +432,10 @@ fn d2l_docker_node_lifecycle_and_converge() {
 
     // The link's removal from the file removes only it.
     deploy_file(&lab, &yaml(false), &[]);
-    assert!(DOCKER.containers_of(name).iter().all(|c| !c.contains("-e")), "e is left");
+    assert!(
+        DOCKER.containers_of(name).iter().all(|c| !c.contains("-e")),
+        "e is left"
+    );
     assert!(iface(&lab, "a", "eth2").is_null());
     assert_eq!((pid(&lab, "a"), pid(&lab, "d")), (pid_a, pid_d));
     lab.assert_ping("a", "10.161.13.2");

@@ -1050,7 +1050,10 @@ fn deploying_a_running_lab_converges_and_reconfigure_works() {
             Err(format!("{r:?}"))
         }
     });
-    assert!(r.is_ok(), "the converging deploy left an extra reaper: {r:?}");
+    assert!(
+        r.is_ok(),
+        "the converging deploy left an extra reaper: {r:?}"
+    );
     let (v4, _) = lab.eth0_addrs("n2");
     lab.assert_ping("n1", &v4.expect("n2 address"));
 

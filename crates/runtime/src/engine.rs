@@ -17,11 +17,11 @@ use wire::NetNs;
 use crate::backend::{
     record, record_process, Backend, CreateNode, Deployment, Made, Record, Resume, Running,
 };
-use std::time::Duration;
 use crate::docker::{Container, Engine, EngineKind};
 use crate::node::ExecOutput;
 use crate::process::ProcId;
 use crate::{Error, Result};
+use std::time::Duration;
 
 /// A container engine's nodes.
 pub struct EngineBackend {

@@ -578,13 +578,13 @@ fn deploy(g: &Global, a: DeployArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut lab = g.load()?;
-    let node_filter =
-        if commands::deploy::filters_running_lab(&lab, &a.node_filter, a.reconfigure)? {
-            a.node_filter.clone()
-        } else {
-            commands::filter_nodes(&mut lab, &a.node_filter)?;
-            Vec::new()
-        };
+    let node_filter = if commands::deploy::filters_running_lab(&lab, &a.node_filter, a.reconfigure)?
+    {
+        a.node_filter.clone()
+    } else {
+        commands::filter_nodes(&mut lab, &a.node_filter)?;
+        Vec::new()
+    };
     let opts = lab::deploy::DeployOptions {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
         reconfigure: a.reconfigure,
