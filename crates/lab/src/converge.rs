@@ -475,26 +475,8 @@ fn rewrite_files(lab: &Lab) -> Result<()> {
     state::write_lab(&paths::lab_state_dir(&lab.name), lab)?;
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
     artifacts::write_lab_artifacts(lab, &artifacts::collect_ssh_pub_keys(&home))?;
-    let entries: Vec<(std::net::IpAddr, String)> = lab
-        .nodes
-        .iter()
-        .filter(|n| n.is_workload())
-        .flat_map(|n| {
-            n.mgmt_ipv4
-                .map(std::net::IpAddr::V4)
-                .into_iter()
-                .chain(n.mgmt_ipv6.map(std::net::IpAddr::V6))
-                .map(|a| (a, n.long_name.clone()))
-        })
-        .collect();
-    let hosts = paths::hosts_file();
-    if hosts.exists() {
-        artifacts::hosts::add_block_locked(
-            &hosts,
-            &paths::lock_dir().join("hosts.lock"),
-            &lab.name,
-            &entries,
-        )?;
+    if paths::hosts_file().exists() {
+        crate::deploy::write_hosts_block(lab, &crate::deploy::hosts_entries(lab))?;
     }
     Ok(())
 }

@@ -191,9 +191,13 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let _lab_lock = Lock::lab(&lab.name)?;
     signals::install();
     let state_dir = paths::lab_state_dir(&lab.name);
+    // What ran when the lock was taken (a converging deploy keeps it).
+    let mut running = None;
     if let Some((old, plan)) = &converging {
         log::info!("{}", plan.render(old, &lab).trim_end());
-        converge::remove(&lab.name, &Recorded::read(&state_dir), old, plan)?;
+        let rec = Recorded::read(&state_dir);
+        converge::remove(&lab.name, &rec, old, plan)?;
+        running = Some(rec);
     } else if state_dir.exists() {
         let rec = Recorded::read(&state_dir);
         let alive = rec.procs().iter().any(|(_, p)| p.is_alive())
@@ -259,8 +263,8 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         images: HashMap::new(),
         kept: HashSet::new(),
     };
-    if let Some((_, plan)) = &converging {
-        run.adopt_running(plan, &Recorded::read(&state_dir))?;
+    if let (Some((_, plan)), Some(rec)) = (&converging, &running) {
+        run.adopt_running(plan, rec)?;
     }
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
@@ -1007,29 +1011,13 @@ impl Run<'_> {
 
     fn artifacts(&self) -> Result<()> {
         let lab = self.lab;
-        let entries: Vec<(IpAddr, String)> = lab
-            .nodes
-            .iter()
-            .filter(|n| n.is_workload())
-            .flat_map(|n| {
-                n.mgmt_ipv4
-                    .map(IpAddr::V4)
-                    .into_iter()
-                    .chain(n.mgmt_ipv6.map(IpAddr::V6))
-                    .map(|a| (a, n.long_name.clone()))
-            })
-            .collect();
+        let entries = hosts_entries(lab);
         if !entries.is_empty() {
             let hosts = paths::hosts_file();
             self.journal.record(&[Entry::HostsBlock {
                 path: hosts.clone(),
             }])?;
-            artifacts::hosts::add_block_locked(
-                &hosts,
-                &paths::lock_dir().join("hosts.lock"),
-                &lab.name,
-                &entries,
-            )?;
+            write_hosts_block(lab, &entries)?;
         }
         let ssh_dir = paths::ssh_config_dir();
         if ssh_dir.is_dir() {
@@ -1051,6 +1039,32 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The lab's lines in /etc/hosts: each workload node's management addresses and long name.
+pub(crate) fn hosts_entries(lab: &Lab) -> Vec<(IpAddr, String)> {
+    lab.nodes
+        .iter()
+        .filter(|n| n.is_workload())
+        .flat_map(|n| {
+            n.mgmt_ipv4
+                .map(IpAddr::V4)
+                .into_iter()
+                .chain(n.mgmt_ipv6.map(IpAddr::V6))
+                .map(|a| (a, n.long_name.clone()))
+        })
+        .collect()
+}
+
+/// Write the lab's block of /etc/hosts (replacing the one it had).
+pub(crate) fn write_hosts_block(lab: &Lab, entries: &[(IpAddr, String)]) -> Result<()> {
+    artifacts::hosts::add_block_locked(
+        &paths::hosts_file(),
+        &paths::lock_dir().join("hosts.lock"),
+        &lab.name,
+        entries,
+    )?;
+    Ok(())
 }
 
 /// Write `data` to `path` as a root-owned 0644 file, never through a link: a file put there

@@ -84,7 +84,7 @@ pub fn run(name: &str, nodes: &[String], action: Action, grace: Duration) -> Res
     let mut out = Vec::new();
     for n in selected {
         let t = Instant::now();
-        let proc = ctx.current(n);
+        let proc = rec.node_proc(&n.name);
         let running = proc.is_some_and(|p| p.is_alive());
         let what = match action {
             Action::Stop if !running => "already stopped",
@@ -143,11 +143,6 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The node's first process as last recorded (this run's records included).
-    fn current(&self, n: &Node) -> Option<ProcId> {
-        Recorded::read(&self.rec.dir).node_proc(&n.name)
-    }
-
     fn running<'n>(&'n self, n: &'n Node, proc: ProcId) -> Running<'n> {
         Running {
             lab: self.lab,

@@ -370,7 +370,10 @@ fn containerlab_personality_on_native_nodes() {
         Some(2)
     );
     assert!(!std::path::Path::new("/run/netns/clab-clnat-a").exists());
-    clab_ok(&lab, &["-r", "native", "deploy", "-t", file, "--node-filter", "a"]);
+    clab_ok(
+        &lab,
+        &["-r", "native", "deploy", "-t", file, "--node-filter", "a"],
+    );
     let j = lab.inspect_json();
     assert_eq!(j["clnat"].as_array().map(Vec::len), Some(3), "{j}");
     let pid_b_after = j["clnat"]

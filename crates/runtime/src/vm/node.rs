@@ -184,17 +184,7 @@ impl Backend for Vm {
             crate::io(format!("encode {}", saved.display()))(std::io::Error::other(e))
         })?;
         std::fs::write(&saved, text).map_err(crate::io(format!("write {}", saved.display())))?;
-        let shell = shell_node(n);
-        let proc = spawn(&Spawn {
-            ctx: req.ctx,
-            node: &shell,
-            init: d.init,
-            run_dir: &run_dir,
-            join_netns: None,
-            image: None,
-            cgroup: None,
-            argv: Some(&argv),
-        })?;
+        let proc = spawn_holder(req.ctx, n, d.init, &run_dir, None, &argv)?;
         record_process(rec, n, proc)
     }
 
@@ -266,17 +256,8 @@ impl Backend for Vm {
         ] {
             let _ = std::fs::remove_file(sock);
         }
-        let shell = shell_node(n);
-        let proc = spawn(&Spawn {
-            ctx: crate::node::NodeContext::of(r.lab, n),
-            node: &shell,
-            init: r.init,
-            run_dir: &run_dir,
-            join_netns: Some(r.netns),
-            image: None,
-            cgroup: None,
-            argv: Some(&argv),
-        })?;
+        let ctx = crate::node::NodeContext::of(r.lab, n);
+        let proc = spawn_holder(ctx, n, r.init, &run_dir, Some(r.netns), &argv)?;
         record_process(rec, n, proc)
     }
 
@@ -557,6 +538,28 @@ fn shell_node(n: &Node) -> Node {
         ),
     ]);
     s
+}
+
+/// Start the node's namespace holder (in namespace `join`, or a new one) with the VMM `argv` as
+/// its command, held until the start signal.
+fn spawn_holder(
+    ctx: crate::node::NodeContext<'_>,
+    n: &Node,
+    init: &Path,
+    run_dir: &Path,
+    join: Option<&Path>,
+    argv: &[String],
+) -> Result<ProcId> {
+    spawn(&Spawn {
+        ctx,
+        node: &shell_node(n),
+        init,
+        run_dir,
+        join_netns: join,
+        image: None,
+        cgroup: None,
+        argv: Some(argv),
+    })
 }
 
 /// Give each of the node's interfaces a tap and join the two with a two-way tc redirect.
