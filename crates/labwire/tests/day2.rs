@@ -26,6 +26,24 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
+/// Ping `addr` from `node` until it answers, up to five one-second tries (a busy host may take a
+/// moment to resolve a fresh neighbour); fails with the last output.
+fn ping(lab: &TestLab, node: &str, addr: &str) {
+    let mut last = None;
+    for _ in 0..5 {
+        let out = lab.exec(node, &format!("ping -c1 -W1 {addr}"));
+        if out.status.success() {
+            return;
+        }
+        last = Some(out);
+    }
+    panic!(
+        "lab {}: ping from {node} to {addr} failed: {}",
+        lab.name,
+        describe(&last.expect("tried"))
+    );
+}
+
 /// A node's row of `inspect --format json`.
 fn row(lab: &TestLab, node: &str) -> Value {
     let j = lab.inspect_json();
@@ -161,12 +179,12 @@ fn d2l_native_node_lifecycle_keeps_links() {
     let recorded = lab.recorded_host_objects();
     let (pid_a, pid_b) = (pid(&lab, "a"), pid(&lab, "b"));
     let mac_b = mac(&lab, "b", "eth1");
-    lab.assert_ping("a", "10.161.11.2");
+    ping(&lab, "a", "10.161.11.2");
 
     // Restart: a new init, the same interface, MAC and address; a ping across right after.
     let said = lifecycle(&lab, "restart", "b", &[]);
     assert!(said.contains("restarted"), "{said}");
-    lab.assert_ping("a", "10.161.11.2");
+    ping(&lab, "a", "10.161.11.2");
     assert_ne!(pid(&lab, "b"), pid_b, "b was not restarted");
     assert_eq!(pid(&lab, "a"), pid_a, "a was touched");
     assert_eq!(mac(&lab, "b", "eth1"), mac_b, "b's eth1 changed its MAC");
@@ -199,7 +217,7 @@ fn d2l_native_node_lifecycle_keeps_links() {
     lifecycle(&lab, "start", "b", &[]);
     assert_eq!(state(&lab, "b"), "running");
     assert!(has_carrier(&lab, "a", "eth1"));
-    lab.assert_ping("a", "10.161.11.2");
+    ping(&lab, "a", "10.161.11.2");
     assert_eq!(mac(&lab, "b", "eth1"), mac_b);
 
     // A graceful restart lets b's command see SIGTERM.
@@ -209,7 +227,7 @@ fn d2l_native_node_lifecycle_keeps_links() {
         "b's command got no SIGTERM from restart --graceful"
     );
     std::fs::remove_file(out.join("term-b")).expect("remove term-b");
-    lab.assert_ping("a", "10.161.11.2");
+    ping(&lab, "a", "10.161.11.2");
 
     // Unknown nodes are refused, naming the lab's nodes.
     let mut c = lab.cmd();
@@ -298,9 +316,9 @@ fn d2l_converging_deploy_changes_only_the_difference() {
         "a or b was restarted"
     );
     assert_eq!(state(&lab, "c"), "running");
-    lab.assert_ping("c", "10.161.12.5");
-    lab.assert_ping("a", "10.161.12.10");
-    lab.assert_ping("a", "10.161.12.2");
+    ping(&lab, "c", "10.161.12.5");
+    ping(&lab, "a", "10.161.12.10");
+    ping(&lab, "a", "10.161.12.2");
     let pid_c = pid(&lab, "c");
 
     // The same file again changes nothing.
@@ -325,8 +343,8 @@ fn d2l_converging_deploy_changes_only_the_difference() {
         (pid(&lab, "a"), pid(&lab, "b"), pid(&lab, "c")),
         (pid_a, pid_b, pid_c)
     );
-    lab.assert_ping("a", "10.161.12.2");
-    lab.assert_ping("c", "10.161.12.5");
+    ping(&lab, "a", "10.161.12.2");
+    ping(&lab, "c", "10.161.12.5");
 
     // A node whose definition changed is recreated; the others stay.
     let changed = conv_yaml(
@@ -337,7 +355,7 @@ fn d2l_converging_deploy_changes_only_the_difference() {
     assert_ne!(pid(&lab, "c"), pid_c, "c was not recreated");
     assert_eq!((pid(&lab, "a"), pid(&lab, "b")), (pid_a, pid_b));
     assert_eq!(lab.exec_ok("c", "echo $ROLE").trim(), "spine");
-    lab.assert_ping("c", "10.161.12.5");
+    ping(&lab, "c", "10.161.12.5");
 
     // destroy --node-filter removes c alone; deploy --node-filter brings it back alone.
     let mut c = lab.cmd();
@@ -349,11 +367,11 @@ fn d2l_converging_deploy_changes_only_the_difference() {
     assert!(!netns_exists(&lab.netns("c")), "c's namespace is left");
     assert!(iface(&lab, "b", "eth2").is_null(), "c's link is left in b");
     assert_eq!((pid(&lab, "a"), pid(&lab, "b")), (pid_a, pid_b));
-    lab.assert_ping("a", "10.161.12.2");
+    ping(&lab, "a", "10.161.12.2");
     deploy_file(&lab, &changed, &["--node-filter", "c"]);
     assert_eq!(state(&lab, "c"), "running");
     assert_eq!((pid(&lab, "a"), pid(&lab, "b")), (pid_a, pid_b));
-    lab.assert_ping("c", "10.161.12.5");
+    ping(&lab, "c", "10.161.12.5");
 
     // --keep-mgmt-net: the management bridge outlives the lab.
     let recorded = lab.recorded_host_objects();
@@ -396,11 +414,11 @@ fn d2l_docker_node_lifecycle_and_converge() {
     deploy_file(&lab, &yaml(false), &[]);
     let (pid_a, pid_d) = (pid(&lab, "a"), pid(&lab, "d"));
     let mac_d = mac(&lab, "d", "eth1");
-    lab.assert_ping("a", "10.161.13.2");
+    ping(&lab, "a", "10.161.13.2");
 
     // The engine restarts the container in a new namespace: its link comes back with it.
     lifecycle(&lab, "restart", "d", &[]);
-    lab.assert_ping("a", "10.161.13.2");
+    ping(&lab, "a", "10.161.13.2");
     assert_ne!(pid(&lab, "d"), pid_d, "the container was not restarted");
     assert_eq!(pid(&lab, "a"), pid_a);
     assert_eq!(mac(&lab, "d", "eth1"), mac_d, "d's eth1 changed its MAC");
@@ -413,7 +431,7 @@ fn d2l_docker_node_lifecycle_and_converge() {
         "/sys/class/net/eth1/address",
     ]);
     assert_eq!(in_container.trim(), mac_d);
-    lab.assert_ping("d", "10.161.13.1");
+    ping(&lab, "d", "10.161.13.1");
 
     lifecycle(&lab, "stop", "d", &[]);
     assert_eq!(state(&lab, "d"), "stopped");
@@ -421,14 +439,14 @@ fn d2l_docker_node_lifecycle_and_converge() {
     assert_eq!(st.trim(), "false", "the container still runs");
     assert!(!has_carrier(&lab, "a", "eth1"));
     lifecycle(&lab, "start", "d", &[]);
-    lab.assert_ping("a", "10.161.13.2");
+    ping(&lab, "a", "10.161.13.2");
 
     // A docker node and its link join the running lab; a and d keep running.
     let pid_d = pid(&lab, "d");
     deploy_file(&lab, &yaml(true), &[]);
     assert_eq!((pid(&lab, "a"), pid(&lab, "d")), (pid_a, pid_d));
-    lab.assert_ping("a", "10.161.13.6");
-    lab.assert_ping("a", "10.161.13.2");
+    ping(&lab, "a", "10.161.13.6");
+    ping(&lab, "a", "10.161.13.2");
 
     // The link's removal from the file removes only it.
     deploy_file(&lab, &yaml(false), &[]);
@@ -438,7 +456,7 @@ fn d2l_docker_node_lifecycle_and_converge() {
     );
     assert!(iface(&lab, "a", "eth2").is_null());
     assert_eq!((pid(&lab, "a"), pid(&lab, "d")), (pid_a, pid_d));
-    lab.assert_ping("a", "10.161.13.2");
+    ping(&lab, "a", "10.161.13.2");
 
     let mut c = lab.cmd();
     c.args(["destroy", "--name", name, "--graceful"]);
@@ -478,7 +496,7 @@ fn d2l_vm_node_restart_keeps_links() {
         common::open_nos::IMAGE_DIR.into(),
     ));
     deploy_file(&lab, &yaml(false), &[]);
-    lab.assert_ping("h1", "10.161.14.1");
+    ping(&lab, "h1", "10.161.14.1");
     lab.exec_ok("r1", "echo kept > /root/mark && sync");
     let (vmm, pid_h1) = (pid(&lab, "r1"), pid(&lab, "h1"));
     let taps = |lab: &TestLab| {
@@ -491,7 +509,7 @@ fn d2l_vm_node_restart_keeps_links() {
     let taps_before = taps(&lab);
 
     lifecycle(&lab, "restart", "r1", &[]);
-    lab.assert_ping("h1", "10.161.14.1");
+    ping(&lab, "h1", "10.161.14.1");
     assert_ne!(pid(&lab, "r1"), vmm, "the VMM was not restarted");
     assert_eq!(pid(&lab, "h1"), pid_h1);
     assert_eq!(taps(&lab), taps_before, "the VM's taps changed");
@@ -501,8 +519,8 @@ fn d2l_vm_node_restart_keeps_links() {
     let vmm = pid(&lab, "r1");
     deploy_file(&lab, &yaml(true), &[]);
     assert_eq!((pid(&lab, "r1"), pid(&lab, "h1")), (vmm, pid_h1));
-    lab.assert_ping("h2", "10.161.14.5");
-    lab.assert_ping("h1", "10.161.14.1");
+    ping(&lab, "h2", "10.161.14.5");
+    ping(&lab, "h1", "10.161.14.1");
 
     let recorded = lab.recorded_host_objects();
     let mut c = lab.cmd();
