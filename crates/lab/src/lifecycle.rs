@@ -120,6 +120,13 @@ fn select<'a>(lab: &'a Lab, names: &[String]) -> Result<Vec<&'a Node>> {
     let mut out = Vec::new();
     for name in names {
         match workloads.iter().find(|n| n.name == *name) {
+            Some(n) if n.class == topology::KindClass::ExtContainer => {
+                return Err(Error::Runtime(runtime::Error::NotOnThisRuntime {
+                    node: n.name.clone(),
+                    runtime: n.runtime,
+                    what: "it is a container started outside labwire, which labwire neither stops nor starts".into(),
+                }))
+            }
             Some(n) if !out.iter().any(|o: &&Node| o.name == n.name) => out.push(*n),
             Some(_) => {}
             None => {

@@ -8,11 +8,11 @@
 //!   prints the plan and changes nothing; `deploy` adds a node and links while the other nodes
 //!   keep their PIDs; removing a link from the file removes only it; a changed node is recreated;
 //!   `destroy --node-filter` and `deploy --node-filter` act on one node; `destroy --keep-mgmt-net`
-//!   leaves the management bridge.
+//!   (with a node stopped) leaves the management bridge and nothing else.
 //! - `d2l_docker_node_lifecycle_and_converge`: a docker node restarted by its engine gets its links
 //!   back (moved into the container's new namespace) with their MACs and addresses; a converging
-//!   deploy adds a docker node linked to a native one whose PID stays; `destroy --graceful` stops
-//!   the container with SIGTERM.
+//!   deploy adds a docker node linked to a native one whose PID stays; `stop --graceful` and
+//!   `destroy --graceful` stop the container with SIGTERM.
 //! - `d2l_vm_node_restart_keeps_links`: a VM node's VMM boots again on the same taps (ping right
 //!   after, its disk kept); a converging deploy adds a node while the VMM keeps its PID.
 //!
@@ -373,7 +373,8 @@ fn d2l_converging_deploy_changes_only_the_difference() {
     assert_eq!((pid(&lab, "a"), pid(&lab, "b")), (pid_a, pid_b));
     ping(&lab, "c", "10.161.12.5");
 
-    // --keep-mgmt-net: the management bridge outlives the lab.
+    // --keep-mgmt-net: the management bridge outlives the lab (which a stopped node does not).
+    lifecycle(&lab, "stop", "c", &[]);
     let recorded = lab.recorded_host_objects();
     let mut c = lab.cmd();
     c.args(["destroy", "--name", name, "--keep-mgmt-net"]);
@@ -456,6 +457,16 @@ fn d2l_docker_node_lifecycle_and_converge() {
     );
     assert!(iface(&lab, "a", "eth2").is_null());
     assert_eq!((pid(&lab, "a"), pid(&lab, "d")), (pid_a, pid_d));
+    ping(&lab, "a", "10.161.13.2");
+
+    // A graceful stop is the engine's stop: the container's command sees SIGTERM.
+    lifecycle(&lab, "stop", "d", &["--graceful"]);
+    assert!(
+        out.join("term-d").exists(),
+        "the container got no SIGTERM from stop --graceful"
+    );
+    std::fs::remove_file(out.join("term-d")).expect("remove term-d");
+    lifecycle(&lab, "start", "d", &[]);
     ping(&lab, "a", "10.161.13.2");
 
     let mut c = lab.cmd();
