@@ -13,10 +13,12 @@
 //!   back (moved into the container's new namespace) with their MACs and addresses; a converging
 //!   deploy adds a docker node linked to a native one whose PID stays; `stop --graceful` and
 //!   `destroy --graceful` stop the container with SIGTERM.
+//! - `d2l_podman_node_restart_keeps_links`: the same for a podman node, whose management `eth0`
+//!   labwire wires and moves too.
 //! - `d2l_vm_node_restart_keeps_links`: a VM node's VMM boots again on the same taps (ping right
 //!   after, its disk kept); a converging deploy adds a node while the VMM keeps its PID.
 //!
-//! Runs as root. Labs `d2l-*`, management networks on 172.30.161-164.0/24, links on 10.161.0.0/16.
+//! Runs as root. Labs `d2l-*`, management networks on 172.30.161-165.0/24, links on 10.161.0.0/16.
 
 mod common;
 
@@ -477,6 +479,41 @@ fn d2l_docker_node_lifecycle_and_converge() {
         "the container got no SIGTERM from destroy --graceful"
     );
     assert!(DOCKER.containers_of(name).is_empty(), "containers are left");
+}
+
+#[test]
+fn d2l_podman_node_restart_keeps_links() {
+    const IMAGE: &str = "lwt-busybox:d2l";
+    PODMAN.ready_with_busybox(IMAGE);
+    let name = "d2l-pm";
+    let yaml = format!(
+        "name: {name}\nmgmt: {{network: {name}, ipv4-subnet: 172.30.165.0/24}}\n\
+         topology:\n  nodes:\n    a: {{kind: linux, cmd: sleep infinity}}\n\
+         \x20   p: {{kind: linux, runtime: podman, image: \"{IMAGE}\", cmd: sleep 100000}}\n\
+         \x20 links:\n    - endpoints: [\"a:eth1\", \"p:eth1\"]\n      ipv4: [10.161.15.1/30, 10.161.15.2/30]\n"
+    );
+    let lab = TestLab::new("d2l-pm", name, name, &["a", "p"], &yaml);
+    lab.deploy();
+    let recorded = lab.recorded_host_objects();
+    let (pid_a, pid_p) = (pid(&lab, "a"), pid(&lab, "p"));
+    let macs = (mac(&lab, "p", "eth0"), mac(&lab, "p", "eth1"));
+    let (mgmt_a, _) = lab.eth0_addrs("a");
+    let mgmt_a = mgmt_a.expect("a's management address");
+
+    // Podman gives the restarted container a new namespace: labwire moves both of the node's
+    // interfaces (its management eth0 is labwire's too) into it, with addresses and routes.
+    lifecycle(&lab, "restart", "p", &[]);
+    ping(&lab, "a", "10.161.15.2");
+    ping(&lab, "p", &mgmt_a);
+    assert_ne!(pid(&lab, "p"), pid_p, "the container was not restarted");
+    assert_eq!(pid(&lab, "a"), pid_a);
+    assert_eq!((mac(&lab, "p", "eth0"), mac(&lab, "p", "eth1")), macs);
+    assert_eq!(ipv4_of(&lab, "p", "eth1"), ["10.161.15.2"]);
+
+    let d = lab.destroy(true);
+    assert!(d.status.success(), "destroy: {}", describe(&d));
+    lab.assert_nothing_left(&recorded);
+    assert!(PODMAN.containers_of(name).is_empty(), "containers are left");
 }
 
 #[test]
