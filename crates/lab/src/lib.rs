@@ -10,6 +10,7 @@ pub mod converge;
 pub mod deploy;
 pub mod destroy;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod generate;
 pub mod images;
