@@ -57,6 +57,20 @@ impl Plan {
         self.add.iter().chain(&self.recreate)
     }
 
+    /// Report the nodes it changed on the lab's event stream.
+    pub fn emit_events(&self, lab: &str) {
+        use crate::events::{emit, Event};
+        for node in &self.remove {
+            emit(lab, Event::NodeStopped { node: node.clone() });
+        }
+        for node in &self.recreate {
+            emit(lab, Event::NodeRestarted { node: node.clone() });
+        }
+        for node in &self.add {
+            emit(lab, Event::NodeStarted { node: node.clone() });
+        }
+    }
+
     /// The plan as `deploy --dry-run` prints it.
     pub fn render(&self, old: &Lab, new: &Lab) -> String {
         let mut out = String::new();
@@ -463,6 +477,12 @@ pub fn destroy_nodes(name: &str, nodes: &[String], grace: Duration) -> Result<us
         .filter(|l| l.endpoints().any(|e| !stays(&e.node)));
     delete_links(&lab, going, &stays)?;
     remove_nodes(name, &rec, &lab, nodes, grace)?;
+    for node in nodes {
+        crate::events::emit(
+            name,
+            crate::events::Event::NodeStopped { node: node.clone() },
+        );
+    }
     lab.nodes.retain(|n| !nodes.contains(&n.name));
     lab.links
         .retain(|l| l.endpoints().all(|e| !nodes.contains(&e.node)));

@@ -275,6 +275,9 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             journal.record(&[Entry::Done])?;
             let nodes = lab.nodes.iter().filter(|n| n.is_workload()).count();
             crate::events::emit(&lab.name, crate::events::Event::LabDeployed { nodes });
+            if let Some((_, plan)) = &converging {
+                plan.emit_events(&lab.name);
+            }
             progress.finish();
             Ok(Deployed {
                 lab,

@@ -20,6 +20,7 @@ use wire::netlink::Handle;
 use wire::NetNs;
 
 use crate::error::{wire as wire_err, Error, Result};
+use crate::events::{self, Event};
 use crate::lock::Lock;
 use crate::state::{Entry, Journal, Recorded};
 use crate::{paths, signals, wiring};
@@ -104,6 +105,13 @@ pub fn run(name: &str, nodes: &[String], action: Action, grace: Duration) -> Res
             }
         };
         log::info!("node {}: {what}", n.name);
+        let node = n.name.clone();
+        match (action, what) {
+            (_, "already stopped" | "already running") => {}
+            (Action::Stop, _) => events::emit(name, Event::NodeStopped { node }),
+            (Action::Start, _) => events::emit(name, Event::NodeStarted { node }),
+            (Action::Restart, _) => events::emit(name, Event::NodeRestarted { node }),
+        }
         out.push(Outcome {
             node: n.name.clone(),
             what,

@@ -46,6 +46,23 @@ fn ping(lab: &TestLab, node: &str, addr: &str) {
     );
 }
 
+/// The node events of the lab's event stream, in order: (event, node).
+fn node_events(lab: &TestLab) -> Vec<(String, String)> {
+    std::fs::read_to_string(lab.state_dir().join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| {
+            let node = v["node"].as_str()?.to_string();
+            Some((v["event"].as_str()?.to_string(), node))
+        })
+        .collect()
+}
+
+fn ev(event: &str, node: &str) -> (String, String) {
+    (event.to_string(), node.to_string())
+}
+
 /// A node's row of `inspect --format json`.
 fn row(lab: &TestLab, node: &str) -> Value {
     let j = lab.inspect_json();
@@ -222,6 +239,16 @@ fn d2l_native_node_lifecycle_keeps_links() {
     ping(&lab, "a", "10.161.11.2");
     assert_eq!(mac(&lab, "b", "eth1"), mac_b);
 
+    assert_eq!(
+        node_events(&lab),
+        [
+            ev("node-restarted", "b"),
+            ev("node-stopped", "b"),
+            ev("node-started", "b")
+        ],
+        "the event stream"
+    );
+
     // A graceful restart lets b's command see SIGTERM.
     lifecycle(&lab, "restart", "b", &["--graceful", "--timeout", "10"]);
     assert!(
@@ -322,6 +349,7 @@ fn d2l_converging_deploy_changes_only_the_difference() {
     ping(&lab, "a", "10.161.12.10");
     ping(&lab, "a", "10.161.12.2");
     let pid_c = pid(&lab, "c");
+    assert_eq!(node_events(&lab), [ev("node-started", "c")]);
 
     // The same file again changes nothing.
     let out = deploy_file(&lab, &three, &["--dry-run"]);
