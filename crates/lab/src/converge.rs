@@ -15,7 +15,6 @@ use std::time::Duration;
 use runtime::process::{self, ProcId};
 use topology::{Lab, Link, Node};
 use wire::netlink::Handle;
-use wire::NetNs;
 
 use crate::destroy::teardown;
 use crate::error::{wire as wire_err, Error, Result};
@@ -352,12 +351,7 @@ fn delete_links<'a>(
             continue;
         };
         let Some(n) = lab.node(&e.node) else { continue };
-        let path = PathBuf::from(wire::netns::NETNS_RUN_DIR).join(&n.long_name);
-        let ns = NetNs::open(&path).map_err(wire_err(format!(
-            "open the namespace of node {} ({})",
-            n.name,
-            path.display()
-        )))?;
+        let ns = crate::lifecycle::kept_netns(n)?;
         let mut h = Handle::in_netns(&ns).map_err(wire_err("open netlink"))?;
         h.delete_link_by_name(&e.iface).map_err(wire_err(format!(
             "delete {} of node {} (link {})",

@@ -584,9 +584,7 @@ impl Run<'_> {
             let Some(n) = lab.node(name).filter(|n| n.is_workload()) else {
                 continue;
             };
-            let path = std::path::Path::new(wire::netns::NETNS_RUN_DIR).join(&n.long_name);
-            let ns = NetNs::open(&path)
-                .map_err(wire_err(format!("open the namespace of node {}", n.name)))?;
+            let ns = crate::lifecycle::kept_netns(n)?;
             if let Some(p) = rec.node_proc(name) {
                 self.procs.lock().expect("procs").insert(name.clone(), p);
             }

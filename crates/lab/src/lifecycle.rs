@@ -201,7 +201,7 @@ impl Ctx<'_> {
 
     fn start(&self, n: &Node) -> Result<()> {
         let backend = self.backend(n);
-        let netns_path = PathBuf::from(wire::netns::NETNS_RUN_DIR).join(&n.long_name);
+        let netns_path = netns_path(n);
         let images = if backend.uses_image_store() && n.image.is_some() {
             let mut one = self.lab.clone();
             one.nodes.retain(|x| x.name == n.name);
@@ -351,11 +351,16 @@ pub fn halt_nodes(lab: &Lab, rec: &Recorded, nodes: &[&Node], grace: Duration) -
         .collect()
 }
 
-/// The namespace a node keeps while stopped, by its registered name.
-fn kept_netns(n: &Node) -> Result<NetNs> {
-    let path = PathBuf::from(wire::netns::NETNS_RUN_DIR).join(&n.long_name);
+/// Where a node's network namespace is registered (`/run/netns/<long name>`).
+pub(crate) fn netns_path(n: &Node) -> PathBuf {
+    PathBuf::from(wire::netns::NETNS_RUN_DIR).join(&n.long_name)
+}
+
+/// A node's network namespace by its registered name (which holds it while the node is stopped).
+pub(crate) fn kept_netns(n: &Node) -> Result<NetNs> {
+    let path = netns_path(n);
     NetNs::open(&path).map_err(wire_err(format!(
-        "open the kept network namespace of node {} ({})",
+        "open the network namespace of node {} ({})",
         n.name,
         path.display()
     )))

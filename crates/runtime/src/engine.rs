@@ -10,6 +10,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use topology::{Lab, NetworkMode, Node};
 use wire::NetNs;
@@ -21,7 +22,6 @@ use crate::docker::{Container, Engine, EngineKind};
 use crate::node::ExecOutput;
 use crate::process::ProcId;
 use crate::{Error, Result};
-use std::time::Duration;
 
 /// A container engine's nodes.
 pub struct EngineBackend {
