@@ -98,8 +98,14 @@ impl Plan {
                 link_label(&old.links[*i])
             );
         }
-        if !self.keep.is_empty() {
-            let _ = writeln!(out, "  {:<14} {}", "keep running", list(&self.keep));
+        match self.keep.len() {
+            0 => {}
+            n if n > 12 => {
+                let _ = writeln!(out, "  {:<14} {n} nodes", "keep running");
+            }
+            _ => {
+                let _ = writeln!(out, "  {:<14} {}", "keep running", list(&self.keep));
+            }
         }
         out
     }
@@ -248,7 +254,13 @@ pub fn prepare(lab: &mut Lab, rec: &Recorded, scope: &[String]) -> Result<(Lab, 
             why,
         });
     }
-    let taken = crate::deploy::addresses_taken_elsewhere(lab);
+    // Other labs' addresses matter only to nodes that get one now.
+    let adds = lab.nodes.iter().any(|n| old.node(&n.name).is_none());
+    let taken = if adds {
+        crate::deploy::addresses_taken_elsewhere(lab)
+    } else {
+        BTreeSet::new()
+    };
     let backends = runtime::Backends::new();
     let fixed = |n: &Node| n.is_workload() && !backends.node(n).takes_new_links();
     let plan = plan(&old, lab, &taken, &fixed)?;
