@@ -313,6 +313,46 @@ pub fn groups_of(uid: u32) -> Vec<u32> {
     }
 }
 
+/// Whether the user `uid`, in `groups` (its primary group first), may read `path` — and search it,
+/// if it is a directory — as the kernel judges it: mode bits, ACLs and every directory on the way.
+///
+/// The question is asked from a thread of its own that takes that identity for filesystem checks
+/// only: Linux keeps credentials per thread, so `setgroups`, `setfsgid` and `setfsuid` made as
+/// raw system calls (the C library's wrappers would change every thread) change that thread alone,
+/// and a non-zero fsuid drops the capabilities that bypass permission checks. The thread ends with
+/// the answer; the rest of the process keeps root throughout.
+pub fn can_read_as(uid: u32, groups: &[u32], path: &Path, dir: bool) -> bool {
+    let Ok(cpath) = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return false;
+    };
+    let gid = groups.first().copied().unwrap_or(65534);
+    let mode = if dir {
+        libc::R_OK | libc::X_OK
+    } else {
+        libc::R_OK
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: plain system calls on this thread's own credentials, with a valid gid list
+            // and a NUL-terminated path that outlive them; the thread ends right after.
+            unsafe {
+                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
+                    return false;
+                }
+                libc::syscall(libc::SYS_setfsgid, gid);
+                libc::syscall(libc::SYS_setfsuid, uid);
+                // setfsuid reports the previous fsuid, never an error: read it back.
+                if libc::syscall(libc::SYS_setfsuid, u32::MAX) != i64::from(uid) {
+                    return false;
+                }
+                libc::faccessat(libc::AT_FDCWD, cpath.as_ptr(), mode, libc::AT_EACCESS) == 0
+            }
+        })
+        .join()
+        .unwrap_or(false)
+    })
+}
+
 /// Turn transmit checksum offload off on the interface `ifname` of the calling thread's network
 /// namespace (what `ethtool -K IF tx off` does, through the ETHTOOL_STXCSUM ioctl).
 pub fn disable_tx_checksum_offload(ifname: &str) -> io::Result<()> {
