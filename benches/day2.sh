@@ -14,10 +14,10 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" = 0 ] || { echo "benches/day2.sh: run as root" >&2; exit 1; }
 if [ "${LABWIRE_BUILD:-release}" = debug ]; then
-    cargo build -q -p labwire
+    cargo build -q
     LW=$PWD/target/debug/labwire
 else
-    cargo build --release -q -p labwire
+    cargo build --release -q
     LW=$PWD/target/release/labwire
 fi
 SIZES=("$@")
