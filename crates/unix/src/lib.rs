@@ -430,6 +430,69 @@ pub fn clock_ticks_per_second() -> i64 {
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1)
 }
 
+/// A new pseudo-terminal: its controller end and the terminal end a child takes as its stdio
+/// (both close-on-exec; a child gets the terminal through `Stdio`, which duplicates it).
+pub fn open_pty() -> io::Result<(File, File)> {
+    let (mut controller, mut terminal) = (-1, -1);
+    // SAFETY: openpty writes two descriptors into the given integers; a null name, termios and
+    // window size are allowed (defaults).
+    let r = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    let (c, t) = unsafe {
+        (
+            OwnedFd::from_raw_fd(controller),
+            OwnedFd::from_raw_fd(terminal),
+        )
+    };
+    for fd in [&c, &t] {
+        // SAFETY: F_SETFD on a descriptor this function owns.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok((File::from(c), File::from(t)))
+}
+
+/// Tell the terminal behind `pty` (either end) its size in characters.
+pub fn set_window_size(pty: &impl AsRawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize that lives for the call.
+    if unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Make `cmd`'s child lead a new session whose controlling terminal is its standard input (a
+/// terminal from [`open_pty`]), so a shell there gets job control and Ctrl-C.
+pub fn with_controlling_terminal(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: between fork and exec the closure calls only setsid and ioctl, both
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
