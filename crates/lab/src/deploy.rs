@@ -23,13 +23,15 @@ use wire::NetNs;
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::progress::Progress;
 use crate::state::{self, Entry, Journal, Recorded};
-use crate::{artifacts, destroy, links, lock::Lock, paths, pool, signals, wiring};
+use crate::{artifacts, converge, destroy, links, lock::Lock, paths, pool, signals, wiring};
 
 pub struct DeployOptions {
     pub max_workers: usize,
     pub reconfigure: bool,
     /// No progress display (tests, scripts).
     pub quiet: bool,
+    /// On a running lab, converge only these nodes (and their links); the rest stays as it runs.
+    pub node_filter: Vec<String>,
 }
 
 impl Default for DeployOptions {
@@ -38,6 +40,7 @@ impl Default for DeployOptions {
             max_workers: pool::default_workers(),
             reconfigure: false,
             quiet: false,
+            node_filter: Vec::new(),
         }
     }
 }
@@ -148,7 +151,7 @@ fn probe_kind_dummy(problems: &mut Vec<String>) -> Result<()> {
 }
 
 /// Management addresses used by other deployed labs on the same network.
-fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
+pub(crate) fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
     let mut taken = BTreeSet::new();
     for other in state::recorded_labs() {
         if other == lab.name {
@@ -164,12 +167,20 @@ fn addresses_taken_elsewhere(lab: &Lab) -> BTreeSet<IpAddr> {
     taken
 }
 
-/// Deploy a normalised lab. On failure everything made is removed again.
+/// Deploy a normalised lab; on a lab that runs (without `reconfigure`), change only what differs
+/// from the recorded lab ([`converge`]). On failure everything made is removed again.
 pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let start = Instant::now();
     let backends = Backends::new();
     crate::partition::skip_mgmt_ipv6_if_disabled(&mut lab);
-    preflight(&lab, &backends)?;
+    let converging = match converge::running(&lab.name).filter(|_| !opts.reconfigure) {
+        Some(rec) => Some(converge::prepare(&mut lab, &rec, &opts.node_filter)?),
+        None => None,
+    };
+    match &converging {
+        Some((_, plan)) => preflight(&converge::preflight_view(&lab, plan), &backends)?,
+        None => preflight(&lab, &backends)?,
+    }
     if !opts.quiet {
         log::info!(
             "deploy lab {}: {} nodes, {} links",
@@ -182,7 +193,14 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let _lab_lock = Lock::lab(&lab.name)?;
     signals::install();
     let state_dir = paths::lab_state_dir(&lab.name);
-    if state_dir.exists() {
+    // What ran when the lock was taken (a converging deploy keeps it).
+    let mut running = None;
+    if let Some((old, plan)) = &converging {
+        log::info!("{}", plan.render(old, &lab).trim_end());
+        let rec = Recorded::read(&state_dir);
+        converge::remove(&lab.name, &rec, old, plan)?;
+        running = Some(rec);
+    } else if state_dir.exists() {
         let rec = Recorded::read(&state_dir);
         let alive = rec.procs().iter().any(|(_, p)| p.is_alive())
             || !runtime::process::find_inits(&lab.name).is_empty();
@@ -245,7 +263,11 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         init: runtime::node::init_path()?,
         timings: Mutex::new(Vec::new()),
         images: HashMap::new(),
+        kept: HashSet::new(),
     };
+    if let (Some((_, plan)), Some(rec)) = (&converging, &running) {
+        run.adopt_running(plan, rec)?;
+    }
     let result = run.all();
     let execs = std::mem::take(&mut *run.execs.lock().expect("execs"));
     let timings = std::mem::take(&mut *run.timings.lock().expect("timings"));
@@ -256,6 +278,9 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             journal.record(&[Entry::Done])?;
             let nodes = lab.nodes.iter().filter(|n| n.is_workload()).count();
             crate::events::emit(&lab.name, crate::events::Event::LabDeployed { nodes });
+            if let Some((_, plan)) = &converging {
+                plan.emit_events(&lab.name);
+            }
             progress.finish();
             Ok(Deployed {
                 lab,
@@ -272,6 +297,16 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             ));
             progress.finish();
             let rec = Recorded::read(&state_dir);
+            if let Some((_, plan)) = &converging {
+                // Only what this deploy made goes; the nodes that ran before keep running.
+                return match converge::undo(&lab, &rec, plan) {
+                    Ok(()) => Err(e),
+                    Err(d) => Err(Error::Rollback {
+                        failed: Box::new(e),
+                        rollback: Box::new(d),
+                    }),
+                };
+            }
             // A lab directory this deploy created goes too; one that existed before stays.
             let made_dir = destroy::teardown(&rec.entries)
                 .lab_dir
@@ -306,6 +341,8 @@ struct Run<'a> {
     timings: Mutex<Vec<(String, Duration)>>,
     /// Roots of the nodes that run from images in labwire's store.
     images: HashMap<String, ImageRoot>,
+    /// Nodes that already run, untouched by a converging deploy.
+    kept: HashSet<String>,
 }
 
 fn check_interrupt() -> Result<()> {
@@ -391,17 +428,22 @@ impl Run<'_> {
         }])?;
         artifacts::open_lab_dir(&lab.dir)?;
         let state_dir = paths::lab_state_dir(&lab.name);
-        // Container nodes' images live in their engine, not in labwire's store.
+        // Container nodes' images live in their engine, not in labwire's store; nodes that run
+        // already have theirs.
         let mut store_view = lab.clone();
         for n in &mut store_view.nodes {
-            if !self.backends.node(n).uses_image_store() {
+            if !self.backends.node(n).uses_image_store() || self.kept.contains(&n.name) {
                 n.image = None;
             }
         }
         self.images = self.timed("unpack images", || {
             crate::images::image_roots(&store_view, &state_dir)
         })?;
-        let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
+        let workloads: Vec<&Node> = lab
+            .nodes
+            .iter()
+            .filter(|n| n.is_workload() && !self.kept.contains(&n.name))
+            .collect();
         let backends = self.backends;
         let groups = backends.group(&workloads);
         self.timed("prepare nodes", || -> Result<()> {
@@ -466,8 +508,13 @@ impl Run<'_> {
 
         // Stage rounds: each round moves every node whose waits are met one stage on.
         let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
-        let mut reached: HashMap<&str, Option<Stage>> =
-            workloads.iter().map(|n| (n.name.as_str(), None)).collect();
+        let mut reached: HashMap<&str, Option<Stage>> = workloads
+            .iter()
+            .map(|n| {
+                let done = self.kept.contains(&n.name).then_some(Stage::Exit);
+                (n.name.as_str(), done)
+            })
+            .collect();
         loop {
             check_interrupt()?;
             let mut ready: BTreeMap<Stage, Vec<&Node>> = BTreeMap::new();
@@ -514,8 +561,43 @@ impl Run<'_> {
                 }
             }
         }
+        // Links a converging deploy adds between nodes that ran already.
+        let pending: Vec<&Node> = workloads
+            .iter()
+            .copied()
+            .filter(|n| self.kept.contains(&n.name))
+            .filter(|n| {
+                lab.links.iter().enumerate().any(|(i, l)| {
+                    !self.made_links.contains(&i) && l.endpoints().any(|e| e.node == n.name)
+                })
+            })
+            .collect();
+        if !pending.is_empty() {
+            self.create_links(&pending, &mut host)?;
+        }
         check_interrupt()?;
         self.timed("artifacts", || self.artifacts())
+    }
+
+    /// Take the nodes a converging deploy keeps as they run: their processes and namespaces, and
+    /// their links that stay.
+    fn adopt_running(&mut self, plan: &converge::Plan, rec: &Recorded) -> Result<()> {
+        let lab = self.lab;
+        for name in &plan.keep {
+            let Some(n) = lab.node(name).filter(|n| n.is_workload()) else {
+                continue;
+            };
+            let ns = crate::lifecycle::kept_netns(n)?;
+            if let Some(p) = rec.node_proc(name) {
+                self.procs.lock().expect("procs").insert(name.clone(), p);
+            }
+            self.nets.lock().expect("nets").insert(name.clone(), ns);
+            self.configured.insert(name.clone());
+            self.kept.insert(name.clone());
+        }
+        let make: HashSet<usize> = plan.make_links.iter().copied().collect();
+        self.made_links = (0..lab.links.len()).filter(|i| !make.contains(i)).collect();
+        Ok(())
     }
 
     fn waits_met(&self, n: &Node, stage: Stage, reached: &HashMap<&str, Option<Stage>>) -> bool {
@@ -936,29 +1018,13 @@ impl Run<'_> {
     fn artifacts(&self) -> Result<()> {
         // A partition's artifacts name the whole lab.
         let lab = self.lab.whole();
-        let entries: Vec<(IpAddr, String)> = lab
-            .nodes
-            .iter()
-            .filter(|n| n.is_workload())
-            .flat_map(|n| {
-                n.mgmt_ipv4
-                    .map(IpAddr::V4)
-                    .into_iter()
-                    .chain(n.mgmt_ipv6.map(IpAddr::V6))
-                    .map(|a| (a, n.long_name.clone()))
-            })
-            .collect();
+        let entries = hosts_entries(lab);
         if !entries.is_empty() {
             let hosts = paths::hosts_file();
             self.journal.record(&[Entry::HostsBlock {
                 path: hosts.clone(),
             }])?;
-            artifacts::hosts::add_block_locked(
-                &hosts,
-                &paths::lock_dir().join("hosts.lock"),
-                &lab.name,
-                &entries,
-            )?;
+            write_hosts_block(lab, &entries)?;
         }
         let ssh_dir = paths::ssh_config_dir();
         if ssh_dir.is_dir() {
@@ -980,6 +1046,32 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The lab's lines in /etc/hosts: each workload node's management addresses and long name.
+pub(crate) fn hosts_entries(lab: &Lab) -> Vec<(IpAddr, String)> {
+    lab.nodes
+        .iter()
+        .filter(|n| n.is_workload())
+        .flat_map(|n| {
+            n.mgmt_ipv4
+                .map(IpAddr::V4)
+                .into_iter()
+                .chain(n.mgmt_ipv6.map(IpAddr::V6))
+                .map(|a| (a, n.long_name.clone()))
+        })
+        .collect()
+}
+
+/// Write the lab's block of /etc/hosts (replacing the one it had).
+pub(crate) fn write_hosts_block(lab: &Lab, entries: &[(IpAddr, String)]) -> Result<()> {
+    artifacts::hosts::add_block_locked(
+        &paths::hosts_file(),
+        &paths::lock_dir().join("hosts.lock"),
+        &lab.name,
+        entries,
+    )?;
+    Ok(())
 }
 
 /// Write `data` to `path` as a root-owned 0644 file, never through a link: a file put there

@@ -24,13 +24,72 @@ pub struct Destroyed {
     pub timings: Vec<(&'static str, Duration)>,
 }
 
+/// How a lab is destroyed.
+#[derive(Debug, Clone, Default)]
+pub struct DestroyOptions {
+    /// Also remove the lab directory.
+    pub cleanup: bool,
+    /// Let nodes stop on their own first (SIGTERM, a container's stop signal, a VM's ACPI
+    /// power-down), killing them after this long.
+    pub graceful: Option<Duration>,
+    /// Leave the management network (bridge, engine network, firewall rules) in place.
+    pub keep_mgmt_net: bool,
+}
+
 /// Destroy the lab `name` (its lock is taken here).
 pub fn destroy(name: &str, cleanup: bool) -> Result<Destroyed> {
+    destroy_with(
+        name,
+        &DestroyOptions {
+            cleanup,
+            ..Default::default()
+        },
+    )
+}
+
+/// Destroy the lab `name` as `opts` says (its lock is taken here).
+pub fn destroy_with(name: &str, opts: &DestroyOptions) -> Result<Destroyed> {
     paths::check_lab_name(name)?;
     let _lock = Lock::lab_wait(name, Duration::from_secs(120))?;
     let dir = paths::lab_state_dir(name);
-    let rec = Recorded::read(&dir);
-    destroy_recorded(name, &rec, cleanup)
+    let mut rec = Recorded::read(&dir);
+    let mut errors = Vec::new();
+    let mut halted = 0;
+    if let (Some(grace), Some(lab)) = (opts.graceful, &rec.lab) {
+        let nodes: Vec<&topology::Node> = lab.nodes.iter().collect();
+        halted = nodes
+            .iter()
+            .filter(|n| rec.node_proc(&n.name).is_some_and(|p| p.is_alive()))
+            .count();
+        errors = crate::lifecycle::halt_nodes(lab, &rec, &nodes, grace);
+    }
+    if opts.keep_mgmt_net {
+        keep_mgmt_net(&mut rec);
+    }
+    let mut report = destroy_recorded(name, &rec, opts.cleanup)?;
+    report.nodes = report.nodes.max(halted);
+    if errors.is_empty() {
+        Ok(report)
+    } else {
+        Err(Error::Teardown {
+            lab: name.to_string(),
+            failures: errors,
+        })
+    }
+}
+
+/// Leave the lab's management network out of what destroy removes: its bridge, the addresses
+/// and firewall rules on it, and its engine network.
+fn keep_mgmt_net(rec: &mut Recorded) {
+    let Some(lab) = &rec.lab else { return };
+    let (bridge, network) = (lab.mgmt.bridge.clone(), lab.mgmt.network.clone());
+    rec.entries.retain(|e| match e {
+        Entry::Bridge { name, .. } => *name != bridge,
+        Entry::HostAddress { link, .. } => *link != bridge,
+        Entry::FirewallAccept { bridge: b, .. } => *b != bridge,
+        Entry::EngineNetwork { name, .. } => *name != network,
+        _ => true,
+    });
 }
 
 /// Every lab with recorded state.
@@ -84,6 +143,8 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
             }
             // Nothing was made yet: the init that follows is found by its command line.
             Entry::Spawning { .. } => {}
+            // A stopped node's namespace and objects are recorded by their own entries.
+            Entry::Stopped { .. } => {}
             Entry::Node { node, proc } => t.procs.push((node.clone(), *proc)),
             Entry::Container {
                 node,

@@ -15,6 +15,8 @@ pub enum Error {
     Busy { what: String },
     #[error("lab {lab} is already deployed; destroy it first (`labwire destroy --name {}`) or deploy with --reconfigure", runtime::node::shell_quote(lab))]
     AlreadyDeployed { lab: String },
+    #[error("lab {lab} runs, and a deploy cannot change it in place: {why}; deploy with --reconfigure to start it afresh")]
+    CannotConverge { lab: String, why: String },
     #[error("lab {lab} is not deployed")]
     NotDeployed { lab: String },
     /// Everything the preflight found, before anything was touched.

@@ -61,10 +61,7 @@ pub(crate) fn running<'a>(
     init: &'a std::path::Path,
 ) -> Result<Running<'a>> {
     let proc = rec
-        .procs()
-        .into_iter()
-        .find(|(x, _)| *x == n.name)
-        .map(|(_, p)| p)
+        .node_proc(&n.name)
         .filter(|p| p.is_alive())
         .ok_or_else(|| Error::NotRunning {
             lab: lab.name.clone(),

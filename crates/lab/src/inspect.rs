@@ -38,7 +38,6 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
     let Some(lab) = &rec.lab else {
         return Vec::new();
     };
-    let procs = rec.procs();
     let containers = rec.containers();
     let backends = runtime::Backends::new();
     let owner = std::fs::read_to_string(rec.dir.join(OWNER_FILE))
@@ -54,11 +53,13 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
         .iter()
         .filter(|n| n.is_workload())
         .map(|n| {
-            let proc = procs
-                .iter()
-                .find(|(name, _)| *name == n.name)
-                .map(|(_, p)| *p);
+            let proc = rec.node_proc(&n.name);
             let mut status = backends.node(n).status(lab, n, proc);
+            if status.state != "running" && rec.stopped(&n.name) {
+                status.state = "stopped";
+                status.status = "Stopped".into();
+                status.pid = 0;
+            }
             if let (Some(p), "Up") = (proc, status.status.as_str()) {
                 status.status = up_status(p.start);
             }

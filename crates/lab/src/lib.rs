@@ -6,6 +6,7 @@
 
 pub mod artifacts;
 pub mod contain;
+pub mod converge;
 pub mod deploy;
 pub mod destroy;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod exec;
 pub mod generate;
 pub mod images;
 pub mod inspect;
+pub mod lifecycle;
 pub mod linkops;
 pub mod links;
 pub mod lock;

@@ -90,6 +90,9 @@ pub enum Entry {
     Cgroup { path: PathBuf },
     /// A node runs from this image (its config digest): `image rm` refuses it while recorded.
     NodeImage { node: String, id: String },
+    /// The node was stopped (`labwire stop`), its network namespace kept; a later `Node` entry
+    /// for it says it runs again.
+    Stopped { node: String },
     /// The deploy finished.
     Done,
 }
@@ -202,6 +205,27 @@ impl Recorded {
     /// Containers, one per (engine, name), in order, with the id when recorded.
     pub fn containers(&self) -> Vec<RecordedContainer> {
         crate::destroy::teardown(&self.entries).containers
+    }
+
+    /// A node's first process as last recorded (a restart records a new one).
+    pub fn node_proc(&self, node: &str) -> Option<ProcId> {
+        self.entries.iter().rev().find_map(|e| match e {
+            Entry::Node { node: n, proc } if n == node => Some(*proc),
+            _ => None,
+        })
+    }
+
+    /// Whether the node was stopped by `labwire stop` and not started since.
+    pub fn stopped(&self, node: &str) -> bool {
+        self.entries
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Entry::Node { node: n, .. } if n == node => Some(false),
+                Entry::Stopped { node: n } if n == node => Some(true),
+                _ => None,
+            })
+            .unwrap_or(false)
     }
 
     pub fn done(&self) -> bool {

@@ -389,13 +389,31 @@ fn containerlab_personality_on_native_nodes() {
     );
     clab_ok(&lab, &["tools", "disable-tx-offload", "-c", "clab-clnat-a"]);
 
-    // Flags labwire cannot honour are refused before anything changes.
-    let out = clab(&lab, &["destroy", "-t", file, "--node-filter", "a"]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    // destroy --node-filter removes only that node (and its link); deploy --node-filter on the
+    // running lab brings it back alone, the others keep running.
+    let pid_b = lab.inspect_json()["clnat"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "clab-clnat-b"))
+        .map(|r| r["pid"].clone());
+    clab_ok(&lab, &["destroy", "-t", file, "--node-filter", "a"]);
     assert_eq!(
         lab.inspect_json()["clnat"].as_array().map(Vec::len),
-        Some(3)
+        Some(2)
     );
+    assert!(!std::path::Path::new("/run/netns/clab-clnat-a").exists());
+    clab_ok(
+        &lab,
+        &["-r", "native", "deploy", "-t", file, "--node-filter", "a"],
+    );
+    let j = lab.inspect_json();
+    assert_eq!(j["clnat"].as_array().map(Vec::len), Some(3), "{j}");
+    let pid_b_after = j["clnat"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "clab-clnat-b"))
+        .map(|r| r["pid"].clone());
+    assert_eq!(pid_b_after, pid_b, "b was restarted by a deploy of a alone");
+    let (b_v4, _) = lab.eth0_addrs("b");
+    lab.assert_ping("a", &b_v4.expect("b's management address"));
 
     // destroy (alias des) with --cleanup: nothing left.
     clab_ok(&lab, &["des", "-t", file, "--cleanup"]);

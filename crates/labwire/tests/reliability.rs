@@ -981,7 +981,7 @@ fn deploy_destroy_cycles_grow_nothing() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn deploying_a_running_lab_is_refused_clearly_and_reconfigure_works() {
+fn deploying_a_running_lab_converges_and_reconfigure_works() {
     let _s = shared();
     let lab = ring_lab(
         "rrun",
@@ -993,7 +993,8 @@ fn deploying_a_running_lab_is_refused_clearly_and_reconfigure_works() {
     );
     let hosts_before = without_blocks(&read_etc_hosts());
 
-    // Two deploys of the same (new) lab at once: exactly one wins, the other says why.
+    // Two deploys of the same (new) lab at once: one makes it; the other either finds it busy and
+    // says so, or runs after it and finds nothing to change.
     let spawn = || {
         let mut c = lab.deploy_cmd();
         c.stdout(Stdio::null()).stderr(Stdio::piped());
@@ -1014,9 +1015,9 @@ fn deploying_a_running_lab_is_refused_clearly_and_reconfigure_works() {
             );
         }
     }
-    assert_eq!(
-        ok, 1,
-        "exactly one of two simultaneous deploys of one lab succeeds"
+    assert!(
+        ok >= 1,
+        "one of two simultaneous deploys of one lab succeeds"
     );
     let reaper_ok = poll(Duration::from_secs(5), || {
         let r = reapers(&lab.name);
@@ -1029,30 +1030,17 @@ fn deploying_a_running_lab_is_refused_clearly_and_reconfigure_works() {
     assert!(reaper_ok.is_ok(), "one live reaper expected: {reaper_ok:?}");
 
     let inits_before: BTreeSet<String> = live_inits(&lab.name).into_iter().collect();
+    // Deploying the running lab again converges: nothing differs, so nothing changes.
     let out = lab.try_deploy();
-    let err = text(&out.stderr);
     assert!(
-        !out.status.success(),
-        "deploying a running lab must fail: {}",
+        out.status.success(),
+        "deploying an unchanged running lab: {}",
         describe(&out)
     );
-    assert!(
-        err.contains("already deployed")
-            && err.contains("--reconfigure")
-            && err.contains("lwt-rrun"),
-        "the error should say the lab runs and what to do: {}",
-        describe(&out)
-    );
-    assert!(
-        err.lines().filter(|l| !l.trim().is_empty()).count() <= 3,
-        "a short, clear error is expected: {}",
-        describe(&out)
-    );
-    // The running lab was not touched.
     assert_eq!(
         live_inits(&lab.name).into_iter().collect::<BTreeSet<_>>(),
         inits_before,
-        "the refused deploy changed the running nodes"
+        "the converging deploy changed the running nodes"
     );
     let r = poll(Duration::from_secs(5), || {
         let r = reapers(&lab.name);
@@ -1062,7 +1050,10 @@ fn deploying_a_running_lab_is_refused_clearly_and_reconfigure_works() {
             Err(format!("{r:?}"))
         }
     });
-    assert!(r.is_ok(), "the refused deploy left an extra reaper: {r:?}");
+    assert!(
+        r.is_ok(),
+        "the converging deploy left an extra reaper: {r:?}"
+    );
     let (v4, _) = lab.eth0_addrs("n2");
     lab.assert_ping("n1", &v4.expect("n2 address"));
 

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use topology::{Lab, Node, Runtime};
 use wire::NetNs;
@@ -125,6 +126,21 @@ pub struct Running<'a> {
     pub init: &'a Path,
 }
 
+/// A halted node to start again in the network namespace it kept (`labwire start|restart`).
+pub struct Resume<'a> {
+    pub lab: &'a Lab,
+    pub node: &'a Node,
+    pub dirs: &'a LabDirs,
+    /// labwire-init.
+    pub init: &'a Path,
+    /// The node's root from labwire's image store, when it runs from one.
+    pub image: Option<&'a ImageRoot>,
+    /// The namespace the node kept, as registered (`/run/netns/<long name>`).
+    pub netns: &'a Path,
+    /// The node's container as the journal names it (engine nodes): its id, else its name.
+    pub container: Option<&'a str>,
+}
+
 /// A node's state as `inspect` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -179,6 +195,12 @@ pub trait Backend: Send + Sync {
     /// Whether the node's addresses go on its namespace's interfaces (`false`: a guest kernel
     /// holds them).
     fn addresses_in_namespace(&self) -> bool {
+        true
+    }
+
+    /// Whether a running node takes links added to it (`false`: a guest's NICs are fixed at
+    /// boot, so a converging deploy recreates a node whose links change).
+    fn takes_new_links(&self) -> bool {
         true
     }
 
@@ -242,10 +264,46 @@ pub trait Backend: Send + Sync {
         process_status(proc)
     }
 
+    /// Stop the node's processes and keep its network namespace (registered by name) with its
+    /// interfaces, for [`Backend::resume`]. `grace` is how long they may take to stop on their
+    /// own (SIGTERM; a VM's ACPI power-down) before they are killed; zero kills at once.
+    fn halt(&self, node: &Running<'_>, grace: Duration) -> Result<()> {
+        halt_process(node, node.proc, grace)
+    }
+
+    /// Start a halted node again, joining the network namespace it kept where the runtime can
+    /// (where it cannot, the lab moves the node's interfaces into the new one). Its command waits
+    /// for [`Backend::resume_start`] where the runtime can hold it. Returns its new first process,
+    /// recorded as [`Made::Process`].
+    fn resume(&self, r: &Resume<'_>, _rec: &dyn Record) -> Result<ProcId> {
+        Err(Error::NotOnThisRuntime {
+            node: r.node.name.clone(),
+            runtime: r.node.runtime,
+            what: "its nodes cannot be stopped and started by labwire".into(),
+        })
+    }
+
+    /// Start a resumed node's command, now that its interfaces are back up.
+    fn resume_start(&self, node: &Running<'_>, ns: &NetNs, home: &NetNs) -> Result<()> {
+        self.start(node, ns, home)
+    }
+
     /// Stop the node's processes (a signal; [`crate::process::wait_gone`] waits). Returns whether
     /// it was running.
     fn stop(&self, node: &Running<'_>) -> bool {
         node.proc.kill()
+    }
+}
+
+/// Stop process `proc` of a node (SIGTERM, `grace`, SIGKILL) and wait until it is gone.
+pub fn halt_process(node: &Running<'_>, proc: ProcId, grace: Duration) -> Result<()> {
+    if crate::process::terminate(&[proc], grace).is_empty() {
+        Ok(())
+    } else {
+        Err(Error::NodeSetup {
+            node: node.node.name.clone(),
+            message: format!("process {} did not stop", proc.pid),
+        })
     }
 }
 

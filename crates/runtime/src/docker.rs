@@ -901,6 +901,25 @@ impl Engine {
         })
     }
 
+    /// Stop a container: its stop signal, then SIGKILL after `grace_s` seconds (0: at once).
+    /// Stopping one that is not running is fine.
+    pub fn stop(&self, name_or_id: &str, grace_s: u64) -> Result<()> {
+        let opts = bollard::query_parameters::StopContainerOptionsBuilder::new()
+            .t(i32::try_from(grace_s).unwrap_or(i32::MAX))
+            .build();
+        match self
+            .rt
+            .block_on(self.docker.stop_container(name_or_id, Some(opts)))
+        {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(engine_err(format!("stop container {name_or_id}"))(e)),
+        }
+    }
+
     /// Remove a container (killing it). Returns whether it existed.
     pub fn remove(&self, name_or_id: &str) -> Result<bool> {
         let opts = RemoveContainerOptionsBuilder::new()

@@ -10,12 +10,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use topology::{Lab, NetworkMode, Node};
 use wire::NetNs;
 
 use crate::backend::{
-    record, record_process, Backend, CreateNode, Deployment, Made, Record, Running,
+    record, record_process, Backend, CreateNode, Deployment, Made, Record, Resume, Running,
 };
 use crate::docker::{Container, Engine, EngineKind};
 use crate::node::ExecOutput;
@@ -183,6 +184,26 @@ impl Backend for EngineBackend {
 
     fn exec(&self, node: &Running<'_>, cmd: &str) -> Result<ExecOutput> {
         crate::native::exec_in_namespaces(node, cmd)
+    }
+
+    /// The engine stops the container (its stop signal, then SIGKILL after `grace`). The
+    /// namespace labwire registered keeps the node's interfaces while the engine drops its own.
+    fn halt(&self, node: &Running<'_>, grace: Duration) -> Result<()> {
+        self.engine()?.stop(&node.node.long_name, grace.as_secs())?;
+        crate::backend::halt_process(node, node.proc, Duration::ZERO)
+    }
+
+    /// The engine starts the container again, in a network namespace of its own making: the lab
+    /// moves the node's interfaces into it.
+    fn resume(&self, r: &Resume<'_>, rec: &dyn Record) -> Result<ProcId> {
+        let n = r.node;
+        let id = r.container.unwrap_or(&n.long_name);
+        let pid = self.engine()?.start(id, &n.long_name)?;
+        let proc = ProcId::of(pid).ok_or_else(|| Error::NodeSetup {
+            node: n.name.clone(),
+            message: format!("container {} exited right after it started", n.long_name),
+        })?;
+        record_process(rec, n, proc)
     }
 }
 

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use backend::{Backend, Backends, Made, Record, Running, Status};
+pub use backend::{Backend, Backends, Made, Record, Resume, Running, Status};
 pub use network::{Interface, NodeNetwork};
 pub use node::{ExecOutput, ImageRoot};
 

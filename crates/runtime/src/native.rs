@@ -14,7 +14,7 @@ use topology::{Lab, NetworkMode, Node};
 use wire::NetNs;
 
 use crate::backend::{
-    record, record_process, Backend, CreateNode, Deployment, Made, Record, Running,
+    record, record_process, Backend, CreateNode, Deployment, Made, Record, Resume, Running,
 };
 use crate::node::{
     environment_of_process, hosts_file, image_command, process_environment, runs_init_system,
@@ -175,7 +175,9 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     match node.network_mode {
         NetworkMode::Host => {}
         NetworkMode::Container(_) => {}
-        _ => flags |= libc::CLONE_NEWNET,
+        // A restarted node joins the namespace it kept.
+        _ if s.join_netns.is_none() => flags |= libc::CLONE_NEWNET,
+        _ => {}
     }
     if let Some(p) = s.join_netns {
         cmd.arg("--join-netns").arg(p);
@@ -273,18 +275,7 @@ impl Backend for Native {
     fn create(&self, d: &Deployment<'_>, req: &CreateNode<'_>, rec: &dyn Record) -> Result<ProcId> {
         let n = req.node;
         let image = d.images.get(&n.name);
-        let cgroup = match image {
-            Some(img) if runs_init_system(n, img) => {
-                let base = cgroup2_mount().ok_or_else(|| Error::NodeSetup {
-                    node: n.name.clone(),
-                    message: "it runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host".into(),
-                })?;
-                let path = base.join("labwire").join(&d.lab.name).join(&n.name);
-                record(rec, &[Made::Cgroup { path: path.clone() }])?;
-                Some(path)
-            }
-            _ => None,
-        };
+        let cgroup = node_cgroup(d.lab, n, image, rec)?;
         let join = req
             .share_net_with
             .map(|s| PathBuf::from(format!("/proc/{}/ns/net", s.proc.pid)));
@@ -306,6 +297,25 @@ impl Backend for Native {
         Ok(())
     }
 
+    /// A fresh init (new mount, PID, UTS and IPC namespaces; the same root, binds and writable
+    /// layer) in the network namespace the node kept.
+    fn resume(&self, r: &Resume<'_>, rec: &dyn Record) -> Result<ProcId> {
+        let n = r.node;
+        let cgroup = node_cgroup(r.lab, n, r.image, rec)?;
+        let join = (n.network_mode != NetworkMode::Host).then_some(r.netns);
+        let proc = spawn(&Spawn {
+            ctx: NodeContext::of(r.lab, n),
+            node: n,
+            init: r.init,
+            run_dir: &r.dirs.node_run(&n.name),
+            join_netns: join,
+            image: r.image,
+            cgroup: cgroup.as_deref(),
+            argv: None,
+        })?;
+        record_process(rec, n, proc)
+    }
+
     fn exec(&self, node: &Running<'_>, cmd: &str) -> Result<ExecOutput> {
         exec_in_namespaces(node, cmd)
     }
@@ -317,4 +327,25 @@ pub fn exec_in_namespaces(node: &Running<'_>, cmd: &str) -> Result<ExecOutput> {
     let ctx = NodeContext::of(node.lab, node.node);
     let env = node_environment(&ctx, node.proc.pid, node.node);
     exec(node.init, node.proc.pid, &env, cmd)
+}
+
+/// The cgroup of a node that runs an init system (recorded before it is made), none otherwise.
+fn node_cgroup(
+    lab: &Lab,
+    n: &Node,
+    image: Option<&ImageRoot>,
+    rec: &dyn Record,
+) -> Result<Option<PathBuf>> {
+    match image {
+        Some(img) if runs_init_system(n, img) => {
+            let base = cgroup2_mount().ok_or_else(|| Error::NodeSetup {
+                node: n.name.clone(),
+                message: "it runs an init system, which needs a cgroup v2 hierarchy; none is mounted on this host".into(),
+            })?;
+            let path = base.join("labwire").join(&lab.name).join(&n.name);
+            record(rec, &[Made::Cgroup { path: path.clone() }])?;
+            Ok(Some(path))
+        }
+        _ => Ok(None),
+    }
 }

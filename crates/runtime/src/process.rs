@@ -51,6 +51,25 @@ impl ProcId {
     }
 }
 
+/// Stop `procs`: SIGTERM first when `grace` is not zero, SIGKILL to those still alive after it,
+/// then wait for them. Returns those that did not go.
+pub fn terminate(procs: &[ProcId], grace: Duration) -> Vec<ProcId> {
+    let mut left = procs.to_vec();
+    if !grace.is_zero() {
+        for p in &left {
+            if p.is_alive() {
+                // SAFETY: kill(2) with a pid checked against its start time just above.
+                unsafe { libc::kill(p.pid, libc::SIGTERM) };
+            }
+        }
+        left = wait_gone(&left, grace);
+    }
+    for p in &left {
+        p.kill();
+    }
+    wait_gone(&left, Duration::from_secs(5))
+}
+
 /// Wait until none of `procs` is alive, up to `timeout`. Returns those still alive.
 pub fn wait_gone(procs: &[ProcId], timeout: Duration) -> Vec<ProcId> {
     let deadline = Instant::now() + timeout;

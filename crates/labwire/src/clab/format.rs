@@ -97,8 +97,15 @@ impl From<&lab::inspect::Row> for Details {
             image: r.image.clone(),
             kind: r.kind.clone(),
             group: r.group.clone(),
-            state: r.state.clone(),
-            status: health_status(&r.status),
+            // A node stopped by `labwire stop` is what the engine calls an exited container.
+            state: match r.state.as_str() {
+                "stopped" => "exited".into(),
+                s => s.to_string(),
+            },
+            status: match r.state.as_str() {
+                "stopped" => "Exited".into(),
+                _ => health_status(&r.status),
+            },
             ipv4_address: r.ipv4_address.clone(),
             ipv6_address: r.ipv6_address.clone(),
             owner: r.owner.clone(),

@@ -553,12 +553,6 @@ impl DeployFlags {
 impl DestroyFlags {
     /// Refuse what labwire cannot do; warn about what changes nothing.
     fn check(&self) -> anyhow::Result<()> {
-        if self.keep_mgmt_net {
-            bail!("--keep-mgmt-net is not supported by labwire yet: destroy removes the management network once no lab uses it");
-        }
-        if self.graceful {
-            warn("--graceful is ignored: labwire stops every node at once");
-        }
         Ok(())
     }
 }
@@ -584,11 +578,18 @@ fn deploy(g: &Global, a: DeployArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut lab = g.load()?;
-    commands::filter_nodes(&mut lab, &a.node_filter)?;
+    let node_filter = if commands::deploy::filters_running_lab(&lab, &a.node_filter, a.reconfigure)?
+    {
+        a.node_filter.clone()
+    } else {
+        commands::filter_nodes(&mut lab, &a.node_filter)?;
+        Vec::new()
+    };
     let opts = lab::deploy::DeployOptions {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
         reconfigure: a.reconfigure,
         quiet: false,
+        node_filter,
     };
     let owner = a.owner.unwrap_or_else(lab::inspect::caller);
     let format = a.common.format;
@@ -607,9 +608,6 @@ fn print_rows(format: &str, rows: &[format::Details], all: bool, wide: bool) -> 
 }
 
 fn destroy(g: &Global, a: DestroyArgs) -> anyhow::Result<ExitCode> {
-    if !a.node_filter.is_empty() {
-        bail!("--node-filter on destroy is not supported by labwire yet: it destroys whole labs");
-    }
     a.common.check()?;
     if a.common.max_workers.is_some() {
         warn("--max-workers is ignored by destroy");
@@ -626,7 +624,18 @@ fn destroy(g: &Global, a: DestroyArgs) -> anyhow::Result<ExitCode> {
     };
     // labwire asks no confirmation for --all.
     let _ = a.yes;
-    commands::destroy::destroy_labs(&names, a.common.cleanup, false)
+    let opts = lab::destroy::DestroyOptions {
+        cleanup: a.common.cleanup,
+        graceful: a.common.graceful.then_some(commands::destroy::GRACE),
+        keep_mgmt_net: a.common.keep_mgmt_net,
+    };
+    if !a.node_filter.is_empty() {
+        if a.common.all {
+            bail!("--node-filter cannot be combined with --all");
+        }
+        return commands::destroy::destroy_nodes(&names[0], &a.node_filter, opts.graceful);
+    }
+    commands::destroy::destroy_labs_with(&names, &opts, false)
 }
 
 fn redeploy(g: &Global, a: RedeployArgs) -> anyhow::Result<ExitCode> {
@@ -643,6 +652,7 @@ fn redeploy(g: &Global, a: RedeployArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(lab::pool::default_workers),
         reconfigure: true,
         quiet: false,
+        node_filter: Vec::new(),
     };
     let format = a.common.format;
     commands::redeploy::redeploy_then(
@@ -970,6 +980,7 @@ fn generate(g: &Global, a: GenerateArgs) -> anyhow::Result<ExitCode> {
             max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
             reconfigure: true,
             quiet: false,
+            node_filter: Vec::new(),
         };
         let owner = a.owner.unwrap_or_else(lab::inspect::caller);
         return commands::deploy::deploy_then(lab, &opts, &owner, false, |name| {

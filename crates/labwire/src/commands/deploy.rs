@@ -26,13 +26,17 @@ pub struct DeployArgs {
     /// Print the nodes as JSON instead of a table
     #[arg(long, value_parser = ["table", "json"], default_value = "table")]
     pub format: String,
-    /// Deploy only these nodes (comma-separated) and the links between them
+    /// Deploy only these nodes (comma-separated) and the links between them; on a running lab,
+    /// change only these nodes and their links
     #[arg(long, value_delimiter = ',')]
     pub node_filter: Vec<String>,
     /// Deploy only this partition's nodes (a lab split across hosts with `partitions:`); its
     /// links to other partitions become VXLAN tunnels to their hosts
     #[arg(long)]
     pub partition: Option<String>,
+    /// Print what the deploy would make, change or remove, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
@@ -41,11 +45,24 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
         lab = lab::partition::view(&lab, p, lab::partition::RESOLVE_WAIT)
             .map_err(anyhow::Error::msg)?;
     }
-    super::filter_nodes(&mut lab, &a.node_filter)?;
+    let node_filter = if filters_running_lab(&lab, &a.node_filter, a.reconfigure)? {
+        a.node_filter.clone()
+    } else {
+        super::filter_nodes(&mut lab, &a.node_filter)?;
+        Vec::new()
+    };
+    if a.dry_run {
+        print!(
+            "{}",
+            lab::converge::dry_run(lab, &node_filter, a.reconfigure)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = DeployOptions {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
         reconfigure: a.reconfigure,
         quiet: a.quiet,
+        node_filter,
     };
     let (stats, format) = (a.stats, a.format);
     deploy_then(lab, &opts, &lab::inspect::caller(), stats, |name| {
@@ -59,6 +76,20 @@ pub fn run(a: DeployArgs) -> anyhow::Result<ExitCode> {
             print_table(name)
         }
     })
+}
+
+/// Whether `--node-filter` applies to a lab that runs (the deploy then changes only those nodes
+/// and their links, and the topology is not filtered); the filter is checked either way.
+pub fn filters_running_lab(
+    lab: &topology::Lab,
+    filter: &[String],
+    reconfigure: bool,
+) -> anyhow::Result<bool> {
+    if filter.is_empty() || reconfigure || lab::converge::running(&lab.name).is_none() {
+        return Ok(false);
+    }
+    super::filter_nodes(&mut lab.clone(), filter)?;
+    Ok(true)
 }
 
 /// The deployed lab `name` as labwire's table.

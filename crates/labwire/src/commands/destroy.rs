@@ -26,6 +26,29 @@ pub struct DestroyArgs {
     /// Print the time of each step
     #[arg(long)]
     pub stats: bool,
+    /// Destroy only these nodes (comma-separated) and their links; the rest of the lab runs on
+    #[arg(long, value_delimiter = ',', conflicts_with = "all")]
+    pub node_filter: Vec<String>,
+    /// Let nodes stop on their own first (SIGTERM, a container's stop signal, a VM's ACPI
+    /// power-down), killing them after 10 s
+    #[arg(long)]
+    pub graceful: bool,
+    /// Leave the management network (bridge, engine network) in place
+    #[arg(long)]
+    pub keep_mgmt_net: bool,
+}
+
+/// How long `--graceful` lets a node take to stop.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl DestroyArgs {
+    pub fn options(&self) -> lab::destroy::DestroyOptions {
+        lab::destroy::DestroyOptions {
+            cleanup: self.cleanup,
+            graceful: self.graceful.then_some(GRACE),
+            keep_mgmt_net: self.keep_mgmt_net,
+        }
+    }
 }
 
 /// The lab name from a topology file, even one that no longer validates.
@@ -48,6 +71,7 @@ pub fn lab_name_of(topo: super::TopoArg) -> anyhow::Result<String> {
 }
 
 pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
+    let opts = a.options();
     let names: Vec<String> = if a.all {
         lab::state::recorded_labs()
     } else if let Some(n) = a.name {
@@ -63,18 +87,48 @@ pub fn run(a: DestroyArgs) -> anyhow::Result<ExitCode> {
             vars: a.vars,
         })?]
     };
-    destroy_labs(&names, a.cleanup, a.stats)
+    if !a.node_filter.is_empty() {
+        return destroy_nodes(&names[0], &a.node_filter, opts.graceful);
+    }
+    destroy_labs_with(&names, &opts, a.stats)
+}
+
+/// `--node-filter`: destroy these nodes of lab `name` and their links; the rest runs on.
+pub fn destroy_nodes(
+    name: &str,
+    nodes: &[String],
+    grace: Option<std::time::Duration>,
+) -> anyhow::Result<ExitCode> {
+    if lab::converge::running(name).is_none() {
+        bail!("lab {name} is not running");
+    }
+    let n = lab::converge::destroy_nodes(name, nodes, grace.unwrap_or_default())?;
+    eprintln!("lab {name}: {n} nodes destroyed ({})", nodes.join(", "));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Destroy each lab of `names`, reporting each; an error when any was not fully destroyed.
 pub fn destroy_labs(names: &[String], cleanup: bool, stats: bool) -> anyhow::Result<ExitCode> {
+    let opts = lab::destroy::DestroyOptions {
+        cleanup,
+        ..Default::default()
+    };
+    destroy_labs_with(names, &opts, stats)
+}
+
+/// [`destroy_labs`] as `opts` says.
+pub fn destroy_labs_with(
+    names: &[String],
+    opts: &lab::destroy::DestroyOptions,
+    stats: bool,
+) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         eprintln!("no labs are deployed");
         return Ok(ExitCode::SUCCESS);
     }
     let mut failed = false;
     for n in names {
-        match lab::destroy::destroy(n, cleanup) {
+        match lab::destroy::destroy_with(n, opts) {
             Ok(d) => {
                 eprintln!(
                     "lab {n} destroyed: {} nodes stopped, {} host links and {} bridges removed",

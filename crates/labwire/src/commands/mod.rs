@@ -11,6 +11,7 @@ pub(crate) mod graph;
 pub(crate) mod image;
 pub(crate) mod inspect;
 pub(crate) mod k8s;
+pub(crate) mod lifecycle;
 pub(crate) mod redeploy;
 pub(crate) mod serve;
 pub(crate) mod tools;
@@ -49,6 +50,12 @@ pub enum Command {
     Redeploy(redeploy::RedeployArgs),
     /// Show deployed labs
     Inspect(inspect::InspectArgs),
+    /// Stop nodes of a running lab, keeping their links, addresses and MACs
+    Stop(lifecycle::LifecycleArgs),
+    /// Start stopped nodes of a lab again, with their links
+    Start(lifecycle::LifecycleArgs),
+    /// Restart nodes of a running lab, keeping their links, addresses and MACs
+    Restart(lifecycle::LifecycleArgs),
     /// Run a command inside nodes of a deployed lab
     Exec(exec::ExecArgs),
     /// Attach to the serial console of a VM node (Ctrl-] leaves; the log is console.log in the
@@ -216,6 +223,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destroy(a) => destroy::run(a),
         Command::Redeploy(a) => redeploy::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Stop(a) => lifecycle::run(a, lab::lifecycle::Action::Stop),
+        Command::Start(a) => lifecycle::run(a, lab::lifecycle::Action::Start),
+        Command::Restart(a) => lifecycle::run(a, lab::lifecycle::Action::Restart),
         Command::Exec(a) => exec::run(a),
         Command::Console(a) => console::run(a),
         Command::Generate(a) => generate::run(a),

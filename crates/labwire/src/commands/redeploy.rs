@@ -28,6 +28,7 @@ pub fn run(a: RedeployArgs) -> anyhow::Result<ExitCode> {
         max_workers: a.max_workers.unwrap_or_else(lab::pool::default_workers),
         reconfigure: true,
         quiet: a.quiet,
+        node_filter: Vec::new(),
     };
     redeploy_then(
         lab,

@@ -172,6 +172,16 @@ pub fn agent_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("agent.sock")
 }
 
+/// The VMM's control socket (QMP for QEMU).
+pub fn control_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("qmp.sock")
+}
+
+/// The VMM command line a node booted with, kept so a restart boots it the same way.
+pub fn argv_file(run_dir: &Path) -> PathBuf {
+    run_dir.join("vmm.argv")
+}
+
 /// The serial console's socket.
 pub fn console_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("console.sock")

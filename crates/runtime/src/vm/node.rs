@@ -13,7 +13,9 @@ use wire::netlink::Handle;
 use wire::NetNs;
 
 use super::{Accel, GuestNic};
-use crate::backend::{record_process, Backend, CreateNode, Deployment, Record, Running, Status};
+use crate::backend::{
+    record_process, Backend, CreateNode, Deployment, Record, Resume, Running, Status,
+};
 use crate::native::{spawn, Spawn};
 use crate::network::NodeNetwork;
 use crate::node::{ExecOutput, ImageRoot};
@@ -65,6 +67,10 @@ impl Backend for Vm {
     }
 
     fn addresses_in_namespace(&self) -> bool {
+        false
+    }
+
+    fn takes_new_links(&self) -> bool {
         false
     }
 
@@ -187,17 +193,12 @@ impl Backend for Vm {
             accel: assets.accel,
         };
         let argv = super::prepare(&spec)?;
-        let shell = shell_node(n);
-        let proc = spawn(&Spawn {
-            ctx: req.ctx,
-            node: &shell,
-            init: d.init,
-            run_dir: &run_dir,
-            join_netns: None,
-            image: None,
-            cgroup: None,
-            argv: Some(&argv),
+        let saved = super::argv_file(&run_dir);
+        let text = serde_json::to_vec(&argv).map_err(|e| {
+            crate::io(format!("encode {}", saved.display()))(std::io::Error::other(e))
         })?;
+        std::fs::write(&saved, text).map_err(crate::io(format!("write {}", saved.display())))?;
+        let proc = spawn_holder(req.ctx, n, d.init, &run_dir, None, &argv)?;
         record_process(rec, n, proc)
     }
 
@@ -210,6 +211,74 @@ impl Backend for Vm {
 
     fn waits_until_ready(&self) -> bool {
         true
+    }
+
+    /// With a grace period, the guest is asked to power off (ACPI) and given that long; then the
+    /// namespace holder goes, and the VMM with it. The taps stay in the node's namespace.
+    fn halt(&self, node: &Running<'_>, grace: Duration) -> Result<()> {
+        if let (false, Some(vmm)) = (grace.is_zero(), vmm_pid(node.proc)) {
+            let asked = super::vmm::of(node.node).and_then(|v| v.power_down(&node.run_dir));
+            match asked {
+                Ok(()) => {
+                    let vmm = ProcId::of(vmm).into_iter().collect::<Vec<_>>();
+                    if !crate::process::wait_gone(&vmm, grace).is_empty() {
+                        log::info!(
+                            "VM node {}: the guest did not power off within {} s (nothing in it handles the power button); its disk is synced and its VMM stopped",
+                            node.node.name,
+                            grace.as_secs()
+                        );
+                        // What the guest wrote reaches its disk before the VMM goes.
+                        let _ = super::exec(
+                            &node.run_dir,
+                            "sync",
+                            &BTreeMap::new(),
+                            Duration::from_secs(10),
+                        );
+                    }
+                }
+                Err(e) => log::info!(
+                    "VM node {}: no ACPI power-down ({}); stopping its VMM",
+                    node.node.name,
+                    crate::chain(&e)
+                ),
+            }
+        }
+        crate::backend::halt_process(node, node.proc, Duration::ZERO)
+    }
+
+    /// A new namespace holder in the kept namespace boots the VMM with the command line it booted
+    /// with first: the same taps, MACs and disk overlay (so the guest's disk keeps its writes).
+    fn resume(&self, r: &Resume<'_>, rec: &dyn Record) -> Result<ProcId> {
+        let n = r.node;
+        let run_dir = r.dirs.node_run(&n.name);
+        let saved = super::argv_file(&run_dir);
+        let argv: Vec<String> = std::fs::read(&saved)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| Error::NodeSetup {
+                node: n.name.clone(),
+                message: format!(
+                    "its VMM command line ({}) is gone; redeploy the node",
+                    saved.display()
+                ),
+            })?;
+        // Sockets of the VMM that is gone.
+        for sock in [
+            super::agent_socket(&run_dir),
+            super::console_socket(&run_dir),
+            super::control_socket(&run_dir),
+        ] {
+            let _ = std::fs::remove_file(sock);
+        }
+        let ctx = crate::node::NodeContext::of(r.lab, n);
+        let proc = spawn_holder(ctx, n, r.init, &run_dir, Some(r.netns), &argv)?;
+        record_process(rec, n, proc)
+    }
+
+    /// The taps and their redirects were kept: the VMM just starts.
+    fn resume_start(&self, node: &Running<'_>, _ns: &NetNs, _home: &NetNs) -> Result<()> {
+        node.proc.signal_start();
+        Ok(())
     }
 
     /// Wait until the guest agent answers.
@@ -511,6 +580,28 @@ fn shell_node(n: &Node) -> Node {
         ),
     ]));
     s
+}
+
+/// Start the node's namespace holder (in namespace `join`, or a new one) with the VMM `argv` as
+/// its command, held until the start signal.
+fn spawn_holder(
+    ctx: crate::node::NodeContext<'_>,
+    n: &Node,
+    init: &Path,
+    run_dir: &Path,
+    join: Option<&Path>,
+    argv: &[String],
+) -> Result<ProcId> {
+    spawn(&Spawn {
+        ctx,
+        node: &shell_node(n),
+        init,
+        run_dir,
+        join_netns: join,
+        image: None,
+        cgroup: None,
+        argv: Some(argv),
+    })
 }
 
 /// Give each of the node's interfaces a tap and join the two with a two-way tc redirect.

@@ -110,6 +110,11 @@ impl Vmm for Qemu {
             ),
             "-serial".into(),
             "chardev:con".into(),
+            "-qmp".into(),
+            format!(
+                "unix:{},server=on,wait=off",
+                super::control_socket(spec.run_dir).display()
+            ),
             "-device".into(),
             "virtio-serial-device".into(),
             "-chardev".into(),
@@ -173,5 +178,37 @@ impl Vmm for Qemu {
             ]);
         }
         Ok(argv)
+    }
+
+    /// QMP: capabilities negotiation, then `system_powerdown` (microvm's ACPI power button).
+    fn power_down(&self, run_dir: &Path) -> Result<()> {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let path = super::control_socket(run_dir);
+        let op = || format!("power down through {}", path.display());
+        let stream = std::os::unix::net::UnixStream::connect(&path).map_err(io(op()))?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .map_err(io(op()))?;
+        let mut reader = BufReader::new(stream.try_clone().map_err(io(op()))?);
+        let mut writer = stream;
+        let mut line = String::new();
+        // The greeting, then one answer per command (events may come between: skipped).
+        reader.read_line(&mut line).map_err(io(op()))?;
+        for cmd in ["qmp_capabilities", "system_powerdown"] {
+            writeln!(writer, "{{\"execute\":\"{cmd}\"}}").map_err(io(op()))?;
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).map_err(io(op()))? == 0 {
+                    return Err(Error::Guest(format!("{}: QMP closed", op())));
+                }
+                if line.contains("\"error\"") {
+                    return Err(Error::Guest(format!("{}: {}", op(), line.trim())));
+                }
+                if line.contains("\"return\"") {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -22,6 +22,10 @@ pub trait Vmm: Sync {
     /// it with `initrd`. The VMM runs inside the node's network namespace and opens the taps
     /// named by [`super::tap_name`], one per NIC of `spec.nics` in order.
     fn command(&self, spec: &VmSpec<'_>, initrd: &Path) -> Result<Vec<String>>;
+
+    /// Ask the guest to power off (an ACPI power button press) through the VMM's control socket
+    /// in `run_dir`; the VMM exits once the guest has.
+    fn power_down(&self, run_dir: &Path) -> Result<()>;
 }
 
 /// The VMM a node asks for (`vmm:`, QEMU by default), or why there is none.

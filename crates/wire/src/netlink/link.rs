@@ -335,6 +335,15 @@ pub(crate) fn set_down(index: u32) -> Request {
     Request::new(m, format!("set link {index} down"))
 }
 
+/// `RTM_NEWLINK` moving a link into the namespace of `netns` (it keeps its name and MAC; the
+/// kernel drops its addresses and takes it down).
+pub(crate) fn set_netns(index: u32, netns: BorrowedFd<'_>) -> Request {
+    let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_ACK);
+    m.push(&ifinfomsg(index, false));
+    m.attr_u32(IFLA_NET_NS_FD, netns.as_raw_fd() as u32);
+    Request::new(m, format!("move link {index} to another namespace"))
+}
+
 pub(crate) fn set_master(index: u32, master: u32) -> Request {
     let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_ACK);
     m.push(&ifinfomsg(index, false));

@@ -358,6 +358,12 @@ impl Handle {
         self.execute_one(link::set_down(index))
     }
 
+    /// Moves a link into namespace `ns` (each move waits for an RCU grace period: for a few
+    /// interfaces of one node, never for a lab's links).
+    pub fn set_netns(&mut self, index: u32, ns: &crate::NetNs) -> Result<()> {
+        self.execute_one(link::set_netns(index, ns.fd()))
+    }
+
     pub fn set_master(&mut self, index: u32, master: u32) -> Result<()> {
         self.execute_one(link::set_master(index, master))
     }
