@@ -23,7 +23,7 @@ use wire::NetNs;
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::progress::Progress;
 use crate::state::{self, Entry, Journal, Recorded};
-use crate::{artifacts, destroy, links, lock::Lock, paths, pool, signals, wiring};
+use crate::{artifacts, destroy, links, lock::Lock, mgmt_fabric, paths, pool, signals, wiring};
 
 pub struct DeployOptions {
     pub max_workers: usize,
@@ -673,12 +673,17 @@ impl Run<'_> {
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
         let round: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
         let t = Instant::now();
-        for chunk in mgmt.chunks(512) {
-            check_interrupt()?;
-            let plan = links::plan(lab, &[], chunk);
-            log::debug!("management interfaces: {} requests", plan.requests.len());
-            links::execute(lab, &plan, &ns_refs, host, self.journal)?;
-            self.progress.step(chunk.len());
+        if !mgmt.is_empty() {
+            // Held until the ports exist, so labs sharing the bridge do not overfill it.
+            let _g = Lock::global()?;
+            let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
+            for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
+                check_interrupt()?;
+                let plan = links::plan_mgmt_on(lab, chunk, bridges);
+                log::debug!("management interfaces: {} requests", plan.requests.len());
+                links::execute(lab, &plan, &ns_refs, host, self.journal)?;
+                self.progress.step(chunk.len());
+            }
         }
         let t_mgmt = t.elapsed();
         for chunk in round.chunks(512) {

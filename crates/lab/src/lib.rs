@@ -15,6 +15,7 @@ pub mod images;
 pub mod inspect;
 pub mod links;
 pub mod lock;
+pub mod mgmt_fabric;
 pub mod paths;
 pub mod pool;
 pub mod progress;
