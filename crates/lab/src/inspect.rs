@@ -38,8 +38,14 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
     let Some(lab) = &rec.lab else {
         return Vec::new();
     };
-    let procs = rec.procs();
+    // By node: a 10,000-node lab must not scan every record for every node.
+    let procs: std::collections::HashMap<String, runtime::process::ProcId> =
+        rec.procs().into_iter().collect();
     let containers = rec.containers();
+    let container_ids: std::collections::HashMap<&str, &str> = containers
+        .iter()
+        .filter_map(|c| Some((c.node.as_str(), c.id.as_deref()?)))
+        .collect();
     let backends = runtime::Backends::new();
     let owner = std::fs::read_to_string(rec.dir.join(OWNER_FILE))
         .ok()
@@ -54,18 +60,13 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
         .iter()
         .filter(|n| n.is_workload())
         .map(|n| {
-            let proc = procs
-                .iter()
-                .find(|(name, _)| *name == n.name)
-                .map(|(_, p)| *p);
+            let proc = procs.get(&n.name).copied();
             let mut status = backends.node(n).status(lab, n, proc);
             if let (Some(p), "Up") = (proc, status.status.as_str()) {
                 status.status = up_status(p.start);
             }
-            let engine_id = containers
-                .iter()
-                .find(|c| c.node == n.name)
-                .and_then(|c| c.id.as_deref())
+            let engine_id = container_ids
+                .get(n.name.as_str())
                 .map(|id| id.chars().take(12).collect::<String>());
             let id = engine_id.unwrap_or_else(|| {
                 proc.map_or_else(String::new, |p| {
