@@ -386,16 +386,20 @@ impl Run<'_> {
         }])?;
         artifacts::open_lab_dir(&lab.dir)?;
         let state_dir = paths::lab_state_dir(&lab.name);
-        // Container nodes' images live in their engine, not in labwire's store.
-        let mut store_view = lab.clone();
-        for n in &mut store_view.nodes {
-            if !self.backends.node(n).uses_image_store() {
+        // Container nodes' images live in their engine, not in labwire's store (a copy of the lab
+        // without them only when there are some: a large lab's copy is tens of megabytes).
+        let in_engine = |n: &Node| n.image.is_some() && !self.backends.node(n).uses_image_store();
+        let store_view = lab.nodes.iter().any(in_engine).then(|| {
+            let mut view = lab.clone();
+            for n in view.nodes.iter_mut().filter(|n| in_engine(n)) {
                 n.image = None;
             }
-        }
+            view
+        });
         self.images = self.timed("unpack images", || {
-            crate::images::image_roots(&store_view, &state_dir)
+            crate::images::image_roots(store_view.as_ref().unwrap_or(lab), &state_dir)
         })?;
+        drop(store_view);
         let workloads: Vec<&Node> = lab.nodes.iter().filter(|n| n.is_workload()).collect();
         let backends = self.backends;
         let groups = backends.group(&workloads);

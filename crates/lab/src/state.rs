@@ -213,16 +213,18 @@ impl Recorded {
 pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     let tmp = dir.join(".lab.json.tmp");
-    let data = serde_json::to_vec_pretty(lab)
-        .map_err(|e| io("encode lab state")(std::io::Error::other(e)))?;
-    let mut f = File::options()
+    let f = File::options()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(io(format!("write {}", tmp.display())))?;
-    f.write_all(&data)
+    // Streamed: a 10,000-node lab's state is tens of megabytes as one buffer.
+    let mut w = std::io::BufWriter::new(f);
+    serde_json::to_writer_pretty(&mut w, lab)
+        .map_err(std::io::Error::from)
+        .and_then(|()| w.flush())
         .map_err(io(format!("write {}", tmp.display())))?;
     std::fs::rename(&tmp, dir.join("lab.json")).map_err(io(format!("rename {}", tmp.display())))
 }
