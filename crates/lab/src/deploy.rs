@@ -251,6 +251,8 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     match result {
         Ok(()) => {
             journal.record(&[Entry::Done])?;
+            let nodes = lab.nodes.iter().filter(|n| n.is_workload()).count();
+            crate::events::emit(&lab.name, crate::events::Event::LabDeployed { nodes });
             progress.finish();
             Ok(Deployed {
                 lab,

@@ -143,6 +143,7 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
 
 /// Remove everything `rec` names (caller holds the lab lock).
 pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Destroyed> {
+    crate::events::emit(name, crate::events::Event::LabDestroyed);
     let plan = teardown(&rec.entries);
     let mut report = Destroyed::default();
     let mut errors: Vec<String> = Vec::new();

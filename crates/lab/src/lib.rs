@@ -9,6 +9,7 @@ pub mod contain;
 pub mod deploy;
 pub mod destroy;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod generate;
 pub mod images;

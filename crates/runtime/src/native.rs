@@ -161,7 +161,7 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
             .arg(&b.target)
             .arg(if b.read_only() { "ro" } else { "rw" });
     }
-    for (k, v) in &node.sysctls {
+    for (k, v) in node.sysctls.iter() {
         cmd.args(["--sysctl", k, v]);
     }
     let mut flags =

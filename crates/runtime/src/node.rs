@@ -255,7 +255,7 @@ pub fn labels(ctx: &NodeContext<'_>, n: &Node) -> BTreeMap<String, String> {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
     );
-    for (k, v) in &n.labels {
+    for (k, v) in n.labels.iter() {
         l.insert(k.clone(), v.clone());
     }
     l
@@ -281,7 +281,7 @@ pub fn environment(ctx: &NodeContext<'_>, node: &Node) -> BTreeMap<String, Strin
     env.insert("CLAB_INTFS".into(), ctx.intfs.to_string());
     env.insert("CLAB_NODE_NAME".into(), node.name.clone());
     env.insert("CLAB_NODE_LONGNAME".into(), node.long_name.clone());
-    env.extend(node.env.clone());
+    env.extend(node.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
 }
 

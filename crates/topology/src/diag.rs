@@ -4,6 +4,7 @@
 //! terminals. Every check in the crate reports through [`Diagnostics`] so all problems surface at once.
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use crate::yaml::Span;
 
@@ -26,12 +27,12 @@ pub struct Diagnostic {
 #[derive(Debug, Clone, Default)]
 pub struct Diagnostics {
     pub file: String,
-    pub source: String,
+    pub source: Arc<str>,
     pub items: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
-    pub fn new(file: impl Into<String>, source: impl Into<String>) -> Self {
+    pub fn new(file: impl Into<String>, source: impl Into<Arc<str>>) -> Self {
         Diagnostics {
             file: file.into(),
             source: source.into(),

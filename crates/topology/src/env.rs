@@ -196,6 +196,13 @@ pub struct Expanded {
 }
 
 impl Expanded {
+    /// Text with nothing to expand, mapped one to one; the text itself is not copied.
+    pub fn identity(len: usize) -> Expanded {
+        let mut out = Expanded::default();
+        out.map.copied(0, 0, len);
+        out
+    }
+
     fn copy(&mut self, from: &str, start: usize, end: usize) {
         if start < end {
             self.map.copied(self.text.len(), start, end - start);

@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod env;
 pub mod ifname;
+pub mod impair;
 pub mod kinds;
 pub mod link;
 pub mod mac;
@@ -20,8 +21,10 @@ pub mod srcmap;
 pub mod template;
 pub mod yaml;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use diag::{Diagnostic, Diagnostics, LoadError, Severity};
 pub use model::*;
@@ -36,7 +39,8 @@ pub struct Source {
     pub path: Option<PathBuf>,
     /// How messages name it (the path as given, or `<stdin>`).
     pub display: String,
-    pub text: String,
+    /// Shared with the diagnostics that quote it, so a large file is held once.
+    pub text: Arc<str>,
     /// Directory that relative paths and the lab directory are relative to.
     pub base_dir: PathBuf,
     /// Template variables files (`--vars`); when empty, `<topology>_vars.{yml,yaml,json}` beside
@@ -47,7 +51,9 @@ pub struct Source {
 impl Source {
     pub fn from_file(path: &Path) -> std::io::Result<Source> {
         let file = std::fs::File::open(path)?;
-        let text = read_bounded(file)?;
+        // Reserve the file's size at once rather than doubling a buffer up to it.
+        let size = file.metadata().map_or(0, |m| m.len());
+        let text = read_bounded_sized(file, size)?;
         let abs = std::path::absolute(path)?;
         let base_dir = abs
             .parent()
@@ -55,7 +61,7 @@ impl Source {
         Ok(Source {
             path: Some(abs),
             display: path.display().to_string(),
-            text,
+            text: text.into(),
             base_dir,
             vars_files: Vec::new(),
         })
@@ -66,7 +72,7 @@ impl Source {
         Source {
             path: None,
             display: display.to_string(),
-            text: text.into(),
+            text: Arc::from(text.into()),
             base_dir: base_dir.to_path_buf(),
             vars_files: Vec::new(),
         }
@@ -113,9 +119,14 @@ impl Source {
 /// Read at most [`yaml::MAX_SOURCE_BYTES`] (a device, a pipe or a huge file is refused without
 /// being read whole).
 pub fn read_bounded(r: impl std::io::Read) -> std::io::Result<String> {
+    read_bounded_sized(r, 0)
+}
+
+/// [`read_bounded`] of an input expected to hold about `size` bytes.
+fn read_bounded_sized(r: impl std::io::Read, size: u64) -> std::io::Result<String> {
     use std::io::Read as _;
     let limit = yaml::MAX_SOURCE_BYTES as u64;
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(usize::try_from(size.min(limit) + 1).unwrap_or(0));
     r.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(std::io::Error::new(
@@ -317,11 +328,13 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
         let p = written.pos(off);
         Some(Span { start: p, end: p })
     };
-    let (rendered, template_map) = if src.text.contains("{{") {
+    // Without a template or a variable the text is read as written: no copy of it is made (a
+    // large file would otherwise be held three times).
+    let (rendered, template_map): (Cow<'_, str>, _) = if src.text.contains("{{") {
         let data = template_vars(src, opts, d)?;
         let subs = subtemplates(src, opts, d)?;
         match template::render_with(&src.text, &subs, data) {
-            Ok(r) => r,
+            Ok((text, map)) => (Cow::Owned(text), map),
             Err(e) => {
                 match e.source.unwrap_or(0) {
                     0 => d.error(at(e.at), format!("template: {}", e.message)),
@@ -340,13 +353,19 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     } else {
         let mut identity = srcmap::OffsetMap::default();
         identity.copied(0, 0, src.text.len());
-        (src.text.clone(), identity)
+        (Cow::Borrowed(&*src.text), identity)
     };
     let mut env = env::Env::new(opts.env);
-    let expanded = env.expand_text(&rendered);
+    let has_vars = rendered.contains('$');
+    let expanded = if has_vars {
+        env.expand_text(&rendered)
+    } else {
+        env::Expanded::identity(rendered.len())
+    };
+    let expanded_text: &str = if has_vars { &expanded.text } else { &rendered };
     let chain = srcmap::Chain::new(
         &src.text,
-        &[(&rendered, &template_map), (&expanded.text, &expanded.map)],
+        &[(&rendered, &template_map), (expanded_text, &expanded.map)],
     );
     for (off, e) in &expanded.errors {
         let pos = written.pos(template_map.to_input(*off));
@@ -358,7 +377,7 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
             format!("variable {} is required: {}", e.name, e.message),
         );
     }
-    let mut root = match yaml::parse(&expanded.text) {
+    let mut root = match yaml::parse(expanded_text) {
         Ok(v) => v,
         Err(e) => {
             let pos = chain.pos(e.pos);
@@ -474,7 +493,9 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     }
 
     let lab_dir = src.base_dir.join(format!("clab-{name}"));
+    let shared_maps = node::SharedMaps::default();
     let cx = node::NodeCtx {
+        shared: &shared_maps,
         lab: &name,
         prefix: &prefix,
         lab_dir: &lab_dir,
@@ -651,9 +672,9 @@ fn node_groups<'g>(
     node: &str,
     group: &str,
     span: Option<Span>,
-    groups: &'g BTreeMap<String, (Span, Def)>,
+    groups: &'g BTreeMap<String, (Span, Def<'g>)>,
     d: &mut Diagnostics,
-) -> Vec<&'g Def> {
+) -> Vec<&'g Def<'g>> {
     if let Some((_, def)) = groups.get(group) {
         return vec![def];
     }

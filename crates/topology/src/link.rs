@@ -253,6 +253,24 @@ fn to_endpoint(r: &RawEndpoint) -> Endpoint {
         mac: r.mac.unwrap_or(Mac([0; 6])),
         ipv4: r.ipv4,
         ipv6: r.ipv6,
+        impairment: Impairment::default(),
+    }
+}
+
+/// Give each endpoint of `link` its share of the link's `impairments` (when the link has them).
+fn impairments(m: &read::Map<'_>, link: &mut Link, d: &mut Diagnostics) {
+    let Some(v) = m.some("impairments") else {
+        return;
+    };
+    let names: Vec<String> = link
+        .endpoints()
+        .map(|e| format!("{}:{}", e.node, e.iface))
+        .collect();
+    let imps = crate::impair::read_link(v, &names, d);
+    let mut imps = imps.into_iter();
+    link.a.impairment = imps.next().unwrap_or_default();
+    if let Peer::Veth { b } = &mut link.peer {
+        b.impairment = imps.next().unwrap_or_default();
     }
 }
 
@@ -294,13 +312,17 @@ pub fn decode(
         }
         None => None,
     };
-    match ty_name.as_deref() {
+    let mut decoded = match ty_name.as_deref() {
         // `type: brief` names the brief form explicitly.
         None | Some("brief") => brief(v, &what, is_node, d),
         // Two veths joined in the host carry frames as one veth between the ends does.
         Some("veth-stitch") => typed(v, "veth", &what, d),
         Some(t) => typed(v, t, &what, d),
-    }
+    }?;
+    // Keys were checked by the decoder above; only `impairments` is read here.
+    let m = read::map(v, &what, &[], &mut Diagnostics::default())?;
+    impairments(&m, &mut decoded.link, d);
+    Some(decoded)
 }
 
 fn brief(
@@ -321,6 +343,7 @@ fn brief(
             "vars",
             "ipv4",
             "ipv6",
+            "impairments",
         ],
         d,
     )?;
@@ -453,7 +476,7 @@ fn brief(
 }
 
 fn typed(v: &Value, ty: &str, what: &str, d: &mut Diagnostics) -> Option<Decoded> {
-    const COMMON: [&str; 5] = ["type", "mtu", "speed", "labels", "vars"];
+    const COMMON: [&str; 6] = ["type", "mtu", "speed", "labels", "vars", "impairments"];
     let extra: &[&str] = match ty {
         "veth" => &["endpoints"],
         "host" | "mgmt-net" => &["endpoint", "host-interface"],

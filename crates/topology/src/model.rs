@@ -4,10 +4,12 @@
 //! endpoints, every interface its MAC and every node its management addresses. These types are also
 //! the lab's recorded state, so they serialise; they never refer back to YAML.
 
+pub use crate::impair::Impairment;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -240,6 +242,10 @@ pub struct StageSpec {
     pub exec: Vec<StageExec>,
 }
 
+/// A text map a node inherits (`env`, `labels`, `sysctls`). Nodes that inherit the same levels
+/// unchanged share one map, so a lab's size is not the product of its nodes and its defaults.
+pub type SharedMap = Arc<BTreeMap<String, String>>;
+
 /// A node with every field resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
@@ -266,11 +272,11 @@ pub struct Node {
     pub cmd: Option<String>,
     pub entrypoint: Option<String>,
     pub exec: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
+    pub env: SharedMap,
+    pub labels: SharedMap,
     pub binds: Vec<Bind>,
     pub ports: Vec<PortMap>,
-    pub sysctls: BTreeMap<String, String>,
+    pub sysctls: SharedMap,
     pub user: Option<String>,
     pub cpu: Option<f64>,
     pub cpu_set: Option<String>,
@@ -352,9 +358,17 @@ pub struct Endpoint {
     pub mac: Mac,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
+    /// What this end does to the frames it sends (the link's `impairments`, labwire's extension).
+    #[serde(default, skip_serializing_if = "Impairment::is_none")]
+    pub impairment: Impairment,
 }
 
 impl Endpoint {
+    /// `node:interface` as the topology writes it.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.node, self.written())
+    }
+
     /// The name as the user wrote it (the Linux name when that is what they wrote).
     pub fn written(&self) -> &str {
         self.alias.as_deref().unwrap_or(&self.iface)

@@ -4,9 +4,12 @@
 //! Owns every per-node check (names, addresses, sizes, ports, stages). It does not assign management
 //! addresses or MACs to links; `mgmt` and `link` do.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::diag::{did_you_mean, Diagnostics};
 use crate::kinds::{self, Known};
@@ -93,14 +96,16 @@ pub fn field_names() -> Vec<&'static str> {
 }
 
 /// One level of definition (a node, a group, a kind entry or the defaults), keys already checked.
+/// It borrows its values from the document: a large inherited map is held once, however many
+/// levels and nodes use it.
 #[derive(Debug, Clone, Default)]
-pub struct Def {
+pub struct Def<'v> {
     pub span: Option<Span>,
-    pub fields: Vec<(String, Value)>,
+    pub fields: Vec<(String, &'v Value)>,
 }
 
-impl Def {
-    pub fn read(v: &Value, what: &str, d: &mut Diagnostics) -> Def {
+impl<'v> Def<'v> {
+    pub fn read(v: &'v Value, what: &str, d: &mut Diagnostics) -> Def<'v> {
         let names = field_names();
         let Some(m) = read::map(v, what, &names, d) else {
             return Def::default();
@@ -111,31 +116,32 @@ impl Def {
                 .entries
                 .into_iter()
                 .filter(|(_, _, v)| !v.is_null())
-                .map(|(k, _, v)| (k.to_string(), v.clone()))
+                .map(|(k, _, v)| (k.to_string(), v))
                 .collect(),
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    pub fn get(&self, key: &str) -> Option<&'v Value> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 }
 
 /// The levels that apply to one node, most specific first.
 pub struct Levels<'a> {
-    pub levels: Vec<&'a Def>,
+    pub levels: Vec<&'a Def<'a>>,
 }
 
-impl Levels<'_> {
-    /// The resolved value of `key`, merged as its [`Merge`] says.
-    pub fn resolve(&self, key: &str) -> Option<Value> {
+impl<'a> Levels<'a> {
+    /// The resolved value of `key`, merged as its [`Merge`] says. A value only one level gives is
+    /// borrowed from the document, not copied.
+    pub fn resolve(&self, key: &str) -> Option<Cow<'a, Value>> {
         let merge = FIELDS
             .iter()
             .find(|(n, _)| *n == key)
             .map_or(Merge::First, |(_, m)| *m);
         let mut found = self.levels.iter().filter_map(|l| l.get(key));
         match merge {
-            Merge::First => found.next().cloned(),
+            Merge::First => found.next().map(Cow::Borrowed),
             Merge::List => {
                 let mut items: Vec<Value> = Vec::new();
                 // Text items already taken: one lookup each keeps a merge linear in its input.
@@ -154,12 +160,14 @@ impl Levels<'_> {
                             }
                         }
                         // Not a list: keep it so the typed reader reports it.
-                        _ => return Some((*v).clone()),
+                        _ => return Some(Cow::Borrowed(*v)),
                     }
                 }
-                span.map(|span| Value {
-                    kind: Kind::Seq(items),
-                    span,
+                span.map(|span| {
+                    Cow::Owned(Value {
+                        kind: Kind::Seq(items),
+                        span,
+                    })
                 })
             }
             Merge::Map => {
@@ -169,6 +177,9 @@ impl Levels<'_> {
                 let mut at: HashMap<Option<&str>, usize> = HashMap::new();
                 let mut span = None;
                 let all: Vec<&Value> = found.collect();
+                if let [only] = all[..] {
+                    return Some(Cow::Borrowed(only));
+                }
                 for v in all.iter().rev() {
                     span.get_or_insert(v.span);
                     match &v.kind {
@@ -183,12 +194,14 @@ impl Levels<'_> {
                                 }
                             }
                         }
-                        _ => return Some((*v).clone()),
+                        _ => return Some(Cow::Borrowed(*v)),
                     }
                 }
-                span.map(|span| Value {
-                    kind: Kind::Map(entries),
-                    span,
+                span.map(|span| {
+                    Cow::Owned(Value {
+                        kind: Kind::Map(entries),
+                        span,
+                    })
                 })
             }
         }
@@ -349,12 +362,87 @@ pub fn parse_port(s: &str) -> Option<PortMap> {
 
 /// Context for decoding one node.
 pub struct NodeCtx<'a> {
+    /// Maps already decoded, shared by the nodes that inherit the same levels.
+    pub shared: &'a SharedMaps,
     pub lab: &'a str,
     pub prefix: &'a str,
     pub lab_dir: &'a Path,
     pub base_dir: &'a Path,
     pub runtime_override: Option<Runtime>,
     pub read_file: &'a dyn Fn(&Path) -> std::io::Result<String>,
+}
+
+/// The `env`, `labels` and `sysctls` maps of one load, by the document values they were merged
+/// from: a node whose levels give the same values (and no `__clab…` placeholder, which differs per
+/// node) gets the map already made instead of a copy. The key holds the values' addresses, which
+/// stay fixed because the document is not changed while nodes are decoded.
+#[derive(Default)]
+pub struct SharedMaps {
+    maps: RefCell<HashMap<MapKey, SharedMap>>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct MapKey {
+    field: &'static str,
+    /// Whether the node is a VM (its sysctls are checked differently).
+    vm: bool,
+    from: Vec<*const Value>,
+}
+
+impl SharedMaps {
+    fn key(levels: &Levels<'_>, field: &'static str, also: &[&str], vm: bool) -> MapKey {
+        let from = std::iter::once(field)
+            .chain(also.iter().copied())
+            .flat_map(|f| levels.levels.iter().filter_map(move |l| l.get(f)))
+            .map(|v| v as *const Value)
+            .collect();
+        MapKey { field, vm, from }
+    }
+
+    /// The map for `key`, made by `make` the first time. `make` says whether it may be shared.
+    fn get_or(
+        &self,
+        key: MapKey,
+        make: impl FnOnce() -> (BTreeMap<String, String>, bool),
+    ) -> SharedMap {
+        if let Some(m) = self.maps.borrow().get(&key) {
+            return m.clone();
+        }
+        let (map, shareable) = make();
+        let map = Arc::new(map);
+        if shareable {
+            self.maps.borrow_mut().insert(key, map.clone());
+        }
+        map
+    }
+}
+
+/// Merge the text maps `key` of every level into `out`, defaults first so the most specific level
+/// wins, reading each level's entries in place (no merged copy of the document is made). `keep`
+/// may refuse an entry. Returns whether the map may be shared: no `__clab…` placeholder in it.
+fn merge_map(
+    levels: &Levels<'_>,
+    key: &str,
+    what: &str,
+    d: &mut Diagnostics,
+    magic: &dyn Fn(&str) -> String,
+    out: &mut BTreeMap<String, String>,
+    keep: &mut dyn FnMut(&str, Span, &mut Diagnostics) -> bool,
+) -> bool {
+    let mut shareable = true;
+    for level in levels.levels.iter().rev() {
+        let Some(v) = level.get(key) else { continue };
+        read::each_string(v, what, d, &mut |k, text, span, d| {
+            if k.contains("__clab") || text.contains("__clab") {
+                shareable = false;
+            }
+            let k = magic(k);
+            if keep(&k, span, d) {
+                out.insert(k, magic(text));
+            }
+        });
+    }
+    shareable
 }
 
 /// Decode a node whose levels are known. `name_span` locates the node's key.
@@ -375,10 +463,14 @@ pub fn decode(
             .replace("__clabDir__", &cx.lab_dir.to_string_lossy())
             .replace("__clabLabName__", cx.lab)
     };
-    let get = |key: &str| -> Option<Value> {
-        let mut v = levels.resolve(key)?;
+    let get = |key: &str| -> Option<Cow<'_, Value>> {
+        let v = levels.resolve(key)?;
+        if !v.any_scalar(&|s| s.text.contains("__clab")) {
+            return Some(v);
+        }
+        let mut v = v.into_owned();
         v.map_scalars(&mut |s, _| s.text = magic(&s.text));
-        Some(v)
+        Some(Cow::Owned(v))
     };
     let text = |key: &str, d: &mut Diagnostics| {
         get(key).and_then(|v| read::string(&v, &format!("`{key}` of node {name}"), d))
@@ -479,79 +571,106 @@ pub fn decode(
         }
     });
 
-    let mut env = BTreeMap::new();
-    for f in get("env-files")
-        .map(|v| read::strings(&v, &what("env-files"), d))
-        .unwrap_or_default()
-    {
-        let path = resolve_path(cx.base_dir, &f.0);
-        match (cx.read_file)(&path) {
-            Ok(text) => {
-                for line in text.lines() {
-                    let line = line.trim();
-                    if line.is_empty() || line.starts_with('#') {
-                        continue;
+    // A map is shared with other nodes when no `__clab…` placeholder made it this node's own.
+    let placeholder = |key: &str| {
+        levels
+            .resolve(key)
+            .is_some_and(|v| v.any_scalar(&|s| s.text.contains("__clab")))
+    };
+    let vm = runtime == Runtime::Vm;
+    let env = cx.shared.get_or(
+        SharedMaps::key(levels, "env", &["env-files"], false),
+        || {
+            let mut env = BTreeMap::new();
+            for f in get("env-files")
+                .map(|v| read::strings(&v, &what("env-files"), d))
+                .unwrap_or_default()
+            {
+                let path = resolve_path(cx.base_dir, &f.0);
+                match (cx.read_file)(&path) {
+                    Ok(text) => {
+                        for line in text.lines() {
+                            let line = line.trim();
+                            if line.is_empty() || line.starts_with('#') {
+                                continue;
+                            }
+                            let line = line.strip_prefix("export ").unwrap_or(line);
+                            match line.split_once('=') {
+                                Some((k, v)) => {
+                                    let v = v.trim();
+                                    let v = v
+                                        .strip_prefix('"')
+                                        .and_then(|v| v.strip_suffix('"'))
+                                        .or_else(|| {
+                                            v.strip_prefix('\'').and_then(|v| v.strip_suffix('\''))
+                                        })
+                                        .unwrap_or(v);
+                                    env.insert(k.trim().to_string(), v.to_string());
+                                }
+                                None => {
+                                    d.error(
+                                        Some(f.1),
+                                        format!(
+                                            "env file {} has a line without `=`: `{line}`",
+                                            path.display()
+                                        ),
+                                    );
+                                }
+                            }
+                        }
                     }
-                    let line = line.strip_prefix("export ").unwrap_or(line);
-                    match line.split_once('=') {
-                        Some((k, v)) => {
-                            let v = v.trim();
-                            let v = v
-                                .strip_prefix('"')
-                                .and_then(|v| v.strip_suffix('"'))
-                                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                                .unwrap_or(v);
-                            env.insert(k.trim().to_string(), v.to_string());
-                        }
-                        None => {
-                            d.error(
-                                Some(f.1),
-                                format!(
-                                    "env file {} has a line without `=`: `{line}`",
-                                    path.display()
-                                ),
-                            );
-                        }
+                    Err(e) => {
+                        d.error(
+                            Some(f.1),
+                            format!("cannot read env file {}: {e}", path.display()),
+                        );
                     }
                 }
             }
-            Err(e) => {
-                d.error(
-                    Some(f.1),
-                    format!("cannot read env file {}: {e}", path.display()),
-                );
+            let own = merge_map(
+                levels,
+                "env",
+                &what("env"),
+                d,
+                &magic,
+                &mut env,
+                &mut |_, _, _| true,
+            );
+            (env, own && !placeholder("env-files"))
+        },
+    );
+    let labels = cx
+        .shared
+        .get_or(SharedMaps::key(levels, "labels", &[], false), || {
+            let mut map = BTreeMap::new();
+            let own = merge_map(
+                levels,
+                "labels",
+                &what("labels"),
+                d,
+                &magic,
+                &mut map,
+                &mut |_, _, _| true,
+            );
+            (map, own)
+        });
+    let sysctls = cx.shared.get_or(SharedMaps::key(levels, "sysctls", &[], vm), || {
+        let mut map = BTreeMap::new();
+        // A VM node's sysctls go to its own kernel; elsewhere a key the node's namespaces do not
+        // hold would change the host's kernel for good.
+        let own = merge_map(levels, "sysctls", &what("sysctls"), d, &magic, &mut map, &mut |k, span, d| {
+            if vm || is_namespaced_sysctl(k) {
+                return true;
             }
-        }
-    }
-    if let Some(v) = get("env") {
-        for (k, (val, _)) in read::string_map(&v, &what("env"), d) {
-            env.insert(k, val);
-        }
-    }
-    let labels = get("labels")
-        .map(|v| read::string_map(&v, &what("labels"), d))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, (v, _))| (k, v))
-        .collect();
-    let sysctls = get("sysctls")
-        .map(|v| read::string_map(&v, &what("sysctls"), d))
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(k, (v, span))| {
-            // A VM node's sysctls go to its own kernel; elsewhere a key the node's namespaces do
-            // not hold would change the host's kernel for good.
-            if runtime != Runtime::Vm && !is_namespaced_sysctl(&k) {
-                d.error(
-                    Some(span),
-                    format!("sysctl `{k}` of node {name} is not namespaced: setting it would change the host's kernel"),
-                )
-                .help(format!("accepted: {NAMESPACED_SYSCTLS} (or any key on a `runtime: vm` node)"));
-                return None;
-            }
-            Some((k, v))
-        })
-        .collect();
+            d.error(
+                Some(span),
+                format!("sysctl `{k}` of node {name} is not namespaced: setting it would change the host's kernel"),
+            )
+            .help(format!("accepted: {NAMESPACED_SYSCTLS} (or any key on a `runtime: vm` node)"));
+            false
+        });
+        (map, own)
+    });
 
     // Slots in order; a later bind for the same target empties the earlier one's slot (found in
     // one lookup, so thousands of binds merge in linear time).

@@ -178,20 +178,31 @@ pub fn strings(v: &Value, what: &str, d: &mut Diagnostics) -> Vec<(String, Span)
 /// A mapping of text to scalar text (`env`, `labels`, `sysctls`).
 pub fn string_map(v: &Value, what: &str, d: &mut Diagnostics) -> BTreeMap<String, (String, Span)> {
     let mut out = BTreeMap::new();
+    each_string(v, what, d, &mut |k, text, span, _| {
+        out.insert(k.to_string(), (text.to_string(), span));
+    });
+    out
+}
+
+/// Visit each entry of a mapping of text to text (`f` gets the key, the text, the value's span and
+/// the diagnostics); an entry whose value is not text is reported and skipped.
+pub fn each_string(
+    v: &Value,
+    what: &str,
+    d: &mut Diagnostics,
+    f: &mut dyn FnMut(&str, &str, Span, &mut Diagnostics),
+) {
     for (k, _, val) in entries(v, what, d).unwrap_or_default() {
-        let text = match &val.kind {
-            Kind::Scalar(s) => s.text.clone(),
+        match &val.kind {
+            Kind::Scalar(s) => f(k, &s.text, val.span, d),
             _ => {
                 d.error(
                     Some(val.span),
                     format!("{what}.{k} must be text, not {}", val.describe()),
                 );
-                continue;
             }
-        };
-        out.insert(k.to_string(), (text, val.span));
+        }
     }
-    out
 }
 
 /// A list of values.

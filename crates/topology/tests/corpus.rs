@@ -724,3 +724,31 @@ fn bridges_in_namespaces_and_containers_outside_the_lab() {
         "{w}"
     );
 }
+
+/// Nodes that inherit the same `env`/`labels`/`sysctls` levels share one map; a node whose map holds
+/// a `__clab…` placeholder, or that adds entries of its own, gets a map of its own with the right
+/// values; precedence is unchanged (node over group over kind over defaults).
+#[test]
+fn inherited_maps_are_shared_and_placeholders_stay_per_node() {
+    let text = "name: shr\ntopology:\n  defaults:\n    kind: linux\n    env: {A: d, B: d}\n    labels: {L: d}\n\
+                \x20 kinds:\n    linux:\n      env: {B: k}\n\
+                \x20 nodes:\n    n1: {}\n    n2: {}\n    n3: {env: {A: own}}\n    n4: {labels: {W: __clabNodeName__}}\n";
+    let src = Source::from_text("shr.clab.yml", text, Path::new("/tmp"));
+    let opts = Options {
+        env: &test_env,
+        runtime: None,
+        read_file: &read_file,
+    };
+    let lab = load(&src, &opts).expect("valid").lab;
+    let node = |n: &str| lab.nodes.iter().find(|x| x.name == n).expect(n);
+    let (n1, n2, n3, n4) = (node("n1"), node("n2"), node("n3"), node("n4"));
+    assert!(std::sync::Arc::ptr_eq(&n1.env, &n2.env));
+    assert!(std::sync::Arc::ptr_eq(&n1.labels, &n2.labels));
+    assert_eq!(n1.env.get("A").map(String::as_str), Some("d"));
+    assert_eq!(n1.env.get("B").map(String::as_str), Some("k"));
+    assert!(!std::sync::Arc::ptr_eq(&n1.env, &n3.env));
+    assert_eq!(n3.env.get("A").map(String::as_str), Some("own"));
+    assert_eq!(n3.env.get("B").map(String::as_str), Some("k"));
+    assert_eq!(n4.labels.get("W").map(String::as_str), Some("n4"));
+    assert_eq!(n4.labels.get("L").map(String::as_str), Some("d"));
+}

@@ -729,7 +729,7 @@ fn details_json(labs: &[(String, Vec<lab::inspect::Row>)]) -> String {
             });
             let mut labels = serde_json::Map::new();
             if let Some((l, n)) = node {
-                for (k, v) in &n.labels {
+                for (k, v) in n.labels.iter() {
                     labels.insert(k.clone(), v.clone().into());
                 }
                 for (k, v) in lab::artifacts::topology_data::builtin_labels(l, n) {

@@ -4,6 +4,7 @@ pub(crate) mod completion;
 pub(crate) mod console;
 pub(crate) mod deploy;
 pub(crate) mod destroy;
+pub(crate) mod events;
 pub(crate) mod exec;
 pub(crate) mod generate;
 pub(crate) mod graph;
@@ -58,6 +59,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Draw the topology as Graphviz dot or Mermaid
     Graph(graph::GraphArgs),
+    /// Stream a lab's node and link state changes as they happen (waits for the lab to exist and
+    /// follows it across redeploys)
+    Events(events::EventsArgs),
     /// Print the version
     Version,
     /// Print a shell completion script
@@ -208,6 +212,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(a) => image::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Events(a) => events::run(a),
         Command::Version => {
             println!("labwire {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)

@@ -455,10 +455,10 @@ fn shell_node(n: &Node) -> Node {
     s.entrypoint = None;
     s.binds.clear();
     s.user = None;
-    s.env.clear();
+    s.env = Default::default();
     // The namespace's interfaces only carry the guest's frames: no addresses, no IPv6 of their
     // own (their MACs are the guest's).
-    s.sysctls = BTreeMap::from([
+    s.sysctls = std::sync::Arc::new(BTreeMap::from([
         (
             "net.ipv6.conf.all.disable_ipv6".to_string(),
             "1".to_string(),
@@ -467,7 +467,7 @@ fn shell_node(n: &Node) -> Node {
             "net.ipv6.conf.default.disable_ipv6".to_string(),
             "1".to_string(),
         ),
-    ]);
+    ]));
     s
 }
 
