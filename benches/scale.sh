@@ -16,8 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" = 0 ] || { echo "benches/scale.sh: run as root" >&2; exit 1; }
-cargo build --release -q -p labwire -p runtime
-LW=$PWD/target/release/labwire
+# LW=/path/to/labwire uses that build (labwire-init beside it) instead of building one.
+if [ -z "${LW:-}" ]; then
+    cargo build --release -q -p labwire -p runtime
+    LW=$PWD/target/release/labwire
+fi
 WORK=$(mktemp -d /tmp/lw-scale.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 RUNS=${RUNS:-1}
