@@ -12,7 +12,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use runtime::backend::{CreateNode, Deployment, LabDirs, SharedNet};
-use runtime::docker;
 use runtime::node::{ExecOutput, ImageRoot, NodeContext};
 use runtime::process::ProcId;
 use runtime::{Backends, NodeNetwork, Running};
@@ -327,16 +326,7 @@ impl Run<'_> {
     /// With a Docker engine on the host, its firewall drops traffic forwarded by other bridges:
     /// accept this bridge's (journalled first; removed on destroy).
     fn accept_bridge_traffic(&self, bridge: &str) -> Result<()> {
-        let entries: Vec<Entry> = ["iptables", "ip6tables"]
-            .into_iter()
-            .map(|tool| Entry::FirewallAccept {
-                tool: tool.into(),
-                bridge: bridge.to_string(),
-            })
-            .collect();
-        self.journal.record(&entries)?;
-        docker::allow_bridge_forwarding(bridge)?;
-        Ok(())
+        wiring::accept_bridge_traffic(bridge, self.journal)
     }
 
     fn workers(&self) -> usize {

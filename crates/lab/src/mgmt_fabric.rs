@@ -188,17 +188,7 @@ fn make_leaf(
 /// Where Docker's firewall drops forwarded traffic, frames crossing a leaf are forwarded traffic
 /// too (bridge netfilter): one rule matches every leaf of this root.
 fn accept_leaf_traffic(lab: &Lab, journal: &Journal) -> Result<()> {
-    let pattern = leaf_pattern(&lab.mgmt.bridge);
-    let entries: Vec<Entry> = ["iptables", "ip6tables"]
-        .into_iter()
-        .map(|tool| Entry::FirewallAccept {
-            tool: tool.into(),
-            bridge: pattern.clone(),
-        })
-        .collect();
-    journal.record(&entries)?;
-    runtime::docker::allow_bridge_forwarding(&pattern)?;
-    Ok(())
+    crate::wiring::accept_bridge_traffic(&leaf_pattern(&lab.mgmt.bridge), journal)
 }
 
 #[cfg(test)]
