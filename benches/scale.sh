@@ -65,6 +65,8 @@ with open(up, "w") as f, open(down, "w") as d:
     d.write("link del lwfbr0\n")
 EOF
     local t0 t1 t2
+    # ip -batch keeps every namespace it opens for `netns NAME` open: three per node.
+    ulimit -n $(( 4 * n + 1024 )) 2>/dev/null || true
     t0=$(now); ip -batch "$f"; t1=$(now); ip -batch "$d"; t2=$(now)
     FLOOR_UP=$(secs "$t0" "$t1"); FLOOR_DOWN=$(secs "$t1" "$t2")
     # `ip netns del` returns before the kernel has freed the namespaces' veths.
