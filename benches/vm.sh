@@ -2,7 +2,9 @@
 # vm runtime benchmark: VM nodes under QEMU (KVM where it runs guests, TCG otherwise) with Debian's
 # stock kernel (images/kernel/fetch.sh) and a busybox root image.
 #  - boot-to-ping: one VM node linked to a native node; from the start of `labwire deploy` to the
-#    first answer of the VM's management address to a ping from the host;
+#    first answer of the VM's management address to a ping from the host; and where that guest's
+#    boot went: VMM start → kernel running, kernel → init, boot modules, root mount, modules disk,
+#    network (the guest agent's phase line in its console.log, on the guest's clock);
 #  - orchestration overhead per VM node, for 1 and N (default 10) VM nodes in a chain: deploy time
 #    minus the time labwire waited for the guests (VMM start → guest agent answering, the
 #    `guests up` line of `deploy --stats`), divided by the number of VM nodes;
@@ -72,6 +74,32 @@ EOF
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
 
+# Where one guest's boot went: the kernel's console timestamps and the agent's phase line (both on
+# the guest's clock, which starts when the kernel does), against the host's wait for the agent
+# ($2, from VMM start to the agent's answer). $1: the node's console.log.
+boot_phases() {
+    python3 - "$1" "$2" <<'EOF'
+import re, sys
+log, host_up = open(sys.argv[1], errors="replace").read(), float(sys.argv[2])
+m = re.search(r"phases \(guest s\): (.*)", log)
+if not m:
+    print("  boot phases: no phase line from the guest agent in", sys.argv[1]); sys.exit()
+marks = [(p.rsplit(" ", 1)[0], float(p.rsplit(" ", 1)[1])) for p in m.group(1).split(", ")]
+ready = marks[-1][1]
+rows = [("VMM start → guest kernel clock starts (QEMU, kernel load)", host_up - ready)]
+prev = 0.0
+names = {"init": "kernel → init (the agent starts)", "boot modules": "boot modules loaded (virtio, ext4)",
+         "root mounted": "root disk found and mounted", "modules disk": "switch root, modules disk, kernel-modules",
+         "network": "files, NICs named and addressed, sysctls"}
+for name, t in marks:
+    rows.append((names.get(name, name), t - prev)); prev = t
+print("  boot phases of the VM node (guest clock from its console; the first row is host time minus it):")
+for label, secs in rows:
+    print(f"    {label:<72} {secs:6.2f} s")
+print(f"    {'VMM start → agent answered (host)':<72} {host_up:6.2f} s")
+EOF
+}
+
 # One lab of $2 VM nodes in a chain (node i swp1 ↔ node i+1 swp2), and one native host linked to
 # the first; prints "deploy_s guests_up_s".
 deploy_lab() {
@@ -126,6 +154,7 @@ printf "  deploy start → first ping reply: %.2f s (deploy %.2f s, of which gue
 printf "  orchestration overhead: %.0f ms per VM node (target ≤ 100 ms)\n" "$(echo "($d1 - $up1) * 1000" | bc -l)"
 printf "  memory beyond guest RAM: VMM %.1f MB + holder %.1f MB = %.1f MB (target ≤ 30 MB); VMM RSS in all %.1f MB\n" \
     "$(echo "$vmm_kb/1024" | bc -l)" "$(echo "$holder_kb/1024" | bc -l)" "$(echo "($vmm_kb+$holder_kb)/1024" | bc -l)" "$(echo "$(rss_kb "$pid")/1024" | bc -l)"
+boot_phases "$WORK/clab-$lab/vm1/console.log" "$up1"
 t0=$(date +%s.%N); "$LW" destroy --name "$lab" >/dev/null; t1=$(date +%s.%N)
 printf "  destroy: %.2f s\n" "$(echo "$t1 - $t0" | bc -l)"
 
@@ -140,6 +169,8 @@ done
 printf "  deploy %.2f s, of which waiting for the guests %.2f s\n" "$dn" "$upn"
 printf "  orchestration overhead: %.0f ms per VM node (target ≤ 100 ms)\n" "$(echo "($dn - $upn) * 1000 / $N" | bc -l)"
 printf "  memory beyond guest RAM: %.1f MB per VM node\n" "$(echo "$total_kb / 1024 / $N" | bc -l)"
+echo "  the last VM node's boot (the host's figure is the wait for all $N):"
+boot_phases "$WORK/clab-$lab/vm$N/console.log" "$upn"
 t0=$(date +%s.%N); "$LW" destroy --name "$lab" >/dev/null; t1=$(date +%s.%N)
 printf "  destroy: %.2f s\n" "$(echo "$t1 - $t0" | bc -l)"
 echo "  for context: Firecracker publishes ≤ 125 ms from VMM start to guest init under KVM; guest boot above is under the accelerator deploy named (TCG: every guest instruction emulated)"

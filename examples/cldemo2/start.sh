@@ -61,6 +61,10 @@ leaf*)
     # FRR reads /etc/frr/frr.conf; the lab's copy is bound read-only at /lab/frr.conf so the
     # playbook can push a new one over /etc/frr/frr.conf. frrinit.sh makes /run/frr itself.
     install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
+    # watchfrr starts the daemons and kills a start that takes over 20 s, which VM guests
+    # emulated by TCG on a busy host can take: give it two minutes.
+    grep -q '^watchfrr_options=' /etc/frr/daemons \
+        || echo 'watchfrr_options="--restart-timeout 120"' >>/etc/frr/daemons
     /usr/lib/frr/frrinit.sh start
     ;;
 esac

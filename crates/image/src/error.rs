@@ -43,8 +43,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
-    /// A layer unpacks to more than the store accepts per layer.
-    #[error("layer {layer}: unpacks to more than {limit} bytes, the most the image store accepts (set LABWIRE_IMAGE_MAX_UNPACKED to a larger size, e.g. 64G, to allow it)")]
+    /// An image's layers unpack to more than the store accepts per image.
+    #[error("layer {layer}: the image unpacks to more than {limit} bytes, the most the image store accepts per image (set LABWIRE_IMAGE_MAX_UNPACKED to a larger size, e.g. 64G, to allow it)")]
     TooLarge { layer: String, limit: u64 },
     /// A digest string is not `sha256:` followed by 64 lowercase hex digits.
     #[error("invalid digest `{0}` (want sha256:<64 hex digits>)")]

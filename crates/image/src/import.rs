@@ -120,7 +120,7 @@ fn import_rootfs(
         .map_or(0, |d| d.as_secs() as i64);
     let layer = put(store, &mut file, None, created)?;
     let compression = blob_compression(store, &layer.0)?;
-    let (diff_id, _) = store.unpack_blob(&layer.0, None)?;
+    let (diff_id, _, _) = store.unpack_blob(&layer.0, None, crate::store::max_unpacked())?;
     let config = ConfigFile {
         // The file's mtime, not the clock: importing the same file twice gives the same image.
         created: Some(rfc3339(mtime)),

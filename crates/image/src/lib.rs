@@ -22,6 +22,7 @@ mod pull;
 mod reference;
 mod store;
 mod unpack;
+mod vmlinux;
 
 pub use disk::{find_tool, merge_layers, ROOT_HEADROOM};
 pub use error::{Error, Result};

@@ -16,14 +16,29 @@ pub(crate) struct FileLock {
 impl FileLock {
     /// Open (creating) `path` and wait for an exclusive lock on it.
     pub(crate) fn exclusive(path: &Path) -> Result<FileLock> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let file = open(path)?;
         unix::flock(&file, unix::Flock::Exclusive, &|| false).map_err(io_err(path))?;
         Ok(FileLock { _file: file })
     }
+
+    /// The lock on `path` if no other process holds it now; `None` when one does.
+    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
+        let file = open(path)?;
+        match unix::flock(&file, unix::Flock::ExclusiveNow, &|| false) {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+}
+
+/// The lock file `path`, created if missing.
+fn open(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))
 }

@@ -62,10 +62,10 @@ pub struct Image {
     pub diff_ids: Vec<String>,
 }
 
-/// The most one layer may unpack to by default.
+/// The most one image (all its layers) may unpack to by default.
 pub const DEFAULT_MAX_UNPACKED: u64 = 32 << 30;
 
-/// The per-layer unpacked size limit: `LABWIRE_IMAGE_MAX_UNPACKED` (bytes, or with a K, M, G or
+/// The per-image unpacked size limit: `LABWIRE_IMAGE_MAX_UNPACKED` (bytes, or with a K, M, G or
 /// T suffix), else [`DEFAULT_MAX_UNPACKED`].
 pub fn max_unpacked() -> u64 {
     std::env::var("LABWIRE_IMAGE_MAX_UNPACKED")
@@ -171,7 +171,11 @@ impl Store {
             }
         }
         fs::create_dir_all(root.join("layers/sha256")).map_err(io_err(root))?;
-        sweep_tmp(&root.join("tmp"));
+        // Under the store lock, so no import is between making a temporary entry and using it;
+        // while one runs, the next store operation sweeps instead.
+        if let Some(_lock) = FileLock::try_exclusive(&root.join("lock"))? {
+            sweep_tmp(&root.join("tmp"));
+        }
         let layout = root.join("oci-layout");
         if !layout.exists() {
             store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -251,12 +255,28 @@ impl Store {
                 ),
             });
         }
-        image
-            .layers
-            .iter()
-            .zip(&image.diff_ids)
-            .map(|(blob, diff_id)| Ok(self.unpack_blob(blob, Some(diff_id))?.1))
-            .collect()
+        // The cap is per image: each layer may use what the layers below it left.
+        let cap = max_unpacked();
+        let mut used = 0u64;
+        let mut dirs = Vec::with_capacity(image.layers.len());
+        for (blob, diff_id) in image.layers.iter().zip(&image.diff_ids) {
+            let (_, dir, size) = self
+                .unpack_blob(blob, Some(diff_id), cap.saturating_sub(used))
+                .map_err(|e| match e {
+                    // The image's cap, not what was left of it for this layer.
+                    Error::TooLarge { layer, .. } => Error::TooLarge { layer, limit: cap },
+                    e => e,
+                })?;
+            used = used.saturating_add(size);
+            if used > cap {
+                return Err(Error::TooLarge {
+                    layer: blob.clone(),
+                    limit: cap,
+                });
+            }
+            dirs.push(dir);
+        }
+        Ok(dirs)
     }
 
     /// Store a blob fetched elsewhere, checking that it hashes to `digest`. A blob already present
@@ -608,20 +628,31 @@ impl Store {
         })
     }
 
-    /// Unpack the layer blob `blob` (gzip, zstd or plain tar) unless its diff-id's directory
-    /// exists. With `diff_id`, the uncompressed stream must hash to it. Returns the diff-id and
-    /// the layer directory.
+    /// The recorded unpacked size of the layer `diff_id` (0 when an earlier labwire did not
+    /// record it).
+    fn layer_size(&self, diff_id: &str) -> u64 {
+        digest_hex(diff_id)
+            .ok()
+            .and_then(|hex| fs::read_to_string(self.layer_size_path(hex)).ok())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Unpack the layer blob `blob` (gzip, zstd or plain tar), to at most `limit` bytes, unless
+    /// its diff-id's directory exists. With `diff_id`, the uncompressed stream must hash to it.
+    /// Returns the diff-id, the layer directory and its unpacked size.
     pub(crate) fn unpack_blob(
         &self,
         blob: &str,
         diff_id: Option<&str>,
-    ) -> Result<(String, PathBuf)> {
+        limit: u64,
+    ) -> Result<(String, PathBuf, u64)> {
         let layers = self.root.join("layers/sha256");
         let _lock = match diff_id {
             Some(d) => {
                 let dir = layers.join(digest_hex(d)?);
                 if dir.is_dir() {
-                    return Ok((d.to_string(), dir));
+                    return Ok((d.to_string(), dir, self.layer_size(d)));
                 }
                 let lock = FileLock::exclusive(
                     &self
@@ -630,7 +661,7 @@ impl Store {
                         .join(format!("{}.lock", digest_hex(d)?)),
                 )?;
                 if dir.is_dir() {
-                    return Ok((d.to_string(), dir));
+                    return Ok((d.to_string(), dir, self.layer_size(d)));
                 }
                 Some(lock)
             }
@@ -653,8 +684,7 @@ impl Store {
                     layer: blob.to_string(),
                     source,
                 })?;
-            let (reader, size) =
-                unpack_layer(HashingReader::new(reader), &tmp, blob, max_unpacked())?;
+            let (reader, size) = unpack_layer(HashingReader::new(reader), &tmp, blob, limit)?;
             unpacked_bytes = size;
             let (actual, _) = reader.finish().map_err(|source| Error::BadLayer {
                 layer: blob.to_string(),
@@ -702,7 +732,7 @@ impl Store {
                 return Err(io_err(dir)(e));
             }
         }
-        Ok((actual, dir))
+        Ok((actual, dir, unpacked_bytes))
     }
 }
 

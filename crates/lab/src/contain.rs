@@ -127,31 +127,11 @@ pub(crate) fn check_sources(lab: &Lab, problems: &mut Vec<String>) {
     }
 }
 
-/// Whether `uid` (in `gids`) may read `path` (a canonical path): search on every directory above
-/// it, read on it (read and search for a directory), judged by the mode bits.
+/// Whether `uid` (in `gids`) may read `path` (a canonical path), and search it if it is a
+/// directory, as the kernel decides for that user (ACLs included).
 fn can_read(uid: u32, gids: &[u32], path: &Path) -> bool {
-    let allowed = |meta: &std::fs::Metadata, bits: u32| {
-        let mode = meta.mode();
-        let shift = if meta.uid() == uid {
-            6
-        } else if gids.contains(&meta.gid()) {
-            3
-        } else {
-            0
-        };
-        (mode >> shift) & bits == bits
-    };
-    for dir in path.ancestors().skip(1) {
-        match std::fs::metadata(dir) {
-            Ok(m) if allowed(&m, 0o1) => {}
-            _ => return false,
-        }
-    }
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => allowed(&m, 0o5),
-        Ok(m) => allowed(&m, 0o4),
-        Err(_) => false,
-    }
+    let dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+    unix::can_read_as(uid, gids, path, dir)
 }
 
 /// Names labwire will register must be free: a network namespace registered by someone else, or

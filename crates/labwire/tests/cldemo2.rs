@@ -125,19 +125,17 @@ fn example_yaml_as(lab: &str, network: &str, v4: &str, v6: &str) -> String {
 }
 
 fn copy_example(into: &Path) {
-    let src = repo_root().join("examples/cldemo2");
-    for f in [
-        "start.sh",
-        "ansible.cfg",
-        "playbook.yml",
-        "leaf01/frr.conf",
-        "leaf02/frr.conf",
-    ] {
-        let to = into.join(f);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(src.join(f), &to)
-            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.join(f).display(), to.display()));
-    }
+    common::open_nos::copy_example(
+        "examples/cldemo2",
+        &[
+            "start.sh",
+            "ansible.cfg",
+            "playbook.yml",
+            "leaf01/frr.conf",
+            "leaf02/frr.conf",
+        ],
+        into,
+    );
 }
 
 /// Ok when both sessions (swp49, swp50) of `leaf` are Established in IPv4 unicast and EVPN.

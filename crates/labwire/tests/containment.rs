@@ -21,6 +21,7 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -313,6 +314,52 @@ fn bind_sources_leading_out_of_the_tree_or_unreadable_by_the_owner_are_refused()
     assert_refused_untouched(&lab, &out, "cannot be read by uid 65534");
     // The same topology from root deploys (the check follows the owner).
     std::os::unix::fs::chown(&lab.file, Some(0), Some(0)).unwrap();
+    lab.deploy();
+    let out = lab.destroy(true);
+    assert!(out.status.success(), "destroy: {}", describe(&out));
+
+    // The kernel decides, ACLs included: a root-only file granted to nobody by an ACL is
+    // accepted, and a world-readable file whose ACL denies nobody is refused.
+    let setfacl = |args: &[&str]| {
+        let st = Command::new("setfacl")
+            .args(args)
+            .status()
+            .expect("setfacl");
+        assert!(st.success(), "setfacl {args:?}");
+    };
+    let granted = lab.dir.join("granted.conf");
+    std::fs::write(&granted, "granted\n").unwrap();
+    std::fs::set_permissions(&granted, std::fs::Permissions::from_mode(0o600)).unwrap();
+    setfacl(&["-m", "u:65534:r", granted.to_str().unwrap()]);
+    let denied = lab.dir.join("denied.conf");
+    std::fs::write(&denied, "denied\n").unwrap();
+    std::fs::set_permissions(&denied, std::fs::Permissions::from_mode(0o644)).unwrap();
+    setfacl(&["-m", "u:65534:-", denied.to_str().unwrap()]);
+    let acl_body = |src: &str| {
+        format!(
+            "  nodes:\n    n1: {{kind: linux, cmd: sleep 100000, binds: [{src}:/tmp/ct-x:ro]}}\n"
+        )
+    };
+    let lab = ct_lab(
+        "ct-bindacl",
+        "ct-bindacl",
+        "bindo",
+        4,
+        &["n1"],
+        &acl_body(denied.to_str().unwrap()),
+    );
+    std::os::unix::fs::chown(&lab.file, Some(65534), Some(65534)).unwrap();
+    let out = lab.try_deploy();
+    assert_refused_untouched(&lab, &out, "cannot be read by uid 65534");
+    let lab = ct_lab(
+        "ct-bindacl",
+        "ct-bindacl",
+        "bindo",
+        4,
+        &["n1"],
+        &acl_body(granted.to_str().unwrap()),
+    );
+    std::os::unix::fs::chown(&lab.file, Some(65534), Some(65534)).unwrap();
     lab.deploy();
     let out = lab.destroy(true);
     assert!(out.status.success(), "destroy: {}", describe(&out));

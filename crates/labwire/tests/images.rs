@@ -815,3 +815,38 @@ fn rm_refused_for_the_image_a_lab_runs_after_a_retag() {
     destroy_and_check(&lab);
     image_ok(&lab, &["rm", "lwt/keep:1"]);
 }
+
+/// The unpacked-size cap is per image: two layers that each fit under it but not together are
+/// refused (with the variable to raise it named), and one of them alone is accepted.
+#[test]
+fn the_unpacked_size_cap_counts_all_of_an_images_layers() {
+    let mut lab = store_lab("img-cap", "lwt-icap", 226, &[], "  nodes: {}\n");
+    lab.env
+        .push(("LABWIRE_IMAGE_MAX_UNPACKED".into(), "5M".into()));
+    let layer = |n: &str| {
+        let dir = lab.dir.join(format!("layer-{n}"));
+        write(
+            &dir.join(format!("data-{n}")),
+            &vec![n.as_bytes()[0]; 3 << 20],
+        );
+        tar_bytes(&dir, &lab.dir)
+    };
+    let (a, b) = (layer("a"), layer("b"));
+    let two = lab.dir.join("two.tar");
+    docker_save(&lab.dir, &two, "lwt/cap:2", &[&a, &b], json!({}));
+    let out = image_cmd(&lab, &["import", two.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("the image unpacks to more than 5242880 bytes")
+            && err.contains("LABWIRE_IMAGE_MAX_UNPACKED"),
+        "two layers of 3 MiB under a 5 MiB cap: {}",
+        describe(&out)
+    );
+    assert!(listed(&image_list(&lab), "lwt/cap:2").is_none());
+    let _ = std::fs::remove_dir_all(lab.dir.join("docker-save"));
+    let one = lab.dir.join("one.tar");
+    docker_save(&lab.dir, &one, "lwt/cap:1", &[&a], json!({}));
+    import(&lab, &one, None);
+    assert!(listed(&image_list(&lab), "lwt/cap:1").is_some());
+}

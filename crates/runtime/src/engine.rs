@@ -71,6 +71,8 @@ impl Backend for EngineBackend {
         let mut problems = Vec::new();
         let engine = self.engine();
         let mut checked = HashSet::new();
+        // Containers share the host's kernel.
+        problems.extend(crate::host_kernel::missing_modules(nodes));
         for n in nodes {
             if let Err(e) = &engine {
                 problems.push(format!("node {}: {}", n.name, crate::chain(e)));

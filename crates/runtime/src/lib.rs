@@ -14,6 +14,7 @@ pub mod backend;
 pub mod docker;
 pub mod engine;
 pub mod external;
+pub mod host_kernel;
 pub mod native;
 pub mod network;
 pub mod node;

@@ -264,9 +264,10 @@ impl Backend for Native {
         "native"
     }
 
-    /// Nothing beyond what the lab checks for every node (binds, images in the store).
-    fn preflight(&self, _lab: &Lab, _nodes: &[&Node]) -> Vec<String> {
-        Vec::new()
+    /// Beyond what the lab checks for every node (binds, images in the store): the host's
+    /// kernel has the nodes' `kernel-modules`.
+    fn preflight(&self, _lab: &Lab, nodes: &[&Node]) -> Vec<String> {
+        crate::host_kernel::missing_modules(nodes)
     }
 
     fn create(&self, d: &Deployment<'_>, req: &CreateNode<'_>, rec: &dyn Record) -> Result<ProcId> {

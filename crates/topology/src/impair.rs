@@ -212,7 +212,7 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
 
 /// `100ms`, `1.5s`, `250us`.
 pub fn format_time(us: u64) -> String {
-    if us >= 1_000_000 && us % 1000 == 0 {
+    if us >= 1_000_000 && us.is_multiple_of(1000) {
         format!("{}s", us as f64 / 1e6)
     } else if us >= 1000 {
         format!("{}ms", us as f64 / 1e3)

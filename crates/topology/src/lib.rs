@@ -264,6 +264,7 @@ const ACTS_ON: &[&str] = &[
     "stages",
     "wait-for",
     "hostname",
+    "kernel-modules",
 ];
 
 /// Fields only the container runtimes (docker, podman) act on (they hand them to the engine).

@@ -293,6 +293,10 @@ pub struct Node {
     pub aliases: Vec<String>,
     pub license: Option<PathBuf>,
     pub kernel: Option<String>,
+    /// Kernel modules the node's kernel must have (labwire's extension, `kernel-modules`): loaded
+    /// by a VM node's agent at boot; checked in the host's kernel for the other runtimes.
+    #[serde(default)]
+    pub kernel_modules: Vec<String>,
     pub vmm: Option<String>,
     /// The container engine fields (docker and podman hand them on).
     #[serde(default)]

@@ -76,6 +76,7 @@ pub const FIELDS: &[(&str, Merge)] = &[
     ("hostname", Merge::First),
     ("sandbox", Merge::First),
     ("kernel", Merge::First),
+    ("kernel-modules", Merge::List),
     ("vmm", Merge::First),
     ("credentials", Merge::First),
     ("username", Merge::First),
@@ -779,6 +780,29 @@ pub fn decode(
             .help("accepted: no, always, on-failure, unless-stopped");
         }
     }
+    // labwire's extension: kernel modules the node's own kernel must have. A VM node's agent
+    // loads them at boot; a node sharing the host's kernel is refused before deploy when the
+    // host's kernel lacks one.
+    let mut kernel_modules: Vec<String> = Vec::new();
+    for (m, span) in get("kernel-modules")
+        .map(|v| read::strings(&v, &what("kernel-modules"), d))
+        .unwrap_or_default()
+    {
+        if m.is_empty()
+            || m.len() > 55
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            d.error(
+                Some(span),
+                format!("kernel module `{m}` of node {name} is not a module name"),
+            )
+            .help("a module's name as modprobe takes it: letters, digits, `_` and `-` (e.g. `bonding`, `8021q`, `vxlan`)");
+        } else if !kernel_modules.contains(&m) {
+            kernel_modules.push(m);
+        }
+    }
     let vmm = text("vmm", d);
     if let (Some(p), Some(v)) = (&vmm, get("vmm")) {
         if !matches!(p.as_str(), "qemu" | "firecracker") {
@@ -954,6 +978,7 @@ pub fn decode(
         aliases,
         license: path_field("license", d),
         kernel: text("kernel", d),
+        kernel_modules,
         vmm,
         privileged,
         tmpfs,

@@ -587,3 +587,25 @@ fn link_speed_takes_mbits_or_a_unit_and_names_a_bad_one() {
     assert_eq!(lab.links[0].speed, None);
     assert_eq!(lab.links[0].speed_mbps(), 10_000, "the default: 10 Gbit/s");
 }
+
+#[test]
+fn kernel_modules_are_module_names_merged_across_levels() {
+    let text = "name: t\ntopology:\n  defaults:\n    kernel-modules: [bonding]\n  nodes:\n    a:\n      kind: linux\n      kernel-modules: [vxlan, bonding, 8021q]\n";
+    let lab = run(text)
+        .unwrap_or_else(|d| panic!("{}", d.render(false)))
+        .lab;
+    let a = lab.nodes.iter().find(|n| n.name == "a").unwrap();
+    let mut got = a.kernel_modules.clone();
+    got.sort();
+    assert_eq!(got, ["8021q", "bonding", "vxlan"]);
+    let e = expect_error(
+        "name: t\ntopology:\n  nodes:\n    a:\n      kind: linux\n      kernel-modules: [bonding, \"../x\"]\n",
+        6,
+        33,
+        &["kernel module `../x` of node a is not a module name"],
+    );
+    assert!(
+        e.contains("help: a module's name as modprobe takes it"),
+        "{e}"
+    );
+}

@@ -313,6 +313,46 @@ pub fn groups_of(uid: u32) -> Vec<u32> {
     }
 }
 
+/// Whether the user `uid`, in `groups` (its primary group first), may read `path` — and search it,
+/// if it is a directory — as the kernel judges it: mode bits, ACLs and every directory on the way.
+///
+/// The question is asked from a thread of its own that takes that identity for filesystem checks
+/// only: Linux keeps credentials per thread, so `setgroups`, `setfsgid` and `setfsuid` made as
+/// raw system calls (the C library's wrappers would change every thread) change that thread alone,
+/// and a non-zero fsuid drops the capabilities that bypass permission checks. The thread ends with
+/// the answer; the rest of the process keeps root throughout.
+pub fn can_read_as(uid: u32, groups: &[u32], path: &Path, dir: bool) -> bool {
+    let Ok(cpath) = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return false;
+    };
+    let gid = groups.first().copied().unwrap_or(65534);
+    let mode = if dir {
+        libc::R_OK | libc::X_OK
+    } else {
+        libc::R_OK
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: plain system calls on this thread's own credentials, with a valid gid list
+            // and a NUL-terminated path that outlive them; the thread ends right after.
+            unsafe {
+                if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0 {
+                    return false;
+                }
+                libc::syscall(libc::SYS_setfsgid, gid);
+                libc::syscall(libc::SYS_setfsuid, uid);
+                // setfsuid reports the previous fsuid, never an error: read it back.
+                if libc::syscall(libc::SYS_setfsuid, u32::MAX) != i64::from(uid) {
+                    return false;
+                }
+                libc::faccessat(libc::AT_FDCWD, cpath.as_ptr(), mode, libc::AT_EACCESS) == 0
+            }
+        })
+        .join()
+        .unwrap_or(false)
+    })
+}
+
 /// Turn transmit checksum offload off on the interface `ifname` of the calling thread's network
 /// namespace (what `ethtool -K IF tx off` does, through the ETHTOOL_STXCSUM ioctl).
 pub fn disable_tx_checksum_offload(ifname: &str) -> io::Result<()> {
@@ -388,6 +428,69 @@ fn zeroed_passwd() -> libc::passwd {
 pub fn clock_ticks_per_second() -> i64 {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1)
+}
+
+/// A new pseudo-terminal: its controller end and the terminal end a child takes as its stdio
+/// (both close-on-exec; a child gets the terminal through `Stdio`, which duplicates it).
+pub fn open_pty() -> io::Result<(File, File)> {
+    let (mut controller, mut terminal) = (-1, -1);
+    // SAFETY: openpty writes two descriptors into the given integers; a null name, termios and
+    // window size are allowed (defaults).
+    let r = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    let (c, t) = unsafe {
+        (
+            OwnedFd::from_raw_fd(controller),
+            OwnedFd::from_raw_fd(terminal),
+        )
+    };
+    for fd in [&c, &t] {
+        // SAFETY: F_SETFD on a descriptor this function owns.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok((File::from(c), File::from(t)))
+}
+
+/// Tell the terminal behind `pty` (either end) its size in characters.
+pub fn set_window_size(pty: &impl AsRawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize that lives for the call.
+    if unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Make `cmd`'s child lead a new session whose controlling terminal is its standard input (a
+/// terminal from [`open_pty`]), so a shell there gets job control and Ctrl-C.
+pub fn with_controlling_terminal(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: between fork and exec the closure calls only setsid and ioctl, both
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]

@@ -895,11 +895,8 @@ fn save(g: &Global, a: SaveArgs) -> anyhow::Result<ExitCode> {
 fn graph(g: &Global, a: GraphArgs) -> anyhow::Result<ExitCode> {
     let mut lab = g.topo_arg()?.load()?;
     commands::filter_nodes(&mut lab, &a.node_filter)?;
-    if a.drawio {
-        bail!("--drawio is not supported by labwire: use --dot or --mermaid");
-    }
     if a.template.is_some() || a.static_dir.is_some() {
-        bail!("--template and --static-dir are not supported by labwire: it serves no web view");
+        bail!("--template and --static-dir are not supported by labwire: its page is built in (`labwire serve`, or `labwire graph --html`)");
     }
     let _ = (&a.drawio_args, &a.drawio_version, a.offline);
     if a.mermaid {
@@ -911,16 +908,21 @@ fn graph(g: &Global, a: GraphArgs) -> anyhow::Result<ExitCode> {
                 1
             )
         );
-    } else if a.dot {
-        let path = lab.dir.join(format!("{}.dot", lab.name));
+    } else if a.dot || a.drawio {
+        let (ext, text) = if a.dot {
+            ("dot", commands::graph::dot(&lab))
+        } else {
+            let view = serve::view::LabView::planned(&lab);
+            ("drawio", serve::view::drawio(&view))
+        };
+        let path = lab.dir.join(format!("{}.{ext}", lab.name));
         std::fs::create_dir_all(&lab.dir)
             .with_context(|| format!("create {}", lab.dir.display()))?;
-        std::fs::write(&path, commands::graph::dot(&lab))
-            .with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
         eprintln!("INFO Created graph file path={}", path.display());
     } else {
         bail!(
-            "labwire serves no web view of the topology (--srv {}): use --dot or --mermaid",
+            "labwire's web view is `labwire serve` (the API and the live page; --srv {} is not taken here): use --dot, --mermaid or --drawio",
             a.srv
         );
     }

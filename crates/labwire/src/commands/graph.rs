@@ -1,4 +1,5 @@
-//! `labwire graph`: the topology as Graphviz dot or Mermaid, offline, to stdout or a file.
+//! `labwire graph`: the topology as Graphviz dot, Mermaid, a draw.io diagram, or the page of
+//! `labwire serve` as one self-contained HTML file; offline, to stdout or a file.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -6,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use topology::{Lab, Link, Peer};
+use serve::view::far_end;
+use topology::Lab;
 
 use super::TopoArg;
 
@@ -15,11 +17,17 @@ pub struct GraphArgs {
     #[command(flatten)]
     pub topo: TopoArg,
     /// Graphviz dot (the default)
-    #[arg(long, conflicts_with = "mermaid")]
+    #[arg(long, conflicts_with_all = ["mermaid", "html", "drawio"])]
     pub dot: bool,
     /// Mermaid flowchart
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["html", "drawio"])]
     pub mermaid: bool,
+    /// The lab page of `labwire serve` as one self-contained file (no server needed)
+    #[arg(long, conflicts_with = "drawio")]
+    pub html: bool,
+    /// A draw.io (diagrams.net) diagram
+    #[arg(long)]
+    pub drawio: bool,
     /// Write to this file instead of standard output
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -31,7 +39,15 @@ pub struct GraphArgs {
 pub fn run(a: GraphArgs) -> anyhow::Result<ExitCode> {
     let mut lab = a.topo.load()?;
     super::filter_nodes(&mut lab, &a.node_filter)?;
-    let text = if a.mermaid { mermaid(&lab) } else { dot(&lab) };
+    let text = if a.mermaid {
+        mermaid(&lab)
+    } else if a.html {
+        serve::view::static_html(&serve::view::LabView::planned(&lab))
+    } else if a.drawio {
+        serve::view::drawio(&serve::view::LabView::planned(&lab))
+    } else {
+        dot(&lab)
+    };
     match a.output {
         Some(p) => std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?,
         None => print!("{text}"),
@@ -39,33 +55,25 @@ pub fn run(a: GraphArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The far end of a link as a graph vertex and its label (interface names as written).
-fn far_end(l: &Link) -> (String, String) {
-    let host = |h: &String| l.host_alias.clone().unwrap_or_else(|| h.clone());
-    match &l.peer {
-        Peer::Veth { b } => (b.node.clone(), b.written().to_string()),
-        Peer::Host { host_iface, .. } => ("host".into(), host(host_iface)),
-        Peer::MgmtNet { host_iface, .. } => ("mgmt-net".into(), host(host_iface)),
-        Peer::Macvlan { parent, .. } => ("host".into(), format!("macvlan:{parent}")),
-        Peer::Vxlan { remote, vni, .. } | Peer::VxlanStitch { remote, vni, .. } => {
-            (format!("vxlan {remote}"), format!("vni {vni}"))
-        }
-        Peer::Dummy => ("dummy".into(), String::new()),
-    }
+/// `s` inside a Graphviz string: backslashes and quotes escaped.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    format!("\"{}\"", escape(s))
 }
 
 pub fn dot(lab: &Lab) -> String {
     let mut out = format!("graph {} {{\n  node [shape=box];\n", quote(&lab.name));
     for n in &lab.nodes {
+        // Two lines: Graphviz's own `\n` between the escaped name and kind.
         let _ = writeln!(
             out,
-            "  {} [label={}];",
+            "  {} [label=\"{}\\n{}\"];",
             quote(&n.name),
-            quote(&format!("{}\\n{}", n.name, n.kind))
+            escape(&n.name),
+            escape(&n.kind)
         );
     }
     for l in &lab.links {

@@ -11,6 +11,7 @@ pub(crate) mod graph;
 pub(crate) mod image;
 pub(crate) mod inspect;
 pub(crate) mod redeploy;
+pub(crate) mod serve;
 pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
@@ -57,8 +58,10 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Check a topology and print a summary (all errors at once)
     Validate(validate::ValidateArgs),
-    /// Draw the topology as Graphviz dot or Mermaid
+    /// Draw the topology: Graphviz dot, Mermaid, draw.io, or a self-contained HTML page
     Graph(graph::GraphArgs),
+    /// Serve the HTTP API (OpenAPI at /openapi.json) and the live lab page
+    Serve(serve::ServeArgs),
     /// Stream a lab's node and link state changes as they happen (waits for the lab to exist and
     /// follows it across redeploys)
     Events(events::EventsArgs),
@@ -212,6 +215,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(a) => image::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Events(a) => events::run(a),
         Command::Version => {
             println!("labwire {}", env!("CARGO_PKG_VERSION"));

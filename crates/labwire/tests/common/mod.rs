@@ -1012,6 +1012,18 @@ pub mod open_nos {
     }
 
     /// What the image is built from; a change rebuilds it.
+    /// Copy `files` (paths under the repository's `example`) into `into`, keeping their paths.
+    pub fn copy_example(example: &str, files: &[&str], into: &Path) {
+        let src = repo_root().join(example);
+        for f in files {
+            let to = into.join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(src.join(f), &to).unwrap_or_else(|e| {
+                panic!("copy {} to {}: {e}", src.join(f).display(), to.display())
+            });
+        }
+    }
+
     pub fn recipe_stamp(dir: &Path) -> String {
         let mut s = String::new();
         for f in ["suite", "sources", "packages", "customize.sh", "build.sh"] {

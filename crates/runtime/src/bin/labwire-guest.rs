@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, Read as _};
+use std::io;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -69,8 +69,21 @@ fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str
     Ok(())
 }
 
+/// The guest's clock (seconds since its kernel started, as the console's timestamps count):
+/// boot phases are logged on it, so a reader can line them up with the kernel's own lines.
+fn uptime() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
 fn boot() -> Result<()> {
     let t0 = Instant::now();
+    let mut phases = vec![("init", uptime())];
     mount("proc", "/proc", "proc", 0, "")?;
     mount("sysfs", "/sys", "sysfs", 0, "")?;
     mount("devtmpfs", "/dev", "devtmpfs", 0, "")?;
@@ -80,8 +93,10 @@ fn boot() -> Result<()> {
     for m in &cfg.modules {
         load_module(m)?;
     }
+    phases.push(("boot modules", uptime()));
     let root = wait_disk("labwire-root", Duration::from_secs(20))?;
     mount(&root, "/newroot", "ext4", 0, "")?;
+    phases.push(("root mounted", uptime()));
     // The node's files, read now: after the switch the initramfs is out of sight.
     let mut files = Vec::new();
     for (i, target, mode) in &cfg.files {
@@ -96,6 +111,8 @@ fn boot() -> Result<()> {
         fs::create_dir_all(&dir).map_err(|e| format!("create {dir}: {e}"))?;
         mount(&dev, &dir, "ext4", libc::MS_RDONLY, "")?;
     }
+    load_kernel_modules(&cfg.kernel_modules)?;
+    phases.push(("modules disk", uptime()));
     let _ = fs::create_dir_all("/run");
     mount(
         "tmpfs",
@@ -120,6 +137,19 @@ fn boot() -> Result<()> {
         libc::MS_NOSUID | libc::MS_NODEV,
         "",
     );
+    // The node's directory binds, shared by the VMM over virtio 9p (after /run's tmpfs, which
+    // would hide one made under it).
+    for share in &cfg.shares {
+        fs::create_dir_all(&share.target).map_err(|e| format!("create {}: {e}", share.target))?;
+        let flags = if share.read_only { libc::MS_RDONLY } else { 0 };
+        mount(
+            &share.tag,
+            &share.target,
+            "9p",
+            flags,
+            "trans=virtio,version=9p2000.L,msize=262144",
+        )?;
+    }
     set_hostname(&cfg.hostname)?;
     write_file(
         "/etc/hostname",
@@ -135,7 +165,17 @@ fn boot() -> Result<()> {
         let path = wire::sysctl::sysctl_path(key);
         fs::write(&path, value).map_err(|e| format!("sysctl {key}={value}: {e}"))?;
     }
-    log(&format!("up in {} ms", t0.elapsed().as_millis()));
+    phases.push(("network", uptime()));
+    // One line a benchmark reads (benches/vm.sh): when each phase ended, on the guest's clock.
+    let marks: Vec<String> = phases
+        .iter()
+        .map(|(name, t)| format!("{name} {t:.3}"))
+        .collect();
+    log(&format!(
+        "up in {} ms; phases (guest s): {}",
+        t0.elapsed().as_millis(),
+        marks.join(", ")
+    ));
     // SAFETY: fork in a single-threaded process.
     match unsafe { libc::fork() } {
         0 => {
@@ -173,6 +213,37 @@ fn load_module(path: &str) -> Result<()> {
         if e.raw_os_error() != Some(libc::EEXIST) {
             return Err(format!("load module {path}: {e}"));
         }
+    }
+    Ok(())
+}
+
+/// Load the node's `kernel-modules` with the image's modprobe (it resolves their dependencies
+/// from the modules disk's index).
+fn load_kernel_modules(modules: &[String]) -> Result<()> {
+    if modules.is_empty() {
+        return Ok(());
+    }
+    let modprobe = ["/usr/sbin/modprobe", "/sbin/modprobe", "/bin/modprobe"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| {
+            format!(
+                "kernel-modules {}: the image has no modprobe (/usr/sbin, /sbin, /bin; Debian's package kmod)",
+                modules.join(", ")
+            )
+        })?;
+    let out = Command::new(modprobe)
+        .arg("-a")
+        .args(modules)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {modprobe}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "modprobe -a {}: {}",
+            modules.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(())
 }
@@ -473,9 +544,9 @@ fn run_command(cfg: &GuestConfig) -> Result<()> {
             log(&format!("start {prog}: {e}"));
         }
     }
-    // Keep the console quiet and reap whatever ends.
-    let mut sink = [0u8; 1];
-    let _ = io::stdin().read(&mut sink[..0]);
+    // Reap whatever ends: daemons that fork into the background (FRR's, sshd) are reparented
+    // here, and a service script that stops one waits until its PID is gone, which a zombie never
+    // is. (Nothing may block before this loop: a read of the console would never return.)
     loop {
         let mut status = 0;
         // SAFETY: waits for any child; status is a valid out-pointer.

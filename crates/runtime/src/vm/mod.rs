@@ -66,6 +66,13 @@ pub struct GuestConfig {
     pub kernel_release: String,
     /// Whether a modules disk is attached.
     pub modules_disk: bool,
+    /// Modules the node names in `kernel-modules`, loaded with the image's `modprobe` once the
+    /// modules disk is mounted.
+    #[serde(default)]
+    pub kernel_modules: Vec<String>,
+    /// Host directories shared over virtio 9p (the node's directory `binds`), mounted by tag.
+    #[serde(default)]
+    pub shares: Vec<GuestShare>,
     /// The node's sysctls, applied in the guest once its NICs are named.
     #[serde(default)]
     pub sysctls: Vec<(String, String)>,
@@ -82,6 +89,48 @@ pub struct GuestNic {
     #[serde(default)]
     pub speed_mbps: u32,
     pub addresses: Vec<(IpAddr, u8)>,
+}
+
+/// A host directory the guest mounts (a directory bind): QEMU exports it over virtio 9p under
+/// `tag`; the agent mounts it at `target`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GuestShare {
+    pub tag: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// The node's directory binds as 9p shares, in bind order (the tag is the share's index).
+pub fn shares(node: &topology::Node) -> Vec<(GuestShare, &Path)> {
+    node.binds
+        .iter()
+        .filter(|b| b.source.is_dir())
+        .enumerate()
+        .map(|(i, b)| {
+            (
+                GuestShare {
+                    tag: format!("lwbind{i}"),
+                    target: b.target.clone(),
+                    read_only: b.read_only(),
+                },
+                b.source.as_path(),
+            )
+        })
+        .collect()
+}
+
+/// The modules the guest loads after its root: the node's `kernel-modules`, and 9p over virtio
+/// when it has directory binds.
+pub fn guest_modules(node: &topology::Node) -> Vec<String> {
+    let mut m = node.kernel_modules.clone();
+    if node.binds.iter().any(|b| b.source.is_dir()) {
+        for x in ["9pnet_virtio", "9p"] {
+            if !m.iter().any(|k| k == x) {
+                m.push(x.to_string());
+            }
+        }
+    }
+    m
 }
 
 /// Which accelerator QEMU uses.
@@ -371,7 +420,8 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         files.push((i, target.to_string(), meta.permissions().mode() & 0o7777));
         Ok(())
     };
-    for b in &spec.node.binds {
+    // Directories are shared over 9p (see `shares`); files are copied in.
+    for b in spec.node.binds.iter().filter(|b| !b.source.is_dir()) {
         add_file(&mut a, &b.source, &b.target)?;
     }
     if let Some(cfg) = &spec.node.startup_config {
@@ -402,6 +452,8 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         hosts: crate::node::hosts_file(spec.node),
         kernel_release: spec.kernel.version.clone(),
         modules_disk: spec.modules_disk.is_some(),
+        kernel_modules: guest_modules(spec.node),
+        shares: shares(spec.node).into_iter().map(|(s, _)| s).collect(),
         sysctls: spec
             .node
             .sysctls
@@ -463,6 +515,10 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
 fn kernel_command_line(accel: Accel) -> String {
     let mut line = String::from("console=ttyS0 panic=-1 rdinit=/init net.ifnames=0");
     if accel == Accel::Tcg {
+        // TCG does not execute speculatively, so the side channels the kernel's mitigations
+        // guard against do not exist in the emulated CPU; they would only cost (page-table
+        // isolation switches page tables on every system call, which flushes TCG's TLB).
+        line.push_str(" mitigations=off");
         if let Some(khz) = host_tsc_khz() {
             // Debian's kernels run at HZ=250: loops per jiffy = cycles per second / 250.
             line.push_str(&format!(

@@ -69,7 +69,9 @@ impl Backend for Vm {
     }
 
     fn preflight(&self, lab: &Lab, nodes: &[&Node]) -> Vec<String> {
-        let mut problems = crate::native::Native.preflight(lab, nodes);
+        // Not the native runtime's checks: a VM node's `kernel-modules` are its own kernel's.
+        let mut problems = Vec::new();
+        let mut scanned = std::collections::HashMap::new();
         for n in nodes {
             match super::vmm::of(n) {
                 Ok(vmm) => problems.extend(vmm.preflight(n)),
@@ -110,17 +112,29 @@ impl Backend for Vm {
                                 missing_modules(&kernel, &tried)
                             ));
                         }
+                        Ok(kernel) if !super::guest_modules(n).is_empty() => {
+                            let dir = kernel.modules.unwrap_or_default();
+                            // Indexed once per module tree: every node of a lab shares a kernel.
+                            let index = scanned
+                                .entry(dir.clone())
+                                .or_insert_with(|| image::kernel::Modules::scan(&dir).ok());
+                            for m in super::guest_modules(n) {
+                                let has = index
+                                    .as_ref()
+                                    .is_some_and(|i| i.file(&m).is_some() || i.is_builtin(&m));
+                                if !has {
+                                    problems.push(format!(
+                                        "node {}: kernel module `{m}` ({}) is neither a module file under {} nor built into kernel {}",
+                                        n.name,
+                                        if n.kernel_modules.contains(&m) { "kernel-modules" } else { "for its directory binds" },
+                                        dir.display(),
+                                        kernel.version
+                                    ));
+                                }
+                            }
+                        }
                         Ok(_) => {}
                     }
-                }
-            }
-            for b in &n.binds {
-                if b.source.is_dir() {
-                    problems.push(format!(
-                        "node {}: bind {}: a VM node gets files copied into its disk, not directories",
-                        n.name,
-                        b.source.display()
-                    ));
                 }
             }
         }
@@ -278,7 +292,7 @@ fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> R
             .clone()
             .unwrap_or_else(|| format!("image:{}", img.id));
         if !kernels.contains_key(&key) {
-            let kernel = resolve_kernel(d.lab, n, img, &store)?;
+            let mut kernel = resolve_kernel(d.lab, n, img, &store)?;
             let accel = *accel.get_or_insert_with(|| {
                 let accel = accel_cached(&d.dirs.locks, &kernel.image);
                 if accel == Accel::Tcg {
@@ -286,6 +300,17 @@ fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> R
                 }
                 accel
             });
+            // Under TCG a guest decompressing its own bzImage spends seconds in emulated xz:
+            // boot the ELF inside it instead, decompressed once on the host (PVH entry). Under
+            // KVM the bzImage is kept, as the probe booted it.
+            if accel == Accel::Tcg {
+                if let Some(elf) = store
+                    .pvh_kernel(&kernel)
+                    .map_err(image_err(format!("node {}: decompress the kernel", n.name)))?
+                {
+                    kernel.image = elf;
+                }
+            }
             let modules = match &kernel.modules {
                 Some(dir) => Some(
                     image::Modules::scan(dir)

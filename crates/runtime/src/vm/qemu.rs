@@ -138,6 +138,23 @@ impl Vmm for Qemu {
                 "virtio-blk-device,drive=modules,serial=labwire-modules".into(),
             ]);
         }
+        for (share, source) in super::shares(node) {
+            // QEMU's option syntax doubles a comma inside a value.
+            let path = source.display().to_string().replace(',', ",,");
+            argv.extend([
+                "-fsdev".into(),
+                format!(
+                    "local,id={tag},path={path},security_model=passthrough{}",
+                    if share.read_only { ",readonly=on" } else { "" },
+                    tag = share.tag
+                ),
+                "-device".into(),
+                format!(
+                    "virtio-9p-device,fsdev={tag},mount_tag={tag}",
+                    tag = share.tag
+                ),
+            ]);
+        }
         for (i, nic) in spec.nics.iter().enumerate() {
             argv.extend([
                 "-netdev".into(),

@@ -1,0 +1,97 @@
+#!/bin/sh
+# Started by labwire in every node of the dual-homed cldemo2 (cmd: /bin/sh /lab/start.sh) once the
+# guest is up: the agent has named the NICs and loaded the node's `kernel-modules` (bonding,
+# vxlan) from the guest kernel's modules. Sets up bonds, the VLAN-aware bridge and VXLAN, then
+# FRR on the leaves. Its output is in the node's console log.
+set -eu
+node=${CLAB_NODE_NAME:-$(hostname)}
+
+# An LACP (802.3ad) bond over the given ports: LACPDUs every second (lacp_rate fast), so a lost
+# partner is noticed in 3 s. $1 bond, $2 extra bond options, then the members.
+bond() {
+    b=$1 opts=$2
+    shift 2
+    ip link add "$b" type bond mode 802.3ad miimon 100 lacp_rate fast $opts
+    for m in "$@"; do
+        ip link set "$m" down
+        ip link set "$m" master "$b"
+    done
+    ip link set "$b" up
+}
+
+# leaf N [bond options]: loopback 10.0.0.N; bond1 over swp1 toward the servers; a VLAN-aware
+# bridge (EVPN multihoming maps the ES to VNIs through VLANs) with VLAN 100 on bond1 and on
+# vxlan100 (VNI 100, local = the loopback, no data-plane learning: EVPN fills the FDB).
+leaf() {
+    n=$1
+    ip addr replace "10.0.0.$n/32" dev lo
+    bond bond1 "${2:-}" swp1
+    ip link add bridge type bridge vlan_filtering 1 vlan_default_pvid 0
+    ip link set bridge addrgenmode none
+    ip link add vxlan100 type vxlan id 100 local "10.0.0.$n" dstport 4789 nolearning
+    for p in bond1 vxlan100; do
+        ip link set "$p" master bridge
+        bridge vlan add dev "$p" vid 100 pvid untagged
+    done
+    # ARP/ND suppression on the VXLAN port, as EVPN multihoming wants.
+    bridge link set dev vxlan100 neigh_suppress on learning off
+    ip link set vxlan100 up
+    ip link set bridge up
+    for p in swp49 swp50; do ip link set "$p" up; done
+}
+
+case $node in
+# leaf01 and leaf02 share server01's Ethernet segment: their bond1s speak LACP as one system
+# (the ES system MAC, also in frr.conf), so server01 sees one partner on both uplinks.
+leaf01) leaf 1 "ad_actor_system 44:38:39:ff:00:01" ;;
+leaf02) leaf 2 "ad_actor_system 44:38:39:ff:00:01" ;;
+leaf03) leaf 3 ;;
+server01)
+    bond bond0 "" eth1 eth2
+    ip addr replace 10.1.100.101/24 dev bond0
+    ;;
+server03)
+    bond bond0 "" eth1
+    ip addr replace 10.1.100.103/24 dev bond0
+    ;;
+*)
+    echo "start.sh: no interface plan for node $node" >&2
+    ;;
+esac
+
+# The Linux bridge does not act on FRR's designated-forwarder election (FRR computes the non-DF
+# and split-horizon filters, the kernel has no place for them): apply the election to bond1's
+# flooding, so that only the DF floods broadcast, multicast and unknown unicast from the overlay
+# to the server, once. Checked every second; a change (a failed peer) takes effect within it.
+df_filter() {
+    state=
+    while sleep 1; do
+        if vtysh -c 'show evpn es json' 2>/dev/null | grep -q '"nonDF"'; then new=off; else new=on; fi
+        if [ "$new" != "$state" ]; then
+            bridge link set dev bond1 flood "$new" mcast_flood "$new" bcast_flood "$new" && state=$new
+            echo "start.sh: bond1 flooding $new (designated forwarder: $( [ "$new" = on ] && echo yes || echo no))"
+        fi
+    done
+}
+
+case $node in
+leaf*)
+    install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
+    # watchfrr starts the daemons itself and kills a start that takes over 20 s, which several
+    # guests emulated (TCG) on a busy host can take: give it two minutes.
+    grep -q '^watchfrr_options=' /etc/frr/daemons \
+        || echo 'watchfrr_options="--restart-timeout 120"' >>/etc/frr/daemons
+    /usr/lib/frr/frrinit.sh start
+    # Should a start still have been cut short, its daemons run without the configuration:
+    # load it again until bgpd has it.
+    for _ in $(seq 60); do
+        vtysh -c 'show running-config' 2>/dev/null | grep -q '^router bgp' && break
+        sleep 2
+        vtysh -b >/dev/null 2>&1 || true
+    done
+    ;;
+esac
+case $node in
+leaf01 | leaf02) df_filter & ;;
+esac
+echo "start.sh: $node up"
