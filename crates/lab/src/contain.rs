@@ -5,7 +5,7 @@
 //! subnet over one of the host's own routes. Each check adds its findings to the preflight's list
 //! of problems, so every one is reported at once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
@@ -145,7 +145,8 @@ pub(crate) fn check_foreign_names(lab: &Lab, problems: &mut Vec<String>) {
             .into_iter()
             .map(|(name, _)| name)
             .collect();
-    let mut others: Vec<(String, String, String)> = Vec::new();
+    // By long name: a 10,000-node lab must not scan every other lab's nodes for each of its own.
+    let mut others: HashMap<String, (String, String)> = HashMap::new();
     for other in state::recorded_labs() {
         if other == lab.name {
             continue;
@@ -155,12 +156,12 @@ pub(crate) fn check_foreign_names(lab: &Lab, problems: &mut Vec<String>) {
                 o.nodes
                     .into_iter()
                     .filter(|n| n.is_workload())
-                    .map(|n| (n.long_name, other.clone(), n.name)),
+                    .map(|n| (n.long_name, (other.clone(), n.name))),
             );
         }
     }
     for n in lab.nodes.iter().filter(|n| n.is_workload()) {
-        if let Some((_, other, node)) = others.iter().find(|(l, _, _)| *l == n.long_name) {
+        if let Some((other, node)) = others.get(&n.long_name) {
             problems.push(format!(
                 "node {}: its name {} is already node {node} of deployed lab {other}; rename one of them",
                 n.name, n.long_name

@@ -12,7 +12,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use runtime::backend::{CreateNode, Deployment, LabDirs, SharedNet};
-use runtime::docker;
 use runtime::node::{ExecOutput, ImageRoot, NodeContext};
 use runtime::process::ProcId;
 use runtime::{Backends, NodeNetwork, Running};
@@ -23,7 +22,9 @@ use wire::NetNs;
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::progress::Progress;
 use crate::state::{self, Entry, Journal, Recorded};
-use crate::{artifacts, converge, destroy, links, lock::Lock, paths, pool, signals, wiring};
+use crate::{
+    artifacts, converge, destroy, links, lock::Lock, mgmt_fabric, paths, pool, signals, wiring,
+};
 
 pub struct DeployOptions {
     pub max_workers: usize,
@@ -367,16 +368,7 @@ impl Run<'_> {
     /// With a Docker engine on the host, its firewall drops traffic forwarded by other bridges:
     /// accept this bridge's (journalled first; removed on destroy).
     fn accept_bridge_traffic(&self, bridge: &str) -> Result<()> {
-        let entries: Vec<Entry> = ["iptables", "ip6tables"]
-            .into_iter()
-            .map(|tool| Entry::FirewallAccept {
-                tool: tool.into(),
-                bridge: bridge.to_string(),
-            })
-            .collect();
-        self.journal.record(&entries)?;
-        docker::allow_bridge_forwarding(bridge)?;
-        Ok(())
+        wiring::accept_bridge_traffic(bridge, self.journal)
     }
 
     fn workers(&self) -> usize {
@@ -428,17 +420,24 @@ impl Run<'_> {
         }])?;
         artifacts::open_lab_dir(&lab.dir)?;
         let state_dir = paths::lab_state_dir(&lab.name);
-        // Container nodes' images live in their engine, not in labwire's store; nodes that run
-        // already have theirs.
-        let mut store_view = lab.clone();
-        for n in &mut store_view.nodes {
-            if !self.backends.node(n).uses_image_store() || self.kept.contains(&n.name) {
+        // Container nodes' images live in their engine, not in labwire's store, and nodes that
+        // run already have theirs (a copy of the lab without them only when there are some: a
+        // large lab's copy is tens of megabytes).
+        let skip = |n: &Node| {
+            n.image.is_some()
+                && (!self.backends.node(n).uses_image_store() || self.kept.contains(&n.name))
+        };
+        let store_view = lab.nodes.iter().any(skip).then(|| {
+            let mut view = lab.clone();
+            for n in view.nodes.iter_mut().filter(|n| skip(n)) {
                 n.image = None;
             }
-        }
+            view
+        });
         self.images = self.timed("unpack images", || {
-            crate::images::image_roots(&store_view, &state_dir)
+            crate::images::image_roots(store_view.as_ref().unwrap_or(lab), &state_dir)
         })?;
+        drop(store_view);
         let workloads: Vec<&Node> = lab
             .nodes
             .iter()
@@ -760,12 +759,17 @@ impl Run<'_> {
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
         let round: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
         let t = Instant::now();
-        for chunk in mgmt.chunks(512) {
-            check_interrupt()?;
-            let plan = links::plan(lab, &[], chunk);
-            log::debug!("management interfaces: {} requests", plan.requests.len());
-            links::execute(lab, &plan, &ns_refs, host, self.journal)?;
-            self.progress.step(chunk.len());
+        if !mgmt.is_empty() {
+            // Held until the ports exist, so labs sharing the bridge do not overfill it.
+            let _g = Lock::global()?;
+            let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
+            for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
+                check_interrupt()?;
+                let plan = links::plan_mgmt_on(lab, chunk, bridges);
+                log::debug!("management interfaces: {} requests", plan.requests.len());
+                links::execute(lab, &plan, &ns_refs, host, self.journal)?;
+                self.progress.step(chunk.len());
+            }
         }
         let t_mgmt = t.elapsed();
         for chunk in round.chunks(512) {

@@ -77,6 +77,8 @@ pub enum Error {
     KernelLacks { kind: String },
     #[error("{what} {name} does not exist in the host")]
     MissingHostInterface { what: &'static str, name: String },
+    #[error("management bridge {bridge} has no port left for another leaf bridge ({nodes} nodes to attach); use another `mgmt.bridge` for part of the nodes")]
+    MgmtNetworkFull { bridge: String, nodes: usize },
     #[error("host interface {name} already exists and is not one labwire made for this lab")]
     ForeignHostInterface { name: String },
     #[error("{count} host interfaces of this lab's previous deploy are still being freed by the kernel after 30 s")]

@@ -38,7 +38,13 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
     let Some(lab) = &rec.lab else {
         return Vec::new();
     };
+    // By node: a 10,000-node lab must not scan every record for every node.
+    let states = rec.node_states();
     let containers = rec.containers();
+    let container_ids: std::collections::HashMap<&str, &str> = containers
+        .iter()
+        .filter_map(|c| Some((c.node.as_str(), c.id.as_deref()?)))
+        .collect();
     let backends = runtime::Backends::new();
     let owner = std::fs::read_to_string(rec.dir.join(OWNER_FILE))
         .ok()
@@ -53,9 +59,9 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
         .iter()
         .filter(|n| n.is_workload())
         .map(|n| {
-            let proc = rec.node_proc(&n.name);
+            let (proc, stopped) = states.get(n.name.as_str()).copied().unwrap_or_default();
             let mut status = backends.node(n).status(lab, n, proc);
-            if status.state != "running" && rec.stopped(&n.name) {
+            if status.state != "running" && stopped {
                 status.state = "stopped";
                 status.status = "Stopped".into();
                 status.pid = 0;
@@ -63,10 +69,8 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
             if let (Some(p), "Up") = (proc, status.status.as_str()) {
                 status.status = up_status(p.start);
             }
-            let engine_id = containers
-                .iter()
-                .find(|c| c.node == n.name)
-                .and_then(|c| c.id.as_deref())
+            let engine_id = container_ids
+                .get(n.name.as_str())
                 .map(|id| id.chars().take(12).collect::<String>());
             let id = engine_id.unwrap_or_else(|| {
                 proc.map_or_else(String::new, |p| {

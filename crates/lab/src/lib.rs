@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod linkops;
 pub mod links;
 pub mod lock;
+pub mod mgmt_fabric;
 pub mod partition;
 pub mod paths;
 pub mod pool;

@@ -215,6 +215,25 @@ impl Recorded {
         })
     }
 
+    /// Each node's first process as last recorded, and whether `labwire stop` stopped it since
+    /// (one pass over the journal, for a lab's every node at once).
+    pub fn node_states(&self) -> std::collections::HashMap<&str, (Option<ProcId>, bool)> {
+        let mut out: std::collections::HashMap<&str, (Option<ProcId>, bool)> =
+            std::collections::HashMap::new();
+        for e in &self.entries {
+            match e {
+                Entry::Node { node, proc } => {
+                    out.insert(node, (Some(*proc), false));
+                }
+                Entry::Stopped { node } => {
+                    out.entry(node).or_default().1 = true;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Whether the node was stopped by `labwire stop` and not started since.
     pub fn stopped(&self, node: &str) -> bool {
         self.entries
@@ -236,22 +255,34 @@ impl Recorded {
 /// Write `lab.json` atomically, 0600.
 pub fn write_lab(dir: &Path, lab: &Lab) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
-    let data = serde_json::to_vec_pretty(lab)
-        .map_err(|e| io("encode lab state")(std::io::Error::other(e)))?;
-    write_private(dir, "lab.json", &data)
+    // Streamed: a 10,000-node lab's state is tens of megabytes as one buffer.
+    write_private_with(dir, "lab.json", &mut |w| {
+        serde_json::to_writer_pretty(w, lab).map_err(std::io::Error::from)
+    })
 }
 
 /// Replace `dir/name` with `data` atomically (a 0600 temporary renamed over it).
 pub(crate) fn write_private(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
+    write_private_with(dir, name, &mut |w| w.write_all(data))
+}
+
+/// Replace `dir/name` with what `fill` writes, atomically (a 0600 temporary renamed over it).
+fn write_private_with(
+    dir: &Path,
+    name: &str,
+    fill: &mut dyn FnMut(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::options()
+    let f = File::options()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(io(format!("write {}", tmp.display())))?;
-    f.write_all(data)
+    let mut w = std::io::BufWriter::new(f);
+    fill(&mut w)
+        .and_then(|()| w.flush())
         .map_err(io(format!("write {}", tmp.display())))?;
     std::fs::rename(&tmp, dir.join(name)).map_err(io(format!("rename {}", tmp.display())))
 }

@@ -244,6 +244,22 @@ fn journal_foreign_addresses(
     journal.record(&added)
 }
 
+/// With a Docker engine on the host, its firewall drops traffic forwarded by other bridges:
+/// accept `bridge`'s (an interface name or an iptables `name+` pattern; journalled first, removed
+/// on destroy).
+pub fn accept_bridge_traffic(bridge: &str, journal: &Journal) -> Result<()> {
+    let entries: Vec<Entry> = ["iptables", "ip6tables"]
+        .into_iter()
+        .map(|tool| Entry::FirewallAccept {
+            tool: tool.into(),
+            bridge: bridge.to_string(),
+        })
+        .collect();
+    journal.record(&entries)?;
+    runtime::docker::allow_bridge_forwarding(bridge)?;
+    Ok(())
+}
+
 /// Make sure every `bridge` kind node's bridge exists; record those labwire creates.
 pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<()> {
     let mut seen = HashSet::new();

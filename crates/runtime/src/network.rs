@@ -60,25 +60,23 @@ impl NodeNetwork {
                 alias: None,
             });
         }
-        for l in &lab.links {
-            for e in l.endpoints().filter(|e| e.node == node.name) {
-                let mut addresses = Vec::new();
-                if let Some(a) = e.ipv4 {
-                    addresses.push((IpAddr::V4(a.addr()), a.prefix_len()));
-                }
-                if let Some(a) = e.ipv6 {
-                    addresses.push((IpAddr::V6(a.addr()), a.prefix_len()));
-                }
-                out.interfaces.push(Interface {
-                    name: e.iface.clone(),
-                    mac: e.mac,
-                    mtu: l.mtu,
-                    speed_mbps: l.speed_mbps(),
-                    addresses,
-                    mgmt: false,
-                    alias: e.alias.clone(),
-                });
+        for (l, e) in lab.ends_of(&node.name) {
+            let mut addresses = Vec::new();
+            if let Some(a) = e.ipv4 {
+                addresses.push((IpAddr::V4(a.addr()), a.prefix_len()));
             }
+            if let Some(a) = e.ipv6 {
+                addresses.push((IpAddr::V6(a.addr()), a.prefix_len()));
+            }
+            out.interfaces.push(Interface {
+                name: e.iface.clone(),
+                mac: e.mac,
+                mtu: l.mtu,
+                speed_mbps: l.speed_mbps(),
+                addresses,
+                mgmt: false,
+                alias: e.alias.clone(),
+            });
         }
         out
     }

@@ -228,12 +228,7 @@ impl<'a> NodeContext<'a> {
         NodeContext {
             lab: &lab.name,
             topo_file: lab.topology_file.as_deref(),
-            intfs: lab
-                .links
-                .iter()
-                .flat_map(|l| l.endpoints())
-                .filter(|e| e.node == node.name)
-                .count(),
+            intfs: lab.ends_of(&node.name).len(),
         }
     }
 }

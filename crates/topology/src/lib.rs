@@ -637,17 +637,16 @@ fn load_into(src: &Source, opts: &Options<'_>, d: &mut Diagnostics) -> Option<La
     d.items
         .retain(|i| seen.insert((i.span.map(|s| s.start), i.message.clone())));
 
-    let mut lab = Lab {
-        name: name.clone(),
+    let mut lab = Lab::new(
+        name.clone(),
         prefix,
-        topology_file: src.path.clone(),
-        dir: lab_dir,
+        src.path.clone(),
+        lab_dir,
         mgmt,
         nodes,
-        links: Vec::new(),
-        partitions,
-        part_of: None,
-    };
+        Vec::new(),
+    );
+    lab.partitions = partitions;
 
     // Every node written in the file, decoded or not: a node whose own definition has errors is
     // still "defined", so references to it do not draw a second, misleading error.

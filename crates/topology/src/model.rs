@@ -535,6 +535,9 @@ pub struct Lab {
     /// Set when this lab is the part one host deploys (see [`crate::partition::view`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_of: Option<PartOf>,
+    /// Nodes by name and link ends by node, built on first use.
+    #[serde(skip)]
+    index: LabIndex,
 }
 
 /// One host of a partitioned lab.
@@ -557,9 +560,119 @@ impl Lab {
     pub fn whole(&self) -> &Lab {
         self.part_of.as_ref().map_or(self, |p| &p.lab)
     }
+}
+
+/// Lookups by node name, so a 10,000-node lab costs no per-node scan of every node or link. It
+/// is rebuilt when the number of nodes or links changed since, and every hit is checked against
+/// the lab itself (a miss or a stale hit falls back to a scan), so a lab edited in place is never
+/// answered wrongly.
+#[derive(Debug, Default)]
+struct LabIndex(std::sync::RwLock<Option<std::sync::Arc<Index>>>);
+
+#[derive(Debug)]
+struct Index {
+    nodes: usize,
+    links: usize,
+    by_name: std::collections::HashMap<String, usize>,
+    /// (link index, end: 0 for `a`, 1 for the veth's `b`) by node, in link order.
+    ends: std::collections::HashMap<String, Vec<(usize, u8)>>,
+}
+
+impl Clone for LabIndex {
+    fn clone(&self) -> Self {
+        LabIndex::default()
+    }
+}
+
+impl PartialEq for LabIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Lab {
+    /// A lab of these parts.
+    pub fn new(
+        name: String,
+        prefix: String,
+        topology_file: Option<PathBuf>,
+        dir: PathBuf,
+        mgmt: MgmtNet,
+        nodes: Vec<Node>,
+        links: Vec<Link>,
+    ) -> Lab {
+        Lab {
+            name,
+            prefix,
+            topology_file,
+            dir,
+            mgmt,
+            nodes,
+            links,
+            partitions: BTreeMap::new(),
+            part_of: None,
+            index: LabIndex::default(),
+        }
+    }
+
+    fn index(&self) -> std::sync::Arc<Index> {
+        let fresh = |i: &Index| i.nodes == self.nodes.len() && i.links == self.links.len();
+        if let Some(i) = self.index.0.read().expect("lab index").as_ref() {
+            if fresh(i) {
+                return i.clone();
+            }
+        }
+        let mut ends: std::collections::HashMap<String, Vec<(usize, u8)>> =
+            std::collections::HashMap::new();
+        for (li, l) in self.links.iter().enumerate() {
+            for (k, e) in l.endpoints().enumerate() {
+                ends.entry(e.node.clone()).or_default().push((li, k as u8));
+            }
+        }
+        let i = std::sync::Arc::new(Index {
+            nodes: self.nodes.len(),
+            links: self.links.len(),
+            by_name: self
+                .nodes
+                .iter()
+                .enumerate()
+                .rev()
+                .map(|(i, n)| (n.name.clone(), i))
+                .collect(),
+            ends,
+        });
+        *self.index.0.write().expect("lab index") = Some(i.clone());
+        i
+    }
 
     pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.name == name)
+        let hit = self.index().by_name.get(name).copied();
+        hit.and_then(|i| self.nodes.get(i))
+            .filter(|n| n.name == name)
+            .or_else(|| self.nodes.iter().find(|n| n.name == name))
+    }
+
+    /// Every link end on `node`, with its link, in link order.
+    pub fn ends_of(&self, node: &str) -> Vec<(&Link, &Endpoint)> {
+        let index = self.index();
+        let indexed: Option<Vec<(&Link, &Endpoint)>> = index
+            .ends
+            .get(node)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&(li, k)| {
+                let l = self.links.get(li)?;
+                let e = l.endpoints().nth(k as usize)?;
+                (e.node == node).then_some((l, e))
+            })
+            .collect();
+        indexed.unwrap_or_else(|| {
+            self.links
+                .iter()
+                .flat_map(|l| l.endpoints().map(move |e| (l, e)))
+                .filter(|(_, e)| e.node == node)
+                .collect()
+        })
     }
 
     /// The long name a node of this lab gets.

@@ -200,7 +200,13 @@ fn registered_path(op: &str, name: &str) -> Result<PathBuf> {
 pub fn register(ns: &NetNs, name: &str) -> Result<PathBuf> {
     let op = format!("register netns {name}");
     let path = registered_path(&op, name)?;
-    prepare_run_dir()?;
+    // Making the directory shared again (MS_REC) walks every mount under it: once per process,
+    // or registering 10,000 namespaces would cost time quadratic in their number.
+    static PREPARED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if PREPARED.get().is_none() {
+        prepare_run_dir()?;
+        let _ = PREPARED.set(());
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

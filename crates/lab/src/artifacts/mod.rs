@@ -74,24 +74,30 @@ impl ArtifactError {
 /// through.
 pub fn write_lab_artifacts(lab: &Lab, keys: &[String]) -> Result<Vec<PathBuf>, ArtifactError> {
     let dir = open_lab_dir(&lab.dir)?;
-    let mut data = serde_json::to_string_pretty(&topology_data(lab, keys))
-        .expect("a JSON value always serialises");
-    data.push('\n');
-    let mut authorized = keys.join("\n");
-    if !authorized.is_empty() {
-        authorized.push('\n');
-    }
-    let files = [
-        (ANSIBLE_INVENTORY_FILE, ansible_inventory(lab)),
-        (NORNIR_INVENTORY_FILE, nornir_inventory(lab)),
-        (TOPOLOGY_DATA_FILE, data),
-        (AUTHORIZED_KEYS_FILE, authorized),
-        (SSH_CONFIG_FILE, ssh_config(lab)),
+    let data = || {
+        let mut data = topology_data::topology_data_text(lab, keys);
+        data.push('\n');
+        data
+    };
+    let authorized = || {
+        let mut authorized = keys.join("\n");
+        if !authorized.is_empty() {
+            authorized.push('\n');
+        }
+        authorized
+    };
+    // One file's text at a time: for a large lab each is megabytes.
+    let files: [(&str, &dyn Fn() -> String); 5] = [
+        (ANSIBLE_INVENTORY_FILE, &|| ansible_inventory(lab)),
+        (NORNIR_INVENTORY_FILE, &|| nornir_inventory(lab)),
+        (TOPOLOGY_DATA_FILE, &data),
+        (AUTHORIZED_KEYS_FILE, &authorized),
+        (SSH_CONFIG_FILE, &|| ssh_config(lab)),
     ];
     let mut written = Vec::with_capacity(files.len());
     for (name, text) in files {
         let path = lab.dir.join(name);
-        write_atomic_in(&dir, &path, text.as_bytes(), 0o644)?;
+        write_atomic_in(&dir, &path, text().as_bytes(), 0o644)?;
         written.push(path);
     }
     Ok(written)

@@ -37,6 +37,61 @@ pub fn topology_data(lab: &Lab, ssh_pub_keys: &[String]) -> Value {
     })
 }
 
+/// [`topology_data`] as pretty JSON text, the same text, written node by node and link by link: a
+/// 10,000-node lab's document as one `Value` tree would cost over a hundred megabytes.
+pub fn topology_data_text(lab: &Lab, ssh_pub_keys: &[String]) -> String {
+    // serde_json's maps sort their keys: the fields go in that order, and the nodes by name.
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        clab: Value,
+        links: Links<'a>,
+        name: &'a str,
+        nodes: Nodes<'a>,
+        #[serde(rename = "ssh-pub-keys")]
+        ssh_pub_keys: &'a [String],
+        #[serde(rename = "type")]
+        kind: &'static str,
+    }
+    struct Nodes<'a>(&'a Lab);
+    impl serde::Serialize for Nodes<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap as _;
+            let lab = self.0;
+            // A name given twice keeps its last node, as a map insert would.
+            let mut order: Vec<usize> = (0..lab.nodes.len()).collect();
+            order.sort_by(|&a, &b| lab.nodes[a].name.cmp(&lab.nodes[b].name).then(b.cmp(&a)));
+            order.dedup_by(|a, b| lab.nodes[*a].name == lab.nodes[*b].name);
+            let mut m = s.serialize_map(Some(order.len()))?;
+            for i in order {
+                let n = &lab.nodes[i];
+                m.serialize_entry(&n.name, &node_entry(lab, i, n))?;
+            }
+            m.end()
+        }
+    }
+    struct Links<'a>(&'a [Link]);
+    impl serde::Serialize for Links<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(link_entry))
+        }
+    }
+    let doc = Doc {
+        clab: json!({
+            "config": {
+                "prefix": lab.prefix,
+                "mgmt": mgmt_entry(lab),
+                "config-path": config_path(lab),
+            }
+        }),
+        links: Links(&lab.links),
+        name: &lab.name,
+        nodes: Nodes(lab),
+        ssh_pub_keys,
+        kind: "clab",
+    };
+    serde_json::to_string_pretty(&doc).expect("the document always serialises")
+}
+
 /// The directory holding the topology file (the lab directory's parent when read from stdin).
 fn config_path(lab: &Lab) -> String {
     lab.topology_file
@@ -232,6 +287,21 @@ fn link_entry(link: &Link) -> Value {
 mod tests {
     use super::*;
     use crate::artifacts::test_lab;
+
+    #[test]
+    fn the_streamed_text_is_the_documents() {
+        let lab = test_lab::lab();
+        let keys = vec!["ssh-ed25519 AAAA".to_string()];
+        let want = serde_json::to_string_pretty(&topology_data(&lab, &keys)).unwrap();
+        assert_eq!(topology_data_text(&lab, &keys), want);
+        let ring = crate::generate::ring("r", 30, 7);
+        let src = topology::Source::from_text("r.clab.yml", ring, Path::new("/tmp"));
+        let ring = topology::load(&src, &topology::Options::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .lab;
+        let want = serde_json::to_string_pretty(&topology_data(&ring, &[])).unwrap();
+        assert_eq!(topology_data_text(&ring, &[]), want);
+    }
 
     #[test]
     fn document_head_and_mgmt() {

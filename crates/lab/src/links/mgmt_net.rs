@@ -17,13 +17,14 @@ pub fn mgmt_host_mac(lab: &str, node: &str) -> Mac {
 
 const BRIDGE: &str = "management bridge";
 
-/// A node's management `eth0`.
-pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, plan: &mut Plan) {
+/// A node's management `eth0`, its host end a port of `bridge` (the management bridge or one of
+/// its leaves, see [`crate::mgmt_fabric`]).
+pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, bridge: &str, plan: &mut Plan) {
     let lab = cx.lab;
     let host_end = mgmt_host_end(&lab.name, &n.name);
     let host_mac = mgmt_host_mac(&lab.name, &n.name);
     plan.intents.push(host_link(&host_end, host_mac));
-    plan.need(&lab.mgmt.bridge, BRIDGE);
+    plan.need(bridge, BRIDGE);
     plan.requests.push((
         format!("management interface eth0 of node {}", n.name),
         Request::Veth {
@@ -32,7 +33,7 @@ pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, plan: &mut Plan) {
                 place: Place::Host,
                 mac: host_mac,
                 mtu: Some(lab.mgmt.mtu),
-                master: Some(lab.mgmt.bridge.clone()),
+                master: Some(bridge.to_string()),
                 ns_master: None,
                 up: true,
             },

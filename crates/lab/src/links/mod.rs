@@ -187,7 +187,7 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
     let cx = Cx { lab };
     let mut plan = Plan::default();
     for n in mgmt_nodes {
-        mgmt_net::plan_node(&cx, n, &mut plan);
+        mgmt_net::plan_node(&cx, n, &lab.mgmt.bridge, &mut plan);
     }
     for l in links {
         match &l.peer {
@@ -239,6 +239,17 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
             ),
             Peer::Dummy => dummy::plan(&cx, l, &mut plan),
         }
+    }
+    plan
+}
+
+/// Plan the management `eth0` of `nodes`, each on the bridge beside it (from
+/// [`crate::mgmt_fabric::seat`]).
+pub fn plan_mgmt_on(lab: &Lab, nodes: &[&Node], bridges: &[String]) -> Plan {
+    let cx = Cx { lab };
+    let mut plan = Plan::default();
+    for (n, bridge) in nodes.iter().zip(bridges) {
+        mgmt_net::plan_node(&cx, n, bridge, &mut plan);
     }
     plan
 }

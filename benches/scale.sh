@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Scale benchmark: N-node rings with the management network (1000, 3000 and 10,000 nodes by
+# default), each against the kernel's floor measured in the same run: the same namespaces, the
+# same management bridges (the management bridge as root plus leaf bridges joined by veth uplinks,
+# as labwire lays them out past 768 ports) and the same veth pairs born in place, made by one
+# `ip -batch` (iproute2), then deleted by another. It prints deploy and destroy times, the ratios,
+# labwire's cost per node above the floor, `inspect` of the deployed lab, peak memory, and Mininet
+# at 1000 nodes for reference when its `mn` is installed.
+#
+#   sudo benches/scale.sh               # rings of 1000, 3000 and 10,000 nodes
+#   sudo benches/scale.sh 1000 2000     # the sizes given
+#   RUNS=3 sudo benches/scale.sh 1000   # each size three times
+#
+# It prints figures; it passes or fails nothing. The machine should be otherwise idle.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+[ "$(id -u)" = 0 ] || { echo "benches/scale.sh: run as root" >&2; exit 1; }
+# LW=/path/to/labwire uses that build (labwire-init beside it) instead of building one.
+if [ -z "${LW:-}" ]; then
+    cargo build --release -q -p labwire -p runtime
+    LW=$PWD/target/release/labwire
+fi
+WORK=$(mktemp -d /tmp/lw-scale.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+RUNS=${RUNS:-1}
+ROOT_PORTS=768   # lab::mgmt_fabric::ROOT_PORTS
+LEAF_PORTS=1000  # lab::mgmt_fabric::LEAF_PORTS (the uplink is one of them)
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+per_node_ms() { python3 -c "print(f'{($1 - $2) * 1000 / $3:.3f}')"; }
+
+# The floor: what labwire makes, in one ip -batch — N namespaces, the management bridge and its
+# leaves, N management veths (host end on its bridge, eth0 born in the namespace), the ring's N
+# veths with both ends born in their namespaces — and deleted in another.
+floor_ring() {
+    local n=$1 f=$WORK/floor-$1.batch d=$WORK/floor-del-$1.batch
+    python3 - "$n" "$f" "$d" "$ROOT_PORTS" "$LEAF_PORTS" <<'EOF'
+import sys
+n, up, down, root_ports, leaf_ports = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+with open(up, "w") as f, open(down, "w") as d:
+    f.write("link add lwfbr0 type bridge\nlink set lwfbr0 up\n")
+    for i in range(1, n + 1):
+        f.write(f"netns add lwf{i}\n")
+    bridge, used, leaves = "lwfbr0", 0, 0
+    for i in range(1, n + 1):
+        cap = root_ports if bridge == "lwfbr0" else leaf_ports
+        if used >= cap:
+            leaves += 1
+            bridge = f"lwfl{leaves}"
+            f.write(f"link add {bridge} up type bridge\n")
+            f.write(f"link add lwfu{leaves} master lwfbr0 up type veth peer name lwfd{leaves}\n")
+            f.write(f"link set lwfd{leaves} master {bridge} up\n")
+            used = 1
+        f.write(f"link add lwfm{i} master {bridge} up type veth peer name eth0 netns lwf{i}\n")
+        used += 1
+    for i in range(1, n + 1):
+        j = 1 if i == n else i + 1
+        f.write(f"link add eth1 netns lwf{i} up type veth peer name eth2 netns lwf{j}\n")
+    for i in range(1, n + 1):
+        d.write(f"netns del lwf{i}\n")
+    for k in range(1, leaves + 1):
+        d.write(f"link del lwfu{k}\nlink del lwfl{k}\n")
+    d.write("link del lwfbr0\n")
+EOF
+    local t0 t1 t2
+    # ip -batch keeps every namespace it opens for `netns NAME` open (three per node), past the
+    # open-file limit at 10,000 nodes: the batch goes in slices of 3000 commands.
+    split -l 3000 -d -a 3 "$f" "$f.part"
+    t0=$(now); for p in "$f".part*; do ip -batch "$p"; done; t1=$(now); ip -batch "$d"; t2=$(now)
+    FLOOR_UP=$(secs "$t0" "$t1"); FLOOR_DOWN=$(secs "$t1" "$t2")
+    # `ip netns del` returns before the kernel has freed the namespaces' veths.
+    while ip -br link | grep -q '^lwfm'; do sleep 0.05; done
+    FLOOR_GONE=$(secs "$t1" "$(now)")
+}
+
+run_lab() {
+    local file=$1 name=$2 t0 t1 t2 t3
+    t0=$(now); "$LW" deploy -q -t "$file" --stats >"$WORK/deploy.out" 2>"$WORK/deploy.err" || { cat "$WORK/deploy.err"; exit 1; }
+    t1=$(now)
+    INIT_RSS=$(ps -eo rss,args | awk -v lab="$name" '$2 ~ /labwire-init/ && index($0, "--lab " lab " ") {s+=$1; c++; if ($1>m) m=$1} END {printf "%.0f KB avg, %d KB max", s/c, m}')
+    PEAK=$(grep -o 'peak RSS [0-9.]* MB' "$WORK/deploy.err" || echo "peak RSS ?")
+    t2=$(now); "$LW" inspect --name "$name" --format json >/dev/null; t3=$(now)
+    LW_INSPECT=$(secs "$t2" "$t3")
+    t2=$(now); "$LW" destroy --name "$name" --cleanup >/dev/null 2>&1; t3=$(now)
+    LW_UP=$(secs "$t0" "$t1"); LW_DOWN=$(secs "$t2" "$t3")
+    while ip -br link | grep -q '^lw[0-9a-f]\{8\}'; do sleep 0.1; done
+}
+
+ring() {
+    local n=$1 run=$2 name="lwscale-ring$1"
+    "$LW" generate ring --nodes "$n" --name "$name" --mgmt-index 176 -o "$WORK/$name.clab.yml"
+    floor_ring "$n"
+    run_lab "$WORK/$name.clab.yml" "$name"
+    echo "ring of $n nodes + management network (run $run of $RUNS):"
+    echo "  floor (ip -batch)  deploy ${FLOOR_UP} s   destroy ${FLOOR_DOWN} s (kernel done freeing after ${FLOOR_GONE} s)"
+    echo "  labwire            deploy ${LW_UP} s   destroy ${LW_DOWN} s   inspect ${LW_INSPECT} s"
+    echo "  ratio to floor     deploy $(ratio "$LW_UP" "$FLOOR_UP")x   destroy $(ratio "$LW_DOWN" "$FLOOR_DOWN")x (to the kernel's finish: $(ratio "$LW_DOWN" "$FLOOR_GONE")x)"
+    echo "  above the floor    deploy $(per_node_ms "$LW_UP" "$FLOOR_UP" "$n") ms per node"
+    echo "  labwire ${PEAK}; node init resident memory: ${INIT_RSS}"
+    sed -n 's/^/    /p' "$WORK/deploy.err" | grep -v '^    $' || true
+}
+
+mininet() {
+    local n=$1
+    if /usr/bin/python3 -c 'import mininet' 2>/dev/null; then
+        local mout
+        mout=$(/usr/bin/python3 benches/mininet_ring.py "$n")
+        mn -c >/dev/null 2>&1 || true
+        echo "mininet, ring of $n nodes (no management network): $mout"
+    else
+        echo "mininet: not installed (apt-get install --no-install-recommends mininet to compare)"
+    fi
+}
+
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000 3000 10000)
+echo "labwire $("$LW" version 2>/dev/null | head -1), $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
+for n in "${sizes[@]}"; do
+    for run in $(seq 1 "$RUNS"); do ring "$n" "$run"; done
+done
+mininet 1000

@@ -1,0 +1,212 @@
+//! The management network past one bridge's port limit: a Linux bridge takes at most 1024 ports
+//! (`BR_MAX_PORTS`), so a lab of more nodes than that cannot hang every `eth0` on the management
+//! bridge. The management bridge stays the root (it holds the gateway addresses, the firewall rule
+//! and, for a docker lab, the engine's own ports); once it holds [`ROOT_PORTS`] ports, further
+//! nodes go on leaf bridges of at most [`LEAF_PORTS`] ports each, every leaf joined to the root by
+//! a veth pair. That is one L2 domain — one subnet, every node reachable from the host and from
+//! every other node by its management address, IPv6 neighbour discovery included — and a lab under
+//! the limit looks exactly as before (no leaf).
+//!
+//! It owns choosing the bridge of each new management port ([`seat`]), and making, journalling and
+//! accepting the traffic of leaves. Leaves are shared like the root: each lab with a port on a leaf
+//! journals it, and the last lab out deletes it (and its uplink, journalled as a bridge of the same
+//! sharing so it goes with the leaf). It never makes the ports themselves: [`crate::links`] does,
+//! with the bridge names it returns.
+
+use std::collections::HashMap;
+
+use topology::{mac, Lab, Mac};
+use wire::netlink::{Handle, VethEnd};
+
+use crate::error::{wire as wire_err, Error, Result};
+use crate::state::{Entry, Journal};
+
+/// Ports the management (root) bridge gives nodes before leaves are used. The rest of its 1023
+/// ports stay for leaf uplinks (255 leaves: over 250,000 nodes), `mgmt-net` links and a container
+/// engine's own containers on the same bridge.
+pub const ROOT_PORTS: usize = 768;
+/// Node ports on one leaf bridge (the kernel allows 1023).
+pub const LEAF_PORTS: usize = 1000;
+/// The kernel's limit of ports per bridge (`BR_MAX_PORTS` less port number 0).
+const MAX_PORTS: usize = 1023;
+// Every leaf costs one root port: the root's own nodes leave room for 255 uplinks.
+const _: () = assert!(ROOT_PORTS + 255 <= MAX_PORTS && LEAF_PORTS < MAX_PORTS);
+
+fn tag(bridge: &str) -> u32 {
+    mac::hash64(&[bridge, "mgmt-leaf"]) as u32 & 0x00ff_ffff
+}
+
+/// The name of leaf `k` (from 1) of management bridge `bridge`: `lwb` + 6 hex digits + `-k`.
+pub fn leaf_name(bridge: &str, k: usize) -> String {
+    format!("lwb{:06x}-{k}", tag(bridge))
+}
+
+/// An iptables interface pattern matching every leaf of `bridge`.
+pub fn leaf_pattern(bridge: &str) -> String {
+    format!("lwb{:06x}-+", tag(bridge))
+}
+
+/// The uplink of leaf `k`: (end on the root, end on the leaf).
+pub fn uplink_names(bridge: &str, k: usize) -> (String, String) {
+    let t = tag(bridge);
+    (format!("lwu{t:06x}-{k}"), format!("lwd{t:06x}-{k}"))
+}
+
+fn derived_mac(lab: &Lab, name: &str) -> Mac {
+    // Depends only on the network, so every lab sharing the root agrees on its leaves.
+    mac::derive("mgmt-leaf", &lab.mgmt.network, name, 0)
+}
+
+/// The bridge of each of `count` new management ports, in order: the root while it has room under
+/// [`ROOT_PORTS`], then leaves with room, making new leaves as needed (journalled before they are
+/// made). Call it under the global lock, and make the ports before releasing it, so two labs
+/// sharing the root do not overfill a bridge.
+pub fn seat(lab: &Lab, host: &mut Handle, journal: &Journal, count: usize) -> Result<Vec<String>> {
+    let root = &lab.mgmt.bridge;
+    let links = host.links().map_err(wire_err("list host links"))?;
+    let mut ports: HashMap<u32, usize> = HashMap::new();
+    for l in &links {
+        if let Some(m) = l.master {
+            *ports.entry(m).or_default() += 1;
+        }
+    }
+    let by_name: HashMap<&str, &wire::netlink::Link> =
+        links.iter().map(|l| (l.name.as_str(), l)).collect();
+    let root_link = by_name
+        .get(root.as_str())
+        .ok_or_else(|| Error::MissingHostInterface {
+            what: "management bridge",
+            name: root.clone(),
+        })?;
+    let mut root_ports = ports.get(&root_link.index).copied().unwrap_or(0);
+    let mut out = Vec::with_capacity(count);
+    let direct = count.min(ROOT_PORTS.saturating_sub(root_ports));
+    out.extend(std::iter::repeat_n(root.clone(), direct));
+    let mut k = 0;
+    let mut entries = Vec::new();
+    let mut made = false;
+    while out.len() < count {
+        k += 1;
+        let leaf = leaf_name(root, k);
+        let (up_root, _) = uplink_names(root, k);
+        let leaf_mac = derived_mac(lab, &leaf);
+        let used = match by_name.get(leaf.as_str()) {
+            Some(l) if l.mac.map(Mac) == Some(leaf_mac) => {
+                ports.get(&l.index).copied().unwrap_or(0)
+            }
+            Some(l) => {
+                return Err(Error::ForeignHostInterface {
+                    name: l.name.clone(),
+                })
+            }
+            None => {
+                if root_ports >= MAX_PORTS {
+                    return Err(Error::MgmtNetworkFull {
+                        bridge: root.clone(),
+                        nodes: count,
+                    });
+                }
+                let up_mac = derived_mac(lab, &up_root);
+                journal.record(&[
+                    bridge_entry(&leaf, leaf_mac),
+                    bridge_entry(&up_root, up_mac),
+                ])?;
+                make_leaf(lab, host, root_link.index, k, leaf_mac, up_mac)?;
+                root_ports += 1;
+                made = true;
+                // The uplink's leaf end is the leaf's first port.
+                1
+            }
+        };
+        let free = LEAF_PORTS.saturating_sub(used);
+        if free == 0 {
+            continue;
+        }
+        // A leaf this lab puts ports on is this lab's too: the last lab out removes it.
+        entries.push(bridge_entry(&leaf, leaf_mac));
+        entries.push(bridge_entry(&up_root, derived_mac(lab, &up_root)));
+        let take = free.min(count - out.len());
+        out.extend(std::iter::repeat_n(leaf, take));
+    }
+    journal.record(&entries)?;
+    if k > 0 {
+        accept_leaf_traffic(lab, journal)?;
+    }
+    log::debug!(
+        "management ports: {direct} on {root}, {} on {k} leaves ({})",
+        count - direct,
+        if made { "some new" } else { "existing" }
+    );
+    Ok(out)
+}
+
+fn bridge_entry(name: &str, mac: Mac) -> Entry {
+    Entry::Bridge {
+        name: name.to_string(),
+        mac: mac.to_string(),
+        shared: true,
+    }
+}
+
+/// Leaf `k`, up, and its uplink: a veth with one end on the root and one on the leaf.
+fn make_leaf(
+    lab: &Lab,
+    host: &mut Handle,
+    root: u32,
+    k: usize,
+    leaf_mac: Mac,
+    up_mac: Mac,
+) -> Result<()> {
+    let bridge = &lab.mgmt.bridge;
+    let leaf = leaf_name(bridge, k);
+    let (up_root, up_leaf) = uplink_names(bridge, k);
+    let mtu = lab.mgmt.mtu;
+    let idx = host
+        .add_bridge(&leaf, Some(mtu), Some(leaf_mac.0), true)
+        .map_err(wire_err(format!("create management leaf bridge {leaf}")))?;
+    host.add_veth(
+        &VethEnd {
+            name: &up_root,
+            netns: None,
+            mac: Some(up_mac.0),
+            mtu: Some(mtu),
+            master: Some(root),
+            up: true,
+        },
+        &VethEnd {
+            name: &up_leaf,
+            netns: None,
+            mac: Some(derived_mac(lab, &up_leaf).0),
+            mtu: Some(mtu),
+            master: Some(idx),
+            up: true,
+        },
+    )
+    .map_err(wire_err(format!("join leaf bridge {leaf} to {bridge}")))
+}
+
+/// Where Docker's firewall drops forwarded traffic, frames crossing a leaf are forwarded traffic
+/// too (bridge netfilter): one rule matches every leaf of this root.
+fn accept_leaf_traffic(lab: &Lab, journal: &Journal) -> Result<()> {
+    crate::wiring::accept_bridge_traffic(&leaf_pattern(&lab.mgmt.bridge), journal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_and_uplink_names_fit_an_interface_name_and_share_one_pattern() {
+        for bridge in ["clab", "br-0123456789ab", "lw-gen250"] {
+            let leaf = leaf_name(bridge, 255);
+            let (a, b) = uplink_names(bridge, 255);
+            for n in [&leaf, &a, &b] {
+                assert!(n.len() <= 15, "{n}");
+            }
+            let prefix = leaf_pattern(bridge);
+            assert!(leaf.starts_with(prefix.trim_end_matches('+')));
+            assert_ne!(leaf_name(bridge, 1), leaf_name(bridge, 2));
+        }
+        assert_ne!(leaf_name("a", 1), leaf_name("b", 1));
+    }
+}
