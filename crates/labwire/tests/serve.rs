@@ -261,12 +261,22 @@ fn serve_api_deploy_inspect_exec_destroy() {
         .iter()
         .all(|n| n["state"] == "running" && n["runtime"] == "native"));
 
-    // Deploying a lab that runs already is a conflict, and changes nothing.
+    // Deploying a lab that runs already converges it: the file is unchanged, so nothing is
+    // touched (every node keeps its process).
+    let pids = |body: &Value| -> Vec<i64> {
+        body["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["pid"].as_i64().unwrap())
+            .collect()
+    };
+    let before = pids(&one.body);
     let again = s.post("/api/v1/labs", &json!({"path": "one.clab.yml"}));
-    assert_eq!(again.status, 409, "{}", again.body);
-    assert_eq!(again.body["error"], "conflict");
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(pids(&s.get("/api/v1/labs/srvapi1").body), before);
     // Requests on one lab are serialised: of two deploys of a new lab at once, one deploys and
-    // the other then finds it deployed.
+    // the other then converges it (nothing to change).
     std::fs::write(
         dir.0.join("three.clab.yml"),
         ring_yaml("srvapi3", 2, 7, "172.30.174.128/25"),
@@ -278,9 +288,14 @@ fn serve_api_deploy_inspect_exec_destroy() {
         let b = sc.spawn(|| s.post("/api/v1/labs", &json!({"path": "three.clab.yml"})));
         (a.join().unwrap(), b.join().unwrap())
     });
-    let mut codes = [x.status, y.status];
-    codes.sort();
-    assert_eq!(codes, [201, 409], "{} / {}", x.body, y.body);
+    assert_eq!([x.status, y.status], [201, 201], "{} / {}", x.body, y.body);
+    let three = s.get("/api/v1/labs/srvapi3");
+    assert_eq!(
+        three.body["nodes"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        three.body
+    );
     assert_eq!(
         s.request("DELETE", "/api/v1/labs/srvapi3?cleanup=true", None)
             .status,
@@ -369,13 +384,16 @@ fn serve_api_deploy_inspect_exec_destroy() {
         (404, Some("not_found"))
     );
 
-    // What the day-2 functions will do answers "not available yet" (501), typed, for a real
-    // node and link end; unknown ones are 404, a bad action 400.
+    // Day-2 operations: a restarted node keeps its link (it pings across right after); a link
+    // taken down loses carrier and comes back; a rate is set and read back; a delay is refused
+    // where the host kernel has no sch_netem (this one). Unknown ones are 404, a bad action 400.
     let restart = s.post("/api/v1/labs/srvapi1/nodes/n1/restart", &json!({}));
-    assert_eq!(
-        (restart.status, restart.body["error"].as_str()),
-        (501, Some("not_available"))
+    assert_eq!(restart.status, 204, "{}", restart.body);
+    let ping = s.post(
+        "/api/v1/labs/srvapi1/exec",
+        &json!({"cmd": "ping -c1 -W2 10.171.1.3", "nodes": ["n1"]}),
     );
+    assert_eq!(ping.body[0]["return_code"], 0, "{}", ping.body);
     let ghost = s.post("/api/v1/labs/srvapi1/nodes/zz/restart", &json!({}));
     assert_eq!(ghost.status, 404);
     let bad = s.post("/api/v1/labs/srvapi1/nodes/n1/explode", &json!({}));
@@ -383,16 +401,66 @@ fn serve_api_deploy_inspect_exec_destroy() {
         (bad.status, bad.body["error"].as_str()),
         (400, Some("bad_request"))
     );
-    let down = s.post(
-        "/api/v1/labs/srvapi1/links/state",
-        &json!({"endpoint": "n1:eth1", "state": "down"}),
-    );
-    assert_eq!(down.status, 501, "{}", down.body);
+    let carrier = |want: &str| {
+        let out = s.post(
+            "/api/v1/labs/srvapi1/exec",
+            &json!({"cmd": "cat /sys/class/net/eth1/carrier 2>/dev/null || echo 0", "nodes": ["n1"]}),
+        );
+        assert_eq!(
+            out.body[0]["stdout"].as_str().map(str::trim),
+            Some(want),
+            "{}",
+            out.body
+        );
+    };
+    for (state, want) in [("down", "0"), ("up", "1")] {
+        let r = s.post(
+            "/api/v1/labs/srvapi1/links/state",
+            &json!({"endpoint": "n1:eth1", "state": state}),
+        );
+        assert_eq!(r.status, 204, "{}", r.body);
+        carrier(want);
+    }
     let nolink = s.post(
         "/api/v1/labs/srvapi1/links/state",
         &json!({"endpoint": "n1:eth9", "state": "down"}),
     );
     assert_eq!(nolink.status, 404);
+    let rate = s.request(
+        "PUT",
+        "/api/v1/labs/srvapi1/links/impairments",
+        Some(&json!({"endpoint": "n1:eth1", "impairments": {"rate_kbit": 2000}})),
+    );
+    assert_eq!(rate.status, 204, "{}", rate.body);
+    let got = s.get("/api/v1/labs/srvapi1/links/impairments?endpoint=n1:eth1");
+    assert_eq!(
+        (got.status, &got.body["rate_kbit"]),
+        (200, &json!(2000)),
+        "{}",
+        got.body
+    );
+    let delay = s.request(
+        "PUT",
+        "/api/v1/labs/srvapi1/links/impairments",
+        Some(&json!({"endpoint": "n1:eth1", "impairments": {"delay_ms": 10}})),
+    );
+    // A kernel with sch_netem takes it; one without (this machine's) refuses it by name.
+    if delay.status != 204 {
+        assert_eq!(
+            (delay.status, delay.body["error"].as_str()),
+            (422, Some("refused")),
+            "{}",
+            delay.body
+        );
+        assert!(
+            delay.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("sch_netem"),
+            "{}",
+            delay.body
+        );
+    }
 
     // The CLI sees what the API deployed.
     let out = run_ok({

@@ -421,7 +421,7 @@ fn has_node(lab: &str, node: &str) -> ApiResult<()> {
         (status = 401, description = "No valid token", body = ApiError),
         (status = 404, description = "No such lab or node", body = ApiError),
         (status = 409, description = "Another labwire process works on the lab", body = ApiError),
-        (status = 501, description = "Node lifecycle is not in this build yet", body = ApiError),
+        (status = 422, description = "The node's runtime cannot do it (an external container), or it failed", body = ApiError),
     ))]
 async fn node_action(
     State(s): State<Arc<Shared>>,
@@ -437,13 +437,13 @@ async fn node_action(
         })?;
     locked(&s, name, move |name| {
         has_node(&name, &node)?;
-        Err(ApiError::not_available(&format!(
-            "{} of a node",
-            serde_json::to_value(action)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        )))
+        let action = match action {
+            NodeAction::Stop => lab::lifecycle::Action::Stop,
+            NodeAction::Start => lab::lifecycle::Action::Start,
+            NodeAction::Restart => lab::lifecycle::Action::Restart,
+        };
+        lab::lifecycle::run(&name, &[node], action, std::time::Duration::ZERO)?;
+        Ok(StatusCode::NO_CONTENT)
     })
     .await
 }

@@ -49,9 +49,7 @@ impl ErrorCode {
             ErrorCode::InvalidTopology
             | ErrorCode::DeployFailed
             | ErrorCode::NotRunning
-            | ErrorCode::Refused => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            | ErrorCode::Refused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::NotAvailable => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -110,7 +110,9 @@ impl LabView {
                 live.iter()
                     .find(|l| l.name == n.long_name)
                     .and_then(|l| l.interfaces.iter().find(|i| i.name == iface))
-                    .is_some_and(|i| i.state == "up")
+                    // `unknown` is a link up whose driver reports no operational state (a veth
+                    // set up before its peer existed): it passes traffic.
+                    .is_some_and(|i| matches!(i.state.as_str(), "up" | "unknown"))
             })
         };
         for (v, l) in view.links.iter_mut().zip(&lab.links) {
