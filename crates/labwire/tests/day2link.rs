@@ -221,7 +221,10 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
     assert_eq!(changes[2]["impairment"], serde_json::json!({}));
     let destroyed = lab.destroy(true);
     assert!(destroyed.status.success(), "{}", describe(&destroyed));
-    lab.assert_nothing_left(&[]);
+    // Seen here under load: after QMP link control, one VM node's management veth went with
+    // its namespace 8-15 s after destroy returned (the namespace outlives the VMM briefly). It
+    // must still go.
+    lab.assert_nothing_left_within(&[], Duration::from_secs(30));
 }
 
 #[test]
@@ -437,7 +440,10 @@ fn d2k_native_frr_bgp_link_down_up_with_events() {
     drop(follower);
     let destroyed = lab.destroy(true);
     assert!(destroyed.status.success(), "{}", describe(&destroyed));
-    lab.assert_nothing_left(&[]);
+    // Seen here under load: after QMP link control, one VM node's management veth went with
+    // its namespace 8-15 s after destroy returned (the namespace outlives the VMM briefly). It
+    // must still go.
+    lab.assert_nothing_left_within(&[], Duration::from_secs(30));
 }
 
 /// `rtt min/avg/max/mdev = a/b/c/d ms` and the loss percentage of a ping's summary.
@@ -539,5 +545,8 @@ fn d2k_vm_impairments_and_link_flap() {
     drop(follower);
     let destroyed = lab.destroy(true);
     assert!(destroyed.status.success(), "{}", describe(&destroyed));
-    lab.assert_nothing_left(&[]);
+    // Seen here under load: after QMP link control, one VM node's management veth went with
+    // its namespace 8-15 s after destroy returned (the namespace outlives the VMM briefly). It
+    // must still go.
+    lab.assert_nothing_left_within(&[], Duration::from_secs(30));
 }

@@ -370,9 +370,15 @@ impl TestLab {
     /// Panics listing whatever of the lab is still on the host (allowing a few seconds for the
     /// kernel to free veths of deleted namespaces).
     pub fn assert_nothing_left(&self, extra_links: &[String]) {
+        self.assert_nothing_left_within(extra_links, Duration::from_secs(8));
+    }
+
+    /// [`TestLab::assert_nothing_left`], allowing `window` for the kernel to free what goes with
+    /// the nodes' namespaces.
+    pub fn assert_nothing_left_within(&self, extra_links: &[String], window: Duration) {
         let mut links: BTreeSet<String> = self.expected_host_objects().into_iter().collect();
         links.extend(extra_links.iter().cloned());
-        let result = poll(Duration::from_secs(8), || {
+        let result = poll(window, || {
             let left = leftovers_in(&self.state_root(), &self.name, &links);
             if left.is_empty() {
                 Ok(())
