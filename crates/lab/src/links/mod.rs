@@ -514,7 +514,10 @@ fn host_index(host: &mut Handle, name: &str, what: &'static str) -> Result<u32> 
 
 /// A host link labwire is about to create may still exist from this lab's previous life: the kernel
 /// frees a destroyed namespace's veths in the background. Wait for those (same name and MAC) to go;
-/// a same-named interface with another MAC is someone else's and an error.
+/// a same-named interface with another MAC is someone else's and an error. A veth still there after
+/// a short wait is deleted: its peer's namespace can live on for minutes (an orphaned TCP
+/// connection of a killed routing daemon retransmits to a peer that is gone), and deleting one end
+/// frees the pair at once.
 fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()> {
     let host_links = crate::destroy::teardown(intents).host_links;
     let wanted: HashMap<&str, &str> = host_links
@@ -524,9 +527,11 @@ fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()>
     if wanted.is_empty() {
         return Ok(());
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(30);
     loop {
         let mut stale = 0;
+        let impatient = start.elapsed() >= std::time::Duration::from_secs(2);
         for l in host.links().map_err(wire_err("list host links"))? {
             let Some(mac) = wanted.get(l.name.as_str()) else {
                 continue;
@@ -534,6 +539,10 @@ fn wait_out_stale_host_links(host: &mut Handle, intents: &[Entry]) -> Result<()>
             let ours = l.mac.map(|m| wire::netlink::format_mac(&m)).as_deref() == Some(*mac);
             if !ours {
                 return Err(Error::ForeignHostInterface { name: l.name });
+            }
+            if impatient && l.kind.as_deref() == Some("veth") {
+                // Gone meanwhile (ENODEV) is as good as deleted.
+                let _ = host.delete_link(l.index);
             }
             stale += 1;
         }
