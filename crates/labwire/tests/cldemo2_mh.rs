@@ -85,7 +85,13 @@ fn aggregated(
     ports: usize,
     partner: Option<&str>,
 ) -> Result<String, String> {
-    let state = lab.exec_ok(node, &format!("cat /proc/net/bonding/{bond}"));
+    // The bond appears once the node's start script has run (deploy returns when the guest's
+    // agent answers, which can be before): not there yet is a retry, not a failure.
+    let out = lab.exec(node, &format!("cat /proc/net/bonding/{bond}"));
+    if !out.status.success() {
+        return Err(format!("{node}: no {bond} yet: {}", text(&out.stderr)));
+    }
+    let state = text(&out.stdout);
     let ids = bond_field(&state, "Aggregator ID:");
     let n = bond_field(&state, "Number of ports:");
     let p = bond_field(&state, "Partner Mac Address:");
