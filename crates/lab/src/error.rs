@@ -37,6 +37,15 @@ pub enum Error {
     NoMatchingNode { lab: String, nodes: Vec<String> },
     #[error("lab {lab} has no node {node}")]
     NoSuchNode { lab: String, node: String },
+    #[error("node {node} of lab {lab} has no link on interface {iface}; its link interfaces are {known}")]
+    NoSuchLinkEnd {
+        lab: String,
+        node: String,
+        iface: String,
+        known: String,
+    },
+    #[error("endpoint `{0}` is not `node:interface` (e.g. r1:eth1)")]
+    BadEndpoint(String),
     /// A node of a partitioned lab that another host runs.
     #[error("node {node} of lab {lab} runs in partition {partition} (host {host}); this host runs partition {here}")]
     InOtherPartition {

@@ -88,25 +88,24 @@ pub fn find_endpoint<'a>(
             lab: lab.name.clone(),
             node: node.to_string(),
         })?;
-    let mut known = Vec::new();
-    for l in &lab.links {
-        for e in l.endpoints().filter(|e| e.node == node.name) {
-            if e.iface == iface || e.written() == iface {
-                return Ok((l, e));
-            }
-            known.push(e.written().to_string());
-        }
+    let ends = lab.ends_of(&node.name);
+    if let Some(&(l, e)) = ends
+        .iter()
+        .find(|(_, e)| e.iface == iface || e.written() == iface)
+    {
+        return Ok((l, e));
     }
-    Err(Error::Path(format!(
-        "node {} of lab {} has no link on interface {iface}; its link interfaces are {}",
-        node.name,
-        lab.name,
-        if known.is_empty() {
+    let known: Vec<&str> = ends.iter().map(|(_, e)| e.written()).collect();
+    Err(Error::NoSuchLinkEnd {
+        lab: lab.name.clone(),
+        node: node.name.clone(),
+        iface: iface.to_string(),
+        known: if known.is_empty() {
             "none".to_string()
         } else {
             known.join(", ")
-        }
-    )))
+        },
+    })
 }
 
 /// The deployed lab with a node whose long (container) name is `long`.
@@ -122,9 +121,7 @@ pub fn lab_of_container(long: &str) -> Option<String> {
 pub fn parse_endpoint(s: &str) -> Result<(&str, &str)> {
     match s.split_once(':') {
         Some((n, i)) if !n.is_empty() && !i.is_empty() => Ok((n, i)),
-        _ => Err(Error::Path(format!(
-            "endpoint `{s}` is not `node:interface` (e.g. r1:eth1)"
-        ))),
+        _ => Err(Error::BadEndpoint(s.to_string())),
     }
 }
 

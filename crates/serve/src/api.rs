@@ -538,26 +538,9 @@ pub struct ImpairmentsRequest {
     pub impairments: Impairments,
 }
 
-/// The endpoint `node:iface` of deployed lab `lab` as its node and interface (else 400/404).
-fn has_endpoint(lab: &str, endpoint: &str) -> ApiResult<(String, String)> {
-    let Some((node, iface)) = endpoint.split_once(':') else {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!("endpoint `{endpoint}` is not node:interface"),
-        ));
-    };
-    let (l, _) = deployed(lab)?;
-    let found = l
-        .links
-        .iter()
-        .flat_map(|k| k.endpoints())
-        .any(|ep| ep.node == node && (ep.written() == iface || ep.iface == iface));
-    if !found {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("lab {lab} has no link end {endpoint}"),
-        ));
-    }
+/// `node:iface` split (else 400).
+fn endpoint(endpoint: &str) -> ApiResult<(String, String)> {
+    let (node, iface) = lab::linkops::parse_endpoint(endpoint)?;
     Ok((node.to_string(), iface.to_string()))
 }
 
@@ -580,7 +563,7 @@ async fn link_state(
     let name = lab_name(&name)?;
     let req = body(req)?;
     locked(&s, name, move |name| {
-        let (node, iface) = has_endpoint(&name, &req.endpoint)?;
+        let (node, iface) = endpoint(&req.endpoint)?;
         let up = matches!(req.state, LinkState::Up);
         lab::linkops::set_link_state(&name, &node, &iface, up)?;
         Ok(StatusCode::NO_CONTENT)
@@ -611,12 +594,13 @@ async fn get_impairments(
     let name = lab_name(&name)?;
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::BadRequest, e.body_text()))?;
     blocking(move || {
-        let (node, iface) = has_endpoint(&name, &q.endpoint)?;
-        let all = lab::linkops::show(&name, Some(&node))?;
-        let want = format!("{node}:{iface}");
+        let (node, iface) = endpoint(&q.endpoint)?;
+        let (l, _) = deployed(&name)?;
+        let (_, ep) = lab::linkops::find_endpoint(&l, &node, &iface)?;
+        let all = lab::linkops::show(&name, Some(&ep.node))?;
         Ok(Json(
             all.iter()
-                .find(|(label, _)| *label == want)
+                .find(|(label, _)| *label == ep.label())
                 .map(|(_, imp)| Impairments::from_lab(imp))
                 .unwrap_or_default(),
         ))
@@ -644,7 +628,7 @@ async fn set_impairments(
     let req = body(req)?;
     locked(&s, name, move |name| {
         req.impairments.check()?;
-        let (node, iface) = has_endpoint(&name, &req.endpoint)?;
+        let (node, iface) = endpoint(&req.endpoint)?;
         lab::linkops::set(&name, &node, &iface, &req.impairments.to_lab())?;
         Ok(StatusCode::NO_CONTENT)
     })

@@ -85,7 +85,10 @@ impl From<lab::Error> for ApiError {
         let code = match &e {
             lab::Error::Busy { .. } | lab::Error::AlreadyDeployed { .. } => ErrorCode::Conflict,
             lab::Error::NotDeployed { .. } | lab::Error::NoSuchNode { .. } => ErrorCode::NotFound,
-            lab::Error::NoMatchingNode { .. } => ErrorCode::NotFound,
+            lab::Error::NoMatchingNode { .. } | lab::Error::NoSuchLinkEnd { .. } => {
+                ErrorCode::NotFound
+            }
+            lab::Error::BadEndpoint(_) => ErrorCode::BadRequest,
             lab::Error::NotRunning { .. } => ErrorCode::NotRunning,
             lab::Error::BadLabName { .. } => ErrorCode::BadRequest,
             lab::Error::Path(_) => ErrorCode::Refused,
