@@ -232,23 +232,27 @@ pub fn format_rate(kbit: u64) -> String {
     }
 }
 
+/// Set parameter `k` of `imp` from the text `val` of `what`, reporting a value it does not accept.
+fn set_from(imp: &mut Impairment, k: &str, val: &Value, what: &str, d: &mut Diagnostics) {
+    let Some(text) = read::string(val, &format!("`{k}` of {what}"), d) else {
+        return;
+    };
+    if let Err(accepted) = imp.set(k, &text) {
+        d.error(
+            Some(val.span),
+            format!("{k} `{text}` of {what} is not valid"),
+        )
+        .help(accepted);
+    }
+}
+
 /// Read a mapping of impairment parameters (`what` names it in messages).
 pub fn read_params(v: &Value, what: &str, d: &mut Diagnostics) -> Option<Impairment> {
     let m = read::map(v, what, &KEYS, d)?;
     let mut imp = Impairment::default();
     for (k, _, val) in &m.entries {
-        if val.is_null() {
-            continue;
-        }
-        let Some(text) = read::string(val, &format!("`{k}` of {what}"), d) else {
-            continue;
-        };
-        if let Err(accepted) = imp.set(k, &text) {
-            d.error(
-                Some(val.span),
-                format!("{k} `{text}` of {what} is not valid"),
-            )
-            .help(accepted);
+        if !val.is_null() {
+            set_from(&mut imp, k, val, what, d);
         }
     }
     if let Some(p) = imp.problem() {
@@ -307,16 +311,7 @@ pub fn read_link(v: &Value, endpoints: &[String], d: &mut Diagnostics) -> Vec<Im
         }
     }
     for (k, _, val) in shared_keys {
-        let Some(text) = read::string(val, &format!("`{k}` of link impairments"), d) else {
-            continue;
-        };
-        if let Err(accepted) = shared.set(k, &text) {
-            d.error(
-                Some(val.span),
-                format!("{k} `{text}` of link impairments is not valid"),
-            )
-            .help(accepted);
-        }
+        set_from(&mut shared, k, val, "link impairments", d);
     }
     let out: Vec<Impairment> = own.iter().map(|o| shared.merged(o)).collect();
     for (i, imp) in out.iter().enumerate() {
