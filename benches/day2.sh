@@ -2,9 +2,10 @@
 # Day-2 benchmark: in a running native ring of N nodes (with the management network), how long
 # `labwire restart` of one node takes, and a converging `deploy` that adds one node and its link
 # (and the one that removes them again). Each is run several times; the best and the median are
-# printed per lab size, so a figure that grows with N shows at once.
+# printed per lab size, so a figure that grows with N shows at once (a converging deploy
+# checks and makes only what changes, so its time should stay flat from 10 to 1000 nodes).
 #
-#   sudo benches/day2.sh              # rings of 10 and 100 nodes, release build
+#   sudo benches/day2.sh              # rings of 10, 100 and 1000 nodes, release build
 #   sudo benches/day2.sh 100 300      # other sizes
 #   LABWIRE_BUILD=debug sudo -E benches/day2.sh   # the debug build (no release compile)
 #
@@ -21,7 +22,7 @@ else
     LW=$PWD/target/release/labwire
 fi
 SIZES=("$@")
-[ ${#SIZES[@]} -gt 0 ] || SIZES=(10 100)
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(10 100 1000)
 RUNS=${RUNS:-5}
 WORK=$(mktemp -d /tmp/lw-day2.XXXXXX)
 LAB=
@@ -37,7 +38,7 @@ stats() { python3 -c 'import sys,statistics as s; v=sorted(float(x) for x in sys
 ring() {
     local n=$1 extra=$2
     echo "name: $LAB"
-    echo "mgmt: {network: $LAB, ipv4-subnet: 172.30.165.0/24}"
+    echo "mgmt: {network: $LAB, ipv4-subnet: 10.226.0.0/16}"
     echo "topology:"
     echo "  defaults: {kind: linux}"
     echo "  nodes:"

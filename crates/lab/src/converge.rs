@@ -267,15 +267,36 @@ pub fn prepare(lab: &mut Lab, rec: &Recorded, scope: &[String]) -> Result<(Lab, 
     Ok((old, plan))
 }
 
-/// What a converging deploy checks before it touches the host: the lab with only the links it
-/// makes (those that exist are the lab's own already).
+/// What a converging deploy checks before it touches the host: the nodes it makes and the links
+/// it makes, with the nodes at their ends (what exists already is the lab's own and passed its
+/// checks when it was made). Its size is the change's, not the lab's.
 pub fn preflight_view(lab: &Lab, plan: &Plan) -> Lab {
-    let mut view = lab.clone();
-    view.links = plan
+    let links: Vec<Link> = plan
         .make_links
         .iter()
         .map(|i| lab.links[*i].clone())
         .collect();
+    let wanted: HashSet<&str> = plan
+        .made()
+        .map(String::as_str)
+        .chain(links.iter().flat_map(|l| l.endpoints().map(|e| e.node.as_str())))
+        .collect();
+    let nodes = lab
+        .nodes
+        .iter()
+        .filter(|n| wanted.contains(n.name.as_str()))
+        .cloned()
+        .collect();
+    let mut view = Lab::new(
+        lab.name.clone(),
+        lab.prefix.clone(),
+        lab.topology_file.clone(),
+        lab.dir.clone(),
+        lab.mgmt.clone(),
+        nodes,
+        links,
+    );
+    view.partitions = lab.partitions.clone();
     view
 }
 
