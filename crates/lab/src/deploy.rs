@@ -612,16 +612,19 @@ impl Run<'_> {
                 }
             }
         }
-        // Links a converging deploy adds between nodes that ran already.
+        // Links a converging deploy adds between nodes that ran already (one pass over the links:
+        // a large lab's kept nodes are not each matched against every link).
+        let unmade: HashSet<&str> = lab
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.made_links.contains(i))
+            .flat_map(|(_, l)| l.endpoints().map(|e| e.node.as_str()))
+            .collect();
         let pending: Vec<&Node> = workloads
             .iter()
             .copied()
-            .filter(|n| self.kept.contains(&n.name))
-            .filter(|n| {
-                lab.links.iter().enumerate().any(|(i, l)| {
-                    !self.made_links.contains(&i) && l.endpoints().any(|e| e.node == n.name)
-                })
-            })
+            .filter(|n| self.kept.contains(&n.name) && unmade.contains(n.name.as_str()))
             .collect();
         if !pending.is_empty() {
             self.create_links(&pending, &mut host)?;
@@ -634,12 +637,14 @@ impl Run<'_> {
     /// their links that stay.
     fn adopt_running(&mut self, plan: &converge::Plan, rec: &Recorded) -> Result<()> {
         let lab = self.lab;
+        // One pass over the journal for every node's process.
+        let states = rec.node_states();
         for name in &plan.keep {
             let Some(n) = lab.node(name).filter(|n| n.is_workload()) else {
                 continue;
             };
             let ns = crate::lifecycle::kept_netns(n)?;
-            if let Some(p) = rec.node_proc(name) {
+            if let Some(p) = states.get(name.as_str()).and_then(|(p, _)| *p) {
                 self.procs.lock().expect("procs").insert(name.clone(), p);
             }
             self.nets.lock().expect("nets").insert(name.clone(), ns);

@@ -15,9 +15,15 @@
 //!   loss set on the running lab loses about 20 % of pings; the link taken down drops BGP on both
 //!   sides (the guest sees carrier loss through QMP) and up brings it back; the events stream
 //!   shows all of it.
+//! - `d2f_docker_impairments_and_link_state`, `d2f_podman_impairments_and_link_state`: on a
+//!   container node linked to a native one, a delay is refused before anything is made (no
+//!   sch_netem on this host), a topology rate of 1 Mbit/s (tbf in the container's namespace)
+//!   limits a bulk transfer out of it, a delay set on the running endpoint is refused and changes
+//!   nothing, `tools link down` takes carrier from both ends and `up` brings it back; the events
+//!   show the impairment and both link changes in order.
 //!
-//! Runs as root. Labs are named `d2k-*`, links in 10.166.0.0/16, management networks in
-//! 172.30.166.0/24–172.30.170.0/24. The FRR tests use the open-nos image in its test store
+//! Runs as root. Labs are named `d2k-*` and `d2f-*`, links in 10.166.0.0/16 and 10.162.0.0/16,
+//! management networks in 172.30.166.0/24–172.30.170.0/24, 172.30.180.0/24 and 172.30.183.0/24. The FRR tests use the open-nos image in its test store
 //! (built once by `images/open-nos/build.sh`, as tests/cldemo2.rs does) and Debian's kernel
 //! (`images/kernel/fetch.sh`).
 //!
@@ -544,4 +550,138 @@ fn d2k_vm_impairments_and_link_flap() {
     // connection retransmits its FIN to the VM, which is gone: ~100 s measured here. It must
     // still go by itself.
     lab.assert_nothing_left_within(&[], Duration::from_secs(180));
+}
+
+/// `ip -j link` of `iface` in `node`: whether it has carrier (LOWER_UP).
+fn carrier(lab: &TestLab, node: &str, iface: &str) -> bool {
+    let v = ip_json(&["-n", &lab.netns(node), "-j", "link", "show", "dev", iface]);
+    v[0]["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "LOWER_UP"))
+}
+
+/// The lab's events so far (`events --no-follow --format json`).
+fn events_of(lab: &TestLab) -> Vec<Value> {
+    let mut c = lab.cmd();
+    c.args(["events", "--name", &lab.name, "--no-follow", "--format", "json"]);
+    text(&run_ok(c).stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event `{l}`: {e}")))
+        .collect()
+}
+
+/// Impairments and link state on a container node of `runtime` (docker or podman) linked to a
+/// native node: a topology rate (tbf on the container's interface) limits a bulk transfer out of
+/// it; a delay on that running endpoint, and a topology with one, are refused before anything
+/// changes (no sch_netem here); `tools link down` takes carrier from both ends and `up` gives it
+/// back; the events show each change.
+fn engine_impairments_and_link_state(engine: &EngineCli, runtime: &str, octet: u8) {
+    let image = format!("lwt-busybox:d2f{runtime}");
+    engine.ready_with_busybox(&image);
+    let name = format!("d2f-{runtime}");
+    let yaml = |impair: &str| {
+        format!(
+            "name: {name}\nmgmt: {{network: {name}, ipv4-subnet: 172.30.{octet}.0/24}}\n\
+             topology:\n  nodes:\n    h: {{kind: linux, cmd: sleep infinity}}\n\
+             \x20   c: {{kind: linux, runtime: {runtime}, image: \"{image}\", cmd: sleep 100000}}\n\
+             \x20 links:\n    - endpoints: [\"c:eth1\", \"h:eth1\"]\n      ipv4: [10.162.{octet}.1/30, 10.162.{octet}.2/30]\n\
+             \x20     impairments:\n        \"c:eth1\": {{{impair}}}\n"
+        )
+    };
+    let lab = TestLab::new(&name, &name, &name, &["h", "c"], &yaml("delay: 50ms"));
+
+    // Delay on a container's interface needs the host's sch_netem: refused before anything.
+    let out = lab.try_deploy();
+    assert!(!out.status.success(), "deploy succeeded: {}", describe(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("link endpoint c:eth1: delay=50ms needs the tc netem qdisc")
+            && err.contains("module sch_netem"),
+        "{err}"
+    );
+    assert!(engine.containers_of(&name).is_empty(), "a container was made");
+    assert!(!lab.state_dir().exists(), "a state directory was made");
+    assert!(
+        !std::path::Path::new(&format!("/run/netns/{}", lab.netns("h"))).exists(),
+        "a namespace was made"
+    );
+
+    // A rate works: tbf on the container's eth1, in its own namespace.
+    std::fs::write(&lab.file, yaml("rate: 1Mbit")).expect("write the topology");
+    lab.deploy();
+    let recorded = lab.recorded_host_objects();
+    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "c's eth1 is shaped");
+    lab.assert_ping("c", &format!("10.162.{octet}.2"));
+    let bytes = 400_000;
+    let (took, got) = bulk_transfer(&lab, "c", "h", &format!("10.162.{octet}.2"), bytes);
+    assert_eq!(got, bytes, "bytes received");
+    let mbps = bytes as f64 * 8.0 / took.as_secs_f64() / 1e6;
+    eprintln!(
+        "d2f {runtime}: 400 kB out of a 1 Mbit/s container link took {:.2} s ({mbps:.2} Mbit/s)",
+        took.as_secs_f64()
+    );
+    assert!(
+        (0.6..=1.2).contains(&mbps),
+        "a 1 Mbit/s link carried {mbps:.2} Mbit/s"
+    );
+    let out = tools(
+        &lab,
+        &["netem", "set", "-n", "c", "-i", "eth1", "--delay", "10ms"],
+    );
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("sch_netem"),
+        "netem delay on a running container link: {}",
+        describe(&out)
+    );
+    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "the refused set changed it");
+
+    // A cable pull: both ends lose carrier; up gives it back and traffic passes again.
+    assert!(carrier(&lab, "c", "eth1") && carrier(&lab, "h", "eth1"));
+    let out = tools_ok(&lab, &["link", "down", "--endpoint", "c:eth1"]);
+    assert!(out.contains("is down"), "{out}");
+    assert!(!carrier(&lab, "c", "eth1"), "c's eth1 kept carrier");
+    assert!(!carrier(&lab, "h", "eth1"), "h's eth1 kept carrier");
+    let ping = lab.exec("h", &format!("ping -c1 -W1 10.162.{octet}.1"));
+    assert!(!ping.status.success(), "a ping crossed a link that is down");
+    let out = tools_ok(&lab, &["link", "up", "--endpoint", "c:eth1"]);
+    assert!(out.contains("is up"), "{out}");
+    poll(Duration::from_secs(10), || {
+        if carrier(&lab, "c", "eth1") && carrier(&lab, "h", "eth1") {
+            Ok(())
+        } else {
+            Err("no carrier yet".to_string())
+        }
+    })
+    .expect("both ends have carrier after link up");
+    lab.assert_ping("h", &format!("10.162.{octet}.1"));
+    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "link up lost the rate");
+
+    let events = events_of(&lab);
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k);
+    let (Some(imp), Some(down), Some(up)) =
+        (at("impairment-changed"), at("link-down"), at("link-up"))
+    else {
+        panic!("the events lack impairment-changed, link-down or link-up: {kinds:?}");
+    };
+    assert!(imp < down && down < up, "events out of order: {kinds:?}");
+    assert_eq!(events[imp]["endpoint"], "c:eth1");
+    assert_eq!(events[imp]["impairment"]["rate_kbit"], 1000);
+    assert_eq!(events[down]["endpoint"], "c:eth1");
+    assert_eq!(events[down]["peer"], "h:eth1");
+
+    let d = lab.destroy(true);
+    assert!(d.status.success(), "destroy: {}", describe(&d));
+    lab.assert_nothing_left(&recorded);
+    assert!(engine.containers_of(&name).is_empty(), "containers are left");
+}
+
+#[test]
+fn d2f_docker_impairments_and_link_state() {
+    engine_impairments_and_link_state(&DOCKER, "docker", 180);
+}
+
+#[test]
+fn d2f_podman_impairments_and_link_state() {
+    engine_impairments_and_link_state(&PODMAN, "podman", 183);
 }
