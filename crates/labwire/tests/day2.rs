@@ -619,7 +619,7 @@ fn d2f_redeploy_graceful() {
     let out = out_dir(&lab);
     let yaml = format!(
         "name: {name}\nmgmt: {{network: {name}, ipv4-subnet: 172.30.185.0/24}}\n\
-         topology:\n  nodes:\n    a: {{kind: linux, runtime: native, binds: [\"{}:/out\"], cmd: sh /out/trap.sh a}}\n",
+         topology:\n  nodes:\n    a: {{kind: linux, runtime: native, binds: [\"{}:/tmp/out\"], cmd: sh /tmp/out/trap.sh a}}\n",
         out.display()
     );
     deploy_file(&lab, &yaml, &[]);

@@ -3,12 +3,15 @@
 //! directory refused with the right status codes, the OpenAPI document validated
 //! (`openapi-spec-validator`) and fuzzed (`schemathesis`, from a virtualenv under
 //! /var/cache/labwire-tests/), the page in real headless Chromium through chromedriver, behind a token (a lab's
-//! nodes drawn, a node's state change shown live, a terminal running `ip -br addr`), and every
+//! nodes drawn, a node that died and a node restarted from the CLI shown live, a terminal running
+//! `ip -br addr`, a VM node's serial console), and every
 //! format of `labwire graph` (dot rendered by Graphviz).
 //!
 //! Each server runs with a state directory of its own (`LABWIRE_STATE_DIR`), so it sees only the
 //! labs of its test: the fuzzer can never reach another lab on the host. Lab names start with
-//! `srv`, link subnets are in 10.171.0.0/16, management subnets in 172.30.171.0–172.30.175.255, each lab its own.
+//! `srv` (`d2f-vmcon` for the VM console), link subnets are in 10.171.0.0/16, management subnets
+//! in 172.30.171.0–172.30.176.255, each lab its own. The VM console test boots one small VM
+//! (open-nos, Debian's kernel, TCG) as tests/vm.rs does.
 //! Screenshots go to `target/serve-screenshots/`.
 
 mod common;
@@ -998,6 +1001,24 @@ fn serve_page_in_chromium() {
     b.wait_for("n3 not running any more", "const n = window.labwire.nodes().find(n => n.name === 'n3'); return n && n.state !== 'running' && n.color === '#dc2626'");
     b.screenshot("node-died");
 
+    // A node restarted from the CLI (a fraction of a second) shows as restarted, from the
+    // event stream, then as running again; no reload.
+    let pid_n2 = s.get("/api/v1/labs/srvweb").body["nodes"][1]["pid"].clone();
+    run_ok({
+        let mut c = labwire();
+        c.env("LABWIRE_STATE_DIR", dir.state())
+            .args(["restart", "--name", "srvweb", "--node", "n2"]);
+        c
+    });
+    b.wait_for("n2 drawn as restarted", "const n = window.labwire.nodes().find(n => n.name === 'n2'); return n && n.color === '#2563eb'");
+    b.screenshot("node-restarted");
+    b.wait_for("n2 drawn running again", "const n = window.labwire.nodes().find(n => n.name === 'n2'); return n && n.state === 'running' && n.color === '#16a34a'");
+    assert_ne!(
+        s.get("/api/v1/labs/srvweb").body["nodes"][1]["pid"],
+        pid_n2,
+        "n2 was not restarted"
+    );
+
     // Click n1, open its terminal, run `ip -br addr`: its interfaces show.
     let n1 = node_on_page(&b, "n1");
     b.click_at(n1["x"].as_f64().unwrap(), n1["y"].as_f64().unwrap());
@@ -1195,4 +1216,75 @@ fn page_draws_1000_nodes() {
     b.screenshot("ring-1000");
     assert!(layout < 10_000.0, "layout took {layout} ms");
     assert!(mean < 50.0, "a frame takes {mean} ms on average");
+}
+
+/// A VM node's serial console over the terminal WebSocket: a command typed on it runs in the
+/// guest and its output comes back. The node's command puts a shell on the console (ttyS0).
+#[test]
+fn d2f_vm_console_terminal() {
+    common::open_nos::ensure_image();
+    let kernel = common::open_nos::debian_kernel();
+    let dir = Scratch::new("vmcon");
+    let _g = dir.guard("d2f-vmcon");
+    let yaml = format!(
+        "name: d2f-vmcon\nmgmt: {{network: d2f-vmcon, ipv4-subnet: 172.30.176.0/24}}\n\
+         topology:\n  nodes:\n    r1: {{kind: linux, runtime: vm, image: \"open-nos:latest\", kernel: {}, memory: 512MB, \
+         cmd: \"sh -c 'exec setsid -c sh -i </dev/ttyS0 >/dev/ttyS0 2>&1'\"}}\n",
+        kernel.display()
+    );
+    let topo = dir.0.join("vmcon.clab.yml");
+    std::fs::write(&topo, yaml).expect("write the topology");
+    let out = run_timeout(
+        {
+            let mut c = labwire();
+            c.env("LABWIRE_STATE_DIR", dir.state())
+                .env("LABWIRE_IMAGE_DIR", common::open_nos::IMAGE_DIR)
+                .args(["deploy", "-q", "-t"])
+                .arg(&topo);
+            c
+        },
+        Duration::from_secs(900),
+    );
+    assert!(out.status.success(), "deploy: {}", describe(&out));
+    let s = Server::start(&dir.0, &dir.state(), &[]);
+    let url = format!(
+        "{}/api/v1/labs/d2f-vmcon/nodes/r1/terminal",
+        s.base.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tungstenite::connect(url.as_str()).expect("open the terminal WebSocket");
+    if let tungstenite::stream::MaybeTlsStream::Plain(t) = ws.get_ref() {
+        t.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("read timeout");
+    }
+    // The shell may still be starting: type the command until its output shows.
+    let mut seen = String::new();
+    let start = std::time::Instant::now();
+    let mut typed = std::time::Instant::now() - Duration::from_secs(10);
+    while !seen.contains("d2f-42") {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no output of the command on the console in 120 s; seen:\n{seen}"
+        );
+        if typed.elapsed() > Duration::from_secs(5) {
+            ws.send(tungstenite::Message::binary(
+                b"echo d2f-$((6*7)) $(uname -n)\n".to_vec(),
+            ))
+            .expect("type on the console");
+            typed = std::time::Instant::now();
+        }
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Ok(tungstenite::Message::Text(t)) => seen.push_str(t.as_str()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("terminal WebSocket: {e}; seen:\n{seen}"),
+        }
+    }
+    // The command ran in the guest: its output names the node (the guest's hostname).
+    assert!(seen.contains("d2f-42 r1"), "{seen}");
+    let _ = ws.close(None);
 }

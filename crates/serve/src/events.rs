@@ -1,9 +1,9 @@
 //! A lab's changes as Server-Sent Events, and the in-process locks that serialise the API's
-//! requests on one lab. Two sources, checked once a second: the lab's inspect rows (deployed or
+//! requests on one lab. Two sources: the lab's inspect rows, compared once a second (deployed or
 //! destroyed, nodes added or removed, a node's state — also what no labwire command reports, such
 //! as a node that crashed), sent as `lab` events; and the lab's own event file (`lab::events`:
-//! restarts, links down/up, impairments, as the commands that make them record them), each record
-//! sent unchanged as a `record` event.
+//! restarts, links down/up, impairments, as the commands that make them record them), read every
+//! 100 ms, each record sent unchanged as a `record` event.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -96,6 +96,11 @@ fn differences(lab: &str, old: &Snapshot, new: &Snapshot) -> Vec<LabEvent> {
     out
 }
 
+/// How often the lab's event records are read.
+const RECORDS_EVERY: Duration = Duration::from_millis(100);
+/// Every how many record reads the lab's rows are compared (once a second).
+const ROWS_EVERY: u32 = 10;
+
 /// The event stream of `lab`; it ends when the client goes away.
 pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
@@ -107,20 +112,33 @@ pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
         let Ok((mut last, mut follower)) = start.await else {
             return;
         };
+        let mut ticks: u32 = 0;
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(RECORDS_EVERY).await;
             if tx.is_closed() {
                 return;
             }
+            ticks += 1;
+            // The records are a file's new lines (cheap, and what the commands report as they
+            // act); the rows are the lab's inspect (a large lab's costs more) once a second.
+            let rows = ticks % ROWS_EVERY == 0;
             let name = lab.clone();
             let tick = tokio::task::spawn_blocking(move || {
                 let records = follower.poll();
-                (snapshot(&name), records, follower)
+                (rows.then(|| snapshot(&name)), records, follower)
             });
             let Ok((now, records, f)) = tick.await else {
                 return;
             };
             follower = f;
+            let Some(now) = now else {
+                for line in records {
+                    if tx.send(Event::default().event("record").data(line)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            };
             let diffs = differences(&lab, &last, &now).into_iter().map(|e| {
                 Event::default()
                     .event("lab")
