@@ -1013,6 +1013,8 @@ fn serve_page_in_chromium() {
     b.wait_for("n2 drawn as restarted", "const n = window.labwire.nodes().find(n => n.name === 'n2'); return n && n.color === '#2563eb'");
     b.screenshot("node-restarted");
     b.wait_for("n2 drawn running again", "const n = window.labwire.nodes().find(n => n.name === 'n2'); return n && n.state === 'running' && n.color === '#16a34a'");
+    // Its links come back up with it (n3's, whose node died, stay down).
+    b.wait_for("n2's links to n1 up again", "return window.labwire.linkStates().filter(l => (l.a === 'n2' || l.b === 'n2') && l.a !== 'n3' && l.b !== 'n3').every(l => l.state === 'up')");
     assert_ne!(
         s.get("/api/v1/labs/srvweb").body["nodes"][1]["pid"],
         pid_n2,

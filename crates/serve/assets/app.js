@@ -344,7 +344,10 @@
     events = new EventSource(withToken('/api/v1/labs/' + encodeURIComponent(name) + '/events'));
     const later = () => { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 150); };
     events.addEventListener('lab', later);
-    events.addEventListener('record', (m) => { onRecord(m.data); later(); });
+    // A change to links (a node's restart, a link up) settles in the kernel's operational state
+    // within a second (its link watch runs once a second): read the lab again then too.
+    const settled = () => setTimeout(refresh, 1200);
+    events.addEventListener('record', (m) => { onRecord(m.data); later(); settled(); });
     refresh();
   }
   async function loadLabs() {
@@ -362,6 +365,7 @@
   window.labwire = {
     nodes: () => [...nodes.values()].map((v) => ({ name: v.name, state: v.n ? v.n.state : 'external', color: v.color, x: v.x * cam.scale + cam.x, y: v.y * cam.scale + cam.y })),
     links: () => links.length,
+    linkStates: () => links.map((l) => ({ a: l.a.node, b: l.b.node, state: l.state })),
     lab: () => labName,
     terminalText: () => $('term-out').textContent,
     timing: () => timing,
