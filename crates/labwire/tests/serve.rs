@@ -9,8 +9,9 @@
 //!
 //! Each server runs with a state directory of its own (`LABWIRE_STATE_DIR`), so it sees only the
 //! labs of its test: the fuzzer can never reach another lab on the host. Lab names start with
-//! `srv` (`d2f-vmcon` for the VM console), link subnets are in 10.171.0.0/16, management subnets
-//! in 172.30.171.0–172.30.176.255, each lab its own. The VM console test boots one small VM
+//! `srv` (`d2f-vmcon` for the VM console, `d2f-ev1k` for live events on a deployed 1000-node
+//! lab, whose latencies it prints), link subnets are in 10.171.0.0/16, management subnets in
+//! 172.30.171.0–172.30.176.255 and 10.228.0.0/16, each lab its own. The VM console test boots one small VM
 //! (open-nos, Debian's kernel, TCG) as tests/vm.rs does.
 //! Screenshots go to `target/serve-screenshots/`.
 
@@ -1289,4 +1290,125 @@ fn d2f_vm_console_terminal() {
     // The command ran in the guest: its output names the node (the guest's hostname).
     assert!(seen.contains("d2f-42 r1"), "{seen}");
     let _ = ws.close(None);
+}
+
+/// Milliseconds since the Unix epoch (the page's `Date.now()` on the same host).
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// Live events on a deployed 1000-node lab: a node restarted from the CLI reaches an SSE client
+/// and the page (drawn in blue) within a second of the command's return. Prints the latencies.
+#[test]
+fn d2f_live_events_1000_nodes() {
+    const N: usize = 1000;
+    let dir = Scratch::new("ev1k");
+    let _g = dir.guard("d2f-ev1k");
+    let mut y = String::from(
+        "name: d2f-ev1k\nmgmt: {network: d2f-ev1k, bridge: br-d2f-ev1k, ipv4-subnet: 10.228.0.0/16}\ntopology:\n  defaults: {kind: linux}\n  nodes:\n",
+    );
+    for i in 1..=N {
+        y.push_str(&format!("    n{i}: {{}}\n"));
+    }
+    y.push_str("  links:\n");
+    for i in 1..=N {
+        y.push_str(&format!(
+            "    - endpoints: [\"n{i}:eth1\", \"n{}:eth2\"]\n",
+            i % N + 1
+        ));
+    }
+    let topo = dir.0.join("ev1k.clab.yml");
+    std::fs::write(&topo, y).expect("write the topology");
+    let s = Server::start(&dir.0, &dir.state(), &[]);
+    let out = run_timeout(
+        {
+            let mut c = s.cli();
+            c.args(["deploy", "-q", "-t"]).arg(&topo);
+            c
+        },
+        Duration::from_secs(900),
+    );
+    assert!(out.status.success(), "deploy: {}", describe(&out));
+
+    // An SSE client: each `node-restarted` record's node and arrival time.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, f64)>>> = Default::default();
+    {
+        let seen = seen.clone();
+        let url = format!("{}/api/v1/labs/d2f-ev1k/events", s.base);
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let agent = ureq::Agent::config_builder()
+                .proxy(None)
+                .build()
+                .new_agent();
+            let Ok(r) = agent.get(&url).call() else {
+                return;
+            };
+            let reader = std::io::BufReader::new(r.into_body().into_reader());
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let v: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+                if v["event"] == "node-restarted" {
+                    let node = v["node"].as_str().unwrap_or_default().to_string();
+                    seen.lock().unwrap().push((node, epoch_ms()));
+                }
+            }
+        });
+    }
+    let b = Browser::start();
+    b.open(&format!("{}/?lab=d2f-ev1k", s.base));
+    b.wait_for(
+        "1000 running nodes",
+        &format!("return window.labwire.nodes().filter(n => n.state === 'running').length === {N}"),
+    );
+    // The stream is open before the first change (the page's own and the client's).
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut sse, mut page) = (Vec::new(), Vec::new());
+    for node in ["n250", "n500", "n750", "n999", "n2"] {
+        let t0 = epoch_ms();
+        run_ok({
+            let mut c = s.cli();
+            c.args(["restart", "--name", "d2f-ev1k", "--node", node]);
+            c
+        });
+        let done = epoch_ms();
+        let arrived = poll(Duration::from_secs(10), || {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .find(|(n, at)| n == node && *at >= t0)
+                .map(|(_, at)| *at)
+                .ok_or_else(|| "not yet".to_string())
+        })
+        .unwrap_or_else(|e| panic!("no node-restarted event of {node} on the stream: {e}"));
+        let shown = b.wait_for(
+            &format!("{node} drawn as restarted"),
+            &format!("const s = window.labwire.timing().shown; const n = window.labwire.nodes().find(n => n.name === '{node}'); return s && s.node === '{node}' && s.at >= {t0} && n.color === '#2563eb' && s.at"),
+        );
+        sse.push(arrived - done);
+        page.push(shown.as_f64().unwrap() - done);
+        eprintln!(
+            "d2f 1000 nodes: restart {node} took {:.0} ms; its event reached the SSE client {:.0} ms and the page {:.0} ms after the command returned",
+            done - t0,
+            arrived - done,
+            shown.as_f64().unwrap() - done
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    b.screenshot("events-1000");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (m_sse, m_page) = (median(&mut sse), median(&mut page));
+    eprintln!("d2f 1000 nodes: median latency after the command: SSE {m_sse:.0} ms, page {m_page:.0} ms");
+    assert!(m_sse < 1000.0, "events reach the stream {m_sse:.0} ms late");
+    assert!(m_page < 1500.0, "the page shows a change {m_page:.0} ms late");
 }

@@ -98,57 +98,62 @@ fn differences(lab: &str, old: &Snapshot, new: &Snapshot) -> Vec<LabEvent> {
 
 /// How often the lab's event records are read.
 const RECORDS_EVERY: Duration = Duration::from_millis(100);
-/// Every how many record reads the lab's rows are compared (once a second).
-const ROWS_EVERY: u32 = 10;
+/// How often the lab's rows are compared.
+const ROWS_EVERY: Duration = Duration::from_secs(1);
 
 /// The event stream of `lab`; it ends when the client goes away.
 pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    // Two loops, so a large lab's inspect never holds back the records the commands write.
+    let records_tx = tx.clone();
+    let name = lab.clone();
     tokio::spawn(async move {
-        let name = lab.clone();
-        let start = tokio::task::spawn_blocking(move || {
-            (snapshot(&name), lab::events::Follower::new(&name, false))
-        });
-        let Ok((mut last, mut follower)) = start.await else {
+        let start = tokio::task::spawn_blocking(move || lab::events::Follower::new(&name, false));
+        let Ok(mut follower) = start.await else {
             return;
         };
-        let mut ticks: u32 = 0;
         loop {
             tokio::time::sleep(RECORDS_EVERY).await;
-            if tx.is_closed() {
+            if records_tx.is_closed() {
                 return;
             }
-            ticks += 1;
-            // The records are a file's new lines (cheap, and what the commands report as they
-            // act); the rows are the lab's inspect (a large lab's costs more) once a second.
-            let rows = ticks % ROWS_EVERY == 0;
-            let name = lab.clone();
-            let tick = tokio::task::spawn_blocking(move || {
+            let Ok((records, f)) = tokio::task::spawn_blocking(move || {
                 let records = follower.poll();
-                (rows.then(|| snapshot(&name)), records, follower)
-            });
-            let Ok((now, records, f)) = tick.await else {
+                (records, follower)
+            })
+            .await
+            else {
                 return;
             };
             follower = f;
-            let Some(now) = now else {
-                for line in records {
-                    if tx.send(Event::default().event("record").data(line)).await.is_err() {
-                        return;
-                    }
+            for line in records {
+                if records_tx
+                    .send(Event::default().event("record").data(line))
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
-                continue;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let name = lab.clone();
+        let Ok(mut last) = tokio::task::spawn_blocking(move || snapshot(&name)).await else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(ROWS_EVERY).await;
+            if tx.is_closed() {
+                return;
+            }
+            let name = lab.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || snapshot(&name)).await else {
+                return;
             };
-            let diffs = differences(&lab, &last, &now).into_iter().map(|e| {
-                Event::default()
-                    .event("lab")
-                    .data(serde_json::to_string(&e).unwrap_or_default())
-            });
-            let records = records
-                .into_iter()
-                .map(|line| Event::default().event("record").data(line));
-            for e in diffs.chain(records) {
-                if tx.send(e).await.is_err() {
+            for e in differences(&lab, &last, &now) {
+                let data = serde_json::to_string(&e).unwrap_or_default();
+                if tx.send(Event::default().event("lab").data(data)).await.is_err() {
                     return;
                 }
             }
