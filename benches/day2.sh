@@ -61,6 +61,10 @@ timed() {
     python3 -c "print(f'{$t1 - $t0:.4f}')"
 }
 
+# The deploy's own figure ("lab L deployed: … in T s"): the change itself, without reading the
+# topology file and printing the lab's table, which grow with the lab.
+own() { sed -n 's/.*deployed: .* in \([0-9.]*\)s$/\1/p' "$WORK/out" | tail -1; }
+
 printf '%-6s %-44s %s\n' nodes operation "time ($RUNS runs)"
 for n in "${SIZES[@]}"; do
     LAB=d2lb-$n
@@ -70,14 +74,18 @@ for n in "${SIZES[@]}"; do
     "$LW" deploy -q -t "$WORK/base.clab.yml" >/dev/null 2>"$WORK/deploy.err" || { cat "$WORK/deploy.err"; exit 1; }
     mid=n$(( n / 2 ))
     for _ in $(seq "$RUNS"); do timed "$LW" restart --name "$LAB" --node "$mid"; done >"$WORK/restart"
-    : >"$WORK/add"; : >"$WORK/remove"
+    : >"$WORK/add"; : >"$WORK/remove"; : >"$WORK/add-own"; : >"$WORK/remove-own"
     for _ in $(seq "$RUNS"); do
         timed "$LW" deploy -q -t "$WORK/plus.clab.yml" >>"$WORK/add"
+        own >>"$WORK/add-own"
         timed "$LW" deploy -q -t "$WORK/base.clab.yml" >>"$WORK/remove"
+        own >>"$WORK/remove-own"
     done
     printf '%-6s %-44s %s\n' "$n" "restart one node" "$(stats <"$WORK/restart")"
     printf '%-6s %-44s %s\n' "$n" "converging deploy: add one node and a link" "$(stats <"$WORK/add")"
+    printf '%-6s %-44s %s\n' "$n" "  of which the change itself" "$(stats <"$WORK/add-own")"
     printf '%-6s %-44s %s\n' "$n" "converging deploy: remove them again" "$(stats <"$WORK/remove")"
+    printf '%-6s %-44s %s\n' "$n" "  of which the change itself" "$(stats <"$WORK/remove-own")"
     "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1
     LAB=
 done
