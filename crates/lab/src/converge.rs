@@ -280,7 +280,11 @@ pub fn preflight_view(lab: &Lab, plan: &Plan) -> Lab {
     let wanted: HashSet<&str> = plan
         .made()
         .map(String::as_str)
-        .chain(links.iter().flat_map(|l| l.endpoints().map(|e| e.node.as_str())))
+        .chain(
+            links
+                .iter()
+                .flat_map(|l| l.endpoints().map(|e| e.node.as_str())),
+        )
         .collect();
     let nodes = lab
         .nodes

@@ -322,9 +322,10 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
     let mut timings = std::mem::take(&mut *run.timings.lock().expect("timings"));
     drop(run);
     let t = Instant::now();
-    let made_links = converging.as_ref().map(|(_, plan)| plan.make_links.as_slice());
-    let result =
-        result.and_then(|()| crate::linkops::apply_deployed(&lab, &backends, made_links));
+    let made_links = converging
+        .as_ref()
+        .map(|(_, plan)| plan.make_links.as_slice());
+    let result = result.and_then(|()| crate::linkops::apply_deployed(&lab, &backends, made_links));
     match result {
         Ok(()) => {
             journal.record(&[Entry::Done])?;

@@ -638,7 +638,9 @@ fn d2f_redeploy_graceful() {
 
     let pid_before = pid(&lab, "a");
     let mut c = lab.cmd();
-    c.args(["redeploy", "--graceful", "-t"]).arg(&lab.file).arg("-q");
+    c.args(["redeploy", "--graceful", "-t"])
+        .arg(&lab.file)
+        .arg("-q");
     redeploy(c, "redeploy --graceful");
     assert!(term.exists(), "redeploy --graceful sent no SIGTERM");
     assert_ne!(pid(&lab, "a"), pid_before, "the node was not made again");
@@ -653,7 +655,10 @@ fn d2f_redeploy_graceful() {
         .current_dir(&lab.dir)
         .env_remove("CLAB_RUNTIME");
     redeploy(c, "containerlab redeploy --graceful");
-    assert!(term.exists(), "containerlab redeploy --graceful sent no SIGTERM");
+    assert!(
+        term.exists(),
+        "containerlab redeploy --graceful sent no SIGTERM"
+    );
 
     let recorded = lab.recorded_host_objects();
     let d = lab.destroy(true);

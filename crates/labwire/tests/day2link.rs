@@ -563,7 +563,14 @@ fn carrier(lab: &TestLab, node: &str, iface: &str) -> bool {
 /// The lab's events so far (`events --no-follow --format json`).
 fn events_of(lab: &TestLab) -> Vec<Value> {
     let mut c = lab.cmd();
-    c.args(["events", "--name", &lab.name, "--no-follow", "--format", "json"]);
+    c.args([
+        "events",
+        "--name",
+        &lab.name,
+        "--no-follow",
+        "--format",
+        "json",
+    ]);
     text(&run_ok(c).stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event `{l}`: {e}")))
@@ -592,14 +599,21 @@ fn engine_impairments_and_link_state(engine: &EngineCli, runtime: &str, octet: u
 
     // Delay on a container's interface needs the host's sch_netem: refused before anything.
     let out = lab.try_deploy();
-    assert!(!out.status.success(), "deploy succeeded: {}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "deploy succeeded: {}",
+        describe(&out)
+    );
     let err = text(&out.stderr);
     assert!(
         err.contains("link endpoint c:eth1: delay=50ms needs the tc netem qdisc")
             && err.contains("module sch_netem"),
         "{err}"
     );
-    assert!(engine.containers_of(&name).is_empty(), "a container was made");
+    assert!(
+        engine.containers_of(&name).is_empty(),
+        "a container was made"
+    );
     assert!(!lab.state_dir().exists(), "a state directory was made");
     assert!(
         !std::path::Path::new(&format!("/run/netns/{}", lab.netns("h"))).exists(),
@@ -633,7 +647,11 @@ fn engine_impairments_and_link_state(engine: &EngineCli, runtime: &str, octet: u
         "netem delay on a running container link: {}",
         describe(&out)
     );
-    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "the refused set changed it");
+    assert_eq!(
+        qdiscs(&lab, "c", "eth1"),
+        ["tbf"],
+        "the refused set changed it"
+    );
 
     // A cable pull: both ends lose carrier; up gives it back and traffic passes again.
     assert!(carrier(&lab, "c", "eth1") && carrier(&lab, "h", "eth1"));
@@ -673,7 +691,10 @@ fn engine_impairments_and_link_state(engine: &EngineCli, runtime: &str, octet: u
     let d = lab.destroy(true);
     assert!(d.status.success(), "destroy: {}", describe(&d));
     lab.assert_nothing_left(&recorded);
-    assert!(engine.containers_of(&name).is_empty(), "containers are left");
+    assert!(
+        engine.containers_of(&name).is_empty(),
+        "containers are left"
+    );
 }
 
 #[test]

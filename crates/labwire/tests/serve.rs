@@ -1408,7 +1408,12 @@ fn d2f_live_events_1000_nodes() {
         v[v.len() / 2]
     };
     let (m_sse, m_page) = (median(&mut sse), median(&mut page));
-    eprintln!("d2f 1000 nodes: median latency after the command: SSE {m_sse:.0} ms, page {m_page:.0} ms");
+    eprintln!(
+        "d2f 1000 nodes: median latency after the command: SSE {m_sse:.0} ms, page {m_page:.0} ms"
+    );
     assert!(m_sse < 1000.0, "events reach the stream {m_sse:.0} ms late");
-    assert!(m_page < 1500.0, "the page shows a change {m_page:.0} ms late");
+    assert!(
+        m_page < 1500.0,
+        "the page shows a change {m_page:.0} ms late"
+    );
 }

@@ -153,7 +153,11 @@ pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>>
             };
             for e in differences(&lab, &last, &now) {
                 let data = serde_json::to_string(&e).unwrap_or_default();
-                if tx.send(Event::default().event("lab").data(data)).await.is_err() {
+                if tx
+                    .send(Event::default().event("lab").data(data))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -187,7 +187,9 @@ fn same_file(path: &Path, data: &[u8], mode: u32) -> bool {
     let Ok(meta) = f.metadata() else {
         return false;
     };
-    if !meta.is_file() || meta.len() != data.len() as u64 || meta.permissions().mode() & 0o7777 != mode
+    if !meta.is_file()
+        || meta.len() != data.len() as u64
+        || meta.permissions().mode() & 0o7777 != mode
     {
         return false;
     }

@@ -660,13 +660,9 @@ fn redeploy(g: &Global, a: RedeployArgs) -> anyhow::Result<ExitCode> {
         graceful: a.teardown.graceful.then_some(commands::destroy::GRACE),
         keep_mgmt_net: a.teardown.keep_mgmt_net,
     };
-    commands::redeploy::redeploy_then(
-        lab,
-        &destroy,
-        &opts,
-        &lab::inspect::caller(),
-        |name| print_lab(&format, name),
-    )
+    commands::redeploy::redeploy_then(lab, &destroy, &opts, &lab::inspect::caller(), |name| {
+        print_lab(&format, name)
+    })
 }
 
 /// The deployed lab `name` in `format`, as containerlab prints it after a deploy.
