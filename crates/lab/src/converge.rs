@@ -277,22 +277,23 @@ pub fn preflight_view(lab: &Lab, plan: &Plan) -> Lab {
         .iter()
         .map(|i| lab.links[*i].clone())
         .collect();
-    let wanted: HashSet<&str> = plan
+    let wanted: HashSet<String> = plan
         .made()
-        .map(String::as_str)
+        .cloned()
         .chain(
             links
                 .iter()
-                .flat_map(|l| l.endpoints().map(|e| e.node.as_str())),
+                .flat_map(|l| l.endpoints().map(|e| e.node.clone())),
         )
         .collect();
-    let nodes = lab
-        .nodes
-        .iter()
-        .filter(|n| wanted.contains(n.name.as_str()))
-        .cloned()
-        .collect();
-    let mut view = Lab::new(
+    part_of(lab, &|n| wanted.contains(&n.name), links)
+}
+
+/// A lab of `lab`'s nodes that `keep` accepts and of `links`, with the lab's own name,
+/// directories and management network (what a check of part of a lab reads).
+pub(crate) fn part_of(lab: &Lab, keep: &dyn Fn(&Node) -> bool, links: Vec<Link>) -> Lab {
+    let nodes = lab.nodes.iter().filter(|n| keep(n)).cloned().collect();
+    let mut part = Lab::new(
         lab.name.clone(),
         lab.prefix.clone(),
         lab.topology_file.clone(),
@@ -301,8 +302,8 @@ pub fn preflight_view(lab: &Lab, plan: &Plan) -> Lab {
         nodes,
         links,
     );
-    view.partitions = lab.partitions.clone();
-    view
+    part.partitions = lab.partitions.clone();
+    part
 }
 
 /// `deploy --dry-run`: what a deploy of `lab` would change, changing nothing.

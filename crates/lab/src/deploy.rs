@@ -75,20 +75,11 @@ fn preflight_nodes(lab: &Lab, backends: &Backends, checked: &dyn Fn(&Node) -> bo
     }
     // The nodes checked, as a lab of their own for the containment checks (only when that is
     // fewer than all: a fresh deploy's lab is not copied).
-    let subset = lab.nodes.iter().any(|n| !checked(n)).then(|| {
-        let nodes = lab.nodes.iter().filter(|n| checked(n)).cloned().collect();
-        let mut l = Lab::new(
-            lab.name.clone(),
-            lab.prefix.clone(),
-            lab.topology_file.clone(),
-            lab.dir.clone(),
-            lab.mgmt.clone(),
-            nodes,
-            Vec::new(),
-        );
-        l.partitions = lab.partitions.clone();
-        l
-    });
+    let subset = lab
+        .nodes
+        .iter()
+        .any(|n| !checked(n))
+        .then(|| converge::part_of(lab, checked, Vec::new()));
     let checked_lab = subset.as_ref().unwrap_or(lab);
     let mut problems = Vec::new();
     let mut checked_images: HashMap<(String, Option<String>), std::result::Result<(), String>> =

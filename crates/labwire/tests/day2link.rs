@@ -97,6 +97,28 @@ fn bulk_transfer(
     (took, got.trim().parse().unwrap_or(0))
 }
 
+/// Send `bytes` from `from` to `to` (at `to_addr`) and check the rate is within `range` Mbit/s;
+/// prints the figure, tagged `what`.
+fn assert_rate(
+    lab: &TestLab,
+    (from, to, to_addr): (&str, &str, &str),
+    bytes: usize,
+    range: std::ops::RangeInclusive<f64>,
+    what: &str,
+) {
+    let (took, got) = bulk_transfer(lab, from, to, to_addr, bytes);
+    assert_eq!(got, bytes, "bytes received");
+    let mbps = bytes as f64 * 8.0 / took.as_secs_f64() / 1e6;
+    eprintln!(
+        "{what}: {bytes} bytes took {:.2} s ({mbps:.2} Mbit/s)",
+        took.as_secs_f64()
+    );
+    assert!(
+        range.contains(&mbps),
+        "{what}: the link carried {mbps:.2} Mbit/s, not within {range:?}"
+    );
+}
+
 /// The qdisc kinds on `iface` of `node`.
 fn qdiscs(lab: &TestLab, node: &str, iface: &str) -> Vec<String> {
     let out = run_ok({
@@ -150,17 +172,12 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
     assert!(show.contains("a:eth1") && show.contains("1000"), "{show}");
 
     // 400 kB at 1 Mbit/s is 3.2 s; tbf's 32 KiB burst and TCP's start take a little off or add.
-    let bytes = 400_000;
-    let (took, got) = bulk_transfer(&lab, "a", "b", "10.166.1.2", bytes);
-    assert_eq!(got, bytes, "bytes received");
-    let mbps = bytes as f64 * 8.0 / took.as_secs_f64() / 1e6;
-    eprintln!(
-        "d2k: 400 kB over a 1 Mbit/s link took {:.2} s ({mbps:.2} Mbit/s)",
-        took.as_secs_f64()
-    );
-    assert!(
-        (0.6..=1.2).contains(&mbps),
-        "a 1 Mbit/s link carried {mbps:.2} Mbit/s"
+    assert_rate(
+        &lab,
+        ("a", "b", "10.166.1.2"),
+        400_000,
+        0.6..=1.2,
+        "d2k: over a 1 Mbit/s link",
     );
 
     // Changed on the running lab: 8 Mbit/s.
@@ -168,17 +185,12 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
         &lab,
         &["netem", "set", "-n", "a", "-i", "eth1", "--rate", "8000"],
     );
-    let bytes8 = 2_000_000;
-    let (took8, got8) = bulk_transfer(&lab, "a", "b", "10.166.1.2", bytes8);
-    assert_eq!(got8, bytes8);
-    let mbps8 = bytes8 as f64 * 8.0 / took8.as_secs_f64() / 1e6;
-    eprintln!(
-        "d2k: 2 MB at 8 Mbit/s took {:.2} s ({mbps8:.2} Mbit/s)",
-        took8.as_secs_f64()
-    );
-    assert!(
-        (4.8..=9.6).contains(&mbps8),
-        "an 8 Mbit/s link carried {mbps8:.2} Mbit/s"
+    assert_rate(
+        &lab,
+        ("a", "b", "10.166.1.2"),
+        2_000_000,
+        4.8..=9.6,
+        "d2k: at 8 Mbit/s",
     );
 
     // netem on this host's kernel is refused and leaves the rate as it was.
@@ -626,17 +638,12 @@ fn engine_impairments_and_link_state(engine: &EngineCli, runtime: &str, octet: u
     let recorded = lab.recorded_host_objects();
     assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "c's eth1 is shaped");
     lab.assert_ping("c", &format!("10.162.{octet}.2"));
-    let bytes = 400_000;
-    let (took, got) = bulk_transfer(&lab, "c", "h", &format!("10.162.{octet}.2"), bytes);
-    assert_eq!(got, bytes, "bytes received");
-    let mbps = bytes as f64 * 8.0 / took.as_secs_f64() / 1e6;
-    eprintln!(
-        "d2f {runtime}: 400 kB out of a 1 Mbit/s container link took {:.2} s ({mbps:.2} Mbit/s)",
-        took.as_secs_f64()
-    );
-    assert!(
-        (0.6..=1.2).contains(&mbps),
-        "a 1 Mbit/s link carried {mbps:.2} Mbit/s"
+    assert_rate(
+        &lab,
+        ("c", "h", &format!("10.162.{octet}.2")),
+        400_000,
+        0.6..=1.2,
+        &format!("d2f {runtime}: out of a 1 Mbit/s container link"),
     );
     let out = tools(
         &lab,
