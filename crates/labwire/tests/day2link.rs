@@ -3,8 +3,9 @@
 //!
 //! - `d2k_native_rate_limits_a_bulk_transfer`: a topology `impairments: {rate: 1Mbit}` on a
 //!   native link limits a 400 kB TCP transfer to about 1 Mbit/s (tbf); `tools netem set --rate`
-//!   changes it on the running lab, `reset` removes it; netem (delay) on that running link is
-//!   refused, naming sch_netem, and changes nothing.
+//!   changes it on the running lab, and a converging deploy that adds an impaired link leaves
+//!   it so (only the new link gets the topology's rate); `reset` removes it; netem (delay) on
+//!   that running link is refused, naming sch_netem, and changes nothing.
 //! - `d2k_native_netem_refused_before_anything`: delay/loss on a native link, on this host's
 //!   kernel (no netem), is refused by deploy before anything is made.
 //! - `d2k_native_frr_bgp_link_down_up_with_events`: BGP unnumbered between two native FRR nodes
@@ -161,7 +162,7 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
          \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [\"10.166.1.1/24\", \"10.166.1.2/24\"]\n\
          \x20     impairments:\n        \"a:eth1\": {{rate: 1Mbit}}\n"
     );
-    let lab = TestLab::new("d2k-rate", name, name, &["a", "b"], &yaml);
+    let lab = TestLab::new("d2k-rate", name, name, &["a", "b", "c"], &yaml);
     lab.deploy();
     assert_eq!(qdiscs(&lab, "a", "eth1"), ["tbf"], "a's eth1 is shaped");
     assert!(
@@ -192,6 +193,28 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
         4.8..=9.6,
         "d2k: at 8 Mbit/s",
     );
+
+    // A converging deploy that adds a node and an impaired link leaves the running link's rate
+    // as set (not the topology's again) and shapes only the new link.
+    let plus = format!(
+        "{yaml}    - endpoints: [\"b:eth2\", \"c:eth1\"]\n      impairments:\n        \"c:eth1\": {{rate: 2Mbit}}\n"
+    )
+    .replace("    b: {kind: linux}\n", "    b: {kind: linux}\n    c: {kind: linux}\n");
+    std::fs::write(&lab.file, &plus).expect("write the topology");
+    lab.deploy();
+    let show = tools_ok(&lab, &["netem", "show", "-f", "json"]);
+    let v: Value = serde_json::from_str(&show).expect("netem show json");
+    let rate = |node: &str, iface: &str| {
+        v[node]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["interface"] == iface))
+            .map(|e| e["rate_kbit"].clone())
+    };
+    assert_eq!(rate("a", "eth1"), Some(8000.into()), "{show}");
+    assert_eq!(rate("c", "eth1"), Some(2000.into()), "{show}");
+    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "c's eth1 is shaped");
+    std::fs::write(&lab.file, &yaml).expect("write the topology");
+    lab.deploy();
 
     // netem on this host's kernel is refused and leaves the rate as it was.
     let out = tools(
@@ -234,9 +257,14 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
         .iter()
         .filter(|e| e["event"] == "impairment-changed")
         .collect();
-    assert_eq!(changes.len(), 3, "deploy, set, reset: {events:?}");
+    assert_eq!(
+        changes.len(),
+        4,
+        "deploy, set, the converging deploy's new link, reset: {events:?}"
+    );
     assert_eq!(changes[1]["impairment"]["rate_kbit"], 8000);
-    assert_eq!(changes[2]["impairment"], serde_json::json!({}));
+    assert_eq!(changes[2]["endpoint"], "c:eth1");
+    assert_eq!(changes[3]["impairment"], serde_json::json!({}));
     let destroyed = lab.destroy(true);
     assert!(destroyed.status.success(), "{}", describe(&destroyed));
     lab.assert_nothing_left(&[]);
