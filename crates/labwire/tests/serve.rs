@@ -894,7 +894,12 @@ impl Browser {
 
     /// Wait until `script` returns something truthy; its value.
     fn wait_for(&self, what: &str, script: &str) -> Value {
-        let r = poll(Duration::from_secs(30), || {
+        self.wait_for_within(what, script, Duration::from_secs(30))
+    }
+
+    /// [`Browser::wait_for`] for up to `timeout`.
+    fn wait_for_within(&self, what: &str, script: &str, timeout: Duration) -> Value {
+        let r = poll(timeout, || {
             let v = self.js(script);
             if v.is_null() || v == json!(false) {
                 Err(format!("{v}"))
@@ -1364,9 +1369,11 @@ fn d2f_live_events_1000_nodes() {
     }
     let b = Browser::start();
     b.open(&format!("{}/?lab=d2f-ev1k", s.base));
-    b.wait_for(
+    // The first view of a 1000-node lab reads every node's interfaces: on a busy host, a while.
+    b.wait_for_within(
         "1000 running nodes",
         &format!("return window.labwire.nodes().filter(n => n.state === 'running').length === {N}"),
+        Duration::from_secs(180),
     );
     // The stream is open before the first change (the page's own and the client's).
     std::thread::sleep(Duration::from_secs(2));
