@@ -192,8 +192,9 @@ pub fn parse(text: &str) -> Result<Value<'_>, SyntaxError> {
     }
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
-        // The parser counts positions in characters: they are byte offsets only in ASCII text.
-        source: text.is_ascii().then_some(text),
+        source: text,
+        ascii: text.is_ascii(),
+        cursor: (0, 0),
         anchors: Vec::new(),
         budget: MAX_VALUES,
         depth: 0,
@@ -227,8 +228,13 @@ fn find_tab_indent(text: &str) -> Option<SyntaxError> {
 
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    /// The document, where scalars may borrow their text from (ASCII documents only).
-    source: Option<&'a str>,
+    /// The document, where scalars borrow their text from.
+    source: &'a str,
+    /// The parser counts positions in characters: in ASCII text they are byte offsets.
+    ascii: bool,
+    /// Otherwise the last (character, byte) offset found: events come in document order, so
+    /// the next one is found by walking on from it.
+    cursor: (usize, usize),
     anchors: Vec<(usize, Value<'a>)>,
     budget: usize,
     /// Sequences and mappings currently open.
@@ -291,12 +297,12 @@ impl<'a> Builder<'a> {
     /// The scalar `text` as a slice of the document, when the document holds it verbatim at `at`
     /// (inside the quotes of a quoted scalar).
     fn borrowed(
-        &self,
+        &mut self,
         text: &str,
         style: ScalarStyle,
         at: std::ops::Range<usize>,
     ) -> Option<&'a str> {
-        let src = self.source?;
+        let at = self.byte_offset(at.start)?..self.byte_offset(at.end)?;
         let at = match style {
             ScalarStyle::Plain => at,
             ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
@@ -304,7 +310,26 @@ impl<'a> Builder<'a> {
             }
             _ => return None,
         };
-        src.get(at).filter(|s| *s == text)
+        self.source.get(at).filter(|s| *s == text)
+    }
+
+    /// The byte offset of character `chars` of the document.
+    fn byte_offset(&mut self, chars: usize) -> Option<usize> {
+        if self.ascii {
+            return Some(chars);
+        }
+        if chars < self.cursor.0 {
+            self.cursor = (0, 0);
+        }
+        let (c, b) = self.cursor;
+        let rest = self.source.get(b..)?;
+        let byte = match rest.char_indices().nth(chars - c) {
+            Some((i, _)) => b + i,
+            None if rest.chars().count() == chars - c => self.source.len(),
+            None => return None,
+        };
+        self.cursor = (chars, byte);
+        Some(byte)
     }
 
     fn charge(&mut self, n: usize, at: Pos) -> Result<(), SyntaxError> {
@@ -579,13 +604,27 @@ mod tests {
                 ("folded lines\n", false)
             ]
         );
-        // Outside ASCII the parser's positions are not byte offsets: the text is copied.
-        let v = parse("a: café\n").unwrap();
+        // Outside ASCII the parser's character positions are walked to byte offsets.
+        let v = parse("é: café\nb: [ü, 'ñ x']\n").unwrap();
         let Kind::Map(m) = &v.kind else { panic!() };
         let Kind::Scalar(s) = &m[0].1.kind else {
             panic!()
         };
-        assert_eq!((&*s.text, matches!(s.text, Cow::Owned(_))), ("café", true));
+        assert_eq!(
+            (&*s.text, matches!(s.text, Cow::Borrowed(_))),
+            ("café", true)
+        );
+        let Kind::Seq(items) = &m[1].1.kind else {
+            panic!()
+        };
+        let texts: Vec<(&str, bool)> = items
+            .iter()
+            .map(|v| match &v.kind {
+                Kind::Scalar(s) => (&*s.text, matches!(s.text, Cow::Borrowed(_))),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(texts, [("ü", true), ("ñ x", true)]);
     }
 
     #[test]
