@@ -279,6 +279,19 @@ fn d2k_native_netem_refused_before_anything() {
          \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      impairments: {{delay: 100ms, loss: 20%}}\n"
     );
     let lab = TestLab::new("d2k-nem", name, name, &["a", "b"], &yaml);
+    netem_refused_before_anything(
+        &lab,
+        &[
+            "link endpoint a:eth1: delay=100ms loss=20% needs the tc netem qdisc",
+            "module sch_netem",
+            "link endpoint b:eth1",
+        ],
+    );
+}
+
+/// A deploy of `lab` fails naming each of `needles`, and makes no host link, state directory or
+/// namespace of the lab.
+fn netem_refused_before_anything(lab: &TestLab, needles: &[&str]) {
     let out = lab.try_deploy();
     assert!(
         !out.status.success(),
@@ -286,12 +299,7 @@ fn d2k_native_netem_refused_before_anything() {
         describe(&out)
     );
     let err = text(&out.stderr);
-    assert!(
-        err.contains("link endpoint a:eth1: delay=100ms loss=20% needs the tc netem qdisc")
-            && err.contains("module sch_netem")
-            && err.contains("link endpoint b:eth1"),
-        "{err}"
-    );
+    assert!(needles.iter().all(|n| err.contains(n)), "{err}");
     // Other labs may come and go meanwhile: look for this lab's own names.
     let ours = lab.expected_host_objects();
     let made: Vec<String> = host_link_names()
@@ -300,10 +308,12 @@ fn d2k_native_netem_refused_before_anything() {
         .collect();
     assert!(made.is_empty(), "deploy made host links {made:?}");
     assert!(!lab.state_dir().exists(), "a state directory was made");
-    assert!(
-        !std::path::Path::new(&format!("/run/netns/{}", lab.netns("a"))).exists(),
-        "a namespace was made"
-    );
+    for n in &lab.nodes {
+        assert!(
+            !std::path::Path::new(&format!("/run/netns/{}", lab.netns(n))).exists(),
+            "a namespace of {n} was made"
+        );
+    }
 }
 
 /// The open-nos start script of the FRR tests: eth1 up, BGP unnumbered on eth1 (AS by node).
@@ -638,26 +648,16 @@ fn engine_impairments_and_link_state(engine: &EngineCli, runtime: &str, octet: u
     let lab = TestLab::new(&name, &name, &name, &["h", "c"], &yaml("delay: 50ms"));
 
     // Delay on a container's interface needs the host's sch_netem: refused before anything.
-    let out = lab.try_deploy();
-    assert!(
-        !out.status.success(),
-        "deploy succeeded: {}",
-        describe(&out)
-    );
-    let err = text(&out.stderr);
-    assert!(
-        err.contains("link endpoint c:eth1: delay=50ms needs the tc netem qdisc")
-            && err.contains("module sch_netem"),
-        "{err}"
+    netem_refused_before_anything(
+        &lab,
+        &[
+            "link endpoint c:eth1: delay=50ms needs the tc netem qdisc",
+            "module sch_netem",
+        ],
     );
     assert!(
         engine.containers_of(&name).is_empty(),
         "a container was made"
-    );
-    assert!(!lab.state_dir().exists(), "a state directory was made");
-    assert!(
-        !std::path::Path::new(&format!("/run/netns/{}", lab.netns("h"))).exists(),
-        "a namespace was made"
     );
 
     // A rate works: tbf on the container's eth1, in its own namespace.
