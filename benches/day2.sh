@@ -8,13 +8,16 @@
 #   sudo benches/day2.sh              # rings of 10, 100 and 1000 nodes, release build
 #   sudo benches/day2.sh 100 300      # other sizes
 #   LABWIRE_BUILD=debug sudo -E benches/day2.sh   # the debug build (no release compile)
+#   LABWIRE=target/release/labwire sudo -E benches/day2.sh   # a binary as built
 #
 # It prints figures; it passes or fails nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" = 0 ] || { echo "benches/day2.sh: run as root" >&2; exit 1; }
-if [ "${LABWIRE_BUILD:-release}" = debug ]; then
+if [ -n "${LABWIRE:-}" ]; then
+    LW=$LABWIRE     # a labwire binary as it is (LABWIRE_INIT names its labwire-init if not beside it)
+elif [ "${LABWIRE_BUILD:-release}" = debug ]; then
     cargo build -q
     LW=$PWD/target/debug/labwire
 else
