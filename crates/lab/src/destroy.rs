@@ -202,6 +202,9 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
     t
 }
 
+/// Threads that unregister a lab's namespace names at once (each mostly waits for the kernel).
+const UNREGISTER_THREADS: usize = 128;
+
 /// Remove everything `rec` names (caller holds the lab lock).
 pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Destroyed> {
     crate::events::emit(name, crate::events::Event::LabDestroyed);
@@ -350,10 +353,11 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
 
     lap("bridges", &mut report);
 
-    // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from several
-    // threads lets those waits overlap.
+    // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from many
+    // threads lets those waits share grace periods (3000 names took 9.6 s from 16 threads on 2
+    // loaded CPUs: about 50 ms per grace period, 16 names each).
     let names: Vec<&(String, Option<u64>)> = plan.netns.iter().collect();
-    let results = crate::pool::run(&names, 16, &|| false, &|entry: &&(String, Option<u64>)| {
+    let results = crate::pool::run(&names, UNREGISTER_THREADS, &|| false, &|entry: &&(String, Option<u64>)| {
         let (name, ino) = entry;
         // A name registered by someone else (taken before this lab's registration failed, or
         // after this lab's was removed) holds another namespace: it stays.
