@@ -636,7 +636,9 @@ impl Run<'_> {
         self.journal.record(&spawning)?;
         // A native node's worker mostly waits for its init (exec, namespaces, mounts, a fork),
         // so a few inits per worker keep the CPUs busy; an engine gets one request per worker.
-        let native = nodes.iter().all(|n| self.backends.node(n).name() == "native");
+        let native = nodes
+            .iter()
+            .all(|n| self.backends.node(n).name() == "native");
         let in_flight = if native {
             self.workers() * NATIVE_SPAWNS_PER_WORKER
         } else {

@@ -386,7 +386,7 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     // threads lets those waits share grace periods (3000 names took 9.6 s from 16 threads on 2
     // loaded CPUs: about 50 ms per grace period, 16 names each).
     let names: Vec<&(String, Option<u64>)> = plan.netns.iter().collect();
-    let results = crate::pool::run(&names, UNREGISTER_THREADS, &|| false, &|entry: &&(String, Option<u64>)| {
+    let unregister = |entry: &&(String, Option<u64>)| {
         let (name, ino) = entry;
         // A name registered by someone else (taken before this lab's registration failed, or
         // after this lab's was removed) holds another namespace: it stays.
@@ -395,7 +395,8 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             None => wire::netns::unregister(name),
         }
         .map_err(|err| format!("unregister namespace {name}: {err}"))
-    });
+    };
+    let results = crate::pool::run(&names, UNREGISTER_THREADS, &|| false, &unregister);
     errors.extend(results.into_iter().flatten().filter_map(Result::err));
     // The kills were sent before; by now most have taken effect (as long as the two waits this
     // replaced allowed).
