@@ -390,6 +390,10 @@ struct Run<'a> {
     kept: HashSet<String>,
 }
 
+/// Native nodes started at once per worker (see [`Run::create`]): on 2 CPUs, 1000 nodes started
+/// 8 at a time took 30 % less time than 2 at a time.
+const NATIVE_SPAWNS_PER_WORKER: usize = 4;
+
 fn check_interrupt() -> Result<()> {
     if signals::interrupted() {
         Err(Error::Interrupted)
@@ -679,9 +683,19 @@ impl Run<'_> {
             })
             .collect();
         self.journal.record(&spawning)?;
+        // A native node's worker mostly waits for its init (exec, namespaces, mounts, a fork),
+        // so a few inits per worker keep the CPUs busy; an engine gets one request per worker.
+        let native = nodes
+            .iter()
+            .all(|n| self.backends.node(n).name() == "native");
+        let in_flight = if native {
+            self.workers() * NATIVE_SPAWNS_PER_WORKER
+        } else {
+            self.workers()
+        };
         let results = pool::run(
             nodes,
-            self.workers(),
+            in_flight,
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
                 let share_net_with = match &n.network_mode {

@@ -32,6 +32,10 @@ pub struct Row {
     pub owner: String,
     pub runtime: String,
     pub pid: i32,
+    /// The node's healthcheck as one shell command, if it has one (for [`check_health`], which
+    /// then needs no second read of the lab).
+    #[serde(skip)]
+    pub healthcheck: Option<String>,
 }
 
 fn rows_of(rec: &Recorded) -> Vec<Row> {
@@ -98,6 +102,11 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 owner: owner.clone(),
                 runtime: n.runtime.to_string(),
                 pid: status.pid,
+                healthcheck: n
+                    .healthcheck
+                    .as_ref()
+                    .filter(|h| !h.test.is_empty())
+                    .map(|h| crate::deploy::healthcheck_command(&h.test)),
             }
         })
         .collect()
@@ -106,20 +115,11 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
 /// Run the healthcheck of each running node of lab `name` that has one, once, and add its result
 /// to the status as the Docker engine words it: `Up 3 minutes (healthy)` or `(unhealthy)`.
 pub fn check_health(name: &str, rows: &mut [Row]) {
-    let Some((lab, _)) = lab(name) else {
-        return;
-    };
     for r in rows.iter_mut().filter(|r| r.state == "running") {
-        let Some(test) = lab
-            .node(&r.node)
-            .and_then(|n| n.healthcheck.as_ref())
-            .map(|h| &h.test)
-            .filter(|t| !t.is_empty())
-        else {
+        let Some(cmd) = &r.healthcheck else {
             continue;
         };
-        let cmd = crate::deploy::healthcheck_command(test);
-        let healthy = crate::exec::exec(name, &crate::exec::Select::Node(&r.node), &cmd)
+        let healthy = crate::exec::exec(name, &crate::exec::Select::Node(&r.node), cmd)
             .is_ok_and(|out| out.iter().all(|(_, o)| o.code == 0));
         r.status.push_str(if healthy {
             " (healthy)"
