@@ -42,6 +42,7 @@ const CLAIM_DIR: &str = "/run/lock/lwt-subnets";
 pub struct LabBuilder {
     test: Option<String>,
     topology: String,
+    mgmt: String,
     extra: String,
     nodes: Option<Vec<String>>,
     env: Vec<(String, String)>,
@@ -96,6 +97,7 @@ impl LabBuilder {
         LabBuilder {
             test: None,
             topology: String::new(),
+            mgmt: String::new(),
             extra: String::new(),
             nodes: None,
             env: Vec::new(),
@@ -115,6 +117,12 @@ impl LabBuilder {
     /// prefixes ([`MgmtNet::v4`], [`MgmtNet::v6`]).
     pub fn topology(mut self, yaml: &str) -> Self {
         self.topology = dedent(yaml);
+        self
+    }
+
+    /// More fields of `mgmt:` besides the network, bridge and subnets (e.g. `mtu: 1450`).
+    pub fn mgmt(mut self, yaml: &str) -> Self {
+        self.mgmt = dedent(yaml);
         self
     }
 
@@ -148,8 +156,8 @@ impl LabBuilder {
     pub fn build(self) -> BuiltLab {
         require_root();
         let key = self.test.clone().unwrap_or_else(running_test);
-        let (name, hash) = lab_name(&key);
-        let (claim, mgmt) = claim_subnet(&hash);
+        let (name, _) = lab_name(&key);
+        let (claim, mgmt) = mgmt_claim(&key);
         let fill = |s: &str| {
             s.replace("{lab}", &name)
                 .replace("{mgmt4}", &mgmt.v4)
@@ -162,6 +170,11 @@ impl LabBuilder {
             v4 = mgmt.v4_subnet,
             v6 = mgmt.v6_subnet,
         );
+        for line in fill(&self.mgmt).lines() {
+            yaml.push_str("  ");
+            yaml.push_str(line);
+            yaml.push('\n');
+        }
         yaml.push_str(&fill(&self.extra));
         yaml.push_str("topology:\n");
         for line in fill(&self.topology).lines() {
@@ -211,11 +224,7 @@ fn lab_name(key: &str) -> (String, String) {
         h.update(part.as_bytes());
         h.update([0]);
     }
-    let hash: String = h
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let last = key.rsplit("::").next().unwrap_or(key);
     let mut slug: String = last
         .chars()
@@ -232,9 +241,11 @@ fn lab_name(key: &str) -> (String, String) {
     (format!("lwt-{slug}-{}", &hash[..6]), hash)
 }
 
-/// The first free slot from the hash's: not claimed by a live lab of this builder, and not
-/// overlapping a route the host has (another lab's management network).
-fn claim_subnet(hash: &str) -> (File, MgmtNet) {
+/// The management network for the lab of `key` (a test's name): the first free slot from the
+/// key's hash, not claimed by a live lab of this builder and not overlapping a route the host has
+/// (another lab's management network). The claim holds while the returned file is open.
+pub fn mgmt_claim(key: &str) -> (File, MgmtNet) {
+    let (_, hash) = lab_name(key);
     std::fs::create_dir_all(CLAIM_DIR).unwrap_or_else(|e| panic!("create {CLAIM_DIR}: {e}"));
     let start = u32::from_str_radix(&hash[..8], 16).expect("hex") % SLOTS;
     let routes = host_v4_routes();

@@ -24,7 +24,6 @@ pub fn ip_json(args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("ip {args:?} printed no JSON ({e}): {}", describe(&out)))
 }
 
-
 /// Names of the host's interfaces.
 pub fn host_link_names() -> BTreeSet<String> {
     match ip_json(&["-j", "link"]) {

@@ -23,9 +23,8 @@ pub fn copy_example(example: &str, files: &[&str], into: &Path) {
     for f in files {
         let to = into.join(f);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(src.join(f), &to).unwrap_or_else(|e| {
-            panic!("copy {} to {}: {e}", src.join(f).display(), to.display())
-        });
+        std::fs::copy(src.join(f), &to)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", src.join(f).display(), to.display()));
     }
 }
 

@@ -108,7 +108,6 @@ pub fn run_ok(cmd: Command) -> Output {
     out
 }
 
-
 /// Retry `check` until it returns Ok or `timeout` passes; the last error otherwise.
 pub fn poll<T>(
     timeout: Duration,
