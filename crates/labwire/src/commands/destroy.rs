@@ -107,16 +107,8 @@ pub fn destroy_nodes(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Destroy each lab of `names`, reporting each; an error when any was not fully destroyed.
-pub fn destroy_labs(names: &[String], cleanup: bool, stats: bool) -> anyhow::Result<ExitCode> {
-    let opts = lab::destroy::DestroyOptions {
-        cleanup,
-        ..Default::default()
-    };
-    destroy_labs_with(names, &opts, stats)
-}
-
-/// [`destroy_labs`] as `opts` says.
+/// Destroy each lab of `names` as `opts` says, reporting each; an error when any was not fully
+/// destroyed.
 pub fn destroy_labs_with(
     names: &[String],
     opts: &lab::destroy::DestroyOptions,
