@@ -1420,7 +1420,10 @@ fn d2f_live_events_1000_nodes() {
     );
     // The figures above are the measurement; the bounds only say the view is live (a change
     // shows within seconds, without a reload), far above them so a busy host does not fail it.
-    assert!(m_sse < 10_000.0, "events reach the stream {m_sse:.0} ms late");
+    assert!(
+        m_sse < 10_000.0,
+        "events reach the stream {m_sse:.0} ms late"
+    );
     assert!(
         m_page < 10_000.0,
         "the page shows a change {m_page:.0} ms late"
