@@ -251,8 +251,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         destroy::destroy_recorded(&lab.name, &rec, false)?;
     }
     paths::private_lab_dirs(&lab.name)?;
-    let journal;
-    {
+    let recorded = (|| -> Result<Journal> {
         let _g = Lock::global()?;
         let taken = addresses_taken_elsewhere(&lab);
         if lab.mgmt_addresses().any(|a| taken.contains(&a)) {
@@ -279,8 +278,20 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
             topology::reassign_mgmt(&mut lab, &taken).map_err(Error::MgmtAddresses)?;
         }
         state::write_lab(&state_dir, &lab)?;
-        journal = Journal::open(&state_dir)?;
-    }
+        Journal::open(&state_dir)
+    })();
+    let journal = match recorded {
+        Ok(journal) => journal,
+        Err(e) => {
+            // Nothing was made yet (an interrupt while waiting for the lock, an address clash):
+            // the directories just made go, unless a running lab's are converged.
+            if converging.is_none() {
+                let _ = std::fs::remove_dir_all(&state_dir);
+                let _ = std::fs::remove_dir_all(paths::lab_run_dir(&lab.name));
+            }
+            return Err(e);
+        }
+    };
     lap("record lab");
     let progress = Progress::new(opts.quiet);
     let dirs = LabDirs {

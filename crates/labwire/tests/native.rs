@@ -816,9 +816,9 @@ fn two_labs_in_parallel_then_destroy_one() {
 // 11. Ctrl-C during a deploy
 // ---------------------------------------------------------------------------------------------
 
-/// Deploy a generated 40-node ring, SIGINT it once it is under way (to the process, or to its process group
+/// Deploy a generated 40-node ring, SIGINT it once it is under way or making nodes (to the process, or to its process group
 /// as a terminal's Ctrl-C does), and check that nothing of the lab remains.
-fn interrupt_ring(test: &str, name: &str, n: u8, to_group: bool) {
+fn interrupt_ring(test: &str, name: &str, n: u8, to_group: bool, mid_nodes: bool) {
     require_root();
     let dir = PathBuf::from(format!("/tmp/lwt-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -851,9 +851,14 @@ fn interrupt_ring(test: &str, name: &str, n: u8, to_group: bool) {
     }
     let mut child = c.spawn().expect("start labwire deploy");
     // Once the lab's state directory exists the deploy is under way (its signal handlers are in
-    // place); a fixed delay could land before them on a busy host.
+    // place; a fixed delay could land before them on a busy host): the signal comes then, or once
+    // a node's namespace is registered.
+    let mark = match mid_nodes {
+        false => lab.state_dir(),
+        true => PathBuf::from("/run/netns").join(lab.long_name("n5")),
+    };
     let started = Instant::now();
-    while !lab.state_dir().exists()
+    while !mark.exists()
         && started.elapsed() < Duration::from_secs(30)
         && child.try_wait().ok().flatten().is_none()
     {
@@ -891,12 +896,12 @@ fn interrupt_ring(test: &str, name: &str, n: u8, to_group: bool) {
 
 #[test]
 fn ctrl_c_to_process_leaves_nothing() {
-    interrupt_ring("int", "lwt-int", 211, false);
+    interrupt_ring("int", "lwt-int", 211, false, false);
 }
 
 #[test]
 fn ctrl_c_to_process_group_leaves_nothing() {
-    interrupt_ring("intpg", "lwt-intpg", 212, true);
+    interrupt_ring("intpg", "lwt-intpg", 212, true, true);
 }
 
 // ---------------------------------------------------------------------------------------------
