@@ -89,7 +89,19 @@ fn keep_mgmt_net(rec: &mut Recorded) {
         Entry::HostLinkUp { name } => *name != bridge,
         Entry::FirewallAccept { bridge: b, .. } => *b != bridge,
         Entry::EngineNetwork { name, .. } => *name != network,
-        _ => true,
+        Entry::LabDir { .. }
+        | Entry::Spawning { .. }
+        | Entry::Node { .. }
+        | Entry::Container { .. }
+        | Entry::Netns { .. }
+        | Entry::ContainerNotMade { .. }
+        | Entry::HostLink { .. }
+        | Entry::HostsBlock { .. }
+        | Entry::SshConfig { .. }
+        | Entry::Cgroup { .. }
+        | Entry::NodeImage { .. }
+        | Entry::Stopped { .. }
+        | Entry::Done => true,
     });
 }
 

@@ -405,7 +405,9 @@ pub fn set_link_state(
     let host_end = match &link.peer {
         Peer::Host { host_iface, .. } | Peer::MgmtNet { host_iface, .. } => Some(host_iface),
         Peer::VxlanStitch { host_iface, .. } => Some(host_iface),
-        _ => None,
+        // A veth's other end is a node's; a macvlan, a VXLAN tunnel's remote and a dummy have no
+        // end in the host to pull.
+        Peer::Veth { .. } | Peer::Macvlan { .. } | Peer::Vxlan { .. } | Peer::Dummy => None,
     };
     if let Some(hi) = host_end {
         let mut h = Handle::new().map_err(wire_err("open netlink"))?;
