@@ -630,9 +630,14 @@ impl Run<'_> {
             })
             .collect();
         self.journal.record(&spawning)?;
+        let workers = nodes
+            .iter()
+            .map(|n| self.backends.node(n).create_concurrency(self.workers()))
+            .max()
+            .unwrap_or(1);
         let results = pool::run(
             nodes,
-            self.workers(),
+            workers,
             &signals::interrupted,
             &|n: &&Node| -> Result<()> {
                 let share_net_with = match &n.network_mode {

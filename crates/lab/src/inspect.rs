@@ -69,6 +69,9 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
             if let (Some(p), "Up") = (proc, status.status.as_str()) {
                 status.status = up_status(p.start);
             }
+            if let Some(h) = &status.health {
+                status.status = format!("{} ({h})", status.status);
+            }
             let engine_id = container_ids
                 .get(n.name.as_str())
                 .map(|id| id.chars().take(12).collect::<String>());
@@ -103,26 +106,42 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
         .collect()
 }
 
-/// Run the healthcheck of each running node of lab `name` that has one, once, and add its result
-/// to the status as the Docker engine words it: `Up 3 minutes (healthy)` or `(unhealthy)`.
+/// Add the health of each running node of lab `name` that has a healthcheck and no engine
+/// keeping its health (native and VM nodes; a container engine's nodes carry the engine's in
+/// their status already) to its status, as the Docker engine words it: the healthcheck's test is
+/// run once, now, and a pass reads `Up 3 minutes (healthy)`; a failure reads `(health: starting)`
+/// while the node is younger than the healthcheck's `start-period`, else `(unhealthy)`.
 pub fn check_health(name: &str, rows: &mut [Row]) {
-    let Some((lab, _)) = lab(name) else {
+    if paths::check_lab_name(name).is_err() {
+        return;
+    }
+    let rec = Recorded::read(&paths::lab_state_dir(name));
+    let Some(lab) = &rec.lab else {
         return;
     };
-    for r in rows.iter_mut().filter(|r| r.state == "running") {
-        let Some(test) = lab
-            .node(&r.node)
-            .and_then(|n| n.healthcheck.as_ref())
-            .map(|h| &h.test)
-            .filter(|t| !t.is_empty())
-        else {
+    let states = rec.node_states();
+    for r in rows
+        .iter_mut()
+        .filter(|r| r.state == "running" && !r.status.contains('('))
+    {
+        let Some(n) = lab.node(&r.node) else { continue };
+        let Some(h) = n.healthcheck.as_ref().filter(|h| !h.test.is_empty()) else {
             continue;
         };
-        let cmd = crate::deploy::healthcheck_command(test);
+        if runtime::docker::EngineKind::of(n.runtime).is_some() {
+            continue;
+        }
+        let cmd = crate::deploy::healthcheck_command(&h.test);
         let healthy = crate::exec::exec(name, &crate::exec::Select::Node(&r.node), &cmd)
             .is_ok_and(|out| out.iter().all(|(_, o)| o.code == 0));
+        let starting = states
+            .get(n.name.as_str())
+            .and_then(|(p, _)| *p)
+            .is_some_and(|p| age(p.start).as_secs() < h.start_period_s);
         r.status.push_str(if healthy {
             " (healthy)"
+        } else if starting {
+            " (health: starting)"
         } else {
             " (unhealthy)"
         });
@@ -190,16 +209,17 @@ fn relative_path(from: &Path, to: &Path) -> Option<PathBuf> {
 /// `Up 3 minutes` for a process started at `start` (clock ticks since boot), in the words the
 /// Docker engine uses for a container's status.
 pub fn up_status(start: u64) -> String {
+    format!("Up {}", human_duration(age(start)))
+}
+
+/// How long ago a process started `start` clock ticks after boot.
+fn age(start: u64) -> std::time::Duration {
     let hz = unix::clock_ticks_per_second() as f64;
     let uptime = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or(0.0);
-    let secs = (uptime - start as f64 / hz).max(0.0);
-    format!(
-        "Up {}",
-        human_duration(std::time::Duration::from_secs_f64(secs))
-    )
+    std::time::Duration::from_secs_f64((uptime - start as f64 / hz).max(0.0))
 }
 
 /// A duration as Docker's status words it: `Less than a second`, `5 seconds`, `About a minute`,
