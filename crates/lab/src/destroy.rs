@@ -86,6 +86,7 @@ fn keep_mgmt_net(rec: &mut Recorded) {
     rec.entries.retain(|e| match e {
         Entry::Bridge { name, .. } => *name != bridge,
         Entry::HostAddress { link, .. } => *link != bridge,
+        Entry::HostLinkUp { name } => *name != bridge,
         Entry::FirewallAccept { bridge: b, .. } => *b != bridge,
         Entry::EngineNetwork { name, .. } => *name != network,
         _ => true,
@@ -121,6 +122,8 @@ pub struct Teardown {
     pub netns: Vec<(String, Option<u64>)>,
     /// Addresses added to host links labwire did not make (link, address, prefix).
     pub host_addresses: Vec<(String, std::net::IpAddr, u8)>,
+    /// Host links labwire did not make and brought up: set down again.
+    pub links_brought_up: Vec<String>,
     /// Container names the engine refused (someone else's): never removed by name.
     pub containers_not_made: Vec<String>,
     pub cgroups: Vec<PathBuf>,
@@ -187,6 +190,11 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
             Entry::ContainerNotMade { name } => t.containers_not_made.push(name.clone()),
             Entry::HostAddress { link, addr, prefix } => {
                 t.host_addresses.push((link.clone(), *addr, *prefix));
+            }
+            Entry::HostLinkUp { name } => {
+                if !t.links_brought_up.contains(name) {
+                    t.links_brought_up.push(name.clone());
+                }
             }
             Entry::HostLink { name, mac } => t.host_links.push((name.clone(), mac.clone())),
             Entry::Bridge { name, mac, shared } => {
@@ -336,6 +344,27 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         }
     }
 
+    // Links labwire did not make but brought up go down again, unless another lab uses them.
+    if !plan.links_brought_up.is_empty() {
+        let _g = Lock::global()?;
+        let in_use = bridges_used_by_others(name);
+        for link in plan
+            .links_brought_up
+            .iter()
+            .filter(|l| !in_use.contains(l.as_str()))
+        {
+            match host.link(link) {
+                Ok(Some(l)) if l.up => {
+                    if let Err(err) = host.set_down(l.index) {
+                        errors.push(format!("set {link} down: {err}"));
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => errors.push(format!("look up {link}: {err}")),
+            }
+        }
+    }
+
     // Firewall rules accepting a bridge's traffic, unless another lab still uses the bridge.
     let rules = &plan.firewall;
     if !rules.is_empty() {
@@ -466,7 +495,10 @@ fn bridges_used_by_others(me: &str) -> HashSet<String> {
             out.insert(l.mgmt.bridge.clone());
         }
         for e in &rec.entries {
-            if let Entry::Bridge { name, .. } | Entry::FirewallAccept { bridge: name, .. } = e {
+            if let Entry::Bridge { name, .. }
+            | Entry::FirewallAccept { bridge: name, .. }
+            | Entry::HostLinkUp { name } = e
+            {
                 out.insert(name.clone());
             }
         }
@@ -510,6 +542,12 @@ mod tests {
                 tool: "iptables".into(),
                 bridge: "br-x".into(),
             },
+            Entry::HostLinkUp {
+                name: "docker9".into(),
+            },
+            Entry::HostLinkUp {
+                name: "docker9".into(),
+            },
             Entry::Cgroup {
                 path: "/sys/fs/cgroup/labwire/x/a".into(),
             },
@@ -541,6 +579,7 @@ mod tests {
             [("br-x".to_string(), "02:00:00:00:00:02".to_string(), true)]
         );
         assert_eq!(t.firewall, [("iptables".to_string(), "br-x".to_string())]);
+        assert_eq!(t.links_brought_up, ["docker9"]);
         assert_eq!(t.cgroups.len(), 1);
         assert_eq!(t.hosts_blocks.len(), 1);
         assert_eq!(t.ssh_configs.len(), 1);

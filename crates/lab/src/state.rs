@@ -74,6 +74,10 @@ pub enum Entry {
         addr: std::net::IpAddr,
         prefix: u8,
     },
+    /// About to bring up host link `name`, which labwire did not make and found down (a bridge
+    /// named as the management bridge or by a bridge node): destroy sets it down again, once no
+    /// other lab uses it.
+    HostLinkUp { name: String },
     /// About to make a link in the host namespace (deleted on destroy only if its MAC matches).
     HostLink { name: String, mac: String },
     /// About to make a bridge in the host; `shared` for a management bridge other labs may use.

@@ -165,7 +165,9 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
                     kind: l.kind.clone().unwrap_or_else(|| "non-bridge".into()),
                 });
             }
-            if !l.up {
+            if foreign {
+                bring_up_foreign(host, &l, journal)?;
+            } else if !l.up {
                 host.set_up(l.index)
                     .map_err(wire_err(format!("bring up {}", m.bridge)))?;
             }
@@ -244,6 +246,29 @@ fn journal_foreign_addresses(
     journal.record(&added)
 }
 
+/// A host link labwire did not make is left as up or down as it was: bringing it up is
+/// journalled first (destroy sets it down again), and a link another lab brought up is recorded
+/// by this lab too, so the last lab out sets it down.
+fn bring_up_foreign(host: &mut Handle, l: &wire::Link, journal: &Journal) -> Result<()> {
+    let entry = Entry::HostLinkUp {
+        name: l.name.clone(),
+    };
+    if l.up {
+        let by_labs = crate::state::recorded_labs().into_iter().any(|other| {
+            crate::state::Recorded::read(&crate::paths::lab_state_dir(&other))
+                .entries
+                .contains(&entry)
+        });
+        if by_labs {
+            journal.record(&[entry])?;
+        }
+        return Ok(());
+    }
+    journal.record(&[entry])?;
+    host.set_up(l.index)
+        .map_err(wire_err(format!("bring up {}", l.name)))
+}
+
 /// With a Docker engine on the host, its firewall drops traffic forwarded by other bridges:
 /// accept `bridge`'s (an interface name or an iptables `name+` pattern; journalled first, removed
 /// on destroy).
@@ -276,9 +301,13 @@ pub fn ensure_bridge_nodes(lab: &Lab, host: &mut Handle, journal: &Journal) -> R
             .map_err(wire_err(format!("look up bridge {}", n.name)))?
         {
             Some(l) if l.kind.as_deref() == Some("bridge") => {
-                if !l.up {
-                    host.set_up(l.index)
-                        .map_err(wire_err(format!("bring up {}", n.name)))?;
+                if l.mac.map(Mac) == Some(bridge_node_mac(&n.name)) {
+                    if !l.up {
+                        host.set_up(l.index)
+                            .map_err(wire_err(format!("bring up {}", n.name)))?;
+                    }
+                } else {
+                    bring_up_foreign(host, &l, journal)?;
                 }
             }
             Some(l) => {

@@ -622,21 +622,29 @@ fn addresses(dev: &str) -> Vec<String> {
 #[test]
 fn an_existing_bridge_and_someone_elses_ssh_config_are_left_as_they_were() {
     require_root();
-    let bridge = "ctfbr0";
-    let _ = ip(&["link", "del", bridge]);
-    let _g = LinkGuard(bridge.into());
-    run_ok({
-        let mut c = Command::new("ip");
-        c.args(["link", "add", bridge, "type", "bridge"]);
-        c
-    });
+    // Two bridges someone else made, both down: one named as the management bridge, one by a
+    // bridge node.
+    let (bridge, node_bridge) = ("ctfbr0", "ctfbr1");
+    let mut guards = Vec::new();
+    for br in [bridge, node_bridge] {
+        let _ = ip(&["link", "del", br]);
+        guards.push(LinkGuard(br.into()));
+        run_ok({
+            let mut c = Command::new("ip");
+            c.args(["link", "add", br, "type", "bridge"]);
+            c
+        });
+        assert!(!link_is_up(br), "a new bridge {br} is down");
+    }
     run_ok({
         let mut c = Command::new("ip");
         c.args(["addr", "add", "10.231.11.254/24", "dev", bridge]);
         c
     });
     let before = addresses(bridge);
-    let body = "  nodes:\n    n1: {kind: linux, cmd: sleep 100000}\n";
+    let body = format!(
+        "  nodes:\n    n1: {{kind: linux, cmd: sleep 100000}}\n    {node_bridge}: {{kind: bridge}}\n  links:\n    - endpoints: [n1:eth1, {node_bridge}:ctfbr1p1]\n"
+    );
     let mut lab = TestLab::new(
         "ct-fbr",
         "ct-fbr",
@@ -662,6 +670,9 @@ fn an_existing_bridge_and_someone_elses_ssh_config_are_left_as_they_were() {
         during.contains(&"10.231.10.1/24".to_string()),
         "the gateway address is on the bridge: {during:?}"
     );
+    for br in [bridge, node_bridge] {
+        assert!(link_is_up(br), "deploy brought {br} up");
+    }
     let out = lab.destroy(true);
     assert!(out.status.success(), "destroy: {}", describe(&out));
     assert!(
@@ -679,6 +690,20 @@ fn an_existing_bridge_and_someone_elses_ssh_config_are_left_as_they_were() {
         "the foreign ssh config changed"
     );
     assert_eq!(std::fs::metadata(&foreign).unwrap().uid(), 65534);
+    for br in [bridge, node_bridge] {
+        assert!(
+            !link_is_up(br),
+            "destroy left {br} up, as it was not before"
+        );
+    }
+}
+
+/// Whether host link `dev` is administratively up.
+fn link_is_up(dev: &str) -> bool {
+    let v = ip_json(&["-j", "link", "show", "dev", dev]);
+    v[0]["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "UP"))
 }
 
 #[test]

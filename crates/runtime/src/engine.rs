@@ -148,8 +148,7 @@ impl Backend for EngineBackend {
     fn create(&self, d: &Deployment<'_>, req: &CreateNode<'_>, rec: &dyn Record) -> Result<ProcId> {
         let n = req.node;
         let engine = self.engine()?;
-        std::fs::create_dir_all(&n.dir)
-            .map_err(crate::io(format!("create {}", n.dir.display())))?;
+        crate::node::node_dir(n)?;
         let spec = Container {
             ctx: req.ctx,
             node: n,

@@ -88,7 +88,7 @@ pub fn remove_cgroup(dir: &Path) -> std::io::Result<()> {
 /// created; its runtime files go to `run_dir`.
 pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     let node = s.node;
-    std::fs::create_dir_all(&node.dir).map_err(io(format!("create {}", node.dir.display())))?;
+    crate::node::node_dir(node)?;
     let dir = s.run_dir;
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
     let hosts = dir.join("hosts");

@@ -12,6 +12,35 @@ use topology::{Lab, Node};
 
 use crate::{io, Error, Result};
 
+/// Make the node's directory in the lab directory and open it. The lab directory (made by deploy)
+/// is opened without following a link in its place, and the node's directory is made and opened
+/// relative to it the same way: a link planted there after preflight is refused, never followed,
+/// so nothing is created outside the lab directory.
+pub fn node_dir(node: &Node) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = &node.dir;
+    let failed = |what: &str, e: std::io::Error| {
+        let e = match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => std::io::Error::other(
+                "a symbolic link or a file is in its place; labwire never writes through one",
+            ),
+            _ => e,
+        };
+        io(format!("{what} {}", dir.display()))(e)
+    };
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(failed("create", std::io::ErrorKind::InvalidInput.into()));
+    };
+    let lab_dir = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(parent)
+        .map_err(|e| failed("open the lab directory of", e))?;
+    let name = std::ffi::CString::new(name.as_encoded_bytes())
+        .map_err(|_| failed("create", std::io::ErrorKind::InvalidInput.into()))?;
+    unix::dir_at(&lab_dir, &name, 0o755).map_err(|e| failed("create", e))
+}
+
 /// Output of a command run inside a node.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExecOutput {
@@ -329,7 +358,46 @@ pub fn environment_of_process(pid: i32) -> Option<BTreeMap<String, String>> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_words;
+    use super::{node_dir, split_words};
+    use std::path::Path;
+
+    fn node_in(dir: &Path) -> topology::Node {
+        let yaml = "name: t\ntopology:\n  nodes:\n    n1: {kind: linux}\n";
+        let src = topology::Source::from_text("t.clab.yml", yaml, dir);
+        let mut lab = topology::load(&src, &topology::Options::default())
+            .unwrap()
+            .lab;
+        lab.nodes.remove(0)
+    }
+
+    #[test]
+    fn a_node_directory_is_never_made_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = node_in(tmp.path());
+        let lab_dir = node.dir.parent().unwrap().to_path_buf();
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+
+        // The lab directory replaced by a link: refused, nothing made at its target.
+        std::os::unix::fs::symlink(&elsewhere, &lab_dir).unwrap();
+        let err = crate::chain(&node_dir(&node).unwrap_err());
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+
+        // The node's directory replaced by a link: refused the same way.
+        std::fs::remove_file(&lab_dir).unwrap();
+        std::fs::create_dir(&lab_dir).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &node.dir).unwrap();
+        let err = crate::chain(&node_dir(&node).unwrap_err());
+        assert!(err.contains("symbolic link"), "{err}");
+
+        // A real one is made once and opened again.
+        std::fs::remove_file(&node.dir).unwrap();
+        node_dir(&node).unwrap();
+        node_dir(&node).unwrap();
+        assert!(node.dir.is_dir());
+        assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+    }
 
     #[test]
     fn words_split_like_a_shell() {

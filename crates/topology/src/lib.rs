@@ -1160,7 +1160,7 @@ fn check_stages(
 /// Where a definition names `target` in a wait-for of `stage`: `stages.<stage>.wait-for[].node`, or an
 /// item of the deprecated `wait-for` list (which waits in the create stage).
 fn wait_for_span(def: &Def, stage: Stage, target: &str) -> Option<Span> {
-    fn get<'v>(v: &'v yaml::Value, key: &str) -> Option<&'v yaml::Value> {
+    fn get<'v>(v: &'v yaml::Value<'v>, key: &str) -> Option<&'v yaml::Value<'v>> {
         match &v.kind {
             yaml::Kind::Map(m) => m
                 .iter()
@@ -1169,7 +1169,7 @@ fn wait_for_span(def: &Def, stage: Stage, target: &str) -> Option<Span> {
             _ => None,
         }
     }
-    fn items(v: &yaml::Value) -> &[yaml::Value] {
+    fn items<'a>(v: &'a yaml::Value<'a>) -> &'a [yaml::Value<'a>] {
         match &v.kind {
             yaml::Kind::Seq(s) => s,
             _ => &[],

@@ -103,11 +103,11 @@ pub fn field_names() -> Vec<&'static str> {
 #[derive(Debug, Clone, Default)]
 pub struct Def<'v> {
     pub span: Option<Span>,
-    pub fields: Vec<(String, &'v Value)>,
+    pub fields: Vec<(String, &'v Value<'v>)>,
 }
 
 impl<'v> Def<'v> {
-    pub fn read(v: &'v Value, what: &str, d: &mut Diagnostics) -> Def<'v> {
+    pub fn read(v: &'v Value<'v>, what: &str, d: &mut Diagnostics) -> Def<'v> {
         let names = field_names();
         let Some(m) = read::map(v, what, &names, d) else {
             return Def::default();
@@ -123,7 +123,7 @@ impl<'v> Def<'v> {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&'v Value> {
+    pub fn get(&self, key: &str) -> Option<&'v Value<'v>> {
         self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 }
@@ -136,7 +136,7 @@ pub struct Levels<'a> {
 impl<'a> Levels<'a> {
     /// The resolved value of `key`, merged as its [`Merge`] says. A value only one level gives is
     /// borrowed from the document, not copied.
-    pub fn resolve(&self, key: &str) -> Option<Cow<'a, Value>> {
+    pub fn resolve(&self, key: &str) -> Option<Cow<'a, Value<'a>>> {
         let merge = FIELDS
             .iter()
             .find(|(n, _)| *n == key)
@@ -388,7 +388,7 @@ struct MapKey {
     field: &'static str,
     /// Whether the node is a VM (its sysctls are checked differently).
     vm: bool,
-    from: Vec<*const Value>,
+    from: Vec<*const ()>,
 }
 
 impl SharedMaps {
@@ -396,7 +396,7 @@ impl SharedMaps {
         let from = std::iter::once(field)
             .chain(also.iter().copied())
             .flat_map(|f| levels.levels.iter().filter_map(move |l| l.get(f)))
-            .map(|v| v as *const Value)
+            .map(|v| std::ptr::from_ref(v).cast::<()>())
             .collect();
         MapKey { field, vm, from }
     }
@@ -471,7 +471,7 @@ pub fn decode(
             return Some(v);
         }
         let mut v = v.into_owned();
-        v.map_scalars(&mut |s, _| s.text = magic(&s.text));
+        v.map_scalars(&mut |s, _| s.text = magic(&s.text).into());
         Some(Cow::Owned(v))
     };
     let text = |key: &str, d: &mut Diagnostics| {

@@ -11,11 +11,11 @@ use crate::yaml::{Kind, Scalar, Span, Value};
 /// A mapping whose keys were checked against a list of known keys.
 pub struct Map<'v> {
     pub span: Span,
-    pub entries: Vec<(&'v str, Span, &'v Value)>,
+    pub entries: Vec<(&'v str, Span, &'v Value<'v>)>,
 }
 
 impl<'v> Map<'v> {
-    pub fn get(&self, key: &str) -> Option<&'v Value> {
+    pub fn get(&self, key: &str) -> Option<&'v Value<'v>> {
         self.entries
             .iter()
             .find(|(k, _, _)| *k == key)
@@ -23,14 +23,19 @@ impl<'v> Map<'v> {
     }
 
     /// A present, non-null value.
-    pub fn some(&self, key: &str) -> Option<&'v Value> {
+    pub fn some(&self, key: &str) -> Option<&'v Value<'v>> {
         self.get(key).filter(|v| !v.is_null())
     }
 }
 
 /// Read `v` as a mapping of `what` whose keys must be among `known`. Unknown keys are errors with a
 /// suggestion. A null value reads as an empty mapping.
-pub fn map<'v>(v: &'v Value, what: &str, known: &[&str], d: &mut Diagnostics) -> Option<Map<'v>> {
+pub fn map<'v>(
+    v: &'v Value<'v>,
+    what: &str,
+    known: &[&str],
+    d: &mut Diagnostics,
+) -> Option<Map<'v>> {
     let entries = entries(v, what, d)?;
     let mut out = Vec::with_capacity(entries.len());
     for (k, span, val) in entries {
@@ -61,16 +66,16 @@ pub fn map<'v>(v: &'v Value, what: &str, known: &[&str], d: &mut Diagnostics) ->
 
 /// The entries of a mapping with string keys, in order; a null reads as empty.
 pub fn entries<'v>(
-    v: &'v Value,
+    v: &'v Value<'v>,
     what: &str,
     d: &mut Diagnostics,
-) -> Option<Vec<(&'v str, Span, &'v Value)>> {
+) -> Option<Vec<(&'v str, Span, &'v Value<'v>)>> {
     match &v.kind {
         Kind::Map(m) => {
             let mut out = Vec::with_capacity(m.len());
             for (k, val) in m {
                 match &k.kind {
-                    Kind::Scalar(Scalar { text, .. }) => out.push((text.as_str(), k.span, val)),
+                    Kind::Scalar(Scalar { text, .. }) => out.push((&**text, k.span, val)),
                     _ => {
                         d.error(
                             Some(k.span),
@@ -98,7 +103,7 @@ pub fn string(v: &Value, what: &str, d: &mut Diagnostics) -> Option<String> {
         return None;
     }
     match &v.kind {
-        Kind::Scalar(s) => Some(s.text.clone()),
+        Kind::Scalar(s) => Some(s.text.to_string()),
         _ => {
             d.error(
                 Some(v.span),
@@ -206,7 +211,7 @@ pub fn each_string(
 }
 
 /// A list of values.
-pub fn seq<'v>(v: &'v Value, what: &str, d: &mut Diagnostics) -> &'v [Value] {
+pub fn seq<'v>(v: &'v Value<'v>, what: &str, d: &mut Diagnostics) -> &'v [Value<'v>] {
     match &v.kind {
         Kind::Seq(items) => items,
         _ if v.is_null() => &[],
@@ -237,7 +242,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
                         return f.into();
                     }
                 }
-                match s.text.as_str() {
+                match &*s.text {
                     "true" => return true.into(),
                     "false" => return false.into(),
                     _ => {}

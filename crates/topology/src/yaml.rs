@@ -4,6 +4,7 @@
 //! topology schema: decoding into the raw model happens in `raw`. Aliases are expanded here, under a
 //! budget so an alias bomb is refused instead of exhausting memory.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -47,30 +48,32 @@ fn pos(m: saphyr_parser::Marker) -> Pos {
 
 /// A scalar as written. Typing (string, number, boolean, null) is decided by the reader that knows
 /// what the field expects, so `mtu: "1500"` and `mtu: 1500` both work and `name: 01` stays `01`.
+/// Its text borrows from the document where the source holds it verbatim (no escapes or folded
+/// lines), so a large topology is not held twice.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Scalar {
-    pub text: String,
+pub struct Scalar<'a> {
+    pub text: Cow<'a, str>,
     /// A plain (unquoted) scalar: only these can be null, booleans or numbers.
     pub plain: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
-    Scalar(Scalar),
-    Seq(Vec<Value>),
-    Map(Vec<(Value, Value)>),
+pub enum Kind<'a> {
+    Scalar(Scalar<'a>),
+    Seq(Vec<Value<'a>>),
+    Map(Vec<(Value<'a>, Value<'a>)>),
 }
 
 /// One node of the document with its span.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Value {
-    pub kind: Kind,
+pub struct Value<'a> {
+    pub kind: Kind<'a>,
     pub span: Span,
 }
 
-impl Value {
+impl<'a> Value<'a> {
     pub fn is_null(&self) -> bool {
-        matches!(&self.kind, Kind::Scalar(s) if s.plain && matches!(s.text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+        matches!(&self.kind, Kind::Scalar(s) if s.plain && matches!(&*s.text, "" | "~" | "null" | "Null" | "NULL"))
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -93,14 +96,14 @@ impl Value {
     /// A mapping key or scalar as a short string for messages.
     pub fn display(&self) -> String {
         match &self.kind {
-            Kind::Scalar(s) => s.text.clone(),
+            Kind::Scalar(s) => s.text.to_string(),
             Kind::Seq(_) => "[…]".into(),
             Kind::Map(_) => "{…}".into(),
         }
     }
 
     /// Whether `f` holds for some scalar of the tree (keys included).
-    pub fn any_scalar(&self, f: &dyn Fn(&Scalar) -> bool) -> bool {
+    pub fn any_scalar(&self, f: &dyn Fn(&Scalar<'a>) -> bool) -> bool {
         match &self.kind {
             Kind::Scalar(s) => f(s),
             Kind::Seq(items) => items.iter().any(|v| v.any_scalar(f)),
@@ -111,7 +114,7 @@ impl Value {
     }
 
     /// Apply `f` to every scalar of the tree (used for environment expansion).
-    pub fn map_scalars(&mut self, f: &mut dyn FnMut(&mut Scalar, Span)) {
+    pub fn map_scalars(&mut self, f: &mut dyn FnMut(&mut Scalar<'a>, Span)) {
         let span = self.span;
         match &mut self.kind {
             Kind::Scalar(s) => f(s, span),
@@ -173,7 +176,7 @@ const INDEX_MAPS_FROM: usize = 16;
 pub const MAX_VALUES: usize = 1_000_000;
 
 /// Parse one YAML document. An empty document is a null scalar. A second document is an error.
-pub fn parse(text: &str) -> Result<Value, SyntaxError> {
+pub fn parse(text: &str) -> Result<Value<'_>, SyntaxError> {
     if text.len() > MAX_SOURCE_BYTES {
         return Err(SyntaxError {
             pos: Pos { line: 1, col: 1 },
@@ -189,6 +192,9 @@ pub fn parse(text: &str) -> Result<Value, SyntaxError> {
     }
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
+        source: text,
+        ascii: text.is_ascii(),
+        cursor: (0, 0),
         anchors: Vec::new(),
         budget: MAX_VALUES,
         depth: 0,
@@ -222,16 +228,27 @@ fn find_tab_indent(text: &str) -> Option<SyntaxError> {
 
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: Vec<(usize, Value)>,
+    /// The document, where scalars borrow their text from.
+    source: &'a str,
+    /// The parser counts positions in characters: in ASCII text they are byte offsets.
+    ascii: bool,
+    /// Otherwise the last (character, byte) offset found: events come in document order, so
+    /// the next one is found by walking on from it.
+    cursor: (usize, usize),
+    anchors: Vec<(usize, Value<'a>)>,
     budget: usize,
     /// Sequences and mappings currently open.
     depth: usize,
 }
 
 impl<'a> Builder<'a> {
-    fn next(&mut self) -> Result<(Event<'a>, Span), SyntaxError> {
+    fn next(&mut self) -> Result<(Event<'a>, Span, std::ops::Range<usize>), SyntaxError> {
         match self.parser.next_event() {
-            Some(Ok((ev, span))) => Ok((ev, Span::from_parser(span))),
+            Some(Ok((ev, span))) => Ok((
+                ev,
+                Span::from_parser(span),
+                span.start.index()..span.end.index(),
+            )),
             Some(Err(e)) => Err(scan_error(&e)),
             None => Err(SyntaxError {
                 pos: Pos::default(),
@@ -240,34 +257,34 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn document(&mut self) -> Result<Value, SyntaxError> {
-        let (ev, span) = self.next()?;
+    fn document(&mut self) -> Result<Value<'a>, SyntaxError> {
+        let (ev, span, _) = self.next()?;
         debug_assert!(matches!(ev, Event::StreamStart));
-        let (ev, span) = match self.next()? {
-            (Event::StreamEnd, _) => {
+        let (ev, span, at) = match self.next()? {
+            (Event::StreamEnd, _, _) => {
                 return Ok(Value {
                     kind: Kind::Scalar(Scalar {
-                        text: String::new(),
+                        text: Cow::Borrowed(""),
                         plain: true,
                     }),
                     span,
                 })
             }
-            (Event::DocumentStart(_), _) => self.next()?,
+            (Event::DocumentStart(_), _, _) => self.next()?,
             other => other,
         };
-        let root = self.value(ev, span)?;
+        let root = self.value(ev, span, at)?;
         loop {
             match self.next()? {
-                (Event::DocumentEnd, _) => continue,
-                (Event::StreamEnd, _) => return Ok(root),
-                (Event::DocumentStart(_), span) => {
+                (Event::DocumentEnd, _, _) => continue,
+                (Event::StreamEnd, _, _) => return Ok(root),
+                (Event::DocumentStart(_), span, _) => {
                     return Err(SyntaxError {
                         pos: span.start,
                         message: "a second YAML document; a topology file holds exactly one".into(),
                     })
                 }
-                (_, span) => {
+                (_, span, _) => {
                     return Err(SyntaxError {
                         pos: span.start,
                         message: "unexpected content after the document".into(),
@@ -275,6 +292,44 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+    }
+
+    /// The scalar `text` as a slice of the document, when the document holds it verbatim at `at`
+    /// (inside the quotes of a quoted scalar).
+    fn borrowed(
+        &mut self,
+        text: &str,
+        style: ScalarStyle,
+        at: std::ops::Range<usize>,
+    ) -> Option<&'a str> {
+        let at = self.byte_offset(at.start)?..self.byte_offset(at.end)?;
+        let at = match style {
+            ScalarStyle::Plain => at,
+            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                at.start.checked_add(1)?..at.end.checked_sub(1)?
+            }
+            _ => return None,
+        };
+        self.source.get(at).filter(|s| *s == text)
+    }
+
+    /// The byte offset of character `chars` of the document.
+    fn byte_offset(&mut self, chars: usize) -> Option<usize> {
+        if self.ascii {
+            return Some(chars);
+        }
+        if chars < self.cursor.0 {
+            self.cursor = (0, 0);
+        }
+        let (c, b) = self.cursor;
+        let rest = self.source.get(b..)?;
+        let byte = match rest.char_indices().nth(chars - c) {
+            Some((i, _)) => b + i,
+            None if rest.chars().count() == chars - c => self.source.len(),
+            None => return None,
+        };
+        self.cursor = (chars, byte);
+        Some(byte)
     }
 
     fn charge(&mut self, n: usize, at: Pos) -> Result<(), SyntaxError> {
@@ -290,7 +345,12 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn value(&mut self, ev: Event<'a>, span: Span) -> Result<Value, SyntaxError> {
+    fn value(
+        &mut self,
+        ev: Event<'a>,
+        span: Span,
+        at: std::ops::Range<usize>,
+    ) -> Result<Value<'a>, SyntaxError> {
         self.charge(1, span.start)?;
         if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) {
             if self.depth >= MAX_DEPTH {
@@ -302,26 +362,34 @@ impl<'a> Builder<'a> {
                 });
             }
             self.depth += 1;
-            let v = self.node(ev, span);
+            let v = self.node(ev, span, at);
             self.depth -= 1;
             return v;
         }
-        self.node(ev, span)
+        self.node(ev, span, at)
     }
 
     /// One value of any kind, its anchor remembered.
-    fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Value, SyntaxError> {
+    fn node(
+        &mut self,
+        ev: Event<'a>,
+        span: Span,
+        at: std::ops::Range<usize>,
+    ) -> Result<Value<'a>, SyntaxError> {
         let (value, anchor) = match ev {
             Event::Scalar(text, style, anchor, _tag) => (
                 Value {
                     kind: Kind::Scalar(Scalar {
-                        // The scanner grows its buffer as it reads: keep only what the text
-                        // needs (it halves a large map's memory).
-                        text: {
-                            let mut t = text.into_owned();
-                            t.shrink_to_fit();
-                            t
-                        },
+                        text: self.borrowed(&text, style, at).map_or_else(
+                            || {
+                                // The scanner grows its buffer as it reads: keep only what the
+                                // text needs (it halves a large map's memory).
+                                let mut t = text.into_owned();
+                                t.shrink_to_fit();
+                                Cow::Owned(t)
+                            },
+                            Cow::Borrowed,
+                        ),
                         plain: style == ScalarStyle::Plain,
                     }),
                     span,
@@ -342,11 +410,11 @@ impl<'a> Builder<'a> {
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
                 let end = loop {
-                    let (ev, s) = self.next()?;
+                    let (ev, s, at) = self.next()?;
                     if matches!(ev, Event::SequenceEnd) {
                         break s;
                     }
-                    items.push(self.value(ev, s)?);
+                    items.push(self.value(ev, s, at)?);
                 };
                 let span = Span {
                     start: span.start,
@@ -368,13 +436,13 @@ impl<'a> Builder<'a> {
                 // (`nodes:` may have 10 000 keys).
                 let mut index: Option<HashMap<String, usize>> = None;
                 let end = loop {
-                    let (ev, s) = self.next()?;
+                    let (ev, s, at) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
                         break s;
                     }
-                    let key = self.value(ev, s)?;
-                    let (ev, s) = self.next()?;
-                    let val = self.value(ev, s)?;
+                    let key = self.value(ev, s, at)?;
+                    let (ev, s, at) = self.next()?;
+                    let val = self.value(ev, s, at)?;
                     if key.as_str() == Some("<<") && matches!(&key.kind, Kind::Scalar(s) if s.plain)
                     {
                         let before = entries.len();
@@ -451,7 +519,10 @@ impl<'a> Builder<'a> {
 }
 
 /// `<<: *base` (or a list of them): keys of the merged mapping(s) that the mapping lacks are added.
-fn merge_into(entries: &mut Vec<(Value, Value)>, val: Value) -> Result<(), SyntaxError> {
+fn merge_into<'a>(
+    entries: &mut Vec<(Value<'a>, Value<'a>)>,
+    val: Value<'a>,
+) -> Result<(), SyntaxError> {
     let sources = match val.kind {
         Kind::Map(m) => vec![m],
         Kind::Seq(items) => items
@@ -510,6 +581,50 @@ mod tests {
         let Kind::Map(m) = &v.kind else { panic!() };
         assert_eq!(m[0].1.span.start, Pos { line: 1, col: 7 });
         assert_eq!(m[1].0.span.start, Pos { line: 2, col: 1 });
+    }
+
+    #[test]
+    fn verbatim_scalars_borrow_from_the_document() {
+        let doc = "a: plain words\nb: 'single'\nc: \"tab\\there\"\nd: >\n  folded\n  lines\n";
+        let v = parse(doc).unwrap();
+        let Kind::Map(m) = &v.kind else { panic!() };
+        let texts: Vec<(&str, bool)> = m
+            .iter()
+            .map(|(_, v)| match &v.kind {
+                Kind::Scalar(s) => (&*s.text, matches!(s.text, Cow::Borrowed(_))),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("plain words", true),
+                ("single", true),
+                ("tab\there", false),
+                ("folded lines\n", false)
+            ]
+        );
+        // Outside ASCII the parser's character positions are walked to byte offsets.
+        let v = parse("é: café\nb: [ü, 'ñ x']\n").unwrap();
+        let Kind::Map(m) = &v.kind else { panic!() };
+        let Kind::Scalar(s) = &m[0].1.kind else {
+            panic!()
+        };
+        assert_eq!(
+            (&*s.text, matches!(s.text, Cow::Borrowed(_))),
+            ("café", true)
+        );
+        let Kind::Seq(items) = &m[1].1.kind else {
+            panic!()
+        };
+        let texts: Vec<(&str, bool)> = items
+            .iter()
+            .map(|v| match &v.kind {
+                Kind::Scalar(s) => (&*s.text, matches!(s.text, Cow::Borrowed(_))),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(texts, [("ü", true), ("ñ x", true)]);
     }
 
     #[test]

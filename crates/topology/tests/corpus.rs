@@ -74,7 +74,7 @@ fn node_keys_used() -> BTreeSet<String> {
             out.extend(m.iter().filter_map(|(k, _)| k.as_str().map(str::to_string)));
         }
     }
-    fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    fn get<'a>(v: &'a Value<'a>, key: &str) -> Option<&'a Value<'a>> {
         match &v.kind {
             Kind::Map(m) => m
                 .iter()

@@ -269,6 +269,46 @@ pub fn create_new_at(dir: &File, name: &CStr) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// The directory `name` in the directory `dir`, made (with `mode`) if missing, and opened without
+/// following a symbolic link in its place: a link or a non-directory there is an error (`ELOOP`,
+/// `ENOTDIR`), so nothing is ever created through it.
+pub fn dir_at(dir: &File, name: &CStr, mode: u32) -> io::Result<File> {
+    // SAFETY: mkdirat in a directory descriptor the caller holds, with a NUL-terminated name.
+    if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+    }
+    // SAFETY: as in `create_new_at`: the returned descriptor becomes the File's alone.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is owned by nothing else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Make `name` in the directory `dir` a symbolic link to `target`, replacing a file or link of
+/// that name (never following one).
+pub fn symlink_at(target: &CStr, dir: &File, name: &CStr) -> io::Result<()> {
+    match unlink_at(dir, name) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    // SAFETY: symlinkat in a directory descriptor the caller holds, NUL-terminated strings.
+    if unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Rename `from` to `to`, both names in the directory `dir` (atomic within one file system).
 pub fn rename_at(dir: &File, from: &CStr, to: &CStr) -> io::Result<()> {
     // SAFETY: renameat within one directory descriptor the caller holds, NUL-terminated names.

@@ -498,6 +498,11 @@ pub(crate) fn private_file(path: &Path, truncate: bool) -> Result<std::fs::File>
     Ok(f)
 }
 
+/// What the guest's serial console printed (the VMM appends to it).
+pub(crate) fn serial_log(run_dir: &Path) -> PathBuf {
+    run_dir.join("serial.log")
+}
+
 /// Make the node's files (initramfs, and the VMM's own: a copy-on-write disk) and return the
 /// VMM's argv.
 pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
@@ -511,12 +516,22 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
             .create(d)
             .map_err(io(format!("create {}", d.display())))?;
     }
-    std::fs::create_dir_all(&node.dir).map_err(io(format!("create {}", node.dir.display())))?;
+    let node_dir = crate::node::node_dir(node)?;
     let initrd = spec.run_dir.join("initramfs.cpio");
     write_initramfs(spec, &initrd)?;
     // The guest's serial console shows what it prints (keys, passwords typed at a prompt): the
-    // VMM appends to this file, which keeps the mode it is created with here.
-    private_file(&node.dir.join("console.log"), false)?;
+    // VMM appends to this file, which keeps the mode it is created with here. It lives in the
+    // node's private run directory, where the VMM (root) opens it by path; the node's directory
+    // in the lab directory (under the topology owner's tree) gets only a link to it, made
+    // relative to the directory opened above.
+    let serial = serial_log(spec.run_dir);
+    private_file(&serial, false)?;
+    let target = std::ffi::CString::new(serial.as_os_str().as_encoded_bytes())
+        .map_err(|e| io(format!("link {}", serial.display()))(std::io::Error::other(e)))?;
+    unix::symlink_at(&target, &node_dir, c"console.log").map_err(io(format!(
+        "link {}",
+        node.dir.join("console.log").display()
+    )))?;
     vmm.command(spec, &initrd)
 }
 

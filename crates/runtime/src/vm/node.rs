@@ -300,7 +300,7 @@ impl Backend for Vm {
         };
         let logs = [
             node.run_dir.join("console.log"),
-            node.node.dir.join("console.log"),
+            super::serial_log(&node.run_dir),
         ];
         let logs: Vec<&Path> = logs.iter().map(PathBuf::as_path).collect();
         super::wait_ready(&node.run_dir, &logs, boot_timeout(), &alive)

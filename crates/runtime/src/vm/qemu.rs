@@ -106,7 +106,7 @@ impl Vmm for Qemu {
             format!(
                 "socket,id=con,path={},server=on,wait=off,logfile={},logappend=on",
                 console_socket(spec.run_dir).display(),
-                node.dir.join("console.log").display()
+                super::serial_log(spec.run_dir).display()
             ),
             "-serial".into(),
             "chardev:con".into(),
