@@ -844,10 +844,23 @@ impl Engine {
             if !ours || in_use {
                 return Ok(false);
             }
-            match self.docker.remove_network(name).await {
-                Ok(()) => Ok(true),
-                Err(e) if is_not_found(&e) => Ok(false),
-                Err(e) => Err(engine_err(format!("remove network {name}"))(e)),
+            // The engine releases a removed container's endpoint a moment after the removal
+            // returns (seconds on a loaded host): until then it refuses with "active endpoints"
+            // although no container is attached.
+            let mut tries = 0;
+            loop {
+                match self.docker.remove_network(name).await {
+                    Ok(()) => return Ok(true),
+                    Err(e) if is_not_found(&e) => return Ok(false),
+                    Err(DockerError::DockerResponseServerError {
+                        status_code: 403,
+                        message,
+                    }) if message.contains("active endpoints") && tries < 50 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(engine_err(format!("remove network {name}"))(e)),
+                }
             }
         })
     }

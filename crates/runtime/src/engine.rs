@@ -16,8 +16,7 @@ use topology::{Lab, NetworkMode, Node};
 use wire::NetNs;
 
 use crate::backend::{
-    record, record_process, Backend, CreateNode, Deployment, Made, Record, Resume, Running,
-    Status,
+    record, record_process, Backend, CreateNode, Deployment, Made, Record, Resume, Running, Status,
 };
 use crate::docker::{Container, Engine, EngineKind};
 use crate::node::ExecOutput;
