@@ -18,7 +18,9 @@
 #
 # Needs a running dockerd; builds the image lwt-busybox:dk (a `docker import` of the host's static
 # busybox) when missing. Environment: LABWIRE (a labwire binary; labwire-init must sit next to it),
-# DOCKER_FLOOR (a docker_floor example binary). It prints figures; it passes or fails nothing.
+# DOCKER_FLOOR (a docker_floor example binary), BENCH_LAB and BENCH_NET (the lab's name and its
+# management subnet 10.NET.0.0/24; default lwbench-dk and 199). It prints figures; it passes or
+# fails nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -37,7 +39,8 @@ fi
 LW=$LABWIRE
 IMAGE=lwt-busybox:dk
 WORK=$(mktemp -d /tmp/lw-dkbench.XXXXXX)
-LAB=lwbench-dk
+LAB=${BENCH_LAB:-lwbench-dk}
+NET=${BENCH_NET:-199}
 HAND=lwbench-dkhand
 par=$(nproc)
 # Engine requests labwire keeps in flight while it creates docker nodes (see the header).
@@ -77,7 +80,7 @@ fi
 
 {
     echo "name: $LAB"
-    echo "mgmt: {network: $LAB, ipv4-subnet: 10.199.0.0/24, ipv6-subnet: fd00:199::/64}"
+    echo "mgmt: {network: $LAB, ipv4-subnet: 10.$NET.0.0/24, ipv6-subnet: fd00:$NET::/64}"
     echo "topology:"
     echo "  defaults: {runtime: docker, image: \"$IMAGE\"}"
     echo "  nodes:"
