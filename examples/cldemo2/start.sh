@@ -1,13 +1,9 @@
 #!/bin/sh
 # Started by labwire in every cldemo2 node (cmd: /bin/sh /lab/start.sh) once its links are up.
-# Starts sshd, sets up this node's interfaces, and on the leaves starts FRR with /lab/frr.conf.
+# Sets up this node's interfaces, on the leaves starts FRR with /lab/frr.conf, then sshd.
 # Its output is in the node's console log.
 set -eu
 node=${CLAB_NODE_NAME:-$(hostname)}
-
-# sshd wants its privilege-separation directory; /run is a fresh tmpfs in every node.
-mkdir -p /run/sshd
-/usr/sbin/sshd
 
 addr() { ip addr replace "$2" dev "$1"; ip link set "$1" up; }
 
@@ -61,11 +57,21 @@ leaf*)
     # FRR reads /etc/frr/frr.conf; the lab's copy is bound read-only at /lab/frr.conf so the
     # playbook can push a new one over /etc/frr/frr.conf. frrinit.sh makes /run/frr itself.
     install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
-    # watchfrr starts the daemons and kills a start that takes over 20 s, which VM guests
-    # emulated by TCG on a busy host can take: give it two minutes.
+    # watchfrr kills a restart that takes over 20 s, which VM guests emulated by TCG on a busy
+    # host can take: give it two minutes.
     grep -q '^watchfrr_options=' /etc/frr/daemons \
         || echo 'watchfrr_options="--restart-timeout 120"' >>/etc/frr/daemons
+    # The daemons first, in order, and the configuration loaded once (FRR's own `start all`);
+    # then watchfrr, which finds them up and only watches. Left to start them itself, watchfrr
+    # restarts every daemon that has not answered yet when it first looks, and then restarts
+    # them again one by one while the first restart is still running: in a slow guest bgpd was
+    # killed that way and the fabric converged tens of seconds later.
+    /usr/lib/frr/watchfrr.sh start all
     /usr/lib/frr/frrinit.sh start
     ;;
 esac
+# sshd last: nothing in the fabric waits for it, and in a VM guest it would delay FRR.
+# It wants its privilege-separation directory; /run is a fresh tmpfs in every node.
+mkdir -p /run/sshd
+/usr/sbin/sshd
 echo "start.sh: $node up"

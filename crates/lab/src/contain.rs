@@ -138,13 +138,19 @@ fn can_read(uid: u32, gids: &[u32], path: &Path) -> bool {
 /// a node long name another deployed lab already uses (lab `a` + node `x-n1` and lab `a-x` +
 /// node `n1` are both `clab-a-x-n1`), is refused rather than taken over and later removed.
 pub(crate) fn check_foreign_names(lab: &Lab, problems: &mut Vec<String>) {
-    // This lab's own registrations, read through the destroy plan (the one reading of the journal).
-    let mine: HashSet<String> =
-        crate::destroy::teardown(&Recorded::read(&paths::lab_state_dir(&lab.name)).entries)
-            .netns
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect();
+    // This lab's own registrations, read through the destroy plan, and only when a name is taken:
+    // a converging deploy that adds a node to a large lab reads no journal here.
+    let mut mine: Option<HashSet<String>> = None;
+    let mut is_mine = |long: &str| {
+        mine.get_or_insert_with(|| {
+            crate::destroy::teardown(&Recorded::read(&paths::lab_state_dir(&lab.name)).entries)
+                .netns
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .contains(long)
+    };
     // By long name: a 10,000-node lab must not scan every other lab's nodes for each of its own.
     let mut others: HashMap<String, (String, String)> = HashMap::new();
     for other in state::recorded_labs() {
@@ -168,10 +174,12 @@ pub(crate) fn check_foreign_names(lab: &Lab, problems: &mut Vec<String>) {
             ));
             continue;
         }
-        if matches!(n.network_mode, NetworkMode::Host) || mine.contains(&n.long_name) {
+        if matches!(n.network_mode, NetworkMode::Host) {
             continue;
         }
-        if wire::netns::registered(&n.long_name) != wire::netns::Registered::Absent {
+        if wire::netns::registered(&n.long_name) != wire::netns::Registered::Absent
+            && !is_mine(&n.long_name)
+        {
             problems.push(format!(
                 "node {}: a network namespace named {} already exists and is not this lab's; remove it (`ip netns delete {}`) or rename the node",
                 n.name,

@@ -224,13 +224,14 @@ pub fn plan(
     }
     let kept: HashSet<&str> = p.keep.iter().map(String::as_str).collect();
     let stays = |l: &Link| l.endpoints().all(|e| kept.contains(e.node.as_str()));
+    let (in_old, in_new) = (LinkSet::of(&old.links), LinkSet::of(&new.links));
     for (i, l) in new.links.iter().enumerate() {
-        if !(stays(l) && old.links.contains(l)) {
+        if !(stays(l) && in_old.contains(l)) {
             p.make_links.push(i);
         }
     }
     for (i, l) in old.links.iter().enumerate() {
-        if stays(l) && !new.links.contains(l) {
+        if stays(l) && !in_new.contains(l) {
             p.delete_links.push(i);
         } else if !stays(l) {
             p.links_going_with_nodes.push(i);
@@ -267,16 +268,42 @@ pub fn prepare(lab: &mut Lab, rec: &Recorded, scope: &[String]) -> Result<(Lab, 
     Ok((old, plan))
 }
 
-/// What a converging deploy checks before it touches the host: the lab with only the links it
-/// makes (those that exist are the lab's own already).
+/// What a converging deploy checks before it touches the host: the nodes it makes and the links
+/// it makes, with the nodes at their ends (what exists already is the lab's own and passed its
+/// checks when it was made). Its size is the change's, not the lab's.
 pub fn preflight_view(lab: &Lab, plan: &Plan) -> Lab {
-    let mut view = lab.clone();
-    view.links = plan
+    let links: Vec<Link> = plan
         .make_links
         .iter()
         .map(|i| lab.links[*i].clone())
         .collect();
-    view
+    let wanted: HashSet<String> = plan
+        .made()
+        .cloned()
+        .chain(
+            links
+                .iter()
+                .flat_map(|l| l.endpoints().map(|e| e.node.clone())),
+        )
+        .collect();
+    part_of(lab, &|n| wanted.contains(&n.name), links)
+}
+
+/// A lab of `lab`'s nodes that `keep` accepts and of `links`, with the lab's own name,
+/// directories and management network (what a check of part of a lab reads).
+pub(crate) fn part_of(lab: &Lab, keep: &dyn Fn(&Node) -> bool, links: Vec<Link>) -> Lab {
+    let nodes = lab.nodes.iter().filter(|n| keep(n)).cloned().collect();
+    let mut part = Lab::new(
+        lab.name.clone(),
+        lab.prefix.clone(),
+        lab.topology_file.clone(),
+        lab.dir.clone(),
+        lab.mgmt.clone(),
+        nodes,
+        links,
+    );
+    part.partitions = lab.partitions.clone();
+    part
 }
 
 /// `deploy --dry-run`: what a deploy of `lab` would change, changing nothing.
@@ -322,12 +349,35 @@ pub fn undo(lab: &Lab, rec: &Recorded, plan: &Plan) -> Result<()> {
     state::write_lab(&rec.dir, &left)
 }
 
-/// The links of node `n` in `lab`, in order.
+/// Links by their first end, so a large lab's links are each found without a scan of all.
+struct LinkSet<'a>(std::collections::HashMap<(&'a str, &'a str), Vec<&'a Link>>);
+
+impl<'a> LinkSet<'a> {
+    fn of(links: &'a [Link]) -> Self {
+        let mut m: std::collections::HashMap<(&str, &str), Vec<&Link>> =
+            std::collections::HashMap::new();
+        for l in links {
+            m.entry(first_end(l)).or_default().push(l);
+        }
+        LinkSet(m)
+    }
+
+    fn contains(&self, l: &Link) -> bool {
+        self.0.get(&first_end(l)).is_some_and(|v| v.contains(&l))
+    }
+}
+
+fn first_end(l: &Link) -> (&str, &str) {
+    l.endpoints()
+        .next()
+        .map_or(("", ""), |e| (e.node.as_str(), e.iface.as_str()))
+}
+
+/// The links of node `n` in `lab`, in order (a link to itself once).
 fn links_of<'a>(lab: &'a Lab, n: &Node) -> Vec<&'a Link> {
-    lab.links
-        .iter()
-        .filter(|l| l.endpoints().any(|e| e.node == n.name))
-        .collect()
+    let mut out: Vec<&Link> = lab.ends_of(&n.name).into_iter().map(|(l, _)| l).collect();
+    out.dedup_by(|a, b| std::ptr::eq(*a, *b));
+    out
 }
 
 /// Whether a node runs as the topology now describes it.

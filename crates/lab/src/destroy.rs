@@ -210,6 +210,9 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
     t
 }
 
+/// Threads that unregister a lab's namespace names at once (each mostly waits for the kernel).
+const UNREGISTER_THREADS: usize = 128;
+
 /// Remove everything `rec` names (caller holds the lab lock).
 pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Destroyed> {
     crate::events::emit(name, crate::events::Event::LabDestroyed);
@@ -262,11 +265,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             report.nodes += 1;
         }
     }
+    // Waited for before the bridges go: 10,000 exits (each tearing down a mount namespace)
+    // overlapping the bridges' removal and the unmounts below made a 10,000-node destroy slower.
     let left = process::wait_gone(&procs, Duration::from_secs(5));
     if !left.is_empty() {
         errors.push(format!("{} node processes did not stop", left.len()));
     }
-
     lap("stop nodes", &mut report);
 
     // 2. Host links (only if still ours: same MAC), found with one dump taken before the namespaces
@@ -380,10 +384,11 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
 
     lap("bridges", &mut report);
 
-    // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from several
-    // threads lets those waits overlap.
+    // 4. Namespace names. Each unmount waits for an RCU grace period; doing them from many
+    // threads lets those waits share grace periods (3000 names took 9.6 s from 16 threads on 2
+    // loaded CPUs: about 50 ms per grace period, 16 names each).
     let names: Vec<&(String, Option<u64>)> = plan.netns.iter().collect();
-    let results = crate::pool::run(&names, 16, &|| false, &|entry: &&(String, Option<u64>)| {
+    let unregister = |entry: &&(String, Option<u64>)| {
         let (name, ino) = entry;
         // A name registered by someone else (taken before this lab's registration failed, or
         // after this lab's was removed) holds another namespace: it stays.
@@ -392,7 +397,8 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             None => wire::netns::unregister(name),
         }
         .map_err(|err| format!("unregister namespace {name}: {err}"))
-    });
+    };
+    let results = crate::pool::run(&names, UNREGISTER_THREADS, &|| false, &unregister);
     errors.extend(results.into_iter().flatten().filter_map(Result::err));
     // The kills were sent before; by now most have taken effect.
     let left = process::wait_gone(&procs, Duration::from_secs(5));

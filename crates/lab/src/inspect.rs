@@ -32,6 +32,14 @@ pub struct Row {
     pub owner: String,
     pub runtime: String,
     pub pid: i32,
+    /// The node's healthcheck as one shell command, if it has one and no engine keeps its health
+    /// (for [`check_health`], which then needs no second read of the lab).
+    #[serde(skip)]
+    pub healthcheck: Option<String>,
+    /// Whether the node is younger than its healthcheck's `start-period` (a failing check then
+    /// reads `health: starting`).
+    #[serde(skip)]
+    pub in_start_period: bool,
 }
 
 fn rows_of(rec: &Recorded) -> Vec<Row> {
@@ -101,6 +109,15 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 owner: owner.clone(),
                 runtime: n.runtime.to_string(),
                 pid: status.pid,
+                healthcheck: n
+                    .healthcheck
+                    .as_ref()
+                    .filter(|h| !h.test.is_empty() && status.health.is_none())
+                    .filter(|_| runtime::docker::EngineKind::of(n.runtime).is_none())
+                    .map(|h| crate::deploy::healthcheck_command(&h.test)),
+                in_start_period: n.healthcheck.as_ref().is_some_and(|h| {
+                    proc.is_some_and(|p| age(p.start).as_secs() < h.start_period_s)
+                }),
             }
         })
         .collect()
@@ -112,35 +129,15 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
 /// run once, now, and a pass reads `Up 3 minutes (healthy)`; a failure reads `(health: starting)`
 /// while the node is younger than the healthcheck's `start-period`, else `(unhealthy)`.
 pub fn check_health(name: &str, rows: &mut [Row]) {
-    if paths::check_lab_name(name).is_err() {
-        return;
-    }
-    let rec = Recorded::read(&paths::lab_state_dir(name));
-    let Some(lab) = &rec.lab else {
-        return;
-    };
-    let states = rec.node_states();
-    for r in rows
-        .iter_mut()
-        .filter(|r| r.state == "running" && !r.status.contains('('))
-    {
-        let Some(n) = lab.node(&r.node) else { continue };
-        let Some(h) = n.healthcheck.as_ref().filter(|h| !h.test.is_empty()) else {
+    for r in rows.iter_mut().filter(|r| r.state == "running") {
+        let Some(cmd) = &r.healthcheck else {
             continue;
         };
-        if runtime::docker::EngineKind::of(n.runtime).is_some() {
-            continue;
-        }
-        let cmd = crate::deploy::healthcheck_command(&h.test);
-        let healthy = crate::exec::exec(name, &crate::exec::Select::Node(&r.node), &cmd)
+        let healthy = crate::exec::exec(name, &crate::exec::Select::Node(&r.node), cmd)
             .is_ok_and(|out| out.iter().all(|(_, o)| o.code == 0));
-        let starting = states
-            .get(n.name.as_str())
-            .and_then(|(p, _)| *p)
-            .is_some_and(|p| age(p.start).as_secs() < h.start_period_s);
         r.status.push_str(if healthy {
             " (healthy)"
-        } else if starting {
+        } else if r.in_start_period {
             " (health: starting)"
         } else {
             " (unhealthy)"

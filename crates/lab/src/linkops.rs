@@ -242,19 +242,49 @@ fn write_recorded(name: &str, all: &BTreeMap<String, Impairment>) -> Result<()> 
     crate::state::write_private(&paths::lab_state_dir(name), IMPAIRMENTS_FILE, &data)
 }
 
-/// Apply the topology's impairments to a lab that was just deployed (its lock is held).
-pub fn apply_deployed(lab: &Lab, backends: &Backends) -> Result<()> {
-    let eps: Vec<&Endpoint> = lab
-        .links
+/// Apply the topology's impairments to a lab that was just deployed (its lock is held). `made`,
+/// for a converging deploy, names the links it made (indexes into `lab.links`): only those get
+/// the topology's impairments, and the links that kept running keep theirs as they are in force
+/// (a `tools netem set` included).
+pub fn apply_deployed(lab: &Lab, backends: &Backends, made: Option<&[usize]>) -> Result<()> {
+    let links: Vec<&Link> = match made {
+        Some(made) => made.iter().filter_map(|i| lab.links.get(*i)).collect(),
+        None => lab.links.iter().collect(),
+    };
+    let made_ends: Vec<&Endpoint> = links.into_iter().flat_map(Link::endpoints).collect();
+    let eps: Vec<&Endpoint> = made_ends
         .iter()
-        .flat_map(Link::endpoints)
+        .copied()
         .filter(|e| !e.impairment.is_none())
         .collect();
-    if eps.is_empty() {
+    let mut all = BTreeMap::new();
+    if made.is_some() {
+        // What stays in force: the recorded impairments of the ends of links that kept running
+        // (a link made again starts bare).
+        let before = read_recorded(&lab.name);
+        if before.is_empty() && eps.is_empty() {
+            return Ok(());
+        }
+        let remade: std::collections::HashSet<String> =
+            made_ends.iter().map(|e| e.label()).collect();
+        let ends: std::collections::HashSet<String> = lab
+            .links
+            .iter()
+            .flat_map(Link::endpoints)
+            .map(Endpoint::label)
+            .collect();
+        all.extend(
+            before
+                .into_iter()
+                .filter(|(ep, _)| ends.contains(ep) && !remade.contains(ep)),
+        );
+    } else if eps.is_empty() {
         return Ok(());
     }
+    if eps.is_empty() {
+        return write_recorded(&lab.name, &all);
+    }
     let rec = Recorded::read(&paths::lab_state_dir(&lab.name));
-    let mut all = BTreeMap::new();
     for ep in eps {
         let Some(n) = lab.node(&ep.node) else {
             continue;

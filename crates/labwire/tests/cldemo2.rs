@@ -691,8 +691,11 @@ fn cldemo2_on_vms() {
     assert!(out.status.success(), "deploy failed: {}", describe(&out));
     let deploy_secs = t0.elapsed().as_secs_f64();
     for leaf in LEAVES {
+        // Every vtysh run costs the emulated leaf a second or more of CPU that FRR needs to
+        // converge: ask once a second, not back to back.
         if let Err(e) = poll(Duration::from_secs(240), || {
             sessions_established(&lab, leaf)
+                .inspect_err(|_| std::thread::sleep(Duration::from_secs(1)))
         }) {
             let log = console(leaf);
             let tail: Vec<&str> = log.lines().rev().take(30).collect();

@@ -18,11 +18,17 @@
 //! - `d2l_vm_node_restart_keeps_links`: a VM node's VMM boots again on the same taps (ping right
 //!   after, its disk kept); a converging deploy adds a node while the VMM keeps its PID.
 //!
-//! Runs as root. Labs `d2l-*`, management networks on 172.30.161-165.0/24, links on 10.161.0.0/16.
+//! - `d2f_redeploy_graceful`: `redeploy --graceful` (labwire's, and containerlab's through the
+//!   `containerlab` name) lets the running node's command see SIGTERM before the lab is made
+//!   again; a plain `redeploy` does not.
+//!
+//! Runs as root. Labs `d2l-*` and `d2f-*`, management networks on 172.30.161-165.0/24 and
+//! 172.30.185.0/24, links on 10.161.0.0/16.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -603,5 +609,59 @@ fn d2l_vm_node_restart_keeps_links() {
     c.args(["destroy", "--name", name, "--graceful"]);
     let d = run_timeout(c, Duration::from_secs(180));
     assert!(d.status.success(), "destroy --graceful: {}", describe(&d));
+    lab.assert_nothing_left(&recorded);
+}
+
+#[test]
+fn d2f_redeploy_graceful() {
+    let name = "d2f-rdg";
+    let lab = TestLab::new("d2f-rdg", name, name, &["a"], "name: d2f-rdg\n");
+    let out = out_dir(&lab);
+    let yaml = format!(
+        "name: {name}\nmgmt: {{network: {name}, ipv4-subnet: 172.30.185.0/24}}\n\
+         topology:\n  nodes:\n    a: {{kind: linux, runtime: native, binds: [\"{}:/tmp/out\"], cmd: sh /tmp/out/trap.sh a}}\n",
+        out.display()
+    );
+    deploy_file(&lab, &yaml, &[]);
+    let term = out.join("term-a");
+    let redeploy = |cmd: Command, what: &str| {
+        let r = run_timeout(cmd, Duration::from_secs(180));
+        assert!(r.status.success(), "{what}: {}", describe(&r));
+        assert_eq!(state(&lab, "a"), "running", "{what}");
+    };
+
+    // Without --graceful the node is killed: its command sees no SIGTERM.
+    let mut c = lab.cmd();
+    c.args(["redeploy", "-t"]).arg(&lab.file).arg("-q");
+    redeploy(c, "redeploy");
+    assert!(!term.exists(), "a plain redeploy sent SIGTERM");
+
+    let pid_before = pid(&lab, "a");
+    let mut c = lab.cmd();
+    c.args(["redeploy", "--graceful", "-t"])
+        .arg(&lab.file)
+        .arg("-q");
+    redeploy(c, "redeploy --graceful");
+    assert!(term.exists(), "redeploy --graceful sent no SIGTERM");
+    assert_ne!(pid(&lab, "a"), pid_before, "the node was not made again");
+    std::fs::remove_file(&term).expect("remove term-a");
+
+    // The containerlab personality's flag.
+    let link = lab.dir.join("containerlab");
+    std::os::unix::fs::symlink(labwire_bin(), &link).expect("symlink containerlab");
+    let mut c = Command::new(&link);
+    c.args(["redeploy", "--graceful", "-t"])
+        .arg(&lab.file)
+        .current_dir(&lab.dir)
+        .env_remove("CLAB_RUNTIME");
+    redeploy(c, "containerlab redeploy --graceful");
+    assert!(
+        term.exists(),
+        "containerlab redeploy --graceful sent no SIGTERM"
+    );
+
+    let recorded = lab.recorded_host_objects();
+    let d = lab.destroy(true);
+    assert!(d.status.success(), "destroy: {}", describe(&d));
     lab.assert_nothing_left(&recorded);
 }

@@ -3,8 +3,9 @@
 //!
 //! - `d2k_native_rate_limits_a_bulk_transfer`: a topology `impairments: {rate: 1Mbit}` on a
 //!   native link limits a 400 kB TCP transfer to about 1 Mbit/s (tbf); `tools netem set --rate`
-//!   changes it on the running lab, `reset` removes it; netem (delay) on that running link is
-//!   refused, naming sch_netem, and changes nothing.
+//!   changes it on the running lab, and a converging deploy that adds an impaired link leaves
+//!   it so (only the new link gets the topology's rate); `reset` removes it; netem (delay) on
+//!   that running link is refused, naming sch_netem, and changes nothing.
 //! - `d2k_native_netem_refused_before_anything`: delay/loss on a native link, on this host's
 //!   kernel (no netem), is refused by deploy before anything is made.
 //! - `d2k_native_frr_bgp_link_down_up_with_events`: BGP unnumbered between two native FRR nodes
@@ -15,9 +16,15 @@
 //!   loss set on the running lab loses about 20 % of pings; the link taken down drops BGP on both
 //!   sides (the guest sees carrier loss through QMP) and up brings it back; the events stream
 //!   shows all of it.
+//! - `d2f_docker_impairments_and_link_state`, `d2f_podman_impairments_and_link_state`: on a
+//!   container node linked to a native one, a delay is refused before anything is made (no
+//!   sch_netem on this host), a topology rate of 1 Mbit/s (tbf in the container's namespace)
+//!   limits a bulk transfer out of it, a delay set on the running endpoint is refused and changes
+//!   nothing, `tools link down` takes carrier from both ends and `up` brings it back; the events
+//!   show the impairment and both link changes in order.
 //!
-//! Runs as root. Labs are named `d2k-*`, links in 10.166.0.0/16, management networks in
-//! 172.30.166.0/24–172.30.170.0/24. The FRR tests use the open-nos image in its test store
+//! Runs as root. Labs are named `d2k-*` and `d2f-*`, links in 10.166.0.0/16 and 10.162.0.0/16,
+//! management networks in 172.30.166.0/24–172.30.170.0/24, 172.30.180.0/24 and 172.30.183.0/24. The FRR tests use the open-nos image in its test store
 //! (built once by `images/open-nos/build.sh`, as tests/cldemo2.rs does) and Debian's kernel
 //! (`images/kernel/fetch.sh`).
 //!
@@ -91,6 +98,28 @@ fn bulk_transfer(
     (took, got.trim().parse().unwrap_or(0))
 }
 
+/// Send `bytes` from `from` to `to` (at `to_addr`) and check the rate is within `range` Mbit/s;
+/// prints the figure, tagged `what`.
+fn assert_rate(
+    lab: &TestLab,
+    (from, to, to_addr): (&str, &str, &str),
+    bytes: usize,
+    range: std::ops::RangeInclusive<f64>,
+    what: &str,
+) {
+    let (took, got) = bulk_transfer(lab, from, to, to_addr, bytes);
+    assert_eq!(got, bytes, "bytes received");
+    let mbps = bytes as f64 * 8.0 / took.as_secs_f64() / 1e6;
+    eprintln!(
+        "{what}: {bytes} bytes took {:.2} s ({mbps:.2} Mbit/s)",
+        took.as_secs_f64()
+    );
+    assert!(
+        range.contains(&mbps),
+        "{what}: the link carried {mbps:.2} Mbit/s, not within {range:?}"
+    );
+}
+
 /// The qdisc kinds on `iface` of `node`.
 fn qdiscs(lab: &TestLab, node: &str, iface: &str) -> Vec<String> {
     let out = run_ok({
@@ -133,7 +162,7 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
          \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [\"10.166.1.1/24\", \"10.166.1.2/24\"]\n\
          \x20     impairments:\n        \"a:eth1\": {{rate: 1Mbit}}\n"
     );
-    let lab = TestLab::new("d2k-rate", name, name, &["a", "b"], &yaml);
+    let lab = TestLab::new("d2k-rate", name, name, &["a", "b", "c"], &yaml);
     lab.deploy();
     assert_eq!(qdiscs(&lab, "a", "eth1"), ["tbf"], "a's eth1 is shaped");
     assert!(
@@ -144,17 +173,12 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
     assert!(show.contains("a:eth1") && show.contains("1000"), "{show}");
 
     // 400 kB at 1 Mbit/s is 3.2 s; tbf's 32 KiB burst and TCP's start take a little off or add.
-    let bytes = 400_000;
-    let (took, got) = bulk_transfer(&lab, "a", "b", "10.166.1.2", bytes);
-    assert_eq!(got, bytes, "bytes received");
-    let mbps = bytes as f64 * 8.0 / took.as_secs_f64() / 1e6;
-    eprintln!(
-        "d2k: 400 kB over a 1 Mbit/s link took {:.2} s ({mbps:.2} Mbit/s)",
-        took.as_secs_f64()
-    );
-    assert!(
-        (0.6..=1.2).contains(&mbps),
-        "a 1 Mbit/s link carried {mbps:.2} Mbit/s"
+    assert_rate(
+        &lab,
+        ("a", "b", "10.166.1.2"),
+        400_000,
+        0.6..=1.2,
+        "d2k: over a 1 Mbit/s link",
     );
 
     // Changed on the running lab: 8 Mbit/s.
@@ -162,18 +186,35 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
         &lab,
         &["netem", "set", "-n", "a", "-i", "eth1", "--rate", "8000"],
     );
-    let bytes8 = 2_000_000;
-    let (took8, got8) = bulk_transfer(&lab, "a", "b", "10.166.1.2", bytes8);
-    assert_eq!(got8, bytes8);
-    let mbps8 = bytes8 as f64 * 8.0 / took8.as_secs_f64() / 1e6;
-    eprintln!(
-        "d2k: 2 MB at 8 Mbit/s took {:.2} s ({mbps8:.2} Mbit/s)",
-        took8.as_secs_f64()
+    assert_rate(
+        &lab,
+        ("a", "b", "10.166.1.2"),
+        2_000_000,
+        4.8..=9.6,
+        "d2k: at 8 Mbit/s",
     );
-    assert!(
-        (4.8..=9.6).contains(&mbps8),
-        "an 8 Mbit/s link carried {mbps8:.2} Mbit/s"
-    );
+
+    // A converging deploy that adds a node and an impaired link leaves the running link's rate
+    // as set (not the topology's again) and shapes only the new link.
+    let plus = format!(
+        "{yaml}    - endpoints: [\"b:eth2\", \"c:eth1\"]\n      impairments:\n        \"c:eth1\": {{rate: 2Mbit}}\n"
+    )
+    .replace("    b: {kind: linux}\n", "    b: {kind: linux}\n    c: {kind: linux}\n");
+    std::fs::write(&lab.file, &plus).expect("write the topology");
+    lab.deploy();
+    let show = tools_ok(&lab, &["netem", "show", "-f", "json"]);
+    let v: Value = serde_json::from_str(&show).expect("netem show json");
+    let rate = |node: &str, iface: &str| {
+        v[node]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["interface"] == iface))
+            .map(|e| e["rate_kbit"].clone())
+    };
+    assert_eq!(rate("a", "eth1"), Some(8000.into()), "{show}");
+    assert_eq!(rate("c", "eth1"), Some(2000.into()), "{show}");
+    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "c's eth1 is shaped");
+    std::fs::write(&lab.file, &yaml).expect("write the topology");
+    lab.deploy();
 
     // netem on this host's kernel is refused and leaves the rate as it was.
     let out = tools(
@@ -216,9 +257,14 @@ fn d2k_native_rate_limits_a_bulk_transfer() {
         .iter()
         .filter(|e| e["event"] == "impairment-changed")
         .collect();
-    assert_eq!(changes.len(), 3, "deploy, set, reset: {events:?}");
+    assert_eq!(
+        changes.len(),
+        4,
+        "deploy, set, the converging deploy's new link, reset: {events:?}"
+    );
     assert_eq!(changes[1]["impairment"]["rate_kbit"], 8000);
-    assert_eq!(changes[2]["impairment"], serde_json::json!({}));
+    assert_eq!(changes[2]["endpoint"], "c:eth1");
+    assert_eq!(changes[3]["impairment"], serde_json::json!({}));
     let destroyed = lab.destroy(true);
     assert!(destroyed.status.success(), "{}", describe(&destroyed));
     lab.assert_nothing_left(&[]);
@@ -233,6 +279,19 @@ fn d2k_native_netem_refused_before_anything() {
          \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      impairments: {{delay: 100ms, loss: 20%}}\n"
     );
     let lab = TestLab::new("d2k-nem", name, name, &["a", "b"], &yaml);
+    netem_refused_before_anything(
+        &lab,
+        &[
+            "link endpoint a:eth1: delay=100ms loss=20% needs the tc netem qdisc",
+            "module sch_netem",
+            "link endpoint b:eth1",
+        ],
+    );
+}
+
+/// A deploy of `lab` fails naming each of `needles`, and makes no host link, state directory or
+/// namespace of the lab.
+fn netem_refused_before_anything(lab: &TestLab, needles: &[&str]) {
     let out = lab.try_deploy();
     assert!(
         !out.status.success(),
@@ -240,12 +299,7 @@ fn d2k_native_netem_refused_before_anything() {
         describe(&out)
     );
     let err = text(&out.stderr);
-    assert!(
-        err.contains("link endpoint a:eth1: delay=100ms loss=20% needs the tc netem qdisc")
-            && err.contains("module sch_netem")
-            && err.contains("link endpoint b:eth1"),
-        "{err}"
-    );
+    assert!(needles.iter().all(|n| err.contains(n)), "{err}");
     // Other labs may come and go meanwhile: look for this lab's own names.
     let ours = lab.expected_host_objects();
     let made: Vec<String> = host_link_names()
@@ -254,10 +308,12 @@ fn d2k_native_netem_refused_before_anything() {
         .collect();
     assert!(made.is_empty(), "deploy made host links {made:?}");
     assert!(!lab.state_dir().exists(), "a state directory was made");
-    assert!(
-        !std::path::Path::new(&format!("/run/netns/{}", lab.netns("a"))).exists(),
-        "a namespace was made"
-    );
+    for n in &lab.nodes {
+        assert!(
+            !std::path::Path::new(&format!("/run/netns/{}", lab.netns(n))).exists(),
+            "a namespace of {n} was made"
+        );
+    }
 }
 
 /// The open-nos start script of the FRR tests: eth1 up, BGP unnumbered on eth1 (AS by node).
@@ -544,4 +600,144 @@ fn d2k_vm_impairments_and_link_flap() {
     // connection retransmits its FIN to the VM, which is gone: ~100 s measured here. It must
     // still go by itself.
     lab.assert_nothing_left_within(&[], Duration::from_secs(180));
+}
+
+/// `ip -j link` of `iface` in `node`: whether it has carrier (LOWER_UP).
+fn carrier(lab: &TestLab, node: &str, iface: &str) -> bool {
+    let v = ip_json(&["-n", &lab.netns(node), "-j", "link", "show", "dev", iface]);
+    v[0]["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "LOWER_UP"))
+}
+
+/// The lab's events so far (`events --no-follow --format json`).
+fn events_of(lab: &TestLab) -> Vec<Value> {
+    let mut c = lab.cmd();
+    c.args([
+        "events",
+        "--name",
+        &lab.name,
+        "--no-follow",
+        "--format",
+        "json",
+    ]);
+    text(&run_ok(c).stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event `{l}`: {e}")))
+        .collect()
+}
+
+/// Impairments and link state on a container node of `runtime` (docker or podman) linked to a
+/// native node: a topology rate (tbf on the container's interface) limits a bulk transfer out of
+/// it; a delay on that running endpoint, and a topology with one, are refused before anything
+/// changes (no sch_netem here); `tools link down` takes carrier from both ends and `up` gives it
+/// back; the events show each change.
+fn engine_impairments_and_link_state(engine: &EngineCli, runtime: &str, octet: u8) {
+    let image = format!("lwt-busybox:d2f{runtime}");
+    engine.ready_with_busybox(&image);
+    let name = format!("d2f-{runtime}");
+    let yaml = |impair: &str| {
+        format!(
+            "name: {name}\nmgmt: {{network: {name}, ipv4-subnet: 172.30.{octet}.0/24}}\n\
+             topology:\n  nodes:\n    h: {{kind: linux, cmd: sleep infinity}}\n\
+             \x20   c: {{kind: linux, runtime: {runtime}, image: \"{image}\", cmd: sleep 100000}}\n\
+             \x20 links:\n    - endpoints: [\"c:eth1\", \"h:eth1\"]\n      ipv4: [10.162.{octet}.1/30, 10.162.{octet}.2/30]\n\
+             \x20     impairments:\n        \"c:eth1\": {{{impair}}}\n"
+        )
+    };
+    let lab = TestLab::new(&name, &name, &name, &["h", "c"], &yaml("delay: 50ms"));
+
+    // Delay on a container's interface needs the host's sch_netem: refused before anything.
+    netem_refused_before_anything(
+        &lab,
+        &[
+            "link endpoint c:eth1: delay=50ms needs the tc netem qdisc",
+            "module sch_netem",
+        ],
+    );
+    assert!(
+        engine.containers_of(&name).is_empty(),
+        "a container was made"
+    );
+
+    // A rate works: tbf on the container's eth1, in its own namespace.
+    std::fs::write(&lab.file, yaml("rate: 1Mbit")).expect("write the topology");
+    lab.deploy();
+    let recorded = lab.recorded_host_objects();
+    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "c's eth1 is shaped");
+    lab.assert_ping("c", &format!("10.162.{octet}.2"));
+    assert_rate(
+        &lab,
+        ("c", "h", &format!("10.162.{octet}.2")),
+        400_000,
+        0.6..=1.2,
+        &format!("d2f {runtime}: out of a 1 Mbit/s container link"),
+    );
+    let out = tools(
+        &lab,
+        &["netem", "set", "-n", "c", "-i", "eth1", "--delay", "10ms"],
+    );
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("sch_netem"),
+        "netem delay on a running container link: {}",
+        describe(&out)
+    );
+    assert_eq!(
+        qdiscs(&lab, "c", "eth1"),
+        ["tbf"],
+        "the refused set changed it"
+    );
+
+    // A cable pull: both ends lose carrier; up gives it back and traffic passes again.
+    assert!(carrier(&lab, "c", "eth1") && carrier(&lab, "h", "eth1"));
+    let out = tools_ok(&lab, &["link", "down", "--endpoint", "c:eth1"]);
+    assert!(out.contains("is down"), "{out}");
+    assert!(!carrier(&lab, "c", "eth1"), "c's eth1 kept carrier");
+    assert!(!carrier(&lab, "h", "eth1"), "h's eth1 kept carrier");
+    let ping = lab.exec("h", &format!("ping -c1 -W1 10.162.{octet}.1"));
+    assert!(!ping.status.success(), "a ping crossed a link that is down");
+    let out = tools_ok(&lab, &["link", "up", "--endpoint", "c:eth1"]);
+    assert!(out.contains("is up"), "{out}");
+    poll(Duration::from_secs(10), || {
+        if carrier(&lab, "c", "eth1") && carrier(&lab, "h", "eth1") {
+            Ok(())
+        } else {
+            Err("no carrier yet".to_string())
+        }
+    })
+    .expect("both ends have carrier after link up");
+    lab.assert_ping("h", &format!("10.162.{octet}.1"));
+    assert_eq!(qdiscs(&lab, "c", "eth1"), ["tbf"], "link up lost the rate");
+
+    let events = events_of(&lab);
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let at = |k: &str| kinds.iter().position(|x| *x == k);
+    let (Some(imp), Some(down), Some(up)) =
+        (at("impairment-changed"), at("link-down"), at("link-up"))
+    else {
+        panic!("the events lack impairment-changed, link-down or link-up: {kinds:?}");
+    };
+    assert!(imp < down && down < up, "events out of order: {kinds:?}");
+    assert_eq!(events[imp]["endpoint"], "c:eth1");
+    assert_eq!(events[imp]["impairment"]["rate_kbit"], 1000);
+    assert_eq!(events[down]["endpoint"], "c:eth1");
+    assert_eq!(events[down]["peer"], "h:eth1");
+
+    let d = lab.destroy(true);
+    assert!(d.status.success(), "destroy: {}", describe(&d));
+    lab.assert_nothing_left(&recorded);
+    assert!(
+        engine.containers_of(&name).is_empty(),
+        "containers are left"
+    );
+}
+
+#[test]
+fn d2f_docker_impairments_and_link_state() {
+    engine_impairments_and_link_state(&DOCKER, "docker", 180);
+}
+
+#[test]
+fn d2f_podman_impairments_and_link_state() {
+    engine_impairments_and_link_state(&PODMAN, "podman", 183);
 }

@@ -45,10 +45,14 @@ fn docker_and_native_nodes_in_one_lab() {
 #[test]
 fn a_missing_image_is_named_with_how_to_import_it() {
     DOCKER.ready_with_busybox(IMAGE);
-    let yaml = "name: lwt-dk2\n\
-         mgmt: {network: lwt-dk2, ipv4-subnet: 10.254.0.0/24}\n\
-         topology:\n  nodes:\n    a: {kind: linux, image: \"lwt-absent:dk\"}\n";
-    let lab = TestLab::new("dk2", "lwt-dk2", "lwt-dk2", &["a"], yaml);
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              a: {kind: linux, image: "lwt-absent:dk"}
+            "#,
+        )
+        .build();
     let mut c = lab.deploy_cmd();
     c.args(["-r", "docker"]);
     let out = run_timeout(c, Duration::from_secs(120));
@@ -58,7 +62,7 @@ fn a_missing_image_is_named_with_how_to_import_it() {
         err.contains("lwt-absent:dk") && err.contains("docker import"),
         "the error names neither the image nor `docker import`: {err}"
     );
-    assert!(containers_of("lwt-dk2").is_empty());
+    assert!(containers_of(&lab.name).is_empty());
     lab.assert_nothing_left(&[]);
 }
 

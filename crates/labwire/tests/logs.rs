@@ -2,8 +2,7 @@
 //! timestamped line as each stage starts and finishes (count, time, slowest node) and destroy one
 //! per step; `-q` silences deploy's, `--log-level` chooses what shows and `-d` adds debug lines.
 //!
-//! They run as root. Lab `ar-log1`, management network `ar-log1` on 10.241.0.0/24 and
-//! fd00:241::/64.
+//! They run as root. The lab's name and management subnet come from [`LabBuilder`].
 
 mod common;
 
@@ -11,18 +10,18 @@ use std::time::Duration;
 
 use common::*;
 
-const NAME: &str = "ar-log1";
-
-fn lab() -> TestLab {
-    let yaml = format!(
-        "name: {NAME}\n\
-         mgmt: {{network: {NAME}, bridge: armlog1, ipv4-subnet: 10.241.0.0/24, ipv6-subnet: \"fd00:241::/64\"}}\n\
-         topology:\n  nodes:\n    a: {{kind: linux}}\n    b: {{kind: linux}}\n\
-         \x20 links:\n    - endpoints: [a:eth1, b:eth1]\n"
-    );
-    let mut lab = TestLab::new("arlog1", NAME, NAME, &["a", "b"], &yaml);
-    lab.bridge = "armlog1".into();
-    lab
+fn lab() -> BuiltLab {
+    LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              a: {kind: linux}
+              b: {kind: linux}
+            links:
+              - endpoints: [a:eth1, b:eth1]
+            "#,
+        )
+        .build()
 }
 
 /// `labwire [flags] deploy -t FILE [extra]`, piped; its standard error.
@@ -40,7 +39,7 @@ fn deploy(lab: &TestLab, flags: &[&str], extra: &[&str]) -> String {
 
 fn destroy(lab: &TestLab, flags: &[&str]) -> String {
     let mut c = lab.cmd();
-    c.args(flags).args(["destroy", "--name", NAME]);
+    c.args(flags).args(["destroy", "--name", &lab.name]);
     let out = run_timeout(c, Duration::from_secs(120));
     assert!(out.status.success(), "destroy: {}", describe(&out));
     text(&out.stderr)
@@ -68,11 +67,13 @@ fn lines_with<'a>(err: &'a str, level: &str) -> Vec<&'a str> {
 fn a_piped_deploy_shows_its_stages_and_the_flags_choose_what_shows() {
     require_root();
     let lab = lab();
+    let name = lab.name.as_str();
 
     let err = deploy(&lab, &[], &[]);
     let info = lines_with(&err, "INFO");
+    let opening = format!("deploy lab {name}: 2 nodes, 1 links");
     for want in [
-        "deploy lab ar-log1: 2 nodes, 1 links",
+        opening.as_str(),
         "create nodes: 2 to do",
         "create nodes: 2/2 done in ",
         "create links: ",
@@ -93,7 +94,7 @@ fn a_piped_deploy_shows_its_stages_and_the_flags_choose_what_shows() {
     assert!(
         lines_with(&err, "INFO")
             .iter()
-            .any(|l| l.contains("destroy ar-log1: stop nodes done in ")),
+            .any(|l| l.contains(&format!("destroy {name}: stop nodes done in "))),
         "{err}"
     );
     lab.assert_nothing_left(&[]);
@@ -106,7 +107,7 @@ fn a_piped_deploy_shows_its_stages_and_the_flags_choose_what_shows() {
         lines_with(&err, "INFO").is_empty(),
         "--log-level warn:\n{err}"
     );
-    assert!(err.contains("lab ar-log1 destroyed"), "{err}");
+    assert!(err.contains(&format!("lab {name} destroyed")), "{err}");
 
     // -d (before or after the command): debug lines, each node's runtime among them.
     let err = deploy(&lab, &["-d"], &[]);
@@ -120,7 +121,7 @@ fn a_piped_deploy_shows_its_stages_and_the_flags_choose_what_shows() {
         );
     }
     let mut c = lab.cmd();
-    c.args(["destroy", "--name", NAME, "--debug"]);
+    c.args(["destroy", "--name", name, "--debug"]);
     let out = run_timeout(c, Duration::from_secs(120));
     assert!(out.status.success(), "destroy --debug: {}", describe(&out));
     lab.assert_nothing_left(&[]);

@@ -19,25 +19,19 @@ use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-/// A two-node lab: a:eth1 — b:eth1 with 10.2NN.1.1/.2.
-fn two_node_yaml(name: &str, network: &str, n: u8) -> String {
-    two_named_nodes_yaml(name, network, n, "a", "b")
-}
-
-/// Two nodes `a` and `b` (named as given) linked eth1 — eth1 with 10.<n>.1.1/.2; management
-/// network `network` on 10.<n>.0.0/24 and fd00:<n>::/64.
-fn two_named_nodes_yaml(name: &str, network: &str, n: u8, a: &str, b: &str) -> String {
-    format!(
-        "name: {name}\n\
-         mgmt: {{network: {network}, ipv4-subnet: 10.{n}.0.0/24, ipv6-subnet: fd00:{n}::/64}}\n\
-         topology:\n  nodes:\n    {a}: {{kind: linux}}\n    {b}: {{kind: linux}}\n\
-         \x20 links:\n    - endpoints: [\"{a}:eth1\", \"{b}:eth1\"]\n      ipv4: [\"10.{n}.1.1/24\", \"10.{n}.1.2/24\"]\n"
-    )
-}
+/// Two nodes linked a:eth1 — b:eth1 with 10.201.1.1/.2, for [`LabBuilder::topology`].
+const TWO_NODES: &str = r#"
+    nodes:
+      a: {kind: linux}
+      b: {kind: linux}
+    links:
+      - endpoints: ["a:eth1", "b:eth1"]
+        ipv4: ["10.201.1.1/24", "10.201.1.2/24"]
+"#;
 
 // ---------------------------------------------------------------------------------------------
 // 1. Ping across a link and across the management network; interfaces as topology-data.json says
@@ -45,13 +39,7 @@ fn two_named_nodes_yaml(name: &str, network: &str, n: u8, a: &str, b: &str) -> S
 
 #[test]
 fn two_nodes_ping_and_interfaces_match_topology_data() {
-    let lab = TestLab::new(
-        "ping",
-        "lwt-ping",
-        "lwt-ping",
-        &["a", "b"],
-        &two_node_yaml("lwt-ping", "lwt-ping", 201),
-    );
+    let lab = LabBuilder::new().topology(TWO_NODES).build();
     lab.deploy();
 
     lab.assert_ping("a", "10.201.1.2");
@@ -60,8 +48,9 @@ fn two_nodes_ping_and_interfaces_match_topology_data() {
     let (b_mgmt, _) = lab.eth0_addrs("b");
     let b_mgmt = b_mgmt.expect("node b has an IPv4 address on eth0");
     assert!(
-        b_mgmt.starts_with("10.201.0."),
-        "node b's management address {b_mgmt} is outside 10.201.0.0/24"
+        b_mgmt.starts_with(&format!("{}.", lab.mgmt.v4)),
+        "node b's management address {b_mgmt} is outside {}",
+        lab.mgmt.v4_subnet
     );
     lab.assert_ping("a", &b_mgmt);
 
@@ -190,15 +179,25 @@ fn cldemo2_mini_all_link_ends_up() {
 
 #[test]
 fn mtu_default_override_and_mgmt() {
-    let yaml = "name: lwt-mtu\n\
-        mgmt: {network: lwt-mtu, ipv4-subnet: 10.203.0.0/24, ipv6-subnet: fd00:203::/64, mtu: 1450}\n\
-        topology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n\
-        \x20 links:\n\
-        \x20   - endpoints: [\"a:eth1\", \"b:eth1\"]\n\
-        \x20   - endpoints: [\"a:eth2\", \"b:eth2\"]\n      mtu: 1500\n\
-        \x20   - type: veth\n      mtu: 1500\n      endpoints:\n\
-        \x20       - {node: a, interface: eth3}\n        - {node: b, interface: eth3}\n";
-    let lab = TestLab::new("mtu", "lwt-mtu", "lwt-mtu", &["a", "b"], yaml);
+    let lab = LabBuilder::new()
+        .mgmt("mtu: 1450")
+        .topology(
+            r#"
+            nodes:
+              a: {kind: linux}
+              b: {kind: linux}
+            links:
+              - endpoints: ["a:eth1", "b:eth1"]
+              - endpoints: ["a:eth2", "b:eth2"]
+                mtu: 1500
+              - type: veth
+                mtu: 1500
+                endpoints:
+                  - {node: a, interface: eth3}
+                  - {node: b, interface: eth3}
+            "#,
+        )
+        .build();
     lab.deploy();
     for node in ["a", "b"] {
         let s = if_states(&lab.links(node));
@@ -256,13 +255,7 @@ fn mtu_default_override_and_mgmt() {
 
 #[test]
 fn macs_identical_after_redeploy() {
-    let lab = TestLab::new(
-        "mac",
-        "lwt-mac",
-        "lwt-mac",
-        &["a", "b"],
-        &two_node_yaml("lwt-mac", "lwt-mac", 204),
-    );
+    let lab = LabBuilder::new().topology(TWO_NODES).build();
     let macs = |lab: &TestLab| -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         for node in ["a", "b"] {
@@ -289,22 +282,30 @@ fn macs_identical_after_redeploy() {
 
 #[test]
 fn inspect_json_lists_running_nodes() {
-    let yaml = "name: lwt-insp\n\
-        mgmt: {network: lwt-insp, ipv4-subnet: 10.205.0.0/24, ipv6-subnet: fd00:205::/64}\n\
-        topology:\n  nodes:\n    r1: {kind: linux}\n    r2: {kind: linux}\n    r3: {kind: linux}\n\
-        \x20 links:\n    - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n    - endpoints: [\"r2:eth2\", \"r3:eth1\"]\n";
-    let lab = TestLab::new("insp", "lwt-insp", "lwt-insp", &["r1", "r2", "r3"], yaml);
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              r1: {kind: linux}
+              r2: {kind: linux}
+              r3: {kind: linux}
+            links:
+              - endpoints: ["r1:eth1", "r2:eth1"]
+              - endpoints: ["r2:eth2", "r3:eth1"]
+            "#,
+        )
+        .build();
+    let name = lab.name.as_str();
     lab.deploy();
     let j = lab.inspect_json();
-    let rows = j["lwt-insp"]
+    let rows = j[name]
         .as_array()
-        .unwrap_or_else(|| panic!("inspect JSON has no key lwt-insp: {j}"));
+        .unwrap_or_else(|| panic!("inspect JSON has no key {name}: {j}"));
     let names: BTreeSet<&str> = rows.iter().filter_map(|r| r["name"].as_str()).collect();
+    let long_names = ["r1", "r2", "r3"].map(|n| lab.long_name(n));
     assert_eq!(
         names,
-        ["clab-lwt-insp-r1", "clab-lwt-insp-r2", "clab-lwt-insp-r3"]
-            .into_iter()
-            .collect(),
+        long_names.iter().map(String::as_str).collect(),
         "inspect rows: {j}"
     );
     for r in rows {
@@ -321,8 +322,8 @@ fn inspect_json_lists_running_nodes() {
             assert!(r[f].is_string(), "field {f} missing or not a string in {r}");
         }
         let name = r["name"].as_str().expect("checked");
-        let node = name.trim_start_matches("clab-lwt-insp-");
-        assert_eq!(r["lab_name"], "lwt-insp", "{r}");
+        let node = name.trim_start_matches(&format!("clab-{}-", lab.name));
+        assert_eq!(r["lab_name"], lab.name.as_str(), "{r}");
         assert_eq!(r["kind"], "linux", "{r}");
         assert_eq!(r["state"], "running", "{r}");
         assert!(
@@ -347,11 +348,27 @@ fn inspect_json_lists_running_nodes() {
     let mut c = labwire();
     c.args(["inspect", "--all", "--format", "json"]);
     let all: Value = serde_json::from_slice(&run_ok(c).stdout).expect("inspect --all JSON");
-    assert_eq!(all["lwt-insp"], j["lwt-insp"], "inspect --all");
+    assert_eq!(timeless(&all[name]), timeless(&j[name]), "inspect --all");
     let mut c = labwire();
     c.args(["inspect", "--format", "json", "-t"]).arg(&lab.file);
     let by_file: Value = serde_json::from_slice(&run_ok(c).stdout).expect("inspect -t JSON");
-    assert_eq!(by_file, j, "inspect -t FILE");
+    assert_eq!(
+        timeless(&by_file[name]),
+        timeless(&j[name]),
+        "inspect -t FILE"
+    );
+}
+
+/// Inspect rows without their `status` ("Up 3 seconds"), which two inspects a second apart
+/// give differently.
+fn timeless(rows: &Value) -> Value {
+    let mut rows = rows.clone();
+    for r in rows.as_array_mut().into_iter().flatten() {
+        if let Some(r) = r.as_object_mut() {
+            r.remove("status");
+        }
+    }
+    rows
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,11 +410,18 @@ fn inventory_hosts(text: &str) -> Vec<(String, String, Option<String>)> {
 
 #[test]
 fn ansible_inventory_and_topology_data() {
-    let yaml = "name: lwt-inv\n\
-        mgmt: {network: lwt-inv, ipv4-subnet: 10.206.0.0/24, ipv6-subnet: fd00:206::/64}\n\
-        topology:\n  nodes:\n    s1: {kind: linux}\n    s2: {kind: linux}\n    s3: {kind: linux, mgmt-ipv4: 10.206.0.77}\n\
-        \x20 links:\n    - endpoints: [\"s1:eth1\", \"s2:eth1\"]\n";
-    let lab = TestLab::new("inv", "lwt-inv", "lwt-inv", &["s1", "s2", "s3"], yaml);
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              s1: {kind: linux}
+              s2: {kind: linux}
+              s3: {kind: linux, mgmt-ipv4: {mgmt4}.77}
+            links:
+              - endpoints: ["s1:eth1", "s2:eth1"]
+            "#,
+        )
+        .build();
     lab.deploy();
     let inv_path = lab.lab_dir().join("ansible-inventory.yml");
     let inv = std::fs::read_to_string(&inv_path)
@@ -427,13 +451,13 @@ fn ansible_inventory_and_topology_data() {
     }
     assert_eq!(
         lab.eth0_addrs("s3").0.as_deref(),
-        Some("10.206.0.77"),
+        Some(format!("{}.77", lab.mgmt.v4).as_str()),
         "static mgmt-ipv4 of s3"
     );
     assert_eq!(hosts.len(), 3, "inventory hosts: {hosts:?}\n{inv}");
 
     let data = lab.topology_data();
-    assert_eq!(data["name"], "lwt-inv");
+    assert_eq!(data["name"], lab.name.as_str());
     for node in ["s1", "s2", "s3"] {
         let n = &data["nodes"][node];
         assert_eq!(
@@ -451,22 +475,28 @@ fn ansible_inventory_and_topology_data() {
 
 #[test]
 fn etc_hosts_block_added_and_removed() {
-    let lab = TestLab::new(
-        "hosts",
-        "lwt-hosts",
-        "lwt-hosts",
-        &["h1", "h2"],
-        &two_named_nodes_yaml("lwt-hosts", "lwt-hosts", 207, "h1", "h2"),
-    );
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              h1: {kind: linux}
+              h2: {kind: linux}
+            links:
+              - endpoints: ["h1:eth1", "h2:eth1"]
+                ipv4: ["10.207.1.1/24", "10.207.1.2/24"]
+            "#,
+        )
+        .build();
+    let name = lab.name.as_str();
     let before = read_etc_hosts();
     assert!(
-        hosts_block(&before, "lwt-hosts").is_none(),
-        "a block of lwt-hosts exists before the deploy"
+        hosts_block(&before, name).is_none(),
+        "a block of {name} exists before the deploy"
     );
     lab.deploy();
     let during = read_etc_hosts();
-    let block = hosts_block(&during, "lwt-hosts")
-        .unwrap_or_else(|| panic!("no CLAB-lwt-hosts block in /etc/hosts:\n{during}"));
+    let block = hosts_block(&during, name)
+        .unwrap_or_else(|| panic!("no CLAB-{name} block in /etc/hosts:\n{during}"));
     let entries: BTreeSet<(String, String)> = block
         .iter()
         .filter_map(|l| {
@@ -491,12 +521,12 @@ fn etc_hosts_block_added_and_removed() {
     assert!(out.status.success(), "destroy: {}", describe(&out));
     let after = read_etc_hosts();
     assert!(
-        hosts_block(&after, "lwt-hosts").is_none(),
+        hosts_block(&after, name).is_none(),
         "the block is still there after destroy:\n{after}"
     );
     assert!(
-        !after.contains("CLAB-lwt-hosts-"),
-        "a marker of lwt-hosts is left:\n{after}"
+        !after.contains(&format!("CLAB-{name}-")),
+        "a marker of {name} is left:\n{after}"
     );
     assert_eq!(
         without_blocks(&after),
@@ -511,12 +541,20 @@ fn etc_hosts_block_added_and_removed() {
 
 #[test]
 fn destroy_leaves_nothing() {
-    let yaml = "name: lwt-gone\n\
-        mgmt: {network: lwt-gone, ipv4-subnet: 10.208.0.0/24, ipv6-subnet: fd00:208::/64}\n\
-        topology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n    c: {kind: linux}\n\
-        \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n    - endpoints: [\"b:eth2\", \"c:eth1\"]\n\
-        \x20   - endpoints: [\"c:eth2\", \"a:eth2\"]\n";
-    let lab = TestLab::new("gone", "lwt-gone", "lwt-gone", &["a", "b", "c"], yaml);
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              a: {kind: linux}
+              b: {kind: linux}
+              c: {kind: linux}
+            links:
+              - endpoints: ["a:eth1", "b:eth1"]
+              - endpoints: ["b:eth2", "c:eth1"]
+              - endpoints: ["c:eth2", "a:eth2"]
+            "#,
+        )
+        .build();
     lab.deploy();
     let recorded = lab.recorded_host_objects();
     for o in lab.expected_host_objects() {
@@ -527,8 +565,9 @@ fn destroy_leaves_nothing() {
     }
     // While deployed, every check of `leftovers` does see the lab (the checks are not vacuous).
     let seen = leftovers(&lab.name, &recorded.iter().cloned().collect());
+    let netns_a = format!("netns /run/netns/{}", lab.netns("a"));
     for what in [
-        "netns /run/netns/clab-lwt-gone-a",
+        netns_a.as_str(),
         "state directory",
         "process",
         "mount",
@@ -566,7 +605,7 @@ fn destroy_leaves_nothing() {
         describe(&out)
     );
     assert!(
-        text(&out.stderr).contains("lab lwt-gone is not deployed"),
+        text(&out.stderr).contains(&format!("lab {} is not deployed", lab.name)),
         "{}",
         describe(&out)
     );
@@ -580,12 +619,20 @@ fn destroy_leaves_nothing() {
 fn failed_last_link_rolls_back() {
     // A VXLAN to a multicast group without a parent interface passes validation and preflight, but
     // the kernel refuses it (EINVAL) after the other links were made.
-    let yaml = "name: lwt-fail\n\
-        mgmt: {network: lwt-fail, ipv4-subnet: 10.209.0.0/24, ipv6-subnet: fd00:209::/64}\n\
-        topology:\n  nodes:\n    a: {kind: linux}\n    b: {kind: linux}\n    c: {kind: linux}\n\
-        \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n    - endpoints: [\"b:eth2\", \"c:eth1\"]\n\
-        \x20   - {type: vxlan, endpoint: {node: c, interface: vx0}, remote: 239.1.1.1, vni: 10}\n";
-    let lab = TestLab::new("fail", "lwt-fail", "lwt-fail", &["a", "b", "c"], yaml);
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              a: {kind: linux}
+              b: {kind: linux}
+              c: {kind: linux}
+            links:
+              - endpoints: ["a:eth1", "b:eth1"]
+              - endpoints: ["b:eth2", "c:eth1"]
+              - {type: vxlan, endpoint: {node: c, interface: vx0}, remote: 239.1.1.1, vni: 10}
+            "#,
+        )
+        .build();
     let out = lab.try_deploy();
     let err = text(&out.stderr);
     assert!(
@@ -607,8 +654,9 @@ fn failed_last_link_rolls_back() {
     );
     lab.assert_nothing_left(&[]);
     assert!(
-        hosts_block(&read_etc_hosts(), "lwt-fail").is_none(),
-        "an /etc/hosts block of lwt-fail is left"
+        hosts_block(&read_etc_hosts(), &lab.name).is_none(),
+        "an /etc/hosts block of {} is left",
+        lab.name
     );
     assert!(
         !lab.lab_dir().exists(),
@@ -768,7 +816,7 @@ fn two_labs_in_parallel_then_destroy_one() {
 // 11. Ctrl-C during a deploy
 // ---------------------------------------------------------------------------------------------
 
-/// Deploy a generated 40-node ring, SIGINT it after 50 ms (to the process, or to its process group
+/// Deploy a generated 40-node ring, SIGINT it once it is under way (to the process, or to its process group
 /// as a terminal's Ctrl-C does), and check that nothing of the lab remains.
 fn interrupt_ring(test: &str, name: &str, n: u8, to_group: bool) {
     require_root();
@@ -802,7 +850,15 @@ fn interrupt_ring(test: &str, name: &str, n: u8, to_group: bool) {
         c.process_group(0);
     }
     let mut child = c.spawn().expect("start labwire deploy");
-    std::thread::sleep(Duration::from_millis(50));
+    // Once the lab's state directory exists the deploy is under way (its signal handlers are in
+    // place); a fixed delay could land before them on a busy host.
+    let started = Instant::now();
+    while !lab.state_dir().exists()
+        && started.elapsed() < Duration::from_secs(30)
+        && child.try_wait().ok().flatten().is_none()
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let pid = child.id() as i32;
     let target = if to_group { -pid } else { pid };
     // SAFETY: signals our own child (or its process group), which has not been reaped yet.
@@ -919,4 +975,68 @@ fn bad_topology_changes_nothing() {
         .filter(|l| mine.contains(l))
         .collect();
     assert!(new.is_empty(), "host links were created: {new:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. The harness: labs built by LabBuilder do not collide
+// ---------------------------------------------------------------------------------------------
+
+/// Two labs built in one test get names, management networks and subnets of their own and run
+/// side by side; `{lab}` and `{mgmt4}` in the YAML are the lab's; while a lab lives, its subnet is
+/// claimed (another claim under the same key gets another subnet); each destroy leaves nothing.
+#[test]
+fn hn_builder_labs_get_names_and_subnets_of_their_own() {
+    let node = r#"
+        nodes:
+          n: {kind: linux, mgmt-ipv4: {mgmt4}.9, env: {LAB: "{lab}"}}
+    "#;
+    let one = LabBuilder::new()
+        .test("hn-builder-one")
+        .topology(node)
+        .build();
+    let two = LabBuilder::new()
+        .test("hn-builder-two")
+        .topology(node)
+        .build();
+    assert!(
+        one.name.starts_with("lwt-hn-builder-one-") && two.name.starts_with("lwt-hn-builder-two-"),
+        "lab names {} and {}",
+        one.name,
+        two.name
+    );
+    assert_ne!(one.mgmt.network, two.mgmt.network);
+    assert_ne!(one.mgmt.v4_subnet, two.mgmt.v4_subnet);
+    assert_ne!(one.mgmt.v6_subnet, two.mgmt.v6_subnet);
+    assert_eq!(one.nodes, ["n"], "nodes read from the topology");
+    let (_claim, other) = mgmt_claim("hn-builder-one");
+    assert_ne!(
+        other.v4_subnet, one.mgmt.v4_subnet,
+        "a live lab's subnet was handed out again"
+    );
+
+    one.deploy();
+    two.deploy();
+    for lab in [&one, &two] {
+        let (v4, v6) = lab.eth0_addrs("n");
+        assert_eq!(v4, Some(format!("{}.9", lab.mgmt.v4)), "lab {}", lab.name);
+        let v6 = v6.unwrap_or_else(|| panic!("lab {}: no IPv6 on eth0", lab.name));
+        assert!(
+            v6.starts_with(&format!("{}:", lab.mgmt.v6)),
+            "lab {}: {v6} outside {}",
+            lab.name,
+            lab.mgmt.v6_subnet
+        );
+        assert!(
+            host_link_names().contains(&lab.mgmt.network),
+            "no host bridge {}",
+            lab.mgmt.network
+        );
+        lab.assert_ping("n", &format!("{}.1", lab.mgmt.v4));
+        assert_eq!(lab.exec_ok("n", "echo $LAB").trim(), lab.name);
+    }
+    for lab in [&one, &two] {
+        let out = lab.destroy(true);
+        assert!(out.status.success(), "destroy: {}", describe(&out));
+        lab.assert_nothing_left(&[]);
+    }
 }

@@ -123,10 +123,14 @@ fn the_runtime_flag_selects_podman_and_the_journal_names_it() {
 #[test]
 fn a_missing_image_is_named_with_how_to_import_it() {
     service_and_image();
-    let yaml = "name: lwt-pm2\n\
-         mgmt: {network: lwt-pm2, ipv4-subnet: 10.253.0.0/24}\n\
-         topology:\n  nodes:\n    a: {kind: linux, runtime: podman, image: \"lwt-absent:pm\", image-pull-policy: never}\n";
-    let lab = TestLab::new("pm2", "lwt-pm2", "lwt-pm2", &["a"], yaml);
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+            nodes:
+              a: {kind: linux, runtime: podman, image: "lwt-absent:pm", image-pull-policy: never}
+            "#,
+        )
+        .build();
     let out = lab.try_deploy();
     assert!(!out.status.success(), "deploy succeeded without the image");
     let err = text(&out.stderr);
@@ -134,7 +138,7 @@ fn a_missing_image_is_named_with_how_to_import_it() {
         err.contains("lwt-absent:pm") && err.contains("podman import"),
         "the error names neither the image nor `podman import`: {err}"
     );
-    assert!(PODMAN.containers_of("lwt-pm2").is_empty());
+    assert!(PODMAN.containers_of(&lab.name).is_empty());
     lab.assert_nothing_left(&[]);
 }
 

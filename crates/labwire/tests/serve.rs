@@ -3,12 +3,16 @@
 //! directory refused with the right status codes, the OpenAPI document validated
 //! (`openapi-spec-validator`) and fuzzed (`schemathesis`, from a virtualenv under
 //! /var/cache/labwire-tests/), the page in real headless Chromium through chromedriver, behind a token (a lab's
-//! nodes drawn, a node's state change shown live, a terminal running `ip -br addr`), and every
+//! nodes drawn, a node that died and a node restarted from the CLI shown live, a terminal running
+//! `ip -br addr`, a VM node's serial console), and every
 //! format of `labwire graph` (dot rendered by Graphviz).
 //!
 //! Each server runs with a state directory of its own (`LABWIRE_STATE_DIR`), so it sees only the
 //! labs of its test: the fuzzer can never reach another lab on the host. Lab names start with
-//! `srv`, link subnets are in 10.171.0.0/16, management subnets in 172.30.171.0–172.30.175.255, each lab its own.
+//! `srv` (`d2f-vmcon` for the VM console, `d2f-ev1k` for live events on a deployed 1000-node
+//! lab, whose latencies it prints), link subnets are in 10.171.0.0/16, management subnets in
+//! 172.30.171.0–172.30.176.255 and 10.228.0.0/16, each lab its own. The VM console test boots one small VM
+//! (open-nos, Debian's kernel, TCG) as tests/vm.rs does.
 //! Screenshots go to `target/serve-screenshots/`.
 
 mod common;
@@ -890,7 +894,12 @@ impl Browser {
 
     /// Wait until `script` returns something truthy; its value.
     fn wait_for(&self, what: &str, script: &str) -> Value {
-        let r = poll(Duration::from_secs(30), || {
+        self.wait_for_within(what, script, Duration::from_secs(30))
+    }
+
+    /// [`Browser::wait_for`] for up to `timeout`.
+    fn wait_for_within(&self, what: &str, script: &str, timeout: Duration) -> Value {
+        let r = poll(timeout, || {
             let v = self.js(script);
             if v.is_null() || v == json!(false) {
                 Err(format!("{v}"))
@@ -997,6 +1006,26 @@ fn serve_page_in_chromium() {
     });
     b.wait_for("n3 not running any more", "const n = window.labwire.nodes().find(n => n.name === 'n3'); return n && n.state !== 'running' && n.color === '#dc2626'");
     b.screenshot("node-died");
+
+    // A node restarted from the CLI (a fraction of a second) shows as restarted, from the
+    // event stream, then as running again; no reload.
+    let pid_n2 = s.get("/api/v1/labs/srvweb").body["nodes"][1]["pid"].clone();
+    run_ok({
+        let mut c = labwire();
+        c.env("LABWIRE_STATE_DIR", dir.state())
+            .args(["restart", "--name", "srvweb", "--node", "n2"]);
+        c
+    });
+    b.wait_for("n2 drawn as restarted", "const n = window.labwire.nodes().find(n => n.name === 'n2'); return n && n.color === '#2563eb'");
+    b.screenshot("node-restarted");
+    b.wait_for("n2 drawn running again", "const n = window.labwire.nodes().find(n => n.name === 'n2'); return n && n.state === 'running' && n.color === '#16a34a'");
+    // Its links come back up with it (n3's, whose node died, stay down).
+    b.wait_for("n2's links to n1 up again", "return window.labwire.linkStates().filter(l => (l.a === 'n2' || l.b === 'n2') && l.a !== 'n3' && l.b !== 'n3').every(l => l.state === 'up')");
+    assert_ne!(
+        s.get("/api/v1/labs/srvweb").body["nodes"][1]["pid"],
+        pid_n2,
+        "n2 was not restarted"
+    );
 
     // Click n1, open its terminal, run `ip -br addr`: its interfaces show.
     let n1 = node_on_page(&b, "n1");
@@ -1195,4 +1224,208 @@ fn page_draws_1000_nodes() {
     b.screenshot("ring-1000");
     assert!(layout < 10_000.0, "layout took {layout} ms");
     assert!(mean < 50.0, "a frame takes {mean} ms on average");
+}
+
+/// A VM node's serial console over the terminal WebSocket: a command typed on it runs in the
+/// guest and its output comes back. The node's command puts a shell on the console (ttyS0).
+#[test]
+fn d2f_vm_console_terminal() {
+    common::open_nos::ensure_image();
+    let kernel = common::open_nos::debian_kernel();
+    let dir = Scratch::new("vmcon");
+    let _g = dir.guard("d2f-vmcon");
+    let yaml = format!(
+        "name: d2f-vmcon\nmgmt: {{network: d2f-vmcon, ipv4-subnet: 172.30.176.0/24}}\n\
+         topology:\n  nodes:\n    r1: {{kind: linux, runtime: vm, image: \"open-nos:latest\", kernel: {}, memory: 512MB, \
+         cmd: \"sh -c 'exec setsid -c sh -i </dev/ttyS0 >/dev/ttyS0 2>&1'\"}}\n",
+        kernel.display()
+    );
+    let topo = dir.0.join("vmcon.clab.yml");
+    std::fs::write(&topo, yaml).expect("write the topology");
+    let out = run_timeout(
+        {
+            let mut c = labwire();
+            c.env("LABWIRE_STATE_DIR", dir.state())
+                .env("LABWIRE_IMAGE_DIR", common::open_nos::IMAGE_DIR)
+                .args(["deploy", "-q", "-t"])
+                .arg(&topo);
+            c
+        },
+        Duration::from_secs(900),
+    );
+    assert!(out.status.success(), "deploy: {}", describe(&out));
+    let s = Server::start(&dir.0, &dir.state(), &[]);
+    let url = format!(
+        "{}/api/v1/labs/d2f-vmcon/nodes/r1/terminal",
+        s.base.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tungstenite::connect(url.as_str()).expect("open the terminal WebSocket");
+    if let tungstenite::stream::MaybeTlsStream::Plain(t) = ws.get_ref() {
+        t.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("read timeout");
+    }
+    // The shell may still be starting: type the command until its output shows.
+    let mut seen = String::new();
+    let start = std::time::Instant::now();
+    let mut typed = std::time::Instant::now() - Duration::from_secs(10);
+    while !seen.contains("d2f-42") {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no output of the command on the console in 120 s; seen:\n{seen}"
+        );
+        if typed.elapsed() > Duration::from_secs(5) {
+            ws.send(tungstenite::Message::binary(
+                b"echo d2f-$((6*7)) $(uname -n)\n".to_vec(),
+            ))
+            .expect("type on the console");
+            typed = std::time::Instant::now();
+        }
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Ok(tungstenite::Message::Text(t)) => seen.push_str(t.as_str()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("terminal WebSocket: {e}; seen:\n{seen}"),
+        }
+    }
+    // The command ran in the guest: its output names the node (the guest's hostname).
+    assert!(seen.contains("d2f-42 r1"), "{seen}");
+    let _ = ws.close(None);
+}
+
+/// Milliseconds since the Unix epoch (the page's `Date.now()` on the same host).
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// Live events on a deployed 1000-node lab: a node restarted from the CLI reaches an SSE client
+/// and the page (drawn in blue) within a second of the command's return. Prints the latencies.
+#[test]
+fn d2f_live_events_1000_nodes() {
+    const N: usize = 1000;
+    let dir = Scratch::new("ev1k");
+    let _g = dir.guard("d2f-ev1k");
+    let mut y = String::from(
+        "name: d2f-ev1k\nmgmt: {network: d2f-ev1k, bridge: br-d2f-ev1k, ipv4-subnet: 10.228.0.0/16}\ntopology:\n  defaults: {kind: linux}\n  nodes:\n",
+    );
+    for i in 1..=N {
+        y.push_str(&format!("    n{i}: {{}}\n"));
+    }
+    y.push_str("  links:\n");
+    for i in 1..=N {
+        y.push_str(&format!(
+            "    - endpoints: [\"n{i}:eth1\", \"n{}:eth2\"]\n",
+            i % N + 1
+        ));
+    }
+    let topo = dir.0.join("ev1k.clab.yml");
+    std::fs::write(&topo, y).expect("write the topology");
+    let s = Server::start(&dir.0, &dir.state(), &[]);
+    let out = run_timeout(
+        {
+            let mut c = s.cli();
+            c.args(["deploy", "-q", "-t"]).arg(&topo);
+            c
+        },
+        Duration::from_secs(900),
+    );
+    assert!(out.status.success(), "deploy: {}", describe(&out));
+
+    // An SSE client: each `node-restarted` record's node and arrival time.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, f64)>>> = Default::default();
+    {
+        let seen = seen.clone();
+        let url = format!("{}/api/v1/labs/d2f-ev1k/events", s.base);
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            let agent = ureq::Agent::config_builder()
+                .proxy(None)
+                .build()
+                .new_agent();
+            let Ok(r) = agent.get(&url).call() else {
+                return;
+            };
+            let reader = std::io::BufReader::new(r.into_body().into_reader());
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let v: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+                if v["event"] == "node-restarted" {
+                    let node = v["node"].as_str().unwrap_or_default().to_string();
+                    seen.lock().unwrap().push((node, epoch_ms()));
+                }
+            }
+        });
+    }
+    let b = Browser::start();
+    b.open(&format!("{}/?lab=d2f-ev1k", s.base));
+    // The first view of a 1000-node lab reads every node's interfaces: on a busy host, a while.
+    b.wait_for_within(
+        "1000 running nodes",
+        &format!("return window.labwire.nodes().filter(n => n.state === 'running').length === {N}"),
+        Duration::from_secs(180),
+    );
+    // The stream is open before the first change (the page's own and the client's).
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut sse, mut page) = (Vec::new(), Vec::new());
+    for node in ["n250", "n500", "n750", "n999", "n2"] {
+        let t0 = epoch_ms();
+        run_ok({
+            let mut c = s.cli();
+            c.args(["restart", "--name", "d2f-ev1k", "--node", node]);
+            c
+        });
+        let done = epoch_ms();
+        let arrived = poll(Duration::from_secs(10), || {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .find(|(n, at)| n == node && *at >= t0)
+                .map(|(_, at)| *at)
+                .ok_or_else(|| "not yet".to_string())
+        })
+        .unwrap_or_else(|e| panic!("no node-restarted event of {node} on the stream: {e}"));
+        let shown = b.wait_for(
+            &format!("{node} drawn as restarted"),
+            &format!("const s = window.labwire.timing().shown; const n = window.labwire.nodes().find(n => n.name === '{node}'); return s && s.node === '{node}' && s.at >= {t0} && n.color === '#2563eb' && s.at"),
+        );
+        sse.push(arrived - done);
+        page.push(shown.as_f64().unwrap() - done);
+        eprintln!(
+            "d2f 1000 nodes: restart {node} took {:.0} ms; its event reached the SSE client {:.0} ms and the page {:.0} ms after the command returned",
+            done - t0,
+            arrived - done,
+            shown.as_f64().unwrap() - done
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    b.screenshot("events-1000");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (m_sse, m_page) = (median(&mut sse), median(&mut page));
+    eprintln!(
+        "d2f 1000 nodes: median latency after the command: SSE {m_sse:.0} ms, page {m_page:.0} ms"
+    );
+    // The figures above are the measurement; the bounds only say the view is live (a change
+    // shows within seconds, without a reload), far above them so a busy host does not fail it.
+    assert!(
+        m_sse < 10_000.0,
+        "events reach the stream {m_sse:.0} ms late"
+    );
+    assert!(
+        m_page < 10_000.0,
+        "the page shows a change {m_page:.0} ms late"
+    );
 }

@@ -323,13 +323,15 @@ fn two_vm_nodes_linked() {
     let release = lab.exec_ok("a", "uname -r");
     assert!(kernel_image.ends_with(release.trim()), "a runs {release}");
     lab.exec_ok("a", "modprobe dummy && ip link add lwd0 type dummy");
-    // b handed PID 1 to systemd; exec still answers while it boots and after.
+    // b handed PID 1 to systemd; exec still answers while it boots and after. Asked once a
+    // second: each systemctl costs the emulated guest CPU its boot needs.
     let state = poll(Duration::from_secs(300), || {
         let out = lab.exec("b", "systemctl is-system-running");
         let s = text(&out.stdout).trim().to_string();
         if s == "running" || s == "degraded" {
             Ok(s)
         } else {
+            std::thread::sleep(Duration::from_secs(1));
             Err(format!("{s} {}", text(&out.stderr)))
         }
     })

@@ -26,7 +26,10 @@
     return data;
   }
 
-  const COLORS = { running: '#16a34a', stopped: '#dc2626', exited: '#dc2626', dead: '#dc2626', planned: '#6b7280', none: '#94a3b8', external: '#cbd5e1' };
+  const COLORS = { running: '#16a34a', stopped: '#dc2626', exited: '#dc2626', dead: '#dc2626', restarted: '#2563eb', planned: '#6b7280', none: '#94a3b8', external: '#cbd5e1' };
+  // How long a node restarted by a command shows as such: a restart takes a fraction of a second,
+  // far less than the state the page reads once a second would ever show.
+  const FLASH_MS = 2500;
   const colorOf = (state) => COLORS[state] || '#d97706';
 
   // What is drawn.
@@ -126,7 +129,7 @@
       let vx = nodes.get(name);
       if (!vx) { vx = { name }; nodes.set(name, vx); fresh.push(vx); }
       vx.n = n;
-      vx.color = colorOf(n ? n.state : 'external');
+      vx.color = flashing(vx) ? vx.flash : colorOf(n ? n.state : 'external');
     };
     for (const n of v.nodes) put(n.name, n);
     for (const l of v.links) if (!seen.has(l.b.node)) put(l.b.node, null);
@@ -303,6 +306,29 @@
   });
   $('term-close').onclick = () => { if (sock) sock.close(); sock = null; $('terminal').hidden = true; };
 
+  // ---- a node's state from the lab's own event records, at once ----
+  const flashing = (vx) => vx.flash && vx.flashUntil > performance.now();
+  function onRecord(data) {
+    let r;
+    try { r = JSON.parse(data); } catch (e) { return; }
+    timing.lastRecord = { event: r.event, node: r.node || null, endpoint: r.endpoint || null, at: Date.now() };
+    const vx = r.node && nodes.get(r.node);
+    if (!vx) return;
+    const state = { 'node-stopped': 'stopped', 'node-started': 'running', 'node-restarted': 'restarted' }[r.event];
+    if (!state) return;
+    if (state === 'restarted') {
+      vx.flash = COLORS.restarted; vx.flashUntil = performance.now() + FLASH_MS;
+      setTimeout(() => { if (!flashing(vx)) { vx.color = colorOf(vx.n ? vx.n.state : 'external'); redraw(); } }, FLASH_MS + 50);
+    } else {
+      vx.flash = null;
+      if (vx.n) vx.n.state = state;
+    }
+    vx.color = state === 'restarted' ? COLORS.restarted : colorOf(state);
+    timing.shown = { node: r.node, color: vx.color, at: Date.now() };
+    details();
+    redraw();
+  }
+
   // ---- labs and live updates ----
   let events = null;
   let refreshTimer = null;
@@ -318,7 +344,10 @@
     events = new EventSource(withToken('/api/v1/labs/' + encodeURIComponent(name) + '/events'));
     const later = () => { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 150); };
     events.addEventListener('lab', later);
-    events.addEventListener('record', later);
+    // A change to links (a node's restart, a link up) settles in the kernel's operational state
+    // within a second (its link watch runs once a second): read the lab again then too.
+    const settled = () => setTimeout(refresh, 1200);
+    events.addEventListener('record', (m) => { onRecord(m.data); later(); settled(); });
     refresh();
   }
   async function loadLabs() {
@@ -336,6 +365,7 @@
   window.labwire = {
     nodes: () => [...nodes.values()].map((v) => ({ name: v.name, state: v.n ? v.n.state : 'external', color: v.color, x: v.x * cam.scale + cam.x, y: v.y * cam.scale + cam.y })),
     links: () => links.length,
+    linkStates: () => links.map((l) => ({ a: l.a.node, b: l.b.node, state: l.state })),
     lab: () => labName,
     terminalText: () => $('term-out').textContent,
     timing: () => timing,

@@ -1,9 +1,9 @@
 //! A lab's changes as Server-Sent Events, and the in-process locks that serialise the API's
-//! requests on one lab. Two sources, checked once a second: the lab's inspect rows (deployed or
+//! requests on one lab. Two sources: the lab's inspect rows, compared once a second (deployed or
 //! destroyed, nodes added or removed, a node's state — also what no labwire command reports, such
 //! as a node that crashed), sent as `lab` events; and the lab's own event file (`lab::events`:
-//! restarts, links down/up, impairments, as the commands that make them record them), each record
-//! sent unchanged as a `record` event.
+//! restarts, links down/up, impairments, as the commands that make them record them), read every
+//! 100 ms, each record sent unchanged as a `record` event.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -96,41 +96,68 @@ fn differences(lab: &str, old: &Snapshot, new: &Snapshot) -> Vec<LabEvent> {
     out
 }
 
+/// How often the lab's event records are read.
+const RECORDS_EVERY: Duration = Duration::from_millis(100);
+/// How often the lab's rows are compared.
+const ROWS_EVERY: Duration = Duration::from_secs(1);
+
 /// The event stream of `lab`; it ends when the client goes away.
 pub fn stream(lab: String) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    // Two loops, so a large lab's inspect never holds back the records the commands write.
+    let records_tx = tx.clone();
+    let name = lab.clone();
     tokio::spawn(async move {
-        let name = lab.clone();
-        let start = tokio::task::spawn_blocking(move || {
-            (snapshot(&name), lab::events::Follower::new(&name, false))
-        });
-        let Ok((mut last, mut follower)) = start.await else {
+        let start = tokio::task::spawn_blocking(move || lab::events::Follower::new(&name, false));
+        let Ok(mut follower) = start.await else {
             return;
         };
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(RECORDS_EVERY).await;
+            if records_tx.is_closed() {
+                return;
+            }
+            let Ok((records, f)) = tokio::task::spawn_blocking(move || {
+                let records = follower.poll();
+                (records, follower)
+            })
+            .await
+            else {
+                return;
+            };
+            follower = f;
+            for line in records {
+                if records_tx
+                    .send(Event::default().event("record").data(line))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let name = lab.clone();
+        let Ok(mut last) = tokio::task::spawn_blocking(move || snapshot(&name)).await else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(ROWS_EVERY).await;
             if tx.is_closed() {
                 return;
             }
             let name = lab.clone();
-            let tick = tokio::task::spawn_blocking(move || {
-                let records = follower.poll();
-                (snapshot(&name), records, follower)
-            });
-            let Ok((now, records, f)) = tick.await else {
+            let Ok(now) = tokio::task::spawn_blocking(move || snapshot(&name)).await else {
                 return;
             };
-            follower = f;
-            let diffs = differences(&lab, &last, &now).into_iter().map(|e| {
-                Event::default()
-                    .event("lab")
-                    .data(serde_json::to_string(&e).unwrap_or_default())
-            });
-            let records = records
-                .into_iter()
-                .map(|line| Event::default().event("record").data(line));
-            for e in diffs.chain(records) {
-                if tx.send(e).await.is_err() {
+            for e in differences(&lab, &last, &now) {
+                let data = serde_json::to_string(&e).unwrap_or_default();
+                if tx
+                    .send(Event::default().event("lab").data(data))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -77,10 +77,13 @@ df_filter() {
 case $node in
 leaf*)
     install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
-    # watchfrr starts the daemons itself and kills a start that takes over 20 s, which several
-    # guests emulated (TCG) on a busy host can take: give it two minutes.
+    # watchfrr kills a restart that takes over 20 s, which several guests emulated (TCG) on a
+    # busy host can take: give it two minutes.
     grep -q '^watchfrr_options=' /etc/frr/daemons \
         || echo 'watchfrr_options="--restart-timeout 120"' >>/etc/frr/daemons
+    # The daemons first, with the configuration loaded once, then watchfrr to watch them (left
+    # to start them itself, watchfrr restarts daemons a slow guest is still starting).
+    /usr/lib/frr/watchfrr.sh start all
     /usr/lib/frr/frrinit.sh start
     # Should a start still have been cut short, its daemons run without the configuration:
     # load it again until bgpd has it.

@@ -86,21 +86,33 @@ pub fn write_lab_artifacts(lab: &Lab, keys: &[String]) -> Result<Vec<PathBuf>, A
         }
         authorized
     };
-    // One file's text at a time: for a large lab each is megabytes.
-    let files: [(&str, &dyn Fn() -> String); 5] = [
+    type Render<'a> = &'a (dyn Fn() -> String + Sync);
+    let files: [(&str, Render); 5] = [
         (ANSIBLE_INVENTORY_FILE, &|| ansible_inventory(lab)),
         (NORNIR_INVENTORY_FILE, &|| nornir_inventory(lab)),
         (TOPOLOGY_DATA_FILE, &data),
         (AUTHORIZED_KEYS_FILE, &authorized),
         (SSH_CONFIG_FILE, &|| ssh_config(lab)),
     ];
-    let mut written = Vec::with_capacity(files.len());
-    for (name, text) in files {
-        let path = lab.dir.join(name);
-        write_atomic_in(&dir, &path, text().as_bytes(), 0o644)?;
-        written.push(path);
-    }
-    Ok(written)
+    // Each file rendered and written by a thread of its own: the writes' syncs overlap (a
+    // converging deploy that adds one node to a running lab waits for one, not five).
+    let dir = &dir;
+    let results: Vec<Result<PathBuf, ArtifactError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|(name, text)| {
+                s.spawn(move || {
+                    let path = lab.dir.join(name);
+                    write_atomic_in(dir, &path, text().as_bytes(), 0o644).map(|()| path)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an artifact writer panicked"))
+            .collect()
+    });
+    results.into_iter().collect()
 }
 
 /// Make the lab directory if missing (not its parents: the topology's directory exists) and open
@@ -143,6 +155,9 @@ fn write_atomic_in(
         CString::new(s).map_err(|e| ArtifactError::io("write", path, io::Error::other(e)))
     };
     let (c_tmp, c_name) = (c(&tmp_name)?, c(&name)?);
+    if same_file(path, data, mode) {
+        return Ok(());
+    }
     let result = (|| -> io::Result<()> {
         let mut f = unix::create_new_at(dir, &c_tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -155,6 +170,31 @@ fn write_atomic_in(
         let _ = unix::unlink_at(dir, &c_tmp);
         ArtifactError::io("write", &tmp, e)
     })
+}
+
+/// Whether `path` is already a regular file with exactly `data` and `mode` (then it is left as it
+/// is: a deploy that changes a running lab rewrites only the files that change). Never read
+/// through a link.
+fn same_file(path: &Path, data: &[u8], mode: u32) -> bool {
+    use std::io::Read as _;
+    let Ok(mut f) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    let Ok(meta) = f.metadata() else {
+        return false;
+    };
+    if !meta.is_file()
+        || meta.len() != data.len() as u64
+        || meta.permissions().mode() & 0o7777 != mode
+    {
+        return false;
+    }
+    let mut old = Vec::with_capacity(data.len());
+    f.read_to_end(&mut old).is_ok() && old == data
 }
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);

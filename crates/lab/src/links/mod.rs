@@ -272,6 +272,17 @@ pub fn preflight(lab: &Lab, host_links: &HashSet<String>, problems: &mut Vec<Str
     }
 }
 
+/// Whether [`preflight`] needs the host's interface names: some link has an end in the host or
+/// a host-side interface (veths between nodes' own namespaces need none).
+pub fn needs_host_names(lab: &Lab) -> bool {
+    let cx = Cx { lab };
+    lab.links.iter().any(|l| match &l.peer {
+        Peer::Veth { b } => [&l.a, b].iter().any(|e| cx.in_host(&e.node).is_some()),
+        Peer::Host { .. } | Peer::MgmtNet { .. } | Peer::Macvlan { .. } => true,
+        Peer::Vxlan { .. } | Peer::VxlanStitch { .. } | Peer::Dummy => false,
+    })
+}
+
 /// What a link type needs of the host before any link is made.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct HostNeeds {

@@ -659,13 +659,14 @@ fn redeploy(g: &Global, a: RedeployArgs) -> anyhow::Result<ExitCode> {
         node_filter: Vec::new(),
     };
     let format = a.common.format;
-    commands::redeploy::redeploy_then(
-        lab,
-        a.teardown.cleanup,
-        &opts,
-        &lab::inspect::caller(),
-        |name| print_lab(&format, name),
-    )
+    let destroy = lab::destroy::DestroyOptions {
+        cleanup: a.teardown.cleanup,
+        graceful: a.teardown.graceful.then_some(commands::destroy::GRACE),
+        keep_mgmt_net: a.teardown.keep_mgmt_net,
+    };
+    commands::redeploy::redeploy_then(lab, &destroy, &opts, &lab::inspect::caller(), |name| {
+        print_lab(&format, name)
+    })
 }
 
 /// The deployed lab `name` in `format`, as containerlab prints it after a deploy.

@@ -538,8 +538,17 @@ pub fn prepare(spec: &VmSpec<'_>) -> Result<Vec<String>> {
 /// The guest kernel's command line. Under TCG the guest's TSC ticks at the host's rate, but the
 /// kernel's calibration of it against the emulated PIT fails on a busy host (the guest then waits
 /// forever for a timer to calibrate its delay loop): give it the host's TSC frequency instead.
+///
+/// What a lab guest can go without, each measured under TCG (benches/vm.sh): `quiet` (every byte
+/// on the emulated 16550 is a trap into the VMM; warnings and panics still print), the crypto
+/// self-tests (`cryptomgr.notests`: about a tenth of the kernel's boot, and again for each crypto
+/// module loaded) and zeroing every page and slab allocation (`init_on_alloc=0`, a hardening
+/// default of Debian's kernels). `LABWIRE_VM_KERNEL_ARGS` is appended last, so it can undo any of
+/// them (`loglevel=7` shows the kernel's whole boot in console.log).
 fn kernel_command_line(accel: Accel) -> String {
-    let mut line = String::from("console=ttyS0 panic=-1 rdinit=/init net.ifnames=0");
+    let mut line = String::from(
+        "console=ttyS0 panic=-1 rdinit=/init net.ifnames=0 quiet cryptomgr.notests init_on_alloc=0",
+    );
     if accel == Accel::Tcg {
         // TCG does not execute speculatively, so the side channels the kernel's mitigations
         // guard against do not exist in the emulated CPU; they would only cost (page-table
@@ -551,6 +560,12 @@ fn kernel_command_line(accel: Accel) -> String {
                 " tsc_early_khz={khz} lpj={} tsc=reliable",
                 khz * 1000 / 250
             ));
+        }
+    }
+    if let Ok(extra) = std::env::var("LABWIRE_VM_KERNEL_ARGS") {
+        if !extra.trim().is_empty() {
+            line.push(' ');
+            line.push_str(extra.trim());
         }
     }
     line
@@ -655,7 +670,10 @@ pub fn wait_ready(
             Ok(_) => return Ok(()),
             Err(e) => last = e.to_string(),
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // A ping sent while the guest's port is closed waits in the socket and is answered as
+        // soon as the agent opens it; one dropped with its connection is sent again after this
+        // pause, which is all the latency this loop adds to a boot.
+        std::thread::sleep(Duration::from_millis(25));
     }
     Err(Error::Guest(format!(
         "the guest agent did not answer within {} s ({last}){}",
