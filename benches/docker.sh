@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Docker runtime benchmark: deploy time of an N-node ring (default 50) of docker nodes, against
-#  - the engine's floor measured in the same run: the same containers (labwire's own create request,
-#    `runtime::docker::create_body`, network none, no links) created and started through the Engine
-#    API by as many threads as labwire uses workers (the number of CPUs), each thread with its own
-#    connection (crates/runtime/examples/docker_floor.rs). The target is a ratio of at most 1.15;
+# Docker runtime benchmark: deploy and destroy time of an N-node ring (default 50) of docker
+# nodes, each run against figures measured in the same run (the machine may be loaded: only the
+# ratios compare):
+#  - the engine's floor: the same containers (labwire's own create request,
+#    `runtime::docker::create_body`, eth0 on the lab's Docker network with its address, no links)
+#    created and started through the Engine API by as many threads as labwire keeps engine
+#    requests in flight (CPUs x runtime::engine::ENGINE_REQUESTS_PER_WORKER), each thread with its
+#    own connection (crates/runtime/examples/docker_floor.rs). Target: deploy <= 1.10x;
+#  - the engine's own removal of labwire's containers: the lab deployed again and its containers
+#    force-removed through the Engine API by as many threads (docker_floor --remove), before
+#    labwire's destroy removes the rest. Target: destroy <= 1.2x;
 #  - the by-hand baseline: `docker run -d --network none` per node, one after another, then the
 #    ring's veth pairs created in the host and moved into the containers (`ip link set … netns PID`).
 #
@@ -12,7 +18,9 @@
 #
 # Needs a running dockerd; builds the image lwt-busybox:dk (a `docker import` of the host's static
 # busybox) when missing. Environment: LABWIRE (a labwire binary; labwire-init must sit next to it),
-# DOCKER_FLOOR (a docker_floor example binary). It prints figures; it passes or fails nothing.
+# DOCKER_FLOOR (a docker_floor example binary), BENCH_LAB and BENCH_NET (the lab's name and its
+# management subnet 10.NET.0.0/24; default lwbench-dk and 199). It prints figures; it passes or
+# fails nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -31,9 +39,12 @@ fi
 LW=$LABWIRE
 IMAGE=lwt-busybox:dk
 WORK=$(mktemp -d /tmp/lw-dkbench.XXXXXX)
-LAB=lwbench-dk
+LAB=${BENCH_LAB:-lwbench-dk}
+NET=${BENCH_NET:-199}
 HAND=lwbench-dkhand
 par=$(nproc)
+# Engine requests labwire keeps in flight while it creates docker nodes (see the header).
+inflight=$(( par * 4 ))
 
 hand_rm() {
     ids=$(docker ps -aq --filter "label=lwbench=$HAND")
@@ -69,7 +80,7 @@ fi
 
 {
     echo "name: $LAB"
-    echo "mgmt: {network: $LAB, ipv4-subnet: 10.199.0.0/24, ipv6-subnet: fd00:199::/64}"
+    echo "mgmt: {network: $LAB, ipv4-subnet: 10.$NET.0.0/24, ipv6-subnet: fd00:$NET::/64}"
     echo "topology:"
     echo "  defaults: {runtime: docker, image: \"$IMAGE\"}"
     echo "  nodes:"
@@ -85,7 +96,7 @@ now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 
-floor_run() { "$DOCKER_FLOOR" --nodes "$N" --workers "$par" --image "$IMAGE"; }
+floor_run() { "$DOCKER_FLOOR" --nodes "$N" --workers "$inflight" --image "$IMAGE"; }
 
 # By hand: one `docker run` after another, then each ring link a veth pair made in the host and its
 # ends moved into the two containers' network namespaces.
@@ -103,16 +114,19 @@ hand_run() {
     done
 }
 
-echo "docker ring of $N nodes, $par at a time (engine: $(docker version -f '{{.Server.Version}}, API {{.Server.APIVersion}}'))"
+echo "docker ring of $N nodes, $inflight engine requests in flight, load $(cut -d" " -f1-3 /proc/loadavg) (engine: $(docker version -f '{{.Server.Version}}, API {{.Server.APIVersion}}'))"
 for r in $(seq 1 "$runs"); do
-    floor_s=$(floor_run)
+    read -r floor_s _ < <(floor_run)
     hand_rm
     t0=$(now); hand_run; t1=$(now)
     hand_s=$(secs "$t0" "$t1")
     hand_rm
     t0=$(now); "$LW" deploy -t "$WORK/ring.clab.yml" -q >/dev/null; t1=$(now)
     lw_s=$(secs "$t0" "$t1")
-    t0=$(now); "$LW" destroy --name "$LAB" --cleanup >/dev/null; t1=$(now)
+    t0=$(now); "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1; t1=$(now)
     destroy_s=$(secs "$t0" "$t1")
-    echo "run $r: labwire deploy ${lw_s} s; engine API floor ${floor_s} s, ratio $(ratio "$lw_s" "$floor_s") (target <= 1.15); by-hand baseline ${hand_s} s, ratio $(ratio "$lw_s" "$hand_s"); destroy ${destroy_s} s"
+    "$LW" deploy -t "$WORK/ring.clab.yml" -q >/dev/null
+    removal_s=$("$DOCKER_FLOOR" --nodes "$N" --workers "$inflight" --remove "clab-$LAB-n")
+    "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1
+    echo "run $r: deploy ${lw_s} s, engine API floor ${floor_s} s: $(ratio "$lw_s" "$floor_s")x (target <= 1.10); by hand ${hand_s} s: $(ratio "$lw_s" "$hand_s")x; destroy ${destroy_s} s, engine removal ${removal_s} s: $(ratio "$destroy_s" "$removal_s")x (target <= 1.2); load $(cut -d" " -f1 /proc/loadavg)"
 done

@@ -695,14 +695,19 @@ impl Run<'_> {
             .collect();
         self.journal.record(&spawning)?;
         // A native node's worker mostly waits for its init (exec, namespaces, mounts, a fork),
-        // so a few inits per worker keep the CPUs busy; an engine gets one request per worker.
+        // so a few inits per worker keep the CPUs busy; other runtimes say how many of their
+        // nodes to create at once (an engine: a few requests per worker).
         let native = nodes
             .iter()
             .all(|n| self.backends.node(n).name() == "native");
         let in_flight = if native {
             self.workers() * NATIVE_SPAWNS_PER_WORKER
         } else {
-            self.workers()
+            nodes
+                .iter()
+                .map(|n| self.backends.node(n).create_concurrency(self.workers()))
+                .max()
+                .unwrap_or(1)
         };
         let results = pool::run(
             nodes,

@@ -32,10 +32,14 @@ pub struct Row {
     pub owner: String,
     pub runtime: String,
     pub pid: i32,
-    /// The node's healthcheck as one shell command, if it has one (for [`check_health`], which
-    /// then needs no second read of the lab).
+    /// The node's healthcheck as one shell command, if it has one and no engine keeps its health
+    /// (for [`check_health`], which then needs no second read of the lab).
     #[serde(skip)]
     pub healthcheck: Option<String>,
+    /// Whether the node is younger than its healthcheck's `start-period` (a failing check then
+    /// reads `health: starting`).
+    #[serde(skip)]
+    pub in_start_period: bool,
 }
 
 fn rows_of(rec: &Recorded) -> Vec<Row> {
@@ -73,6 +77,9 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
             if let (Some(p), "Up") = (proc, status.status.as_str()) {
                 status.status = up_status(p.start);
             }
+            if let Some(h) = &status.health {
+                status.status = format!("{} ({h})", status.status);
+            }
             let engine_id = container_ids
                 .get(n.name.as_str())
                 .map(|id| id.chars().take(12).collect::<String>());
@@ -105,15 +112,22 @@ fn rows_of(rec: &Recorded) -> Vec<Row> {
                 healthcheck: n
                     .healthcheck
                     .as_ref()
-                    .filter(|h| !h.test.is_empty())
+                    .filter(|h| !h.test.is_empty() && status.health.is_none())
+                    .filter(|_| runtime::docker::EngineKind::of(n.runtime).is_none())
                     .map(|h| crate::deploy::healthcheck_command(&h.test)),
+                in_start_period: n.healthcheck.as_ref().is_some_and(|h| {
+                    proc.is_some_and(|p| age(p.start).as_secs() < h.start_period_s)
+                }),
             }
         })
         .collect()
 }
 
-/// Run the healthcheck of each running node of lab `name` that has one, once, and add its result
-/// to the status as the Docker engine words it: `Up 3 minutes (healthy)` or `(unhealthy)`.
+/// Add the health of each running node of lab `name` that has a healthcheck and no engine
+/// keeping its health (native and VM nodes; a container engine's nodes carry the engine's in
+/// their status already) to its status, as the Docker engine words it: the healthcheck's test is
+/// run once, now, and a pass reads `Up 3 minutes (healthy)`; a failure reads `(health: starting)`
+/// while the node is younger than the healthcheck's `start-period`, else `(unhealthy)`.
 pub fn check_health(name: &str, rows: &mut [Row]) {
     for r in rows.iter_mut().filter(|r| r.state == "running") {
         let Some(cmd) = &r.healthcheck else {
@@ -123,6 +137,8 @@ pub fn check_health(name: &str, rows: &mut [Row]) {
             .is_ok_and(|out| out.iter().all(|(_, o)| o.code == 0));
         r.status.push_str(if healthy {
             " (healthy)"
+        } else if r.in_start_period {
+            " (health: starting)"
         } else {
             " (unhealthy)"
         });
@@ -190,16 +206,17 @@ fn relative_path(from: &Path, to: &Path) -> Option<PathBuf> {
 /// `Up 3 minutes` for a process started at `start` (clock ticks since boot), in the words the
 /// Docker engine uses for a container's status.
 pub fn up_status(start: u64) -> String {
+    format!("Up {}", human_duration(age(start)))
+}
+
+/// How long ago a process started `start` clock ticks after boot.
+fn age(start: u64) -> std::time::Duration {
     let hz = unix::clock_ticks_per_second() as f64;
     let uptime = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or(0.0);
-    let secs = (uptime - start as f64 / hz).max(0.0);
-    format!(
-        "Up {}",
-        human_duration(std::time::Duration::from_secs_f64(secs))
-    )
+    std::time::Duration::from_secs_f64((uptime - start as f64 / hz).max(0.0))
 }
 
 /// A duration as Docker's status words it: `Less than a second`, `5 seconds`, `About a minute`,

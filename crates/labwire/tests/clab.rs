@@ -440,13 +440,34 @@ mgmt: {network: cldock, bridge: br-cldock, ipv4-subnet: 10.218.0.0/24, ipv6-subn
 topology:
   nodes:
     a: {kind: linux, image: IMAGE, cmd: sleep infinity}
-    b: {kind: linux, image: IMAGE, cmd: sleep infinity}
+    b:
+      kind: linux
+      image: IMAGE
+      cmd: sleep infinity
+      healthcheck: {test: [CMD-SHELL, \"test ! -s /tmp/sick\"], interval: 1, retries: 2}
   links:
     - endpoints: [\"a:eth1\", \"b:eth1\"]
 ";
 
+/// Poll `inspect -f json` until node `i` of lab cldock has `status`, or fail after 30 s.
+fn wait_status(lab: &TestLab, file: &str, i: usize, status: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let j: Value =
+            serde_json::from_str(&clab_ok(lab, &["inspect", "-t", file, "-f", "json"])).unwrap();
+        if j["cldock"][i]["status"] == status {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "node {i} never became {status}: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// containerlab's default runtime is docker: nodes are engine containers with its labels, and
-/// `redeploy` (alias rdep) replaces them.
+/// `redeploy` (alias rdep) replaces them; a node's health is the engine's.
 #[test]
 fn containerlab_personality_defaults_to_docker() {
     DOCKER.ensure_running();
@@ -466,6 +487,28 @@ fn containerlab_personality_defaults_to_docker() {
             .map(|r| r["container_id"].as_str().unwrap().to_string())
             .collect()
     };
+    // The engine runs b's healthcheck and keeps its health; inspect shows the engine's.
+    wait_status(&lab, file, 1, "healthy");
+    let engine_health = || {
+        DOCKER
+            .ok(&["inspect", "-f", "{{.State.Health.Status}}", "clab-cldock-b"])
+            .trim()
+            .to_string()
+    };
+    assert_eq!(engine_health(), "healthy");
+    DOCKER.ok(&["exec", "clab-cldock-b", "sh", "-c", "echo x > /tmp/sick"]);
+    wait_status(&lab, file, 1, "unhealthy");
+    assert_eq!(engine_health(), "unhealthy");
+    // The default table puts the health under the state, and a's (no healthcheck) nowhere.
+    let table = clab_ok(&lab, &["inspect", "-t", file]);
+    assert!(table.contains("│ (unhealthy) │"), "{table}");
+    assert_eq!(table.matches("(unhealthy)").count(), 1, "{table}");
+    assert!(
+        table.starts_with('╭') || table.starts_with("\x1b[1m╭"),
+        "{table}"
+    );
+    DOCKER.ok(&["exec", "clab-cldock-b", "sh", "-c", ": > /tmp/sick"]);
+    wait_status(&lab, file, 1, "healthy");
     let before = ids(&lab);
     for (id, n) in before.iter().zip(["a", "b"]) {
         let out = DOCKER.ok(&[

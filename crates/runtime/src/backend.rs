@@ -150,6 +150,9 @@ pub struct Status {
     pub status: String,
     /// The process a user would look at (a VM node's VMM).
     pub pid: i32,
+    /// The node's health as its container engine keeps it from the node's healthcheck
+    /// (`healthy`, `unhealthy`, `health: starting`); `None` where no engine keeps one.
+    pub health: Option<String>,
 }
 
 /// The state of a node whose first process is `proc` (none recorded: never created).
@@ -159,16 +162,19 @@ pub fn process_status(proc: Option<ProcId>) -> Status {
             state: "running",
             status: "Up".into(),
             pid: p.pid,
+            health: None,
         },
         Some(p) => Status {
             state: "exited",
             status: "Exited".into(),
             pid: p.pid,
+            health: None,
         },
         None => Status {
             state: "missing",
             status: "Not created".into(),
             pid: 0,
+            health: None,
         },
     }
 }
@@ -221,6 +227,12 @@ pub trait Backend: Send + Sync {
         _rec: &dyn Record,
     ) -> Result<()> {
         Ok(())
+    }
+
+    /// How many of this runtime's nodes to create at once when labwire's own work (CPU-bound)
+    /// runs on `workers` threads.
+    fn create_concurrency(&self, workers: usize) -> usize {
+        workers
     }
 
     /// Create the node with its own namespaces; its command waits for [`Backend::start`] where

@@ -154,7 +154,12 @@ pub struct Engine {
     /// or Docker behind `LABWIRE_PODMAN_SOCKET`): create requests are made for this one.
     serves: EngineKind,
     socket: PathBuf,
+    /// Each image's own ENTRYPOINT and CMD, asked once per image rather than once per node.
+    image_argv: std::sync::Mutex<HashMap<String, ImageArgv>>,
 }
+
+/// An image's ENTRYPOINT and CMD.
+type ImageArgv = (Option<Vec<String>>, Option<Vec<String>>);
 
 fn engine_err(op: impl std::fmt::Display) -> impl FnOnce(DockerError) -> Error {
     let op = op.to_string();
@@ -573,6 +578,7 @@ impl Engine {
                 EngineKind::Docker
             },
             socket: socket.to_path_buf(),
+            image_argv: Default::default(),
         })
     }
 
@@ -656,19 +662,11 @@ impl Engine {
         let name = c.node.long_name.as_str();
         let opts = CreateContainerOptionsBuilder::new().name(name).build();
         // The image's own ENTRYPOINT/CMD count when the node does not replace them.
-        let config = match &c.node.image {
-            Some(image) => self
-                .rt
-                .block_on(self.docker.inspect_image(image))
-                .ok()
-                .and_then(|i| i.config),
-            None => None,
+        let (entrypoint, cmd) = match &c.node.image {
+            Some(image) => self.image_argv(image),
+            None => (None, None),
         };
-        let argv = container_argv(
-            c.node,
-            config.as_ref().and_then(|c| c.entrypoint.as_deref()),
-            config.as_ref().and_then(|c| c.cmd.as_deref()),
-        );
+        let argv = container_argv(c.node, entrypoint.as_deref(), cmd.as_deref());
         let mut body = create_body_for(self.serves, c, is_init_system(&argv));
         if let Some((name, net)) = c.network {
             self.attach(&mut body, c.node, name, net);
@@ -678,6 +676,27 @@ impl Engine {
             .block_on(self.docker.create_container(Some(opts), body))
             .map_err(engine_err(format!("create container {name}")))?;
         Ok(r.id)
+    }
+
+    /// Image `image`'s ENTRYPOINT and CMD (none when the engine does not know the image).
+    fn image_argv(&self, image: &str) -> ImageArgv {
+        if let Some(a) = self.image_argv.lock().expect("image argv").get(image) {
+            return a.clone();
+        }
+        let config = self
+            .rt
+            .block_on(self.docker.inspect_image(image))
+            .ok()
+            .and_then(|i| i.config);
+        let argv = (
+            config.as_ref().and_then(|c| c.entrypoint.clone()),
+            config.and_then(|c| c.cmd),
+        );
+        self.image_argv
+            .lock()
+            .expect("image argv")
+            .insert(image.to_string(), argv.clone());
+        argv
     }
 
     /// Put a container's eth0 on engine network `net` with the node's management addresses and
@@ -825,10 +844,23 @@ impl Engine {
             if !ours || in_use {
                 return Ok(false);
             }
-            match self.docker.remove_network(name).await {
-                Ok(()) => Ok(true),
-                Err(e) if is_not_found(&e) => Ok(false),
-                Err(e) => Err(engine_err(format!("remove network {name}"))(e)),
+            // The engine releases a removed container's endpoint a moment after the removal
+            // returns (seconds on a loaded host): until then it refuses with "active endpoints"
+            // although no container is attached.
+            let mut tries = 0;
+            loop {
+                match self.docker.remove_network(name).await {
+                    Ok(()) => return Ok(true),
+                    Err(e) if is_not_found(&e) => return Ok(false),
+                    Err(DockerError::DockerResponseServerError {
+                        status_code: 403,
+                        message,
+                    }) if message.contains("active endpoints") && tries < 50 => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(engine_err(format!("remove network {name}"))(e)),
+                }
             }
         })
     }
@@ -871,6 +903,24 @@ impl Engine {
                 .filter(|p| *p > 0)
                 .and_then(|p| i32::try_from(p).ok())
         }))
+    }
+
+    /// A container's health as the engine keeps it from its healthcheck, in the words of the
+    /// engine's status line (`healthy`, `unhealthy`, `health: starting`); `None` when the
+    /// container has no healthcheck or does not exist.
+    pub fn health(&self, name: &str) -> Result<Option<String>> {
+        use bollard::models::HealthStatusEnum as H;
+        let status = self
+            .inspect(name)?
+            .and_then(|i| i.state)
+            .and_then(|s| s.health)
+            .and_then(|h| h.status);
+        Ok(match status {
+            Some(H::HEALTHY) => Some("healthy".into()),
+            Some(H::UNHEALTHY) => Some("unhealthy".into()),
+            Some(H::STARTING) => Some("health: starting".into()),
+            _ => None,
+        })
     }
 
     /// The `containerlab` label of a container, `None` when there is no such container.
@@ -918,6 +968,27 @@ impl Engine {
             }) => Ok(()),
             Err(e) => Err(engine_err(format!("stop container {name_or_id}"))(e)),
         }
+    }
+
+    /// Remove containers (killing them), `in_flight` requests at a time on this one connection's
+    /// runtime; results in the order of `names_or_ids`, each whether the container existed.
+    pub fn remove_many(&self, names_or_ids: &[String], in_flight: usize) -> Vec<Result<bool>> {
+        use futures_util::stream::{self, StreamExt as _};
+        self.rt.block_on(
+            stream::iter(names_or_ids.iter().map(|target| async move {
+                let opts = RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build();
+                match self.docker.remove_container(target, Some(opts)).await {
+                    Ok(()) => Ok(true),
+                    Err(e) if is_not_found(&e) => Ok(false),
+                    Err(e) => Err(engine_err(format!("remove container {target}"))(e)),
+                }
+            }))
+            .buffered(in_flight.max(1))
+            .collect(),
+        )
     }
 
     /// Remove a container (killing it). Returns whether it existed.

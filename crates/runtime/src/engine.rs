@@ -16,12 +16,16 @@ use topology::{Lab, NetworkMode, Node};
 use wire::NetNs;
 
 use crate::backend::{
-    record, record_process, Backend, CreateNode, Deployment, Made, Record, Resume, Running,
+    record, record_process, Backend, CreateNode, Deployment, Made, Record, Resume, Running, Status,
 };
 use crate::docker::{Container, Engine, EngineKind};
 use crate::node::ExecOutput;
 use crate::process::ProcId;
 use crate::{Error, Result};
+
+/// Engine requests in flight per deploy worker while nodes are created: measured with
+/// `benches/docker.sh`, where more than this gains nothing on two cores.
+pub const ENGINE_REQUESTS_PER_WORKER: usize = 4;
 
 /// A container engine's nodes.
 pub struct EngineBackend {
@@ -132,6 +136,12 @@ impl Backend for EngineBackend {
         Ok(())
     }
 
+    /// A container's creation and start are mostly waiting on the engine (and the engine on
+    /// its OCI runtime), so a few requests per worker keep both cores busy.
+    fn create_concurrency(&self, workers: usize) -> usize {
+        workers * ENGINE_REQUESTS_PER_WORKER
+    }
+
     /// The node's container, created (journalled by name first, then by id) and started; its
     /// first process is the node's.
     fn create(&self, d: &Deployment<'_>, req: &CreateNode<'_>, rec: &dyn Record) -> Result<ProcId> {
@@ -174,6 +184,30 @@ impl Backend for EngineBackend {
             message: format!("container {} exited right after it started", n.long_name),
         })?;
         record_process(rec, n, proc)
+    }
+
+    /// A running node's health is the engine's: it runs the healthcheck given at create on the
+    /// healthcheck's own interval and keeps the result (`State.Health.Status`).
+    fn status(&self, _lab: &Lab, node: &Node, proc: Option<ProcId>) -> Status {
+        let mut s = crate::backend::process_status(proc);
+        let checked = node
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| !h.test.is_empty());
+        if checked && s.state == "running" {
+            s.health = self
+                .engine()
+                .and_then(|e| e.health(&node.long_name))
+                .unwrap_or_else(|e| {
+                    log::debug!(
+                        "node {}: no health from the engine: {}",
+                        node.name,
+                        crate::chain(&e)
+                    );
+                    None
+                });
+        }
+        s
     }
 
     /// The engine started the container's command already.
@@ -261,26 +295,19 @@ pub fn remove_containers(
         for c in list {
             waves.entry(Reverse(depth(&c.node))).or_default().push(c);
         }
+        // Removal waits on the engine: as many requests in flight as a deploy keeps.
+        let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get())
+            * ENGINE_REQUESTS_PER_WORKER;
         for wave in waves.into_values() {
-            let results = std::thread::scope(|s| {
-                let handles: Vec<_> = wave
-                    .chunks(wave.len().div_ceil(8).max(1))
-                    .map(|chunk| {
-                        let engine = &engine;
-                        s.spawn(move || {
-                            chunk
-                                .iter()
-                                .map(|c| remove_one(engine, lab, c))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect::<Vec<_>>()
-            });
-            for r in results {
+            let mut targets = Vec::new();
+            for c in wave {
+                match removal_target(&engine, lab, c) {
+                    Ok(Some(t)) => targets.push(t),
+                    Ok(None) => {}
+                    Err(e) => errors.push(crate::chain(&e)),
+                }
+            }
+            for r in engine.remove_many(&targets, in_flight) {
                 match r {
                     Ok(true) => removed += 1,
                     Ok(false) => {}
@@ -292,15 +319,16 @@ pub fn remove_containers(
     (removed, errors)
 }
 
-fn remove_one(engine: &Engine, lab: &str, c: &RecordedContainer) -> Result<bool> {
-    let target = match &c.id {
-        Some(id) => id.clone(),
-        None => match engine.lab_label(&c.name)? {
-            Some(l) if l == lab => c.name.clone(),
-            _ => return Ok(false),
-        },
-    };
-    engine.remove(&target)
+/// What to remove for container `c`: its id when recorded, else its name if the container of
+/// that name carries lab `lab`'s label (`None`: not this lab's, or gone).
+fn removal_target(engine: &Engine, lab: &str, c: &RecordedContainer) -> Result<Option<String>> {
+    match &c.id {
+        Some(id) => Ok(Some(id.clone())),
+        None => Ok(match engine.lab_label(&c.name)? {
+            Some(l) if l == lab => Some(c.name.clone()),
+            _ => None,
+        }),
+    }
 }
 
 /// Remove the engine networks a lab's journal names, when labwire made them and no container

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::table::{self, Column, Style};
+
 /// The containerlab release whose command line and output formats this personality follows.
 pub const CLAB_VERSION: &str = "0.79.0";
 
@@ -176,36 +178,34 @@ pub fn inspect_csv(rows: &[Details]) -> String {
     out
 }
 
-/// `inspect` as a table: containerlab's columns (`--all` adds topology and lab, `--wide` the
-/// owner and one line per node).
-pub fn inspect_table(rows: &[Details], all: bool, wide: bool) -> String {
+/// `inspect` as a table: containerlab's columns (`--all` adds topology and lab, merged over a
+/// lab's rows; `--wide` adds the owner and puts each node on one line, merging nothing).
+pub fn inspect_table(rows: &[Details], all: bool, wide: bool, style: Style) -> String {
     let mut header: Vec<&str> = Vec::new();
+    let merged = Column {
+        merge: !wide,
+        middle: true,
+        numeric: false,
+    };
+    let mut columns = Vec::new();
     if all {
         header.extend(["Topology", "Lab Name"]);
+        columns.extend([merged, merged]);
     }
     if wide {
         header.push("Owner");
+        columns.push(Column::default());
     }
     header.extend(["Name", "Kind/Image", "State", "IPv4/6 Address"]);
+    // Without --all, the node name is the merged column (names differ, so nothing merges).
+    columns.push(if all { Column::default() } else { merged });
     let sep = if wide { " " } else { "\n" };
     let mut body = Vec::new();
-    let mut last_lab: Option<&str> = None;
     for r in rows {
         let mut row = Vec::new();
         if all {
-            // The lab's topology and name on its first node only, as containerlab merges them.
-            let first = last_lab != Some(r.lab_name.as_str()) || wide;
-            last_lab = Some(&r.lab_name);
-            row.push(if first {
-                r.lab_path.clone()
-            } else {
-                String::new()
-            });
-            row.push(if first {
-                r.lab_name.clone()
-            } else {
-                String::new()
-            });
+            row.push(r.lab_path.clone());
+            row.push(r.lab_name.clone());
         }
         if wide {
             row.push(r.owner.clone());
@@ -226,10 +226,14 @@ pub fn inspect_table(rows: &[Details], all: bool, wide: bool) -> String {
         ));
         body.push(row);
     }
-    rounded_table(&header, &body)
+    table::render(style, &header, &columns, &body)
 }
 
+/// An address without its prefix length (`N/A` stays as it is).
 fn without_prefix(addr: &str) -> &str {
+    if addr.contains("N/A") {
+        return addr;
+    }
     match addr.split_once('/') {
         Some((a, p)) if !p.contains('/') => a,
         _ => addr,
@@ -241,8 +245,9 @@ pub fn interfaces_json(nodes: &[lab::inspect::NodeInterfaces]) -> String {
     format!("{}\n", go_json(&nodes))
 }
 
-/// `inspect interfaces` as a table.
-pub fn interfaces_table(nodes: &[lab::inspect::NodeInterfaces]) -> String {
+/// `inspect interfaces` as a table: a node's name merged over its interfaces, index and MTU
+/// aligned right, the state in lower case and coloured (up green, down red, else yellow).
+pub fn interfaces_table(nodes: &[lab::inspect::NodeInterfaces], style: Style) -> String {
     let header = [
         "Container Name",
         "Name",
@@ -253,15 +258,34 @@ pub fn interfaces_table(nodes: &[lab::inspect::NodeInterfaces]) -> String {
         "Type",
         "State",
     ];
+    let numeric = Column {
+        numeric: true,
+        ..Column::default()
+    };
+    let columns = [
+        Column {
+            merge: true,
+            ..Column::default()
+        },
+        Column::default(),
+        Column::default(),
+        Column::default(),
+        numeric,
+        numeric,
+    ];
     let mut body = Vec::new();
     for n in nodes {
-        for (i, f) in n.interfaces.iter().enumerate() {
+        for f in &n.interfaces {
+            let state = f.state.to_lowercase();
+            let colour = if state == "up" {
+                "\x1b[32m"
+            } else if state.contains("down") {
+                "\x1b[31m"
+            } else {
+                "\x1b[33m"
+            };
             body.push(vec![
-                if i == 0 {
-                    n.name.clone()
-                } else {
-                    String::new()
-                },
+                n.name.clone(),
                 f.name.clone(),
                 if f.alias.is_empty() {
                     "N/A".into()
@@ -272,11 +296,11 @@ pub fn interfaces_table(nodes: &[lab::inspect::NodeInterfaces]) -> String {
                 f.ifindex.to_string(),
                 f.mtu.to_string(),
                 f.kind.clone(),
-                f.state.clone(),
+                style.paint(&state, colour),
             ]);
         }
     }
-    rounded_table(&header, &body)
+    table::render(style, &header, &columns, &body)
 }
 
 /// One command's result as `exec -f json` shows it.
@@ -394,59 +418,6 @@ pub fn go_escape(json: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
-}
-
-/// A table with rounded corners, centred title-case headers, a line between rows and cells of
-/// several lines, in the style containerlab prints.
-pub fn rounded_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let cols = header.len();
-    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, cell) in r.iter().enumerate().take(cols) {
-            for line in cell.lines() {
-                width[i] = width[i].max(line.chars().count());
-            }
-        }
-    }
-    let rule = |l: &str, m: &str, r: &str| {
-        let mut s = String::from(l);
-        for (i, w) in width.iter().enumerate() {
-            s.push_str(&"─".repeat(w + 2));
-            s.push_str(if i + 1 == cols { r } else { m });
-        }
-        s.push('\n');
-        s
-    };
-    let mut out = rule("╭", "┬", "╮");
-    out.push('│');
-    for (h, w) in header.iter().zip(&width) {
-        let pad = w - h.chars().count();
-        let left = pad / 2;
-        let _ = write!(
-            out,
-            " {}{}{} │",
-            " ".repeat(left),
-            h,
-            " ".repeat(pad - left)
-        );
-    }
-    out.push('\n');
-    for r in rows {
-        out.push_str(&rule("├", "┼", "┤"));
-        let lines: Vec<Vec<&str>> = r.iter().map(|c| c.split('\n').collect()).collect();
-        let height = lines.iter().map(Vec::len).max().unwrap_or(1);
-        for i in 0..height {
-            out.push('│');
-            for (c, w) in lines.iter().zip(&width) {
-                let text = c.get(i).copied().unwrap_or("");
-                let pad = w - text.chars().count();
-                let _ = write!(out, " {text}{} │", " ".repeat(pad));
-            }
-            out.push('\n');
-        }
-    }
-    out.push_str(&rule("╰", "┴", "╯"));
     out
 }
 
@@ -619,21 +590,112 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// `inspect` of one lab: containerlab's columns, kind over image, the health under the
+    /// state, addresses without their prefix length.
     #[test]
-    fn table_has_containerlab_s_columns() {
-        let t = inspect_table(&[details("clab-vlan-client1", "Up 4 hours")], true, false);
-        let first = t.lines().nth(1).unwrap();
-        for h in [
-            "Topology",
-            "Lab Name",
-            "Name",
-            "Kind/Image",
-            "State",
-            "IPv4/6 Address",
-        ] {
-            assert!(first.contains(h), "{t}");
-        }
-        assert!(t.contains("172.20.20.4 "), "addresses without prefix: {t}");
-        assert!(t.starts_with('╭') && t.trim_end().ends_with('╯'), "{t}");
+    fn inspect_table_of_one_lab_is_containerlab_s() {
+        let mut b = details("clab-vlan-srv", "healthy");
+        b.ipv4_address = "172.20.20.10/24".into();
+        let rows = [details("clab-vlan-client1", "Up 4 hours"), b];
+        let got = inspect_table(&rows, false, false, Style::plain());
+        let want = "\
+╭───────────────────┬─────────────────────────┬───────────┬───────────────────╮
+│        Name       │        Kind/Image       │   State   │   IPv4/6 Address  │
+├───────────────────┼─────────────────────────┼───────────┼───────────────────┤
+│ clab-vlan-client1 │ linux                   │ running   │ 172.20.20.4       │
+│                   │ ghcr.io/srl-labs/alpine │           │ 3fff:172:20:20::4 │
+├───────────────────┼─────────────────────────┼───────────┼───────────────────┤
+│ clab-vlan-srv     │ linux                   │ running   │ 172.20.20.10      │
+│                   │ ghcr.io/srl-labs/alpine │ (healthy) │ 3fff:172:20:20::4 │
+╰───────────────────┴─────────────────────────┴───────────┴───────────────────╯
+";
+        assert_eq!(got, want);
+    }
+
+    /// `inspect --all`: topology and lab name on a lab's first row, the rule open across them
+    /// for the lab's other rows.
+    #[test]
+    fn inspect_table_of_all_labs_merges_each_lab() {
+        let mut other = details("clab-ab-x", "Up 1 second");
+        other.lab_name = "ab".into();
+        other.lab_path = "ab.clab.yml".into();
+        other.ipv6_address = "N/A".into();
+        let rows = [
+            other,
+            details("clab-vlan-client1", "Up 4 hours"),
+            details("clab-vlan-client2", "Up 4 hours"),
+        ];
+        let got = inspect_table(&rows, true, false, Style::plain());
+        let want = "\
+╭─────────────────────────┬──────────┬───────────────────┬─────────────────────────┬─────────┬───────────────────╮
+│         Topology        │ Lab Name │        Name       │        Kind/Image       │  State  │   IPv4/6 Address  │
+├─────────────────────────┼──────────┼───────────────────┼─────────────────────────┼─────────┼───────────────────┤
+│ ab.clab.yml             │ ab       │ clab-ab-x         │ linux                   │ running │ 172.20.20.4       │
+│                         │          │                   │ ghcr.io/srl-labs/alpine │         │ N/A               │
+├─────────────────────────┼──────────┼───────────────────┼─────────────────────────┼─────────┼───────────────────┤
+│ ../../lab/vlan.clab.yml │ vlan     │ clab-vlan-client1 │ linux                   │ running │ 172.20.20.4       │
+│                         │          │                   │ ghcr.io/srl-labs/alpine │         │ 3fff:172:20:20::4 │
+│                         │          ├───────────────────┼─────────────────────────┼─────────┼───────────────────┤
+│                         │          │ clab-vlan-client2 │ linux                   │ running │ 172.20.20.4       │
+│                         │          │                   │ ghcr.io/srl-labs/alpine │         │ 3fff:172:20:20::4 │
+╰─────────────────────────┴──────────┴───────────────────┴─────────────────────────┴─────────┴───────────────────╯
+";
+        assert_eq!(got, want);
+    }
+
+    /// `inspect --all --wide`: the owner too, each node on one line, nothing merged.
+    #[test]
+    fn inspect_table_wide_puts_a_node_on_one_line() {
+        let rows = [
+            details("clab-vlan-client1", "Up 4 hours"),
+            details("clab-vlan-client2", "unhealthy"),
+        ];
+        let got = inspect_table(&rows, true, true, Style::plain());
+        let want = "\
+╭─────────────────────────┬──────────┬───────┬───────────────────┬───────────────────────────────┬─────────────────────┬───────────────────────────────╮
+│         Topology        │ Lab Name │ Owner │        Name       │           Kind/Image          │        State        │         IPv4/6 Address        │
+├─────────────────────────┼──────────┼───────┼───────────────────┼───────────────────────────────┼─────────────────────┼───────────────────────────────┤
+│ ../../lab/vlan.clab.yml │ vlan     │ root  │ clab-vlan-client1 │ linux ghcr.io/srl-labs/alpine │ running             │ 172.20.20.4 3fff:172:20:20::4 │
+├─────────────────────────┼──────────┼───────┼───────────────────┼───────────────────────────────┼─────────────────────┼───────────────────────────────┤
+│ ../../lab/vlan.clab.yml │ vlan     │ root  │ clab-vlan-client2 │ linux ghcr.io/srl-labs/alpine │ running (unhealthy) │ 172.20.20.4 3fff:172:20:20::4 │
+╰─────────────────────────┴──────────┴───────┴───────────────────┴───────────────────────────────┴─────────────────────┴───────────────────────────────╯
+";
+        assert_eq!(got, want);
+        // On a terminal the header is bold; the body never is.
+        let bold = inspect_table(&rows, true, true, Style::bold());
+        assert!(bold.starts_with("\x1b[1m╭\x1b[0m\x1b[1m───"), "{bold}");
+        assert!(bold.contains("\x1b[1m Owner \x1b[0m"), "{bold}");
+        let body: Vec<&str> = bold.lines().skip(3).collect();
+        assert!(body.iter().all(|l| !l.contains('\x1b')), "{bold}");
+    }
+
+    #[test]
+    fn interfaces_table_merges_the_node_and_aligns_numbers_right() {
+        let iface = |name: &str, idx: u32, state: &str| lab::inspect::Interface {
+            name: name.into(),
+            alias: String::new(),
+            mac: "aa:c1:ab:00:00:01".into(),
+            ifindex: idx,
+            mtu: 9500,
+            kind: "veth".into(),
+            state: state.into(),
+        };
+        let nodes = [lab::inspect::NodeInterfaces {
+            name: "clab-x-a".into(),
+            interfaces: vec![iface("eth0", 2, "up"), iface("eth1", 10, "down")],
+        }];
+        let got = interfaces_table(&nodes, Style::plain());
+        let want = "\
+╭────────────────┬──────┬───────┬───────────────────┬───────┬──────┬──────┬───────╮
+│ Container Name │ Name │ Alias │        MAC        │ Index │  MTU │ Type │ State │
+├────────────────┼──────┼───────┼───────────────────┼───────┼──────┼──────┼───────┤
+│ clab-x-a       │ eth0 │ N/A   │ aa:c1:ab:00:00:01 │     2 │ 9500 │ veth │ up    │
+│                ├──────┼───────┼───────────────────┼───────┼──────┼──────┼───────┤
+│                │ eth1 │ N/A   │ aa:c1:ab:00:00:01 │    10 │ 9500 │ veth │ down  │
+╰────────────────┴──────┴───────┴───────────────────┴───────┴──────┴──────┴───────╯
+";
+        assert_eq!(got, want);
+        let coloured = interfaces_table(&nodes, Style::bold());
+        assert!(coloured.contains("│ \x1b[32mup\x1b[0m    │"), "{coloured}");
     }
 }

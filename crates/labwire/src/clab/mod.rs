@@ -8,6 +8,7 @@
 //! user relies on, and an error (before anything is touched) when it would.
 
 pub(crate) mod format;
+mod table;
 mod tools;
 
 use std::collections::BTreeMap;
@@ -602,7 +603,10 @@ fn print_rows(format: &str, rows: &[format::Details], all: bool, wide: bool) -> 
         "json" => print!("{}", format::inspect_json(rows)),
         "csv" => print!("{}", format::inspect_csv(rows)),
         _ if rows.is_empty() => eprintln!("INFO no containers found"),
-        _ => print!("{}", format::inspect_table(rows, all, wide)),
+        _ => print!(
+            "{}",
+            format::inspect_table(rows, all, wide, table::Style::from_env())
+        ),
     }
     Ok(())
 }
@@ -687,7 +691,10 @@ fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<ExitCode> {
         } else if format == "json" {
             print!("{}", format::interfaces_json(&ifs));
         } else {
-            print!("{}", format::interfaces_table(&ifs));
+            print!(
+                "{}",
+                format::interfaces_table(&ifs, table::Style::from_env())
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
