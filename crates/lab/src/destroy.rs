@@ -317,11 +317,16 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     // 3. Bridges labwire made; a management bridge stays while another lab uses it. Deleted while
     //    the nodes' namespaces still exist: afterwards the kernel's cleanup of those namespaces holds
     //    the netlink lock and the deletion would wait for all of it.
-    let bridges = &plan.bridges;
-    if !bridges.is_empty() {
+    // Which of these host objects another lab still uses is read once, under one hold of the
+    // global lock, for all four steps (it reads every other lab's journal).
+    let shared_objects = !plan.bridges.is_empty()
+        || !plan.host_addresses.is_empty()
+        || !plan.links_brought_up.is_empty()
+        || !plan.firewall.is_empty();
+    if shared_objects {
         let _g = Lock::global()?;
         let in_use = bridges_used_by_others(name);
-        for (br, mac, shared) in bridges {
+        for (br, mac, shared) in &plan.bridges {
             if *shared && in_use.contains(br.as_str()) {
                 continue;
             }
@@ -336,14 +341,9 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                 Err(err) => errors.push(format!("look up bridge {br}: {err}")),
             }
         }
-    }
 
-    // Addresses added to a bridge labwire did not make, unless another lab still uses it.
-    let added = &plan.host_addresses;
-    if !added.is_empty() {
-        let _g = Lock::global()?;
-        let in_use = bridges_used_by_others(name);
-        for (link, addr, prefix) in added {
+        // Addresses added to a bridge labwire did not make, unless another lab still uses it.
+        for (link, addr, prefix) in &plan.host_addresses {
             let (addr, prefix) = (*addr, *prefix);
             if in_use.contains(link.as_str()) {
                 continue;
@@ -358,12 +358,8 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                 Err(err) => errors.push(format!("look up {link}: {err}")),
             }
         }
-    }
 
-    // Links labwire did not make but brought up go down again, unless another lab uses them.
-    if !plan.links_brought_up.is_empty() {
-        let _g = Lock::global()?;
-        let in_use = bridges_used_by_others(name);
+        // Links labwire did not make but brought up go down again, unless another lab uses them.
         for link in plan
             .links_brought_up
             .iter()
@@ -379,15 +375,10 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                 Err(err) => errors.push(format!("look up {link}: {err}")),
             }
         }
-    }
 
-    // Firewall rules accepting a bridge's traffic, unless another lab still uses the bridge.
-    let rules = &plan.firewall;
-    if !rules.is_empty() {
-        let _g = Lock::global()?;
-        let in_use = bridges_used_by_others(name);
+        // Firewall rules accepting a bridge's traffic, unless another lab still uses the bridge.
         let mut done = HashSet::new();
-        for (tool, bridge) in rules {
+        for (tool, bridge) in &plan.firewall {
             if !in_use.contains(bridge.as_str()) && done.insert((tool, bridge)) {
                 runtime::docker::remove_bridge_forwarding(tool, bridge);
             }
