@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Docker runtime benchmark: deploy and destroy time of an N-node ring (default 50) of docker
 # nodes, each run against figures measured in the same run (the machine may be loaded: only the
-# ratios compare):
-#  - the engine's floor: the same containers (labwire's own create request,
-#    `runtime::docker::create_body`, eth0 on the lab's Docker network with its address, no links)
-#    created and started through the Engine API by as many threads as labwire keeps engine
-#    requests in flight (CPUs x runtime::engine::ENGINE_REQUESTS_PER_WORKER), each thread with its
-#    own connection (crates/runtime/examples/docker_floor.rs). Target: deploy <= 1.10x;
-#  - the engine's own removal of labwire's containers: the lab deployed again and its containers
-#    force-removed through the Engine API by as many threads (docker_floor --remove), before
-#    labwire's destroy removes the rest. Target: destroy <= 1.2x;
+# ratios compare). Runs alternate which goes first, the floor or labwire; the end prints the best
+# and the median of each figure over the runs, and of each ratio.
+#  - the engine's floor: the very containers of the same topology file (labwire's own create
+#    request, the same names, eth0 on the same Docker network with the same IPv4 and IPv6
+#    addresses; no links) created and started through the Engine API, the network first, by as
+#    many threads as labwire keeps engine requests in flight (CPUs x
+#    runtime::engine::ENGINE_REQUESTS_PER_WORKER), each thread with its own connection
+#    (crates/runtime/examples/docker_floor.rs). Target: deploy <= 1.10x;
+#  - the engine's own removal of labwire's containers: the lab deployed again, its containers and
+#    then its network force-removed through the Engine API by as many threads (docker_floor
+#    --remove), before labwire's destroy removes the rest. Target: destroy <= 1.2x;
 #  - the by-hand baseline: `docker run -d --network none` per node, one after another, then the
 #    ring's veth pairs created in the host and moved into the containers (`ip link set … netns PID`).
 #
@@ -19,8 +21,8 @@
 # Needs a running dockerd; builds the image lwt-busybox:dk (a `docker import` of the host's static
 # busybox) when missing. Environment: LABWIRE (a labwire binary; labwire-init must sit next to it),
 # DOCKER_FLOOR (a docker_floor example binary), BENCH_LAB and BENCH_NET (the lab's name and its
-# management subnet 10.NET.0.0/24; default lwbench-dk and 199). It prints figures; it passes or
-# fails nothing.
+# management subnets 10.NET.0.0/24 and fd00:NET::/64; default lwbench-dk and 199). It prints
+# figures; it passes or fails nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -96,7 +98,7 @@ now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 
-floor_run() { "$DOCKER_FLOOR" --nodes "$N" --workers "$inflight" --image "$IMAGE"; }
+floor_run() { "$DOCKER_FLOOR" --topology "$WORK/ring.clab.yml" --workers "$inflight"; }
 
 # By hand: one `docker run` after another, then each ring link a veth pair made in the host and its
 # ends moved into the two containers' network namespaces.
@@ -114,19 +116,52 @@ hand_run() {
     done
 }
 
-echo "docker ring of $N nodes, $inflight engine requests in flight, load $(cut -d" " -f1-3 /proc/loadavg) (engine: $(docker version -f '{{.Server.Version}}, API {{.Server.APIVersion}}'))"
-for r in $(seq 1 "$runs"); do
-    read -r floor_s _ < <(floor_run)
-    hand_rm
-    t0=$(now); hand_run; t1=$(now)
-    hand_s=$(secs "$t0" "$t1")
-    hand_rm
+labwire_run() {
     t0=$(now); "$LW" deploy -t "$WORK/ring.clab.yml" -q >/dev/null; t1=$(now)
     lw_s=$(secs "$t0" "$t1")
     t0=$(now); "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1; t1=$(now)
     destroy_s=$(secs "$t0" "$t1")
+}
+
+# The engine's removal of the containers (then the network) of a labwire deploy.
+removal_run() {
     "$LW" deploy -t "$WORK/ring.clab.yml" -q >/dev/null
-    removal_s=$("$DOCKER_FLOOR" --nodes "$N" --workers "$inflight" --remove "clab-$LAB-n")
+    removal_s=$("$DOCKER_FLOOR" --topology "$WORK/ring.clab.yml" --workers "$inflight" --remove)
     "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1
-    echo "run $r: deploy ${lw_s} s, engine API floor ${floor_s} s: $(ratio "$lw_s" "$floor_s")x (target <= 1.10); by hand ${hand_s} s: $(ratio "$lw_s" "$hand_s")x; destroy ${destroy_s} s, engine removal ${removal_s} s: $(ratio "$destroy_s" "$removal_s")x (target <= 1.2); load $(cut -d" " -f1 /proc/loadavg)"
+}
+
+echo "docker ring of $N nodes, $inflight engine requests in flight, load $(cut -d" " -f1-3 /proc/loadavg) (engine: $(docker version -f '{{.Server.Version}}, API {{.Server.APIVersion}}'))"
+: >"$WORK/runs"
+for r in $(seq 1 "$runs"); do
+    hand_rm
+    t0=$(now); hand_run; t1=$(now)
+    hand_s=$(secs "$t0" "$t1")
+    hand_rm
+    # Whichever goes first may find the engine warmer or the machine quieter: alternate.
+    if [ $(( r % 2 )) = 1 ]; then
+        read -r floor_s floor_rm_s < <(floor_run)
+        labwire_run
+    else
+        labwire_run
+        read -r floor_s floor_rm_s < <(floor_run)
+    fi
+    removal_run
+    echo "$lw_s $floor_s $hand_s $destroy_s $removal_s $floor_rm_s" >>"$WORK/runs"
+    echo "run $r: deploy ${lw_s} s, engine API floor ${floor_s} s: $(ratio "$lw_s" "$floor_s")x (target <= 1.10); by hand ${hand_s} s: $(ratio "$lw_s" "$hand_s")x; destroy ${destroy_s} s, engine removal ${removal_s} s: $(ratio "$destroy_s" "$removal_s")x (target <= 1.2; the floor's removal of its own containers ${floor_rm_s} s); load $(cut -d" " -f1 /proc/loadavg)"
 done
+python3 - "$WORK/runs" <<'EOF'
+import statistics, sys
+runs = [[float(x) for x in l.split()] for l in open(sys.argv[1]) if l.strip()]
+cols = list(zip(*runs))
+names = ["deploy", "engine API floor", "by hand", "destroy", "engine removal"]
+figs = "; ".join(f"{n} {min(c):.2f}/{statistics.median(c):.2f} s" for n, c in zip(names, cols))
+print(f"over {len(runs)} runs, best/median: {figs}")
+for name, a, b, target in [
+    ("deploy / engine API floor", 0, 1, " (target <= 1.10)"),
+    ("deploy / by hand", 0, 2, ""),
+    ("destroy / engine removal", 3, 4, " (target <= 1.2)"),
+]:
+    per = [x / y for x, y in zip(cols[a], cols[b])]
+    print(f"  {name}: best/best {min(cols[a]) / min(cols[b]):.2f}x, median of the runs' ratios "
+          f"{statistics.median(per):.2f}x{target}")
+EOF
