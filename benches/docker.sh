@@ -12,8 +12,9 @@
 #  - the engine's own removal of labwire's containers: the lab deployed again, its containers and
 #    then its network force-removed through the Engine API by as many threads (docker_floor
 #    --remove), before labwire's destroy removes the rest. Target: destroy <= 1.2x;
-#  - the by-hand baseline: `docker run -d --network none` per node, one after another, then the
-#    ring's veth pairs created in the host and moved into the containers (`ip link set … netns PID`).
+#  - the by-hand baseline: the same management network made with `docker network create`, then
+#    `docker run -d --network NET --ip A --ip6 B` per node, one after another, then the ring's veth
+#    pairs created in the host and moved into the containers (`ip link set … netns PID`).
 #
 #   sudo benches/docker.sh            # 50 nodes, 1 run
 #   sudo benches/docker.sh 50 3       # 50 nodes, 3 runs
@@ -43,7 +44,7 @@ IMAGE=lwt-busybox:dk
 WORK=$(mktemp -d /tmp/lw-dkbench.XXXXXX)
 LAB=${BENCH_LAB:-lwbench-dk}
 NET=${BENCH_NET:-199}
-HAND=lwbench-dkhand
+HAND=$LAB-hand
 par=$(nproc)
 # Engine requests labwire keeps in flight while it creates docker nodes (see the header).
 inflight=$(( par * 4 ))
@@ -51,6 +52,12 @@ inflight=$(( par * 4 ))
 hand_rm() {
     ids=$(docker ps -aq --filter "label=lwbench=$HAND")
     [ -z "$ids" ] || docker rm -f $ids >/dev/null
+    # The engine releases removed containers' endpoints a moment after the removal returns.
+    for _ in $(seq 1 100); do
+        docker network inspect "$HAND" >/dev/null 2>&1 || break
+        docker network rm "$HAND" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
 }
 cleanup() { "$LW" destroy --name "$LAB" --cleanup >/dev/null 2>&1 || true; hand_rm || true; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -100,12 +107,16 @@ ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 
 floor_run() { "$DOCKER_FLOOR" --topology "$WORK/ring.clab.yml" --workers "$inflight"; }
 
-# By hand: one `docker run` after another, then each ring link a veth pair made in the host and its
-# ends moved into the two containers' network namespaces.
+# By hand: the management network as a Docker network (the lab's subnets), one `docker run` after
+# another on it with the node's addresses (labwire's: n1 .2, n2 .3, …), then each ring link a veth
+# pair made in the host and its ends moved into the two containers' network namespaces.
 hand_run() {
+    docker network create -d bridge --subnet "10.$NET.0.0/24" --gateway "10.$NET.0.1" --ipv6 \
+        --subnet "fd00:$NET::/64" --gateway "fd00:$NET::1" "$HAND" >/dev/null
     for i in $(seq 1 "$N"); do
-        docker run -d --network none "${PRIV[@]}" --label "lwbench=$HAND" --name "$HAND-n$i" \
-            --hostname "n$i" "$IMAGE" >/dev/null
+        docker run -d --network "$HAND" --ip "10.$NET.0.$(( i + 1 ))" \
+            --ip6 "fd00:$NET::$(printf %x $(( i + 1 )))" "${PRIV[@]}" --label "lwbench=$HAND" \
+            --name "$HAND-n$i" --hostname "n$i" "$IMAGE" >/dev/null
     done
     mapfile -t pids < <(docker inspect -f '{{.State.Pid}}' $(seq -f "$HAND-n%g" 1 "$N"))
     for i in $(seq 1 "$N"); do

@@ -855,9 +855,11 @@ impl Engine {
                     Err(DockerError::DockerResponseServerError {
                         status_code: 403,
                         message,
-                    }) if message.contains("active endpoints") && tries < 50 => {
+                    }) if message.contains("active endpoints") && tries < 200 => {
+                        // Polled often: a destroy waits for this, and the engine is not loaded
+                        // by one refused request.
                         tries += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }
                     Err(e) => return Err(engine_err(format!("remove network {name}"))(e)),
                 }
