@@ -836,12 +836,10 @@ impl Engine {
                 Err(e) if is_not_found(&e) => return Ok(false),
                 Err(e) => return Err(engine_err(format!("inspect network {name}"))(e)),
             };
-            let ours = net
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(NETWORK_LABEL));
-            let in_use = net.containers.as_ref().is_some_and(|c| !c.is_empty());
-            if !ours || in_use {
+            let Some(lab) = net.labels.as_ref().and_then(|l| l.get(NETWORK_LABEL)) else {
+                return Ok(false);
+            };
+            if net.containers.as_ref().is_some_and(|c| !c.is_empty()) {
                 return Ok(false);
             }
             // The engine releases a removed container's endpoint a moment after the removal
@@ -855,7 +853,15 @@ impl Engine {
                     Err(DockerError::DockerResponseServerError {
                         status_code: 403,
                         message,
-                    }) if message.contains("active endpoints") && tries < 200 => {
+                    }) if message.contains("active endpoints") => {
+                        // Ten seconds on: the count is stale, not late.
+                        if tries == 200 {
+                            return Err(Error::StaleEndpoints {
+                                product: self.kind.product(),
+                                network: name.to_string(),
+                                lab: lab.clone(),
+                            });
+                        }
                         // Polled often: a destroy waits for this, and the engine is not loaded
                         // by one refused request.
                         tries += 1;
