@@ -73,9 +73,7 @@ fn main() {
         .filter(|n| n.is_workload() && n.runtime == topology::Runtime::Docker)
         .collect();
     let engines: Vec<Engine> = (0..args.workers.min(nodes.len()).max(1))
-        .map(|_| {
-            Engine::connect(EngineKind::Docker).unwrap_or_else(|e| fail(runtime::chain(&e)))
-        })
+        .map(|_| Engine::connect(EngineKind::Docker).unwrap_or_else(|e| fail(runtime::chain(&e))))
         .collect();
     if args.remove {
         let t = Instant::now();
@@ -84,7 +82,10 @@ fn main() {
         return;
     }
     for n in &nodes {
-        if engines[0].running_pid(&n.long_name).is_ok_and(|p| p.is_some()) {
+        if engines[0]
+            .running_pid(&n.long_name)
+            .is_ok_and(|p| p.is_some())
+        {
             fail(format!("container {} runs already", n.long_name));
         }
     }
