@@ -152,6 +152,10 @@ fn remove(lab: &Lab, nodes: &[&Node], engines: &[Engine]) {
         }
     });
     if let Err(e) = engines[0].remove_network(&lab.mgmt.network) {
-        eprintln!("docker_floor: {}", runtime::chain(&e));
+        eprintln!(
+            "docker_floor: network {}: {}",
+            lab.mgmt.network,
+            runtime::chain(&e)
+        );
     }
 }

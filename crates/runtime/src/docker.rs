@@ -858,7 +858,6 @@ impl Engine {
                         if tries == 200 {
                             return Err(Error::StaleEndpoints {
                                 product: self.kind.product(),
-                                network: name.to_string(),
                                 lab: lab.clone(),
                             });
                         }

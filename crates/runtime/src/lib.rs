@@ -96,12 +96,8 @@ pub enum Error {
         bridge: String,
     },
     /// The engine refuses to remove a network for endpoints no container holds.
-    #[error("{product} still counts endpoints on network {network} although no container is attached (a count the engine leaks now and then under concurrent container removal); restarting the engine recounts them, then `labwire destroy --name {lab} --cleanup` removes the network")]
-    StaleEndpoints {
-        product: &'static str,
-        network: String,
-        lab: String,
-    },
+    #[error("{product} still counts endpoints on it although no container is attached (a count the engine leaks now and then under concurrent container removal); restarting the engine recounts them, then `labwire destroy --name {lab} --cleanup` removes the network")]
+    StaleEndpoints { product: &'static str, lab: String },
     /// An engine network of the lab's name exists and is not one labwire made.
     #[error("{product} network {network} exists and was not made by labwire: {reason}")]
     ForeignNetwork {
