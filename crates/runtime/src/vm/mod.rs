@@ -352,8 +352,10 @@ pub fn boot_image(
         }
         a.file(&lib.to_string_lossy(), 0o755, &read(&real)?);
     }
+    let cmdline = kernel_command_line(accel);
     let mut loaded = Vec::new();
     if let Some(m) = modules {
+        let unsigned = !enforces_module_signatures(m, &cmdline);
         let order = m
             .load_order(BOOT_MODULES)
             .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
@@ -366,8 +368,11 @@ pub fn boot_image(
                 )
             );
             let path = m.dir().join(rel);
-            let data = image::kernel::read_module(&path)
+            let mut data = image::kernel::read_module(&path)
                 .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
+            if unsigned {
+                strip_module_signature(&mut data);
+            }
             a.file(&name, 0o644, &data);
             loaded.push(format!("/{name}"));
         }
@@ -378,7 +383,55 @@ pub fn boot_image(
     Ok(BootImage {
         initramfs,
         modules: loaded,
-        cmdline: kernel_command_line(accel),
+        cmdline,
+    })
+}
+
+/// The marker the kernel's `sign-file` appends after a module's signature.
+const MODULE_SIGNATURE_MAGIC: &[u8] = b"~Module signature appended~\n";
+
+/// Drop the signature appended to a module, if it has one. A kernel that does not enforce
+/// signatures still checks one it finds: it hashes the whole module and verifies the signature,
+/// which under TCG was about 70 % of the guest instructions spent loading the boot modules (ext4
+/// alone is a megabyte); an unsigned module only marks the kernel tainted (`E`).
+pub fn strip_module_signature(data: &mut Vec<u8>) {
+    // Signature, then its 12-byte descriptor (whose last 4 bytes are the signature's length, big
+    // endian), then the magic.
+    let Some(body) = data.len().checked_sub(MODULE_SIGNATURE_MAGIC.len()) else {
+        return;
+    };
+    if &data[body..] != MODULE_SIGNATURE_MAGIC || body < 12 {
+        return;
+    }
+    let len = u32::from_be_bytes(data[body - 4..body].try_into().expect("4 bytes")) as usize;
+    if let Some(end) = (body - 12).checked_sub(len) {
+        data.truncate(end);
+    }
+}
+
+/// Whether the guest kernel refuses unsigned modules: built to (`CONFIG_MODULE_SIG_FORCE=y` in
+/// the config its package ships beside the modules or in `boot/`), or told to on its command line
+/// (`module.sig_enforce=1`, through `LABWIRE_VM_KERNEL_ARGS`). Then its boot modules keep their
+/// signatures.
+fn enforces_module_signatures(modules: &image::Modules, cmdline: &str) -> bool {
+    if cmdline
+        .split_whitespace()
+        .any(|a| a == "module.sig_enforce=1" || a == "module.sig_enforce=y")
+    {
+        return true;
+    }
+    let dir = modules.dir();
+    let release = dir.file_name().unwrap_or_default().to_string_lossy();
+    let mut configs = vec![dir.join("config")];
+    // <root>/lib/modules/<release> or <root>/usr/lib/modules/<release> → <root>/boot/config-<release>
+    for up in [3, 4] {
+        if let Some(root) = dir.ancestors().nth(up) {
+            configs.push(root.join("boot").join(format!("config-{release}")));
+        }
+    }
+    configs.iter().any(|c| {
+        std::fs::read_to_string(c)
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == "CONFIG_MODULE_SIG_FORCE=y"))
     })
 }
 
@@ -554,6 +607,12 @@ fn kernel_command_line(accel: Accel) -> String {
         // guard against do not exist in the emulated CPU; they would only cost (page-table
         // isolation switches page tables on every system call, which flushes TCG's TLB).
         line.push_str(" mitigations=off");
+        // Making the kernel's text and read-only data read-only splits the huge pages mapping
+        // them and then walks every page table for writable executable pages (Debian builds
+        // with CONFIG_DEBUG_WX): about a quarter of the guest instructions from the kernel's
+        // start to init, for a protection a lab guest can go without (as it does without the
+        // mitigations).
+        line.push_str(" rodata=off");
         if let Some(khz) = host_tsc_khz() {
             // Debian's kernels run at HZ=250: loops per jiffy = cycles per second / 250.
             line.push_str(&format!(
@@ -832,5 +891,60 @@ impl Drop for Raw {
     fn drop(&mut self) {
         // SAFETY: restores the attributes read in `enter`.
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module as `sign-file` leaves it: body, signature, descriptor (length last), magic.
+    fn signed(body: &[u8], sig: &[u8]) -> Vec<u8> {
+        let mut m = body.to_vec();
+        m.extend_from_slice(sig);
+        m.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(&(sig.len() as u32).to_be_bytes());
+        m.extend_from_slice(MODULE_SIGNATURE_MAGIC);
+        m
+    }
+
+    #[test]
+    fn module_signature_is_stripped_and_unsigned_modules_are_left_alone() {
+        let body = b"\x7fELF module body".to_vec();
+        let mut m = signed(&body, &[0xab; 517]);
+        strip_module_signature(&mut m);
+        assert_eq!(m, body);
+        let mut plain = body.clone();
+        strip_module_signature(&mut plain);
+        assert_eq!(plain, body);
+        // A length past the start of the file: left as it is.
+        let mut bad = signed(b"x", &[1; 4]);
+        let n = bad.len() - MODULE_SIGNATURE_MAGIC.len() - 4;
+        bad[n..n + 4].copy_from_slice(&1000u32.to_be_bytes());
+        let before = bad.clone();
+        strip_module_signature(&mut bad);
+        assert_eq!(bad, before);
+    }
+
+    #[test]
+    fn signature_enforcement_read_from_the_kernel_config_and_command_line() {
+        let root = std::env::temp_dir().join(format!("bt2-sigforce-{}", std::process::id()));
+        let dir = root.join("lib/modules/6.1.0-test");
+        std::fs::create_dir_all(dir.join("kernel")).unwrap();
+        std::fs::write(dir.join("modules.dep"), "").unwrap();
+        let modules = image::Modules::scan(&dir).unwrap();
+        assert!(!enforces_module_signatures(&modules, "quiet"));
+        assert!(enforces_module_signatures(
+            &modules,
+            "quiet module.sig_enforce=1"
+        ));
+        std::fs::create_dir_all(root.join("boot")).unwrap();
+        std::fs::write(
+            root.join("boot/config-6.1.0-test"),
+            "CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n",
+        )
+        .unwrap();
+        assert!(enforces_module_signatures(&modules, "quiet"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
