@@ -98,7 +98,7 @@ ready = marks[-1][1]
 # row is everything the guest's clock did not see: QEMU's start and that early boot.
 rows = [("VMM start + early boot the guest clock misses (host − guest)", host_up - ready)]
 prev = 0.0
-names = {"init": "kernel → init (the agent starts)", "boot modules": "boot modules loaded (virtio, ext4)",
+names = {"init": "kernel → init (the agent starts)", "boot modules": "boot modules loaded (virtio, ext4; the node's kernel-modules)",
          "root mounted": "root disk found and mounted", "modules disk": "switch root, modules disk, kernel-modules",
          "network": "files, NICs named and addressed, sysctls"}
 for name, t in marks:

@@ -90,7 +90,7 @@ fn boot() -> Result<()> {
     let raw = fs::read("/labwire/config.json").map_err(|e| format!("read config: {e}"))?;
     let cfg: GuestConfig =
         serde_json::from_slice(&raw).map_err(|e| format!("parse config: {e}"))?;
-    for m in &cfg.modules {
+    for m in cfg.modules.iter().chain(&cfg.node_modules) {
         load_module(m)?;
     }
     phases.push(("boot modules", uptime()));

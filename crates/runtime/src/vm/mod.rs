@@ -68,9 +68,13 @@ pub struct GuestConfig {
     /// Whether a modules disk is attached.
     pub modules_disk: bool,
     /// Modules the node names in `kernel-modules`, loaded with the image's `modprobe` once the
-    /// modules disk is mounted.
+    /// modules disk is mounted (when labwire could not put them into the initramfs).
     #[serde(default)]
     pub kernel_modules: Vec<String>,
+    /// The node's `kernel-modules` (and 9p for its binds) with their dependencies, as files in
+    /// the initramfs in load order, loaded right after the boot modules.
+    #[serde(default)]
+    pub node_modules: Vec<String>,
     /// Host directories shared over virtio 9p (the node's directory `binds`), mounted by tag.
     #[serde(default)]
     pub shares: Vec<GuestShare>,
@@ -322,13 +326,17 @@ pub struct BootImage {
     pub initramfs: Vec<u8>,
     pub modules: Vec<String>,
     pub cmdline: String,
+    /// The kernel's module tree, which each node's own modules come from.
+    pub index: Option<image::Modules>,
+    /// Whether modules go into the initramfs without their signatures.
+    pub unsigned: bool,
 }
 
 /// Build the shared boot image for `kernel` (its `modules` when it has any) and the agent.
 /// `scratch` takes a temporary stripped copy of the agent.
 pub fn boot_image(
     kernel: &image::Kernel,
-    modules: Option<&image::Modules>,
+    modules: Option<image::Modules>,
     agent: &Path,
     accel: Accel,
     scratch: &Path,
@@ -354,8 +362,10 @@ pub fn boot_image(
     }
     let cmdline = kernel_command_line(accel);
     let mut loaded = Vec::new();
-    if let Some(m) = modules {
-        let unsigned = !enforces_module_signatures(m, &cmdline);
+    let unsigned = modules
+        .as_ref()
+        .is_some_and(|m| !enforces_module_signatures(m, &cmdline));
+    if let Some(m) = &modules {
         let order = m
             .load_order(BOOT_MODULES)
             .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
@@ -384,7 +394,54 @@ pub fn boot_image(
         initramfs,
         modules: loaded,
         cmdline,
+        index: modules,
+        unsigned,
     })
+}
+
+/// Put the node's own modules (its `kernel-modules`, 9p for its directory binds) with their
+/// dependencies into its initramfs archive, past those the boot image loads, and return their
+/// paths in load order. The agent loads them itself: no `modprobe` to start in the guest (a
+/// process costs a TCG guest a tenth of a second and more) and, like the boot modules, no
+/// signature to verify. `None` when the kernel's module tree is not indexed here (the agent
+/// then runs the image's modprobe over the modules disk).
+fn add_node_modules(
+    spec: &VmSpec<'_>,
+    a: &mut cpio::Archive,
+    wanted: &[String],
+) -> Result<Option<Vec<String>>> {
+    let Some(index) = &spec.boot.index else {
+        return Ok(None);
+    };
+    if wanted.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let err = |e| Error::VmConfig {
+        node: spec.node.name.clone(),
+        message: format!("kernel-modules: {e}"),
+    };
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let boot = index.load_order(BOOT_MODULES).map_err(err)?;
+    let mut paths = Vec::new();
+    for (i, rel) in index
+        .load_order(&names)
+        .map_err(err)?
+        .into_iter()
+        .filter(|rel| !boot.contains(rel))
+        .enumerate()
+    {
+        let name = format!(
+            "labwire/modules/node-{i:02}-{}",
+            image::kernel::plain_module_name(&rel.file_name().unwrap_or_default().to_string_lossy())
+        );
+        let mut data = image::kernel::read_module(&index.dir().join(&rel)).map_err(err)?;
+        if spec.boot.unsigned {
+            strip_module_signature(&mut data);
+        }
+        a.file(&name, 0o644, &data);
+        paths.push(format!("/{name}"));
+    }
+    Ok(Some(paths))
 }
 
 /// The marker the kernel's `sign-file` appends after a module's signature.
@@ -502,6 +559,8 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
             add_file(&mut a, &k, "/root/.ssh/authorized_keys")?;
         }
     }
+    let wanted = guest_modules(spec.node);
+    let node_modules = add_node_modules(spec, &mut a, &wanted)?;
     let env = crate::node::process_environment(&spec.ctx, spec.node, Some(spec.image));
     let config = GuestConfig {
         hostname: spec.node.hostname.clone(),
@@ -516,7 +575,12 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         hosts: crate::node::hosts_file(spec.node),
         kernel_release: spec.kernel.version.clone(),
         modules_disk: spec.modules_disk.is_some(),
-        kernel_modules: guest_modules(spec.node),
+        kernel_modules: if node_modules.is_some() {
+            Vec::new()
+        } else {
+            wanted
+        },
+        node_modules: node_modules.unwrap_or_default(),
         shares: shares(spec.node).into_iter().map(|(s, _)| s).collect(),
         sysctls: spec
             .node
