@@ -326,19 +326,34 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     if shared_objects {
         let _g = Lock::global()?;
         let in_use = bridges_used_by_others(name);
+        let mut doomed: Vec<(&str, u32)> = Vec::new();
         for (br, mac, shared) in &plan.bridges {
             if *shared && in_use.contains(br.as_str()) {
                 continue;
             }
             match host.link(br) {
                 Ok(Some(l)) if l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac.as_str()) => {
-                    match host.delete_link(l.index) {
-                        Ok(()) => report.bridges += 1,
-                        Err(err) => errors.push(format!("delete bridge {br}: {err}")),
+                    if !doomed.iter().any(|(_, i)| *i == l.index) {
+                        doomed.push((br, l.index))
                     }
                 }
                 Ok(_) => {}
                 Err(err) => errors.push(format!("look up bridge {br}: {err}")),
+            }
+        }
+        // The nodes are stopped, so nothing is learned again: with the learned entries gone,
+        // removing each port no longer walks every MAC of the management network.
+        for (br, index) in &doomed {
+            if let Err(err) = host.flush_fdb(*index) {
+                log::debug!("flush the forwarding database of {br}: {err}");
+            }
+        }
+        for (br, index) in doomed {
+            match host.delete_link(index) {
+                Ok(()) => report.bridges += 1,
+                // An uplink's peer went with its leaf's other end.
+                Err(err) if err.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(err) => errors.push(format!("delete bridge {br}: {err}")),
             }
         }
 

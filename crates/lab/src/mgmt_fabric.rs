@@ -182,7 +182,10 @@ fn make_leaf(
             up: true,
         },
     )
-    .map_err(wire_err(format!("join leaf bridge {leaf} to {bridge}")))
+    .map_err(wire_err(format!("join leaf bridge {leaf} to {bridge}")))?;
+    // The leaf and its uplink carry no address (see `wire::sysctl::disable_ipv6`).
+    wire::sysctl::disable_ipv6([leaf.as_str(), up_root.as_str(), up_leaf.as_str()])
+        .map_err(wire_err(format!("configure leaf bridge {leaf}")))
 }
 
 /// Where Docker's firewall drops forwarded traffic, frames crossing a leaf are forwarded traffic

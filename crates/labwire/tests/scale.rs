@@ -75,6 +75,35 @@ fn management_network_past_one_bridges_1024_ports() {
     };
     assert!(root_ports < 1024, "{root} has {root_ports} ports");
 
+    // Ports and leaves carry no address: IPv6 is off on them, so the host's routing table does
+    // not grow with the lab (a link-local and a multicast route per port made deploy quadratic).
+    let ipv6_off = |iface: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6"))
+            .map(|v| v.trim() == "1")
+            .unwrap_or_else(|e| panic!("read IPv6 settings of {iface}: {e}"))
+    };
+    for iface in [
+        end("n1"),
+        end(&format!("n{N}")),
+        leaf.clone(),
+        up_root.clone(),
+        up_leaf.clone(),
+    ] {
+        assert!(ipv6_off(&iface), "IPv6 is on on {iface}");
+    }
+    let routes = std::process::Command::new("ip")
+        .args(["-6", "route", "show", "table", "all"])
+        .output()
+        .expect("run ip -6 route");
+    let port_routes = text(&routes.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("dev {}", end("n5"))))
+        .count();
+    assert_eq!(
+        port_routes, 0,
+        "the host has IPv6 routes on a management port"
+    );
+
     // Reachable by management address from the host and across the two bridges, IPv4 and IPv6.
     let (far4, far6) = lab.eth0_addrs(&format!("n{N}"));
     let (far4, far6) = (far4.expect("IPv4 on eth0"), far6.expect("IPv6 on eth0"));

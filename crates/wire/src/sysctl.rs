@@ -38,3 +38,23 @@ pub fn read_sysctl_in(ns: &NetNs, key: &str) -> Result<String> {
             .map_err(|e| Error::sys_from(format!("read sysctl {key}"), e))
     })?
 }
+
+/// Switches IPv6 off on interfaces of the calling thread's network namespace that carry no
+/// address of their own, such as bridge ports, before they get a carrier. Each interface with
+/// IPv6 adds its own `fe80::/64` and `ff00::/8` routes, which the lookup of every multicast packet
+/// a bridge passes up to the namespace walks, and sends its own MLD reports and DAD probes: with
+/// thousands of ports, bringing a lab up became quadratic in its size. A name whose `conf` entry is
+/// missing (IPv6 off on the host, or the interface gone) is skipped.
+pub fn disable_ipv6<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    for name in names {
+        let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+        match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(mut f) => f
+                .write_all(b"1")
+                .map_err(|e| Error::sys_from(format!("switch IPv6 off on {name}"), e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::sys_from(format!("switch IPv6 off on {name}"), e)),
+        }
+    }
+    Ok(())
+}

@@ -619,3 +619,61 @@ fn sysctl_is_written_in_the_namespace_only() {
         "{err}"
     );
 }
+
+#[test]
+fn flushing_a_bridge_forgets_learned_macs_and_keeps_its_ports_own() {
+    require_root();
+    let (x, y) = (
+        NetNs::create_anonymous().unwrap(),
+        NetNs::create_anonymous().unwrap(),
+    );
+    let name = Registered::new(&x, "fdbflush");
+    let mut hx = Handle::in_netns(&x).unwrap();
+    let br = hx.add_bridge("lwtw-fbr", None, None, true).unwrap();
+    hx.add_veth(
+        &VethEnd {
+            netns: Some(x.fd()),
+            master: Some(br),
+            mac: Some(mac(0x21)),
+            up: true,
+            ..VethEnd::new("lwtw-fp1")
+        },
+        &VethEnd {
+            netns: Some(y.fd()),
+            up: true,
+            ..VethEnd::new("lwtw-fe1")
+        },
+    )
+    .unwrap();
+    // What a bridge learns from traffic: entries without the static flag.
+    for last in [0x31, 0x32] {
+        let m = format_mac(&mac(last));
+        let out = Command::new("bridge")
+            .args([
+                "-n", &name.0, "fdb", "add", &m, "dev", "lwtw-fp1", "master", "dynamic",
+            ])
+            .output()
+            .expect("run bridge");
+        assert!(
+            out.status.success(),
+            "bridge fdb add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let fdb = || {
+        let out = Command::new("bridge")
+            .args(["-n", &name.0, "fdb", "show", "br", "lwtw-fbr"])
+            .output()
+            .expect("run bridge");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let before = fdb();
+    assert!(before.contains(&format_mac(&mac(0x31))), "{before}");
+    hx.flush_fdb(br).unwrap();
+    let after = fdb();
+    for last in [0x31, 0x32] {
+        assert!(!after.contains(&format_mac(&mac(last))), "{after}");
+    }
+    // The port's own address stays (it is how frames for the bridge itself are recognised).
+    assert!(after.contains(&format_mac(&mac(0x21))), "{after}");
+}

@@ -478,6 +478,16 @@ pub fn execute(
         },
     });
     committed?;
+    // Bridge ports in the host carry no address; without IPv6 they add no routes there.
+    let ports = plan.requests.iter().flat_map(|(_, r)| match r {
+        Request::Veth { first, second } => [first, second]
+            .into_iter()
+            .filter(|e| e.place == Place::Host && e.master.is_some())
+            .map(|e| e.name.as_str())
+            .collect(),
+        Request::Macvlan { .. } | Request::Vxlan { .. } | Request::Dummy { .. } => Vec::new(),
+    });
+    wire::sysctl::disable_ipv6(ports).map_err(wire_err("configure bridge ports"))?;
     for (a, b) in &plan.redirects {
         let (ia, ib) = (
             host_index(host, a, "interface")?,

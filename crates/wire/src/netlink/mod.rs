@@ -376,6 +376,13 @@ impl Handle {
         self.execute_one(link::delete(index))
     }
 
+    /// Forgets what bridge `index` learned (its dynamic forwarding entries). Removing a port walks
+    /// the bridge's whole forwarding database, so a bridge that learned every MAC of a large L2
+    /// domain is flushed before its ports go: that keeps the removal linear in the ports.
+    pub fn flush_fdb(&mut self, index: u32) -> Result<()> {
+        self.execute_one(link::flush_fdb(index))
+    }
+
     /// Deletes the link named `name`; `false` when there was none.
     pub fn delete_link_by_name(&mut self, name: &str) -> Result<bool> {
         let Some(l) = self.link(name)? else {
