@@ -432,7 +432,9 @@ fn add_node_modules(
     {
         let name = format!(
             "labwire/modules/node-{i:02}-{}",
-            image::kernel::plain_module_name(&rel.file_name().unwrap_or_default().to_string_lossy())
+            image::kernel::plain_module_name(
+                &rel.file_name().unwrap_or_default().to_string_lossy()
+            )
         );
         let mut data = image::kernel::read_module(&index.dir().join(&rel)).map_err(err)?;
         if spec.boot.unsigned {
