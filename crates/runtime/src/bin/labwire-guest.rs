@@ -90,8 +90,11 @@ fn boot() -> Result<()> {
     let raw = fs::read("/labwire/config.json").map_err(|e| format!("read config: {e}"))?;
     let cfg: GuestConfig =
         serde_json::from_slice(&raw).map_err(|e| format!("parse config: {e}"))?;
-    for m in cfg.modules.iter().chain(&cfg.node_modules) {
-        load_module(m)?;
+    for m in &cfg.modules {
+        load_module(m, "")?;
+    }
+    for (m, options) in &cfg.node_modules {
+        load_module(m, options)?;
     }
     phases.push(("boot modules", uptime()));
     let root = wait_disk("labwire-root", Duration::from_secs(20))?;
@@ -202,11 +205,11 @@ fn write_file(path: &str, data: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| format!("chmod {path}: {e}"))
 }
 
-fn load_module(path: &str) -> Result<()> {
+fn load_module(path: &str, options: &str) -> Result<()> {
     let f = fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
     use std::os::fd::AsRawFd as _;
-    let params = c("");
-    // SAFETY: finit_module with an open descriptor and an empty parameter string.
+    let params = c(options);
+    // SAFETY: finit_module with an open descriptor and a NUL-terminated parameter string.
     let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
     if rc != 0 {
         let e = io::Error::last_os_error();

@@ -72,9 +72,10 @@ pub struct GuestConfig {
     #[serde(default)]
     pub kernel_modules: Vec<String>,
     /// The node's `kernel-modules` (and 9p for its binds) with their dependencies, as files in
-    /// the initramfs in load order, loaded right after the boot modules.
+    /// the initramfs in load order with their options from the image's `modprobe.d`, loaded
+    /// right after the boot modules.
     #[serde(default)]
-    pub node_modules: Vec<String>,
+    pub node_modules: Vec<(String, String)>,
     /// Host directories shared over virtio 9p (the node's directory `binds`), mounted by tag.
     #[serde(default)]
     pub shares: Vec<GuestShare>,
@@ -409,7 +410,7 @@ fn add_node_modules(
     spec: &VmSpec<'_>,
     a: &mut cpio::Archive,
     wanted: &[String],
-) -> Result<Option<Vec<String>>> {
+) -> Result<Option<Vec<(String, String)>>> {
     let Some(index) = &spec.boot.index else {
         return Ok(None);
     };
@@ -441,9 +442,64 @@ fn add_node_modules(
             strip_module_signature(&mut data);
         }
         a.file(&name, 0o644, &data);
-        paths.push(format!("/{name}"));
+        let module = image::kernel::module_name(
+            &image::kernel::plain_module_name(
+                &rel.file_name().unwrap_or_default().to_string_lossy(),
+            )
+            .trim_end_matches(".ko")
+            .to_string(),
+        );
+        paths.push((
+            format!("/{name}"),
+            modprobe_options(&spec.image.layers, &module),
+        ));
     }
     Ok(Some(paths))
+}
+
+/// The options the image's `modprobe` would give `module`: the `options <module> …` lines of its
+/// `modprobe.d` files, read as kmod reads them (a file in `/etc/modprobe.d` hides one of the same
+/// name in `/run`, `/usr/local/lib`, `/lib` or `/usr/lib`; files in name order; the topmost
+/// layer holding a path wins). Debian's systemd, for one, ships `options bonding max_bonds=0`, so
+/// that loading bonding makes no `bond0`.
+fn modprobe_options(layers: &[PathBuf], module: &str) -> String {
+    const DIRS: [&str; 5] = [
+        "etc/modprobe.d",
+        "run/modprobe.d",
+        "usr/local/lib/modprobe.d",
+        "lib/modprobe.d",
+        "usr/lib/modprobe.d",
+    ];
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in DIRS {
+        for layer in layers.iter().rev() {
+            let Ok(entries) = std::fs::read_dir(layer.join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                // Whiteouts and directories are not files: only regular ones count.
+                if name.ends_with(".conf") && e.file_type().is_ok_and(|t| t.is_file()) {
+                    files.entry(name).or_insert_with(|| e.path());
+                }
+            }
+        }
+    }
+    let mut options = Vec::new();
+    for path in files.values() {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() == Some("options")
+                && words.next().map(image::kernel::module_name).as_deref() == Some(module)
+            {
+                options.extend(words.map(str::to_string));
+            }
+        }
+    }
+    options.join(" ")
 }
 
 /// The marker the kernel's `sign-file` appends after a module's signature.
@@ -972,6 +1028,36 @@ mod tests {
         m.extend_from_slice(&(sig.len() as u32).to_be_bytes());
         m.extend_from_slice(MODULE_SIGNATURE_MAGIC);
         m
+    }
+
+    #[test]
+    fn modprobe_options_read_as_kmod_reads_them() {
+        let root = std::env::temp_dir().join(format!("bt2-modprobe-{}", std::process::id()));
+        let (low, high) = (root.join("low"), root.join("high"));
+        for d in ["lib/modprobe.d", "etc/modprobe.d"] {
+            std::fs::create_dir_all(low.join(d)).unwrap();
+            std::fs::create_dir_all(high.join(d)).unwrap();
+        }
+        std::fs::write(
+            low.join("lib/modprobe.d/systemd.conf"),
+            "# comment\noptions bonding max_bonds=0\noptions dummy numdummies=0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            high.join("etc/modprobe.d/lab.conf"),
+            "options bonding miimon=100\n",
+        )
+        .unwrap();
+        let layers = vec![low.clone(), high.clone()];
+        assert_eq!(
+            modprobe_options(&layers, "bonding"),
+            "miimon=100 max_bonds=0"
+        );
+        assert_eq!(modprobe_options(&layers, "vxlan"), "");
+        // /etc hides /lib's file of the same name.
+        std::fs::write(high.join("etc/modprobe.d/systemd.conf"), "\n").unwrap();
+        assert_eq!(modprobe_options(&layers, "bonding"), "miimon=100");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
