@@ -431,24 +431,16 @@ fn add_node_modules(
         .filter(|rel| !boot.contains(rel))
         .enumerate()
     {
-        let name = format!(
-            "labwire/modules/node-{i:02}-{}",
-            image::kernel::plain_module_name(
-                &rel.file_name().unwrap_or_default().to_string_lossy()
-            )
+        let file = image::kernel::plain_module_name(
+            &rel.file_name().unwrap_or_default().to_string_lossy(),
         );
+        let name = format!("labwire/modules/node-{i:02}-{file}");
         let mut data = image::kernel::read_module(&index.dir().join(&rel)).map_err(err)?;
         if spec.boot.unsigned {
             strip_module_signature(&mut data);
         }
         a.file(&name, 0o644, &data);
-        let module = image::kernel::module_name(
-            &image::kernel::plain_module_name(
-                &rel.file_name().unwrap_or_default().to_string_lossy(),
-            )
-            .trim_end_matches(".ko")
-            .to_string(),
-        );
+        let module = image::kernel::module_name(file.trim_end_matches(".ko"));
         paths.push((
             format!("/{name}"),
             modprobe_options(&spec.image.layers, &module),
