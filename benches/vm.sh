@@ -18,6 +18,12 @@
 #   sudo benches/vm.sh            # 1 and 10 VM nodes
 #   sudo benches/vm.sh 4          # 1 and 4
 #   sudo REPS=5 benches/vm.sh     # five one-node boots
+#   sudo LABWIRE_VM_ICOUNT=1 REPS=1 benches/vm.sh 1   # the phases in guest instructions
+#
+# With LABWIRE_VM_ICOUNT=1 (TCG) the guest's clock counts its instructions (1 ns each), so the
+# boot phases read the same on a busy host as on an idle one (compare kernel arguments with
+# LABWIRE_VM_KERNEL_ARGS, e.g. `rodata=on module.sig_enforce=1` for the boot before both were cut);
+# the wall-clock figures are then several times slower and mean nothing.
 #
 # Environment: LABWIRE (a labwire binary; labwire-init and labwire-guest next to it). Disks are
 # built once into the bench's own image store (/var/tmp/lwbench-vm-images) and reused. It prints
@@ -98,7 +104,7 @@ ready = marks[-1][1]
 # row is everything the guest's clock did not see: QEMU's start and that early boot.
 rows = [("VMM start + early boot the guest clock misses (host − guest)", host_up - ready)]
 prev = 0.0
-names = {"init": "kernel → init (the agent starts)", "boot modules": "boot modules loaded (virtio, ext4)",
+names = {"init": "kernel → init (the agent starts)", "boot modules": "boot modules loaded (virtio, ext4; the node's kernel-modules)",
          "root mounted": "root disk found and mounted", "modules disk": "switch root, modules disk, kernel-modules",
          "network": "files, NICs named and addressed, sysctls"}
 for name, t in marks:

@@ -44,15 +44,27 @@ pub fn read_sysctl_in(ns: &NetNs, key: &str) -> Result<String> {
 /// IPv6 adds its own `fe80::/64` and `ff00::/8` routes, which the lookup of every multicast packet
 /// a bridge passes up to the namespace walks, and sends its own MLD reports and DAD probes: with
 /// thousands of ports, bringing a lab up became quadratic in its size. A name whose `conf` entry is
-/// missing (IPv6 off on the host, or the interface gone) is skipped.
+/// missing (IPv6 off on the host, or the interface gone) is skipped. Where `/proc/sys` cannot be
+/// written (labwire inside a container, whose `/proc/sys` is read-only) the ports keep IPv6, as
+/// before: slower at scale, not wrong.
 pub fn disable_ipv6<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
     for name in names {
         let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
-        match std::fs::OpenOptions::new().write(true).open(&path) {
-            Ok(mut f) => f
-                .write_all(b"1")
-                .map_err(|e| Error::sys_from(format!("switch IPv6 off on {name}"), e))?,
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"1"));
+        match written {
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EROFS | libc::EACCES | libc::EPERM)
+                ) =>
+            {
+                return Ok(())
+            }
             Err(e) => return Err(Error::sys_from(format!("switch IPv6 off on {name}"), e)),
         }
     }

@@ -91,7 +91,10 @@ fn boot() -> Result<()> {
     let cfg: GuestConfig =
         serde_json::from_slice(&raw).map_err(|e| format!("parse config: {e}"))?;
     for m in &cfg.modules {
-        load_module(m)?;
+        load_module(m, "")?;
+    }
+    for (m, options) in &cfg.node_modules {
+        load_module(m, options)?;
     }
     phases.push(("boot modules", uptime()));
     let root = wait_disk("labwire-root", Duration::from_secs(20))?;
@@ -202,14 +205,22 @@ fn write_file(path: &str, data: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| format!("chmod {path}: {e}"))
 }
 
-fn load_module(path: &str) -> Result<()> {
+fn load_module(path: &str, options: &str) -> Result<()> {
     let f = fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
     use std::os::fd::AsRawFd as _;
-    let params = c("");
-    // SAFETY: finit_module with an open descriptor and an empty parameter string.
+    let params = c(options);
+    // SAFETY: finit_module with an open descriptor and a NUL-terminated parameter string.
     let rc = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
     if rc != 0 {
         let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EKEYREJECTED) {
+            return Err(format!(
+                "load module {path}: {e}: this kernel refuses unsigned modules, and labwire \
+                 strips the boot modules' signatures unless the kernel's config \
+                 (CONFIG_MODULE_SIG_FORCE=y, in <modules>/config or boot/config-<release>) or \
+                 its command line (module.sig_enforce=1 in LABWIRE_VM_KERNEL_ARGS) says so"
+            ));
+        }
         if e.raw_os_error() != Some(libc::EEXIST) {
             return Err(format!("load module {path}: {e}"));
         }
@@ -322,6 +333,49 @@ fn rename(from: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
+/// Give each NIC (its name now, the name it must have) its name: directly when that name is free,
+/// through a temporary name when NICs swap names. Each rename waits for an RCU grace period in the
+/// kernel (about 12 ms of a TCG guest's boot), so a NIC already named right is left alone.
+fn name_nics(mut nics: Vec<(String, String)>) -> Result<()> {
+    let mut taken: std::collections::HashSet<String> = fs::read_dir("/sys/class/net")
+        .map_err(|e| format!("list /sys/class/net: {e}"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut temp = 0;
+    while nics.iter().any(|(now, want)| now != want) {
+        let mut moved = false;
+        for (now, want) in nics.iter_mut().filter(|(now, want)| now != want) {
+            if !taken.contains(want.as_str()) {
+                rename(now, want)?;
+                taken.remove(now.as_str());
+                taken.insert(want.clone());
+                *now = want.clone();
+                moved = true;
+            }
+        }
+        if !moved {
+            // Every wanted name is held by another of these NICs: move one aside.
+            let (now, _) = nics
+                .iter_mut()
+                .find(|(now, want)| now != want)
+                .expect("one NIC is misnamed");
+            let aside = loop {
+                temp += 1;
+                let t = format!("lwnic{temp}");
+                if !taken.contains(&t) {
+                    break t;
+                }
+            };
+            rename(now, &aside)?;
+            taken.remove(now.as_str());
+            taken.insert(aside.clone());
+            *now = aside;
+        }
+    }
+    Ok(())
+}
+
 fn configure_network(cfg: &GuestConfig) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let by_mac: HashMap<String, &runtime::vm::GuestNic> = cfg
@@ -355,13 +409,12 @@ fn configure_network(cfg: &GuestConfig) -> Result<()> {
             cfg.nics.len()
         ));
     }
-    // Two passes, so a NIC may take a name another NIC has now.
-    for (i, (name, _)) in present.iter().enumerate() {
-        rename(name, &format!("lwnic{i}"))?;
-    }
-    for (i, (_, mac)) in present.iter().enumerate() {
-        rename(&format!("lwnic{i}"), &by_mac[mac].name)?;
-    }
+    name_nics(
+        present
+            .iter()
+            .map(|(name, mac)| (name.clone(), by_mac[mac].name.clone()))
+            .collect(),
+    )?;
     let mut h = wire::Handle::new().map_err(|e| format!("netlink: {e}"))?;
     let links = h.links().map_err(|e| format!("list interfaces: {e}"))?;
     let index: HashMap<&str, u32> = links.iter().map(|l| (l.name.as_str(), l.index)).collect();

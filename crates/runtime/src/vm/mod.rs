@@ -68,9 +68,14 @@ pub struct GuestConfig {
     /// Whether a modules disk is attached.
     pub modules_disk: bool,
     /// Modules the node names in `kernel-modules`, loaded with the image's `modprobe` once the
-    /// modules disk is mounted.
+    /// modules disk is mounted (when labwire could not put them into the initramfs).
     #[serde(default)]
     pub kernel_modules: Vec<String>,
+    /// The node's `kernel-modules` (and 9p for its binds) with their dependencies, as files in
+    /// the initramfs in load order with their options from the image's `modprobe.d`, loaded
+    /// right after the boot modules.
+    #[serde(default)]
+    pub node_modules: Vec<(String, String)>,
     /// Host directories shared over virtio 9p (the node's directory `binds`), mounted by tag.
     #[serde(default)]
     pub shares: Vec<GuestShare>,
@@ -322,13 +327,17 @@ pub struct BootImage {
     pub initramfs: Vec<u8>,
     pub modules: Vec<String>,
     pub cmdline: String,
+    /// The kernel's module tree, which each node's own modules come from.
+    pub index: Option<image::Modules>,
+    /// Whether modules go into the initramfs without their signatures.
+    pub unsigned: bool,
 }
 
 /// Build the shared boot image for `kernel` (its `modules` when it has any) and the agent.
 /// `scratch` takes a temporary stripped copy of the agent.
 pub fn boot_image(
     kernel: &image::Kernel,
-    modules: Option<&image::Modules>,
+    modules: Option<image::Modules>,
     agent: &Path,
     accel: Accel,
     scratch: &Path,
@@ -352,8 +361,12 @@ pub fn boot_image(
         }
         a.file(&lib.to_string_lossy(), 0o755, &read(&real)?);
     }
+    let cmdline = kernel_command_line(accel);
     let mut loaded = Vec::new();
-    if let Some(m) = modules {
+    let unsigned = modules
+        .as_ref()
+        .is_some_and(|m| !enforces_module_signatures(m, &cmdline));
+    if let Some(m) = &modules {
         let order = m
             .load_order(BOOT_MODULES)
             .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
@@ -366,8 +379,11 @@ pub fn boot_image(
                 )
             );
             let path = m.dir().join(rel);
-            let data = image::kernel::read_module(&path)
+            let mut data = image::kernel::read_module(&path)
                 .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
+            if unsigned {
+                strip_module_signature(&mut data);
+            }
             a.file(&name, 0o644, &data);
             loaded.push(format!("/{name}"));
         }
@@ -378,7 +394,151 @@ pub fn boot_image(
     Ok(BootImage {
         initramfs,
         modules: loaded,
-        cmdline: kernel_command_line(accel),
+        cmdline,
+        index: modules,
+        unsigned,
+    })
+}
+
+/// Put the node's own modules (its `kernel-modules`, 9p for its directory binds) with their
+/// dependencies into its initramfs archive, past those the boot image loads, and return their
+/// paths in load order. The agent loads them itself: no `modprobe` to start in the guest (a
+/// process costs a TCG guest a tenth of a second and more) and, like the boot modules, no
+/// signature to verify. `None` when the kernel's module tree is not indexed here (the agent
+/// then runs the image's modprobe over the modules disk).
+fn add_node_modules(
+    spec: &VmSpec<'_>,
+    a: &mut cpio::Archive,
+    wanted: &[String],
+) -> Result<Option<Vec<(String, String)>>> {
+    let Some(index) = &spec.boot.index else {
+        return Ok(None);
+    };
+    if wanted.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let err = |e| Error::VmConfig {
+        node: spec.node.name.clone(),
+        message: format!("kernel-modules: {e}"),
+    };
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let boot = index.load_order(BOOT_MODULES).map_err(err)?;
+    let mut paths = Vec::new();
+    for (i, rel) in index
+        .load_order(&names)
+        .map_err(err)?
+        .into_iter()
+        .filter(|rel| !boot.contains(rel))
+        .enumerate()
+    {
+        let file = image::kernel::plain_module_name(
+            &rel.file_name().unwrap_or_default().to_string_lossy(),
+        );
+        let name = format!("labwire/modules/node-{i:02}-{file}");
+        let mut data = image::kernel::read_module(&index.dir().join(&rel)).map_err(err)?;
+        if spec.boot.unsigned {
+            strip_module_signature(&mut data);
+        }
+        a.file(&name, 0o644, &data);
+        let module = image::kernel::module_name(file.trim_end_matches(".ko"));
+        paths.push((
+            format!("/{name}"),
+            modprobe_options(&spec.image.layers, &module),
+        ));
+    }
+    Ok(Some(paths))
+}
+
+/// The options the image's `modprobe` would give `module`: the `options <module> …` lines of its
+/// `modprobe.d` files, read as kmod reads them (a file in `/etc/modprobe.d` hides one of the same
+/// name in `/run`, `/usr/local/lib`, `/lib` or `/usr/lib`; files in name order; the topmost
+/// layer holding a path wins). Debian's systemd, for one, ships `options bonding max_bonds=0`, so
+/// that loading bonding makes no `bond0`.
+fn modprobe_options(layers: &[PathBuf], module: &str) -> String {
+    const DIRS: [&str; 5] = [
+        "etc/modprobe.d",
+        "run/modprobe.d",
+        "usr/local/lib/modprobe.d",
+        "lib/modprobe.d",
+        "usr/lib/modprobe.d",
+    ];
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in DIRS {
+        for layer in layers.iter().rev() {
+            let Ok(entries) = std::fs::read_dir(layer.join(dir)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                // Whiteouts and directories are not files: only regular ones count.
+                if name.ends_with(".conf") && e.file_type().is_ok_and(|t| t.is_file()) {
+                    files.entry(name).or_insert_with(|| e.path());
+                }
+            }
+        }
+    }
+    let mut options = Vec::new();
+    for path in files.values() {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() == Some("options")
+                && words.next().map(image::kernel::module_name).as_deref() == Some(module)
+            {
+                options.extend(words.map(str::to_string));
+            }
+        }
+    }
+    options.join(" ")
+}
+
+/// The marker the kernel's `sign-file` appends after a module's signature.
+const MODULE_SIGNATURE_MAGIC: &[u8] = b"~Module signature appended~\n";
+
+/// Drop the signature appended to a module, if it has one. A kernel that does not enforce
+/// signatures still checks one it finds: it hashes the whole module and verifies the signature,
+/// which under TCG was about 70 % of the guest instructions spent loading the boot modules (ext4
+/// alone is a megabyte); an unsigned module only marks the kernel tainted (`E`).
+pub fn strip_module_signature(data: &mut Vec<u8>) {
+    // Signature, then its 12-byte descriptor (whose last 4 bytes are the signature's length, big
+    // endian), then the magic.
+    let Some(body) = data.len().checked_sub(MODULE_SIGNATURE_MAGIC.len()) else {
+        return;
+    };
+    if &data[body..] != MODULE_SIGNATURE_MAGIC || body < 12 {
+        return;
+    }
+    let len = u32::from_be_bytes(data[body - 4..body].try_into().expect("4 bytes")) as usize;
+    if let Some(end) = (body - 12).checked_sub(len) {
+        data.truncate(end);
+    }
+}
+
+/// Whether the guest kernel refuses unsigned modules: built to (`CONFIG_MODULE_SIG_FORCE=y` in
+/// the config its package ships beside the modules or in `boot/`), or told to on its command line
+/// (`module.sig_enforce=1`, through `LABWIRE_VM_KERNEL_ARGS`). Then its boot modules keep their
+/// signatures.
+fn enforces_module_signatures(modules: &image::Modules, cmdline: &str) -> bool {
+    if cmdline
+        .split_whitespace()
+        .any(|a| a == "module.sig_enforce=1" || a == "module.sig_enforce=y")
+    {
+        return true;
+    }
+    let dir = modules.dir();
+    let release = dir.file_name().unwrap_or_default().to_string_lossy();
+    let mut configs = vec![dir.join("config")];
+    // <root>/lib/modules/<release> or <root>/usr/lib/modules/<release> → <root>/boot/config-<release>
+    for up in [3, 4] {
+        if let Some(root) = dir.ancestors().nth(up) {
+            configs.push(root.join("boot").join(format!("config-{release}")));
+        }
+    }
+    configs.iter().any(|c| {
+        std::fs::read_to_string(c)
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == "CONFIG_MODULE_SIG_FORCE=y"))
     })
 }
 
@@ -449,6 +609,8 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
             add_file(&mut a, &k, "/root/.ssh/authorized_keys")?;
         }
     }
+    let wanted = guest_modules(spec.node);
+    let node_modules = add_node_modules(spec, &mut a, &wanted)?;
     let env = crate::node::process_environment(&spec.ctx, spec.node, Some(spec.image));
     let config = GuestConfig {
         hostname: spec.node.hostname.clone(),
@@ -463,7 +625,12 @@ fn write_initramfs(spec: &VmSpec<'_>, out: &Path) -> Result<()> {
         hosts: crate::node::hosts_file(spec.node),
         kernel_release: spec.kernel.version.clone(),
         modules_disk: spec.modules_disk.is_some(),
-        kernel_modules: guest_modules(spec.node),
+        kernel_modules: if node_modules.is_some() {
+            Vec::new()
+        } else {
+            wanted
+        },
+        node_modules: node_modules.unwrap_or_default(),
         shares: shares(spec.node).into_iter().map(|(s, _)| s).collect(),
         sysctls: spec
             .node
@@ -554,6 +721,12 @@ fn kernel_command_line(accel: Accel) -> String {
         // guard against do not exist in the emulated CPU; they would only cost (page-table
         // isolation switches page tables on every system call, which flushes TCG's TLB).
         line.push_str(" mitigations=off");
+        // Making the kernel's text and read-only data read-only splits the huge pages mapping
+        // them and then walks every page table for writable executable pages (Debian builds
+        // with CONFIG_DEBUG_WX): about a quarter of the guest instructions from the kernel's
+        // start to init, for a protection a lab guest can go without (as it does without the
+        // mitigations).
+        line.push_str(" rodata=off");
         if let Some(khz) = host_tsc_khz() {
             // Debian's kernels run at HZ=250: loops per jiffy = cycles per second / 250.
             line.push_str(&format!(
@@ -832,5 +1005,90 @@ impl Drop for Raw {
     fn drop(&mut self) {
         // SAFETY: restores the attributes read in `enter`.
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module as `sign-file` leaves it: body, signature, descriptor (length last), magic.
+    fn signed(body: &[u8], sig: &[u8]) -> Vec<u8> {
+        let mut m = body.to_vec();
+        m.extend_from_slice(sig);
+        m.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(&(sig.len() as u32).to_be_bytes());
+        m.extend_from_slice(MODULE_SIGNATURE_MAGIC);
+        m
+    }
+
+    #[test]
+    fn modprobe_options_read_as_kmod_reads_them() {
+        let root = std::env::temp_dir().join(format!("bt2-modprobe-{}", std::process::id()));
+        let (low, high) = (root.join("low"), root.join("high"));
+        for d in ["lib/modprobe.d", "etc/modprobe.d"] {
+            std::fs::create_dir_all(low.join(d)).unwrap();
+            std::fs::create_dir_all(high.join(d)).unwrap();
+        }
+        std::fs::write(
+            low.join("lib/modprobe.d/systemd.conf"),
+            "# comment\noptions bonding max_bonds=0\noptions dummy numdummies=0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            high.join("etc/modprobe.d/lab.conf"),
+            "options bonding miimon=100\n",
+        )
+        .unwrap();
+        let layers = vec![low.clone(), high.clone()];
+        assert_eq!(
+            modprobe_options(&layers, "bonding"),
+            "miimon=100 max_bonds=0"
+        );
+        assert_eq!(modprobe_options(&layers, "vxlan"), "");
+        // /etc hides /lib's file of the same name.
+        std::fs::write(high.join("etc/modprobe.d/systemd.conf"), "\n").unwrap();
+        assert_eq!(modprobe_options(&layers, "bonding"), "miimon=100");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn module_signature_is_stripped_and_unsigned_modules_are_left_alone() {
+        let body = b"\x7fELF module body".to_vec();
+        let mut m = signed(&body, &[0xab; 517]);
+        strip_module_signature(&mut m);
+        assert_eq!(m, body);
+        let mut plain = body.clone();
+        strip_module_signature(&mut plain);
+        assert_eq!(plain, body);
+        // A length past the start of the file: left as it is.
+        let mut bad = signed(b"x", &[1; 4]);
+        let n = bad.len() - MODULE_SIGNATURE_MAGIC.len() - 4;
+        bad[n..n + 4].copy_from_slice(&1000u32.to_be_bytes());
+        let before = bad.clone();
+        strip_module_signature(&mut bad);
+        assert_eq!(bad, before);
+    }
+
+    #[test]
+    fn signature_enforcement_read_from_the_kernel_config_and_command_line() {
+        let root = std::env::temp_dir().join(format!("bt2-sigforce-{}", std::process::id()));
+        let dir = root.join("lib/modules/6.1.0-test");
+        std::fs::create_dir_all(dir.join("kernel")).unwrap();
+        std::fs::write(dir.join("modules.dep"), "").unwrap();
+        let modules = image::Modules::scan(&dir).unwrap();
+        assert!(!enforces_module_signatures(&modules, "quiet"));
+        assert!(enforces_module_signatures(
+            &modules,
+            "quiet module.sig_enforce=1"
+        ));
+        std::fs::create_dir_all(root.join("boot")).unwrap();
+        std::fs::write(
+            root.join("boot/config-6.1.0-test"),
+            "CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n",
+        )
+        .unwrap();
+        assert!(enforces_module_signatures(&modules, "quiet"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

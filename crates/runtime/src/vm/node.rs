@@ -411,7 +411,7 @@ fn prepare_assets(d: &Deployment<'_>, vms: &[&Node], notice: &dyn Fn(&str)) -> R
                 )))?),
                 None => None,
             };
-            let image = super::boot_image(&kernel, modules.as_ref(), &agent, accel, &d.dirs.locks)?;
+            let image = super::boot_image(&kernel, modules, &agent, accel, &d.dirs.locks)?;
             kernels.insert(
                 key.clone(),
                 Arc::new(KernelBoot {

@@ -75,12 +75,20 @@ impl Vmm for Qemu {
             }
             // A bounded translation cache keeps the VMM's own memory small; below 32 MiB a guest
             // booting systemd and Python retranslates so often that it boots several times slower.
-            Accel::Tcg => argv.extend([
-                "-accel".into(),
-                "tcg,tb-size=32".into(),
-                "-cpu".into(),
-                "max".into(),
-            ]),
+            Accel::Tcg => {
+                argv.extend([
+                    "-accel".into(),
+                    "tcg,tb-size=32".into(),
+                    "-cpu".into(),
+                    "max".into(),
+                ]);
+                // For measuring a boot: the guest's clock counts its instructions (1 ns each)
+                // and skips its idle waits, so the agent's phase line gives the same figures on
+                // an idle and a busy host (the boot itself runs several times slower).
+                if std::env::var("LABWIRE_VM_ICOUNT").is_ok_and(|v| v == "1") {
+                    argv.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+                }
+            }
         }
         argv.extend([
             "-m".into(),

@@ -17,6 +17,11 @@ const IFLA_IFALIAS: u16 = 20;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
+const IFLA_EXT_MASK: u16 = 29;
+/// `RTEXT_FILTER_SKIP_STATS` (linux/rtnetlink.h): no counters in the reply. A link's counters
+/// (and its IPv6 and ICMPv6 statistics) are most of its dump entry, and nothing here reads them:
+/// without them a dump of a host with 20,000 interfaces is a fraction of the size.
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
 const IFLA_PROP_LIST: u16 = 52;
 const IFLA_ALT_IFNAME: u16 = 53;
 const NLA_F_NESTED: u16 = 0x8000;
@@ -410,6 +415,7 @@ pub(crate) fn delete(index: u32) -> Request {
 pub(crate) fn get_by_name(name: &str) -> Request {
     let mut m = MsgBuilder::new(RTM_GETLINK, NLM_F_ACK);
     m.push(&ifinfomsg(0, false));
+    m.attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
     m.attr_str(IFLA_IFNAME, name);
     Request::new(m, format!("get link {name}"))
 }
@@ -417,6 +423,7 @@ pub(crate) fn get_by_name(name: &str) -> Request {
 pub(crate) fn dump() -> Request {
     let mut m = MsgBuilder::new(RTM_GETLINK, NLM_F_DUMP);
     m.push(&ifinfomsg(0, false));
+    m.attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
     Request::new(m, "dump links".to_string())
 }
 
