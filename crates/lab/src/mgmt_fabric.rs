@@ -148,6 +148,17 @@ fn bridge_entry(name: &str, mac: Mac) -> Entry {
     }
 }
 
+/// Multicast snooping off on a management bridge labwire makes. With no multicast querier on the
+/// network (a Linux bridge has none by default, nor does Docker's) snooping forwards nothing
+/// differently: every multicast frame is flooded either way (with one, snooping could only
+/// withhold frames). It keeps a table of the groups each port reported, and every node reports
+/// several: at 3000 nodes, turning it off took the addresses step from 2.3-2.6 s to 1.95-2.05 s
+/// and destroy from 5.9-6.1 s to 5.1-5.5 s.
+pub fn no_snooping(host: &mut Handle, index: u32, bridge: &str) -> Result<()> {
+    host.set_mcast_snooping(index, false)
+        .map_err(wire_err(format!("configure management bridge {bridge}")))
+}
+
 /// Leaf `k`, up, and its uplink: a veth with one end on the root and one on the leaf.
 fn make_leaf(
     lab: &Lab,
@@ -164,6 +175,7 @@ fn make_leaf(
     let idx = host
         .add_bridge(&leaf, Some(mtu), Some(leaf_mac.0), true)
         .map_err(wire_err(format!("create management leaf bridge {leaf}")))?;
+    no_snooping(host, idx, &leaf)?;
     host.add_veth(
         &VethEnd {
             name: &up_root,

@@ -181,8 +181,11 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
                 shared: true,
             }])?;
             created = true;
-            host.add_bridge(&m.bridge, Some(m.mtu), Some(mac.0), true)
-                .map_err(wire_err(format!("create management bridge {}", m.bridge)))?
+            let idx = host
+                .add_bridge(&m.bridge, Some(m.mtu), Some(mac.0), true)
+                .map_err(wire_err(format!("create management bridge {}", m.bridge)))?;
+            crate::mgmt_fabric::no_snooping(host, idx, &m.bridge)?;
+            idx
         }
     };
     let gws: Vec<(IpAddr, u8)> = m

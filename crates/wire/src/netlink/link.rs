@@ -33,6 +33,7 @@ const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 /// `IFLA_BR_FDB_FLUSH` (linux/if_link.h): a flag attribute.
 const IFLA_BR_FDB_FLUSH: u16 = 21;
+const IFLA_BR_MCAST_SNOOPING: u16 = 23;
 const IFLA_MACVLAN_MODE: u16 = 1;
 const IFLA_VXLAN_ID: u16 = 1;
 const IFLA_VXLAN_GROUP: u16 = 2;
@@ -382,6 +383,20 @@ pub(crate) fn flush_fdb(index: u32) -> Request {
     )
 }
 
+/// Turns multicast snooping of bridge `index` on or off, as
+/// `ip link set dev BR type bridge mcast_snooping 0|1` does.
+pub(crate) fn set_mcast_snooping(index: u32, on: bool) -> Request {
+    let mut m = MsgBuilder::new(RTM_NEWLINK, NLM_F_ACK);
+    m.push(&ifinfomsg(index, false));
+    let info = m.nest_start(IFLA_LINKINFO);
+    m.attr_str_nonul(IFLA_INFO_KIND, "bridge");
+    let data = m.nest_start(IFLA_INFO_DATA);
+    m.attr(IFLA_BR_MCAST_SNOOPING, &[u8::from(on)]);
+    m.nest_end(data);
+    m.nest_end(info);
+    Request::new(m, format!("set multicast snooping of bridge {index}"))
+}
+
 /// `RTM_NEWLINKPROP` adding an alternative name, as `ip link property add dev X altname NAME`
 /// sends it. An altname may be up to 127 bytes, so a name too long for `IFLA_IFNAME` still finds
 /// the link (`ip link show NAME`).
@@ -527,9 +542,17 @@ mod tests {
         18 00 12 00 0a 00 01 00  62 72 69 64 67 65 00 00
         08 00 02 00 04 00 15 00";
 
+    /// `ip link set dev va type bridge mcast_snooping 0` on ifindex 2, sequence number zeroed.
+    const IP_NO_SNOOPING: &str = "
+        3c 00 00 00 10 00 05 00  00 00 00 00 00 00 00 00
+        00 00 00 00 02 00 00 00  00 00 00 00 00 00 00 00
+        1c 00 12 00 0a 00 01 00  62 72 69 64 67 65 00 00
+        0c 00 02 00 05 00 17 00  00 00 00 00";
+
     #[test]
-    fn fdb_flush_matches_ip() {
+    fn fdb_flush_and_snooping_match_ip() {
         assert_eq!(flush_fdb(2).msg, hex(IP_FDB_FLUSH));
+        assert_eq!(set_mcast_snooping(2, false).msg, hex(IP_NO_SNOOPING));
     }
 
     #[test]

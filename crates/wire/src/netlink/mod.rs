@@ -383,6 +383,11 @@ impl Handle {
         self.execute_one(link::flush_fdb(index))
     }
 
+    /// Turns multicast snooping of bridge `index` on or off.
+    pub fn set_mcast_snooping(&mut self, index: u32, on: bool) -> Result<()> {
+        self.execute_one(link::set_mcast_snooping(index, on))
+    }
+
     /// Deletes the link named `name`; `false` when there was none.
     pub fn delete_link_by_name(&mut self, name: &str) -> Result<bool> {
         let Some(l) = self.link(name)? else {
