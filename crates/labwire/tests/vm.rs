@@ -214,6 +214,16 @@ fn vm_node_linked_to_native_node() {
     );
     assert_eq!(lab.exec_ok("r1", "hostname").trim(), "r1");
     lab.exec_ok("r1", "test -f /etc/exec-ran"); // the node's `exec`, run at deploy
+                                                // The NICs announced their addresses as they came up (gratuitous ARP, unsolicited NA).
+    assert_eq!(
+        lab.exec_ok(
+            "r1",
+            "cat /proc/sys/net/ipv4/conf/eth0/arp_notify /proc/sys/net/ipv6/conf/swp1/ndisc_notify"
+        )
+        .split_whitespace()
+        .collect::<Vec<_>>(),
+        ["1", "1"]
+    );
     assert_eq!(
         lab.exec_ok("r1", "cat /proc/sys/net/ipv4/ip_forward")
             .trim(),

@@ -429,12 +429,22 @@ fn configure_network(cfg: &GuestConfig) -> Result<()> {
             h.set_mtu(i, nic.mtu)
                 .map_err(|e| format!("MTU {} on {}: {e}", nic.mtu, nic.name))?;
         }
-        h.set_up(i)
-            .map_err(|e| format!("bring up {}: {e}", nic.name))?;
         for (a, p) in &nic.addresses {
             h.add_address(i, *a, *p)
                 .map_err(|e| format!("address {a}/{p} on {}: {e}", nic.name))?;
         }
+        // Addressed first, then up, announcing its addresses as it comes up (a gratuitous ARP, an
+        // unsolicited neighbour advertisement): whoever tried to reach the node while it booted
+        // holds an unanswered neighbour entry, retried only once a second, and learns the MAC
+        // now instead. Best effort: a NIC without these settings is just up.
+        for (family, key) in [("ipv4", "arp_notify"), ("ipv6", "ndisc_notify")] {
+            let _ = fs::write(
+                format!("/proc/sys/net/{family}/conf/{}/{key}", nic.name),
+                "1",
+            );
+        }
+        h.set_up(i)
+            .map_err(|e| format!("bring up {}: {e}", nic.name))?;
     }
     let eth0 = index.get("eth0").copied();
     for gw in &cfg.gateways {
