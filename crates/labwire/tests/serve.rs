@@ -1268,7 +1268,12 @@ fn d2f_vm_console_terminal() {
     let mut seen = String::new();
     let start = std::time::Instant::now();
     let mut typed = std::time::Instant::now() - Duration::from_secs(10);
-    while !seen.contains("d2f-42") {
+    // The output line may come in several messages: wait for its end.
+    let line_done = |seen: &str| {
+        seen.find("d2f-42")
+            .is_some_and(|i| seen[i..].contains('\n'))
+    };
+    while !line_done(&seen) {
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "no output of the command on the console in 120 s; seen:\n{seen}"
