@@ -465,6 +465,9 @@ pub fn remove_nodes(
         .filter(|(n, _)| mine(n))
         .map(|(_, p)| *p)
         .collect();
+    for p in &procs {
+        process::let_connections_go(p);
+    }
     let left = process::terminate(&procs, grace);
     if !left.is_empty() {
         errors.push(format!("{} node processes did not stop", left.len()));

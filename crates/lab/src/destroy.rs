@@ -272,6 +272,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         .filter(|(n, _)| container_nodes.contains(n.as_str()))
         .map(|(_, p)| p.pid)
         .collect();
+    // Before the kills: the connections they would orphan keep a namespace alive for minutes.
+    let native: Vec<&ProcId> = procs
+        .iter()
+        .filter(|p| !container_procs.contains(&p.pid))
+        .collect();
+    crate::pool::run(&native, 2, &|| false, &|p| process::let_connections_go(p));
     for p in &procs {
         if p.kill() && !container_procs.contains(&p.pid) {
             report.nodes += 1;

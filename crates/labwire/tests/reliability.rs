@@ -592,6 +592,83 @@ fn deploy_failing_on_last_link_leaves_nothing() {
     destroy_ok(&lab);
 }
 
+/// Holds one TCP connection, from the side given (`s`: listen on 5000, `c HOST`: connect), until
+/// killed; the client writes its pid to /tmp/client.pid once connected.
+const HOLD_CONNECTION: &str = r#"import os, socket, sys, time
+if sys.argv[1] == "s":
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", 5000))
+    srv.listen()
+    conn, _ = srv.accept()
+else:
+    conn = socket.create_connection((sys.argv[2], 5000), timeout=10)
+    open("/tmp/client.pid", "w").write(str(os.getpid()))
+time.sleep(100000)
+"#;
+
+/// A node killed while it holds a TCP connection whose peer can no longer answer (a routing
+/// daemon whose neighbour went first: the VM of `d2k_vm_impairments_and_link_flap`, here a link
+/// taken down) leaves an orphaned socket retrying its FIN in the node's namespace. Without care
+/// the namespace, its links and their ends in the host outlive the destroy by 100 s or more.
+#[test]
+fn destroy_of_a_node_with_a_connection_to_a_dead_peer_leaves_nothing() {
+    let _g = shared();
+    open_nos::ensure_image();
+    let lab = LabBuilder::new()
+        .env("LABWIRE_IMAGE_DIR", open_nos::IMAGE_DIR)
+        .topology(
+            r#"
+            defaults:
+              kind: linux
+              image: open-nos:latest
+              binds: [hold.py:/lab/hold.py:ro]
+            nodes:
+              a: {}
+              b: {}
+            links:
+              - endpoints: ["a:eth1", "b:eth1"]
+                ipv4: ["10.201.7.1/24", "10.201.7.2/24"]
+            "#,
+        )
+        .build();
+    std::fs::write(lab.dir.join("hold.py"), HOLD_CONNECTION).expect("write hold.py");
+    lab.deploy();
+    let detached = |script: &str| format!("sh -c 'setsid {script} </dev/null >/dev/null 2>&1 &'");
+    lab.exec_ok("b", &detached("python3 /lab/hold.py s"));
+    poll(Duration::from_secs(10), || {
+        lab.exec_ok("b", "ss -Htln 'sport = :5000'")
+            .contains("5000")
+            .then_some(())
+            .ok_or_else(|| "not listening".to_string())
+    })
+    .expect("the server in b never listened");
+    lab.exec_ok("a", &detached("python3 /lab/hold.py c 10.201.7.2"));
+    poll(Duration::from_secs(10), || {
+        lab.exec("a", "cat /tmp/client.pid")
+            .status
+            .success()
+            .then_some(())
+            .ok_or_else(|| "no pid file".to_string())
+    })
+    .expect("the client in a never connected");
+
+    // b can no longer answer; a's process dies with its connection open.
+    lab.exec_ok("b", "ip link set eth1 down");
+    lab.exec_ok("a", "sh -c 'kill -9 $(cat /tmp/client.pid)'");
+    let orphan = poll(Duration::from_secs(5), || {
+        let ss = lab.exec_ok("a", "ss -Htn state fin-wait-1");
+        ss.contains("10.201.7.2:5000").then_some(()).ok_or(ss)
+    });
+    orphan.unwrap_or_else(|ss| panic!("no orphaned connection in a to set the case up: {ss}"));
+
+    let t = Instant::now();
+    destroy_ok(&lab);
+    // The kernel frees the namespaces' links in the background: seconds, not minutes.
+    lab.assert_nothing_left_within(&[], Duration::from_secs(10));
+    eprintln!("destroy → nothing left: {:.1} s", t.elapsed().as_secs_f64());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Two labs deployed at once on one shared management network
 // ---------------------------------------------------------------------------------------------
