@@ -7,7 +7,8 @@
 //!   VNI 100 to leaf03 and server03. Checks: both bond members in one aggregator with the leaves'
 //!   shared LACP partner, and each leaf's bond1 aggregated with server01; the segment on both
 //!   leaves with exactly one designated forwarder, and on leaf03 as a remote segment behind both;
-//!   server01 ↔ server03 through the overlay; then the cable between server01
+//!   server01 ↔ server03 through the overlay; split horizon: broadcasts server01 sends up either
+//!   uplink never come back from the other leaf, whose copies the forwarder drops; then the cable between server01
 //!   and leaf01 pulled (both NICs down, in the guests) while server03 pings server01 five times a
 //!   second: the replies go on through leaf02 with no gap longer than a few seconds, and leaf02
 //!   becomes the forwarder.
@@ -180,6 +181,45 @@ fn replies(out: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Run in server01: sends 10 broadcast frames (an experimental EtherType, server01's own bond
+/// MAC as source) straight out of each bond member, bypassing the bond's choice of member, and
+/// counts for 3 s the ones that come back in on bond0, by the member they left from.
+/// Prints `eth1=N eth2=M`.
+const ECHO_PROBE: &str = r#"import select, socket, time
+ETH = 0x88B5
+own = bytes.fromhex(open("/sys/class/net/bond0/address").read().strip().replace(":", ""))
+rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH))
+rx.bind(("bond0", ETH))
+echoes = {"eth1": 0, "eth2": 0}
+for port in echoes:
+    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    tx.bind((port, 0))
+    for _ in range(10):
+        tx.send(b"\xff" * 6 + own + ETH.to_bytes(2, "big") + port.encode().ljust(46, b"\0"))
+        time.sleep(0.02)
+end = time.time() + 3
+while True:
+    left = end - time.time()
+    if left <= 0 or not select.select([rx], [], [], left)[0]:
+        break
+    data, addr = rx.recvfrom(2048)
+    if addr[2] != socket.PACKET_OUTGOING and data[6:12] == own:
+        port = data[14:18].decode()
+        echoes[port] = echoes.get(port, 0) + 1
+print(" ".join(f"{p}={n}" for p, n in echoes.items()))
+"#;
+
+/// Frames `leaf`'s split-horizon filter has dropped on their way out of bond1 (start.sh's `tc`
+/// filter on bond1's egress).
+fn split_horizon_drops(lab: &TestLab, leaf: &str) -> u64 {
+    let out = lab.exec_ok(leaf, "tc -s filter show dev bond1 egress");
+    out.split("dropped ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{leaf}: no split-horizon filter on bond1's egress:\n{out}"))
+}
+
 #[test]
 fn vmf_dual_homed_evpn_mh_on_vms() {
     require_root();
@@ -252,6 +292,35 @@ fn vmf_dual_homed_evpn_mh_on_vms() {
     // the MAC on its own bond, delivers a second copy: counted, not hidden.
     let duplicates = out.matches("DUP!").count();
 
+    // Split horizon: a broadcast server01 sends up one uplink is flooded over VXLAN to the other
+    // leaf of the segment, which must not send it back down its own link to server01. Sent up
+    // each link in turn (the non-DF's too, whose copy reaches the DF, the leaf that floods), none
+    // may come back, and the forwarder's filter must have dropped the copies that reached it.
+    for leaf in ["leaf01", "leaf02"] {
+        // start.sh sets the marking filter up once FRR names the segment's peer.
+        poll(Duration::from_secs(60), || {
+            let f = lab.exec_ok(leaf, "tc filter show dev swp50 ingress");
+            if f.contains("skbedit") {
+                Ok(())
+            } else {
+                Err(f)
+            }
+        })
+        .unwrap_or_else(|f| panic!("{leaf}: no split-horizon filter for its peer: {f}"));
+    }
+    let dropped_before = split_horizon_drops(&lab, &df);
+    let probe = lab.exec_ok("server01", &format!("python3 -c '{ECHO_PROBE}'"));
+    let dropped = split_horizon_drops(&lab, &df) - dropped_before;
+    assert_eq!(
+        probe.trim(),
+        "eth1=0 eth2=0",
+        "server01's own broadcasts came back from the segment's other leaf (sent 10 up each link)"
+    );
+    assert!(
+        dropped >= 10,
+        "the forwarder {df} dropped {dropped} of the 10 broadcasts the other leaf flooded to it"
+    );
+
     // Pull the cable between server01 and leaf01 (both NICs down, each in its guest) while
     // server03 pings server01 five times a second for 20 s.
     let ping = std::thread::scope(|s| {
@@ -292,8 +361,9 @@ fn vmf_dual_homed_evpn_mh_on_vms() {
     assert_eq!(after, "leaf02");
     eprintln!(
         "cldemo2-mh on VMs: deploy {deploy_secs:.1} s, segment converged (DF {df}) {converged_secs:.1} s \
-         after the deploy started; duplicates in 4 pings before: {duplicates}; with server01–leaf01 \
-         down: {} of 100 replies, longest gap {:.1} s",
+         after the deploy started; duplicates in 4 pings before: {duplicates}; split horizon: \
+         {dropped} echoes dropped by {df}; with server01–leaf01 down: {} of 100 replies, longest \
+         gap {:.1} s",
         got.len(),
         longest_gap as f64 * 0.2
     );

@@ -59,17 +59,55 @@ server03)
     ;;
 esac
 
-# The Linux bridge does not act on FRR's designated-forwarder election (FRR computes the non-DF
-# and split-horizon filters, the kernel has no place for them): apply the election to bond1's
-# flooding, so that only the DF floods broadcast, multicast and unknown unicast from the overlay
-# to the server, once. Checked every second; a change (a failed peer) takes effect within it.
-df_filter() {
-    state=
+# The Linux bridge acts on neither of the two filters EVPN multihoming asks of a segment's leaves
+# (FRR computes them, `show evpn es detail`, and the kernel has no place for them), so this script
+# applies both, from what FRR says every second; a change (a failed peer) takes effect within it.
+#
+# Designated forwarder: only the DF floods broadcast, multicast and unknown unicast from the
+# overlay to the server, once: bond1's flooding is on on the DF, off on the other leaf.
+#
+# Split horizon (local bias, RFC 8365): a broadcast or multicast frame that the peer leaf took in
+# from server01 and flooded over VXLAN must not come back down this leaf's link to server01. tc
+# marks the VXLAN packets whose outer source is a peer of the segment (UDP 4789, the inner
+# destination a group address) as they arrive on the underlay ports; the mark outlives the
+# decapsulation (same namespace), and bond1 drops marked frames on their way out.
+SH_MARK=0x5348
+split_horizon_init() {
+    tc qdisc add dev bond1 clsact
+    tc filter add dev bond1 egress pref 1 protocol all u32 match mark "$SH_MARK" 0xffffffff \
+        action drop
+    for p in swp49 swp50; do tc qdisc add dev "$p" clsact; done
+}
+# split_horizon_peers VTEP...: the marking filters for exactly these peers.
+split_horizon_peers() {
+    for p in swp49 swp50; do
+        tc filter del dev "$p" ingress pref 1 2>/dev/null || true
+        for v in "$@"; do
+            # IPv4 with a 20-byte header, UDP to 4789, inner destination MAC's group bit (byte
+            # 20 + 8 + 8 = 36 of the packet).
+            tc filter add dev "$p" ingress pref 1 protocol ip u32 \
+                match u8 0x05 0x0f at 0 match ip src "$v/32" match ip protocol 17 0xff \
+                match u16 4789 0xffff at 22 match u8 0x01 0x01 at 36 \
+                action skbedit mark "$SH_MARK"
+        done
+    done
+}
+es_filters() {
+    split_horizon_init
+    flood= peers=-
     while sleep 1; do
-        if vtysh -c 'show evpn es json' 2>/dev/null | grep -q '"nonDF"'; then new=off; else new=on; fi
-        if [ "$new" != "$state" ]; then
-            bridge link set dev bond1 flood "$new" mcast_flood "$new" bcast_flood "$new" && state=$new
+        es=$(vtysh -c 'show evpn es json' 2>/dev/null) || continue
+        case $es in *'"nonDF"'*) new=off ;; *) new=on ;; esac
+        if [ "$new" != "$flood" ]; then
+            bridge link set dev bond1 flood "$new" mcast_flood "$new" bcast_flood "$new" && flood=$new
             echo "start.sh: bond1 flooding $new (designated forwarder: $( [ "$new" = on ] && echo yes || echo no))"
+        fi
+        # The segment's other leaves (this lab has one segment).
+        now=$(printf '%s' "$es" | grep -o '"vtep":"[0-9.]*"' | cut -d'"' -f4 | sort -u | tr '\n' ' ')
+        if [ "$now" != "$peers" ]; then
+            # shellcheck disable=SC2086 # one VTEP per word
+            split_horizon_peers $now && peers=$now
+            echo "start.sh: split horizon toward the segment's peers: ${now:-none}"
         fi
     done
 }
@@ -95,6 +133,6 @@ leaf*)
     ;;
 esac
 case $node in
-leaf01 | leaf02) df_filter & ;;
+leaf01 | leaf02) es_filters & ;;
 esac
 echo "start.sh: $node up"
