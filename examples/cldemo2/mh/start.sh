@@ -112,6 +112,44 @@ es_filters() {
     done
 }
 
+# A MAC behind a remote Ethernet segment (server01's, on leaf03): FRR 8.4's zebra learns it with
+# the segment's ESI and installs the segment's nexthop group (one VTEP per leaf of the segment,
+# `ip nexthop`), but leaves the MAC out of vxlan100's FDB, so this leaf floods frames for it to
+# every VTEP and the segment's non-DF, which knows the MAC on its own bond, delivers a second
+# copy. Each such MAC gets the entry zebra should have made, pointing at its segment's group, and
+# loses it when FRR no longer has the MAC there. Checked every second.
+#
+# es_macs: "MAC GROUP" for every remote MAC behind a segment, sorted.
+es_macs() {
+    groups=$(vtysh -c 'show evpn es detail' 2>/dev/null |
+        awk '/^ESI:/ {esi = $2} /Nexthop group:/ {print esi, $3}')
+    vtysh -c 'show evpn mac vni 100' 2>/dev/null | awk -v groups="$groups" '
+        BEGIN { n = split(groups, f, /[ \n]/); for (i = 1; i < n; i += 2) g[f[i]] = f[i + 1] }
+        $2 == "remote" { for (i = 3; i <= NF; i++) if ($i in g) print $1, g[$i] }' | sort
+}
+# vxlan_group_macs: "MAC GROUP" for every vxlan100 FDB entry pointing at a nexthop group, sorted.
+vxlan_group_macs() {
+    bridge fdb show dev vxlan100 |
+        awk '{for (i = 2; i < NF; i++) if ($i == "nhid") print $1, $(i + 1)}' | sort
+}
+es_fdb() {
+    while sleep 1; do
+        want=$(es_macs)
+        have=$(vxlan_group_macs)
+        [ "$want" = "$have" ] && continue
+        printf '%s\n' "$have" | while read -r mac group; do
+            [ -n "$mac" ] || continue
+            printf '%s\n' "$want" | grep -qx "$mac $group" ||
+                bridge fdb del "$mac" dev vxlan100 self
+        done
+        printf '%s\n' "$want" | while read -r mac group; do
+            [ -n "$mac" ] || continue
+            bridge fdb replace "$mac" dev vxlan100 nhid "$group" self extern_learn
+        done
+        echo "start.sh: vxlan100 entries for MACs behind remote segments: $(printf '%s' "$want" | tr '\n' ';')"
+    done
+}
+
 case $node in
 leaf*)
     install -o frr -g frr -m 0640 /lab/frr.conf /etc/frr/frr.conf
@@ -133,6 +171,7 @@ leaf*)
     ;;
 esac
 case $node in
-leaf01 | leaf02) es_filters & ;;
+leaf01 | leaf02) es_filters & es_fdb & ;;
+leaf*) es_fdb & ;;
 esac
 echo "start.sh: $node up"
