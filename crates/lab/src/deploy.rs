@@ -315,6 +315,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         timings: Mutex::new(before),
         images: HashMap::new(),
         kept: HashSet::new(),
+        mgmt_down: false,
     };
     if let (Some((_, plan)), Some(rec)) = (&converging, &running) {
         run.adopt_running(plan, rec)?;
@@ -399,6 +400,9 @@ struct Run<'a> {
     images: HashMap<String, ImageRoot>,
     /// Nodes that already run, untouched by a converging deploy.
     kept: HashSet<String>,
+    /// The management network this deploy made, held down until its nodes' interfaces are up
+    /// (see [`crate::mgmt_fabric::bring_up`]).
+    mgmt_down: bool,
 }
 
 /// Native nodes started at once per worker (see [`Run::create`]): on 2 CPUs, 1000 nodes started
@@ -548,7 +552,7 @@ impl Run<'_> {
         }
         if needs_mgmt {
             let _g = Lock::global()?;
-            wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
+            self.mgmt_down = wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
             self.accept_bridge_traffic(&lab.mgmt.bridge)?;
         }
         wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
@@ -636,6 +640,7 @@ impl Run<'_> {
         if !pending.is_empty() {
             self.create_links(&pending, &mut host)?;
         }
+        self.mgmt_up(&mut host)?;
         check_interrupt()?;
         self.timed("artifacts", || self.artifacts())
     }
@@ -918,11 +923,21 @@ impl Run<'_> {
             .expect("timings")
             .push(("  addresses".to_string(), t.elapsed()));
         drop(nets);
+        self.mgmt_up(host)?;
         for (i, _) in todo {
             self.made_links.insert(i);
         }
         for n in nodes {
             self.configured.insert(n.name.clone());
+        }
+        Ok(())
+    }
+
+    /// Brings up the management network this deploy made, once: after the first round's nodes
+    /// have their interfaces, before any node's command runs.
+    fn mgmt_up(&mut self, host: &mut Handle) -> Result<()> {
+        if std::mem::take(&mut self.mgmt_down) {
+            mgmt_fabric::bring_up(self.lab, host)?;
         }
         Ok(())
     }

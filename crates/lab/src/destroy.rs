@@ -261,6 +261,41 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     errors.extend(runtime::engine::remove_networks(&plan.engine_networks));
     lap("containers", &mut report);
 
+    // The bridges step 3 removes go down first of all: a bridge that is down forwards nothing,
+    // and the nodes' namespaces, alive until step 4, send their own multicast (MLD reports,
+    // router solicitations, repeated for minutes) that a bridge up floods to every port: with
+    // thousands of nodes, millions of deliveries on the CPUs the rest of destroy needs (a
+    // 10,000-node destroy's bridge step took 30 s with them, 3.4 s without). Looked up one by
+    // one, before the dump below, which the flood slowed as much. Another lab joining a bridge
+    // meanwhile brings it up again, and step 3 then keeps it.
+    let mut host = Handle::new().map_err(wire_err("open netlink"))?;
+    if !plan.bridges.is_empty() {
+        let in_use = {
+            let _g = Lock::global()?;
+            bridges_used_by_others(name)
+        };
+        for (br, mac, shared) in &plan.bridges {
+            if *shared && in_use.contains(br.as_str()) {
+                continue;
+            }
+            if let Ok(Some(l)) = host.link(br) {
+                if l.up && l.mac.map(|m| format_mac(&m)).as_ref() == Some(mac) {
+                    if let Err(err) = host.set_down(l.index) {
+                        log::debug!("set {br} down: {err}");
+                    }
+                }
+            }
+        }
+    }
+    // The host's links, in one dump, for steps 2 and 3.
+    let present: Present = host
+        .links()
+        .map_err(wire_err("list host links"))?
+        .into_iter()
+        .map(|l| (l.name, (l.index, l.mac.map(|m| format_mac(&m)), l.kind)))
+        .collect();
+    lap("bridges down", &mut report);
+
     // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
     let mut procs: Vec<ProcId> = plan.procs.iter().map(|(_, p)| *p).collect();
     procs.extend(process::find_inits(name).into_iter().map(|(p, _)| p));
@@ -297,13 +332,6 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     // cleanup, far cheaper than deleting pairs one by one; everything else is deleted here. The
     // kernel frees those veths in the background after destroy returns (a redeploy that finds one
     // of its own names still there waits for it).
-    let mut host = Handle::new().map_err(wire_err("open netlink"))?;
-    let present: HashMap<String, (u32, Option<String>, Option<String>)> = host
-        .links()
-        .map_err(wire_err("list host links"))?
-        .into_iter()
-        .map(|l| (l.name, (l.index, l.mac.map(|m| format_mac(&m)), l.kind)))
-        .collect();
     for (name, mac) in &plan.host_links {
         match present.get(name) {
             Some((_, Some(m), Some(kind))) if m == mac && kind == "veth" && !procs.is_empty() => {
@@ -332,21 +360,10 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     if shared_objects {
         let _g = Lock::global()?;
         let in_use = bridges_used_by_others(name);
-        let mut doomed: Vec<(&str, u32)> = Vec::new();
-        for (br, mac, shared) in &plan.bridges {
-            if *shared && in_use.contains(br.as_str()) {
-                continue;
-            }
-            // The dump of step 2 still holds them: a bridge another lab made since is in its
-            // journal, so `in_use` keeps it; one removed since fails below with ENODEV.
-            if let Some((index, Some(m), _)) = present.get(br.as_str()) {
-                if m == mac && !doomed.iter().any(|(_, i)| i == index) {
-                    doomed.push((br, *index));
-                }
-            }
-        }
-        // The nodes are stopped, so nothing is learned again: with the learned entries gone,
-        // removing each port no longer walks every MAC of the management network.
+        let doomed = doomed_bridges(&plan, &present, &in_use);
+        // The nodes are stopped and the bridges down, so nothing is learned again: with the
+        // learned entries gone, removing each port no longer walks every MAC of the management
+        // network.
         for (br, index) in &doomed {
             if let Err(err) = host.flush_fdb(*index) {
                 log::debug!("flush the forwarding database of {br}: {err}");
@@ -509,6 +526,31 @@ fn network_depth(lab: Option<&topology::Lab>, node: &str) -> usize {
         at = other;
     }
     depth
+}
+
+/// The host's links by name: index, MAC and kind.
+type Present = HashMap<String, (u32, Option<String>, Option<String>)>;
+
+/// The bridges of `plan` to remove: still there with the MAC labwire gave them (the dump holds
+/// them: a bridge another lab made since is in its journal, so `in_use` keeps it; one removed
+/// since fails its deletion with ENODEV), and not used by another lab if shared. Each once.
+fn doomed_bridges<'a>(
+    plan: &'a Teardown,
+    present: &Present,
+    in_use: &HashSet<String>,
+) -> Vec<(&'a str, u32)> {
+    let mut doomed: Vec<(&str, u32)> = Vec::new();
+    for (br, mac, shared) in &plan.bridges {
+        if *shared && in_use.contains(br.as_str()) {
+            continue;
+        }
+        if let Some((index, Some(m), _)) = present.get(br.as_str()) {
+            if m == mac && !doomed.iter().any(|(_, i)| i == index) {
+                doomed.push((br, *index));
+            }
+        }
+    }
+    doomed
 }
 
 /// Bridges that other recorded labs use (their management bridge or a recorded bridge).

@@ -111,7 +111,8 @@ pub fn seat(lab: &Lab, host: &mut Handle, journal: &Journal, count: usize) -> Re
                     bridge_entry(&leaf, leaf_mac),
                     bridge_entry(&up_root, up_mac),
                 ])?;
-                make_leaf(lab, host, root_link.index, k, leaf_mac, up_mac)?;
+                // Down with a root held down by the deploy that made it (see `bring_up`).
+                make_leaf(lab, host, root_link, k, leaf_mac, up_mac)?;
                 root_ports += 1;
                 made = true;
                 // The uplink's leaf end is the leaf's first port.
@@ -140,6 +141,25 @@ pub fn seat(lab: &Lab, host: &mut Handle, journal: &Journal, count: usize) -> Re
     Ok(out)
 }
 
+/// Brings up the management bridge and its leaves, which the deploy that made them held down
+/// until its first nodes' interfaces were up (see [`crate::wiring::ensure_mgmt_bridge`]). The
+/// leaves that deploy made are numbered from 1 without a gap.
+pub fn bring_up(lab: &Lab, host: &mut Handle) -> Result<()> {
+    let root = &lab.mgmt.bridge;
+    let op = |name: &str| wire_err(format!("bring up management bridge {name}"));
+    let names = std::iter::once(root.clone()).chain((1..).map(|k| leaf_name(root, k)));
+    for name in names {
+        let Some(l) = host.link(&name).map_err(op(&name))? else {
+            break;
+        };
+        if !l.up {
+            host.set_up(l.index).map_err(op(&name))?;
+        }
+    }
+    log::debug!("management network {root} up");
+    Ok(())
+}
+
 fn bridge_entry(name: &str, mac: Mac) -> Entry {
     Entry::Bridge {
         name: name.to_string(),
@@ -163,17 +183,18 @@ pub fn no_snooping(host: &mut Handle, index: u32, bridge: &str) -> Result<()> {
 fn make_leaf(
     lab: &Lab,
     host: &mut Handle,
-    root: u32,
+    root_link: &wire::netlink::Link,
     k: usize,
     leaf_mac: Mac,
     up_mac: Mac,
 ) -> Result<()> {
+    let root = root_link.index;
     let bridge = &lab.mgmt.bridge;
     let leaf = leaf_name(bridge, k);
     let (up_root, up_leaf) = uplink_names(bridge, k);
     let mtu = lab.mgmt.mtu;
     let idx = host
-        .add_bridge(&leaf, Some(mtu), Some(leaf_mac.0), true)
+        .add_bridge(&leaf, Some(mtu), Some(leaf_mac.0), root_link.up)
         .map_err(wire_err(format!("create management leaf bridge {leaf}")))?;
     no_snooping(host, idx, &leaf)?;
     host.add_veth(

@@ -113,6 +113,13 @@ fn management_network_past_one_bridges_1024_ports() {
         "the host has IPv6 routes on a management port"
     );
 
+    // The bridges are up (deploy holds those it makes down until the nodes' interfaces are).
+    for br in [root, leaf.as_str()] {
+        let d = ip_json(&["-j", "link", "show", br]);
+        let flags = d[0]["flags"].as_array().cloned().unwrap_or_default();
+        assert!(flags.iter().any(|f| f == "UP"), "{br} is not up: {d}");
+    }
+
     // Reachable by management address from the host and across the two bridges, IPv4 and IPv6.
     let (far4, far6) = lab.eth0_addrs(&format!("n{N}"));
     let (far4, far6) = (far4.expect("IPv4 on eth0"), far6.expect("IPv6 on eth0"));
