@@ -274,12 +274,9 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             let _g = Lock::global()?;
             bridges_used_by_others(name)
         };
-        for (br, mac, shared) in &plan.bridges {
-            if *shared && in_use.contains(br.as_str()) {
-                continue;
-            }
+        for (br, mac) in removable(&plan, &in_use) {
             if let Ok(Some(l)) = host.link(br) {
-                if l.up && l.mac.map(|m| format_mac(&m)).as_ref() == Some(mac) {
+                if l.up && l.mac.map(|m| format_mac(&m)).as_deref() == Some(mac) {
                     if let Err(err) = host.set_down(l.index) {
                         log::debug!("set {br} down: {err}");
                     }
@@ -531,26 +528,34 @@ fn network_depth(lab: Option<&topology::Lab>, node: &str) -> usize {
 /// The host's links by name: index, MAC and kind.
 type Present = HashMap<String, (u32, Option<String>, Option<String>)>;
 
-/// The bridges of `plan` to remove: still there with the MAC labwire gave them (the dump holds
-/// them: a bridge another lab made since is in its journal, so `in_use` keeps it; one removed
-/// since fails its deletion with ENODEV), and not used by another lab if shared. Each once.
+/// The bridges of `plan` this lab may remove, each once (a leaf and its uplink are journalled
+/// again by every round that puts ports on them), with the MAC labwire gave it: all but the shared
+/// ones another lab uses (`in_use`).
+fn removable<'a>(
+    plan: &'a Teardown,
+    in_use: &'a HashSet<String>,
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let mut seen = HashSet::new();
+    plan.bridges
+        .iter()
+        .filter(move |(br, _, shared)| !(*shared && in_use.contains(br)) && seen.insert(br))
+        .map(|(br, mac, _)| (br.as_str(), mac.as_str()))
+}
+
+/// [`removable`] bridges still in the host's dump with their MAC: their indexes. A bridge another
+/// lab made since is in its journal, so `in_use` keeps it; one removed since fails its deletion
+/// with ENODEV.
 fn doomed_bridges<'a>(
     plan: &'a Teardown,
     present: &Present,
-    in_use: &HashSet<String>,
+    in_use: &'a HashSet<String>,
 ) -> Vec<(&'a str, u32)> {
-    let mut doomed: Vec<(&str, u32)> = Vec::new();
-    for (br, mac, shared) in &plan.bridges {
-        if *shared && in_use.contains(br.as_str()) {
-            continue;
-        }
-        if let Some((index, Some(m), _)) = present.get(br.as_str()) {
-            if m == mac && !doomed.iter().any(|(_, i)| i == index) {
-                doomed.push((br, *index));
-            }
-        }
-    }
-    doomed
+    removable(plan, in_use)
+        .filter_map(|(br, mac)| match present.get(br) {
+            Some((index, Some(m), _)) if m == mac => Some((br, *index)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Bridges that other recorded labs use (their management bridge or a recorded bridge).
@@ -633,6 +638,44 @@ mod tests {
             },
             Entry::Done,
         ]
+    }
+
+    #[test]
+    fn bridges_go_once_and_shared_ones_another_lab_uses_stay() {
+        let bridge = |name: &str, last: u8, shared: bool| Entry::Bridge {
+            name: name.into(),
+            mac: format!("02:00:00:00:00:{last:02x}"),
+            shared,
+        };
+        let plan = teardown(&[
+            bridge("br-x", 2, true),
+            bridge("lwbx-1", 3, true),
+            bridge("lwbx-1", 3, true),
+            bridge("br-mine", 4, false),
+            bridge("br-gone", 5, true),
+        ]);
+        let in_use: HashSet<String> = ["br-x".to_string(), "br-mine".to_string()].into();
+        assert_eq!(
+            removable(&plan, &in_use).collect::<Vec<_>>(),
+            [
+                ("lwbx-1", "02:00:00:00:00:03"),
+                ("br-mine", "02:00:00:00:00:04"),
+                ("br-gone", "02:00:00:00:00:05")
+            ]
+        );
+        // In the host: the leaf with its MAC, br-mine with another's; br-gone is not there.
+        let present: Present = [
+            (
+                "lwbx-1".to_string(),
+                (7, Some("02:00:00:00:00:03".to_string()), None),
+            ),
+            (
+                "br-mine".to_string(),
+                (8, Some("02:00:00:00:00:99".to_string()), None),
+            ),
+        ]
+        .into();
+        assert_eq!(doomed_bridges(&plan, &present, &in_use), [("lwbx-1", 7)]);
     }
 
     #[test]

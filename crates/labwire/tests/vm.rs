@@ -214,7 +214,8 @@ fn vm_node_linked_to_native_node() {
     );
     assert_eq!(lab.exec_ok("r1", "hostname").trim(), "r1");
     lab.exec_ok("r1", "test -f /etc/exec-ran"); // the node's `exec`, run at deploy
-                                                // The NICs announced their addresses as they came up (gratuitous ARP, unsolicited NA).
+
+    // The NICs announced their addresses as they came up (gratuitous ARP, unsolicited NA).
     assert_eq!(
         lab.exec_ok(
             "r1",

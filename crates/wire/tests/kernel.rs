@@ -35,14 +35,22 @@ impl Drop for Registered {
     }
 }
 
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip");
+/// Runs iproute2's `tool` (`ip`, `bridge`), which must succeed; returns its output.
+fn iproute2(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
     assert!(
         out.status.success(),
-        "ip {args:?}: {}",
+        "{tool} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn ip(args: &[&str]) -> String {
+    iproute2("ip", args)
 }
 
 /// Sends a UDP datagram from `from` (inside `a`) to `to` (inside `b`) and checks it arrives:
@@ -648,25 +656,14 @@ fn flushing_a_bridge_forgets_learned_macs_and_keeps_its_ports_own() {
     // What a bridge learns from traffic: entries without the static flag.
     for last in [0x31, 0x32] {
         let m = format_mac(&mac(last));
-        let out = Command::new("bridge")
-            .args([
+        iproute2(
+            "bridge",
+            &[
                 "-n", &name.0, "fdb", "add", &m, "dev", "lwtw-fp1", "master", "dynamic",
-            ])
-            .output()
-            .expect("run bridge");
-        assert!(
-            out.status.success(),
-            "bridge fdb add: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
     }
-    let fdb = || {
-        let out = Command::new("bridge")
-            .args(["-n", &name.0, "fdb", "show", "br", "lwtw-fbr"])
-            .output()
-            .expect("run bridge");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let fdb = || iproute2("bridge", &["-n", &name.0, "fdb", "show", "br", "lwtw-fbr"]);
     let before = fdb();
     assert!(before.contains(&format_mac(&mac(0x31))), "{before}");
     hx.flush_fdb(br).unwrap();

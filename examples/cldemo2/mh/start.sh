@@ -120,12 +120,15 @@ es_filters() {
 # loses it when FRR no longer has the MAC there. Checked every second.
 #
 # es_macs: "MAC GROUP" for every remote MAC behind a segment, sorted.
+# The segments' groups are asked for only when a MAC is remote (a vtysh costs a TCG guest dearly).
 es_macs() {
+    macs=$(vtysh -c 'show evpn mac vni 100' 2>/dev/null | awk '$2 == "remote"')
+    [ -n "$macs" ] || return 0
     groups=$(vtysh -c 'show evpn es detail' 2>/dev/null |
         awk '/^ESI:/ {esi = $2} /Nexthop group:/ {print esi, $3}')
-    vtysh -c 'show evpn mac vni 100' 2>/dev/null | awk -v groups="$groups" '
+    printf '%s\n' "$macs" | awk -v groups="$groups" '
         BEGIN { n = split(groups, f, /[ \n]/); for (i = 1; i < n; i += 2) g[f[i]] = f[i + 1] }
-        $2 == "remote" { for (i = 3; i <= NF; i++) if ($i in g) print $1, g[$i] }' | sort
+        { for (i = 3; i <= NF; i++) if ($i in g) print $1, g[$i] }' | sort
 }
 # vxlan_group_macs: "MAC GROUP" for every vxlan100 FDB entry pointing at a nexthop group, sorted.
 vxlan_group_macs() {

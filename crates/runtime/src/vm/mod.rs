@@ -371,21 +371,9 @@ pub fn boot_image(
             .load_order(BOOT_MODULES)
             .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
         for (i, rel) in order.iter().enumerate() {
-            // Decompressed here: the agent loads plain ELF modules, whatever the kernel takes.
-            let name = format!(
-                "labwire/modules/{i:02}-{}",
-                image::kernel::plain_module_name(
-                    &rel.file_name().unwrap_or_default().to_string_lossy()
-                )
-            );
-            let path = m.dir().join(rel);
-            let mut data = image::kernel::read_module(&path)
+            let name = pack_module(&mut a, m, rel, &format!("{i:02}"), unsigned)
                 .map_err(crate::image_err(format!("kernel {}", kernel.version)))?;
-            if unsigned {
-                strip_module_signature(&mut data);
-            }
-            a.file(&name, 0o644, &data);
-            loaded.push(format!("/{name}"));
+            loaded.push(name);
         }
     }
     let mut initramfs = Vec::new();
@@ -431,22 +419,36 @@ fn add_node_modules(
         .filter(|rel| !boot.contains(rel))
         .enumerate()
     {
+        let name = pack_module(a, index, &rel, &format!("node-{i:02}"), spec.boot.unsigned)
+            .map_err(err)?;
         let file = image::kernel::plain_module_name(
             &rel.file_name().unwrap_or_default().to_string_lossy(),
         );
-        let name = format!("labwire/modules/node-{i:02}-{file}");
-        let mut data = image::kernel::read_module(&index.dir().join(&rel)).map_err(err)?;
-        if spec.boot.unsigned {
-            strip_module_signature(&mut data);
-        }
-        a.file(&name, 0o644, &data);
         let module = image::kernel::module_name(file.trim_end_matches(".ko"));
-        paths.push((
-            format!("/{name}"),
-            modprobe_options(&spec.image.layers, &module),
-        ));
+        paths.push((name, modprobe_options(&spec.image.layers, &module)));
     }
     Ok(Some(paths))
+}
+
+/// Adds module `rel` of `index` to the initramfs as `/labwire/modules/<prefix>-<file>.ko`,
+/// decompressed (the agent loads plain ELF modules, whatever the kernel takes) and, when
+/// `unsigned`, without its signature. Returns its path in the guest.
+fn pack_module(
+    a: &mut cpio::Archive,
+    index: &image::Modules,
+    rel: &Path,
+    prefix: &str,
+    unsigned: bool,
+) -> image::Result<String> {
+    let file =
+        image::kernel::plain_module_name(&rel.file_name().unwrap_or_default().to_string_lossy());
+    let name = format!("labwire/modules/{prefix}-{file}");
+    let mut data = image::kernel::read_module(&index.dir().join(rel))?;
+    if unsigned {
+        strip_module_signature(&mut data);
+    }
+    a.file(&name, 0o644, &data);
+    Ok(format!("/{name}"))
 }
 
 /// The options the image's `modprobe` would give `module`: the `options <module> …` lines of its
