@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -316,6 +317,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         images: HashMap::new(),
         kept: HashSet::new(),
         mgmt_down: false,
+        unregistered: Vec::new(),
     };
     if let (Some((_, plan)), Some(rec)) = (&converging, &running) {
         run.adopt_running(plan, rec)?;
@@ -403,6 +405,8 @@ struct Run<'a> {
     /// The management network this deploy made, held down until its nodes' interfaces are up
     /// (see [`crate::mgmt_fabric::bring_up`]).
     mgmt_down: bool,
+    /// Nodes made whose namespaces are not named under /run/netns yet (see [`Run::register`]).
+    unregistered: Vec<String>,
 }
 
 /// Native nodes started at once per worker (see [`Run::create`]): on 2 CPUs, 1000 nodes started
@@ -640,6 +644,8 @@ impl Run<'_> {
         if !pending.is_empty() {
             self.create_links(&pending, &mut host)?;
         }
+        // Nodes whose links waited on a stage that never came still get their names.
+        self.register_pending()?;
         self.mgmt_up(&mut host)?;
         check_interrupt()?;
         self.timed("artifacts", || self.artifacts())
@@ -690,7 +696,9 @@ impl Run<'_> {
         })
     }
 
-    fn create(&self, nodes: &[&Node]) -> Result<()> {
+    fn create(&mut self, nodes: &[&Node]) -> Result<()> {
+        // The last round's names first: this round's new mount namespaces copy them once.
+        self.register_pending()?;
         self.progress.stage("create nodes", nodes.len());
         let spawning: Vec<Entry> = nodes
             .iter()
@@ -776,24 +784,46 @@ impl Run<'_> {
             },
         );
         first_error(results)?;
-        // Names under /run/netns are bind mounts, and every new mount namespace copies all of them:
-        // registering only after this round's nodes exist keeps node creation linear in lab size.
+        self.unregistered
+            .extend(nodes.iter().map(|n| n.name.clone()));
+        Ok(())
+    }
+
+    /// Name the namespaces of the nodes made since the last call under /run/netns, journalled
+    /// first. Names are bind mounts, and every new mount namespace copies all of them: naming a
+    /// round's nodes only after they all exist keeps node creation linear in the lab's size.
+    /// [`Run::create_links`] does it beside making the round's links (a mount for each node on
+    /// one CPU while netlink works on the other); a deploy ends, or makes more nodes, only after
+    /// it.
+    fn register(
+        &self,
+        names: &[String],
+        nets: &HashMap<String, &NetNs>,
+        give_up: &(dyn Fn() -> bool + Sync),
+    ) -> Result<()> {
         let t = Instant::now();
-        let nets = self.nets.lock().expect("nets");
-        let entries: Vec<Entry> = nodes
+        let lab = self.lab;
+        let long = |n: &str| lab.node(n).map(|n| n.long_name.clone());
+        let entries: Vec<Entry> = names
             .iter()
-            .map(|n| Entry::Netns {
-                name: n.long_name.clone(),
-                ino: nets.get(&n.name).and_then(|ns| ns.inode().ok()),
+            .filter_map(|n| {
+                Some(Entry::Netns {
+                    name: long(n)?,
+                    ino: nets.get(n).and_then(|ns| ns.inode().ok()),
+                })
             })
             .collect();
         self.journal.record(&entries)?;
-        for n in nodes {
-            let ns = nets.get(&n.name).ok_or_else(|| Error::NoNamespace {
-                node: n.name.clone(),
-            })?;
-            wire::netns::register(ns, &n.long_name)
-                .map_err(wire_err(format!("register namespace {}", n.long_name)))?;
+        for n in names {
+            check_interrupt()?;
+            if give_up() {
+                return Ok(());
+            }
+            let (Some(ns), Some(long)) = (nets.get(n), long(n)) else {
+                return Err(Error::NoNamespace { node: n.clone() });
+            };
+            wire::netns::register(ns, &long)
+                .map_err(wire_err(format!("register namespace {long}")))?;
         }
         self.timings
             .lock()
@@ -802,8 +832,20 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// [`Run::register`] for every node made and not named yet.
+    fn register_pending(&mut self) -> Result<()> {
+        let names = std::mem::take(&mut self.unregistered);
+        if names.is_empty() {
+            return Ok(());
+        }
+        let nets = self.nets.lock().expect("nets");
+        let refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
+        self.register(&names, &refs, &|| false)
+    }
+
     fn create_links(&mut self, nodes: &[&Node], host: &mut Handle) -> Result<()> {
         let lab = self.lab;
+        let pending = std::mem::take(&mut self.unregistered);
         let names: HashSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         let nets = self.nets.lock().expect("nets");
         // A bridge inside a node's namespace exists once that node does.
@@ -842,33 +884,52 @@ impl Run<'_> {
         wiring::ensure_netns_bridges(lab, &names, &ns_refs)?;
         // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
         let round: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
-        let t = Instant::now();
-        if !mgmt.is_empty() {
-            // Held until the ports exist, so labs sharing the bridge do not overfill it.
-            let _g = Lock::global()?;
-            let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
-            for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
-                check_interrupt()?;
-                let plan = links::plan_mgmt_on(lab, chunk, bridges);
-                log::debug!("management interfaces: {} requests", plan.requests.len());
-                links::execute(lab, &plan, &ns_refs, host, self.journal)?;
-                self.progress.step(chunk.len());
+        // The namespaces made since the last round get their names meanwhile, on another thread.
+        let stop = AtomicBool::new(false);
+        let (made, registered) = std::thread::scope(|sc| {
+            let reg = (!pending.is_empty()).then(|| {
+                sc.spawn(|| self.register(&pending, &ns_refs, &|| stop.load(Ordering::Relaxed)))
+            });
+            let made = (|| -> Result<(Duration, Duration)> {
+                let t = Instant::now();
+                if !mgmt.is_empty() {
+                    // Held until the ports exist, so labs sharing the bridge do not overfill it.
+                    let _g = Lock::global()?;
+                    let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
+                    for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
+                        check_interrupt()?;
+                        let plan = links::plan_mgmt_on(lab, chunk, bridges);
+                        log::debug!("management interfaces: {} requests", plan.requests.len());
+                        links::execute(lab, &plan, &ns_refs, host, self.journal)?;
+                        self.progress.step(chunk.len());
+                    }
+                }
+                let t_mgmt = t.elapsed();
+                for chunk in round.chunks(512) {
+                    check_interrupt()?;
+                    let plan = links::plan(lab, chunk, &[]);
+                    log::debug!(
+                        "links: {} requests, {} host objects, {} made first",
+                        plan.requests.len(),
+                        plan.intents.len(),
+                        plan.prereqs.len()
+                    );
+                    links::execute(lab, &plan, &ns_refs, host, self.journal)?;
+                    self.progress.step(chunk.len());
+                }
+                let t_links = t.elapsed() - t_mgmt;
+                Ok((t_mgmt, t_links))
+            })();
+            if made.is_err() {
+                stop.store(true, Ordering::Relaxed);
             }
-        }
-        let t_mgmt = t.elapsed();
-        for chunk in round.chunks(512) {
-            check_interrupt()?;
-            let plan = links::plan(lab, chunk, &[]);
-            log::debug!(
-                "links: {} requests, {} host objects, {} made first",
-                plan.requests.len(),
-                plan.intents.len(),
-                plan.prereqs.len()
-            );
-            links::execute(lab, &plan, &ns_refs, host, self.journal)?;
-            self.progress.step(chunk.len());
-        }
-        let t_links = t.elapsed() - t_mgmt;
+            let registered = reg.map_or(Ok(()), |h| {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            });
+            (made, registered)
+        });
+        let (t_mgmt, t_links) = made?;
+        registered?;
         self.timings.lock().expect("timings").extend([
             ("  mgmt veths".to_string(), t_mgmt),
             ("  link veths".to_string(), t_links),

@@ -1045,3 +1045,50 @@ fn hn_builder_labs_get_names_and_subnets_of_their_own() {
         lab.assert_nothing_left(&[]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A node's command starts clean: labwire's descriptors stay out, signals at their defaults
+// ---------------------------------------------------------------------------------------------
+
+/// A node's command holds only its standard descriptors (node inits are started by a spawner that
+/// holds none of labwire's namespace descriptors) and SIGPIPE is not ignored (the Rust runtime of
+/// labwire-init ignores it, and an ignored signal stays ignored across exec).
+#[test]
+fn node_command_holds_no_labwire_descriptor_and_default_sigpipe() {
+    let lab = LabBuilder::new()
+        .topology(
+            r#"
+    nodes:
+      a:
+        kind: linux
+        cmd: sh -c "ls /proc/self/fd > /tmp/fds; grep SigIgn /proc/self/status > /tmp/sig; exec sleep 600"
+      b: {kind: linux}
+    links:
+      - endpoints: ["a:eth1", "b:eth1"]
+"#,
+        )
+        .build();
+    lab.deploy();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (fds, sig) = loop {
+        let fds = lab.exec("a", "cat /tmp/fds");
+        let sig = lab.exec("a", "cat /tmp/sig");
+        if fds.status.success() && sig.status.success() && !text(&sig.stdout).is_empty() {
+            break (text(&fds.stdout), text(&sig.stdout));
+        }
+        assert!(Instant::now() < deadline, "node a's command left no report");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let fds: BTreeSet<&str> = fds.split_whitespace().collect();
+    assert_eq!(
+        fds,
+        BTreeSet::from(["0", "1", "2", "3"]),
+        "descriptors of `ls` in node a's command (3 is its listing of them)"
+    );
+    let mask = sig
+        .trim()
+        .strip_prefix("SigIgn:")
+        .map(|m| u64::from_str_radix(m.trim(), 16).expect("hex mask"))
+        .expect("a SigIgn line");
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SigIgn {mask:x}");
+}

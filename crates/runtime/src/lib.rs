@@ -19,6 +19,7 @@ pub mod native;
 pub mod network;
 pub mod node;
 pub mod process;
+pub mod spawner;
 pub mod vm;
 
 use std::path::PathBuf;

@@ -6,7 +6,10 @@
 //! is returned to the caller, which wires it.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::{BufRead as _, BufReader};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -193,20 +196,39 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
     if !argv.is_empty() {
         cmd.arg("--").args(&argv);
     }
-    cmd.env_clear()
-        .envs(process_environment(&s.ctx, node, s.image));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd
-        .spawn()
-        .map_err(io(format!("start labwire-init for node {}", node.name)))?;
-    let stdout = child.stdout.take().expect("piped");
+    let env = process_environment(&s.ctx, node, s.image);
+    let started = io(format!("start labwire-init for node {}", node.name));
+    let argv: Vec<OsString> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(OsString::from)
+        .collect();
+    // Through the spawner, which holds none of this process's descriptors; a request too large
+    // for one message starts the init from here.
+    let (report, mut direct) = match crate::spawner::encode(&argv, &env) {
+        Some(request) => (
+            crate::spawner::start(s.init, &request).map_err(started)?,
+            None,
+        ),
+        None => {
+            cmd.env_clear().envs(&env);
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            let mut child = cmd.spawn().map_err(started)?;
+            let stdout = child.stdout.take().expect("piped");
+            (File::from(OwnedFd::from(stdout)), Some(child))
+        }
+    };
     let mut line = String::new();
-    let read = BufReader::new(stdout).read_line(&mut line);
-    let status = child
-        .wait()
-        .map_err(io(format!("wait for labwire-init of node {}", node.name)))?;
+    let read = BufReader::new(report).read_line(&mut line);
+    let status = match direct.as_mut() {
+        Some(child) => Some(
+            child
+                .wait()
+                .map_err(io(format!("wait for labwire-init of node {}", node.name)))?,
+        ),
+        None => None,
+    };
     read.map_err(io(format!("read the report of node {}", node.name)))?;
     let line = line.trim_end();
     if let Some(pid) = line.strip_prefix("ok ") {
@@ -224,7 +246,10 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
         node: node.name.clone(),
         message: match line.strip_prefix("error ") {
             Some(m) => m.to_string(),
-            None => format!("labwire-init exited with {status} without a report"),
+            None => match status {
+                Some(status) => format!("labwire-init exited with {status} without a report"),
+                None => "labwire-init exited without a report".to_string(),
+            },
         },
     })
 }

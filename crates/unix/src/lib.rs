@@ -163,6 +163,94 @@ pub fn pipe() -> io::Result<(File, File)> {
     Ok((File::from(r), File::from(w)))
 }
 
+/// A connected pair of sequenced-packet Unix sockets (close-on-exec): each send is one message,
+/// received whole.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair fills a two-element array.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Room for the control message of one descriptor.
+const FD_CMSG_SPACE: usize = 32;
+
+/// Send `data` as one message on `sock` with a copy of `fd` attached (`SCM_RIGHTS`).
+pub fn send_with_fd(sock: &impl AsRawFd, data: &[u8], fd: &impl AsRawFd) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut control = [0u8; FD_CMSG_SPACE];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg call, and the
+    // control buffer is large enough for one descriptor (CMSG_SPACE of an int is 24 on 64-bit).
+    let rc = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd.as_raw_fd());
+        libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    };
+    match rc {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != data.len() => Err(io::Error::other("message sent in part")),
+        _ => Ok(()),
+    }
+}
+
+/// Receive one message on `sock` into `buf`, and the descriptor attached to it if any (taken
+/// close-on-exec). A length of 0 with no descriptor means the peer closed its end.
+pub fn recv_with_fd(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u8; FD_CMSG_SPACE];
+    // SAFETY: as in send_with_fd; recvmsg writes at most the lengths given. A descriptor found
+    // in the control message was just received and is owned by nothing else.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len() as _;
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut fd = None;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+        {
+            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+            fd = Some(OwnedFd::from_raw_fd(raw));
+        }
+        if msg.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(io::Error::other("message longer than the buffer"));
+        }
+        Ok((n as usize, fd))
+    }
+}
+
 /// Which side of a [`fork`] this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forked {
@@ -567,6 +655,28 @@ mod tests {
         let t = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
         assert!(fork().is_err());
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_descriptor_sent_with_a_message_arrives_with_it() {
+        use std::io::{Read as _, Write as _};
+        let (a, b) = seqpacket_pair().unwrap();
+        let (r, mut w) = pipe().unwrap();
+        send_with_fd(&a, b"hello", &r).unwrap();
+        drop(r);
+        let mut buf = [0u8; 16];
+        let (n, fd) = recv_with_fd(&b, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        w.write_all(b"through").unwrap();
+        drop(w);
+        let mut got = String::new();
+        File::from(fd.expect("a descriptor"))
+            .read_to_string(&mut got)
+            .unwrap();
+        assert_eq!(got, "through");
+        drop(a);
+        let (n, fd) = recv_with_fd(&b, &mut buf).unwrap();
+        assert_eq!((n, fd.is_none()), (0, true));
     }
 
     #[test]

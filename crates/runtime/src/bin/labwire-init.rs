@@ -513,8 +513,12 @@ fn lookup_gid_of_uid(uid: u32) -> Option<u32> {
 
 /// In the process about to run the node's command: its directory, its user, then exec.
 fn exec_command(c: &Config, mask: &libc::sigset_t) -> ! {
-    // SAFETY: restores the signal mask for the command.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+    // SAFETY: restores the signal mask for the command, and SIGPIPE's default action, which the
+    // Rust runtime of this process set to ignore (an ignored signal stays ignored across exec).
+    unsafe {
+        libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let fail = |msg: String| -> ! {
         let msg = format!("labwire-init: {msg}\n");
         // SAFETY: writes to standard error and leaves.
@@ -712,6 +716,105 @@ fn reaper() -> ! {
     }
 }
 
+/// `labwire-init spawner`: starts node inits on labwire's behalf. labwire's deploy holds a
+/// descriptor per node namespace, and every process it starts copies that table and closes it
+/// again at exec: at 10,000 nodes, more work than the rest of the node. This process holds no
+/// more than its standard descriptors. On standard input, a sequenced-packet socket, each message
+/// asks for one init: its argument and environment strings (see `runtime::spawner`), with the
+/// write end of the init's report pipe attached. It forks; the child makes that pipe its standard
+/// output and /dev/null its input, and execs the arguments. It exits when labwire closes the
+/// socket. Every init it starts stays its child only until the init has forked the node's PID 1
+/// and exited, so the node's processes still end up under the lab's reaper.
+fn spawner() -> ! {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let (len, fd) = match unix::recv_with_fd(&std::io::stdin(), &mut buf) {
+            Ok((0, None)) => std::process::exit(0),
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("labwire-init spawner: {e}");
+                std::process::exit(1);
+            }
+        };
+        let Some(report) = fd else {
+            eprintln!("labwire-init spawner: a request without its report pipe");
+            continue;
+        };
+        let start = decode_request(&buf[..len]);
+        // SAFETY: this process is single-threaded; the child only calls dup2, open, close, signal,
+        // execve, write and _exit on data prepared before the fork.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let null = c"/dev/null";
+            // SAFETY: see above.
+            unsafe {
+                libc::dup2(report.as_raw_fd(), 1);
+                let n = libc::open(null.as_ptr(), libc::O_RDONLY);
+                libc::dup2(n, 0);
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            }
+            let msg = match start {
+                Ok((argv, envp)) => {
+                    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+                    a.push(std::ptr::null());
+                    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+                    e.push(std::ptr::null());
+                    // SAFETY: NULL-terminated arrays of strings that outlive the call.
+                    unsafe { libc::execve(a[0], a.as_ptr(), e.as_ptr()) };
+                    format!("error start labwire-init: {}\n", errno())
+                }
+                Err(e) => format!("error {e}\n"),
+            };
+            // SAFETY: writes the report and leaves without running the parent's exit handlers.
+            unsafe {
+                libc::write(1, msg.as_ptr().cast(), msg.len());
+                libc::_exit(127);
+            }
+        }
+        if pid < 0 {
+            let msg = format!("error fork: {}\n", errno());
+            // SAFETY: writes the report on the descriptor this process holds.
+            unsafe { libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+        }
+        drop(report);
+        // Reap the inits that have exited (each exits once its node's PID 1 runs).
+        // SAFETY: non-blocking waits for children of this process.
+        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    }
+}
+
+/// A spawner request: `argc` and `envc` as little-endian u32, then that many NUL-terminated
+/// argument strings (the first is the program) and environment strings.
+fn decode_request(msg: &[u8]) -> Result<(Vec<CString>, Vec<CString>), String> {
+    let count = |at: usize| {
+        msg.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let (Some(argc), Some(envc)) = (count(0), count(4)) else {
+        return Err("spawner: a request too short".into());
+    };
+    let mut strings = msg[8..]
+        .split_inclusive(|b| *b == 0)
+        .map(|s| CString::from_vec_with_nul(s.to_vec()).map_err(|_| "spawner: bad string"));
+    let mut take = |n: usize| -> Result<Vec<CString>, String> {
+        (0..n)
+            .map(|_| {
+                strings
+                    .next()
+                    .unwrap_or(Err("spawner: a request cut short"))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(str::to_string)
+    };
+    let argv = take(argc)?;
+    let envp = take(envc)?;
+    if argv.is_empty() {
+        return Err("spawner: a request without a program".into());
+    }
+    Ok((argv, envp))
+}
+
 /// The node's namespaces, made by labwire-init itself before anything else: join the node's
 /// cgroup (`--cgroup-procs`) and another node's network namespace (`--join-netns`), then
 /// `unshare(--unshare FLAGS)`, a new session, and no inherited descriptor beyond stdio survives exec.
@@ -759,6 +862,7 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("exec") => exec_in(&args[1..]),
         Some("reaper") => reaper(),
+        Some("spawner") => spawner(),
         _ => {}
     }
     if let Err(e) = enter_namespaces(&args) {
