@@ -8,7 +8,9 @@
 //! A request is one message on a sequenced-packet socket: `argc` and `envc` (u32, little-endian),
 //! then the NUL-terminated argument strings (the first names the program) and environment strings,
 //! with the write end of the init's report pipe attached. The init's report (`ok PID` or
-//! `error MESSAGE`) comes back on that pipe, as it did on its standard output before.
+//! `error MESSAGE`) comes back on that pipe, as it did on its standard output before. The spawner
+//! forks the init without an exec when its strings fit in the room it was started with (see
+//! `labwire-init spawner`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -22,6 +24,11 @@ use std::sync::{Arc, Mutex};
 /// The largest request sent through the spawner; a larger one (thousands of binds) starts its
 /// init directly.
 pub const MAX_REQUEST: usize = 200 * 1024;
+
+/// Bytes of arguments and of environment an init started without an exec may have: a larger one
+/// is exec'd.
+const ARG_ROOM: usize = 16 * 1024;
+const ENV_ROOM: usize = 32 * 1024;
 
 struct Spawner {
     sock: Arc<OwnedFd>,
@@ -90,9 +97,12 @@ fn socket(init: &Path) -> std::io::Result<Arc<OwnedFd>> {
         }
     }
     let (ours, theirs) = unix::seqpacket_pair()?;
+    // Room for the arguments and environment of the inits it becomes without an exec (see
+    // `labwire-init spawner`).
     let child = Command::new(init)
-        .arg("spawner")
+        .args(["spawner", "--room", &" ".repeat(ARG_ROOM)])
         .env_clear()
+        .env("LABWIRE_SPAWNER_ROOM", " ".repeat(ENV_ROOM))
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

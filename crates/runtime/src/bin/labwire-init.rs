@@ -722,10 +722,19 @@ fn reaper() -> ! {
 /// more than its standard descriptors. On standard input, a sequenced-packet socket, each message
 /// asks for one init: its argument and environment strings (see `runtime::spawner`), with the
 /// write end of the init's report pipe attached. It forks; the child makes that pipe its standard
-/// output and /dev/null its input, and execs the arguments. It exits when labwire closes the
+/// output and /dev/null its input, and becomes the node's init. It exits when labwire closes the
 /// socket. Every init it starts stays its child only until the init has forked the node's PID 1
 /// and exited, so the node's processes still end up under the lab's reaper.
+///
+/// The child runs the init's code without an exec (an exec, the dynamic loader and the C
+/// library's start-up cost as much as the rest of a node's setup): it takes the request's
+/// environment and writes the request's arguments and environment over the ones it was started
+/// with, which `/proc/PID/cmdline` and `/proc/PID/environ` show, so the node's processes read as
+/// if exec'd (`labwire-init --lab LAB --node NODE …`, the node's variables). labwire starts the
+/// spawner with room for that (`--room`, and a variable of spaces). A request that does not fit
+/// is exec'd.
 fn spawner() -> ! {
+    let room = Room::of_this_process();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let (len, fd) = match unix::recv_with_fd(&std::io::stdin(), &mut buf) {
@@ -742,26 +751,33 @@ fn spawner() -> ! {
             continue;
         };
         let start = decode_request(&buf[..len]);
-        // SAFETY: this process is single-threaded; the child only calls dup2, open, close, signal,
-        // execve, write and _exit on data prepared before the fork.
+        // SAFETY: this process is single-threaded, so the child may run any code.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             let null = c"/dev/null";
-            // SAFETY: see above.
+            // SAFETY: descriptors of this process: the report pipe becomes standard output and
+            // /dev/null standard input (the socket's descriptor is replaced).
             unsafe {
                 libc::dup2(report.as_raw_fd(), 1);
                 let n = libc::open(null.as_ptr(), libc::O_RDONLY);
                 libc::dup2(n, 0);
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::close(n);
             }
+            drop(report);
             let msg = match start {
                 Ok((argv, envp)) => {
+                    if let Some(room) = room.as_ref().filter(|r| r.fits(&argv, &envp)) {
+                        room.become_init(&argv, &envp);
+                    }
                     let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
                     a.push(std::ptr::null());
                     let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
                     e.push(std::ptr::null());
                     // SAFETY: NULL-terminated arrays of strings that outlive the call.
-                    unsafe { libc::execve(a[0], a.as_ptr(), e.as_ptr()) };
+                    unsafe {
+                        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                        libc::execve(a[0], a.as_ptr(), e.as_ptr());
+                    }
                     format!("error start labwire-init: {}\n", errno())
                 }
                 Err(e) => format!("error {e}\n"),
@@ -781,6 +797,74 @@ fn spawner() -> ! {
         // Reap the inits that have exited (each exits once its node's PID 1 runs).
         // SAFETY: non-blocking waits for children of this process.
         while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    }
+}
+
+/// The memory the kernel shows as this process's arguments and environment (`arg_start`..
+/// `arg_end` and `env_start`..`env_end` of /proc/self/stat).
+struct Room {
+    args: (usize, usize),
+    env: (usize, usize),
+    /// The program this process runs: a request for another is exec'd.
+    exe: std::path::PathBuf,
+}
+
+impl Room {
+    fn of_this_process() -> Option<Room> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which may hold spaces: field 3 is the state.
+        let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| rest.get(n - 3)?.parse::<usize>().ok();
+        let room = Room {
+            args: (field(48)?, field(49)?),
+            env: (field(50)?, field(51)?),
+            exe: std::fs::read_link("/proc/self/exe").ok()?,
+        };
+        (room.args.0 < room.args.1 && room.env.0 < room.env.1).then_some(room)
+    }
+
+    fn fits(&self, argv: &[CString], envp: &[CString]) -> bool {
+        let size = |v: &[CString]| v.iter().map(|s| s.as_bytes_with_nul().len()).sum::<usize>();
+        argv.first().is_some_and(|p| {
+            std::fs::canonicalize(p.to_str().unwrap_or("")).ok() == Some(self.exe.clone())
+        }) && size(argv) <= self.args.1 - self.args.0
+            && size(envp) <= self.env.1 - self.env.0
+    }
+
+    /// Take `envp` as this process's environment, show `argv` and `envp` in place of the
+    /// spawner's, and run the node's init with `argv`'s arguments. Only in a child of the
+    /// spawner, single-threaded; `fits` was checked.
+    fn become_init(&self, argv: &[CString], envp: &[CString]) -> ! {
+        for (k, _) in std::env::vars_os() {
+            std::env::remove_var(k);
+        }
+        for kv in envp {
+            let kv = kv.to_string_lossy();
+            if let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) {
+                std::env::set_var(k, v);
+            }
+        }
+        // The environment now lives in the C library's own memory: the spawner's strings, which
+        // it pointed at, may be written over.
+        for ((start, end), strings) in [(self.args, argv), (self.env, envp)] {
+            // SAFETY: [start, end) is this process's argument (or environment) block, writable
+            // stack memory that nothing reads any more (the Rust runtime's copy of the arguments
+            // is not used after start-up, and the environment was just replaced); `fits` checked
+            // that the strings fit in it.
+            let block = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, end - start) };
+            let mut at = 0;
+            for s in strings {
+                let b = s.as_bytes_with_nul();
+                block[at..at + b.len()].copy_from_slice(b);
+                at += b.len();
+            }
+            block[at..].fill(0);
+        }
+        let args: Vec<String> = argv[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        node_init(&args)
     }
 }
 
@@ -863,13 +947,17 @@ fn main() {
         Some("exec") => exec_in(&args[1..]),
         Some("reaper") => reaper(),
         Some("spawner") => spawner(),
-        _ => {}
+        _ => node_init(&args),
     }
-    if let Err(e) = enter_namespaces(&args) {
+}
+
+/// The node's init as described at the top: namespaces, mounts, PID 1, the report.
+fn node_init(args: &[String]) -> ! {
+    if let Err(e) = enter_namespaces(args) {
         report(&format!("error {e}"));
         std::process::exit(1);
     }
-    let c = match parse(&args) {
+    let c = match parse(args) {
         Ok(c) => c,
         Err(e) => {
             report(&format!("error {e}"));
