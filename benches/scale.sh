@@ -80,6 +80,26 @@ run_lab() {
     t0=$(now); "$LW" deploy -q -t "$file" --stats >"$WORK/deploy.out" 2>"$WORK/deploy.err" || { cat "$WORK/deploy.err"; exit 1; }
     t1=$(now)
     INIT_RSS=$(ps -eo rss,args | awk -v lab="$name" '$2 ~ /labwire-init/ && index($0, "--lab " lab " ") {s+=$1; c++; if ($1>m) m=$1} END {printf "%.0f KB avg, %d KB max", s/c, m}')
+    # Resident memory counts the pages a node's init shares with every other (the C library, the
+    # init's code); its proportional share (PSS) is what each more node costs.
+    INIT_PSS=$(python3 -c '
+import os, sys
+lab = sys.argv[1].encode()
+pss = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        if not args[0].endswith(b"labwire-init") or b"--lab" not in args:
+            continue
+        if args[args.index(b"--lab") + 1] != lab:
+            continue
+        for line in open(f"/proc/{pid}/smaps_rollup"):
+            if line.startswith("Pss:"):
+                pss.append(int(line.split()[1]))
+    except (OSError, IndexError):
+        pass
+print(f"{sum(pss) / max(len(pss), 1):.0f} KB avg, {max(pss, default=0)} KB max")
+' "$name")
     PEAK=$(grep -o 'peak RSS [0-9.]* MB' "$WORK/deploy.err" || echo "peak RSS ?")
     t2=$(now); "$LW" inspect --name "$name" --format json >/dev/null; t3=$(now)
     LW_INSPECT=$(secs "$t2" "$t3")
@@ -108,7 +128,7 @@ ring() {
     # Item 3 of issue 16: the cost per node above the floor grows no faster than the lab.
     if [ -z "${FIRST_PN:-}" ]; then FIRST_PN=$pn FIRST_N=$n; fi
     echo "  above the floor    deploy ${pn} ms per node ($(ratio "$pn" "$FIRST_PN")x the ${FIRST_N}-node cost)"
-    echo "  labwire ${PEAK}; node init resident memory: ${INIT_RSS}"
+    echo "  labwire ${PEAK}; node init resident memory: ${INIT_RSS}; proportional (PSS): ${INIT_PSS}"
     sed -n 's/^/    /p' "$WORK/deploy.err" | grep -v '^    $' || true
     grep -v INFO "$WORK/destroy.err" | sed -n 's/^/    /p' || true
 }

@@ -27,8 +27,8 @@ pub const MAX_REQUEST: usize = 200 * 1024;
 
 /// Bytes of arguments and of environment an init started without an exec may have: a larger one
 /// is exec'd.
-const ARG_ROOM: usize = 16 * 1024;
-const ENV_ROOM: usize = 32 * 1024;
+const ARG_ROOM: usize = 8 * 1024;
+const ENV_ROOM: usize = 16 * 1024;
 
 struct Spawner {
     sock: Arc<OwnedFd>,
