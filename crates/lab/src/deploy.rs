@@ -998,7 +998,7 @@ impl Run<'_> {
     /// have their interfaces, before any node's command runs.
     fn mgmt_up(&mut self, host: &mut Handle) -> Result<()> {
         if std::mem::take(&mut self.mgmt_down) {
-            mgmt_fabric::bring_up(self.lab, host)?;
+            self.timed("  mgmt up", || mgmt_fabric::bring_up(self.lab, host))?;
         }
         Ok(())
     }
