@@ -25,7 +25,7 @@ WORK=$(mktemp -d /tmp/lw-scale.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 RUNS=${RUNS:-1}
 ROOT_PORTS=768   # lab::mgmt_fabric::ROOT_PORTS
-LEAF_PORTS=1000  # lab::mgmt_fabric::LEAF_PORTS (the uplink is one of them)
+LEAF_PORTS=256   # lab::mgmt_fabric::LEAF_PORTS (the uplink is one of them)
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }

@@ -60,15 +60,22 @@ fn management_network_past_one_bridges_1024_ports() {
     );
     lab.deploy();
 
-    // The first nodes are ports of the management bridge, the last ones of a leaf bridge.
+    // The first nodes are ports of the management bridge, the last ones of the last leaf bridge.
+    use lab::mgmt_fabric::{LEAF_PORTS, ROOT_PORTS};
     let root = "br-sclmgmt";
-    let leaf = lab::mgmt_fabric::leaf_name(root, 1);
-    let (up_root, up_leaf) = lab::mgmt_fabric::uplink_names(root, 1);
+    let leaves = (N - ROOT_PORTS).div_ceil(LEAF_PORTS - 1);
+    let leaf = lab::mgmt_fabric::leaf_name(root, leaves);
+    let (up_root, up_leaf) = lab::mgmt_fabric::uplink_names(root, leaves);
     let end = |node: &str| lab::wiring::mgmt_host_end("sclmgmt", node);
     assert_eq!(master_of(&end("n1")).as_deref(), Some(root));
     assert_eq!(master_of(&end(&format!("n{N}"))), Some(leaf.clone()));
     assert_eq!(master_of(&up_root).as_deref(), Some(root));
     assert_eq!(master_of(&up_leaf), Some(leaf.clone()));
+    let mut fabric = Vec::new();
+    for k in 1..=leaves {
+        let (r, l) = lab::mgmt_fabric::uplink_names(root, k);
+        fabric.extend([lab::mgmt_fabric::leaf_name(root, k), r, l]);
+    }
     let root_ports = match ip_json(&["-j", "link", "show", "master", root]) {
         serde_json::Value::Array(a) => a.len(),
         v => panic!("ip -j link printed {v}"),
@@ -140,7 +147,7 @@ fn management_network_past_one_bridges_1024_ports() {
 
     let out = lab.destroy(true);
     assert!(out.status.success(), "destroy: {}", describe(&out));
-    lab.assert_nothing_left(&[leaf.clone(), up_root, up_leaf]);
+    lab.assert_nothing_left(&fabric);
     let pattern = lab::mgmt_fabric::leaf_pattern(root);
     for tool in ["iptables", "ip6tables"] {
         assert!(
