@@ -1092,3 +1092,48 @@ fn node_command_holds_no_labwire_descriptor_and_default_sigpipe() {
         .expect("a SigIgn line");
     assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SigIgn {mask:x}");
 }
+
+/// A node whose environment is larger than the room the node spawner forks inits with is started
+/// by an exec instead, and reads the same: its variables in its command and in `exec`, its init's
+/// arguments in /proc.
+#[test]
+fn node_with_an_environment_too_large_to_fork_into_starts_the_same() {
+    let big = "x".repeat(24 * 1024);
+    let lab = LabBuilder::new()
+        .topology(&format!(
+            r#"
+    nodes:
+      a:
+        kind: linux
+        env: {{BIG: {big}, ROLE: edge}}
+        cmd: sh -c "printenv BIG | wc -c > /tmp/big; exec sleep 600"
+      b: {{kind: linux, env: {{ROLE: core}}}}
+    links:
+      - endpoints: ["a:eth1", "b:eth1"]
+"#
+        ))
+        .build();
+    lab.deploy();
+    for (node, role) in [("a", "edge"), ("b", "core")] {
+        assert_eq!(
+            lab.exec_ok(node, "printenv ROLE").trim(),
+            role,
+            "ROLE in {node}"
+        );
+        let init = lab.exec_ok(node, "tr '\\0' ' ' < /proc/1/cmdline");
+        assert!(
+            init.contains(&format!("--node {node} ")),
+            "node {node}'s init reads `{init}`"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = lab.exec("a", "cat /tmp/big");
+        if out.status.success() && !text(&out.stdout).trim().is_empty() {
+            assert_eq!(text(&out.stdout).trim(), (big.len() + 1).to_string());
+            break;
+        }
+        assert!(Instant::now() < deadline, "node a's command left no report");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
