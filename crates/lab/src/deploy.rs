@@ -1089,7 +1089,17 @@ impl Run<'_> {
         Ok(out)
     }
 
-    fn stage_execs(&self, nodes: &[&Node], stage: Stage, phase: ExecPhase) -> Result<()> {
+    fn stage_execs(&mut self, nodes: &[&Node], stage: Stage, phase: ExecPhase) -> Result<()> {
+        let any = nodes.iter().any(|n| {
+            n.stages
+                .get(&stage)
+                .is_some_and(|s| s.exec.iter().any(|e| e.phase == phase))
+        });
+        if !any {
+            return Ok(());
+        }
+        // A hook may use the nodes' names under /run/netns (`ip netns exec $CLAB_NODE_LONGNAME`).
+        self.register_pending()?;
         for n in nodes {
             let Some(spec) = n.stages.get(&stage) else {
                 continue;

@@ -873,16 +873,19 @@ fn topology_exec_output_and_failure() {
 fn stages_wait_for_healthy_and_host_exec() {
     let dir = PathBuf::from(format!("/tmp/lwt-stages-{}", std::process::id()));
     let host_file = dir.join("host-on-exit");
+    let named_file = dir.join("named-on-create-exit");
     let body = format!(
         "  nodes:\n\
          \x20   a:\n      kind: linux\n\
          \x20     cmd: \"sleep 1; cat /proc/uptime > /tmp/ready; sleep 1000\"\n\
          \x20     healthcheck: {{test: [CMD-SHELL, \"test -e /tmp/ready\"], interval: 1, retries: 10}}\n\
          \x20   b:\n      kind: linux\n      stages:\n\
-         \x20       create:\n          wait-for: [{{node: a, stage: healthy}}]\n\
+         \x20       create:\n          wait-for: [{{node: a, stage: healthy}}]\n          exec:\n\
+         \x20           - {{command: \"ip netns exec $$CLAB_NODE_LONGNAME true && echo named > {}\", target: host, phase: on-exit}}\n\
          \x20       configure:\n          exec:\n\
          \x20           - {{command: \"echo $$CLAB_NODE_NAME > {}\", target: host, phase: on-exit}}\n\
          \x20 links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n",
+        named_file.display(),
         host_file.display()
     );
     let lab = feature_lab("stages", "lwt-stages", &["a", "b"], 224, 1, &body);
@@ -916,6 +919,13 @@ fn stages_wait_for_healthy_and_host_exec() {
         )
     });
     assert_eq!(written.trim(), "b", "CLAB_NODE_NAME of the host exec");
+    // A host hook on leaving `create` finds the node's namespace under its name already.
+    let named = std::fs::read_to_string(&named_file).unwrap_or_default();
+    assert_eq!(
+        named.trim(),
+        "named",
+        "ip netns exec in a create on-exit hook"
+    );
     lab.assert_ping(
         "b",
         &lab.eth0_addrs("a").0.expect("a has a management address"),

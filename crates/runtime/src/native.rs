@@ -197,24 +197,30 @@ pub fn spawn(s: &Spawn<'_>) -> Result<ProcId> {
         cmd.arg("--").args(&argv);
     }
     let env = process_environment(&s.ctx, node, s.image);
-    let started = io(format!("start labwire-init for node {}", node.name));
+    let started = || io(format!("start labwire-init for node {}", node.name));
     let argv: Vec<OsString> = std::iter::once(cmd.get_program())
         .chain(cmd.get_args())
         .map(OsString::from)
         .collect();
     // Through the spawner, which holds none of this process's descriptors; a request too large
     // for one message starts the init from here.
-    let (report, mut direct) = match crate::spawner::encode(&argv, &env) {
-        Some(request) => (
-            crate::spawner::start(s.init, &request).map_err(started)?,
-            None,
-        ),
+    let through_spawner = match crate::spawner::encode(&argv, &env) {
+        // A message larger than the socket's send buffer (a host with a small
+        // net.core.wmem_default) starts from here too.
+        Some(request) => match crate::spawner::start(s.init, &request) {
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => None,
+            r => Some(r.map_err(started())?),
+        },
+        None => None,
+    };
+    let (report, mut direct) = match through_spawner {
+        Some(report) => (report, None),
         None => {
             cmd.env_clear().envs(&env);
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
-            let mut child = cmd.spawn().map_err(started)?;
+            let mut child = cmd.spawn().map_err(started())?;
             let stdout = child.stdout.take().expect("piped");
             (File::from(OwnedFd::from(stdout)), Some(child))
         }

@@ -183,8 +183,10 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Room for the control message of one descriptor.
-const FD_CMSG_SPACE: usize = 32;
+/// Room for the control message of one descriptor (`CMSG_SPACE` of an int is 24 on 64-bit),
+/// aligned for the `cmsghdr` read and written through it.
+#[repr(C, align(8))]
+struct FdControl([u8; 32]);
 
 /// Send `data` as one message on `sock` with a copy of `fd` attached (`SCM_RIGHTS`).
 pub fn send_with_fd(sock: &impl AsRawFd, data: &[u8], fd: &impl AsRawFd) -> io::Result<()> {
@@ -192,14 +194,14 @@ pub fn send_with_fd(sock: &impl AsRawFd, data: &[u8], fd: &impl AsRawFd) -> io::
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
     };
-    let mut control = [0u8; FD_CMSG_SPACE];
+    let mut control = FdControl([0; 32]);
     // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg call, and the
-    // control buffer is large enough for one descriptor (CMSG_SPACE of an int is 24 on 64-bit).
+    // control buffer is aligned and large enough for one descriptor.
     let rc = unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_control = control.0.as_mut_ptr().cast();
         msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
@@ -222,15 +224,15 @@ pub fn recv_with_fd(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, O
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut control = [0u8; FD_CMSG_SPACE];
+    let mut control = FdControl([0; 32]);
     // SAFETY: as in send_with_fd; recvmsg writes at most the lengths given. A descriptor found
     // in the control message was just received and is owned by nothing else.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = control.len() as _;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = control.0.len() as _;
         let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
         if n < 0 {
             return Err(io::Error::last_os_error());
@@ -240,12 +242,16 @@ pub fn recv_with_fd(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, O
         if !cmsg.is_null()
             && (*cmsg).cmsg_level == libc::SOL_SOCKET
             && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+            && (*cmsg).cmsg_len as usize
+                == libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize
         {
             let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
             fd = Some(OwnedFd::from_raw_fd(raw));
         }
-        if msg.msg_flags & libc::MSG_TRUNC != 0 {
-            return Err(io::Error::other("message longer than the buffer"));
+        if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+            return Err(io::Error::other(
+                "message or its descriptors longer than the buffer",
+            ));
         }
         Ok((n as usize, fd))
     }

@@ -756,11 +756,14 @@ fn spawner() -> ! {
         if pid == 0 {
             let null = c"/dev/null";
             // SAFETY: descriptors of this process: the report pipe becomes standard output and
-            // /dev/null standard input (the socket's descriptor is replaced).
+            // /dev/null standard input, replacing the socket, which no node process may keep.
             unsafe {
-                libc::dup2(report.as_raw_fd(), 1);
-                let n = libc::open(null.as_ptr(), libc::O_RDONLY);
-                libc::dup2(n, 0);
+                let n = libc::open(null.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if n < 0 || libc::dup2(n, 0) != 0 || libc::dup2(report.as_raw_fd(), 1) != 1 {
+                    let msg = format!("error spawner: standard descriptors: {}\n", errno());
+                    libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                    libc::_exit(127);
+                }
                 libc::close(n);
             }
             drop(report);
@@ -859,6 +862,26 @@ impl Room {
                 at += b.len();
             }
             block[at..].fill(0);
+        }
+        // Where the kernel lets this process say so (CAP_SYS_RESOURCE), the blocks end where the
+        // strings do; elsewhere /proc shows the rest of the room as NUL bytes (empty strings).
+        let used = |v: &[CString]| v.iter().map(|s| s.as_bytes_with_nul().len()).sum::<usize>();
+        // SAFETY: prctl on this process's own memory map, with addresses inside the blocks above.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_MM,
+                libc::PR_SET_MM_ARG_END,
+                self.args.0 + used(argv),
+                0,
+                0,
+            );
+            libc::prctl(
+                libc::PR_SET_MM,
+                libc::PR_SET_MM_ENV_END,
+                self.env.0 + used(envp),
+                0,
+                0,
+            );
         }
         let args: Vec<String> = argv[1..]
             .iter()
