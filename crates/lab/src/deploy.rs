@@ -803,26 +803,27 @@ impl Run<'_> {
     ) -> Result<()> {
         let t = Instant::now();
         let lab = self.lab;
-        let long = |n: &str| lab.node(n).map(|n| n.long_name.clone());
-        let entries: Vec<Entry> = names
+        let named: Vec<(&NetNs, &str)> = names
             .iter()
-            .filter_map(|n| {
-                Some(Entry::Netns {
-                    name: long(n)?,
-                    ino: nets.get(n).and_then(|ns| ns.inode().ok()),
-                })
+            .map(|n| match (nets.get(n), lab.node(n)) {
+                (Some(ns), Some(node)) => Ok((*ns, node.long_name.as_str())),
+                _ => Err(Error::NoNamespace { node: n.clone() }),
+            })
+            .collect::<Result<_>>()?;
+        let entries: Vec<Entry> = named
+            .iter()
+            .map(|(ns, long)| Entry::Netns {
+                name: long.to_string(),
+                ino: ns.inode().ok(),
             })
             .collect();
         self.journal.record(&entries)?;
-        for n in names {
+        for (ns, long) in named {
             check_interrupt()?;
             if give_up() {
                 return Ok(());
             }
-            let (Some(ns), Some(long)) = (nets.get(n), long(n)) else {
-                return Err(Error::NoNamespace { node: n.clone() });
-            };
-            wire::netns::register(ns, &long)
+            wire::netns::register(ns, long)
                 .map_err(wire_err(format!("register namespace {long}")))?;
         }
         self.timings

@@ -10,20 +10,18 @@
 //! with the write end of the init's report pipe attached. The init's report (`ok PID` or
 //! `error MESSAGE`) comes back on that pipe, as it did on its standard output before. The spawner
 //! forks the init without an exec when its strings fit in the room it was started with (see
-//! `labwire-init spawner`).
+//! `labwire-init spawner`). The message's format is in `spawner/request.rs`, which the spawner
+//! includes too.
 
-use std::collections::BTreeMap;
-use std::ffi::OsString;
+#[path = "spawner/request.rs"]
+mod request;
+pub use request::{decode, encode, MAX_REQUEST};
+
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-
-/// The largest request sent through the spawner; a larger one (thousands of binds) starts its
-/// init directly.
-pub const MAX_REQUEST: usize = 200 * 1024;
 
 /// Bytes of arguments and of environment an init started without an exec may have: a larger one
 /// is exec'd.
@@ -40,32 +38,6 @@ struct Spawner {
 }
 
 static SPAWNER: Mutex<Option<Spawner>> = Mutex::new(None);
-
-/// The request for `argv` (the program first) with environment `env`, or `None` when a string
-/// holds a NUL byte or the request is larger than [`MAX_REQUEST`].
-pub fn encode(argv: &[OsString], env: &BTreeMap<String, String>) -> Option<Vec<u8>> {
-    let mut msg = Vec::with_capacity(4096);
-    msg.extend_from_slice(&u32::try_from(argv.len()).ok()?.to_le_bytes());
-    msg.extend_from_slice(&u32::try_from(env.len()).ok()?.to_le_bytes());
-    for a in argv {
-        let b = a.as_bytes();
-        if b.contains(&0) {
-            return None;
-        }
-        msg.extend_from_slice(b);
-        msg.push(0);
-    }
-    for (k, v) in env {
-        if k.contains('\0') || v.contains('\0') || k.contains('=') {
-            return None;
-        }
-        msg.extend_from_slice(k.as_bytes());
-        msg.push(b'=');
-        msg.extend_from_slice(v.as_bytes());
-        msg.push(0);
-    }
-    (msg.len() <= MAX_REQUEST).then_some(msg)
-}
 
 /// Start `request` (from [`encode`]) through this process's spawner of `init`, starting the
 /// spawner first if needed. Returns the read end of the init's report pipe.
@@ -115,26 +87,4 @@ fn socket(init: &Path) -> std::io::Result<Arc<OwnedFd>> {
         child,
     });
     Ok(sock)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_holds_the_arguments_then_the_environment() {
-        let argv: Vec<OsString> = ["/bin/x", "--a", ""].iter().map(OsString::from).collect();
-        let env = BTreeMap::from([("K".to_string(), "v=1".to_string())]);
-        let msg = encode(&argv, &env).unwrap();
-        assert_eq!(&msg[..8], &[3, 0, 0, 0, 1, 0, 0, 0]);
-        assert_eq!(&msg[8..], b"/bin/x\0--a\0\0K=v=1\0");
-    }
-
-    #[test]
-    fn a_request_that_cannot_be_sent_whole_is_refused() {
-        let nul: Vec<OsString> = vec!["a\0b".into()];
-        assert!(encode(&nul, &BTreeMap::new()).is_none());
-        let big: Vec<OsString> = vec!["x".repeat(MAX_REQUEST).into()];
-        assert!(encode(&big, &BTreeMap::new()).is_none());
-    }
 }

@@ -22,6 +22,11 @@ use std::io::Write as _;
 use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
+/// The spawner's message format, shared with labwire's side (`runtime::spawner`).
+#[path = "../spawner/request.rs"]
+#[allow(dead_code)]
+mod request;
+
 #[derive(Default)]
 struct Config {
     hostname: Option<String>,
@@ -735,7 +740,8 @@ fn reaper() -> ! {
 /// is exec'd.
 fn spawner() -> ! {
     let room = Room::of_this_process();
-    let mut buf = vec![0u8; 256 * 1024];
+    // One byte more than the largest request: a longer one is truncated, and refused.
+    let mut buf = vec![0u8; request::MAX_REQUEST + 1];
     loop {
         let (len, fd) = match unix::recv_with_fd(&std::io::stdin(), &mut buf) {
             Ok((0, None)) => std::process::exit(0),
@@ -750,7 +756,7 @@ fn spawner() -> ! {
             eprintln!("labwire-init spawner: a request without its report pipe");
             continue;
         };
-        let start = decode_request(&buf[..len]);
+        let start = request::decode(&buf[..len]);
         // SAFETY: this process is single-threaded, so the child may run any code.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -808,8 +814,14 @@ fn spawner() -> ! {
 struct Room {
     args: (usize, usize),
     env: (usize, usize),
-    /// The program this process runs: a request for another is exec'd.
-    exe: std::path::PathBuf,
+    /// This process's program as labwire named it (labwire names the same path in its requests):
+    /// a request for another program is exec'd.
+    program: Vec<u8>,
+}
+
+/// Bytes `strings` take in an argument or environment block.
+fn block_len(strings: &[CString]) -> usize {
+    strings.iter().map(|s| s.as_bytes_with_nul().len()).sum()
 }
 
 impl Room {
@@ -821,17 +833,15 @@ impl Room {
         let room = Room {
             args: (field(48)?, field(49)?),
             env: (field(50)?, field(51)?),
-            exe: std::fs::read_link("/proc/self/exe").ok()?,
+            program: std::env::args_os().next()?.into_encoded_bytes(),
         };
         (room.args.0 < room.args.1 && room.env.0 < room.env.1).then_some(room)
     }
 
     fn fits(&self, argv: &[CString], envp: &[CString]) -> bool {
-        let size = |v: &[CString]| v.iter().map(|s| s.as_bytes_with_nul().len()).sum::<usize>();
-        argv.first().is_some_and(|p| {
-            std::fs::canonicalize(p.to_str().unwrap_or("")).ok() == Some(self.exe.clone())
-        }) && size(argv) <= self.args.1 - self.args.0
-            && size(envp) <= self.env.1 - self.env.0
+        argv.first().is_some_and(|p| p.as_bytes() == self.program)
+            && block_len(argv) <= self.args.1 - self.args.0
+            && block_len(envp) <= self.env.1 - self.env.0
     }
 
     /// Take `envp` as this process's environment, show `argv` and `envp` in place of the
@@ -865,20 +875,19 @@ impl Room {
         }
         // Where the kernel lets this process say so (CAP_SYS_RESOURCE), the blocks end where the
         // strings do; elsewhere /proc shows the rest of the room as NUL bytes (empty strings).
-        let used = |v: &[CString]| v.iter().map(|s| s.as_bytes_with_nul().len()).sum::<usize>();
         // SAFETY: prctl on this process's own memory map, with addresses inside the blocks above.
         unsafe {
             libc::prctl(
                 libc::PR_SET_MM,
                 libc::PR_SET_MM_ARG_END,
-                self.args.0 + used(argv),
+                self.args.0 + block_len(argv),
                 0,
                 0,
             );
             libc::prctl(
                 libc::PR_SET_MM,
                 libc::PR_SET_MM_ENV_END,
-                self.env.0 + used(envp),
+                self.env.0 + block_len(envp),
                 0,
                 0,
             );
@@ -889,37 +898,6 @@ impl Room {
             .collect();
         node_init(&args)
     }
-}
-
-/// A spawner request: `argc` and `envc` as little-endian u32, then that many NUL-terminated
-/// argument strings (the first is the program) and environment strings.
-fn decode_request(msg: &[u8]) -> Result<(Vec<CString>, Vec<CString>), String> {
-    let count = |at: usize| {
-        msg.get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    let (Some(argc), Some(envc)) = (count(0), count(4)) else {
-        return Err("spawner: a request too short".into());
-    };
-    let mut strings = msg[8..]
-        .split_inclusive(|b| *b == 0)
-        .map(|s| CString::from_vec_with_nul(s.to_vec()).map_err(|_| "spawner: bad string"));
-    let mut take = |n: usize| -> Result<Vec<CString>, String> {
-        (0..n)
-            .map(|_| {
-                strings
-                    .next()
-                    .unwrap_or(Err("spawner: a request cut short"))
-            })
-            .collect::<Result<_, _>>()
-            .map_err(str::to_string)
-    };
-    let argv = take(argc)?;
-    let envp = take(envc)?;
-    if argv.is_empty() {
-        return Err("spawner: a request without a program".into());
-    }
-    Ok((argv, envp))
 }
 
 /// The node's namespaces, made by labwire-init itself before anything else: join the node's
