@@ -317,6 +317,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         images: HashMap::new(),
         kept: HashSet::new(),
         mgmt_down: false,
+        flood_filtered: AtomicBool::new(false),
         unregistered: Vec::new(),
     };
     if let (Some((_, plan)), Some(rec)) = (&converging, &running) {
@@ -405,6 +406,8 @@ struct Run<'a> {
     /// The management network this deploy made, held down until its nodes' interfaces are up
     /// (see [`crate::mgmt_fabric::bring_up`]).
     mgmt_down: bool,
+    /// This deploy installed the management network's flood filter.
+    flood_filtered: AtomicBool,
     /// Nodes made whose namespaces are not named under /run/netns yet (see [`Run::register`]).
     unregistered: Vec<String>,
 }
@@ -896,6 +899,10 @@ impl Run<'_> {
                 if !mgmt.is_empty() {
                     // Held until the ports exist, so labs sharing the bridge do not overfill it.
                     let _g = Lock::global()?;
+                    // Once per deploy, with its first management ports.
+                    if !self.flood_filtered.swap(true, Ordering::Relaxed) {
+                        mgmt_fabric::filter_flood(self.journal)?;
+                    }
                     let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
                     for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
                         check_interrupt()?;

@@ -89,6 +89,8 @@ fn keep_mgmt_net(rec: &mut Recorded) {
         Entry::HostLinkUp { name } => *name != bridge,
         Entry::FirewallAccept { bridge: b, .. } => *b != bridge,
         Entry::EngineNetwork { name, .. } => *name != network,
+        // Its filter stays with it (the next lab to use the network takes it over).
+        Entry::MgmtFloodFilter => false,
         Entry::LabDir { .. }
         | Entry::Spawning { .. }
         | Entry::Node { .. }
@@ -130,6 +132,8 @@ pub struct Teardown {
     pub bridges: Vec<(String, String, bool)>,
     /// Firewall rules (tool, bridge).
     pub firewall: Vec<(String, String)>,
+    /// The lab journalled the management network's flood filter.
+    pub flood_filter: bool,
     /// Names under /run/netns, with the inode of the namespace each held when recorded.
     pub netns: Vec<(String, Option<u64>)>,
     /// Addresses added to host links labwire did not make (link, address, prefix).
@@ -208,6 +212,7 @@ pub fn teardown(entries: &[Entry]) -> Teardown {
                     t.links_brought_up.push(name.clone());
                 }
             }
+            Entry::MgmtFloodFilter => t.flood_filter = true,
             Entry::HostLink { name, mac } => t.host_links.push((name.clone(), mac.clone())),
             Entry::Bridge { name, mac, shared } => {
                 t.bridges.push((name.clone(), mac.clone(), *shared));
@@ -272,7 +277,7 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     if !plan.bridges.is_empty() {
         let in_use = {
             let _g = Lock::global()?;
-            bridges_used_by_others(name)
+            used_by_others(name).0
         };
         for (br, mac) in removable(&plan, &in_use) {
             if let Ok(Some(l)) = host.link(br) {
@@ -353,10 +358,11 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     let shared_objects = !plan.bridges.is_empty()
         || !plan.host_addresses.is_empty()
         || !plan.links_brought_up.is_empty()
-        || !plan.firewall.is_empty();
+        || !plan.firewall.is_empty()
+        || plan.flood_filter;
     if shared_objects {
         let _g = Lock::global()?;
-        let in_use = bridges_used_by_others(name);
+        let (in_use, filter_in_use) = used_by_others(name);
         let doomed = doomed_bridges(&plan, &present, &in_use);
         // The nodes are stopped and the bridges down, so nothing is learned again: with the
         // learned entries gone, removing each port no longer walks every MAC of the management
@@ -414,6 +420,13 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         for (tool, bridge) in &plan.firewall {
             if !in_use.contains(bridge.as_str()) && done.insert((tool, bridge)) {
                 runtime::docker::remove_bridge_forwarding(tool, bridge);
+            }
+        }
+
+        // The flood filter, once no other lab journals it.
+        if plan.flood_filter && !filter_in_use {
+            if let Err(err) = crate::mgmt_fabric::remove_flood_filter() {
+                errors.push(crate::error::chain(&err));
             }
         }
     }
@@ -559,8 +572,11 @@ fn doomed_bridges<'a>(
 }
 
 /// Bridges that other recorded labs use (their management bridge or a recorded bridge).
-fn bridges_used_by_others(me: &str) -> HashSet<String> {
+/// The host bridges and links other labs than `me` use, and whether one of them journals the
+/// management network's flood filter.
+fn used_by_others(me: &str) -> (HashSet<String>, bool) {
     let mut out = HashSet::new();
+    let mut filter = false;
     for other in state::recorded_labs() {
         if other == me {
             continue;
@@ -577,8 +593,9 @@ fn bridges_used_by_others(me: &str) -> HashSet<String> {
                 out.insert(name.clone());
             }
         }
+        filter |= rec.entries.contains(&Entry::MgmtFloodFilter);
     }
-    out
+    (out, filter)
 }
 
 #[cfg(test)]

@@ -164,6 +164,55 @@ pub fn bring_up(lab: &Lab, host: &mut Handle) -> Result<()> {
     Ok(())
 }
 
+/// The interface group of the host end of every node's management veth (`ip link show group
+/// 19543` lists them). The flood filter matches it.
+pub const PORT_GROUP: u32 = 0x4c57;
+/// The host's bridge-family nftables table holding the flood filter, one for every lab.
+pub const FILTER_TABLE: &str = "labwire";
+const FILTER_CHAIN: &str = "mgmt-ports";
+/// What the filter drops: MLDv1 and MLDv2 listener reports and router solicitations.
+const FILTER_TYPES: [u8; 3] = [131, 133, 143];
+
+/// Drops what nodes send on their management interface that no one there answers, before the
+/// bridge floods it to every other node: multicast listener reports (no bridge of the management
+/// network snoops or queries) and router solicitations (nothing on it advertises routes; a router
+/// a user runs there still sends its periodic advertisements). A node sends them as its `eth0`
+/// comes up and repeats them for minutes, and each one was copied to every node: with 10,000
+/// nodes, about 65 frames a second kept both CPUs busy in softirq well after the deploy. Neighbour
+/// discovery, duplicate address detection and everything else pass untouched.
+///
+/// One table serves every lab (it matches the ports by [`PORT_GROUP`]); each lab that makes
+/// management ports journals it, and the last one out deletes it. Called under the global lock.
+/// A kernel without nftables for bridges keeps the flood: the filter is skipped with a note.
+pub fn filter_flood(journal: &Journal) -> Result<()> {
+    journal.record(&[Entry::MgmtFloodFilter])?;
+    let made = Handle::netfilter().and_then(|mut nf| {
+        nf.replace_bridge_icmpv6_drop(&wire::netlink::BridgeIcmpv6Drop {
+            table: FILTER_TABLE,
+            chain: FILTER_CHAIN,
+            group: PORT_GROUP,
+            types: &FILTER_TYPES,
+        })
+    });
+    if let Err(err) = made {
+        log::info!(
+            "management network: nodes' router solicitations and listener reports are flooded \
+             to every node (no nftables filter: {err})"
+        );
+    }
+    Ok(())
+}
+
+/// Deletes the flood filter (the caller checked that no other lab journals it).
+pub fn remove_flood_filter() -> Result<()> {
+    Handle::netfilter()
+        .and_then(|mut nf| nf.delete_bridge_table(FILTER_TABLE))
+        .map(|_| ())
+        .map_err(wire_err(format!(
+            "delete nftables table bridge {FILTER_TABLE}"
+        )))
+}
+
 fn bridge_entry(name: &str, mac: Mac) -> Entry {
     Entry::Bridge {
         name: name.to_string(),
@@ -209,6 +258,7 @@ fn make_leaf(
             mtu: Some(mtu),
             master: Some(root),
             up: true,
+            group: None,
         },
         &VethEnd {
             name: &up_leaf,
@@ -217,6 +267,7 @@ fn make_leaf(
             mtu: Some(mtu),
             master: Some(idx),
             up: true,
+            group: None,
         },
     )
     .map_err(wire_err(format!("join leaf bridge {leaf} to {bridge}")))?;

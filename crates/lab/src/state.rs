@@ -78,6 +78,9 @@ pub enum Entry {
     /// named as the management bridge or by a bridge node): destroy sets it down again, once no
     /// other lab uses it.
     HostLinkUp { name: String },
+    /// About to install the management network's flood filter (see
+    /// [`crate::mgmt_fabric::filter_flood`]), shared by every lab: the last lab out removes it.
+    MgmtFloodFilter,
     /// About to make a link in the host namespace (deleted on destroy only if its MAC matches).
     HostLink { name: String, mac: String },
     /// About to make a bridge in the host; `shared` for a management bridge other labs may use.

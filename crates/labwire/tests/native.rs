@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -1136,4 +1136,93 @@ fn node_with_an_environment_too_large_to_fork_into_starts_the_same() {
         assert!(Instant::now() < deadline, "node a's command left no report");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 15. The management network's flood filter
+// ---------------------------------------------------------------------------------------------
+
+/// Counter `name` of `/proc/net/snmp6` in the namespace of `node`.
+fn snmp6(lab: &TestLab, node: &str, name: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.netns(node), "cat", "/proc/net/snmp6"])
+        .output()
+        .expect("run ip netns exec");
+    assert!(out.status.success(), "snmp6 of {node}: {}", describe(&out));
+    text(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in the snmp6 of {node}"))
+}
+
+#[test]
+fn management_network_keeps_router_solicitations_from_other_nodes_not_neighbour_discovery() {
+    let lab = LabBuilder::new().topology(TWO_NODES).build();
+    lab.deploy();
+    // Each node's port on the management bridge is in labwire's port group, which the filter's
+    // rules match.
+    let ports = ip_json(&["-d", "-j", "link", "show", "master", &lab.bridge]);
+    let ports = ports.as_array().expect("ip -j output");
+    assert_eq!(ports.len(), 2, "management bridge ports: {ports:?}");
+    for p in ports {
+        assert_eq!(p["group"], "19543", "port {}: {p}", p["ifname"]);
+    }
+    let out = Command::new("nft")
+        .args(["list", "table", "bridge", "labwire"])
+        .output()
+        .expect("run nft");
+    assert!(out.status.success(), "nft: {}", describe(&out));
+    let rules = text(&out.stdout);
+    for t in [
+        "mld-listener-report",
+        "nd-router-solicit",
+        "mld2-listener-report",
+    ] {
+        assert!(
+            rules.contains(&format!("iifgroup 19543 icmpv6 type {t} counter")),
+            "{rules}"
+        );
+    }
+
+    // Neighbour discovery still works across the bridge: a reaches b by its IPv6
+    // address (before a's eth0 goes down, which takes its addresses).
+    let (_, b_v6) = lab.eth0_addrs("b");
+    let b_v6 = b_v6.expect("b has a management IPv6 address");
+    let out = lab.exec("a", &format!("ping -6 -c1 -W5 {b_v6}"));
+    assert!(out.status.success(), "ping a → b: {}", describe(&out));
+
+    // Node b listens as a router on eth0 (it joins all-routers, ff02::2); node a, a host, solicits
+    // routers when its eth0 comes up again. The solicitation leaves a and never reaches b.
+    let b_ns = lab.netns("b");
+    let forwarding = Command::new("ip")
+        .args(["netns", "exec", &b_ns, "sh", "-c"])
+        .arg("echo 1 > /proc/sys/net/ipv6/conf/eth0/forwarding")
+        .output()
+        .unwrap();
+    assert!(forwarding.status.success(), "{}", describe(&forwarding));
+    let sent_before = snmp6(&lab, "a", "Icmp6OutRouterSolicits");
+    let heard_before = snmp6(&lab, "b", "Icmp6InRouterSolicits");
+    let a_ns = lab.netns("a");
+    for state in ["down", "up"] {
+        let out = ip(&["-n", &a_ns, "link", "set", "eth0", state]);
+        assert!(out.status.success(), "eth0 {state}: {}", describe(&out));
+    }
+    poll(Duration::from_secs(15), || {
+        let sent = snmp6(&lab, "a", "Icmp6OutRouterSolicits");
+        if sent > sent_before {
+            Ok(())
+        } else {
+            Err(format!("node a sent no router solicitation ({sent})"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        snmp6(&lab, "b", "Icmp6InRouterSolicits"),
+        heard_before,
+        "node b heard node a's router solicitation"
+    );
 }

@@ -822,6 +822,8 @@ struct HostSnapshot {
     zombies: usize,
     fds: usize,
     mem_available_kb: u64,
+    /// nftables tables (`table FAMILY NAME`), where labwire keeps its management flood filter.
+    nft_tables: BTreeSet<String>,
 }
 
 fn snapshot() -> HostSnapshot {
@@ -867,8 +869,22 @@ fn snapshot() -> HostSnapshot {
         zombies,
         fds,
         mem_available_kb,
+        nft_tables: nft_tables(),
     }
 }
+
+fn nft_tables() -> BTreeSet<String> {
+    let out = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("run nft");
+    assert!(out.status.success(), "nft list tables: {}", describe(&out));
+    text(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// How `nft list tables` names the management network's flood filter, which a lab journals as
+/// `mgmt-flood-filter`.
+const FLOOD_FILTER_TABLE: &str = "table bridge labwire";
 
 /// Objects other deployed labs own right now (their journals), so that labs of concurrently
 /// running suites are not counted as our leaks.
@@ -883,6 +899,9 @@ fn owned_by_recorded_labs() -> BTreeSet<String> {
         {
             if let Some(n) = v["name"].as_str() {
                 out.insert(n.to_string());
+            }
+            if v["op"] == "mgmt-flood-filter" {
+                out.insert(FLOOD_FILTER_TABLE.to_string());
             }
         }
     }
@@ -902,6 +921,11 @@ fn leaked_since(start: &HostSnapshot, lab: &TestLab) -> Vec<String> {
     for l in now.links.difference(&start.links) {
         if !owned.contains(l) {
             out.push(format!("host link {l}"));
+        }
+    }
+    for t in now.nft_tables.difference(&start.nft_tables) {
+        if !owned.contains(t) {
+            out.push(format!("nftables {t}"));
         }
     }
     for (m, c) in &now.mounts {

@@ -674,3 +674,123 @@ fn flushing_a_bridge_forgets_learned_macs_and_keeps_its_ports_own() {
     // The port's own address stays (it is how frames for the bridge itself are recognised).
     assert!(after.contains(&format_mac(&mac(0x21))), "{after}");
 }
+
+/// The packets each rule of bridge-family table `table` in namespace `ns` (registered name)
+/// counted, by the ICMPv6 type it matches, as `nft` reads the rules back from the kernel: each
+/// must match the port group `group` and drop.
+fn nft_drop_counts(ns: &str, table: &str, group: u32) -> Vec<(u64, u64)> {
+    let out = iproute2(
+        "ip",
+        &["netns", "exec", ns, "nft", "list", "table", "bridge", table],
+    );
+    let word_after = |line: &str, key: &str| -> String {
+        let at = line
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?} in {line:?}"))
+            + key.len();
+        line[at..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut counts = Vec::new();
+    for line in out.lines().map(str::trim).filter(|l| l.ends_with("drop")) {
+        // nft folds the Ethernet type and transport protocol matches into `icmpv6 type`.
+        assert_eq!(word_after(line, "iifgroup "), group.to_string(), "{line}");
+        let kind = match word_after(line, "icmpv6 type ").as_str() {
+            "mld-listener-report" => 131,
+            "nd-router-solicit" => 133,
+            "mld2-listener-report" => 143,
+            t => panic!("unexpected icmpv6 type {t} in {line:?}"),
+        };
+        let packets = word_after(line, "counter packets ").parse().unwrap();
+        counts.push((kind, packets));
+    }
+    counts
+}
+
+#[test]
+fn bridge_icmpv6_drop_table_drops_what_ports_of_its_group_send() {
+    require_root();
+    let (x, grouped, other) = (
+        NetNs::create_anonymous().unwrap(),
+        NetNs::create_anonymous().unwrap(),
+        NetNs::create_anonymous().unwrap(),
+    );
+    let name = Registered::new(&x, "nftdrop");
+    let mut hx = Handle::in_netns(&x).unwrap();
+    let br = hx.add_bridge("lwtw-nbr", None, None, true).unwrap();
+    const GROUP: u32 = 0x7e57;
+    for (port, end, ns, group) in [
+        ("lwtw-np1", "lwtw-ne1", &grouped, Some(GROUP)),
+        ("lwtw-np2", "lwtw-ne2", &other, None),
+    ] {
+        hx.add_veth(
+            &VethEnd {
+                netns: Some(x.fd()),
+                master: Some(br),
+                up: true,
+                group,
+                ..VethEnd::new(port)
+            },
+            &VethEnd {
+                netns: Some(ns.fd()),
+                ..VethEnd::new(end)
+            },
+        )
+        .unwrap();
+    }
+    let link = ip(&["-n", &name.0, "-d", "-j", "link", "show", "lwtw-np1"]);
+    assert!(link.contains(&format!("\"group\":\"{GROUP}\"")), "{link}");
+    let d = wire::netlink::BridgeIcmpv6Drop {
+        table: "lwtw-flood",
+        chain: "ports",
+        group: GROUP,
+        types: &[131, 133, 143],
+    };
+    let mut nf = x.run_in(Handle::netfilter).unwrap().unwrap();
+    nf.replace_bridge_icmpv6_drop(&d).unwrap();
+    // Made again, it is replaced, not doubled.
+    nf.replace_bridge_icmpv6_drop(&d).unwrap();
+    let counts = nft_drop_counts(&name.0, d.table, GROUP);
+    assert_eq!(
+        counts.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [131, 133, 143],
+        "one rule per type"
+    );
+    assert!(counts.iter().all(|c| c.1 == 0), "{counts:?}");
+
+    // An interface that comes up solicits routers and reports its multicast groups (a host's
+    // defaults): from the grouped port they are dropped and counted; from the other, not.
+    let rs = |counts: &[(u64, u64)]| counts.iter().find(|c| c.0 == 133).map_or(0, |c| c.1);
+    let mut ho = Handle::in_netns(&other).unwrap();
+    let l = ho.link("lwtw-ne2").unwrap().unwrap();
+    ho.set_up(l.index).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        rs(&nft_drop_counts(&name.0, d.table, GROUP)),
+        0,
+        "from the other port"
+    );
+    let mut hg = Handle::in_netns(&grouped).unwrap();
+    let l = hg.link("lwtw-ne1").unwrap().unwrap();
+    hg.set_up(l.index).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let counts = nft_drop_counts(&name.0, d.table, GROUP);
+        if rs(&counts) > 0 && counts.iter().any(|c| c.0 != 133 && c.1 > 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no router solicitation and MLD report dropped from the grouped port: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    assert!(nf.delete_bridge_table(d.table).unwrap());
+    assert!(!nf.delete_bridge_table(d.table).unwrap(), "deleted twice");
+    let listed = iproute2("ip", &["netns", "exec", &name.0, "nft", "list", "tables"]);
+    assert!(!listed.contains(d.table), "{listed}");
+}

@@ -39,6 +39,7 @@ pub(super) fn plan_host_veth(
                 master: master.map(str::to_string),
                 ns_master: None,
                 up: true,
+                group: None,
             },
             second: End {
                 name: l.a.iface.clone(),
@@ -48,6 +49,7 @@ pub(super) fn plan_host_veth(
                 master: None,
                 ns_master: None,
                 up: false,
+                group: None,
             },
         },
     ));

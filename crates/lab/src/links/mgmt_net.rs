@@ -36,6 +36,7 @@ pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, bridge: &str, plan: &mut Plan) {
                 master: Some(bridge.to_string()),
                 ns_master: None,
                 up: true,
+                group: Some(crate::mgmt_fabric::PORT_GROUP),
             },
             second: End {
                 name: "eth0".into(),
@@ -45,6 +46,7 @@ pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, bridge: &str, plan: &mut Plan) {
                 master: None,
                 ns_master: None,
                 up: false,
+                group: None,
             },
         },
     ));

@@ -52,6 +52,8 @@ pub struct End {
     /// A bridge node inside the end's namespace (`br|ns`) this end joins.
     pub ns_master: Option<String>,
     pub up: bool,
+    /// The interface group (see [`crate::mgmt_fabric::PORT_GROUP`]); the default one when `None`.
+    pub group: Option<u32>,
 }
 
 /// One netlink request of the batch.
@@ -393,6 +395,7 @@ pub fn execute(
                         mtu: first.mtu,
                         master: m1,
                         up: first.up,
+                        group: first.group,
                     },
                     &VethEnd {
                         name: &second.name,
@@ -401,6 +404,7 @@ pub fn execute(
                         mtu: second.mtu,
                         master: m2,
                         up: second.up,
+                        group: second.group,
                     },
                 );
             }

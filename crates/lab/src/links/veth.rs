@@ -47,6 +47,7 @@ pub(super) fn plan(cx: &Cx<'_>, l: &Link, b: &Endpoint, plan: &mut Plan) {
                 master: (first_host == Some(KindClass::Bridge)).then(|| first.node.clone()),
                 ns_master: first_ns_master,
                 up: true,
+                group: None,
             },
             second: End {
                 name: second.iface.clone(),
@@ -56,6 +57,7 @@ pub(super) fn plan(cx: &Cx<'_>, l: &Link, b: &Endpoint, plan: &mut Plan) {
                 master: None,
                 up: second_ns_master.is_some(),
                 ns_master: second_ns_master,
+                group: None,
             },
         },
     ));

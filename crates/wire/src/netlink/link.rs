@@ -16,6 +16,7 @@ const IFLA_MASTER: u16 = 10;
 const IFLA_IFALIAS: u16 = 20;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_GROUP: u16 = 27;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_EXT_MASK: u16 = 29;
 const IFLA_NUM_TX_QUEUES: u16 = 31;
@@ -61,6 +62,8 @@ pub struct VethEnd<'a> {
     pub mtu: Option<u32>,
     pub master: Option<u32>,
     pub up: bool,
+    /// The interface group (`ip link set … group N`); the kernel's default group 0 when `None`.
+    pub group: Option<u32>,
 }
 
 impl<'a> VethEnd<'a> {
@@ -73,6 +76,7 @@ impl<'a> VethEnd<'a> {
             mtu: None,
             master: None,
             up: false,
+            group: None,
         }
     }
 }
@@ -227,11 +231,19 @@ const CREATE: u16 = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 /// forbids.
 const VETH_QUEUES: Option<u32> = Some(1);
 
+/// The attributes of one end of a new veth pair (the peer's master is set afterwards).
+fn veth_end_attrs(m: &mut MsgBuilder, e: &VethEnd<'_>, master: Option<u32>) {
+    common_attrs(m, e.name, e.mtu, e.mac, master, e.netns, VETH_QUEUES);
+    if let Some(g) = e.group {
+        m.attr_u32(IFLA_GROUP, g);
+    }
+}
+
 /// One `RTM_NEWLINK` creating both ends of a veth pair in their target namespaces.
 pub(crate) fn veth(a: &VethEnd<'_>, b: &VethEnd<'_>) -> Request {
     let mut m = MsgBuilder::new(RTM_NEWLINK, CREATE);
     m.push(&ifinfomsg(0, a.up));
-    common_attrs(&mut m, a.name, a.mtu, a.mac, a.master, a.netns, VETH_QUEUES);
+    veth_end_attrs(&mut m, a, a.master);
     let info = m.nest_start(IFLA_LINKINFO);
     m.attr_str_nonul(IFLA_INFO_KIND, "veth");
     let data = m.nest_start(IFLA_INFO_DATA);
@@ -239,7 +251,7 @@ pub(crate) fn veth(a: &VethEnd<'_>, b: &VethEnd<'_>) -> Request {
     // The peer cannot be brought up or enslaved here: veth_open() fails with ENOTCONN until
     // both ends are linked, which happens after the peer is configured. See `peer_setup`.
     m.push(&ifinfomsg(0, false));
-    common_attrs(&mut m, b.name, b.mtu, b.mac, None, b.netns, VETH_QUEUES);
+    veth_end_attrs(&mut m, b, None);
     m.nest_end(peer);
     m.nest_end(data);
     m.nest_end(info);

@@ -9,6 +9,7 @@
 mod addr;
 mod link;
 mod msg;
+mod nft;
 mod route;
 mod shape;
 mod tc;
@@ -21,6 +22,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub use link::{format_mac, Link, Macvlan, MacvlanMode, VethEnd, Vxlan};
 use msg::*;
+pub use nft::BridgeIcmpv6Drop;
 pub use shape::Shape;
 pub use tc::REDIRECT_PREF;
 
@@ -166,13 +168,22 @@ fn setsockopt_int(
 impl Handle {
     /// A socket in the calling thread's network namespace.
     pub fn new() -> Result<Handle> {
-        let op = "open netlink socket";
+        Handle::open(libc::NETLINK_ROUTE, "open netlink socket")
+    }
+
+    /// A `NETLINK_NETFILTER` socket in the calling thread's network namespace, for nftables
+    /// ([`Handle::replace_bridge_icmpv6_drop`], [`Handle::delete_bridge_table`]).
+    pub fn netfilter() -> Result<Handle> {
+        Handle::open(libc::NETLINK_NETFILTER, "open netfilter netlink socket")
+    }
+
+    fn open(protocol: libc::c_int, op: &'static str) -> Result<Handle> {
         // SAFETY: plain socket(2) call with constant arguments.
         let raw = unsafe {
             libc::socket(
                 libc::AF_NETLINK,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
+                protocol,
             )
         };
         if raw == -1 {
@@ -489,6 +500,82 @@ impl Handle {
     /// one `sendmsg`. [`Error::Unsupported`] names the module when the kernel lacks the qdisc.
     pub fn shape(&mut self, ifindex: u32, shape: &Shape) -> Result<()> {
         self.execute_all(shape::apply(ifindex, shape))
+    }
+
+    // ---- nftables (a handle from [`Handle::netfilter`]) ----
+
+    /// Makes `d`'s bridge-family table anew in one transaction, replacing a table of that name
+    /// and everything in it.
+    pub fn replace_bridge_icmpv6_drop(&mut self, d: &BridgeIcmpv6Drop<'_>) -> Result<()> {
+        self.transaction(nft::replace_bridge_icmpv6_drop(d))
+    }
+
+    /// Deletes bridge-family table `table`; `false` when there was none.
+    pub fn delete_bridge_table(&mut self, table: &str) -> Result<bool> {
+        match self.transaction(vec![nft::delete_table(table)]) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `reqs` as one nftables transaction (between a batch's begin and end, in one
+    /// datagram): the kernel applies all of them or none. The first failed request's error, or
+    /// the transaction's own (an error answering its begin or end: the subsystem is missing, the
+    /// commit failed).
+    fn transaction(&mut self, mut reqs: Vec<Request>) -> Result<()> {
+        let op = reqs.first().map(|r| r.op.clone()).unwrap_or_default();
+        let base = self.seq.wrapping_add(1);
+        let total = reqs.len() as u32;
+        self.seq = base.wrapping_add(total + 1);
+        let mut out = nft::batch_edge(nft::NFNL_MSG_BATCH_BEGIN);
+        set_seq(&mut out, base);
+        for (i, r) in reqs.iter_mut().enumerate() {
+            set_seq(&mut r.msg, base.wrapping_add(1 + i as u32));
+            out.extend_from_slice(&r.msg);
+        }
+        let mut end = nft::batch_edge(nft::NFNL_MSG_BATCH_END);
+        set_seq(&mut end, base.wrapping_add(total + 1));
+        out.extend_from_slice(&end);
+        self.send(&out)
+            .map_err(|e| Error::sys_from(format!("send: {op}"), e))?;
+        let mut answered = vec![false; reqs.len()];
+        let mut first_err: Option<(usize, Error)> = None;
+        while answered.iter().any(|a| !a) {
+            let n = self
+                .recv()
+                .map_err(|e| Error::sys_from(format!("receive: {op}"), e))?;
+            for (h, body) in messages(&self.buf[..n]) {
+                if h.ty != NLMSG_ERROR {
+                    continue;
+                }
+                let (errno, extack) = parse_error(body, h.flags);
+                let at = h.seq.wrapping_sub(base);
+                if at == 0 || at == total + 1 {
+                    if errno != 0 {
+                        return Err(Error::Netlink {
+                            op: format!("nftables transaction ({op})"),
+                            errno: io::Error::from_raw_os_error(errno),
+                            extack,
+                        });
+                    }
+                    continue;
+                }
+                let Some(i) = (at as usize).checked_sub(1).filter(|&i| i < reqs.len()) else {
+                    continue; // a stale answer to an earlier request
+                };
+                answered[i] = true;
+                if let Err(e) = reqs[i].outcome(errno, extack) {
+                    if first_err.as_ref().is_none_or(|(j, _)| i < *j) {
+                        first_err = Some((i, e));
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
     }
 
     // ---- the exchange ----
