@@ -30,6 +30,23 @@ now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 per_node_ms() { python3 -c "print(f'{($1 - $2) * 1000 / $3:.3f}')"; }
+# Waits (at most a minute) until both the floor and labwire start from a quiet machine: the kernel
+# frees the namespaces of the run before in the background, for seconds after `ip netns del` or
+# `destroy` returned, and that work would be counted against whatever runs next.
+settle() {
+    python3 - <<'PY'
+import time
+def busy():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+end = time.time() + 60
+while time.time() < end:
+    b0, t0 = busy(); time.sleep(1); b1, t1 = busy()
+    if (b1 - b0) <= 0.1 * max(t1 - t0, 1):
+        break
+PY
+}
 
 # The floor: what labwire makes, in one ip -batch — N namespaces, the management bridge and its
 # leaves, N management veths (host end on its bridge, eth0 born in the namespace), the ring's N
@@ -68,6 +85,7 @@ EOF
     # ip -batch keeps every namespace it opens for `netns NAME` open (three per node), past the
     # open-file limit at 10,000 nodes: the batch goes in slices of 3000 commands.
     split -l 3000 -d -a 3 "$f" "$f.part"
+    settle
     t0=$(now); for p in "$f".part*; do ip -batch "$p"; done; t1=$(now); ip -batch "$d"; t2=$(now)
     FLOOR_UP=$(secs "$t0" "$t1"); FLOOR_DOWN=$(secs "$t1" "$t2")
     # `ip netns del` returns before the kernel has freed the namespaces' veths.
@@ -77,6 +95,7 @@ EOF
 
 run_lab() {
     local file=$1 name=$2 t0 t1 t2 t3
+    settle
     t0=$(now); "$LW" deploy -q -t "$file" --stats >"$WORK/deploy.out" 2>"$WORK/deploy.err" || { cat "$WORK/deploy.err"; exit 1; }
     t1=$(now)
     INIT_RSS=$(ps -eo rss,args | awk -v lab="$name" '$2 ~ /labwire-init/ && index($0, "--lab " lab " ") {s+=$1; c++; if ($1>m) m=$1} END {printf "%.0f KB avg, %d KB max", s/c, m}')
