@@ -37,9 +37,12 @@ settle() {
     python3 - <<'PY'
 import time
 def busy():
+    # user nice system idle iowait irq softirq steal (guest time is inside user already); time
+    # another guest of the host takes (steal) is not this machine's work.
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v) - v[3] - v[4], sum(v)
+        v = [int(x) for x in f.readline().split()[1:9]]
+    total = sum(v) - v[7]
+    return total - v[3] - v[4], total
 end = time.time() + 60
 while time.time() < end:
     b0, t0 = busy(); time.sleep(1); b1, t1 = busy()

@@ -899,14 +899,15 @@ impl Run<'_> {
                 if !mgmt.is_empty() {
                     // Held until the ports exist, so labs sharing the bridge do not overfill it.
                     let _g = Lock::global()?;
-                    // Once per deploy, with its first management ports.
-                    if !self.flood_filtered.swap(true, Ordering::Relaxed) {
+                    let group = mgmt_fabric::ports_group(lab, host)?;
+                    // Once per deploy, with its first management ports in the group.
+                    if group.is_some() && !self.flood_filtered.swap(true, Ordering::Relaxed) {
                         mgmt_fabric::filter_flood(self.journal)?;
                     }
                     let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
                     for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
                         check_interrupt()?;
-                        let plan = links::plan_mgmt_on(lab, chunk, bridges);
+                        let plan = links::plan_mgmt_on(lab, chunk, bridges, group);
                         log::debug!("management interfaces: {} requests", plan.requests.len());
                         links::execute(lab, &plan, &ns_refs, host, self.journal)?;
                         self.progress.step(chunk.len());

@@ -13,7 +13,7 @@ use wire::netlink::{format_mac, Handle};
 use crate::error::{io, wire as wire_err, Error, Result};
 use crate::lock::Lock;
 use crate::state::{self, Entry, Recorded, RecordedContainer};
-use crate::{artifacts, paths};
+use crate::{artifacts, mgmt_fabric, paths};
 
 #[derive(Debug, Default)]
 pub struct Destroyed {
@@ -89,8 +89,8 @@ fn keep_mgmt_net(rec: &mut Recorded) {
         Entry::HostLinkUp { name } => *name != bridge,
         Entry::FirewallAccept { bridge: b, .. } => *b != bridge,
         Entry::EngineNetwork { name, .. } => *name != network,
-        // Its filter stays with it (the next lab to use the network takes it over).
-        Entry::MgmtFloodFilter => false,
+        // The filter only matches the nodes' own ports, which go with the nodes.
+        Entry::MgmtFloodFilter => true,
         Entry::LabDir { .. }
         | Entry::Spawning { .. }
         | Entry::Node { .. }
@@ -116,8 +116,8 @@ pub fn destroy_all(cleanup: bool) -> Result<Vec<(String, Destroyed)>> {
     Ok(out)
 }
 
-/// What a destroy removes, sorted out of a lab's journal by kind (the order of the fields is the
-/// order of removal). Pure: it reads entries and touches nothing.
+/// What a destroy removes, sorted out of a lab's journal by kind. Pure: it reads entries and
+/// touches nothing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Teardown {
     /// Containers, one per (engine, name), with the engine's id when recorded.
@@ -289,17 +289,21 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             }
         }
     }
-    // The host's links, in one dump, for steps 2 and 3.
-    let present: Present = host
-        .links()
-        .map_err(wire_err("list host links"))?
+    // The host's links, in one dump, for steps 2, 3 and 7.
+    let dumped = host.links().map_err(wire_err("list host links"))?;
+    // Ports in the flood filter's group that are not this lab's: a lab of another state
+    // directory, whose journal step 7 cannot read, still uses the filter.
+    let own: HashSet<&str> = plan.host_links.iter().map(|(n, _)| n.as_str()).collect();
+    let filter_used_elsewhere = dumped
+        .iter()
+        .any(|l| l.group == mgmt_fabric::PORT_GROUP && !own.contains(l.name.as_str()));
+    let present: Present = dumped
         .into_iter()
         .map(|l| (l.name, (l.index, l.mac.map(|m| format_mac(&m)), l.kind)))
         .collect();
     lap("bridges down", &mut report);
 
-    // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded (they
-    //    are stopped in step 4, after their namespaces' names).
+    // 1. Processes: recorded ones, plus any init of this lab started but not yet recorded.
     let mut procs: Vec<ProcId> = plan.procs.iter().map(|(_, p)| *p).collect();
     procs.extend(process::find_inits(name).into_iter().map(|(p, _)| p));
     let mut seen = HashSet::new();
@@ -310,6 +314,25 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         .filter(|(n, _)| container_nodes.contains(n.as_str()))
         .map(|(_, p)| p.pid)
         .collect();
+    // Before the kills: the connections they would orphan keep a namespace alive for minutes.
+    let native: Vec<&ProcId> = procs
+        .iter()
+        .filter(|p| !container_procs.contains(&p.pid))
+        .collect();
+    crate::pool::run(&native, 2, &|| false, &|p| process::let_connections_go(p));
+    for p in &procs {
+        if p.kill() && !container_procs.contains(&p.pid) {
+            report.nodes += 1;
+        }
+    }
+    // Waited for before the bridges go: 10,000 exits (each tearing down a mount namespace)
+    // overlapping the bridges' removal and the unmounts below made a 10,000-node destroy slower.
+    // Nodes die while their links still stand, so their connections close as usual.
+    let left = process::wait_gone(&procs, Duration::from_secs(5));
+    if !left.is_empty() {
+        errors.push(format!("{} node processes did not stop", left.len()));
+    }
+    lap("stop nodes", &mut report);
 
     // 2. Host links (only if still ours: same MAC), found with one dump taken before the namespaces
     // go (afterwards the kernel's namespace cleanup holds the netlink lock for a while). A veth end
@@ -341,13 +364,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     let shared_objects = !plan.bridges.is_empty()
         || !plan.host_addresses.is_empty()
         || !plan.links_brought_up.is_empty()
-        || !plan.firewall.is_empty()
-        || plan.flood_filter;
+        || !plan.firewall.is_empty();
     if shared_objects {
         let _g = Lock::global()?;
-        let (in_use, filter_in_use) = used_by_others(name);
+        let (in_use, _) = used_by_others(name);
         let doomed = doomed_bridges(&plan, &present, &in_use);
-        // The bridges are down, so nothing is learned again: with the
+        // The nodes are stopped and the bridges down, so nothing is learned again: with the
         // learned entries gone, removing each port no longer walks every MAC of the management
         // network.
         for (br, index) in &doomed {
@@ -405,13 +427,6 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
                 runtime::docker::remove_bridge_forwarding(tool, bridge);
             }
         }
-
-        // The flood filter, once no other lab journals it.
-        if plan.flood_filter && !filter_in_use {
-            if let Err(err) = crate::mgmt_fabric::remove_flood_filter() {
-                errors.push(crate::error::chain(&err));
-            }
-        }
     }
 
     lap("bridges", &mut report);
@@ -430,32 +445,24 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
         }
         .map_err(|err| format!("unregister namespace {name}: {err}"))
     };
+    // Each namespace is held open meanwhile, so no unmount frees one. The kernel's cleanup of
+    // freed namespaces (in the background) walks every namespace's table of peer ids for each one
+    // freed; at 10,000 nodes that walk holds a CPU for seconds without a quiescent state, and every
+    // grace period waits for it: unmounts made while it ran took up to 1.4 s each (10,000 names:
+    // 3.8-4.8 s, against 0.07 s for 3000). Held, they all go in 0.1-0.2 s, and the namespaces are
+    // freed together when the descriptors close.
+    let held: Vec<wire::NetNs> = names
+        .iter()
+        .filter_map(|(name, _)| wire::netns::open_registered(name))
+        .collect();
     let results = crate::pool::run(&names, UNREGISTER_THREADS, &|| false, &unregister);
     errors.extend(results.into_iter().flatten().filter_map(Result::err));
-    lap("unregister netns", &mut report);
-
-    // Before the kills: the connections they would orphan keep a namespace alive for minutes.
-    let native: Vec<&ProcId> = procs
-        .iter()
-        .filter(|p| !container_procs.contains(&p.pid))
-        .collect();
-    crate::pool::run(&native, 2, &|| false, &|p| process::let_connections_go(p));
-    for p in &procs {
-        if p.kill() && !container_procs.contains(&p.pid) {
-            report.nodes += 1;
-        }
-    }
-    // Last of the kernel objects: a namespace is freed once its init is gone and its name
-    // unmounted, and the kernel's cleanup of freed namespaces (in the background) walks every
-    // namespace's table of peer ids for each one freed. At 10,000 nodes that walk holds a CPU for
-    // seconds without a quiescent state, and every RCU grace period waits for it: unmounts made
-    // while it ran took up to 1.4 s each (10,000 names, 3.8-4.8 s; 0.07 s for 3000). With the
-    // names gone first, nothing is freed before the kills.
+    drop(held);
+    // The kills were sent before; by now most have taken effect.
     let left = process::wait_gone(&procs, Duration::from_secs(5));
     if !left.is_empty() {
         errors.push(format!("{} node processes did not stop", left.len()));
     }
-    lap("stop nodes", &mut report);
     // Node cgroups (and whatever an init system made inside them), then the lab's own.
     for path in &plan.cgroups {
         if let Err(err) = runtime::native::remove_cgroup(path) {
@@ -465,7 +472,7 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             let _ = std::fs::remove_dir(parent);
         }
     }
-    lap("cgroups", &mut report);
+    lap("unregister netns", &mut report);
 
     // 5. Files on the host.
     for path in &plan.hosts_blocks {
@@ -516,6 +523,17 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     }
     if rec.dir.exists() {
         std::fs::remove_dir_all(&rec.dir).map_err(io(format!("remove {}", rec.dir.display())))?;
+    }
+
+    // 7. The management network's flood filter, shared by every lab: decided once this lab's
+    //    state is gone, so of two labs destroyed at once the last to finish removes it.
+    if plan.flood_filter && !filter_used_elsewhere {
+        let _g = Lock::global()?;
+        if !used_by_others(name).1 {
+            if let Err(err) = mgmt_fabric::remove_flood_filter() {
+                log::warn!("{}", crate::error::chain(&err));
+            }
+        }
     }
     Ok(report)
 }
@@ -573,7 +591,6 @@ fn doomed_bridges<'a>(
         .collect()
 }
 
-/// Bridges that other recorded labs use (their management bridge or a recorded bridge).
 /// The host bridges and links other labs than `me` use, and whether one of them journals the
 /// management network's flood filter.
 fn used_by_others(me: &str) -> (HashSet<String>, bool) {

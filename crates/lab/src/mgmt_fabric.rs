@@ -174,16 +174,20 @@ const FILTER_CHAIN: &str = "mgmt-ports";
 const FILTER_TYPES: [u8; 3] = [131, 133, 143];
 
 /// Drops what nodes send on their management interface that no one there answers, before the
-/// bridge floods it to every other node: multicast listener reports (no bridge of the management
-/// network snoops or queries) and router solicitations (nothing on it advertises routes; a router
-/// a user runs there still sends its periodic advertisements). A node sends them as its `eth0`
-/// comes up and repeats them for minutes, and each one was copied to every node: with 10,000
-/// nodes, about 65 frames a second kept both CPUs busy in softirq well after the deploy. Neighbour
-/// discovery, duplicate address detection and everything else pass untouched.
+/// bridge floods it to every other node: multicast listener reports (the bridges labwire makes do
+/// not snoop, and nothing queries) and router solicitations (nothing on it advertises routes; a
+/// router a user runs there still sends its periodic advertisements). A node sends them as its
+/// `eth0` comes up and repeats them for minutes, and each one was copied to every node: with
+/// 10,000 nodes, about 65 frames a second kept both CPUs busy in softirq well after the deploy.
+/// Neighbour discovery, duplicate address detection and everything else pass untouched.
 ///
-/// One table serves every lab (it matches the ports by [`PORT_GROUP`]); each lab that makes
-/// management ports journals it, and the last one out deletes it. Called under the global lock.
-/// A kernel without nftables for bridges keeps the flood: the filter is skipped with a note.
+/// Only ports of a management bridge labwire made join [`PORT_GROUP`] (see [`ports_group`]): on a
+/// bridge someone else made, snooping may be on with a querier, and a dropped report would then
+/// cut a node off its multicast, neighbour solicitations included.
+///
+/// One table serves every lab (it matches the ports by their group); each lab that puts ports in
+/// the group journals it, and the last one out deletes it. Called under the global lock. A kernel
+/// without nftables for bridges keeps the flood, with a warning.
 pub fn filter_flood(journal: &Journal) -> Result<()> {
     journal.record(&[Entry::MgmtFloodFilter])?;
     let made = Handle::netfilter().and_then(|mut nf| {
@@ -195,7 +199,7 @@ pub fn filter_flood(journal: &Journal) -> Result<()> {
         })
     });
     if let Err(err) = made {
-        log::info!(
+        log::warn!(
             "management network: nodes' router solicitations and listener reports are flooded \
              to every node (no nftables filter: {err})"
         );
@@ -203,14 +207,32 @@ pub fn filter_flood(journal: &Journal) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the flood filter (the caller checked that no other lab journals it).
+/// The group of the nodes' ports on `lab`'s management network: [`PORT_GROUP`] when labwire made
+/// its bridge (see [`filter_flood`]), none otherwise.
+pub fn ports_group(lab: &Lab, host: &mut Handle) -> Result<Option<u32>> {
+    let root = &lab.mgmt.bridge;
+    let l = host
+        .link(root)
+        .map_err(wire_err(format!("look up management bridge {root}")))?;
+    let own = l.and_then(|l| l.mac).map(Mac) == Some(crate::wiring::mgmt_bridge_mac(lab));
+    Ok(own.then_some(PORT_GROUP))
+}
+
+/// Deletes the flood filter (the caller checked that no lab uses it any more); a kernel without
+/// nftables has none to delete.
 pub fn remove_flood_filter() -> Result<()> {
-    Handle::netfilter()
-        .and_then(|mut nf| nf.delete_bridge_table(FILTER_TABLE))
-        .map(|_| ())
-        .map_err(wire_err(format!(
-            "delete nftables table bridge {FILTER_TABLE}"
-        )))
+    match Handle::netfilter().and_then(|mut nf| nf.delete_bridge_table(FILTER_TABLE)) {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(wire_err("remove the management network's flood filter")(e)),
+    }
 }
 
 fn bridge_entry(name: &str, mac: Mac) -> Entry {

@@ -673,6 +673,12 @@ fn an_existing_bridge_and_someone_elses_ssh_config_are_left_as_they_were() {
     for br in [bridge, node_bridge] {
         assert!(link_is_up(br), "deploy brought {br} up");
     }
+    // On a bridge labwire did not make (it may snoop multicast), the node's port stays in the
+    // default group, out of the management network's flood filter.
+    let ports = ip_json(&["-d", "-j", "link", "show", "master", bridge]);
+    let ports = ports.as_array().expect("ip -j output");
+    assert_eq!(ports.len(), 1, "ports of {bridge}: {ports:?}");
+    assert_eq!(ports[0]["group"], "default", "{}", ports[0]);
     let out = lab.destroy(true);
     assert!(out.status.success(), "destroy: {}", describe(&out));
     assert!(

@@ -297,6 +297,12 @@ pub fn unregister_if(name: &str, ino: u64) -> Result<bool> {
     }
 }
 
+/// The namespace registered as `NAME`, opened (an open descriptor keeps a namespace alive after
+/// its name is gone); `None` when there is none.
+pub fn open_registered(name: &str) -> Option<NetNs> {
+    NetNs::open(&registered_path("", name).ok()?).ok()
+}
+
 /// Whether `/run/netns/NAME` exists.
 pub fn is_registered(name: &str) -> bool {
     registered_path("", name)

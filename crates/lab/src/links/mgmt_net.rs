@@ -18,8 +18,8 @@ pub fn mgmt_host_mac(lab: &str, node: &str) -> Mac {
 const BRIDGE: &str = "management bridge";
 
 /// A node's management `eth0`, its host end a port of `bridge` (the management bridge or one of
-/// its leaves, see [`crate::mgmt_fabric`]).
-pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, bridge: &str, plan: &mut Plan) {
+/// its leaves, see [`crate::mgmt_fabric`]) in interface group `group`.
+pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, bridge: &str, group: Option<u32>, plan: &mut Plan) {
     let lab = cx.lab;
     let host_end = mgmt_host_end(&lab.name, &n.name);
     let host_mac = mgmt_host_mac(&lab.name, &n.name);
@@ -36,7 +36,7 @@ pub(super) fn plan_node(cx: &Cx<'_>, n: &Node, bridge: &str, plan: &mut Plan) {
                 master: Some(bridge.to_string()),
                 ns_master: None,
                 up: true,
-                group: Some(crate::mgmt_fabric::PORT_GROUP),
+                group,
             },
             second: End {
                 name: "eth0".into(),

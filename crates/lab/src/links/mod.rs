@@ -189,7 +189,7 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
     let cx = Cx { lab };
     let mut plan = Plan::default();
     for n in mgmt_nodes {
-        mgmt_net::plan_node(&cx, n, &lab.mgmt.bridge, &mut plan);
+        mgmt_net::plan_node(&cx, n, &lab.mgmt.bridge, None, &mut plan);
     }
     for l in links {
         match &l.peer {
@@ -247,11 +247,11 @@ pub fn plan(lab: &Lab, links: &[&Link], mgmt_nodes: &[&Node]) -> Plan {
 
 /// Plan the management `eth0` of `nodes`, each on the bridge beside it (from
 /// [`crate::mgmt_fabric::seat`]).
-pub fn plan_mgmt_on(lab: &Lab, nodes: &[&Node], bridges: &[String]) -> Plan {
+pub fn plan_mgmt_on(lab: &Lab, nodes: &[&Node], bridges: &[String], group: Option<u32>) -> Plan {
     let cx = Cx { lab };
     let mut plan = Plan::default();
     for (n, bridge) in nodes.iter().zip(bridges) {
-        mgmt_net::plan_node(&cx, n, bridge, &mut plan);
+        mgmt_net::plan_node(&cx, n, bridge, group, &mut plan);
     }
     plan
 }

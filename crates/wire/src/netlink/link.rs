@@ -156,6 +156,8 @@ pub struct Link {
     pub alias: Option<String>,
     /// Alternative names (`IFLA_ALT_IFNAME` in `IFLA_PROP_LIST`).
     pub altnames: Vec<String>,
+    /// The interface group (`IFLA_GROUP`; 0 is the default group).
+    pub group: u32,
 }
 
 impl Link {
@@ -488,6 +490,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
         oper_state: IF_OPER_UNKNOWN,
         alias: None,
         altnames: Vec::new(),
+        group: 0,
     };
     let mut oper = IF_OPER_UNKNOWN;
     for (ty, p) in attrs(&body[16..]) {
@@ -496,6 +499,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<Link> {
             IFLA_MTU if p.len() >= 4 => link.mtu = u32_at(p, 0),
             IFLA_ADDRESS if p.len() == 6 => link.mac = Some(p.try_into().expect("6 bytes")),
             IFLA_MASTER if p.len() >= 4 => link.master = Some(u32_at(p, 0)),
+            IFLA_GROUP if p.len() >= 4 => link.group = u32_at(p, 0),
             IFLA_IFALIAS => link.alias = Some(attr_string(p)).filter(|a| !a.is_empty()),
             IFLA_PROP_LIST => link.altnames.extend(
                 attrs(p)

@@ -1,4 +1,5 @@
-//! A `NETLINK_ROUTE` socket ([`Handle`]) and request batching ([`Batch`]).
+//! A `NETLINK_ROUTE` (or, for nftables, `NETLINK_NETFILTER`) socket ([`Handle`]) and request
+//! batching ([`Batch`]).
 //!
 //! This module owns the socket and the request/ack exchange: sequence numbers, reading acks and
 //! dumps, turning kernel errors into [`Error`]s that name the request. The bytes of each request
@@ -131,7 +132,8 @@ impl Request {
     }
 }
 
-/// A `NETLINK_ROUTE` socket. It stays bound to the network namespace it was created in.
+/// A `NETLINK_ROUTE` socket, or a `NETLINK_NETFILTER` one from [`Handle::netfilter`]. It stays
+/// bound to the network namespace it was created in.
 #[derive(Debug)]
 pub struct Handle {
     fd: OwnedFd,
@@ -520,11 +522,19 @@ impl Handle {
     }
 
     /// Sends `reqs` as one nftables transaction (between a batch's begin and end, in one
-    /// datagram): the kernel applies all of them or none. The first failed request's error, or
-    /// the transaction's own (an error answering its begin or end: the subsystem is missing, the
-    /// commit failed).
+    /// datagram): the kernel applies all of them or none. The kernel handles the whole batch
+    /// within the send, so every answer is queued when it returns: they are read without waiting,
+    /// and a request left unanswered (the kernel gives up on a batch on a fatal signal or when
+    /// out of memory, answering one request for all) fails the transaction instead of hanging.
+    /// The error is the first failed request's, or the transaction's own: an error answering its
+    /// begin (no nf_tables), or a second answer to its first request (the commit failed).
     fn transaction(&mut self, mut reqs: Vec<Request>) -> Result<()> {
         let op = reqs.first().map(|r| r.op.clone()).unwrap_or_default();
+        let whole = |errno: i32, extack: Option<String>| Error::Netlink {
+            op: format!("nftables transaction ({op})"),
+            errno: io::Error::from_raw_os_error(errno),
+            extack,
+        };
         let base = self.seq.wrapping_add(1);
         let total = reqs.len() as u32;
         self.seq = base.wrapping_add(total + 1);
@@ -541,10 +551,12 @@ impl Handle {
             .map_err(|e| Error::sys_from(format!("send: {op}"), e))?;
         let mut answered = vec![false; reqs.len()];
         let mut first_err: Option<(usize, Error)> = None;
-        while answered.iter().any(|a| !a) {
-            let n = self
-                .recv()
-                .map_err(|e| Error::sys_from(format!("receive: {op}"), e))?;
+        loop {
+            let n = match self.recv_nowait() {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(e) => return Err(Error::sys_from(format!("receive: {op}"), e)),
+            };
             for (h, body) in messages(&self.buf[..n]) {
                 if h.ty != NLMSG_ERROR {
                     continue;
@@ -553,18 +565,19 @@ impl Handle {
                 let at = h.seq.wrapping_sub(base);
                 if at == 0 || at == total + 1 {
                     if errno != 0 {
-                        return Err(Error::Netlink {
-                            op: format!("nftables transaction ({op})"),
-                            errno: io::Error::from_raw_os_error(errno),
-                            extack,
-                        });
+                        return Err(whole(errno, extack));
                     }
                     continue;
                 }
                 let Some(i) = (at as usize).checked_sub(1).filter(|&i| i < reqs.len()) else {
                     continue; // a stale answer to an earlier request
                 };
-                answered[i] = true;
+                if std::mem::replace(&mut answered[i], true) {
+                    if errno != 0 {
+                        return Err(whole(errno, extack));
+                    }
+                    continue;
+                }
                 if let Err(e) = reqs[i].outcome(errno, extack) {
                     if first_err.as_ref().is_none_or(|(j, _)| i < *j) {
                         first_err = Some((i, e));
@@ -572,10 +585,16 @@ impl Handle {
                 }
             }
         }
-        match first_err {
-            Some((_, e)) => Err(e),
-            None => Ok(()),
+        if let Some((_, e)) = first_err {
+            return Err(e);
         }
+        if answered.iter().any(|a| !a) {
+            return Err(Error::Protocol {
+                op: format!("nftables transaction ({op})"),
+                what: "the kernel left requests unanswered".into(),
+            });
+        }
+        Ok(())
     }
 
     // ---- the exchange ----
@@ -756,7 +775,18 @@ impl Handle {
         }
     }
 
+    /// One datagram if one is queued, without waiting.
+    fn recv_nowait(&mut self) -> io::Result<Option<usize>> {
+        self.recv_with(libc::MSG_DONTWAIT)
+    }
+
     fn recv(&mut self) -> io::Result<usize> {
+        self.recv_with(0)
+            .map(|n| n.expect("a blocking receive returns a datagram"))
+    }
+
+    /// One datagram; `None` when `flags` has `MSG_DONTWAIT` and none is queued.
+    fn recv_with(&mut self, flags: libc::c_int) -> io::Result<Option<usize>> {
         loop {
             // SAFETY: self.buf is a live buffer of the given length.
             let rc = unsafe {
@@ -764,7 +794,7 @@ impl Handle {
                     self.fd.as_raw_fd(),
                     self.buf.as_mut_ptr().cast(),
                     self.buf.len(),
-                    libc::MSG_TRUNC,
+                    libc::MSG_TRUNC | flags,
                 )
             };
             if rc >= 0 {
@@ -775,11 +805,13 @@ impl Handle {
                         "netlink datagram larger than 64 KiB",
                     ));
                 }
-                return Ok(n);
+                return Ok(Some(n));
             }
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock if flags & libc::MSG_DONTWAIT != 0 => return Ok(None),
+                _ => return Err(e),
             }
         }
     }
