@@ -317,7 +317,7 @@ pub fn deploy(mut lab: Lab, opts: &DeployOptions) -> Result<Deployed> {
         images: HashMap::new(),
         kept: HashSet::new(),
         mgmt_down: false,
-        flood_filtered: AtomicBool::new(false),
+        mgmt_group: None,
         unregistered: Vec::new(),
     };
     if let (Some((_, plan)), Some(rec)) = (&converging, &running) {
@@ -406,8 +406,8 @@ struct Run<'a> {
     /// The management network this deploy made, held down until its nodes' interfaces are up
     /// (see [`crate::mgmt_fabric::bring_up`]).
     mgmt_down: bool,
-    /// This deploy installed the management network's flood filter.
-    flood_filtered: AtomicBool,
+    /// The interface group of the nodes' management ports (see [`mgmt_fabric::filter_flood`]).
+    mgmt_group: Option<u32>,
     /// Nodes made whose namespaces are not named under /run/netns yet (see [`Run::register`]).
     unregistered: Vec<String>,
 }
@@ -559,8 +559,17 @@ impl Run<'_> {
         }
         if needs_mgmt {
             let _g = Lock::global()?;
-            self.mgmt_down = wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
+            let bridge = wiring::ensure_mgmt_bridge(lab, &mut host, self.journal)?;
+            self.mgmt_down = bridge.created;
             self.accept_bridge_traffic(&lab.mgmt.bridge)?;
+            // Before the bridge comes up, on a bridge that does not snoop, once nodes get ports.
+            let ports = lab.nodes.iter().any(|n| {
+                n.is_workload() && n.network_mode == NetworkMode::Bridged && self.wires_mgmt(n)
+            });
+            if bridge.labwires && ports {
+                mgmt_fabric::filter_flood(self.journal)?;
+                self.mgmt_group = Some(mgmt_fabric::PORT_GROUP);
+            }
         }
         wiring::ensure_bridge_nodes(lab, &mut host, self.journal)?;
         for n in lab
@@ -899,15 +908,10 @@ impl Run<'_> {
                 if !mgmt.is_empty() {
                     // Held until the ports exist, so labs sharing the bridge do not overfill it.
                     let _g = Lock::global()?;
-                    let group = mgmt_fabric::ports_group(lab, host)?;
-                    // Once per deploy, with its first management ports in the group.
-                    if group.is_some() && !self.flood_filtered.swap(true, Ordering::Relaxed) {
-                        mgmt_fabric::filter_flood(self.journal)?;
-                    }
                     let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
                     for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
                         check_interrupt()?;
-                        let plan = links::plan_mgmt_on(lab, chunk, bridges, group);
+                        let plan = links::plan_mgmt_on(lab, chunk, bridges, self.mgmt_group);
                         log::debug!("management interfaces: {} requests", plan.requests.len());
                         links::execute(lab, &plan, &ns_refs, host, self.journal)?;
                         self.progress.step(chunk.len());

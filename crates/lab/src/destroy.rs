@@ -293,10 +293,12 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     let dumped = host.links().map_err(wire_err("list host links"))?;
     // Ports in the flood filter's group that are not this lab's: a lab of another state
     // directory, whose journal step 7 cannot read, still uses the filter.
-    let own: HashSet<&str> = plan.host_links.iter().map(|(n, _)| n.as_str()).collect();
-    let filter_used_elsewhere = dumped
-        .iter()
-        .any(|l| l.group == mgmt_fabric::PORT_GROUP && !own.contains(l.name.as_str()));
+    let filter_used_elsewhere = plan.flood_filter && {
+        let own: HashSet<&str> = plan.host_links.iter().map(|(n, _)| n.as_str()).collect();
+        dumped
+            .iter()
+            .any(|l| l.group == mgmt_fabric::PORT_GROUP && !own.contains(l.name.as_str()))
+    };
     let present: Present = dumped
         .into_iter()
         .map(|l| (l.name, (l.index, l.mac.map(|m| format_mac(&m)), l.kind)))

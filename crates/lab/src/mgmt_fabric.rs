@@ -181,12 +181,13 @@ const FILTER_TYPES: [u8; 3] = [131, 133, 143];
 /// 10,000 nodes, about 65 frames a second kept both CPUs busy in softirq well after the deploy.
 /// Neighbour discovery, duplicate address detection and everything else pass untouched.
 ///
-/// Only ports of a management bridge labwire made join [`PORT_GROUP`] (see [`ports_group`]): on a
-/// bridge someone else made, snooping may be on with a querier, and a dropped report would then
+/// Only ports of a management bridge labwire made join [`PORT_GROUP`] (the deploy decides, from
+/// [`crate::wiring::ensure_mgmt_bridge`]): on a bridge someone else made, snooping may be on with a querier, and a dropped report would then
 /// cut a node off its multicast, neighbour solicitations included.
 ///
 /// One table serves every lab (it matches the ports by their group); each lab that puts ports in
-/// the group journals it, and the last one out deletes it. Called under the global lock. A kernel
+/// the group journals it, and the last one out deletes it. Called under the global lock, before
+/// the ports are made. A kernel
 /// without nftables for bridges keeps the flood, with a warning.
 pub fn filter_flood(journal: &Journal) -> Result<()> {
     journal.record(&[Entry::MgmtFloodFilter])?;
@@ -205,17 +206,6 @@ pub fn filter_flood(journal: &Journal) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The group of the nodes' ports on `lab`'s management network: [`PORT_GROUP`] when labwire made
-/// its bridge (see [`filter_flood`]), none otherwise.
-pub fn ports_group(lab: &Lab, host: &mut Handle) -> Result<Option<u32>> {
-    let root = &lab.mgmt.bridge;
-    let l = host
-        .link(root)
-        .map_err(wire_err(format!("look up management bridge {root}")))?;
-    let own = l.and_then(|l| l.mac).map(Mac) == Some(crate::wiring::mgmt_bridge_mac(lab));
-    Ok(own.then_some(PORT_GROUP))
 }
 
 /// Deletes the flood filter (the caller checked that no lab uses it any more); a kernel without

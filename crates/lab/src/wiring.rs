@@ -138,14 +138,23 @@ pub fn configure_node(cfg: &NodeConfig<'_>, ns: &NetNs, home: &NetNs) -> Result<
     b.commit().map_err(wire_err(op("configure interfaces")))
 }
 
-/// Make sure the management bridge exists with its gateway addresses. Returns whether labwire
+/// The management bridge as [`ensure_mgmt_bridge`] found or made it.
+#[derive(Debug, Clone, Copy)]
+pub struct MgmtBridge {
+    /// This deploy created it (and holds it down, see [`ensure_mgmt_bridge`]).
+    pub created: bool,
+    /// labwire made it (now or for another lab): it does not snoop multicast.
+    pub labwires: bool,
+}
+
+/// Make sure the management bridge exists with its gateway addresses. Says whether labwire
 /// created it (recorded in the journal before creation); one it creates is left down for the
 /// caller to bring up with [`crate::mgmt_fabric::bring_up`] once the first nodes' interfaces are
 /// up: while it is down, the multicast every node sends as its interfaces come up (MLD reports,
 /// duplicate address detection, router solicitations) is dropped at its port instead of being
 /// flooded to every other node, a cost that grew with the square of the lab's size (the addresses
 /// step of a 10,000-node deploy took 37–84 s).
-pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<bool> {
+pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Result<MgmtBridge> {
     let m = &lab.mgmt;
     let existing = host
         .link(&m.bridge)
@@ -214,7 +223,10 @@ pub fn ensure_mgmt_bridge(lab: &Lab, host: &mut Handle, journal: &Journal) -> Re
         b.commit()
             .map_err(wire_err(format!("address management bridge {}", m.bridge)))?;
     }
-    Ok(created)
+    Ok(MgmtBridge {
+        created,
+        labwires: !foreign,
+    })
 }
 
 /// A bridge labwire did not make keeps only what it had: each gateway address it lacks is
