@@ -412,6 +412,9 @@ struct Run<'a> {
     unregistered: Vec<String>,
 }
 
+/// Nodes of a round whose links and addresses are made together (see [`Run::create_links`]).
+const LINK_SLICE: usize = 512;
+
 /// Native nodes started at once per worker (see [`Run::create`]): on 2 CPUs, 1000 nodes started
 /// 8 at a time took 30 % less time than 2 at a time.
 const NATIVE_SPAWNS_PER_WORKER: usize = 4;
@@ -891,47 +894,138 @@ impl Run<'_> {
                     && self.wires_mgmt(n)
             })
             .collect();
-        self.progress.stage("create links", todo.len() + mgmt.len());
+        // The round goes in slices of its nodes, each slice whole before the next: its nodes'
+        // management interfaces, the links whose last end is in it, then the addresses and the
+        // state of every interface those touched. An end made down stays on the kernel's list of
+        // link events until it comes up, and each run of that list under RTNL walks all of them:
+        // a round whose interfaces all came up at its end made the walk quadratic in its size.
+        // Slices also move the progress.
+        let slot: HashMap<&str, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i / LINK_SLICE))
+            .collect();
+        let slices = nodes.len().div_ceil(LINK_SLICE).max(1);
+        let mut slice_mgmt: Vec<Vec<&Node>> = vec![Vec::new(); slices];
+        for n in &mgmt {
+            slice_mgmt[slot[n.name.as_str()]].push(n);
+        }
+        let mut slice_links: Vec<Vec<&Link>> = vec![Vec::new(); slices];
+        let mut slice_touched: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); slices];
+        for n in nodes {
+            slice_touched[slot[n.name.as_str()]].insert(n.name.as_str());
+        }
+        for (_, l) in &todo {
+            let s = l
+                .endpoints()
+                .filter_map(|e| slot.get(e.node.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            slice_links[s].push(l);
+            for e in l.endpoints() {
+                if nets.contains_key(&e.node) {
+                    slice_touched[s].insert(e.node.as_str());
+                }
+            }
+        }
+        let touched: Vec<Vec<&Node>> = slice_touched
+            .iter()
+            .map(|t| t.iter().filter_map(|n| lab.node(n)).collect())
+            .collect();
+        self.progress.stage(
+            "create links",
+            todo.len() + mgmt.len() + touched.iter().map(Vec::len).sum::<usize>(),
+        );
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
         // Bridges inside these nodes' namespaces exist before their links and their `exec`.
         wiring::ensure_netns_bridges(lab, &names, &ns_refs)?;
-        // Large rounds go in slices so progress moves and the journal stays ahead of the kernel.
-        let round: Vec<&Link> = todo.iter().map(|(_, l)| *l).collect();
+        let home = NetNs::current().map_err(wire_err("open the host network namespace"))?;
+        let configured = &self.configured;
         // The namespaces made since the last round get their names meanwhile, on another thread.
         let stop = AtomicBool::new(false);
         let (made, registered) = std::thread::scope(|sc| {
             let reg = (!pending.is_empty()).then(|| {
                 sc.spawn(|| self.register(&pending, &ns_refs, &|| stop.load(Ordering::Relaxed)))
             });
-            let made = (|| -> Result<(Duration, Duration)> {
-                let t = Instant::now();
+            let made = (|| -> Result<[Duration; 3]> {
+                let mut took = [Duration::ZERO; 3];
+                // Held until the ports exist, so labs sharing the bridge do not overfill it.
+                let mut lock = None;
+                let mut seats = Vec::new();
                 if !mgmt.is_empty() {
-                    // Held until the ports exist, so labs sharing the bridge do not overfill it.
-                    let _g = Lock::global()?;
-                    let seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
-                    for (chunk, bridges) in mgmt.chunks(512).zip(seats.chunks(512)) {
+                    lock = Some(Lock::global()?);
+                    seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
+                }
+                let last_mgmt = slice_mgmt.iter().rposition(|m| !m.is_empty());
+                let mut seats = seats.as_slice();
+                for s in 0..slices {
+                    let t = Instant::now();
+                    if !slice_mgmt[s].is_empty() {
                         check_interrupt()?;
+                        let chunk = &slice_mgmt[s];
+                        let (bridges, rest) = seats.split_at(chunk.len());
+                        seats = rest;
                         let plan = links::plan_mgmt_on(lab, chunk, bridges, self.mgmt_group);
                         log::debug!("management interfaces: {} requests", plan.requests.len());
                         links::execute(lab, &plan, &ns_refs, host, self.journal)?;
                         self.progress.step(chunk.len());
                     }
-                }
-                let t_mgmt = t.elapsed();
-                for chunk in round.chunks(512) {
-                    check_interrupt()?;
-                    let plan = links::plan(lab, chunk, &[]);
-                    log::debug!(
-                        "links: {} requests, {} host objects, {} made first",
-                        plan.requests.len(),
-                        plan.intents.len(),
-                        plan.prereqs.len()
+                    if last_mgmt == Some(s) {
+                        drop(lock.take());
+                    }
+                    took[0] += t.elapsed();
+                    let t = Instant::now();
+                    // A slice of a dense lab may have many links: a batch takes 512 at most.
+                    for chunk in slice_links[s].chunks(512) {
+                        check_interrupt()?;
+                        let plan = links::plan(lab, chunk, &[]);
+                        log::debug!(
+                            "links: {} requests, {} host objects, {} made first",
+                            plan.requests.len(),
+                            plan.intents.len(),
+                            plan.prereqs.len()
+                        );
+                        links::execute(lab, &plan, &ns_refs, host, self.journal)?;
+                        self.progress.step(chunk.len());
+                    }
+                    took[1] += t.elapsed();
+                    let t = Instant::now();
+                    let results = pool::run(
+                        &touched[s],
+                        self.workers(),
+                        &signals::interrupted,
+                        &|n: &&Node| -> Result<()> {
+                            let ns = ns_refs.get(&n.name).ok_or_else(|| Error::NoNamespace {
+                                node: n.name.clone(),
+                            })?;
+                            if n.network_mode == NetworkMode::Container(String::new())
+                                || matches!(n.network_mode, NetworkMode::Host)
+                            {
+                                return Ok(());
+                            }
+                            let network = NodeNetwork::of(lab, n);
+                            let cfg = wiring::NodeConfig {
+                                node: n,
+                                network: &network,
+                                // The engine addresses eth0 of a node on its network; a node's
+                                // management addresses come with its own slice.
+                                base: slot.get(n.name.as_str()) == Some(&s)
+                                    && !configured.contains(&n.name)
+                                    && self.wires_mgmt(n),
+                                // A VM node's guest holds its addresses.
+                                addresses: !n.is_workload()
+                                    || self.backends.node(n).addresses_in_namespace(),
+                            };
+                            wiring::configure_node(&cfg, ns, &home)?;
+                            self.progress.step(1);
+                            Ok(())
+                        },
                     );
-                    links::execute(lab, &plan, &ns_refs, host, self.journal)?;
-                    self.progress.step(chunk.len());
+                    first_error(results)?;
+                    took[2] += t.elapsed();
                 }
-                let t_links = t.elapsed() - t_mgmt;
-                Ok((t_mgmt, t_links))
+                Ok(took)
             })();
             if made.is_err() {
                 stop.store(true, Ordering::Relaxed);
@@ -941,61 +1035,13 @@ impl Run<'_> {
             });
             (made, registered)
         });
-        let (t_mgmt, t_links) = made?;
+        let [t_mgmt, t_links, t_addresses] = made?;
         registered?;
         self.timings.lock().expect("timings").extend([
             ("  mgmt veths".to_string(), t_mgmt),
             ("  link veths".to_string(), t_links),
+            ("  addresses".to_string(), t_addresses),
         ]);
-        let t = Instant::now();
-        // Configure every node that got an interface this round.
-        let mut touched: BTreeSet<&str> = names.clone().into_iter().collect();
-        for l in &round {
-            for e in l.endpoints() {
-                if nets.contains_key(&e.node) {
-                    touched.insert(e.node.as_str());
-                }
-            }
-        }
-        let touched: Vec<&Node> = touched.into_iter().filter_map(|n| lab.node(n)).collect();
-        let home = NetNs::current().map_err(wire_err("open the host network namespace"))?;
-        self.progress.stage("configure interfaces", touched.len());
-        let configured = &self.configured;
-        let results = pool::run(
-            &touched,
-            self.workers(),
-            &signals::interrupted,
-            &|n: &&Node| -> Result<()> {
-                let ns = ns_refs.get(&n.name).ok_or_else(|| Error::NoNamespace {
-                    node: n.name.clone(),
-                })?;
-                // The engine addresses eth0 of a node on its network.
-                let base = !configured.contains(&n.name)
-                    && names.contains(n.name.as_str())
-                    && self.wires_mgmt(n);
-                if n.network_mode == NetworkMode::Container(String::new())
-                    || matches!(n.network_mode, NetworkMode::Host)
-                {
-                    return Ok(());
-                }
-                let network = NodeNetwork::of(lab, n);
-                let cfg = wiring::NodeConfig {
-                    node: n,
-                    network: &network,
-                    base,
-                    // A VM node's guest holds its addresses.
-                    addresses: !n.is_workload() || self.backends.node(n).addresses_in_namespace(),
-                };
-                wiring::configure_node(&cfg, ns, &home)?;
-                self.progress.step(1);
-                Ok(())
-            },
-        );
-        first_error(results)?;
-        self.timings
-            .lock()
-            .expect("timings")
-            .push(("  addresses".to_string(), t.elapsed()));
         drop(nets);
         self.mgmt_up(host)?;
         for (i, _) in todo {
