@@ -934,7 +934,7 @@ impl Run<'_> {
             .map(|t| t.iter().filter_map(|n| lab.node(n)).collect())
             .collect();
         self.progress.stage(
-            "create links",
+            "create links and addresses",
             todo.len() + mgmt.len() + touched.iter().map(Vec::len).sum::<usize>(),
         );
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();

@@ -76,8 +76,8 @@ fn a_piped_deploy_shows_its_stages_and_the_flags_choose_what_shows() {
         opening.as_str(),
         "create nodes: 2 to do",
         "create nodes: 2/2 done in ",
-        "create links: ",
-        "configure interfaces: 2/2 done in ",
+        // One link, two management interfaces, two nodes' addresses.
+        "create links and addresses: 5/5 done in ",
     ] {
         assert!(
             info.iter().any(|l| l.contains(want)),
