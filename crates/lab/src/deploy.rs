@@ -912,6 +912,8 @@ impl Run<'_> {
         }
         let mut slice_links: Vec<Vec<&Link>> = vec![Vec::new(); slices];
         let mut slice_touched: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); slices];
+        // The interfaces a slice adds to nodes outside it: only those are configured there.
+        let mut slice_added: Vec<HashMap<&str, BTreeSet<&str>>> = vec![HashMap::new(); slices];
         for n in nodes {
             slice_touched[slot[n.name.as_str()]].insert(n.name.as_str());
         }
@@ -926,6 +928,12 @@ impl Run<'_> {
             for e in l.endpoints() {
                 if nets.contains_key(&e.node) {
                     slice_touched[s].insert(e.node.as_str());
+                    if slot.get(e.node.as_str()) != Some(&s) {
+                        slice_added[s]
+                            .entry(e.node.as_str())
+                            .or_default()
+                            .insert(e.iface.as_str());
+                    }
                 }
             }
         }
@@ -950,15 +958,19 @@ impl Run<'_> {
             });
             let made = (|| -> Result<[Duration; 3]> {
                 let mut took = [Duration::ZERO; 3];
-                // Held until the ports exist, so labs sharing the bridge do not overfill it.
+                let t = Instant::now();
+                // The seats on the management bridge are held until the ports exist, so labs
+                // sharing it do not overfill it; the host-wide lock only while counting them.
                 let mut lock = None;
                 let mut seats = Vec::new();
                 if !mgmt.is_empty() {
-                    lock = Some(Lock::global()?);
+                    lock = Some(Lock::mgmt_seats(&lab.mgmt.bridge)?);
+                    let _g = Lock::global()?;
                     seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
                 }
                 let last_mgmt = slice_mgmt.iter().rposition(|m| !m.is_empty());
                 let mut seats = seats.as_slice();
+                took[0] += t.elapsed();
                 for s in 0..slices {
                     let t = Instant::now();
                     if !slice_mgmt[s].is_empty() {
@@ -1002,6 +1014,7 @@ impl Run<'_> {
                             if n.network_mode == NetworkMode::Container(String::new())
                                 || matches!(n.network_mode, NetworkMode::Host)
                             {
+                                self.progress.step(1);
                                 return Ok(());
                             }
                             let network = NodeNetwork::of(lab, n);
@@ -1016,6 +1029,7 @@ impl Run<'_> {
                                 // A VM node's guest holds its addresses.
                                 addresses: !n.is_workload()
                                     || self.backends.node(n).addresses_in_namespace(),
+                                only: slice_added[s].get(n.name.as_str()),
                             };
                             wiring::configure_node(&cfg, ns, &home)?;
                             self.progress.step(1);

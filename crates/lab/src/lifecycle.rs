@@ -257,6 +257,7 @@ impl Ctx<'_> {
             // Interfaces moved between namespaces lose their addresses and routes.
             base: moved && n.network_mode == NetworkMode::Bridged && backend.labwire_wires_mgmt(n),
             addresses: backend.addresses_in_namespace(),
+            only: None,
         };
         wiring::configure_node(&cfg, &ns, &home)?;
         backend.resume_start(&running, &ns, &home)?;

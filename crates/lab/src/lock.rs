@@ -1,5 +1,6 @@
 //! Advisory locks (flock) so separate labwire processes do not trip over each other: one per lab,
-//! and one host-wide for shared things (management networks, address allocation).
+//! one host-wide for shared things (management networks, address allocation), and one per
+//! management bridge for the ports a deploy is adding to it.
 
 use std::fs::File;
 use std::path::Path;
@@ -63,6 +64,30 @@ impl Lock {
                 other => return other,
             }
         }
+    }
+
+    /// The lock of the seats on management bridge `bridge`, waited for: held from counting a
+    /// deploy's new ports on it ([`crate::mgmt_fabric::seat`]) until they all exist, so two labs
+    /// sharing the bridge do not overfill it. Taken before the host-wide lock, never while
+    /// holding it.
+    pub fn mgmt_seats(bridge: &str) -> Result<Lock> {
+        // An interface name has no `/`; anything but a plain name's characters is replaced all
+        // the same, and the prefix keeps `.` and `..` plain file names.
+        let file: String = bridge
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Lock::take(
+            &crate::paths::lock_dir().join(format!("mgmt-seats-{file}.lock")),
+            &format!("management bridge {bridge}"),
+            true,
+        )
     }
 
     /// The host-wide lock, waited for.

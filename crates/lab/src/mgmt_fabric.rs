@@ -63,8 +63,10 @@ fn derived_mac(lab: &Lab, name: &str) -> Mac {
 
 /// The bridge of each of `count` new management ports, in order: the root while it has room under
 /// [`ROOT_PORTS`], then leaves with room, making new leaves as needed (journalled before they are
-/// made). Call it under the global lock, and make the ports before releasing it, so two labs
-/// sharing the root do not overfill a bridge.
+/// made). Call it under the global lock and the bridge's [`Lock::mgmt_seats`], and make the ports
+/// before releasing the latter, so two labs sharing the root do not overfill a bridge.
+///
+/// [`Lock::mgmt_seats`]: crate::lock::Lock::mgmt_seats
 pub fn seat(lab: &Lab, host: &mut Handle, journal: &Journal, count: usize) -> Result<Vec<String>> {
     let root = &lab.mgmt.bridge;
     let links = host.links().map_err(wire_err("list host links"))?;

@@ -1226,3 +1226,38 @@ fn management_network_keeps_router_solicitations_from_other_nodes_not_neighbour_
         "node b heard node a's router solicitation"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 16. A node linked to nodes of a later slice of its round
+// ---------------------------------------------------------------------------------------------
+
+/// A round's links and addresses are made in slices of 512 nodes. A node of the first slice with
+/// links to nodes of the second is configured again in the second, for its new interfaces only:
+/// those must come up with their addresses as well as the one made in its own slice.
+#[test]
+fn a_node_linked_across_slices_of_its_round_has_every_link_up_with_its_address() {
+    let mut topo = String::from("defaults: {kind: linux}\nnodes:\n  h: {network-mode: none}\n");
+    for i in 0..600 {
+        topo += &format!("  m{i:03}: {{network-mode: none}}\n");
+    }
+    for k in 1..=5 {
+        topo += &format!("  z{k}: {{network-mode: none}}\n");
+    }
+    topo += "links:\n";
+    for k in 0..=5 {
+        let far = if k == 0 {
+            "m000".to_string()
+        } else {
+            format!("z{k}")
+        };
+        topo += &format!(
+            "  - endpoints: [\"h:eth{}\", \"{far}:eth1\"]\n    ipv4: [\"10.203.{k}.1/24\", \"10.203.{k}.2/24\"]\n",
+            k + 1
+        );
+    }
+    let lab = LabBuilder::new().topology(&topo).build();
+    lab.deploy();
+    for k in 0..=5 {
+        lab.assert_ping("h", &format!("10.203.{k}.2"));
+    }
+}
