@@ -415,6 +415,18 @@ struct Run<'a> {
 /// Nodes of a round whose links and addresses are made together (see [`Run::create_links`]).
 const LINK_SLICE: usize = 512;
 
+/// One slice of a round's link step.
+struct Slice<'n> {
+    nodes: &'n [&'n Node],
+    /// Its nodes that get a management interface.
+    mgmt: Vec<&'n Node>,
+    /// The links whose last end (by slice) is in it.
+    links: Vec<&'n Link>,
+    /// The interfaces its links add to nodes of earlier slices or rounds: only those are
+    /// configured there.
+    added: HashMap<&'n str, BTreeSet<&'n str>>,
+}
+
 /// Native nodes started at once per worker (see [`Run::create`]): on 2 CPUs, 1000 nodes started
 /// 8 at a time took 30 % less time than 2 at a time.
 const NATIVE_SPAWNS_PER_WORKER: usize = 4;
@@ -884,66 +896,65 @@ impl Run<'_> {
                 todo.push((i, l));
             }
         }
-        let mgmt: Vec<&Node> = nodes
-            .iter()
-            .copied()
-            .filter(|n| {
-                n.network_mode == NetworkMode::Bridged
-                    && n.class != KindClass::ExtContainer
-                    && !self.configured.contains(&n.name)
-                    && self.wires_mgmt(n)
-            })
-            .collect();
         // The round goes in slices of its nodes, each slice whole before the next: its nodes'
         // management interfaces, the links whose last end is in it, then the addresses and the
         // state of every interface those touched. An end made down stays on the kernel's list of
         // link events until it comes up, and each run of that list under RTNL walks all of them:
         // a round whose interfaces all came up at its end made the walk quadratic in its size.
         // Slices also move the progress.
+        let mut slices: Vec<Slice<'_>> = nodes
+            .chunks(LINK_SLICE)
+            .map(|chunk| Slice {
+                nodes: chunk,
+                mgmt: chunk
+                    .iter()
+                    .copied()
+                    .filter(|n| {
+                        n.network_mode == NetworkMode::Bridged
+                            && n.class != KindClass::ExtContainer
+                            && !self.configured.contains(&n.name)
+                            && self.wires_mgmt(n)
+                    })
+                    .collect(),
+                links: Vec::new(),
+                added: HashMap::new(),
+            })
+            .collect();
         let slot: HashMap<&str, usize> = nodes
             .iter()
             .enumerate()
             .map(|(i, n)| (n.name.as_str(), i / LINK_SLICE))
             .collect();
-        let slices = nodes.len().div_ceil(LINK_SLICE).max(1);
-        let mut slice_mgmt: Vec<Vec<&Node>> = vec![Vec::new(); slices];
-        for n in &mgmt {
-            slice_mgmt[slot[n.name.as_str()]].push(n);
-        }
-        let mut slice_links: Vec<Vec<&Link>> = vec![Vec::new(); slices];
-        let mut slice_touched: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); slices];
-        // The interfaces a slice adds to nodes outside it: only those are configured there.
-        let mut slice_added: Vec<HashMap<&str, BTreeSet<&str>>> = vec![HashMap::new(); slices];
-        for n in nodes {
-            slice_touched[slot[n.name.as_str()]].insert(n.name.as_str());
-        }
         for (_, l) in &todo {
-            let s = l
+            // Every link to make has an end in this round.
+            let Some(s) = l
                 .endpoints()
                 .filter_map(|e| slot.get(e.node.as_str()))
                 .max()
-                .copied()
-                .unwrap_or(0);
-            slice_links[s].push(l);
+            else {
+                continue;
+            };
+            let slice = &mut slices[*s];
+            slice.links.push(l);
             for e in l.endpoints() {
-                if nets.contains_key(&e.node) {
-                    slice_touched[s].insert(e.node.as_str());
-                    if slot.get(e.node.as_str()) != Some(&s) {
-                        slice_added[s]
-                            .entry(e.node.as_str())
-                            .or_default()
-                            .insert(e.iface.as_str());
-                    }
+                if nets.contains_key(&e.node) && slot.get(e.node.as_str()) != Some(s) {
+                    slice
+                        .added
+                        .entry(e.node.as_str())
+                        .or_default()
+                        .insert(e.iface.as_str());
                 }
             }
         }
-        let touched: Vec<Vec<&Node>> = slice_touched
-            .iter()
-            .map(|t| t.iter().filter_map(|n| lab.node(n)).collect())
-            .collect();
+        let mgmt_ports: usize = slices.iter().map(|s| s.mgmt.len()).sum();
         self.progress.stage(
             "create links and addresses",
-            todo.len() + mgmt.len() + touched.iter().map(Vec::len).sum::<usize>(),
+            todo.len()
+                + mgmt_ports
+                + slices
+                    .iter()
+                    .map(|s| s.nodes.len() + s.added.len())
+                    .sum::<usize>(),
         );
         let ns_refs: HashMap<String, &NetNs> = nets.iter().map(|(k, v)| (k.clone(), v)).collect();
         // Bridges inside these nodes' namespaces exist before their links and their `exec`.
@@ -963,25 +974,24 @@ impl Run<'_> {
                 // sharing it do not overfill it; the host-wide lock only while counting them.
                 let mut lock = None;
                 let mut seats = Vec::new();
-                if !mgmt.is_empty() {
+                if mgmt_ports > 0 {
                     lock = Some(Lock::mgmt_seats(&lab.mgmt.bridge)?);
                     let _g = Lock::global()?;
-                    seats = mgmt_fabric::seat(lab, host, self.journal, mgmt.len())?;
+                    seats = mgmt_fabric::seat(lab, host, self.journal, mgmt_ports)?;
                 }
-                let last_mgmt = slice_mgmt.iter().rposition(|m| !m.is_empty());
+                let last_mgmt = slices.iter().rposition(|s| !s.mgmt.is_empty());
                 let mut seats = seats.as_slice();
                 took[0] += t.elapsed();
-                for s in 0..slices {
+                for (s, slice) in slices.iter().enumerate() {
                     let t = Instant::now();
-                    if !slice_mgmt[s].is_empty() {
+                    if !slice.mgmt.is_empty() {
                         check_interrupt()?;
-                        let chunk = &slice_mgmt[s];
-                        let (bridges, rest) = seats.split_at(chunk.len());
+                        let (bridges, rest) = seats.split_at(slice.mgmt.len());
                         seats = rest;
-                        let plan = links::plan_mgmt_on(lab, chunk, bridges, self.mgmt_group);
+                        let plan = links::plan_mgmt_on(lab, &slice.mgmt, bridges, self.mgmt_group);
                         log::debug!("management interfaces: {} requests", plan.requests.len());
                         links::execute(lab, &plan, &ns_refs, host, self.journal)?;
-                        self.progress.step(chunk.len());
+                        self.progress.step(slice.mgmt.len());
                     }
                     if last_mgmt == Some(s) {
                         drop(lock.take());
@@ -989,7 +999,7 @@ impl Run<'_> {
                     took[0] += t.elapsed();
                     let t = Instant::now();
                     // A slice of a dense lab may have many links: a batch takes 512 at most.
-                    for chunk in slice_links[s].chunks(512) {
+                    for chunk in slice.links.chunks(512) {
                         check_interrupt()?;
                         let plan = links::plan(lab, chunk, &[]);
                         log::debug!(
@@ -1003,8 +1013,14 @@ impl Run<'_> {
                     }
                     took[1] += t.elapsed();
                     let t = Instant::now();
+                    let touched: Vec<&Node> = slice
+                        .nodes
+                        .iter()
+                        .copied()
+                        .chain(slice.added.keys().filter_map(|n| lab.node(n)))
+                        .collect();
                     let results = pool::run(
-                        &touched[s],
+                        &touched,
                         self.workers(),
                         &signals::interrupted,
                         &|n: &&Node| -> Result<()> {
@@ -1023,13 +1039,13 @@ impl Run<'_> {
                                 network: &network,
                                 // The engine addresses eth0 of a node on its network; a node's
                                 // management addresses come with its own slice.
-                                base: slot.get(n.name.as_str()) == Some(&s)
+                                base: !slice.added.contains_key(n.name.as_str())
                                     && !configured.contains(&n.name)
                                     && self.wires_mgmt(n),
                                 // A VM node's guest holds its addresses.
                                 addresses: !n.is_workload()
                                     || self.backends.node(n).addresses_in_namespace(),
-                                only: slice_added[s].get(n.name.as_str()),
+                                only: slice.added.get(n.name.as_str()),
                             };
                             wiring::configure_node(&cfg, ns, &home)?;
                             self.progress.step(1);

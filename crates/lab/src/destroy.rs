@@ -460,11 +460,8 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
     let results = crate::pool::run(&names, UNREGISTER_THREADS, &|| false, &unregister);
     errors.extend(results.into_iter().flatten().filter_map(Result::err));
     drop(held);
-    // The kills were sent before; by now most have taken effect.
-    let left = process::wait_gone(&procs, Duration::from_secs(5));
-    if !left.is_empty() {
-        errors.push(format!("{} node processes did not stop", left.len()));
-    }
+    lap("unregister netns", &mut report);
+
     // Node cgroups (and whatever an init system made inside them), then the lab's own.
     for path in &plan.cgroups {
         if let Err(err) = runtime::native::remove_cgroup(path) {
@@ -474,7 +471,7 @@ pub fn destroy_recorded(name: &str, rec: &Recorded, cleanup: bool) -> Result<Des
             let _ = std::fs::remove_dir(parent);
         }
     }
-    lap("unregister netns", &mut report);
+    lap("cgroups", &mut report);
 
     // 5. Files on the host.
     for path in &plan.hosts_blocks {

@@ -184,13 +184,13 @@ const FILTER_TYPES: [u8; 3] = [131, 133, 143];
 /// Neighbour discovery, duplicate address detection and everything else pass untouched.
 ///
 /// Only ports of a management bridge labwire made join [`PORT_GROUP`] (the deploy decides, from
-/// [`crate::wiring::ensure_mgmt_bridge`]): on a bridge someone else made, snooping may be on with a querier, and a dropped report would then
-/// cut a node off its multicast, neighbour solicitations included.
+/// [`crate::wiring::ensure_mgmt_bridge`]): on a bridge someone else made, snooping may be on with
+/// a querier, and a dropped report would then cut a node off its multicast, neighbour
+/// solicitations included.
 ///
 /// One table serves every lab (it matches the ports by their group); each lab that puts ports in
 /// the group journals it, and the last one out deletes it. Called under the global lock, before
-/// the ports are made. A kernel
-/// without nftables for bridges keeps the flood, with a warning.
+/// the ports are made. A kernel without nftables for bridges keeps the flood, with a warning.
 pub fn filter_flood(journal: &Journal) -> Result<()> {
     journal.record(&[Entry::MgmtFloodFilter])?;
     let made = Handle::netfilter().and_then(|mut nf| {
