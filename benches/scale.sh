@@ -3,7 +3,8 @@
 # default), each against the kernel's floor measured in the same run: the same namespaces, the
 # same management bridges (the management bridge as root plus leaf bridges joined by veth uplinks,
 # as labwire lays them out past 768 ports) and the same veth pairs born in place, made by one
-# `ip -batch` (iproute2), then deleted by another. It prints deploy and destroy times, the ratios,
+# `ip -batch` (iproute2), then deleted by another; and each namespace's own /sys, which every
+# node has (benches/floor_sysfs.py). It prints deploy and destroy times, the ratios,
 # labwire's cost per node above the floor, `inspect` of the deployed lab, peak memory, and Mininet
 # at 1000 nodes for reference when its `mn` is installed.
 #
@@ -53,7 +54,8 @@ PY
 
 # The floor: what labwire makes, in one ip -batch — N namespaces, the management bridge and its
 # leaves, N management veths (host end on its bridge, eth0 born in the namespace), the ring's N
-# veths with both ends born in their namespaces — and deleted in another.
+# veths with both ends born in their namespaces — and deleted in another; between the two, /sys
+# mounted in each namespace and unmounted.
 floor_ring() {
     local n=$1 f=$WORK/floor-$1.batch d=$WORK/floor-del-$1.batch
     python3 - "$n" "$f" "$d" "$ROOT_PORTS" "$LEAF_PORTS" <<'EOF'
@@ -84,16 +86,24 @@ with open(up, "w") as f, open(down, "w") as d:
         d.write(f"link del lwfu{k}\nlink del lwfl{k}\n")
     d.write("link del lwfbr0\n")
 EOF
-    local t0 t1 t2
+    local t0 t1 t2 t3
     # ip -batch keeps every namespace it opens for `netns NAME` open (three per node), past the
     # open-file limit at 10,000 nodes: the batch goes in slices of 3000 commands.
     split -l 3000 -d -a 3 "$f" "$f.part"
     settle
-    t0=$(now); for p in "$f".part*; do ip -batch "$p"; done; t1=$(now); ip -batch "$d"; t2=$(now)
-    FLOOR_UP=$(secs "$t0" "$t1"); FLOOR_DOWN=$(secs "$t1" "$t2")
+    t0=$(now); for p in "$f".part*; do ip -batch "$p"; done; t1=$(now)
+    # Every node's /sys (see benches/floor_sysfs.py): mounted and unmounted again before the
+    # namespaces go, the mounts timed in ten groups to show how each costs more than the last.
+    local sys
+    sys=$(python3 benches/floor_sysfs.py lwf "$n" $(( n >= 10 ? n / 10 : 1 )))
+    t2=$(now); ip -batch "$d"; t3=$(now)
+    FLOOR_IP_UP=$(secs "$t0" "$t1")
+    read -r _ FLOOR_SYS_UP _ FLOOR_SYS_DOWN _ FLOOR_SYS_GROUPS <<<"$sys"
+    FLOOR_UP=$(python3 -c "print(f'{$FLOOR_IP_UP + $FLOOR_SYS_UP:.3f}')")
+    FLOOR_DOWN=$(python3 -c "print(f'{$t3 - $t2 + $FLOOR_SYS_DOWN:.3f}')")
     # `ip netns del` returns before the kernel has freed the namespaces' veths.
     while ip -br link | grep -q '^lwfm'; do sleep 0.05; done
-    FLOOR_GONE=$(secs "$t1" "$(now)")
+    FLOOR_GONE=$(python3 -c "print(f'{$(now) - $t2 + $FLOOR_SYS_DOWN:.3f}')")
 }
 
 run_lab() {
@@ -142,14 +152,16 @@ ring() {
     floor_ring "$n"
     run_lab "$WORK/$name.clab.yml" "$name"
     echo "ring of $n nodes + management network (run $run of $RUNS):"
-    echo "  floor (ip -batch)  deploy ${FLOOR_UP} s   destroy ${FLOOR_DOWN} s (kernel done freeing after ${FLOOR_GONE} s)"
+    echo "  floor              deploy ${FLOOR_UP} s   destroy ${FLOOR_DOWN} s (kernel done freeing after ${FLOOR_GONE} s)"
+    echo "    of which /sys    mount ${FLOOR_SYS_UP} s (tenths of the nodes: ${FLOOR_SYS_GROUPS} s)   unmount ${FLOOR_SYS_DOWN} s"
     echo "  labwire            deploy ${LW_UP} s   destroy ${LW_DOWN} s   inspect ${LW_INSPECT} s   (lab directory removal ${LW_DIR} s)"
-    echo "  ratio to floor     deploy $(ratio "$LW_UP" "$FLOOR_UP")x   destroy $(ratio "$LW_DOWN" "$FLOOR_DOWN")x (to the kernel's finish: $(ratio "$LW_DOWN" "$FLOOR_GONE")x)"
-    local pn
+    echo "  ratio to floor     deploy $(ratio "$LW_UP" "$FLOOR_UP")x ($(ratio "$LW_UP" "$FLOOR_IP_UP")x to ip -batch alone)   destroy $(ratio "$LW_DOWN" "$FLOOR_DOWN")x (to the kernel's finish: $(ratio "$LW_DOWN" "$FLOOR_GONE")x)"
+    local pn pi
     pn=$(per_node_ms "$LW_UP" "$FLOOR_UP" "$n")
+    pi=$(per_node_ms "$LW_UP" "$FLOOR_IP_UP" "$n")
     # Item 3 of issue 16: the cost per node above the floor grows no faster than the lab.
-    if [ -z "${FIRST_PN:-}" ]; then FIRST_PN=$pn FIRST_N=$n; fi
-    echo "  above the floor    deploy ${pn} ms per node ($(ratio "$pn" "$FIRST_PN")x the ${FIRST_N}-node cost)"
+    if [ -z "${FIRST_PN:-}" ]; then FIRST_PN=$pn FIRST_PI=$pi FIRST_N=$n; fi
+    echo "  above the floor    deploy ${pn} ms per node ($(ratio "$pn" "$FIRST_PN")x the ${FIRST_N}-node cost); above ip -batch alone ${pi} ms ($(ratio "$pi" "$FIRST_PI")x)"
     echo "  labwire ${PEAK}; node init resident memory: ${INIT_RSS}; proportional (PSS): ${INIT_PSS}"
     sed -n 's/^/    /p' "$WORK/deploy.err" | grep -v '^    $' || true
     grep -v INFO "$WORK/destroy.err" | sed -n 's/^/    /p' || true
