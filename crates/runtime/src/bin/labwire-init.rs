@@ -9,6 +9,9 @@
 //!      command (if any) and reaps every orphan until SIGTERM;
 //!   3. prints `ok <pid of PID 1>` (or `error <message>`) on standard output and exits.
 //!
+//! Forked by the spawner without an exec, it is born as the first process of the node's PID
+//! namespace (see `spawner`): it does PID 1's setup, prints the report and stays PID 1 itself.
+//!
 //! It owns nothing else: no networking, no files outside the node's mount namespace.
 //! `labwire-init exec PID -- COMMAND…` runs a command inside a running node instead.
 //!
@@ -19,7 +22,7 @@
 
 use std::ffi::CString;
 use std::io::Write as _;
-use std::os::fd::AsRawFd as _;
+use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::Path;
 
 /// The spawner's message format, shared with labwire's side (`runtime::spawner`).
@@ -728,8 +731,16 @@ fn reaper() -> ! {
 /// asks for one init: its argument and environment strings (see `runtime::spawner`), with the
 /// write end of the init's report pipe attached. It forks; the child makes that pipe its standard
 /// output and /dev/null its input, and becomes the node's init. It exits when labwire closes the
-/// socket. Every init it starts stays its child only until the init has forked the node's PID 1
-/// and exited, so the node's processes still end up under the lab's reaper.
+/// socket.
+///
+/// An init it forks without an exec (below) is born as the first process of a PID namespace the
+/// spawner makes for it (`unshare(CLONE_NEWPID)` before the fork, its own namespace restored for
+/// the next one), so it is the node's PID 1 itself: no second fork, no setup process that exits.
+/// It learns its PID as labwire sees it from the spawner, through a pipe. It stays the spawner's
+/// child while the spawner lives (the spawner ignores SIGCHLD, so a node that dies leaves no
+/// zombie), then goes to the lab's reaper with every other orphan. An init that is exec'd is forked
+/// in the spawner's own PID namespace and makes the node's itself, as labwire-init started any
+/// other way does.
 ///
 /// The child runs the init's code without an exec (an exec, the dynamic loader and the C
 /// library's start-up cost as much as the rest of a node's setup): it takes the request's
@@ -740,6 +751,12 @@ fn reaper() -> ! {
 /// is exec'd.
 fn spawner() -> ! {
     let room = Room::of_this_process();
+    // Where children are born again after a fork into a namespace of their own.
+    let own_pid_ns = std::fs::File::open("/proc/self/ns/pid").ok();
+    // SAFETY: this process's own disposition: its children are reaped by the kernel.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    // Whether the next child would be born in the namespace made for the last one.
+    let mut made_ns = false;
     // One byte more than the largest request: a longer one is truncated, and refused.
     let mut buf = vec![0u8; request::MAX_REQUEST + 1];
     loop {
@@ -757,9 +774,53 @@ fn spawner() -> ! {
             continue;
         };
         let start = request::decode(&buf[..len]);
+        if made_ns {
+            let back = own_pid_ns.as_ref().map_or(-1, |ns| {
+                // SAFETY: setns on the descriptor of this process's own PID namespace.
+                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) }
+            });
+            if back != 0 {
+                // No child may be born in another node's namespace: refused until it is restored.
+                let msg = format!("error spawner: restore its PID namespace: {}\n", errno());
+                // SAFETY: writes the report on the descriptor this process holds.
+                unsafe { libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+                continue;
+            }
+            made_ns = false;
+        }
+        let exec_free = match (&start, room.as_ref()) {
+            (Ok((argv, envp)), Some(room)) => room.fits(argv, envp),
+            _ => false,
+        };
+        // The node's PID namespace, for a child that becomes its init without an exec, with the
+        // pipe that tells it its PID.
+        let mut pid_pipe = [-1; 2];
+        if exec_free && own_pid_ns.is_some() {
+            // SAFETY: pipe2(2) into a two-element array, then unshare(2) of the PID namespace of
+            // this process's children; the pipe closed again if that fails.
+            unsafe {
+                if libc::pipe2(pid_pipe.as_mut_ptr(), libc::O_CLOEXEC) == 0 {
+                    if libc::unshare(libc::CLONE_NEWPID) == 0 {
+                        made_ns = true;
+                    } else {
+                        libc::close(pid_pipe[0]);
+                        libc::close(pid_pipe[1]);
+                        pid_pipe = [-1; 2];
+                    }
+                }
+            }
+        }
         // SAFETY: this process is single-threaded, so the child may run any code.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // SAFETY: the child's own dispositions; the spawner's descriptors it has no use for.
+            unsafe {
+                libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+                if let Some(ns) = &own_pid_ns {
+                    libc::close(ns.as_raw_fd());
+                }
+            }
+            let pid1 = made_ns.then(|| read_pid(pid_pipe));
             let null = c"/dev/null";
             // SAFETY: descriptors of this process: the report pipe becomes standard output and
             // /dev/null standard input, replacing the socket, which no node process may keep.
@@ -775,8 +836,8 @@ fn spawner() -> ! {
             drop(report);
             let msg = match start {
                 Ok((argv, envp)) => {
-                    if let Some(room) = room.as_ref().filter(|r| r.fits(&argv, &envp)) {
-                        room.become_init(&argv, &envp);
+                    if let (Some(room), true) = (room.as_ref(), exec_free) {
+                        room.become_init(&argv, &envp, pid1);
                     }
                     let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
                     a.push(std::ptr::null());
@@ -802,10 +863,36 @@ fn spawner() -> ! {
             // SAFETY: writes the report on the descriptor this process holds.
             unsafe { libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
         }
+        if pid_pipe[1] >= 0 {
+            // SAFETY: the pipe made above: the child's PID to its read end, then both ends closed.
+            unsafe {
+                if pid > 0 {
+                    libc::write(pid_pipe[1], (&pid as *const libc::pid_t).cast(), 4);
+                }
+                libc::close(pid_pipe[0]);
+                libc::close(pid_pipe[1]);
+            }
+        }
         drop(report);
-        // Reap the inits that have exited (each exits once its node's PID 1 runs).
-        // SAFETY: non-blocking waits for children of this process.
-        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    }
+}
+
+/// In a child of the spawner: its PID as the spawner sees it, from the pipe the spawner writes it
+/// to; 0 if it could not be read.
+fn read_pid(pipe: [libc::c_int; 2]) -> libc::pid_t {
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: closes this process's copy of the write end, reads at most the four bytes of `pid`
+    // from the read end, and closes it.
+    let n = unsafe {
+        libc::close(pipe[1]);
+        let n = libc::read(pipe[0], (&mut pid as *mut libc::pid_t).cast(), 4);
+        libc::close(pipe[0]);
+        n
+    };
+    if n == 4 && pid > 0 {
+        pid
+    } else {
+        0
     }
 }
 
@@ -845,9 +932,10 @@ impl Room {
     }
 
     /// Take `envp` as this process's environment, show `argv` and `envp` in place of the
-    /// spawner's, and run the node's init with `argv`'s arguments. Only in a child of the
-    /// spawner, single-threaded; `fits` was checked.
-    fn become_init(&self, argv: &[CString], envp: &[CString]) -> ! {
+    /// spawner's, and run the node's init with `argv`'s arguments (as the node's PID 1 when
+    /// `pid1` gives its PID outside, see [`node_init`]). Only in a child of the spawner,
+    /// single-threaded; `fits` was checked.
+    fn become_init(&self, argv: &[CString], envp: &[CString], pid1: Option<libc::pid_t>) -> ! {
         for (k, _) in std::env::vars_os() {
             std::env::remove_var(k);
         }
@@ -896,14 +984,15 @@ impl Room {
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        node_init(&args)
+        node_init(&args, pid1)
     }
 }
 
 /// The node's namespaces, made by labwire-init itself before anything else: join the node's
 /// cgroup (`--cgroup-procs`) and another node's network namespace (`--join-netns`), then
-/// `unshare(--unshare FLAGS)`, a new session, and no inherited descriptor beyond stdio survives exec.
-fn enter_namespaces(args: &[String]) -> Result<(), String> {
+/// `unshare(--unshare FLAGS)` (less the PID namespace for a process born in its own: `pid1`), a new
+/// session, and no inherited descriptor beyond stdio survives exec.
+fn enter_namespaces(args: &[String], pid1: bool) -> Result<(), String> {
     let value = |name: &str| {
         args.iter()
             .take_while(|a| *a != "--")
@@ -921,7 +1010,11 @@ fn enter_namespaces(args: &[String]) -> Result<(), String> {
         }
     }
     if let Some(flags) = value("--unshare") {
-        let flags = i32::from_str_radix(flags, 16).map_err(|_| format!("bad --unshare {flags}"))?;
+        let mut flags =
+            i32::from_str_radix(flags, 16).map_err(|_| format!("bad --unshare {flags}"))?;
+        if pid1 {
+            flags &= !libc::CLONE_NEWPID;
+        }
         // SAFETY: unshare(2) and setsid(2) change only this process.
         unsafe {
             if libc::unshare(flags) != 0 {
@@ -948,13 +1041,17 @@ fn main() {
         Some("exec") => exec_in(&args[1..]),
         Some("reaper") => reaper(),
         Some("spawner") => spawner(),
-        _ => node_init(&args),
+        _ => node_init(&args, None),
     }
 }
 
 /// The node's init as described at the top: namespaces, mounts, PID 1, the report.
-fn node_init(args: &[String]) -> ! {
-    if let Err(e) = enter_namespaces(args) {
+///
+/// `pid1` is set for a process born as the first of its own PID namespace (see [`spawner`]): it
+/// holds that process's PID outside, as labwire sees it (0 if unknown). That process sets up and
+/// then stays the node's PID 1 itself, with no fork.
+fn node_init(args: &[String], pid1: Option<libc::pid_t>) -> ! {
+    if let Err(e) = enter_namespaces(args, pid1.is_some()) {
         report(&format!("error {e}"));
         std::process::exit(1);
     }
@@ -975,6 +1072,9 @@ fn node_init(args: &[String]) -> ! {
     if let Err(e) = setup_mounts(&c) {
         report(&format!("error {e}"));
         std::process::exit(1);
+    }
+    if let Some(pid) = pid1 {
+        be_pid1(&c, &log, pid);
     }
     let mut fds = [0; 2];
     // SAFETY: creates a pipe into a valid two-element array.
@@ -1031,4 +1131,33 @@ fn node_init(args: &[String]) -> ! {
     };
     report(&format!("error {msg}"));
     std::process::exit(1);
+}
+
+/// The rest of [`node_init`] for a process born as its node's PID 1 (`pid` is its PID outside):
+/// PID 1's own setup, the report, then PID 1's life.
+fn be_pid1(c: &Config, log: &std::fs::File, pid: libc::pid_t) -> ! {
+    if pid <= 0 {
+        report("error spawner: the node's init was not told its process ID");
+        std::process::exit(1);
+    }
+    // PID 1's setup points standard output at the node's log: the report goes on a copy.
+    let out = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            report(&format!("error keep the report pipe: {e}"));
+            std::process::exit(1);
+        }
+    };
+    let set = block_signals();
+    let (line, ok) = match setup_pid1(c, log) {
+        Ok(()) => (format!("ok {pid}\n"), true),
+        Err(e) => (format!("error {e}\n"), false),
+    };
+    let _ = (&out).write_all(line.as_bytes());
+    // labwire reads the report to its end: this was its last writer.
+    drop(out);
+    if !ok {
+        std::process::exit(1);
+    }
+    run_pid1(c, &set)
 }
