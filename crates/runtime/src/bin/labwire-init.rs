@@ -1,7 +1,7 @@
 //! labwire-init: the first process of every native node.
 //!
-//! labwire starts it with the node's network, mount, UTS, IPC and PID namespaces already unshared
-//! (the PID namespace applies to its children). It then, still as the "setup" process:
+//! It first joins the node's cgroup and makes the node's namespaces (`--unshare`: network, mount,
+//! UTS, IPC, PID; the PID namespace applies to its children). It then, still as the "setup" process:
 //!   1. makes the mount tree private, mounts fresh tmpfs on the node's private directories, binds the
 //!      node's `/etc/hosts` and `/etc/hostname` and the topology's `binds`, and sets the hostname;
 //!   2. forks the node's PID 1, which mounts `/proc` and `/sys` for the node's namespaces, writes the
@@ -209,7 +209,7 @@ impl Source {
     }
 }
 
-/// Mount work done in the node's mount namespace before PID 1 exists.
+/// Mount work done in the node's mount namespace before PID 1's own (`/proc`, `/sys`).
 fn setup_mounts(c: &Config) -> Result<(), String> {
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     let files: Vec<(Source, &str)> = c
@@ -704,7 +704,8 @@ fn exec_in(args: &[String]) -> ! {
 }
 
 /// `labwire-init reaper --lab LAB`: the lab's subreaper. labwire's deploy forks it before starting
-/// nodes, so every node's PID 1 becomes its child when the short-lived setup process exits; it reaps
+/// nodes, so every node's PID 1 becomes its child when its parent (the short-lived setup process,
+/// or the deploy's spawner when the deploy ends) exits; it reaps
 /// them when they die and exits when none is left. Without it, node processes would be adopted by
 /// the host's PID 1, which on some machines (minimal VM or container inits) never reaps them.
 fn reaper() -> ! {
@@ -727,7 +728,7 @@ fn reaper() -> ! {
 /// `labwire-init spawner`: starts node inits on labwire's behalf. labwire's deploy holds a
 /// descriptor per node namespace, and every process it starts copies that table and closes it
 /// again at exec: at 10,000 nodes, more work than the rest of the node. This process holds no
-/// more than its standard descriptors. On standard input, a sequenced-packet socket, each message
+/// more than its standard descriptors and one of its own PID namespace. On standard input, a sequenced-packet socket, each message
 /// asks for one init: its argument and environment strings (see `runtime::spawner`), with the
 /// write end of the init's report pipe attached. It forks; the child makes that pipe its standard
 /// output and /dev/null its input, and becomes the node's init. It exits when labwire closes the
@@ -738,7 +739,9 @@ fn reaper() -> ! {
 /// the next one), so it is the node's PID 1 itself: no second fork, no setup process that exits.
 /// It learns its PID as labwire sees it from the spawner, through a pipe. It stays the spawner's
 /// child while the spawner lives (the spawner ignores SIGCHLD, so a node that dies leaves no
-/// zombie), then goes to the lab's reaper with every other orphan. An init that is exec'd is forked
+/// zombie), then goes to the nearest subreaper (the lab's reaper, for a deploy) with every other
+/// orphan. The spawner's own namespace is restored for its children right after each such fork;
+/// if that fails it exits, and labwire starts another. An init that is exec'd is forked
 /// in the spawner's own PID namespace and makes the node's itself, as labwire-init started any
 /// other way does.
 ///
@@ -755,8 +758,6 @@ fn spawner() -> ! {
     let own_pid_ns = std::fs::File::open("/proc/self/ns/pid").ok();
     // SAFETY: this process's own disposition: its children are reaped by the kernel.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    // Whether the next child would be born in the namespace made for the last one.
-    let mut made_ns = false;
     // One byte more than the largest request: a longer one is truncated, and refused.
     let mut buf = vec![0u8; request::MAX_REQUEST + 1];
     loop {
@@ -774,20 +775,6 @@ fn spawner() -> ! {
             continue;
         };
         let start = request::decode(&buf[..len]);
-        if made_ns {
-            let back = own_pid_ns.as_ref().map_or(-1, |ns| {
-                // SAFETY: setns on the descriptor of this process's own PID namespace.
-                unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) }
-            });
-            if back != 0 {
-                // No child may be born in another node's namespace: refused until it is restored.
-                let msg = format!("error spawner: restore its PID namespace: {}\n", errno());
-                // SAFETY: writes the report on the descriptor this process holds.
-                unsafe { libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
-                continue;
-            }
-            made_ns = false;
-        }
         let exec_free = match (&start, room.as_ref()) {
             (Ok((argv, envp)), Some(room)) => room.fits(argv, envp),
             _ => false,
@@ -795,6 +782,7 @@ fn spawner() -> ! {
         // The node's PID namespace, for a child that becomes its init without an exec, with the
         // pipe that tells it its PID.
         let mut pid_pipe = [-1; 2];
+        let mut made_ns = false;
         if exec_free && own_pid_ns.is_some() {
             // SAFETY: pipe2(2) into a two-element array, then unshare(2) of the PID namespace of
             // this process's children; the pipe closed again if that fails.
@@ -820,7 +808,20 @@ fn spawner() -> ! {
                     libc::close(ns.as_raw_fd());
                 }
             }
-            let pid1 = made_ns.then(|| read_pid(pid_pipe));
+            let pid1 = made_ns.then(|| {
+                // Born as its namespace's PID 1: a signal the node gets is queued from now on, not
+                // dropped by the kernel's protection of PID 1s without a handler (see `run_pid1`).
+                block_signals();
+                read_pid(pid_pipe)
+            });
+            if pid1 == Some(0) {
+                let msg = "error spawner: the node's init was not told its process ID\n";
+                // SAFETY: writes the report on the descriptor this process holds, and leaves.
+                unsafe {
+                    libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                    libc::_exit(1);
+                }
+            }
             let null = c"/dev/null";
             // SAFETY: descriptors of this process: the report pipe becomes standard output and
             // /dev/null standard input, replacing the socket, which no node process may keep.
@@ -863,14 +864,24 @@ fn spawner() -> ! {
             // SAFETY: writes the report on the descriptor this process holds.
             unsafe { libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
         }
-        if pid_pipe[1] >= 0 {
-            // SAFETY: the pipe made above: the child's PID to its read end, then both ends closed.
+        if made_ns {
+            // SAFETY: the pipe made above: the child's PID to its read end, then both ends
+            // closed; then setns on the descriptor of this process's own PID namespace.
             unsafe {
                 if pid > 0 {
                     libc::write(pid_pipe[1], (&pid as *const libc::pid_t).cast(), 4);
                 }
                 libc::close(pid_pipe[0]);
                 libc::close(pid_pipe[1]);
+                let ns = own_pid_ns.as_ref().expect("made only with it");
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) != 0 {
+                    // The next child would be born in this node's namespace: no next child.
+                    eprintln!(
+                        "labwire-init spawner: restore its PID namespace: {}",
+                        errno()
+                    );
+                    std::process::exit(1);
+                }
             }
         }
         drop(report);
@@ -1013,6 +1024,9 @@ fn enter_namespaces(args: &[String], pid1: bool) -> Result<(), String> {
         let mut flags =
             i32::from_str_radix(flags, 16).map_err(|_| format!("bad --unshare {flags}"))?;
         if pid1 {
+            if flags & libc::CLONE_NEWPID == 0 {
+                return Err("born in a PID namespace of its own, asked for none".into());
+            }
             flags &= !libc::CLONE_NEWPID;
         }
         // SAFETY: unshare(2) and setsid(2) change only this process.
@@ -1154,7 +1168,7 @@ fn be_pid1(c: &Config, log: &std::fs::File, pid: libc::pid_t) -> ! {
         Err(e) => (format!("error {e}\n"), false),
     };
     let _ = (&out).write_all(line.as_bytes());
-    // labwire reads the report to its end: this was its last writer.
+    // The report pipe's last writer: labwire reads one line, or its end.
     drop(out);
     if !ok {
         std::process::exit(1);
