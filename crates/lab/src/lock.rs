@@ -71,20 +71,10 @@ impl Lock {
     /// sharing the bridge do not overfill it. Taken before the host-wide lock, never while
     /// holding it.
     pub fn mgmt_seats(bridge: &str) -> Result<Lock> {
-        // An interface name has no `/`; anything but a plain name's characters is replaced all
-        // the same, and the prefix keeps `.` and `..` plain file names.
-        let file: String = bridge
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        // The topology checks the bridge's name as an interface name (no `/`, not `.` or `..`),
+        // so it is a plain file name, as a lab's name is in [`Lock::lab`].
         Lock::take(
-            &crate::paths::lock_dir().join(format!("mgmt-seats-{file}.lock")),
+            &crate::paths::lock_dir().join(format!("mgmt-seats-{bridge}.lock")),
             &format!("management bridge {bridge}"),
             true,
         )

@@ -815,12 +815,12 @@ fn spawner() -> ! {
                 read_pid(pid_pipe)
             });
             if pid1 == Some(0) {
-                let msg = "error spawner: the node's init was not told its process ID\n";
-                // SAFETY: writes the report on the descriptor this process holds, and leaves.
-                unsafe {
-                    libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
-                    libc::_exit(1);
-                }
+                write_raw(
+                    report.as_raw_fd(),
+                    "error spawner: the node's init was not told its process ID\n",
+                );
+                // SAFETY: leaves the child without running the spawner's exit handlers.
+                unsafe { libc::_exit(1) };
             }
             let null = c"/dev/null";
             // SAFETY: descriptors of this process: the report pipe becomes standard output and
@@ -829,7 +829,7 @@ fn spawner() -> ! {
                 let n = libc::open(null.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
                 if n < 0 || libc::dup2(n, 0) != 0 || libc::dup2(report.as_raw_fd(), 1) != 1 {
                     let msg = format!("error spawner: standard descriptors: {}\n", errno());
-                    libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                    write_raw(report.as_raw_fd(), &msg);
                     libc::_exit(127);
                 }
                 libc::close(n);
@@ -853,16 +853,12 @@ fn spawner() -> ! {
                 }
                 Err(e) => format!("error {e}\n"),
             };
-            // SAFETY: writes the report and leaves without running the parent's exit handlers.
-            unsafe {
-                libc::write(1, msg.as_ptr().cast(), msg.len());
-                libc::_exit(127);
-            }
+            write_raw(1, &msg);
+            // SAFETY: leaves without running the parent's exit handlers.
+            unsafe { libc::_exit(127) };
         }
         if pid < 0 {
-            let msg = format!("error fork: {}\n", errno());
-            // SAFETY: writes the report on the descriptor this process holds.
-            unsafe { libc::write(report.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+            write_raw(report.as_raw_fd(), &format!("error fork: {}\n", errno()));
         }
         if made_ns {
             // SAFETY: the pipe made above: the child's PID to its read end, then both ends
@@ -886,6 +882,13 @@ fn spawner() -> ! {
         }
         drop(report);
     }
+}
+
+/// One `write(2)` of `msg` to `fd`, unbuffered (the spawner's children leave by `_exit`, which
+/// flushes nothing); a report that cannot be written is lost with its reader.
+fn write_raw(fd: libc::c_int, msg: &str) {
+    // SAFETY: writes from a live string to a descriptor the caller holds.
+    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
 }
 
 /// In a child of the spawner: its PID as the spawner sees it, from the pipe the spawner writes it
@@ -1062,8 +1065,8 @@ fn main() {
 /// The node's init as described at the top: namespaces, mounts, PID 1, the report.
 ///
 /// `pid1` is set for a process born as the first of its own PID namespace (see [`spawner`]): it
-/// holds that process's PID outside, as labwire sees it (0 if unknown). That process sets up and
-/// then stays the node's PID 1 itself, with no fork.
+/// holds that process's PID outside, as labwire sees it (the spawner refuses to go on without
+/// it). That process sets up and then stays the node's PID 1 itself, with no fork.
 fn node_init(args: &[String], pid1: Option<libc::pid_t>) -> ! {
     if let Err(e) = enter_namespaces(args, pid1.is_some()) {
         report(&format!("error {e}"));
@@ -1150,10 +1153,6 @@ fn node_init(args: &[String], pid1: Option<libc::pid_t>) -> ! {
 /// The rest of [`node_init`] for a process born as its node's PID 1 (`pid` is its PID outside):
 /// PID 1's own setup, the report, then PID 1's life.
 fn be_pid1(c: &Config, log: &std::fs::File, pid: libc::pid_t) -> ! {
-    if pid <= 0 {
-        report("error spawner: the node's init was not told its process ID");
-        std::process::exit(1);
-    }
     // PID 1's setup points standard output at the node's log: the report goes on a copy.
     let out = match std::io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => std::fs::File::from(fd),
